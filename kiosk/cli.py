@@ -1,0 +1,152 @@
+"""`kiosk`: the device's command line. Thin: parsing and printing over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal as signals
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kiosk import config as config_mod
+from kiosk.config import ConfigError
+
+log = logging.getLogger("kiosk")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _load_config(path: str):
+    cfg = config_mod.load(path)
+    setup_logging(cfg.kiosk.log_level)
+    return cfg
+
+
+# -- kiosk run ------------------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from kiosk.frames import Paced, open_source
+    from kiosk.runtime import build_app
+    from kiosk.sdnotify import Notifier
+
+    cfg = _load_config(args.config)
+    if cfg.policy.deny_level != 3:
+        log.warning("deny_level is %d: the public rules refuse only the highest level (3)",
+                    cfg.policy.deny_level)
+    stop = threading.Event()
+    for sig in (signals.SIGTERM, signals.SIGINT):
+        signals.signal(sig, lambda *_: stop.set())
+    source = open_source(cfg.camera)
+    if cfg.camera.source == "images":
+        source = Paced(source, cfg.camera.fps)
+    app = build_app(cfg, source=source, notifier=Notifier())
+    try:
+        app.signal.self_test(step_s=0.15)
+        log.info("kiosk running: venue %s, decoder %s, camera %s", cfg.kiosk.venue_id,
+                 app.decoder.name, cfg.camera.source)
+        totals = app.run(stop)
+    finally:
+        source.close()
+        app.signal.close()
+        app.store.close()
+    log.info("kiosk stopped: %d frames, %d scans, %d recorded", totals.frames, totals.scans,
+             totals.recorded)
+    return 0
+
+
+# -- kiosk scan -----------------------------------------------------------------------------------
+def cmd_scan(args) -> int:
+    from kiosk.app import Trust
+    from kiosk.decision import decide
+    from kiosk.decoders import make_decoder
+    from kiosk.frames import expand_images, load_grey
+    from kiosk.keys import KeyFileError, trusted_issuers
+
+    if args.config:
+        from kiosk.runtime import trust_provider
+        cfg = _load_config(args.config)
+        trust = trust_provider(cfg)()
+        decoder_name = args.decoder or cfg.decoder.name
+    else:
+        setup_logging("WARNING")
+        keys = sorted(Path(args.keys).glob("issuer*.pub"))
+        if not keys:
+            raise ConfigError(f"--keys {args.keys}: no issuer*.pub key file there")
+        try:
+            trust = Trust(issuers=trusted_issuers(keys))
+        except KeyFileError as e:
+            raise ConfigError(f"--keys: {e}") from None
+        decoder_name = args.decoder or "zxing"
+    decoder = make_decoder(decoder_name)
+    paths = expand_images(args.paths)
+    if not paths:
+        print(f"kiosk scan: no images found in {' '.join(args.paths)}", file=sys.stderr)
+        return 2
+    for path in paths:
+        row = {"path": str(path), "decision": "none", "reason": "no_code", "risk_level": None}
+        img = load_grey(path)
+        if img is None:
+            row["reason"] = "unreadable_image"
+        else:
+            texts = decoder.decode(img)
+            if texts:
+                d = decide(texts[0], trusted=trust.issuers, risk_list=trust.risk_list,
+                           policy=trust.policy, now=time.time())
+                row.update(decision=d.outcome.value, reason=d.reason.value, risk_level=d.risk_level)
+        if args.json:
+            print(json.dumps(row), flush=True)
+        else:
+            level = "" if row["risk_level"] is None else f", level {row['risk_level']}"
+            print(f"{row['path']}: {row['decision']} ({row['reason']}{level})", flush=True)
+    return 0
+
+
+# -- kiosk demo -----------------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from kiosk.demo import run_demo
+    setup_logging("WARNING")
+    return run_demo(keep=args.keep, server=not args.no_server)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kiosk", description="Venue check-in kiosk")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the main loop: scan, decide, record, signal (until SIGTERM)")
+    run.add_argument("--config", required=True)
+    run.set_defaults(func=cmd_run)
+
+    scan = sub.add_parser("scan", help="decode and decide still images; records nothing")
+    src = scan.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config")
+    src.add_argument("--keys", help="a folder with the issuer public key(s), as keys init wrote")
+    scan.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    scan.add_argument("--decoder", choices=("zxing", "pyzbar"))
+    scan.add_argument("paths", nargs="+", metavar="PATH")
+    scan.set_defaults(func=cmd_scan)
+
+    demo = sub.add_parser("demo", help="the whole kiosk on made-up passes: no camera, GPIO or set-up")
+    demo.add_argument("--keep", metavar="DIR", help="keep the demo's keys, database and frames here")
+    demo.add_argument("--no-server", action="store_true", help="skip the central-server part")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"kiosk: config error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

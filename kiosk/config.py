@@ -1,0 +1,188 @@
+"""Kiosk configuration: TOML (stdlib tomllib) into frozen dataclasses, validated at start.
+
+Every problem is one line naming the section and key: an unknown key, a wrong type, a value
+out of range, a missing required key or key file. ``config/kiosk.example.toml`` documents
+every key.
+"""
+
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+REQUIRED = MISSING
+
+
+class ConfigError(Exception):
+    pass
+
+
+def opt(default=REQUIRED, *, choices=None, min=None, max=None, path=False):
+    meta = {"choices": choices, "min": min, "max": max, "path": path}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class KioskSection:
+    venue_id: str = opt()
+    database: str = opt(path=True)
+    repeat_window_s: float = opt(10.0, min=0, max=3600)   # same pass again: signal, no new record
+    hold_s: float = opt(1.5, min=0, max=60)               # still in view: no new signal
+    bundle_file: str = opt("bundle.json", path=True)      # written by `kiosk sync`, read by run
+    log_level: str = opt("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+@dataclass(frozen=True)
+class KeysSection:
+    issuer_keys: list = opt()            # list of issuer public key files (PEM)
+    sealing_key: str = opt(path=True)    # the committee's sealing public key (PEM, X25519)
+    bundle_key: str = opt("", path=True) # the authority's bundle-signing public key
+    device_key: str = opt("device.key", path=True)  # this kiosk's own Ed25519 key (sync)
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    deny_level: int = opt(3, min=1, max=3)
+    clock_skew_s: int = opt(300, min=0, max=86_400)
+
+
+@dataclass(frozen=True)
+class CameraSection:
+    source: str = opt("picamera2", choices=("picamera2", "opencv", "images"))
+    device: str = opt("0")       # opencv: camera index, video file or stream URL
+    images: list = opt([])       # images: files, folders or globs
+    loop: bool = opt(False)      # images: start again at the end
+    width: int = opt(640, min=64, max=4096)
+    height: int = opt(480, min=48, max=4096)
+    fps: float = opt(10.0, min=0.1, max=120)
+
+
+@dataclass(frozen=True)
+class DecoderSection:
+    name: str = opt("zxing", choices=("zxing", "pyzbar"))
+
+
+@dataclass(frozen=True)
+class SignalSection:
+    pin_factory: str = opt("auto", choices=("auto", "mock", "lgpio", "rpigpio", "pigpio", "native"))
+    red_pin: int = opt(17, min=0, max=53)
+    amber_pin: int = opt(27, min=0, max=53)
+    green_pin: int = opt(22, min=0, max=53)
+    buzzer: bool = opt(True)
+    buzzer_pin: int = opt(23, min=0, max=53)
+    show_s: float = opt(2.0, min=0.1, max=30)
+    blink_s: float = opt(0.25, min=0.05, max=5)
+    beep_short_s: float = opt(0.1, min=0.01, max=5)
+    beep_long_s: float = opt(0.8, min=0.01, max=5)
+
+
+@dataclass(frozen=True)
+class RetentionSection:
+    normal_days: int = opt(28, min=1, max=28)
+    significant_days: int = opt(90, min=1, max=90)
+    significant_level: int = opt(2, min=1, max=3)
+    synced_grace_s: int = opt(3600, min=0, max=7 * 86_400)
+
+
+@dataclass(frozen=True)
+class SyncSection:
+    server_url: str = opt("")
+    kiosk_id: str = opt("")
+    batch_size: int = opt(500, min=1, max=5000)
+    timeout_s: float = opt(10.0, min=0.1, max=300)
+    interval_s: float = opt(60.0, min=0.1, max=86_400)
+    backoff_base_s: float = opt(1.0, min=0.01, max=3600)
+    backoff_max_s: float = opt(300.0, min=0.01, max=86_400)
+    ca_bundle: str = opt("", path=True)   # a private CA for the server's TLS certificate
+    verify_tls: bool = opt(True)
+
+
+@dataclass(frozen=True)
+class Config:
+    kiosk: KioskSection
+    keys: KeysSection
+    policy: PolicySection
+    camera: CameraSection
+    decoder: DecoderSection
+    signal: SignalSection
+    retention: RetentionSection
+    sync: SyncSection
+    source: Path | None = None   # the file it came from
+
+
+SECTIONS = {f.name: f.type for f in fields(Config) if f.name != "source"}
+TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+              list: "a list of strings"}
+
+
+def _typed(where: str, value: Any, typ: type) -> Any:
+    ok = {str: isinstance(value, str),
+          int: type(value) is int,
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          bool: isinstance(value, bool),
+          list: isinstance(value, list) and all(isinstance(v, str) for v in value)}[typ]
+    if not ok:
+        raise ConfigError(f"{where}: expected {TYPE_NAMES[typ]}, got {value!r}")
+    return float(value) if typ is float else value
+
+
+def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}]: expected a table")
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"[{name}] {key}: unknown key (known: {', '.join(known)})")
+    values = {}
+    for key, f in known.items():
+        where = f"[{name}] {key}"
+        if key not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ConfigError(f"{where}: missing (required)")
+            continue
+        value = _typed(where, raw[key], f.type)
+        meta = f.metadata
+        if meta["choices"] and value not in meta["choices"]:
+            raise ConfigError(f"{where}: must be one of {', '.join(meta['choices'])}, not {value!r}")
+        if meta["min"] is not None and value < meta["min"]:
+            raise ConfigError(f"{where}: must be at least {meta['min']}, not {value}")
+        if meta["max"] is not None and value > meta["max"]:
+            raise ConfigError(f"{where}: must be at most {meta['max']}, not {value}")
+        if meta["path"] and value:
+            value = str((base / value).expanduser())
+        values[key] = value
+    if name == "keys" and "issuer_keys" in values:
+        values["issuer_keys"] = [str((base / p).expanduser()) for p in values["issuer_keys"]]
+        if not values["issuer_keys"]:
+            raise ConfigError(f"[keys] issuer_keys: must name at least one key file")
+    return cls(**values)
+
+
+def parse(data: dict, *, base: Path = Path("."), source: Path | None = None) -> Config:
+    for name in data:
+        if name not in SECTIONS:
+            raise ConfigError(f"[{name}]: unknown section (known: {', '.join(SECTIONS)})")
+    sections = {name: _section(name, cls, data.get(name, {}), base) for name, cls in SECTIONS.items()}
+    return Config(**sections, source=source)
+
+
+def load(path: str | Path, *, check_files: bool = True) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    cfg = parse(data, base=path.resolve().parent, source=path)
+    if check_files:
+        for where, p in [*((f"[keys] issuer_keys", p) for p in cfg.keys.issuer_keys),
+                         ("[keys] sealing_key", cfg.keys.sealing_key),
+                         ("[keys] bundle_key", cfg.keys.bundle_key)]:
+            if p and not Path(p).is_file():
+                raise ConfigError(f"{where}: {p}: file not found")
+    return cfg

@@ -1,0 +1,171 @@
+"""Frame sources: each yields grey (single-channel uint8) frames, ``None`` at the end.
+
+- :class:`Picamera2Source`: the Pi camera; the Y plane of a YUV420 lores stream, captured
+  after the request (queue=False) so a decision never rests on a stale frame.
+- :class:`OpenCVSource`: a USB camera index, a video file or a stream URL.
+- :class:`ImageSource`: files, folders or globs of still images (tests, demo, bench).
+- :class:`ArraySource`: frames already in memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import time
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm"}
+
+
+class CameraError(RuntimeError):
+    pass
+
+
+class FrameSource(Protocol):
+    def read(self) -> np.ndarray | None: ...
+
+    def close(self) -> None: ...
+
+
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return frame
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
+def expand_images(specs: Iterable[str | Path]) -> list[Path]:
+    """Files, folders (their images, sorted) and globs, in the order given."""
+    out: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.exists():
+            out.append(p)
+        else:
+            out += sorted(Path(m) for m in glob.glob(str(spec)))
+    return out
+
+
+def load_grey(path: Path) -> np.ndarray | None:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        log.warning("cannot read image %s", path)
+    return img
+
+
+class ArraySource:
+    def __init__(self, frames: Iterable[np.ndarray], *, loop: bool = False):
+        self._frames = list(frames)
+        self._loop = loop
+        self._i = 0
+
+    def read(self) -> np.ndarray | None:
+        if self._i >= len(self._frames):
+            if not (self._loop and self._frames):
+                return None
+            self._i = 0
+        frame = self._frames[self._i]
+        self._i += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+class ImageSource(ArraySource):
+    def __init__(self, specs: Iterable[str | Path], *, loop: bool = False):
+        paths = expand_images(specs)
+        if not paths:
+            raise CameraError(f"no images found in {list(map(str, specs))}")
+        frames = [f for f in map(load_grey, paths) if f is not None]
+        super().__init__(frames, loop=loop)
+
+
+class OpenCVSource:
+    def __init__(self, device: str, *, width: int = 640, height: int = 480, fps: float = 10):
+        target = int(device) if device.isdigit() else device
+        self._is_file = not isinstance(target, int) and Path(device).exists()
+        self._cap = cv2.VideoCapture(target)
+        if not self._cap.isOpened():
+            raise CameraError(f"cannot open camera/video {device!r}")
+        if not self._is_file:
+            self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fresh frames, not a backlog
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            self._cap.set(cv2.CAP_PROP_FPS, fps)
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self._cap.read()
+        if not ok:
+            if self._is_file:
+                return None
+            raise CameraError("camera stopped delivering frames")
+        return to_grey(frame)
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class Picamera2Source:
+    def __init__(self, *, width: int = 640, height: int = 480, fps: float = 10, picamera2=None):
+        if picamera2 is None:
+            try:
+                from picamera2 import Picamera2 as picamera2  # only on a Pi (apt: python3-picamera2)
+            except ImportError as e:
+                raise CameraError("picamera2 is not installed (on Raspberry Pi OS: "
+                                  "apt install python3-picamera2)") from e
+        try:
+            self._cam = picamera2()
+            config = self._cam.create_video_configuration(
+                main={"size": (width * 2, height * 2), "format": "YUV420"},
+                lores={"size": (width, height), "format": "YUV420"},
+                controls={"FrameRate": fps}, buffer_count=2, queue=False)
+            self._cam.configure(config)
+            self._cam.start()
+        except Exception as e:
+            raise CameraError(f"cannot start the Pi camera: {e}") from e
+        self._w, self._h = width, height
+
+    def read(self) -> np.ndarray | None:
+        yuv = self._cam.capture_array("lores")   # waits for a frame captured after the request
+        return yuv[: self._h, : self._w]          # Y (luma) plane, without row padding
+
+    def close(self) -> None:
+        try:
+            self._cam.stop()
+        finally:
+            self._cam.close()
+
+
+def open_source(camera) -> FrameSource:
+    """The frame source a [camera] config section names."""
+    if camera.source == "picamera2":
+        return Picamera2Source(width=camera.width, height=camera.height, fps=camera.fps)
+    if camera.source == "opencv":
+        return OpenCVSource(camera.device, width=camera.width, height=camera.height, fps=camera.fps)
+    return ImageSource(camera.images, loop=camera.loop)
+
+
+class Paced:
+    """Delivers a source's frames no faster than ``fps`` (an image folder as a camera)."""
+
+    def __init__(self, source: FrameSource, fps: float):
+        self._source, self._period, self._next = source, 1.0 / fps, time.monotonic()
+
+    def read(self) -> np.ndarray | None:
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next = max(self._next + self._period, time.monotonic())
+        return self._source.read()
+
+    def close(self) -> None:
+        self._source.close()

@@ -1,0 +1,166 @@
+"""The kiosk's check-in store: one SQLite file, sealed records, retention, upload queue.
+
+Clear columns are what the kiosk needs to run (order, time, retention, which key sealed
+the record, sync state); who came, at what risk, and what was decided are sealed to the
+committee. A record is committed (synchronous=FULL) before its signal is shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlite_utils import Database
+
+from kiosk.decision import Decision
+from kiosk.reasons import Outcome, Reason
+from kiosk.seal import SealingKey, seal
+from kiosk.sqlite import migrate, open_db
+
+DAY = 86_400
+
+MIGRATIONS = [
+    """
+    CREATE TABLE checkins (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- per-kiosk sequence, never reused
+        record_id TEXT NOT NULL UNIQUE,
+        captured_at REAL NOT NULL,
+        clock_synced INTEGER NOT NULL,
+        retention TEXT NOT NULL CHECK (retention IN ('normal', 'significant')),
+        delete_after REAL NOT NULL,
+        seal_kid TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        synced_at REAL,
+        set_aside_at REAL,                       -- the server refused it for good
+        set_aside_reason TEXT
+    );
+    CREATE INDEX checkins_pending ON checkins (seq)
+        WHERE synced_at IS NULL AND set_aside_at IS NULL;
+    CREATE INDEX checkins_delete_after ON checkins (delete_after);
+    CREATE TABLE invalid_scans (
+        day TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (day, reason)
+    );
+    CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class Retention:
+    normal_days: int = 28
+    significant_days: int = 90
+    significant_level: int = 2          # this risk level or more, or a refusal, is significant
+    synced_grace_s: int = 3600          # a synced record leaves the kiosk this long after the ack
+
+    def classify(self, decision: Decision) -> tuple[str, int]:
+        significant = (decision.outcome is Outcome.DENY
+                       or (decision.risk_level or 0) >= self.significant_level)
+        return ("significant", self.significant_days) if significant else ("normal", self.normal_days)
+
+
+class CheckinStore:
+    def __init__(self, db: Database, *, sealing: SealingKey, venue_id: str,
+                 retention: Retention = Retention()):
+        self.db = db
+        self.sealing = sealing
+        self.venue_id = venue_id
+        self.retention = retention
+        migrate(db, MIGRATIONS)
+
+    @classmethod
+    def open(cls, path, **kwargs) -> "CheckinStore":
+        return cls(open_db(path), **kwargs)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- writing --------------------------------------------------------------------------
+    def record(self, decision: Decision, *, now: float, clock_synced: bool) -> str:
+        """Seal and commit one admitted or refused scan; returns its record id."""
+        if not decision.recordable or decision.claims is None:
+            raise ValueError("only admitted or refused scans are recorded")
+        record_id = str(uuid.uuid4())
+        retention, days = self.retention.classify(decision)
+        sealed = seal({"pass_id": decision.claims.pass_id, "risk_level": decision.risk_level,
+                       "decision": decision.outcome.value, "reason": decision.reason.value,
+                       "venue": self.venue_id}, self.sealing, record_id=record_id)
+        with self.db.conn:
+            self.db.execute(
+                "INSERT INTO checkins (record_id, captured_at, clock_synced, retention, "
+                "delete_after, seal_kid, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [record_id, now, int(clock_synced), retention, now + days * DAY,
+                 self.sealing.kid, sealed])
+        return record_id
+
+    def count_invalid(self, reason: Reason, *, now: float) -> None:
+        day = datetime.fromtimestamp(now, timezone.utc).date().isoformat()
+        with self.db.conn:
+            self.db.execute(
+                "INSERT INTO invalid_scans (day, reason, count) VALUES (?, ?, 1) "
+                "ON CONFLICT (day, reason) DO UPDATE SET count = count + 1", [day, reason.value])
+
+    # -- the upload queue ---------------------------------------------------------------------
+    def pending(self, limit: int) -> list[dict]:
+        """The oldest records not yet acknowledged nor set aside, in capture order."""
+        rows = self.db.execute(
+            "SELECT seq, record_id, captured_at, clock_synced, retention, delete_after, seal_kid, "
+            "sealed FROM checkins WHERE synced_at IS NULL AND set_aside_at IS NULL "
+            "ORDER BY seq LIMIT ?", [limit]).fetchall()
+        return [{"seq": r[0], "record_id": r[1], "captured_at": r[2], "clock_synced": bool(r[3]),
+                 "retention": r[4], "delete_after": r[5], "seal_kid": r[6],
+                 "sealed": base64.b64encode(r[7]).decode("ascii")} for r in rows]
+
+    def _update_many(self, sql: str, record_ids, params: list) -> int:
+        ids = list(record_ids)
+        changed = 0
+        with self.db.conn:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                cur = self.db.execute(sql.format(marks=",".join("?" * len(chunk))), params + chunk)
+                changed += cur.rowcount
+        return changed
+
+    def mark_synced(self, record_ids, *, now: float) -> int:
+        return self._update_many("UPDATE checkins SET synced_at = ? WHERE synced_at IS NULL "
+                                 "AND record_id IN ({marks})", record_ids, [now])
+
+    def set_aside(self, record_ids, *, reason: str, now: float) -> int:
+        return self._update_many("UPDATE checkins SET set_aside_at = ?, set_aside_reason = ? "
+                                  "WHERE record_id IN ({marks})", record_ids, [now, reason[:200]])
+
+    # -- retention ----------------------------------------------------------------------------
+    def purge(self, *, now: float) -> int:
+        """Delete records past their retention, and synced ones past the grace after the ack."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "DELETE FROM checkins WHERE delete_after <= ? OR synced_at <= ?",
+                [now, now - self.retention.synced_grace_s])
+            cutoff = datetime.fromtimestamp(now - self.retention.significant_days * DAY,
+                                            timezone.utc).date().isoformat()
+            self.db.execute("DELETE FROM invalid_scans WHERE day < ?", [cutoff])
+        return cur.rowcount
+
+    # -- state and figures ----------------------------------------------------------------------
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM state WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_state(self, key: str, value: str) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT INTO state (key, value) VALUES (?, ?) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+
+    def stats(self) -> dict:
+        q = self.db.execute(
+            "SELECT count(*), sum(synced_at IS NULL AND set_aside_at IS NULL), "
+            "sum(synced_at IS NOT NULL), sum(set_aside_at IS NOT NULL), "
+            "min(CASE WHEN synced_at IS NULL AND set_aside_at IS NULL THEN captured_at END) "
+            "FROM checkins").fetchone()
+        invalid = self.db.execute("SELECT coalesce(sum(count), 0) FROM invalid_scans").fetchone()[0]
+        return {"records": q[0], "pending": q[1] or 0, "synced": q[2] or 0, "set_aside": q[3] or 0,
+                "oldest_pending_age_s": (time.time() - q[4]) if q[4] else None,
+                "invalid_scans": invalid}
