@@ -26,7 +26,8 @@ class Notifier:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
                 s.connect(self.address)
-                s.sendall(state.encode())
+                # Never block the scan loop on a busy systemd: a full queue drops this ping.
+                s.send(state.encode(), socket.MSG_DONTWAIT)
             return True
         except OSError:
             return False

@@ -1,0 +1,82 @@
+"""Real decoders on real images: the zxing photo samples and passes rendered by segno."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from kiosk.decoders import SafeDecoder, make_decoder
+from kiosk.frames import expand_images, load_grey
+from kiosk.render import camera_frame, qr_image
+from tests.conftest import DATA
+
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the repo")
+
+
+def labelled(folder):
+    for img in expand_images([DATA / folder]):
+        txt = img.with_suffix(".txt")
+        yield img, txt.read_bytes().decode("utf-8") if txt.exists() else None
+
+
+@needs_data
+@pytest.mark.parametrize("folder,at_least", [("qrcode-1", 8), ("qrcode-3", 16), ("qrcode-6", 12)])
+def test_default_decoder_reads_real_photos(folder, at_least):
+    decoder = make_decoder("zxing")
+    ok = wrong = 0
+    for img, expected in labelled(folder):
+        texts = decoder.decode(load_grey(img))
+        ok += expected in texts
+        wrong += any(t != expected for t in texts)
+    assert ok >= at_least and wrong == 0
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["zxing", "pyzbar"])
+def test_no_decode_from_photos_without_a_code(name):
+    decoder = make_decoder(name)
+    images = expand_images([DATA / "falsepositives-1", DATA / "falsepositives-2"])
+    assert len(images) >= 40
+    found = [p.name for p in images if (g := load_grey(p)) is not None and decoder.decode(g)]
+    assert found == []
+
+
+@needs_data
+def test_decoder_errors_are_caught_and_counted_over_the_whole_set():
+    """pyzbar raises on some images of this set (structured append); none escapes."""
+    decoder = make_decoder("pyzbar")
+    for img in expand_images([DATA / f"qrcode-{i}" for i in range(1, 7)]):
+        grey = load_grey(img)
+        if grey is not None:
+            assert isinstance(decoder.decode(grey), list)
+    assert decoder.errors >= 0
+
+
+def test_safe_decoder_counts_failures():
+    class Broken:
+        name = "broken"
+
+        def decode(self, grey):
+            raise ValueError("not a valid ZBarOrientation")
+    d = SafeDecoder(Broken())
+    assert d.decode(np.zeros((10, 10), np.uint8)) == [] and d.errors == 1
+
+
+@pytest.mark.parametrize("name", ["zxing", "pyzbar"])
+def test_both_decoders_read_a_pass_in_a_camera_like_frame(name, make_pass, tmp_path):
+    text = make_pass(2)
+    rng = np.random.default_rng(3)
+    decoder = make_decoder(name)
+    frames = [camera_frame(text, rng, code_px=240),
+              camera_frame(text, rng, code_px=200, angle=20, tilt=0.1, blur=0.8)]
+    for i, f in enumerate(frames):                     # through a real PNG file
+        cv2.imwrite(str(tmp_path / f"{i}.png"), f)
+        assert decoder.decode(load_grey(tmp_path / f"{i}.png")) == [text]
+    assert decoder.decode(camera_frame(None, rng)) == []
+
+
+def test_rendered_qr_image_is_exact():
+    img = qr_image("VC1:ABC", module_px=3)
+    assert img.dtype == np.uint8 and set(np.unique(img)) == {0, 255}
+    assert make_decoder("zxing").decode(img) == ["VC1:ABC"]
