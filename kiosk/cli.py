@@ -106,6 +106,21 @@ def cmd_scan(args) -> int:
     return 0
 
 
+# -- kiosk purge ----------------------------------------------------------------------------------
+def cmd_purge(args) -> int:
+    from kiosk.runtime import open_store
+
+    cfg = _load_config(args.config)
+    store = open_store(cfg)
+    try:
+        n = store.purge(now=time.time())
+    finally:
+        store.close()
+    log.info("purge: %d records past their retention (or synced) deleted", n)
+    print(f"purged {n} records")
+    return 0
+
+
 # -- kiosk demo -----------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     from kiosk.demo import run_demo
@@ -129,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--decoder", choices=("zxing", "pyzbar"))
     scan.add_argument("paths", nargs="+", metavar="PATH")
     scan.set_defaults(func=cmd_scan)
+
+    purge = sub.add_parser("purge", help="delete records past their retention (the purge timer)")
+    purge.add_argument("--config", required=True)
+    purge.set_defaults(func=cmd_purge)
 
     demo = sub.add_parser("demo", help="the whole kiosk on made-up passes: no camera, GPIO or set-up")
     demo.add_argument("--keep", metavar="DIR", help="keep the demo's keys, database and frames here")

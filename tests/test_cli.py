@@ -1,0 +1,183 @@
+"""The command line as a user runs it: real processes, real files, real images."""
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BIN, ROOT, kiosk_config_text
+
+README = (ROOT / "README.md").read_text()
+
+
+def run(*args, check=True, timeout=120, **kw):
+    p = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True,
+                       timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+# -- README's two commands -------------------------------------------------------------------------
+def readme_commands():
+    blocks = re.findall(r"## Two commands\n(.*?)\n## ", README, re.S)[0]
+    return re.findall(r"```\n(.*?)\n```", blocks, re.S)
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
+    assert readme_commands() == ["scripts/demo", "scripts/test"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^exec scripts/test\s*$", ci, re.M)
+    for script in ("demo", "test", "setup"):
+        assert os.access(ROOT / "scripts" / script, os.X_OK)
+    # Both commands do their own set-up first, then run the venv's entry points.
+    assert "scripts/setup" in (ROOT / "scripts" / "demo").read_text()
+    assert "kiosk demo" in (ROOT / "scripts" / "demo").read_text()
+    assert "scripts/setup" in (ROOT / "scripts" / "test").read_text()
+
+
+def test_every_command_the_readme_names_exists():
+    for cmd in set(re.findall(r"`kiosk ([a-z]+)", README)):
+        assert run("kiosk", cmd, "--help").returncode == 0, cmd
+    for cmd in set(re.findall(r"`kiosk-central ([a-z-]+)", README)):
+        assert run("kiosk-central", *cmd.split(), "--help").returncode == 0, cmd
+
+
+def test_the_demo_runs_and_prints_its_totals(tmp_path):
+    p = run("kiosk", "demo", "--keep", tmp_path / "demo", timeout=300)
+    out = p.stdout
+    assert ("totals: frames 255, scans 9, admitted 4, refused 1, invalid 4, recorded 4, "
+            "repeats 1, decoder errors 0") in out
+    assert out.count("GREEN") >= 4 and out.count("RED") >= 1 and out.count("AMBER") == 4
+    assert "the committee's key opens record 1: decision admit, level 0, venue demo-venue" in out
+    assert re.search(r"synced \d+, pending 0", out)
+    assert "refused on its next scan" in out
+    assert out.rstrip().endswith("demo OK")
+    assert (tmp_path / "demo" / "kiosk.db").exists()
+
+
+# -- keys and passes ---------------------------------------------------------------------------------
+def test_keys_init_makes_private_files_0600_and_refuses_to_overwrite(tmp_path):
+    d = tmp_path / "auth"
+    run("kiosk-central", "keys", "init", "--dir", d)
+    names = sorted(p.name for p in d.iterdir())
+    assert names == ["bundle.key", "bundle.pub", "issuer.key", "issuer.pub", "sealing.key",
+                     "sealing.pub"]
+    for p in d.iterdir():
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert (mode == 0o600) if p.suffix == ".key" else (mode & 0o077 == 0o044), (p, oct(mode))
+    again = run("kiosk-central", "keys", "init", "--dir", d, check=False)
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_issue_pass_text_is_exactly_one_line_the_kiosk_admits(tmp_path, authority):
+    p = run("kiosk-central", "issue-pass", "--keys", authority, "--risk", "1", "--text",
+            "--png", tmp_path / "p.png", "--svg", tmp_path / "p.svg")
+    lines = p.stdout.split("\n")
+    assert len(lines) == 2 and lines[1] == "" and lines[0].startswith("VC1:")
+    assert re.fullmatch(r"VC1:[0-9A-Z $%*+\-./:]+", lines[0])       # QR alphanumeric mode
+    scan = run("kiosk", "scan", "--keys", authority, "--json", tmp_path / "p.png")
+    assert json.loads(scan.stdout) == {"path": str(tmp_path / "p.png"), "decision": "admit",
+                                       "reason": "valid", "risk_level": 1}
+
+
+def test_issue_pass_refuses_an_expiry_before_issue(authority):
+    p = run("kiosk-central", "issue-pass", "--keys", authority, "--risk", "0",
+            "--issued", "2026-01-02T00:00", "--expires", "2026-01-01T00:00", check=False)
+    assert p.returncode == 2 and "expiry" in p.stderr
+
+
+# -- kiosk scan ------------------------------------------------------------------------------------
+def test_scan_json_one_line_per_image_never_the_pass_id(tmp_path, authority):
+    from sync.authority import issue_pass
+    from kiosk.render import background, save_pass
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    ids = []
+    for level in (0, 3):
+        text, pid = issue_pass(authority, risk=level)
+        ids.append(pid)
+        save_pass(text, png=folder / f"level{level}.png")
+    expired, pid = issue_pass(authority, risk=0, issued=__import__("datetime").datetime(2020, 1, 1,
+                              tzinfo=__import__("datetime").timezone.utc))
+    ids.append(pid)
+    save_pass(expired, png=folder / "old.png")
+    save_pass("not a pass at all", png=folder / "menu.png")
+    cv2.imwrite(str(folder / "wall.png"), background(np.random.default_rng(1)))
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+
+    p = run("kiosk", "scan", "--keys", authority, "--json", folder)
+    rows = {os.path.basename(r["path"]): r for r in map(json.loads, p.stdout.splitlines())}
+    assert rows == {
+        "level0.png": {"path": str(folder / "level0.png"), "decision": "admit", "reason": "valid",
+                       "risk_level": 0},
+        "level3.png": {"path": str(folder / "level3.png"), "decision": "deny",
+                       "reason": "risk_level", "risk_level": 3},
+        "old.png": {"path": str(folder / "old.png"), "decision": "invalid", "reason": "expired",
+                    "risk_level": None},
+        "menu.png": {"path": str(folder / "menu.png"), "decision": "invalid",
+                     "reason": "not_a_pass", "risk_level": None},
+        "wall.png": {"path": str(folder / "wall.png"), "decision": "none", "reason": "no_code",
+                     "risk_level": None},
+        "broken.png": {"path": str(folder / "broken.png"), "decision": "none",
+                       "reason": "unreadable_image", "risk_level": None},
+    }
+    for pid in ids:
+        assert pid.hex() not in p.stdout + p.stderr
+    human = run("kiosk", "scan", "--keys", authority, folder / "level3.png")
+    assert human.stdout.strip() == f"{folder / 'level3.png'}: deny (risk_level, level 3)"
+
+
+def test_scan_with_a_bad_config_names_the_key(tmp_path, authority):
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(kiosk_config_text(authority, tmp_path / "db.sqlite",
+                                     signal=['green_pin = "five"']))
+    p = run("kiosk", "scan", "--config", cfg, tmp_path, check=False)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "kiosk: config error: [signal] green_pin: expected an integer, got 'five'"
+
+
+# -- kiosk run and purge ---------------------------------------------------------------------------
+def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, authority):
+    from kiosk.render import save_pass
+    from sync.authority import issue_pass
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    text, pid = issue_pass(authority, risk=0)
+    save_pass(text, png=imgs / "a.png")
+    db = tmp_path / "k.db"
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(kiosk_config_text(authority, db, camera=['source = "images"',
+                                                            f'images = ["{imgs}"]', "loop = true",
+                                                            "fps = 20.0"]))
+    proc = subprocess.Popen([str(BIN / "kiosk"), "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import sqlite3
+    import time
+    deadline = time.monotonic() + 30
+    n = 0
+    while time.monotonic() < deadline and n == 0:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                n = sqlite3.connect(db).execute("SELECT count(*) FROM checkins").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    proc.terminate()
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert n == 1
+    assert "kiosk stopped:" in err and "scan admit reason=valid" in err
+    assert "signal GREEN" in err                        # mock pins: the signal goes to the log
+    assert pid.hex() not in err + out
+
+    p = run("kiosk", "purge", "--config", cfg)
+    assert p.stdout.strip() == "purged 0 records"
