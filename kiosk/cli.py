@@ -121,6 +121,65 @@ def cmd_purge(args) -> int:
     return 0
 
 
+# -- kiosk keys init -------------------------------------------------------------------------------
+def cmd_keys_init(args) -> int:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.keys import public_pem, write_private, write_public
+
+    cfg = _load_config(args.config)
+    key_path = Path(cfg.keys.device_key)
+    pub_path = key_path.with_suffix(".pub")
+    if key_path.exists():
+        raise ConfigError(f"[keys] device_key: {key_path}: already exists; not overwriting it "
+                          "(a new key needs a new registration)")
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    write_private(key_path, key)
+    write_public(pub_path, key.public_key())
+    print(f"# device key written to {key_path} (mode 0600); its public key, also in {pub_path},",
+          file=sys.stderr)
+    print("# goes to the authority: kiosk-central register-kiosk --venue NAME --public-key FILE",
+          file=sys.stderr)
+    sys.stdout.write(public_pem(key.public_key()).decode())
+    return 0
+
+
+# -- kiosk sync -----------------------------------------------------------------------------------
+def cmd_sync(args) -> int:
+    from sync.uploader import Backoff, uploader_from_config
+
+    cfg = _load_config(args.config)
+    uploader = uploader_from_config(cfg)
+    try:
+        if not args.loop:
+            result = uploader.round()
+            print(result.summary())
+            return 0 if result.ok else 1
+        stop = threading.Event()
+        for sig in (signals.SIGTERM, signals.SIGINT):
+            signals.signal(sig, lambda *_: stop.set())
+        log.info("sync service: %s every %.0f s", cfg.sync.server_url, cfg.sync.interval_s)
+        uploader.loop(stop, interval_s=cfg.sync.interval_s,
+                      backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_max_s))
+        log.info("sync service stopped")
+        return 0
+    finally:
+        uploader.store.close()
+
+
+# -- kiosk doctor ---------------------------------------------------------------------------------
+def cmd_doctor(args) -> int:
+    from kiosk.doctor import run_checks
+
+    cfg = _load_config(args.config)
+    worst = 0
+    for check in run_checks(cfg, camera=not args.no_camera, signal=not args.no_signal):
+        print(f"{check.status:4s}  {check.name:12s} {check.detail}")
+        worst = max(worst, {"ok": 0, "warn": 0, "FAIL": 1}[check.status])
+    return worst
+
+
 # -- kiosk demo -----------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     from kiosk.demo import run_demo
@@ -144,6 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--decoder", choices=("zxing", "pyzbar"))
     scan.add_argument("paths", nargs="+", metavar="PATH")
     scan.set_defaults(func=cmd_scan)
+
+    keys = sub.add_parser("keys", help="this kiosk's device key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    kinit = keys_sub.add_parser("init", help="make the device key; prints the public key to register")
+    kinit.add_argument("--config", required=True)
+    kinit.set_defaults(func=cmd_keys_init)
+
+    sync = sub.add_parser("sync", help="upload pending check-ins, fetch the bundle")
+    sync.add_argument("--config", required=True)
+    sync.add_argument("--loop", action="store_true", help="keep going (the sync service)")
+    sync.set_defaults(func=cmd_sync)
+
+    doctor = sub.add_parser("doctor", help="check camera, signal, database, keys, clock and sync")
+    doctor.add_argument("--config", required=True)
+    doctor.add_argument("--no-camera", action="store_true", help="skip opening the camera")
+    doctor.add_argument("--no-signal", action="store_true", help="skip the LED self-test")
+    doctor.set_defaults(func=cmd_doctor)
 
     purge = sub.add_parser("purge", help="delete records past their retention (the purge timer)")
     purge.add_argument("--config", required=True)

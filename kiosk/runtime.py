@@ -3,6 +3,7 @@ names the config key, so a technician reads one line and knows what to fix."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from kiosk.app import KioskApp, Trust
@@ -10,10 +11,13 @@ from kiosk.clock import SystemClock
 from kiosk.config import Config, ConfigError
 from kiosk.decision import Policy
 from kiosk.decoders import make_decoder
-from kiosk.keys import KeyFileError, load_x25519_public, trusted_issuers
+from kiosk.bundle import BundleError, verify_bundle
+from kiosk.keys import KeyFileError, load_ed25519_public, load_x25519_public, trusted_issuers
 from kiosk.seal import SealingKey
 from kiosk.signal import Signal, make_pin_factory
 from kiosk.store import CheckinStore, Retention
+
+log = logging.getLogger(__name__)
 
 
 def policy_of(cfg: Config) -> Policy:
@@ -46,11 +50,62 @@ def open_store(cfg: Config) -> CheckinStore:
                              venue_id=cfg.kiosk.venue_id, retention=retention_of(cfg))
 
 
-def trust_provider(cfg: Config):
-    """A callable giving the current Trust: the config's keys, plus the downloaded bundle
-    (risk list, policy, extra keys) once sync has written one."""
-    base = load_trust(cfg)
-    return lambda: base
+class TrustProvider:
+    """The current Trust: the config's issuer keys and policy, merged with the bundle that
+    `kiosk sync` downloads (more issuer keys, the risk list, the authority's policy).
+
+    The bundle file is checked (one stat) on each call, which the app makes once per scan,
+    not per frame; a changed file is verified again with the bundle key before use, since
+    the file on disk is no more trusted than the wire. A bad file is logged and the Trust
+    already held is kept."""
+
+    def __init__(self, base: Trust, *, bundle_file: Path | None = None, bundle_key=None,
+                 kiosk_id: str | None = None):
+        self.base, self.bundle_file, self.bundle_key = base, bundle_file, bundle_key
+        self.kiosk_id = kiosk_id or None
+        self.current, self.bundle, self._stamp = base, None, None
+
+    def __call__(self) -> Trust:
+        if self.bundle_file is None or self.bundle_key is None:
+            return self.current
+        try:
+            st = self.bundle_file.stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            return self.current
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._load()
+        return self.current
+
+    def _load(self) -> None:
+        try:
+            bundle = verify_bundle(self.bundle_file.read_bytes(), self.bundle_key,
+                                   kiosk_id=self.kiosk_id,
+                                   min_version=self.bundle.version if self.bundle else 0)
+        except (OSError, BundleError) as e:
+            log.error("bundle file %s not used: %s", self.bundle_file, e)
+            return
+        self.bundle = bundle
+        self.current = Trust(issuers={**self.base.issuers, **bundle.issuers},
+                             risk_list=bundle.risk_list, policy=bundle.policy)
+        log.info("bundle version %d in use: risk list of %d entries, deny level %d",
+                 bundle.version, len(bundle.risk_list.levels), bundle.policy.deny_level)
+
+
+def load_bundle_key(cfg: Config):
+    if not cfg.keys.bundle_key:
+        return None
+    try:
+        return load_ed25519_public(cfg.keys.bundle_key)
+    except KeyFileError as e:
+        raise ConfigError(f"[keys] bundle_key: {e}") from None
+
+
+def trust_provider(cfg: Config) -> TrustProvider:
+    return TrustProvider(load_trust(cfg),
+                         bundle_file=Path(cfg.kiosk.bundle_file) if cfg.kiosk.bundle_file else None,
+                         bundle_key=load_bundle_key(cfg), kiosk_id=cfg.sync.kiosk_id)
 
 
 def build_app(cfg: Config, *, source, signal=None, store=None, clock=None, notifier=None,

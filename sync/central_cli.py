@@ -34,6 +34,83 @@ def cmd_issue_pass(args) -> int:
     return 0
 
 
+def _storage(args):
+    from sync.storage import SqliteStorage
+    return SqliteStorage.in_folder(Path(args.data))
+
+
+def cmd_serve(args) -> int:
+    import logging
+
+    from sync.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    keys = Path(args.keys) if args.keys else Path(args.data) / "keys"
+    serve(Path(args.data), keys, host=args.host, port=args.port, access_log=args.access_log)
+    return 0
+
+
+def cmd_register(args) -> int:
+    import time
+
+    from cryptography.hazmat.primitives import serialization
+
+    from kiosk.keys import load_ed25519_public
+
+    storage = _storage(args)
+    try:
+        if args.revoke:
+            if not storage.revoke_kiosk(args.revoke, now=time.time()):
+                print(f"kiosk-central: no active kiosk {args.revoke}", file=sys.stderr)
+                return 2
+            print(f"revoked {args.revoke}")
+            return 0
+        if not (args.venue and args.public_key):
+            print("kiosk-central: register-kiosk needs --venue and --public-key (or --revoke ID)",
+                  file=sys.stderr)
+            return 2
+        key = load_ed25519_public(args.public_key)
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        print(storage.register_kiosk(venue=args.venue, public_key=raw, now=time.time()))
+    finally:
+        storage.close()
+    return 0
+
+
+def cmd_set_risk(args) -> int:
+    import time
+
+    try:
+        pass_id = bytes.fromhex(args.pass_id)
+    except ValueError:
+        pass_id = b""
+    if len(pass_id) != 16:
+        print("kiosk-central: --pass-id: expected 32 hex digits (the id issue-pass printed)",
+              file=sys.stderr)
+        return 2
+    storage = _storage(args)
+    try:
+        version = storage.set_risk(pass_id, args.level, now=time.time())
+    finally:
+        storage.close()
+    print(f"risk list version {version}: level {args.level} set")
+    return 0
+
+
+def cmd_status(args) -> int:
+    storage = _storage(args)
+    try:
+        for k in storage.kiosks():
+            n = len(storage.record_ids(k.kiosk_id))
+            gaps = storage.gaps(k.kiosk_id)
+            state = "revoked" if k.revoked_at else "active"
+            gap_text = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in gaps) or "none"
+            print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: {gap_text}")
+    finally:
+        storage.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kiosk-central", description="The health committee's side")
     sub = p.add_subparsers(dest="command", required=True)
@@ -53,6 +130,32 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--png", metavar="FILE")
     issue.add_argument("--svg", metavar="FILE")
     issue.set_defaults(func=cmd_issue_pass)
+
+    serve = sub.add_parser("serve", help="run the central server (OpenAPI at /openapi.json)")
+    serve.add_argument("--data", required=True, metavar="DIR", help="its SQLite database lives here")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--keys", metavar="DIR",
+                       help="authority keys: bundle.key, issuer*.pub, sealing*.pub (default DIR/keys)")
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(func=cmd_serve)
+
+    reg = sub.add_parser("register-kiosk", help="register a kiosk's device key; prints its kiosk id")
+    reg.add_argument("--data", required=True, metavar="DIR")
+    reg.add_argument("--venue", metavar="NAME")
+    reg.add_argument("--public-key", metavar="FILE", help="the PEM `kiosk keys init` printed")
+    reg.add_argument("--revoke", metavar="ID", help="revoke this kiosk instead")
+    reg.set_defaults(func=cmd_register)
+
+    risk = sub.add_parser("set-risk", help="set a pass's level on the risk list kiosks download")
+    risk.add_argument("--data", required=True, metavar="DIR")
+    risk.add_argument("--pass-id", required=True, metavar="HEX")
+    risk.add_argument("--level", required=True, type=int, choices=range(0, 4), metavar="N")
+    risk.set_defaults(func=cmd_set_risk)
+
+    status = sub.add_parser("status", help="kiosks, their record counts and missing sequence numbers")
+    status.add_argument("--data", required=True, metavar="DIR")
+    status.set_defaults(func=cmd_status)
     return p
 
 
@@ -60,7 +163,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyFileError, ValueError) as e:
+    except (KeyFileError, ValueError, FileNotFoundError) as e:
         print(f"kiosk-central: {e}", file=sys.stderr)
         return 2
 

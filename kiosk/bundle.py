@@ -1,0 +1,105 @@
+"""The signed bundle a kiosk downloads: issuer keys, sealing keys, risk list, policy.
+
+Wire and file form (JSON)::
+
+    {"format": "venue-kiosk bundle v1", "payload": "<base64 of the payload JSON bytes>",
+     "signature": "<base64 Ed25519 signature over b'venue-kiosk bundle v1\\0' + payload bytes>"}
+
+The signature covers the exact payload bytes, so nothing is re-serialised before checking
+it. Nothing in a bundle is used before :func:`verify_bundle` has checked it against the
+authority's bundle key from the kiosk's config. Pure: no file, network or clock access.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from kiosk.decision import MAX_RISK, Policy, RiskList
+from kiosk.passes import key_id
+
+FORMAT = "venue-kiosk bundle v1"
+_CONTEXT = FORMAT.encode() + b"\0"
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+
+
+class BundleError(Exception):
+    """A bundle that must not be used; the message says why (never key material)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    version: int
+    issued_at: float
+    kiosk_id: str
+    issuers: Mapping[bytes, Ed25519PublicKey] = field(repr=False)
+    sealing_keys: tuple[tuple[str, bytes], ...] = field(repr=False)   # (kid, raw X25519 public)
+    risk_list: RiskList = field(repr=False)
+    policy: Policy
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def sign_bundle(payload: Mapping, key: Ed25519PrivateKey) -> bytes:
+    """The authority's side: the signed wire/file form of ``payload``."""
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps({"format": FORMAT, "payload": _b64(body),
+                       "signature": _b64(key.sign(_CONTEXT + body))}).encode()
+
+
+def verify_bundle(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = None,
+                  min_version: int = 0) -> Bundle:
+    """Check the signature, then parse. Raises BundleError for anything not to be used:
+    a bad signature, another kiosk's bundle, an older version than ``min_version``."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError("bundle too large")
+    try:
+        outer = json.loads(data)
+        if outer.get("format") != FORMAT:
+            raise BundleError(f"not a {FORMAT!r} bundle")
+        body = base64.b64decode(outer["payload"], validate=True)
+        signature = base64.b64decode(outer["signature"], validate=True)
+    except BundleError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BundleError("malformed bundle") from None
+    try:
+        key.verify(signature, _CONTEXT + body)
+    except InvalidSignature:
+        raise BundleError("bad bundle signature") from None
+    try:
+        p = json.loads(body)
+        bundle = Bundle(
+            version=int(p["version"]), issued_at=float(p["issued_at"]), kiosk_id=str(p["kiosk_id"]),
+            issuers={key_id(k): k for k in (Ed25519PublicKey.from_public_bytes(base64.b64decode(x))
+                                            for x in p["issuer_keys"])},
+            sealing_keys=tuple((str(s["kid"]), base64.b64decode(s["public"]))
+                               for s in p["sealing_keys"]),
+            risk_list=RiskList(levels=_levels(p["risk_list"]["levels"]),
+                               version=str(p["risk_list"]["version"]), issued_at=float(p["issued_at"])),
+            policy=Policy(deny_level=int(p["policy"]["deny_level"]),
+                          clock_skew_s=int(p["policy"]["clock_skew_s"])))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise BundleError(f"malformed bundle payload ({type(e).__name__})") from None
+    if kiosk_id is not None and bundle.kiosk_id != kiosk_id:
+        raise BundleError("bundle made for another kiosk")
+    if bundle.version < min_version:
+        raise BundleError(f"bundle version {bundle.version} is older than the one held ({min_version})")
+    return bundle
+
+
+def _levels(raw) -> dict[str, int]:
+    levels = {}
+    for ref, level in dict(raw).items():
+        if not (isinstance(ref, str) and len(ref) == 32 and isinstance(level, int)
+                and 0 <= level <= MAX_RISK):
+            raise ValueError("bad risk-list entry")
+        levels[ref] = level
+    return levels

@@ -1,0 +1,88 @@
+"""The wire between a kiosk and the central server, shared by both ends.
+
+Every kiosk request carries three headers::
+
+    X-Kiosk-Id:   the id `kiosk-central register-kiosk` printed
+    X-Timestamp:  Unix seconds on the kiosk's clock
+    X-Signature:  base64 Ed25519 signature, by the kiosk's device key, over
+                  "venue-kiosk request v1\\n" METHOD "\\n" PATH "\\n" TIMESTAMP "\\n" hex(SHA-256(body))
+
+The body is hashed exactly as sent (gzip bytes for an upload), so the server checks the
+signature before it decompresses or parses anything.
+
+Upload: ``POST /v1/batches``, ``Content-Encoding: gzip``, JSON::
+
+    {"batch_id": "<uuid made by the kiosk>", "records": [
+        {"record_id", "seq", "captured_at", "clock_synced", "retention", "delete_after",
+         "seal_kid", "sealed" (base64)}, ...]}
+
+Answer 200: ``{"batch_id", "accepted": [record ids], "duplicates": [record ids]}``: both lists
+are stored on the server; the kiosk marks exactly those synced. A 4xx answer is
+``{"error": "<code>", "detail": "<text>"}`` and nothing of the request was stored.
+
+Bundle: ``GET /v1/bundle`` (signed, empty body), ``If-None-Match`` -> 304 when unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+UPLOAD_PATH = "/v1/batches"
+BUNDLE_PATH = "/v1/bundle"
+MAX_BODY_BYTES = 4 * 1024 * 1024          # gzip bytes on the wire
+MAX_JSON_BYTES = 32 * 1024 * 1024         # after decompression (a gzip bomb stops here)
+MAX_RECORDS = 5000                        # per batch
+MAX_SKEW_S = 300                          # request timestamp vs server clock
+
+_CONTEXT = b"venue-kiosk request v1\n"
+
+# Error codes a 4xx carries, and what the kiosk does with them.
+PERMANENT = {"malformed", "too_large"}                   # the batch itself: split, then set aside
+AUTH = {"unknown_kiosk", "revoked", "bad_signature"}     # the kiosk's set-up: keep, back off
+STALE = "stale_timestamp"                                # the kiosk's clock: correct and retry
+
+
+def signing_input(method: str, path: str, timestamp: str, body: bytes) -> bytes:
+    return _CONTEXT + "\n".join([method.upper(), path, timestamp,
+                                 hashlib.sha256(body).hexdigest()]).encode()
+
+
+def sign_request(key: Ed25519PrivateKey, *, kiosk_id: str, method: str, path: str,
+                 timestamp: int, body: bytes) -> dict[str, str]:
+    ts = str(int(timestamp))
+    sig = key.sign(signing_input(method, path, ts, body))
+    return {"X-Kiosk-Id": kiosk_id, "X-Timestamp": ts,
+            "X-Signature": base64.b64encode(sig).decode("ascii")}
+
+
+def verify_request(key: Ed25519PublicKey, *, method: str, path: str, timestamp: str,
+                   signature: str, body: bytes) -> bool:
+    try:
+        key.verify(base64.b64decode(signature, validate=True),
+                   signing_input(method, path, timestamp, body))
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def encode_batch(batch_id: str, records: list[dict]) -> bytes:
+    body = json.dumps({"batch_id": batch_id, "records": records}, separators=(",", ":")).encode()
+    return gzip.compress(body, compresslevel=5)
+
+
+def decompress_limited(data: bytes, limit: int = MAX_JSON_BYTES) -> bytes:
+    """gunzip, refusing output past ``limit`` bytes (ValueError), whatever the input claims."""
+    import zlib
+    d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    out = d.decompress(data, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise ValueError("decompressed body too large")
+    if not d.eof:
+        raise ValueError("truncated gzip body")
+    return out

@@ -1,0 +1,278 @@
+"""The reference central server (FastAPI): receives kiosks' sealed check-ins, serves their
+signed bundle. The wire is described in :mod:`sync.protocol`; storage in :mod:`sync.storage`.
+
+Every rejection is a 4xx with ``{"error": code, "detail": text}`` and stores nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from kiosk.bundle import sign_bundle
+from kiosk.decision import Policy
+from kiosk.keys import (BUNDLE_KEY, ISSUER_PUB, SEALING_PUB, load_ed25519_private,
+                        load_ed25519_public, load_x25519_public, sealing_kid)
+from sync import protocol
+from sync.storage import Storage
+
+log = logging.getLogger("kiosk-central")
+
+UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    record_id: str = Field(pattern=UUID_RE)
+    seq: int = Field(ge=1)
+    captured_at: float = Field(ge=0)
+    clock_synced: bool
+    retention: Literal["normal", "significant"]
+    delete_after: float = Field(ge=0)
+    seal_kid: str = Field(min_length=1, max_length=64)
+    sealed: str = Field(min_length=4, max_length=8192)
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    batch_id: str = Field(pattern=UUID_RE)
+    records: list[Record] = Field(min_length=1, max_length=protocol.MAX_RECORDS)
+
+
+class Accepted(BaseModel):
+    batch_id: str
+    accepted: list[str]
+    duplicates: list[str]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, detail: str, **extra):
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+
+@dataclass(frozen=True)
+class Authority:
+    """What the server signs bundles with and hands to kiosks."""
+
+    bundle_key: Ed25519PrivateKey
+    issuer_keys: tuple[Ed25519PublicKey, ...]
+    sealing_keys: tuple[tuple[str, bytes], ...]
+    policy: Policy = Policy()
+
+    @classmethod
+    def from_dir(cls, keys_dir: Path, *, policy: Policy = Policy()) -> "Authority":
+        keys_dir = Path(keys_dir)
+        issuers = tuple(load_ed25519_public(p) for p in sorted(keys_dir.glob("issuer*.pub")))
+        if not issuers:
+            raise FileNotFoundError(f"{keys_dir / ISSUER_PUB}: no issuer public key")
+        sealing = []
+        for p in sorted(keys_dir.glob("sealing*.pub")):
+            pub = load_x25519_public(p)
+            sealing.append((sealing_kid(pub), _raw(pub)))
+        if not sealing:
+            raise FileNotFoundError(f"{keys_dir / SEALING_PUB}: no sealing public key")
+        return cls(load_ed25519_private(keys_dir / BUNDLE_KEY), issuers, tuple(sealing), policy)
+
+
+def _raw(public_key) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def create_app(storage: Storage, authority: Authority, *, clock=time.time,
+               purge_every_s: float | None = 3600.0) -> FastAPI:
+    keys_fingerprint = hashlib.sha256(
+        b"".join(_raw(k) for k in authority.issuer_keys)
+        + b"".join(raw for _, raw in authority.sealing_keys)
+        + repr(authority.policy).encode()).hexdigest()[:16]
+
+    @asynccontextmanager
+    async def lifespan(app):
+        stop = threading.Event()
+        if purge_every_s:
+            def purger():
+                while not stop.is_set():
+                    n = storage.purge(now=clock())
+                    if n:
+                        log.info("purge: %d records past their retention deleted", n)
+                    stop.wait(purge_every_s)
+            threading.Thread(target=purger, name="purge", daemon=True).start()
+        yield
+        stop.set()
+
+    app = FastAPI(title="Venue check-in central server", version="1",
+                  description="Receives kiosks' sealed check-ins; serves their signed bundle.",
+                  lifespan=lifespan)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError):
+        if exc.status >= 400:
+            log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.code)
+        return JSONResponse({"error": exc.code, "detail": exc.detail, **exc.extra},
+                            status_code=exc.status)
+
+    def authenticate(request: Request, body: bytes) -> str:
+        h = request.headers
+        kiosk_id, ts, sig = h.get("x-kiosk-id"), h.get("x-timestamp"), h.get("x-signature")
+        if not (kiosk_id and ts and sig) or not ts.isdigit():
+            raise ApiError(401, "bad_signature", "X-Kiosk-Id, X-Timestamp and X-Signature are required")
+        kiosk = storage.kiosk(kiosk_id)
+        if kiosk is None:
+            raise ApiError(401, "unknown_kiosk", "no kiosk registered with this id")
+        if kiosk.revoked_at is not None:
+            raise ApiError(403, "revoked", "this kiosk's registration was revoked")
+        now = clock()
+        if abs(now - int(ts)) > protocol.MAX_SKEW_S:
+            raise ApiError(401, protocol.STALE, "request timestamp too far from the server's clock",
+                           server_time=int(now))
+        if not protocol.verify_request(Ed25519PublicKey.from_public_bytes(kiosk.public_key),
+                                       method=request.method, path=request.url.path,
+                                       timestamp=ts, signature=sig, body=body):
+            raise ApiError(401, "bad_signature", "the signature does not match this kiosk's key")
+        return kiosk_id
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > protocol.MAX_BODY_BYTES:
+            raise ApiError(413, "too_large", f"body over {protocol.MAX_BODY_BYTES} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > protocol.MAX_BODY_BYTES:
+                raise ApiError(413, "too_large", f"body over {protocol.MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def parse_batch(request: Request, body: bytes) -> tuple[Batch, list[dict]]:
+        if request.headers.get("content-encoding", "").lower() != "gzip":
+            raise ApiError(400, "malformed", "the batch must be sent with Content-Encoding: gzip")
+        try:
+            raw = protocol.decompress_limited(body)
+        except ValueError as e:
+            code = "too_large" if "too large" in str(e) else "malformed"
+            raise ApiError(413 if code == "too_large" else 400, code, str(e)) from None
+        except Exception:                      # zlib.error, EOFError: not gzip at all
+            raise ApiError(400, "malformed", "the body is not valid gzip") from None
+        try:
+            batch = Batch.model_validate_json(raw)
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            if err["type"] == "too_long" and where == "records":
+                raise ApiError(413, "too_large", f"more than {protocol.MAX_RECORDS} records") from None
+            raise ApiError(400, "malformed", f"{where}: {err['msg']}"[:300]) from None
+        rows = []
+        for i, r in enumerate(batch.records):
+            try:
+                sealed = base64.b64decode(r.sealed, validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiError(400, "malformed", f"records.{i}.sealed: not base64") from None
+            rows.append({**r.model_dump(), "sealed": sealed})
+        return batch, rows
+
+    def ingest(request: Request, body: bytes) -> dict:
+        kiosk_id = authenticate(request, body)        # before anything is decompressed or parsed
+        batch, rows = parse_batch(request, body)
+        result = storage.ingest(kiosk_id, batch.batch_id, rows, now=clock())
+        log.info("batch from %s: %d records, %d accepted, %d duplicates", kiosk_id, len(rows),
+                 len(result.accepted), len(result.duplicates))
+        return {"batch_id": batch.batch_id, "accepted": result.accepted,
+                "duplicates": result.duplicates}
+
+    batch_schema = Batch.model_json_schema(ref_template="#/components/schemas/{model}")
+    batch_schema.pop("$defs", None)
+
+    @app.post(protocol.UPLOAD_PATH, response_model=Accepted,
+              summary="Upload a batch of sealed check-ins (JSON, gzip, signed)",
+              openapi_extra={
+                  "requestBody": {"required": True, "content": {"application/json": {"schema": batch_schema}}},
+                  "parameters": [{"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
+                                 for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")],
+                  "responses": {s: {"description": d} for s, d in (
+                      ("400", "malformed batch"), ("401", "unknown kiosk, bad signature or stale timestamp"),
+                      ("403", "kiosk revoked"), ("413", "body or batch too large"))}})
+    async def upload(request: Request):
+        body = await read_body(request)
+        return await run_in_threadpool(ingest, request, body)
+
+    # Keep the Record schema in the components so the batch schema's $ref resolves.
+    app.openapi_schema = None
+    _openapi = app.openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = _openapi()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = \
+                Record.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+    app.openapi = openapi
+
+    def bundle_for(kiosk_id: str, if_none_match: str | None) -> Response:
+        version, levels = storage.risk_list()
+        etag = f'"{version}-{hashlib.sha256(f"{kiosk_id}/{keys_fingerprint}".encode()).hexdigest()[:12]}"'
+        if if_none_match == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        payload = {
+            "version": version, "issued_at": clock(), "kiosk_id": kiosk_id,
+            "issuer_keys": [_b64(_raw(k)) for k in authority.issuer_keys],
+            "sealing_keys": [{"kid": kid, "public": _b64(raw)} for kid, raw in authority.sealing_keys],
+            "risk_list": {"version": str(version), "levels": levels},
+            "policy": {"deny_level": authority.policy.deny_level,
+                       "clock_skew_s": authority.policy.clock_skew_s},
+        }
+        return Response(sign_bundle(payload, authority.bundle_key), media_type="application/json",
+                         headers={"ETag": etag})
+
+    @app.get(protocol.BUNDLE_PATH, summary="This kiosk's signed bundle (keys, risk list, policy)",
+             openapi_extra={"parameters": [
+                 {"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
+                 for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")]},
+             responses={304: {"description": "unchanged since the ETag in If-None-Match"}})
+    def bundle(request: Request):
+        kiosk_id = authenticate(request, b"")
+        return bundle_for(kiosk_id, request.headers.get("if-none-match"))
+
+    @app.get("/healthz", summary="liveness")
+    def healthz():
+        return {"status": "ok"}
+
+    return app
+
+
+def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: bool = False) -> None:
+    import uvicorn
+
+    from sync.storage import SqliteStorage
+
+    storage = SqliteStorage.in_folder(data_dir)
+    app = create_app(storage, Authority.from_dir(keys_dir))
+    log.info("serving on http://%s:%d (data %s)", host, port, data_dir)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log,
+                    timeout_graceful_shutdown=5)
+    finally:
+        storage.close()
+
+
+def dump_json(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)

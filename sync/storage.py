@@ -1,0 +1,216 @@
+"""The central server's storage, behind one small interface so a PostgreSQL backend can
+follow: everything the server and the admin commands need is a method of :class:`Storage`.
+
+The embedded default is :class:`SqliteStorage`: one SQLite file in the data folder, WAL,
+synchronous=FULL (an acknowledged batch survives a crash), one writer at a time.
+Records stay sealed: the server never holds the committee's private key.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from kiosk.passes import pass_ref
+from kiosk.sqlite import migrate, open_db
+
+DB_NAME = "central.db"
+
+MIGRATIONS = [
+    """
+    CREATE TABLE kiosks (
+        kiosk_id TEXT PRIMARY KEY,
+        venue TEXT NOT NULL,
+        public_key BLOB NOT NULL,             -- raw Ed25519 device key
+        registered_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE batches (
+        batch_id TEXT PRIMARY KEY,
+        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
+        received_at REAL NOT NULL,
+        records INTEGER NOT NULL
+    );
+    CREATE TABLE records (
+        record_id TEXT PRIMARY KEY,
+        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
+        seq INTEGER NOT NULL,
+        captured_at REAL NOT NULL,
+        clock_synced INTEGER NOT NULL,
+        retention TEXT NOT NULL,
+        delete_after REAL NOT NULL,
+        seal_kid TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        batch_id TEXT NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX records_kiosk_seq ON records (kiosk_id, seq);
+    CREATE INDEX records_delete_after ON records (delete_after);
+    CREATE TABLE risk (
+        pass_ref TEXT PRIMARY KEY,            -- what kiosks see: a hash of the pass id
+        pass_id TEXT NOT NULL,                -- the committee's own record
+        level INTEGER NOT NULL CHECK (level BETWEEN 0 AND 3),
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('risk_version', '1');
+    """,
+]
+
+
+@dataclass(frozen=True)
+class KioskInfo:
+    kiosk_id: str
+    venue: str
+    public_key: bytes
+    registered_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: list[str]
+    duplicates: list[str]
+
+
+class Storage(Protocol):
+    def register_kiosk(self, *, venue: str, public_key: bytes, now: float) -> str: ...
+    def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool: ...
+    def kiosk(self, kiosk_id: str) -> KioskInfo | None: ...
+    def kiosks(self) -> list[KioskInfo]: ...
+    def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult: ...
+    def set_risk(self, pass_id: bytes, level: int, *, now: float) -> int: ...
+    def risk_list(self) -> tuple[int, dict[str, int]]: ...
+    def record_ids(self, kiosk_id: str | None = None) -> list[str]: ...
+    def gaps(self, kiosk_id: str) -> list[tuple[int, int]]: ...
+    def purge(self, *, now: float) -> int: ...
+    def close(self) -> None: ...
+
+
+class SqliteStorage:
+    def __init__(self, path: Path | str | None):
+        self.db = open_db(path)
+        self._lock = threading.Lock()       # one writer; the server's threads share a connection
+        migrate(self.db, MIGRATIONS)
+
+    @classmethod
+    def in_folder(cls, data_dir: Path | str) -> "SqliteStorage":
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        return cls(Path(data_dir) / DB_NAME)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _q(self, sql: str, params=()):
+        with self._lock:
+            return self.db.execute(sql, params).fetchall()
+
+    # -- kiosks ------------------------------------------------------------------------------
+    def register_kiosk(self, *, venue: str, public_key: bytes, now: float) -> str:
+        kiosk_id = "k-" + secrets.token_hex(8)
+        with self._lock, self.db.conn:
+            self.db.execute("INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at) "
+                            "VALUES (?, ?, ?, ?)", [kiosk_id, venue, public_key, now])
+        return kiosk_id
+
+    def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
+        with self._lock, self.db.conn:
+            cur = self.db.execute("UPDATE kiosks SET revoked_at = ? WHERE kiosk_id = ? "
+                                  "AND revoked_at IS NULL", [now, kiosk_id])
+        return cur.rowcount == 1
+
+    def kiosk(self, kiosk_id: str) -> KioskInfo | None:
+        rows = self._q("SELECT kiosk_id, venue, public_key, registered_at, revoked_at FROM kiosks "
+                       "WHERE kiosk_id = ?", [kiosk_id])
+        return KioskInfo(*rows[0]) if rows else None
+
+    def kiosks(self) -> list[KioskInfo]:
+        return [KioskInfo(*r) for r in self._q(
+            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at FROM kiosks "
+            "ORDER BY registered_at")]
+
+    # -- records ----------------------------------------------------------------------------
+    def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult:
+        """Store what is new, in one transaction; the same record again is a duplicate."""
+        ids = [r["record_id"] for r in records]
+        with self._lock, self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            known = set()
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                known.update(r[0] for r in self.db.execute(
+                    f"SELECT record_id FROM records WHERE record_id IN ({','.join('?' * len(chunk))})",
+                    chunk))
+            fresh, seen = [], set()
+            for r in records:
+                if r["record_id"] in known or r["record_id"] in seen:
+                    continue
+                seen.add(r["record_id"])
+                fresh.append((r["record_id"], kiosk_id, r["seq"], r["captured_at"],
+                              int(r["clock_synced"]), r["retention"], r["delete_after"],
+                              r["seal_kid"], r["sealed"], batch_id, now))
+            self.db.conn.executemany(
+                "INSERT INTO records (record_id, kiosk_id, seq, captured_at, clock_synced, retention, "
+                "delete_after, seal_kid, sealed, batch_id, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+            self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records) "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
+                            [batch_id, kiosk_id, now, len(fresh)])
+        accepted = [f[0] for f in fresh]
+        acc = set(accepted)
+        return IngestResult(accepted=accepted, duplicates=[i for i in dict.fromkeys(ids) if i not in acc])
+
+    def record_ids(self, kiosk_id: str | None = None) -> list[str]:
+        if kiosk_id:
+            return [r[0] for r in self._q("SELECT record_id FROM records WHERE kiosk_id = ? "
+                                          "ORDER BY seq", [kiosk_id])]
+        return [r[0] for r in self._q("SELECT record_id FROM records ORDER BY kiosk_id, seq")]
+
+    def records(self, kiosk_id: str) -> list[dict]:
+        rows = self._q("SELECT record_id, seq, captured_at, retention, seal_kid, sealed FROM records "
+                       "WHERE kiosk_id = ? ORDER BY seq", [kiosk_id])
+        return [dict(zip(("record_id", "seq", "captured_at", "retention", "seal_kid", "sealed"), r))
+                for r in rows]
+
+    def gaps(self, kiosk_id: str) -> list[tuple[int, int]]:
+        """Runs of sequence numbers missing below the highest one received from a kiosk:
+        records it made that never arrived (or were set aside on it, or purged there
+        before it was ever online)."""
+        rows = self._q(
+            "SELECT seq + 1, next - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next "
+            "FROM (SELECT DISTINCT seq FROM records WHERE kiosk_id = ?)) WHERE next > seq + 1",
+            [kiosk_id])
+        first = self._q("SELECT min(seq) FROM records WHERE kiosk_id = ?", [kiosk_id])[0][0]
+        out = [(1, first - 1)] if first and first > 1 else []
+        return out + [(a, b) for a, b in rows]
+
+    def purge(self, *, now: float) -> int:
+        with self._lock, self.db.conn:
+            return self.db.execute("DELETE FROM records WHERE delete_after <= ?", [now]).rowcount
+
+    # -- the risk list ----------------------------------------------------------------------------
+    def set_risk(self, pass_id: bytes, level: int, *, now: float) -> int:
+        if not 0 <= level <= 3:
+            raise ValueError("risk level must be 0..3")
+        with self._lock, self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "INSERT INTO risk (pass_ref, pass_id, level, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
+                "updated_at = excluded.updated_at", [pass_ref(pass_id), pass_id.hex(), level, now])
+            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                            "WHERE key = 'risk_version'")
+            return int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
+                       .fetchone()[0])
+
+    def risk_list(self) -> tuple[int, dict[str, int]]:
+        """(version, {pass_ref: level}) for the levels above 0: what kiosks download."""
+        with self._lock:
+            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
+                          .fetchone()[0])
+            levels = dict(self.db.execute("SELECT pass_ref, level FROM risk WHERE level > 0")
+                          .fetchall())
+        return version, levels

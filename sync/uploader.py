@@ -1,0 +1,312 @@
+"""The kiosk's uploader: its own process beside `kiosk run` (`kiosk sync`).
+
+One round uploads everything pending, oldest first, in batches, then fetches the bundle.
+- A record is marked synced only when the server's answer names it (accepted or duplicate).
+- Connection errors, timeouts, 5xx, 408 and 429 end the round; the loop retries later with
+  capped exponential backoff and jitter, and never sooner than a Retry-After.
+- A batch the server calls malformed or too large is split in halves until the one bad
+  record is found; that record is set aside (kept, counted, reported), never retried forever.
+- An unknown, revoked or mis-signed kiosk keeps everything queued and backs off: that is the
+  set-up's fault, not the records'.
+- A bundle is used only after its signature checks against the configured authority key;
+  a bad one is refused and the old one kept.
+The scan loop never waits on any of this: the uploader only reads and updates rows in the
+shared SQLite file (WAL, busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import requests
+
+from kiosk.bundle import BundleError, verify_bundle
+from sync import protocol
+
+log = logging.getLogger("kiosk.sync")
+
+
+class TransientError(Exception):
+    """Try again later (network, timeout, 5xx, 429)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SetupError(Exception):
+    """The server refuses this kiosk (unknown, revoked, bad signature, wrong URL): keep the
+    records and back off until a technician fixes the set-up."""
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    accepted: int = 0
+    duplicates: int = 0
+    set_aside: int = 0
+    pending: int = 0
+    bundle: str = "not fetched"
+    error: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        text = (f"uploaded {self.accepted} (duplicates {self.duplicates}), set aside "
+                f"{self.set_aside}, pending {self.pending}; bundle {self.bundle}")
+        return text + (f"; error: {self.error}" if self.error else "")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_s: float = 1.0
+    max_s: float = 300.0
+
+    def delay(self, failures: int, *, retry_after: float | None = None, rng=random) -> float:
+        """Exponential with 'equal jitter' (half fixed, half random: never zero, never in
+        lock-step with other kiosks), capped; never sooner than Retry-After (itself capped
+        at an hour)."""
+        d = min(self.max_s, self.base_s * 2 ** max(0, failures - 1))
+        d = d / 2 + rng.uniform(0, d / 2)
+        if retry_after is not None:
+            d = max(d, min(retry_after, 3600.0))
+        return d
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_code(resp: requests.Response) -> tuple[str, str]:
+    try:
+        body = resp.json()
+        return str(body.get("error", "")), str(body.get("detail", ""))[:200]
+    except ValueError:
+        return "", resp.text[:200]
+
+
+class Uploader:
+    def __init__(self, *, store, server_url: str, kiosk_id: str, device_key, bundle_key=None,
+                 bundle_file: Path | None = None, batch_size: int = 500, timeout_s: float = 10.0,
+                 verify: bool | str = True, session: requests.Session | None = None,
+                 clock=time.time):
+        self.store, self.kiosk_id, self.device_key = store, kiosk_id, device_key
+        self.base = server_url.rstrip("/")
+        self.bundle_key, self.bundle_file = bundle_key, Path(bundle_file) if bundle_file else None
+        self.batch_size, self.timeout_s, self.verify, self.clock = batch_size, timeout_s, verify, clock
+        self.session = session or requests.Session()
+        self.clock_offset = float(store.get_state("server_clock_offset", "0"))
+
+    # -- one signed request ----------------------------------------------------------------------
+    def _request(self, method: str, path: str, body: bytes = b"", headers=None,
+                 _stale_retry: bool = True) -> requests.Response:
+        h = dict(headers or {})
+        h.update(protocol.sign_request(self.device_key, kiosk_id=self.kiosk_id, method=method,
+                                       path=path, timestamp=int(self.clock() + self.clock_offset),
+                                       body=body))
+        try:
+            resp = self.session.request(method, self.base + path, data=body or None, headers=h,
+                                        timeout=self.timeout_s, verify=self.verify)
+        except requests.exceptions.SSLError as e:
+            raise SetupError(f"TLS: {e.__class__.__name__} (check ca_bundle / the server certificate)") from None
+        except requests.RequestException as e:
+            raise TransientError(f"{method} {path}: {e.__class__.__name__}") from None
+        if resp.status_code >= 500 or resp.status_code in (408, 429):
+            raise TransientError(f"{method} {path}: HTTP {resp.status_code}", _retry_after(resp))
+        if resp.status_code == 401:
+            code, detail = _error_code(resp)
+            if code == protocol.STALE and _stale_retry:
+                # The kiosk's clock is off (a Pi has no RTC): sign with the server's time.
+                server_time = float(resp.json().get("server_time", 0))
+                self.clock_offset = server_time - self.clock()
+                self.store.set_state("server_clock_offset", f"{self.clock_offset:.0f}")
+                log.warning("kiosk clock is %.0f s off the server's: correcting requests",
+                            -self.clock_offset)
+                return self._request(method, path, body, headers, _stale_retry=False)
+        if resp.status_code in (401, 403, 404, 405):
+            code, detail = _error_code(resp)
+            raise SetupError(f"{method} {path}: HTTP {resp.status_code} {code or ''} {detail}".strip())
+        return resp
+
+    # -- upload ------------------------------------------------------------------------------------
+    def upload_pending(self) -> tuple[int, int, int]:
+        """Upload until nothing is pending; returns (accepted, duplicates, set aside)."""
+        totals = [0, 0, 0]
+        while True:
+            records = self.store.pending(self.batch_size)
+            if not records:
+                return tuple(totals)
+            a, d, s = self._send(records)
+            totals[0] += a
+            totals[1] += d
+            totals[2] += s
+
+    def _send(self, records: list[dict]) -> tuple[int, int, int]:
+        batch_id = str(uuid.uuid4())
+        body = protocol.encode_batch(batch_id, [{k: r[k] for k in (
+            "record_id", "seq", "captured_at", "clock_synced", "retention", "delete_after",
+            "seal_kid", "sealed")} for r in records])
+        resp = self._request("POST", protocol.UPLOAD_PATH, body, {
+            "Content-Type": "application/json", "Content-Encoding": "gzip"})
+        if resp.status_code == 200:
+            try:
+                answer = resp.json()
+                accepted, duplicates = list(answer["accepted"]), list(answer["duplicates"])
+            except (ValueError, KeyError, TypeError):
+                raise TransientError("upload: unreadable answer from the server") from None
+            sent = {r["record_id"] for r in records}
+            named = [i for i in accepted + duplicates if i in sent]
+            if not named:
+                raise TransientError("upload: the answer names none of the batch")
+            self.store.mark_synced(named, now=self.clock())
+            return (len([i for i in accepted if i in sent]),
+                    len([i for i in duplicates if i in sent]), 0)
+        code, detail = _error_code(resp)
+        if resp.status_code in (400, 413, 422) and (code in protocol.PERMANENT or not code):
+            if len(records) > 1:               # find the bad record(s); the rest go through
+                half = len(records) // 2
+                first, second = self._send(records[:half]), self._send(records[half:])
+                return tuple(x + y for x, y in zip(first, second))
+            reason = f"HTTP {resp.status_code} {code}: {detail}"[:200]
+            self.store.set_aside([records[0]["record_id"]], reason=reason, now=self.clock())
+            log.error("upload: the server refused record seq %d for good (%s); set aside",
+                      records[0]["seq"], code or resp.status_code)
+            return (0, 0, 1)
+        raise SetupError(f"upload: HTTP {resp.status_code} {code} {detail}".strip())
+
+    # -- bundle ------------------------------------------------------------------------------------
+    def fetch_bundle(self) -> str:
+        if self.bundle_key is None or self.bundle_file is None:
+            return "not configured"
+        have = self.bundle_file.exists()
+        headers = {}
+        etag = self.store.get_state("bundle_etag")
+        if have and etag:
+            headers["If-None-Match"] = etag
+        resp = self._request("GET", protocol.BUNDLE_PATH, headers=headers)
+        now = self.clock()
+        if resp.status_code == 304:
+            self.store.set_state("bundle_checked_at", f"{now:.3f}")
+            return f"unchanged (version {self.store.get_state('bundle_version', '?')})"
+        if resp.status_code != 200:
+            raise SetupError(f"bundle: HTTP {resp.status_code}")
+        current = int(self.store.get_state("bundle_version", "0")) if have else 0
+        try:
+            bundle = verify_bundle(resp.content, self.bundle_key, kiosk_id=self.kiosk_id,
+                                   min_version=current)
+        except BundleError as e:
+            self.store.set_state("bundle_error", str(e))
+            log.error("bundle refused, keeping the one held: %s", e)
+            return f"refused ({e}); kept version {current or 'none'}"
+        _write_atomically(self.bundle_file, resp.content)
+        for key, value in (("bundle_version", str(bundle.version)),
+                           ("bundle_etag", resp.headers.get("ETag", "")),
+                           ("bundle_issued_at", f"{bundle.issued_at:.3f}"),
+                           ("bundle_checked_at", f"{now:.3f}"), ("bundle_error", "")):
+            self.store.set_state(key, value)
+        log.info("bundle version %d: %d issuer keys, %d risk-list entries", bundle.version,
+                 len(bundle.issuers), len(bundle.risk_list.levels))
+        return f"updated to version {bundle.version}"
+
+    # -- rounds and the service ---------------------------------------------------------------------
+    def round(self) -> RoundResult:
+        accepted = duplicates = set_aside = 0
+        bundle = "not fetched"
+        try:
+            accepted, duplicates, set_aside = self.upload_pending()
+            bundle = self.fetch_bundle()
+            self.store.set_state("last_sync_at", f"{self.clock():.3f}")
+            self.store.set_state("last_sync_error", "")
+            error, retry_after = None, None
+        except TransientError as e:
+            error, retry_after = str(e), e.retry_after
+        except SetupError as e:
+            error, retry_after = str(e), None
+        if error:
+            self.store.set_state("last_sync_error", error[:300])
+        return RoundResult(accepted, duplicates, set_aside, self.store.stats()["pending"], bundle,
+                           error, retry_after)
+
+    def loop(self, stop: threading.Event, *, interval_s: float, backoff: Backoff,
+             on_round=None) -> None:
+        failures = 0
+        while not stop.is_set():
+            result = self.round()
+            if on_round:
+                on_round(result)
+            if result.ok:
+                failures = 0
+                log.info("sync: %s", result.summary())
+                delay = interval_s
+            else:
+                failures += 1
+                delay = backoff.delay(failures, retry_after=result.retry_after)
+                log.warning("sync failed (%d in a row): %s; next try in %.1f s", failures,
+                            result.error, delay)
+            stop.wait(delay)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
+    """The uploader a kiosk's config describes; ConfigError names the key at fault."""
+    from kiosk.config import ConfigError
+    from kiosk.keys import KeyFileError, load_ed25519_private, load_ed25519_public
+    from kiosk.runtime import open_store
+
+    s = cfg.sync
+    if not s.server_url:
+        raise ConfigError("[sync] server_url: not set (this kiosk is configured offline)")
+    if not s.kiosk_id:
+        raise ConfigError("[sync] kiosk_id: not set (register the kiosk: kiosk-central register-kiosk)")
+    try:
+        device_key = load_ed25519_private(cfg.keys.device_key)
+    except KeyFileError as e:
+        raise ConfigError(f"[keys] device_key: {e} (make it with `kiosk keys init`)") from None
+    bundle_key = None
+    if cfg.keys.bundle_key:
+        try:
+            bundle_key = load_ed25519_public(cfg.keys.bundle_key)
+        except KeyFileError as e:
+            raise ConfigError(f"[keys] bundle_key: {e}") from None
+    verify: bool | str = s.ca_bundle or s.verify_tls
+    return Uploader(store=store or open_store(cfg), server_url=s.server_url, kiosk_id=s.kiosk_id,
+                    device_key=device_key, bundle_key=bundle_key,
+                    bundle_file=Path(cfg.kiosk.bundle_file) if cfg.kiosk.bundle_file else None,
+                    batch_size=s.batch_size, timeout_s=s.timeout_s, verify=verify, session=session)
+
+
+def dumps(result: RoundResult) -> str:
+    return json.dumps(result.__dict__)
