@@ -115,6 +115,7 @@ class Uploader:
         self.batch_size, self.timeout_s, self.verify, self.clock = batch_size, timeout_s, verify, clock
         self.session = session or requests.Session()
         self.clock_offset = float(store.get_state("server_clock_offset", "0"))
+        self.progress = [0, 0, 0]
 
     # -- one signed request ----------------------------------------------------------------------
     def _request(self, method: str, path: str, body: bytes = b"", headers=None,
@@ -149,16 +150,15 @@ class Uploader:
 
     # -- upload ------------------------------------------------------------------------------------
     def upload_pending(self) -> tuple[int, int, int]:
-        """Upload until nothing is pending; returns (accepted, duplicates, set aside)."""
-        totals = [0, 0, 0]
+        """Upload until nothing is pending; returns (accepted, duplicates, set aside). What a
+        round did before a failure is still counted in ``self.progress``."""
+        self.progress = [0, 0, 0]
         while True:
             records = self.store.pending(self.batch_size)
             if not records:
-                return tuple(totals)
-            a, d, s = self._send(records)
-            totals[0] += a
-            totals[1] += d
-            totals[2] += s
+                return tuple(self.progress)
+            for i, n in enumerate(self._send(records)):
+                self.progress[i] += n
 
     def _send(self, records: list[dict]) -> tuple[int, int, int]:
         batch_id = str(uuid.uuid4())
@@ -229,10 +229,10 @@ class Uploader:
 
     # -- rounds and the service ---------------------------------------------------------------------
     def round(self) -> RoundResult:
-        accepted = duplicates = set_aside = 0
         bundle = "not fetched"
+        self.progress = [0, 0, 0]
         try:
-            accepted, duplicates, set_aside = self.upload_pending()
+            self.upload_pending()
             bundle = self.fetch_bundle()
             self.store.set_state("last_sync_at", f"{self.clock():.3f}")
             self.store.set_state("last_sync_error", "")
@@ -243,6 +243,7 @@ class Uploader:
             error, retry_after = str(e), None
         if error:
             self.store.set_state("last_sync_error", error[:300])
+        accepted, duplicates, set_aside = self.progress
         return RoundResult(accepted, duplicates, set_aside, self.store.stats()["pending"], bundle,
                            error, retry_after)
 

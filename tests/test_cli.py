@@ -181,3 +181,82 @@ def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, 
 
     p = run("kiosk", "purge", "--config", cfg)
     assert p.stdout.strip() == "purged 0 records"
+
+
+# -- sync from the command line ----------------------------------------------------------------------
+def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, authority):
+    from kiosk.render import save_pass
+    from sync.authority import issue_pass
+    from sync.localserver import LocalServer
+
+    db = tmp_path / "kiosk.db"
+    cfg = tmp_path / "kiosk.toml"
+    base = kiosk_config_text(authority, db, keys=[f'bundle_key = "{authority / "bundle.pub"}"',
+                                                  'device_key = "device.key"'],
+                             kiosk=['bundle_file = "bundle.json"'])
+    cfg.write_text(base)
+    pem = run("kiosk", "keys", "init", "--config", cfg).stdout
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----") and pem.count("\n") == 3
+    assert stat.S_IMODE((tmp_path / "device.key").stat().st_mode) == 0o600
+    assert (tmp_path / "device.pub").read_text() == pem
+    again = run("kiosk", "keys", "init", "--config", cfg, check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+    offline = run("kiosk", "sync", "--config", cfg, check=False)
+    assert offline.returncode == 2 and "[sync] server_url: not set" in offline.stderr
+
+    data = tmp_path / "central"
+    kid = run("kiosk-central", "register-kiosk", "--data", data, "--venue", "Market hall",
+              "--public-key", tmp_path / "device.pub").stdout.strip()
+    assert re.fullmatch(r"k-[0-9a-f]{16}", kid)
+
+    text, pid = issue_pass(authority, risk=0)
+    save_pass(text, png=tmp_path / "pass.png")
+    with LocalServer(data, authority) as server:
+        cfg.write_text(base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n')
+        # a check-in, as `kiosk run` would record it
+        from kiosk import config as config_mod
+        from kiosk.decision import decide
+        from kiosk.runtime import open_store, trust_provider
+        import time as _time
+        c = config_mod.load(cfg)
+        t = trust_provider(c)()
+        store = open_store(c)
+        store.record(decide(text, trusted=t.issuers, risk_list=t.risk_list, policy=t.policy,
+                            now=_time.time()), now=_time.time(), clock_synced=True)
+        store.close()
+
+        first = run("kiosk", "sync", "--config", cfg)
+        assert first.stdout.strip() == ("uploaded 1 (duplicates 0), set aside 0, pending 0; "
+                                        "bundle updated to version 1")
+        assert run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout.count('"admit"') == 1
+
+        raised = run("kiosk-central", "set-risk", "--data", data, "--pass-id", pid.hex(), "--level", "3")
+        assert raised.stdout.strip() == "risk list version 2: level 3 set"
+        second = run("kiosk", "sync", "--config", cfg)
+        assert "bundle updated to version 2" in second.stdout
+        scan = json.loads(run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout)
+        assert (scan["decision"], scan["reason"], scan["risk_level"]) == ("deny", "risk_list", 3)
+        assert "bundle unchanged (version 2)" in run("kiosk", "sync", "--config", cfg).stdout
+
+        status = run("kiosk-central", "status", "--data", data).stdout
+        assert f"{kid}  Market hall  active  records 1  missing seq: none" in status
+
+        doctor = run("kiosk", "doctor", "--config", cfg, "--no-camera", check=False)
+        # "status  name         detail": the name column is 12 wide
+        lines = {line[6:18].strip(): line for line in doctor.stdout.splitlines()}
+        assert doctor.returncode == 0, doctor.stdout
+        assert lines["database"].startswith("ok") and "integrity ok, journal wal, 1 records" in lines["database"]
+        assert lines["pending"].startswith("ok") and "0 records to upload" in lines["pending"]
+        assert lines["last sync"].startswith("ok") and lines["risk list"].startswith("ok")
+        assert "bundle version 2" in lines["risk list"]
+        assert lines["signal"].startswith("warn") and "mock pins" in lines["signal"]
+        for out in (first.stdout + first.stderr, doctor.stdout, status):
+            assert pid.hex() not in out
+
+    down = run("kiosk", "sync", "--config", cfg, check=False)      # the server is gone
+    assert down.returncode == 1 and "ConnectionError" in down.stdout
+
+    revoked = run("kiosk-central", "register-kiosk", "--data", data, "--revoke", kid)
+    assert revoked.stdout.strip() == f"revoked {kid}"
+    assert "revoked" in run("kiosk-central", "status", "--data", data).stdout

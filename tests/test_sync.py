@@ -1,0 +1,398 @@
+"""Both ends of the wire against each other: the real `kiosk-central serve` in its own
+process on 127.0.0.1, the real uploader with requests, real SQLite files on both sides.
+Faults come from a TCP proxy between them (tests/faultproxy.py) and from killing the
+server process; no request is mocked."""
+
+import base64
+import gzip
+import json
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from conftest import NOW
+from faultproxy import FaultProxy
+from kiosk.bundle import verify_bundle
+from kiosk.decision import Policy, RiskList, decide
+from kiosk.keys import BUNDLE_PUB, load_ed25519_public
+from kiosk.store import CheckinStore
+from sync import protocol
+from sync.localserver import LocalServer
+from sync.storage import SqliteStorage
+from sync.uploader import Backoff, Uploader
+
+
+def raw(pub) -> bytes:
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+@pytest.fixture
+def central(tmp_path, authority):
+    with LocalServer(tmp_path / "central", authority) as server:
+        yield server
+
+
+@pytest.fixture
+def device_key():
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def kiosk_id(central, device_key):
+    admin = SqliteStorage.in_folder(central.data_dir)
+    kid = admin.register_kiosk(venue="v1", public_key=raw(device_key.public_key()), now=time.time())
+    admin.close()
+    return kid
+
+
+def server_ids(central, kiosk_id=None):
+    s = SqliteStorage.in_folder(central.data_dir)
+    try:
+        return s.record_ids(kiosk_id)
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def kiosk_store(tmp_path, sealing):
+    store = CheckinStore.open(tmp_path / "kiosk.db", sealing=sealing, venue_id="v1")
+    yield store
+    store.close()
+
+
+def fill(store, make_pass, trusted, n, *, start=None):
+    """n check-ins as the app records them: one sealed, committed row each."""
+    now = time.time() if start is None else start
+    texts = [make_pass(level) for level in range(4)]
+    decisions = [decide(t, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=NOW)
+                 for t in texts]
+    return [store.record(decisions[i % 4], now=now + i, clock_synced=True) for i in range(n)]
+
+
+def closing_session():
+    """One connection per request, so the proxy picks a fault per request."""
+    s = requests.Session()
+    s.headers["Connection"] = "close"
+    return s
+
+
+def make_uploader(store, url, kiosk_id, device_key, authority, tmp_path, **kw):
+    return Uploader(store=store, server_url=url, kiosk_id=kiosk_id, device_key=device_key,
+                    bundle_key=load_ed25519_public(authority / BUNDLE_PUB),
+                    bundle_file=tmp_path / "bundle.json", session=kw.pop("session", closing_session()),
+                    **kw)
+
+
+def run_until_drained(uploader, *, timeout_s=240, backoff=Backoff(0.01, 0.2)):
+    stop = threading.Event()
+    rounds = []
+
+    def on_round(result):
+        rounds.append(result)
+        if result.ok and result.pending == 0:
+            stop.set()
+
+    t = threading.Thread(target=uploader.loop, args=(stop,),
+                         kwargs=dict(interval_s=0.05, backoff=backoff, on_round=on_round))
+    t.start()
+    t.join(timeout_s)
+    stop.set()
+    t.join(30)
+    return rounds
+
+
+# -- exactly once, under faults -----------------------------------------------------------------------
+def test_ten_thousand_records_arrive_exactly_once_under_faults(
+        tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority):
+    ids = fill(kiosk_store, make_pass, trusted, 10_000)
+    proxy = FaultProxy(central.port, stall_s=1.5, faults={
+        "reset": 0.08, "error503": 0.08, "stall": 0.04, "drop_answer": 0.10, "late_answer": 0.04})
+    proxy.forced = ["drop_answer", "late_answer", "error503", "stall", "reset"]  # each at least once
+    uploader = make_uploader(kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path,
+                             batch_size=200, timeout_s=1.0)
+
+    killer_done = threading.Event()
+
+    def kill_and_restart():
+        # Mid-upload: SIGKILL the server (no clean shutdown), bring it back on the same port.
+        while kiosk_store.stats()["synced"] < 3000:
+            time.sleep(0.05)
+        central.kill()
+        time.sleep(1.0)
+        central.start()
+        killer_done.set()
+
+    killer = threading.Thread(target=kill_and_restart)
+    killer.start()
+    rounds = run_until_drained(uploader)
+    killer.join(60)
+    proxy.close()
+
+    assert killer_done.is_set(), "the server was never killed mid-upload"
+    for mode in ("pass", "reset", "error503", "stall", "drop_answer", "late_answer"):
+        assert proxy.counts[mode] >= 1, proxy.counts
+    assert any(not r.ok for r in rounds), "no fault reached the uploader"
+    on_server = server_ids(central, kiosk_id)
+    assert len(on_server) == 10_000 and set(on_server) == set(ids)
+    admin = SqliteStorage.in_folder(central.data_dir)
+    assert admin.gaps(kiosk_id) == []
+    dup = admin.db.execute("SELECT count(*) FROM records GROUP BY record_id HAVING count(*) > 1").fetchall()
+    admin.close()
+    assert dup == []
+    stats = kiosk_store.stats()
+    assert stats["pending"] == 0 and stats["synced"] == 10_000 and stats["set_aside"] == 0
+    # Dropped answers mean the server saw some records twice and said so.
+    assert sum(r.duplicates for r in rounds) > 0
+
+
+def test_offline_for_weeks_then_everything_drains_in_capture_order(
+        tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority):
+    central.stop()                                       # no network for weeks
+    start = time.time() - 20 * 86_400
+    ids = fill(kiosk_store, make_pass, trusted, 1200, start=start)
+    uploader = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path,
+                             batch_size=100, timeout_s=1.0)
+    for _ in range(3):
+        result = uploader.round()
+        assert not result.ok and result.pending == 1200 and result.accepted == 0
+    central.start()
+    rounds = run_until_drained(uploader)
+    assert rounds[-1].ok and rounds[-1].pending == 0
+    admin = SqliteStorage.in_folder(central.data_dir)
+    arrived = [r[0] for r in admin.db.execute("SELECT record_id FROM records ORDER BY rowid")]
+    seqs = [r[0] for r in admin.db.execute("SELECT seq FROM records ORDER BY rowid")]
+    admin.close()
+    assert arrived == ids                                # oldest first, none missing
+    assert seqs == sorted(seqs)
+
+
+# -- a malformed record is set aside, the rest go through ---------------------------------------------
+def test_a_record_the_server_refuses_is_set_aside_and_the_batch_still_lands(
+        tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority):
+    ids = fill(kiosk_store, make_pass, trusted, 50)
+    bad = ids[17]
+    with kiosk_store.db.conn:                            # e.g. a row damaged on the SD card
+        kiosk_store.db.execute("UPDATE checkins SET seal_kid = ? WHERE record_id = ?", ["x" * 100, bad])
+    uploader = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path,
+                             batch_size=50)
+    result = uploader.round()
+    assert result.ok and result.accepted == 49 and result.set_aside == 1 and result.pending == 0
+    assert set(server_ids(central, kiosk_id)) == set(ids) - {bad}
+    row = kiosk_store.db.execute("SELECT set_aside_reason, synced_at FROM checkins WHERE record_id = ?",
+                                 [bad]).fetchone()
+    assert row[0].startswith("HTTP 400 malformed") and row[1] is None   # kept, not dropped
+    assert kiosk_store.stats()["set_aside"] == 1
+    again = uploader.round()                             # not retried forever
+    assert again.ok and again.accepted == 0 and again.set_aside == 0
+
+
+def test_server_down_leaves_everything_queued(tmp_path, central, kiosk_id, device_key, kiosk_store,
+                                              make_pass, trusted, authority):
+    fill(kiosk_store, make_pass, trusted, 10)
+    proxy = FaultProxy(central.port, faults={"error503": 1.0})
+    uploader = make_uploader(kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path)
+    result = uploader.round()
+    proxy.close()
+    assert not result.ok and "503" in result.error and result.retry_after == 0
+    assert result.pending == 10 and server_ids(central) == []
+    assert kiosk_store.get_state("last_sync_error").endswith("HTTP 503")
+
+
+def test_a_revoked_kiosk_keeps_its_records_and_says_why(tmp_path, central, kiosk_id, device_key,
+                                                        kiosk_store, make_pass, trusted, authority):
+    fill(kiosk_store, make_pass, trusted, 5)
+    admin = SqliteStorage.in_folder(central.data_dir)
+    admin.revoke_kiosk(kiosk_id, now=time.time())
+    admin.close()
+    result = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path).round()
+    assert not result.ok and "403 revoked" in result.error
+    assert result.pending == 5 and result.set_aside == 0
+
+
+def test_a_kiosk_clock_far_off_is_corrected_from_the_server(tmp_path, central, kiosk_id, device_key,
+                                                            kiosk_store, make_pass, trusted, authority):
+    """A Pi has no RTC: after a power cut with no NTP its clock can be days off."""
+    fill(kiosk_store, make_pass, trusted, 5)
+    uploader = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path,
+                             clock=lambda: time.time() - 3 * 86_400)
+    result = uploader.round()
+    assert result.ok and result.accepted == 5
+    assert abs(uploader.clock_offset - 3 * 86_400) < 60
+
+
+# -- every rejection path: a 4xx and nothing stored ---------------------------------------------------
+def record(i=1, **over):
+    r = {"record_id": str(uuid.uuid4()), "seq": i, "captured_at": 1.0 * NOW, "clock_synced": True,
+         "retention": "normal", "delete_after": NOW + 28 * 86400.0, "seal_kid": "abcd",
+         "sealed": base64.b64encode(b"x" * 80).decode()}
+    r.update(over)
+    return r
+
+
+def post(url, key, kiosk_id, body, *, ts=None, path=protocol.UPLOAD_PATH, headers=None,
+         sign_body=None):
+    h = protocol.sign_request(key, kiosk_id=kiosk_id, method="POST", path=path,
+                              timestamp=int(ts if ts is not None else time.time()),
+                              body=body if sign_body is None else sign_body)
+    h.update({"Content-Type": "application/json", "Content-Encoding": "gzip", **(headers or {})})
+    return requests.post(url + path, data=body, headers=h, timeout=10)
+
+
+def gz(obj) -> bytes:
+    return gzip.compress(json.dumps(obj).encode())
+
+
+REJECTIONS = {
+    "unknown kiosk": (401, "unknown_kiosk"),
+    "revoked kiosk": (403, "revoked"),
+    "bad signature": (401, "bad_signature"),
+    "another kiosk's key": (401, "bad_signature"),
+    "no signature headers": (401, "bad_signature"),
+    "stale timestamp": (401, "stale_timestamp"),
+    "oversized body": (413, "too_large"),
+    "gzip bomb": (413, "too_large"),
+    "too many records": (413, "too_large"),
+    "not gzip": (400, "malformed"),
+    "not json": (400, "malformed"),
+    "missing field": (400, "malformed"),
+    "extra field": (400, "malformed"),
+    "bad record id": (400, "malformed"),
+    "bad base64": (400, "malformed"),
+    "wrong type": (400, "malformed"),
+    "no records": (400, "malformed"),
+}
+
+
+@pytest.mark.parametrize("case", list(REJECTIONS))
+def test_each_rejection_is_a_4xx_and_stores_nothing(case, central, kiosk_id, device_key):
+    url, key, kid = central.url, device_key, kiosk_id
+    good = {"batch_id": str(uuid.uuid4()), "records": [record(1), record(2)]}
+    if case == "unknown kiosk":
+        r = post(url, key, "k-0000000000000000", gz(good))
+    elif case == "revoked kiosk":
+        admin = SqliteStorage.in_folder(central.data_dir)
+        admin.revoke_kiosk(kid, now=time.time())
+        admin.close()
+        r = post(url, key, kid, gz(good))
+    elif case == "bad signature":
+        r = post(url, key, kid, gz(good), sign_body=gz({**good, "batch_id": str(uuid.uuid4())}))
+    elif case == "another kiosk's key":
+        r = post(url, Ed25519PrivateKey.generate(), kid, gz(good))
+    elif case == "no signature headers":
+        r = requests.post(url + protocol.UPLOAD_PATH, data=gz(good), timeout=10,
+                          headers={"Content-Encoding": "gzip"})
+    elif case == "stale timestamp":
+        r = post(url, key, kid, gz(good), ts=time.time() - 3600)
+        assert abs(r.json()["server_time"] - time.time()) < 60
+    elif case == "oversized body":
+        import os
+        r = post(url, key, kid, os.urandom(protocol.MAX_BODY_BYTES + 10))
+    elif case == "gzip bomb":
+        r = post(url, key, kid, gzip.compress(b" " * (protocol.MAX_JSON_BYTES + 1000), 9))
+    elif case == "too many records":
+        r = post(url, key, kid, gz({"batch_id": str(uuid.uuid4()),
+                                    "records": [record(i + 1) for i in range(protocol.MAX_RECORDS + 1)]}))
+    elif case == "not gzip":
+        r = post(url, key, kid, json.dumps(good).encode())
+    elif case == "not json":
+        r = post(url, key, kid, gzip.compress(b"{not json"))
+    elif case == "missing field":
+        rec = record(2)
+        del rec["sealed"]
+        r = post(url, key, kid, gz({**good, "records": [record(1), rec]}))
+    elif case == "extra field":
+        r = post(url, key, kid, gz({**good, "records": [record(1), record(2, pass_id="ab" * 16)]}))
+    elif case == "bad record id":
+        r = post(url, key, kid, gz({**good, "records": [record(1, record_id="1 OR 1=1")]}))
+    elif case == "bad base64":
+        r = post(url, key, kid, gz({**good, "records": [record(1), record(2, sealed="!!not base64!!")]}))
+    elif case == "wrong type":
+        r = post(url, key, kid, gz({**good, "records": [record(1, seq="1")]}))
+    elif case == "no records":
+        r = post(url, key, kid, gz({**good, "records": []}))
+    status, code = REJECTIONS[case]
+    assert (r.status_code, r.json()["error"]) == (status, code), r.text
+    assert r.json()["detail"]
+    assert server_ids(central) == []
+    admin = SqliteStorage.in_folder(central.data_dir)
+    assert admin.db.execute("SELECT count(*) FROM batches").fetchone()[0] == 0
+    admin.close()
+
+
+def test_the_same_batch_or_record_again_is_stored_once(central, kiosk_id, device_key):
+    recs = [record(1), record(2), record(3)]
+    batch = {"batch_id": str(uuid.uuid4()), "records": recs}
+    first = post(central.url, device_key, kiosk_id, gz(batch)).json()
+    again = post(central.url, device_key, kiosk_id, gz(batch)).json()
+    ids = [r["record_id"] for r in recs]
+    assert first == {"batch_id": batch["batch_id"], "accepted": ids, "duplicates": []}
+    assert again == {"batch_id": batch["batch_id"], "accepted": [], "duplicates": ids}
+    mixed = {"batch_id": str(uuid.uuid4()), "records": [recs[1], record(4)]}
+    answer = post(central.url, device_key, kiosk_id, gz(mixed)).json()
+    assert answer["accepted"] == [mixed["records"][1]["record_id"]] and answer["duplicates"] == [ids[1]]
+    assert sorted(server_ids(central)) == sorted(ids + [mixed["records"][1]["record_id"]])
+
+
+def test_the_server_reports_gaps_in_a_kiosks_sequence(central, kiosk_id, device_key):
+    post(central.url, device_key, kiosk_id,
+         gz({"batch_id": str(uuid.uuid4()), "records": [record(i) for i in (3, 4, 7, 10)]}))
+    admin = SqliteStorage.in_folder(central.data_dir)
+    assert admin.gaps(kiosk_id) == [(1, 2), (5, 6), (8, 9)]
+    admin.close()
+
+
+def test_openapi_describes_upload_and_bundle(central):
+    spec = requests.get(central.url + "/openapi.json", timeout=10).json()
+    assert {"/v1/batches", "/v1/bundle"} <= set(spec["paths"])
+    body = spec["paths"]["/v1/batches"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"batch_id", "records"}
+    assert "sealed" in spec["components"]["schemas"]["Record"]["properties"]
+
+
+# -- the bundle -------------------------------------------------------------------------------------------
+def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_kept(
+        tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority):
+    bundle_key = load_ed25519_public(authority / BUNDLE_PUB)
+    proxy = FaultProxy(central.port)
+    uploader = make_uploader(kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path)
+    assert uploader.fetch_bundle() == "updated to version 1"
+    held = (tmp_path / "bundle.json").read_bytes()
+    b1 = verify_bundle(held, bundle_key, kiosk_id=kiosk_id)
+    assert b1.risk_list.levels == {} and b1.policy.deny_level == 3 and set(b1.issuers) == set(trusted)
+    assert uploader.fetch_bundle() == "unchanged (version 1)"             # one small 304
+
+    pass_id = bytes(range(16))
+    admin = SqliteStorage.in_folder(central.data_dir)
+    admin.set_risk(pass_id, 3, now=time.time())
+    admin.close()
+    proxy.forced = ["tamper"]                             # one byte of the payload changed on the way
+    result = uploader.fetch_bundle()
+    assert result.startswith("refused (bad bundle signature)")
+    assert (tmp_path / "bundle.json").read_bytes() == held                # the old one kept
+    assert kiosk_store.get_state("bundle_version") == "1"
+    assert proxy.counts["tamper"] == 1
+
+    assert uploader.fetch_bundle() == "updated to version 2"
+    b2 = verify_bundle((tmp_path / "bundle.json").read_bytes(), bundle_key, kiosk_id=kiosk_id)
+    assert b2.risk_list.level_for(pass_id) == 3
+    assert pass_id.hex() not in (tmp_path / "bundle.json").read_text()    # refs, not pass ids
+    proxy.close()
+
+
+def test_a_bundle_signed_by_another_key_is_refused(tmp_path, central, kiosk_id, device_key,
+                                                   kiosk_store, authority):
+    from kiosk.keys import init_authority_keys
+    impostor = tmp_path / "impostor"
+    init_authority_keys(impostor)
+    with LocalServer(tmp_path / "impostor-data", impostor) as fake:
+        admin = SqliteStorage.in_folder(fake.data_dir)
+        kid = admin.register_kiosk(venue="v", public_key=raw(device_key.public_key()), now=time.time())
+        admin.close()
+        uploader = make_uploader(kiosk_store, fake.url, kid, device_key, authority, tmp_path)
+        assert uploader.fetch_bundle().startswith("refused (bad bundle signature)")
+    assert not (tmp_path / "bundle.json").exists()
