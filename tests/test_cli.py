@@ -260,3 +260,29 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
     revoked = run("kiosk-central", "register-kiosk", "--data", data, "--revoke", kid)
     assert revoked.stdout.strip() == f"revoked {kid}"
     assert "revoked" in run("kiosk-central", "status", "--data", data).stdout
+
+
+# -- the units a Pi runs -------------------------------------------------------------------------------
+def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
+    import configparser
+    units = {}
+    for path in (ROOT / "systemd").iterdir():
+        cp = configparser.ConfigParser(strict=False, interpolation=None)
+        cp.optionxform = str
+        cp.read(path)
+        units[path.name] = cp
+    svc = units["kiosk.service"]["Service"]
+    assert svc["Type"] == "notify" and int(svc["WatchdogSec"]) > 0 and svc["Restart"] == "on-failure"
+    assert "gpio" in svc["SupplementaryGroups"] and svc["User"] == "kiosk"
+    assert svc["PrivateNetwork"] == "yes"             # the scanner never touches the network
+    assert units["kiosk-purge.timer"]["Timer"]["Persistent"] == "true"
+    for name, cp in units.items():
+        if not name.endswith(".service"):
+            continue
+        exec_start = cp["Service"]["ExecStart"].split()
+        assert exec_start[0] == "/opt/kiosk/.venv/bin/kiosk"
+        assert exec_start[2:4] == ["--config", "/etc/kiosk/kiosk.toml"]
+        args = [a for a in exec_start[1:] if a not in ("--config", "/etc/kiosk/kiosk.toml")]
+        assert run("kiosk", *args, "--help").returncode == 0
+    assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "install-pi")]).returncode == 0
+
