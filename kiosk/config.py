@@ -141,6 +141,8 @@ def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
         if key not in raw:
             if f.default is MISSING and f.default_factory is MISSING:
                 raise ConfigError(f"{where}: missing (required)")
+            if f.metadata["path"] and f.default:      # a default file lives beside the config too
+                values[key] = str(base / f.default)
             continue
         value = _typed(where, raw[key], f.type)
         meta = f.metadata

@@ -42,6 +42,18 @@ def make_backlog(db_path: Path, sealing, n: int) -> None:
     store.close()
 
 
+def peak_rss_kib() -> int:
+    """This process image's own high-water mark (VmHWM). ru_maxrss would not do: Linux
+    carries it over from the parent across fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def child(db_path: str, url: str, kiosk_id: str, key_path: str, batch_size: int) -> None:
     """Runs in the uploader's own process: one round, then figures as JSON on stdout."""
     from kiosk.keys import load_ed25519_private
@@ -54,14 +66,14 @@ def child(db_path: str, url: str, kiosk_id: str, key_path: str, batch_size: int)
     store = CheckinStore.open(Path(db_path), sealing=dummy, venue_id="bench")
     uploader = Uploader(store=store, server_url=url, kiosk_id=kiosk_id,
                         device_key=load_ed25519_private(key_path), batch_size=batch_size, timeout_s=60)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_kib()
     t0 = time.perf_counter()
     result = uploader.round()
     seconds = time.perf_counter() - t0
     print(json.dumps({"ok": result.ok, "error": result.error, "accepted": result.accepted,
                       "pending": result.pending, "seconds": seconds,
                       "rss_before_kib": rss_before,
-                      "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                      "rss_peak_kib": peak_rss_kib()}))
 
 
 def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch_size: int = 500) -> None:

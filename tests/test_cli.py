@@ -286,3 +286,60 @@ def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
         assert run("kiosk", *args, "--help").returncode == 0
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "install-pi")]).returncode == 0
 
+
+
+def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path, authority):
+    """Two processes on one SQLite file, as on a Pi: the scan loop keeps recording while the
+    uploader drains; nothing is lost, nobody sees 'database is locked'."""
+    from kiosk.render import camera_frame
+    from sync.authority import issue_pass
+    from sync.localserver import LocalServer
+    import cv2
+    import numpy as np
+    import sqlite3
+    import time
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        cv2.imwrite(str(imgs / f"{i}.png"), camera_frame(issue_pass(authority, risk=i % 3)[0], rng))
+    db = tmp_path / "kiosk.db"
+    cfg = tmp_path / "kiosk.toml"
+    data = tmp_path / "central"
+    base = kiosk_config_text(authority, db, kiosk=["repeat_window_s = 0.0", "hold_s = 0.0"],
+                             camera=['source = "images"', f'images = ["{imgs}"]', "loop = true",
+                                     "fps = 30.0"])
+    cfg.write_text(base)
+    run("kiosk", "keys", "init", "--config", cfg)
+    kid = run("kiosk-central", "register-kiosk", "--data", data, "--venue", "v",
+              "--public-key", tmp_path / "device.pub").stdout.strip()
+    with LocalServer(data, authority) as server:
+        cfg.write_text(base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n'
+                       "interval_s = 0.2\nbatch_size = 7\n")
+        procs = [subprocess.Popen([str(BIN / "kiosk"), cmd, "--config", str(cfg), *extra],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for cmd, extra in (("run", []), ("sync", ["--loop"]))]
+        time.sleep(6)
+        for p in procs:
+            p.terminate()
+        outputs = [p.communicate(timeout=20) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        made = sqlite3.connect(db).execute("SELECT count(*) FROM checkins").fetchone()[0]
+        assert made >= 20
+        final = run("kiosk", "sync", "--config", cfg).stdout
+        assert "pending 0" in final
+        on_server = len(server_ids_of(data, kid))
+    assert on_server == made
+    for out, err in outputs:
+        assert "locked" not in err and "Traceback" not in err
+    assert "sync: uploaded" in outputs[1][1]
+
+
+def server_ids_of(data, kiosk_id):
+    from sync.storage import SqliteStorage
+    s = SqliteStorage.in_folder(data)
+    try:
+        return s.record_ids(kiosk_id)
+    finally:
+        s.close()

@@ -93,3 +93,13 @@ def test_kiosk_run_stops_with_one_clear_line(tmp_path, authority):
                        timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip() == "kiosk: config error: [signal] red_pin: must be at least 0, not -1"
+
+
+def test_default_file_paths_live_beside_the_config_not_in_the_working_directory(tmp_path, authority):
+    cfg_file = tmp_path / "etc" / "kiosk.toml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text(kiosk_config_text(authority, tmp_path / "k.db"))
+    cfg = config.load(cfg_file)
+    assert cfg.keys.device_key == str(cfg_file.parent / "device.key")
+    assert cfg.kiosk.bundle_file == str(cfg_file.parent / "bundle.json")
+    assert cfg.keys.bundle_key == ""
