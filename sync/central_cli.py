@@ -46,7 +46,11 @@ def cmd_serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keys = Path(args.keys) if args.keys else Path(args.data) / "keys"
-    serve(Path(args.data), keys, host=args.host, port=args.port, access_log=args.access_log)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("kiosk-central: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    serve(Path(args.data), keys, host=args.host, port=args.port, access_log=args.access_log,
+          tls_cert=args.tls_cert, tls_key=args.tls_key)
     return 0
 
 
@@ -138,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keys", metavar="DIR",
                        help="authority keys: bundle.key, issuer*.pub, sealing*.pub (default DIR/keys)")
     serve.add_argument("--access-log", action="store_true")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", metavar="FILE", help="... and this private key (PEM)")
     serve.set_defaults(func=cmd_serve)
 
     reg = sub.add_parser("register-kiosk", help="register a kiosk's device key; prints its kiosk id")

@@ -22,10 +22,12 @@ def free_port() -> int:
 
 class LocalServer:
     def __init__(self, data_dir: Path, keys_dir: Path, *, port: int | None = None,
-                 log_file: Path | None = None):
+                 log_file: Path | None = None, tls: tuple[Path, Path] | None = None,
+                 ca_bundle: Path | None = None):
         self.data_dir, self.keys_dir = Path(data_dir), Path(keys_dir)
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls, self.ca_bundle = tls, ca_bundle
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log_file = Path(log_file) if log_file else self.data_dir / "server.log"
         self.proc: subprocess.Popen | None = None
 
@@ -34,7 +36,8 @@ class LocalServer:
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sync.central_cli", "serve", "--data", str(self.data_dir),
-             "--keys", str(self.keys_dir), "--host", "127.0.0.1", "--port", str(self.port)],
+             "--keys", str(self.keys_dir), "--host", "127.0.0.1", "--port", str(self.port),
+             *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else [])],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()
         deadline = time.monotonic() + timeout_s
@@ -43,7 +46,8 @@ class LocalServer:
                 raise RuntimeError(f"central server exited {self.proc.returncode}: "
                                    f"{self.log_file.read_text()[-2000:]}")
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=1,
+                                verify=str(self.ca_bundle) if self.ca_bundle else True).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

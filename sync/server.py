@@ -259,17 +259,18 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
     return app
 
 
-def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: bool = False) -> None:
+def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: bool = False,
+          tls_cert: str | None = None, tls_key: str | None = None) -> None:
     import uvicorn
 
     from sync.storage import SqliteStorage
 
     storage = SqliteStorage.in_folder(data_dir)
     app = create_app(storage, Authority.from_dir(keys_dir))
-    log.info("serving on http://%s:%d (data %s)", host, port, data_dir)
+    log.info("serving on %s://%s:%d (data %s)", "https" if tls_cert else "http", host, port, data_dir)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log,
-                    timeout_graceful_shutdown=5)
+                    timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     finally:
         storage.close()
 

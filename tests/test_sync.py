@@ -396,3 +396,61 @@ def test_a_bundle_signed_by_another_key_is_refused(tmp_path, central, kiosk_id, 
         uploader = make_uploader(kiosk_store, fake.url, kid, device_key, authority, tmp_path)
         assert uploader.fetch_bundle().startswith("refused (bad bundle signature)")
     assert not (tmp_path / "bundle.json").exists()
+
+
+# -- TLS -------------------------------------------------------------------------------------------------
+def make_private_ca(folder):
+    """A private CA and a certificate for 127.0.0.1 signed by it, as a committee might run."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("committee test CA")).issuer_name(name("committee test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "server.pem").write_bytes(cert.public_bytes(pem))
+    (folder / "server.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    return folder / "ca.pem", folder / "server.pem", folder / "server.key"
+
+
+def test_tls_is_verified_by_default_and_a_private_ca_bundle_is_accepted(
+        tmp_path, authority, device_key, kiosk_store, make_pass, trusted):
+    ca, cert, key = make_private_ca(tmp_path)
+    with LocalServer(tmp_path / "central", authority, tls=(cert, key), ca_bundle=ca) as server:
+        assert server.url.startswith("https://")
+        admin = SqliteStorage.in_folder(server.data_dir)
+        kid = admin.register_kiosk(venue="v", public_key=raw(device_key.public_key()), now=time.time())
+        admin.close()
+        fill(kiosk_store, make_pass, trusted, 3)
+        unverified = make_uploader(kiosk_store, server.url, kid, device_key, authority, tmp_path).round()
+        assert not unverified.ok and unverified.error.startswith("TLS:") and unverified.pending == 3
+        ok = make_uploader(kiosk_store, server.url, kid, device_key, authority, tmp_path,
+                           verify=str(ca)).round()
+        assert ok.ok and ok.accepted == 3 and ok.pending == 0
