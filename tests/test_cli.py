@@ -254,6 +254,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         for out in (first.stdout + first.stderr, doctor.stdout, status):
             assert pid.hex() not in out
 
+    assert pid.hex() not in (data / "server.log").read_text()       # the server's log neither
     down = run("kiosk", "sync", "--config", cfg, check=False)      # the server is gone
     assert down.returncode == 1 and "ConnectionError" in down.stdout
 
