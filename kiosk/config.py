@@ -158,7 +158,7 @@ def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
     if name == "keys" and "issuer_keys" in values:
         values["issuer_keys"] = [str((base / p).expanduser()) for p in values["issuer_keys"]]
         if not values["issuer_keys"]:
-            raise ConfigError(f"[keys] issuer_keys: must name at least one key file")
+            raise ConfigError("[keys] issuer_keys: must name at least one key file")
     return cls(**values)
 
 
@@ -182,7 +182,7 @@ def load(path: str | Path, *, check_files: bool = True) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     cfg = parse(data, base=path.resolve().parent, source=path)
     if check_files:
-        for where, p in [*((f"[keys] issuer_keys", p) for p in cfg.keys.issuer_keys),
+        for where, p in [*(("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys),
                          ("[keys] sealing_key", cfg.keys.sealing_key),
                          ("[keys] bundle_key", cfg.keys.bundle_key)]:
             if p and not Path(p).is_file():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -273,7 +272,3 @@ def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: b
                     timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     finally:
         storage.close()
-
-
-def dump_json(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True)

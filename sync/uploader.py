@@ -16,7 +16,6 @@ shared SQLite file (WAL, busy timeout).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -307,7 +306,3 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
                     device_key=device_key, bundle_key=bundle_key,
                     bundle_file=Path(cfg.kiosk.bundle_file) if cfg.kiosk.bundle_file else None,
                     batch_size=s.batch_size, timeout_s=s.timeout_s, verify=verify, session=session)
-
-
-def dumps(result: RoundResult) -> str:
-    return json.dumps(result.__dict__)

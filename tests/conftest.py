@@ -1,5 +1,4 @@
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -58,7 +57,7 @@ def make_pass(issuer_key):
 def kiosk_config_text(authority: Path, db: Path, **overrides) -> str:
     """A minimal valid kiosk config for tests, with optional raw TOML lines per section."""
     sections = {
-        "kiosk": [f'venue_id = "venue-test"', f'database = "{db}"'],
+        "kiosk": ['venue_id = "venue-test"', f'database = "{db}"'],
         "keys": [f'issuer_keys = ["{authority / ISSUER_PUB}"]',
                  f'sealing_key = "{authority / SEALING_PUB}"'],
         "signal": ['pin_factory = "mock"'],

@@ -17,7 +17,6 @@ connection and so its own fault. Modes:
 
 from __future__ import annotations
 
-import itertools
 import random
 import socket
 import threading
@@ -132,6 +131,3 @@ class FaultProxy:
             pass
         finally:
             client.close()
-
-
-_ids = itertools.count()

@@ -82,7 +82,6 @@ def test_wrong_key_other_kiosk_rollback_and_bad_levels_are_refused(issuer_key):
 def test_the_kiosk_trust_follows_the_bundle_file_and_keeps_the_old_one_on_a_bad_file(
         tmp_path, issuer_key, make_pass):
     """What `kiosk run` does between scans while `kiosk sync` writes bundle.json."""
-    other_issuer = Ed25519PrivateKey.generate()
     path = tmp_path / "bundle.json"
     provider = TrustProvider(Trust(issuers={}), bundle_file=path,
                              bundle_key=BUNDLE_KEY.public_key(), kiosk_id="k-1")

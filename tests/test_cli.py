@@ -5,9 +5,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
-
-import pytest
 
 from conftest import BIN, ROOT, kiosk_config_text
 

@@ -1,6 +1,5 @@
 """Real decoders on real images: the zxing photo samples and passes rendered by segno."""
 
-from pathlib import Path
 
 import cv2
 import numpy as np
