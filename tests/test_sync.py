@@ -454,3 +454,42 @@ def test_tls_is_verified_by_default_and_a_private_ca_bundle_is_accepted(
         ok = make_uploader(kiosk_store, server.url, kid, device_key, authority, tmp_path,
                            verify=str(ca)).round()
         assert ok.ok and ok.accepted == 3 and ok.pending == 0
+
+
+def test_several_kiosks_upload_at_once_and_each_record_lands_once(tmp_path, central, authority, sealing,
+                                                                  make_pass, trusted):
+    admin = SqliteStorage.in_folder(central.data_dir)
+    kiosks = []
+    for i in range(4):
+        key = Ed25519PrivateKey.generate()
+        kid = admin.register_kiosk(venue=f"v{i}", public_key=raw(key.public_key()), now=time.time())
+        store = CheckinStore.open(tmp_path / f"k{i}.db", sealing=sealing, venue_id=f"v{i}")
+        kiosks.append((kid, key, store, fill(store, make_pass, trusted, 600)))
+    admin.close()
+    results = {}
+
+    def go(kid, key, store):
+        up = Uploader(store=store, server_url=central.url, kiosk_id=kid, device_key=key, batch_size=50)
+        results[kid] = up.round()
+
+    threads = [threading.Thread(target=go, args=k[:3]) for k in kiosks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for kid, key, store, ids in kiosks:
+        assert results[kid].ok and results[kid].accepted == 600
+        assert server_ids(central, kid) == ids            # each kiosk's own, in its order
+        store.close()
+
+
+def test_the_server_purges_records_past_their_retention():
+    storage = SqliteStorage(None)
+    kid = storage.register_kiosk(venue="v", public_key=b"\0" * 32, now=0)
+    old, fresh = record(1, delete_after=1000.0), record(2, delete_after=3000.0)
+    for r in (old, fresh):
+        r["sealed"] = base64.b64decode(r["sealed"])
+    storage.ingest(kid, str(uuid.uuid4()), [old, fresh], now=0)
+    assert storage.purge(now=2000) == 1
+    assert storage.record_ids(kid) == [fresh["record_id"]]
+    storage.close()
