@@ -115,6 +115,51 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_open_records(args) -> int:
+    import json
+    import time
+
+    from sync.authority import parse_time
+    from sync.committee import committee_keys, open_records
+
+    pass_id = None
+    if args.pass_id:
+        try:
+            pass_id = bytes.fromhex(args.pass_id)
+        except ValueError:
+            print("kiosk-central: --pass-id: expected hex digits", file=sys.stderr)
+            return 2
+    keys = committee_keys(Path(args.keys))
+    storage = _storage(args)
+    try:
+        reading = open_records(
+            storage, keys, case_id=args.case, kiosk_id=args.kiosk,
+            from_ts=parse_time(args.start).timestamp() if args.start else None,
+            to_ts=parse_time(args.end).timestamp() if args.end else None,
+            pass_id=pass_id, now=time.time())
+    finally:
+        storage.close()
+    for rec in reading.records:
+        print(json.dumps(rec))
+    print(f"reading {reading.read_id} logged for case {args.case}: {len(reading.records)} records "
+          f"shown, {reading.unopenable} sealed to keys no longer held", file=sys.stderr)
+    return 0
+
+
+def cmd_reads(args) -> int:
+    from datetime import datetime, timezone
+
+    storage = _storage(args)
+    try:
+        for r in storage.reads():
+            when = datetime.fromtimestamp(r["read_at"], timezone.utc).isoformat(timespec="seconds")
+            print(f"{r['read_id']}  {when}  {r['reader']}  case {r['case_id']}  "
+                  f"kiosk {r['kiosk_id'] or 'all'}  {r['records']} records")
+    finally:
+        storage.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kiosk-central", description="The health committee's side")
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,6 +203,21 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--pass-id", required=True, metavar="HEX")
     risk.add_argument("--level", required=True, type=int, choices=range(0, 4), metavar="N")
     risk.set_defaults(func=cmd_set_risk)
+
+    rd = sub.add_parser("open-records", help="the committee opens check-ins for an outbreak case "
+                                              "(logged); JSON lines")
+    rd.add_argument("--data", required=True, metavar="DIR")
+    rd.add_argument("--keys", required=True, metavar="DIR", help="holds sealing*.key")
+    rd.add_argument("--case", required=True, metavar="CASE", help="the outbreak case this reading is for")
+    rd.add_argument("--kiosk", metavar="ID")
+    rd.add_argument("--from", dest="start", metavar="ISO8601")
+    rd.add_argument("--to", dest="end", metavar="ISO8601")
+    rd.add_argument("--pass-id", metavar="HEX", help="only this pass's check-ins")
+    rd.set_defaults(func=cmd_open_records)
+
+    reads = sub.add_parser("reads", help="the audit log of every opening of check-ins")
+    reads.add_argument("--data", required=True, metavar="DIR")
+    reads.set_defaults(func=cmd_reads)
 
     status = sub.add_parser("status", help="kiosks, their record counts and missing sequence numbers")
     status.add_argument("--data", required=True, metavar="DIR")

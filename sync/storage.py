@@ -58,6 +58,18 @@ MIGRATIONS = [
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta (key, value) VALUES ('risk_version', '1');
     """,
+    """
+    CREATE TABLE reads (                      -- every opening of sealed records, for the audit
+        read_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        read_at REAL NOT NULL,
+        reader TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        kiosk_id TEXT,
+        from_ts REAL,
+        to_ts REAL,
+        records INTEGER NOT NULL
+    );
+    """,
 ]
 
 
@@ -86,6 +98,11 @@ class Storage(Protocol):
     def risk_list(self) -> tuple[int, dict[str, int]]: ...
     def record_ids(self, kiosk_id: str | None = None) -> list[str]: ...
     def gaps(self, kiosk_id: str) -> list[tuple[int, int]]: ...
+    def records_between(self, kiosk_id: str | None, from_ts: float | None,
+                        to_ts: float | None) -> list[dict]: ...
+    def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
+                 to_ts: float | None, records: int, now: float) -> int: ...
+    def reads(self) -> list[dict]: ...
     def purge(self, *, now: float) -> int: ...
     def close(self) -> None: ...
 
@@ -190,6 +207,32 @@ class SqliteStorage:
     def purge(self, *, now: float) -> int:
         with self._lock, self.db.conn:
             return self.db.execute("DELETE FROM records WHERE delete_after <= ?", [now]).rowcount
+
+    def records_between(self, kiosk_id: str | None, from_ts: float | None,
+                        to_ts: float | None) -> list[dict]:
+        sql = ("SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed "
+               "FROM records WHERE 1=1")
+        params: list = []
+        for cond, value in (("kiosk_id = ?", kiosk_id), ("captured_at >= ?", from_ts),
+                            ("captured_at < ?", to_ts)):
+            if value is not None:
+                sql += f" AND {cond}"
+                params.append(value)
+        rows = self._q(sql + " ORDER BY captured_at", params)
+        keys = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
+                 to_ts: float | None, records: int, now: float) -> int:
+        with self._lock, self.db.conn:
+            return self.db.execute(
+                "INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [now, reader, case_id, kiosk_id, from_ts, to_ts, records]).lastrowid
+
+    def reads(self) -> list[dict]:
+        keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
+        return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
 
     # -- the risk list ----------------------------------------------------------------------------
     def set_risk(self, pass_id: bytes, level: int, *, now: float) -> int:

@@ -255,6 +255,18 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
     down = run("kiosk", "sync", "--config", cfg, check=False)      # the server is gone
     assert down.returncode == 1 and "ConnectionError" in down.stdout
 
+    # The committee, for an outbreak case: the reading is logged before anything is opened.
+    opened = run("kiosk-central", "open-records", "--data", data, "--keys", authority,
+                 "--case", "OB-2026-17", "--pass-id", pid.hex())
+    rows = [json.loads(line) for line in opened.stdout.splitlines()]
+    assert [(r["pass_id"], r["decision"], r["risk_level"], r["kiosk_id"]) for r in rows] == \
+        [(pid.hex(), "admit", 0, kid)]
+    assert "reading 1 logged for case OB-2026-17: 1 records shown" in opened.stderr
+    no_case = run("kiosk-central", "open-records", "--data", data, "--keys", authority, check=False)
+    assert no_case.returncode == 2 and "--case" in no_case.stderr
+    audit = run("kiosk-central", "reads", "--data", data).stdout.splitlines()
+    assert len(audit) == 1 and "case OB-2026-17  kiosk all  1 records" in audit[0]
+
     revoked = run("kiosk-central", "register-kiosk", "--data", data, "--revoke", kid)
     assert revoked.stdout.strip() == f"revoked {kid}"
     assert "revoked" in run("kiosk-central", "status", "--data", data).stdout

@@ -493,3 +493,34 @@ def test_the_server_purges_records_past_their_retention():
     assert storage.purge(now=2000) == 1
     assert storage.record_ids(kid) == [fresh["record_id"]]
     storage.close()
+
+
+def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
+        tmp_path, authority, sealing, make_pass, trusted):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from kiosk.seal import SealingKey
+    from sync.committee import committee_keys, open_records
+
+    storage = SqliteStorage(None)
+    kid = storage.register_kiosk(venue="v", public_key=b"\0" * 32, now=0)
+    old_period = SealingKey.of(X25519PrivateKey.generate().public_key())   # its key destroyed since
+    for key, n in ((sealing, 3), (old_period, 2)):
+        store = CheckinStore(open_db_memory(), sealing=key, venue_id="v")
+        fill(store, make_pass, trusted, n)
+        rows = store.pending(100)
+        for r in rows:
+            r["sealed"] = base64.b64decode(r["sealed"])
+        storage.ingest(kid, str(uuid.uuid4()), rows, now=0)
+    reading = open_records(storage, committee_keys(authority), case_id="OB-1", reader="nurse", now=5)
+    assert len(reading.records) == 3 and reading.unopenable == 2
+    assert {r["venue"] for r in reading.records} == {"v"}
+    assert storage.reads() == [{"read_id": 1, "read_at": 5, "reader": "nurse", "case_id": "OB-1",
+                                "kiosk_id": None, "from_ts": None, "to_ts": None, "records": 5}]
+    with pytest.raises(ValueError, match="case"):
+        open_records(storage, committee_keys(authority), case_id=" ", now=6)
+    assert len(storage.reads()) == 1
+
+
+def open_db_memory():
+    from kiosk.sqlite import open_db
+    return open_db(None)

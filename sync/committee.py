@@ -1,0 +1,66 @@
+"""The health committee's reading of check-ins: only for a recorded outbreak case, and
+every reading logged (who, when, which case, which kiosk and time window, how many records)
+before anything is opened. The server itself never holds the sealing private key; this
+runs where the committee keeps it.
+
+A record sealed to a key the committee no longer holds (destroyed when its retention period
+ended: crypto-shredding) cannot be opened by anyone; it is counted, not shown.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kiosk.keys import load_x25519_private, sealing_kid
+from kiosk.seal import open_sealed
+
+
+@dataclass(frozen=True)
+class Reading:
+    read_id: int
+    records: list[dict]          # opened: when, where, which pass, at what level, what was decided
+    unopenable: int              # sealed to a key not held (or damaged)
+
+
+def committee_keys(keys_dir: Path) -> dict:
+    """kid -> X25519 private key, for every sealing*.key in the folder."""
+    keys = {}
+    for path in sorted(Path(keys_dir).glob("sealing*.key")):
+        key = load_x25519_private(path)
+        keys[sealing_kid(key.public_key())] = key
+    if not keys:
+        raise FileNotFoundError(f"{keys_dir}: no sealing*.key (the committee's private key)")
+    return keys
+
+
+def open_records(storage, keys: dict, *, case_id: str, kiosk_id: str | None = None,
+                 from_ts: float | None = None, to_ts: float | None = None,
+                 pass_id: bytes | None = None, reader: str | None = None, now: float) -> Reading:
+    if not case_id.strip():
+        raise ValueError("a reading needs the outbreak case it is for (--case)")
+    rows = storage.records_between(kiosk_id, from_ts, to_ts)
+    read_id = storage.log_read(reader=reader or getpass.getuser(), case_id=case_id,
+                               kiosk_id=kiosk_id, from_ts=from_ts, to_ts=to_ts, records=len(rows),
+                               now=now)
+    opened, unopenable = [], 0
+    for row in rows:
+        key = keys.get(row["seal_kid"])
+        try:
+            content = open_sealed(row["sealed"], key, record_id=row["record_id"]) if key else None
+        except Exception:        # a damaged blob: InvalidTag and friends
+            content = None
+        if content is None:
+            unopenable += 1
+            continue
+        if pass_id is not None and content["pass_id"] != pass_id:
+            continue
+        opened.append({
+            "record_id": row["record_id"], "kiosk_id": row["kiosk_id"], "seq": row["seq"],
+            "captured_at": datetime.fromtimestamp(row["captured_at"], timezone.utc).isoformat(),
+            "clock_synced": bool(row["clock_synced"]), "venue": content["venue"],
+            "pass_id": content["pass_id"].hex(), "risk_level": content["risk_level"],
+            "decision": content["decision"], "reason": content["reason"]})
+    return Reading(read_id, opened, unopenable)
