@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kiosk.decision import MAX_RISK, Policy, RiskList
+from kiosk.keys import raw_public
 from kiosk.passes import key_id
 
 FORMAT = "venue-kiosk bundle v1"
@@ -45,6 +46,19 @@ class Bundle:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def bundle_payload(*, version: int, issued_at: float, kiosk_id: str,
+                   issuer_keys: Iterable[Ed25519PublicKey], sealing_keys: Iterable[tuple[str, bytes]],
+                   levels: Mapping[str, int], policy: Policy) -> dict:
+    """The authority's side: the payload :func:`verify_bundle` parses, in one place with it."""
+    return {
+        "version": version, "issued_at": issued_at, "kiosk_id": kiosk_id,
+        "issuer_keys": [_b64(raw_public(k)) for k in issuer_keys],
+        "sealing_keys": [{"kid": kid, "public": _b64(raw)} for kid, raw in sealing_keys],
+        "risk_list": {"version": str(version), "levels": dict(levels)},
+        "policy": {"deny_level": policy.deny_level, "clock_skew_s": policy.clock_skew_s},
+    }
 
 
 def sign_bundle(payload: Mapping, key: Ed25519PrivateKey) -> bytes:

@@ -88,9 +88,13 @@ def trusted_issuers(paths) -> dict[bytes, Ed25519PublicKey]:
     return {key_id(k): k for k in keys}
 
 
+def raw_public(public_key) -> bytes:
+    """The raw 32 bytes of an Ed25519 or X25519 public key (what the wire and the server store)."""
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
 def sealing_kid(public_key: X25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(raw_public(public_key)).hexdigest()[:16]
 
 
 def init_authority_keys(directory: Path) -> list[Path]:

@@ -150,9 +150,15 @@ class CheckinStore:
         return row[0] if row else default
 
     def set_state(self, key: str, value: str) -> None:
+        self.set_states({key: value})
+
+    def set_states(self, values: dict[str, str]) -> None:
+        """Several keys in one transaction: they change together or not at all."""
         with self.db.conn:
-            self.db.execute("INSERT INTO state (key, value) VALUES (?, ?) "
-                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.conn.executemany("INSERT INTO state (key, value) VALUES (?, ?) "
+                                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                     list(values.items()))
 
     def stats(self) -> dict:
         q = self.db.execute(

@@ -77,10 +77,9 @@ def child(db_path: str, url: str, kiosk_id: str, key_path: str, batch_size: int)
 
 
 def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch_size: int = 500) -> None:
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from kiosk.keys import SEALING_PUB, load_x25519_public, write_private
+    from kiosk.keys import SEALING_PUB, load_x25519_public, raw_public, write_private
     from kiosk.seal import SealingKey
     from sync.localserver import LocalServer
     from sync.storage import SqliteStorage
@@ -88,7 +87,7 @@ def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch
     sealing = SealingKey.of(load_x25519_public(keys_dir / SEALING_PUB))
     key = Ed25519PrivateKey.generate()
     write_private(work / "bench-device.key", key)
-    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = raw_public(key.public_key())
     sizes = sorted({max(SEALED_SAMPLES * 2, backlog // 10), backlog})
     for n in sizes:
         db = work / f"backlog-{n}.db"

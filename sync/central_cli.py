@@ -57,9 +57,7 @@ def cmd_serve(args) -> int:
 def cmd_register(args) -> int:
     import time
 
-    from cryptography.hazmat.primitives import serialization
-
-    from kiosk.keys import load_ed25519_public
+    from kiosk.keys import load_ed25519_public, raw_public
 
     storage = _storage(args)
     try:
@@ -73,24 +71,32 @@ def cmd_register(args) -> int:
             print("kiosk-central: register-kiosk needs --venue and --public-key (or --revoke ID)",
                   file=sys.stderr)
             return 2
-        key = load_ed25519_public(args.public_key)
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        raw = raw_public(load_ed25519_public(args.public_key))
         print(storage.register_kiosk(venue=args.venue, public_key=raw, now=time.time()))
     finally:
         storage.close()
     return 0
 
 
+def _pass_id(text: str) -> bytes | None:
+    """--pass-id as issue-pass printed it; None (after saying why) if it is not one."""
+    from kiosk.passes import PASS_ID_BYTES
+    try:
+        pass_id = bytes.fromhex(text)
+    except ValueError:
+        pass_id = b""
+    if len(pass_id) != PASS_ID_BYTES:
+        print(f"kiosk-central: --pass-id: expected {2 * PASS_ID_BYTES} hex digits "
+              "(the id issue-pass printed)", file=sys.stderr)
+        return None
+    return pass_id
+
+
 def cmd_set_risk(args) -> int:
     import time
 
-    try:
-        pass_id = bytes.fromhex(args.pass_id)
-    except ValueError:
-        pass_id = b""
-    if len(pass_id) != 16:
-        print("kiosk-central: --pass-id: expected 32 hex digits (the id issue-pass printed)",
-              file=sys.stderr)
+    pass_id = _pass_id(args.pass_id)
+    if pass_id is None:
         return 2
     storage = _storage(args)
     try:
@@ -124,10 +130,8 @@ def cmd_open_records(args) -> int:
 
     pass_id = None
     if args.pass_id:
-        try:
-            pass_id = bytes.fromhex(args.pass_id)
-        except ValueError:
-            print("kiosk-central: --pass-id: expected hex digits", file=sys.stderr)
+        pass_id = _pass_id(args.pass_id)
+        if pass_id is None:
             return 2
     keys = committee_keys(Path(args.keys))
     storage = _storage(args)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.keys import BUNDLE_PUB, ISSUER_PUB, load_ed25519_public, trusted_issuers, write_private
+from kiosk.keys import (BUNDLE_PUB, ISSUER_PUB, load_ed25519_public, raw_public, trusted_issuers,
+                        write_private)
 from kiosk.reasons import Outcome, Reason
 from kiosk.app import Trust
 from kiosk.runtime import TrustProvider
@@ -28,8 +28,7 @@ def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, sa
         say(f"  kiosk-central serve on {server.url} (data {central}, OpenAPI at {server.url}/docs)")
         device_key = Ed25519PrivateKey.generate()
         write_private(work / "device.key", device_key)
-        raw = device_key.public_key().public_bytes(serialization.Encoding.Raw,
-                                                   serialization.PublicFormat.Raw)
+        raw = raw_public(device_key.public_key())
         admin = SqliteStorage.in_folder(central)       # what `kiosk-central register-kiosk` does
         kiosk_id = admin.register_kiosk(venue="demo-venue", public_key=raw, now=time.time())
         say(f"  kiosk registered as {kiosk_id} with its own device key")

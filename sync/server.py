@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from kiosk.bundle import sign_bundle
+from kiosk.bundle import bundle_payload, sign_bundle
 from kiosk.decision import Policy
 from kiosk.keys import (BUNDLE_KEY, ISSUER_PUB, SEALING_PUB, load_ed25519_private,
-                        load_ed25519_public, load_x25519_public, sealing_kid)
+                        load_ed25519_public, load_x25519_public, raw_public, sealing_kid)
 from sync import protocol
 from sync.storage import Storage
 
@@ -83,24 +82,16 @@ class Authority:
         sealing = []
         for p in sorted(keys_dir.glob("sealing*.pub")):
             pub = load_x25519_public(p)
-            sealing.append((sealing_kid(pub), _raw(pub)))
+            sealing.append((sealing_kid(pub), raw_public(pub)))
         if not sealing:
             raise FileNotFoundError(f"{keys_dir / SEALING_PUB}: no sealing public key")
         return cls(load_ed25519_private(keys_dir / BUNDLE_KEY), issuers, tuple(sealing), policy)
 
 
-def _raw(public_key) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def create_app(storage: Storage, authority: Authority, *, clock=time.time,
                purge_every_s: float | None = 3600.0) -> FastAPI:
     keys_fingerprint = hashlib.sha256(
-        b"".join(_raw(k) for k in authority.issuer_keys)
+        b"".join(raw_public(k) for k in authority.issuer_keys)
         + b"".join(raw for _, raw in authority.sealing_keys)
         + repr(authority.policy).encode()).hexdigest()[:16]
 
@@ -226,21 +217,21 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
         return app.openapi_schema
     app.openapi = openapi
 
+    def etag_of(kiosk_id: str, version: int) -> str:
+        return f'"{version}-{hashlib.sha256(f"{kiosk_id}/{keys_fingerprint}".encode()).hexdigest()[:12]}"'
+
     def bundle_for(kiosk_id: str, if_none_match: str | None) -> Response:
-        version, levels = storage.risk_list()
-        etag = f'"{version}-{hashlib.sha256(f"{kiosk_id}/{keys_fingerprint}".encode()).hexdigest()[:12]}"'
+        # The common answer, 304, reads one row; the whole risk list only when it changed.
+        etag = etag_of(kiosk_id, storage.risk_version())
         if if_none_match == etag:
             return Response(status_code=304, headers={"ETag": etag})
-        payload = {
-            "version": version, "issued_at": clock(), "kiosk_id": kiosk_id,
-            "issuer_keys": [_b64(_raw(k)) for k in authority.issuer_keys],
-            "sealing_keys": [{"kid": kid, "public": _b64(raw)} for kid, raw in authority.sealing_keys],
-            "risk_list": {"version": str(version), "levels": levels},
-            "policy": {"deny_level": authority.policy.deny_level,
-                       "clock_skew_s": authority.policy.clock_skew_s},
-        }
+        version, levels = storage.risk_list()
+        payload = bundle_payload(version=version, issued_at=clock(), kiosk_id=kiosk_id,
+                                 issuer_keys=authority.issuer_keys,
+                                 sealing_keys=authority.sealing_keys, levels=levels,
+                                 policy=authority.policy)
         return Response(sign_bundle(payload, authority.bundle_key), media_type="application/json",
-                         headers={"ETag": etag})
+                        headers={"ETag": etag_of(kiosk_id, version)})
 
     @app.get(protocol.BUNDLE_PATH, summary="This kiosk's signed bundle (keys, risk list, policy)",
              openapi_extra={"parameters": [

@@ -95,6 +95,7 @@ class Storage(Protocol):
     def kiosks(self) -> list[KioskInfo]: ...
     def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult: ...
     def set_risk(self, pass_id: bytes, level: int, *, now: float) -> int: ...
+    def risk_version(self) -> int: ...
     def risk_list(self) -> tuple[int, dict[str, int]]: ...
     def record_ids(self, kiosk_id: str | None = None) -> list[str]: ...
     def gaps(self, kiosk_id: str) -> list[tuple[int, int]]: ...
@@ -186,12 +187,6 @@ class SqliteStorage:
                                           "ORDER BY seq", [kiosk_id])]
         return [r[0] for r in self._q("SELECT record_id FROM records ORDER BY kiosk_id, seq")]
 
-    def records(self, kiosk_id: str) -> list[dict]:
-        rows = self._q("SELECT record_id, seq, captured_at, retention, seal_kid, sealed FROM records "
-                       "WHERE kiosk_id = ? ORDER BY seq", [kiosk_id])
-        return [dict(zip(("record_id", "seq", "captured_at", "retention", "seal_kid", "sealed"), r))
-                for r in rows]
-
     def gaps(self, kiosk_id: str) -> list[tuple[int, int]]:
         """Runs of sequence numbers missing below the highest one received from a kiosk:
         records it made that never arrived (or were set aside on it, or purged there
@@ -248,6 +243,9 @@ class SqliteStorage:
                             "WHERE key = 'risk_version'")
             return int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
                        .fetchone()[0])
+
+    def risk_version(self) -> int:
+        return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
 
     def risk_list(self) -> tuple[int, dict[str, int]]:
         """(version, {pass_ref: level}) for the levels above 0: what kiosks download."""

@@ -217,11 +217,10 @@ class Uploader:
             log.error("bundle refused, keeping the one held: %s", e)
             return f"refused ({e}); kept version {current or 'none'}"
         _write_atomically(self.bundle_file, resp.content)
-        for key, value in (("bundle_version", str(bundle.version)),
-                           ("bundle_etag", resp.headers.get("ETag", "")),
-                           ("bundle_issued_at", f"{bundle.issued_at:.3f}"),
-                           ("bundle_checked_at", f"{now:.3f}"), ("bundle_error", "")):
-            self.store.set_state(key, value)
+        self.store.set_states({"bundle_version": str(bundle.version),
+                               "bundle_etag": resp.headers.get("ETag", ""),
+                               "bundle_issued_at": f"{bundle.issued_at:.3f}",
+                               "bundle_checked_at": f"{now:.3f}", "bundle_error": ""})
         log.info("bundle version %d: %d issuer keys, %d risk-list entries", bundle.version,
                  len(bundle.issuers), len(bundle.risk_list.levels))
         return f"updated to version {bundle.version}"
@@ -229,12 +228,10 @@ class Uploader:
     # -- rounds and the service ---------------------------------------------------------------------
     def round(self) -> RoundResult:
         bundle = "not fetched"
-        self.progress = [0, 0, 0]
         try:
-            self.upload_pending()
+            self.upload_pending()               # counts into self.progress, even if it fails
             bundle = self.fetch_bundle()
-            self.store.set_state("last_sync_at", f"{self.clock():.3f}")
-            self.store.set_state("last_sync_error", "")
+            self.store.set_states({"last_sync_at": f"{self.clock():.3f}", "last_sync_error": ""})
             error, retry_after = None, None
         except TransientError as e:
             error, retry_after = str(e), e.retry_after
@@ -283,8 +280,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
     """The uploader a kiosk's config describes; ConfigError names the key at fault."""
     from kiosk.config import ConfigError
-    from kiosk.keys import KeyFileError, load_ed25519_private, load_ed25519_public
-    from kiosk.runtime import open_store
+    from kiosk.keys import KeyFileError, load_ed25519_private
+    from kiosk.runtime import load_bundle_key, open_store
 
     s = cfg.sync
     if not s.server_url:
@@ -295,14 +292,8 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
         device_key = load_ed25519_private(cfg.keys.device_key)
     except KeyFileError as e:
         raise ConfigError(f"[keys] device_key: {e} (make it with `kiosk keys init`)") from None
-    bundle_key = None
-    if cfg.keys.bundle_key:
-        try:
-            bundle_key = load_ed25519_public(cfg.keys.bundle_key)
-        except KeyFileError as e:
-            raise ConfigError(f"[keys] bundle_key: {e}") from None
     verify: bool | str = s.ca_bundle or s.verify_tls
     return Uploader(store=store or open_store(cfg), server_url=s.server_url, kiosk_id=s.kiosk_id,
-                    device_key=device_key, bundle_key=bundle_key,
+                    device_key=device_key, bundle_key=load_bundle_key(cfg),
                     bundle_file=Path(cfg.kiosk.bundle_file) if cfg.kiosk.bundle_file else None,
                     batch_size=s.batch_size, timeout_s=s.timeout_s, verify=verify, session=session)

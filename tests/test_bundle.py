@@ -7,13 +7,13 @@ import os
 import random
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import NOW
 from kiosk.app import Trust
 from kiosk.bundle import BundleError, sign_bundle, verify_bundle
 from kiosk.decision import decide
+from kiosk.keys import raw_public
 from kiosk.passes import pass_ref
 from kiosk.reasons import Outcome, Reason
 from kiosk.runtime import TrustProvider
@@ -23,7 +23,7 @@ BUNDLE_KEY = Ed25519PrivateKey.generate()
 
 
 def payload(issuer_pub, *, version=1, levels=None, kiosk_id="k-1", deny_level=3):
-    raw = issuer_pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = raw_public(issuer_pub)
     return {"version": version, "issued_at": NOW, "kiosk_id": kiosk_id,
             "issuer_keys": [base64.b64encode(raw).decode()],
             "sealing_keys": [{"kid": "abcd", "public": base64.b64encode(b"\0" * 32).decode()}],

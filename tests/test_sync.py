@@ -20,15 +20,12 @@ from faultproxy import FaultProxy
 from kiosk.bundle import verify_bundle
 from kiosk.decision import Policy, RiskList, decide
 from kiosk.keys import BUNDLE_PUB, load_ed25519_public
+from kiosk.keys import raw_public as raw
 from kiosk.store import CheckinStore
 from sync import protocol
 from sync.localserver import LocalServer
 from sync.storage import SqliteStorage
 from sync.uploader import Backoff, Uploader
-
-
-def raw(pub) -> bytes:
-    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 @pytest.fixture
