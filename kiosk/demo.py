@@ -159,7 +159,7 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
     from kiosk.app import Trust
     from kiosk.config import SignalSection
     from kiosk.decoders import make_decoder
-    from kiosk.keys import trusted_issuers
+    from kiosk.keys import load_x25519_public, trusted_issuers
     from kiosk.seal import SealingKey, open_sealed
     from kiosk.signal import Signal
     from kiosk.store import CheckinStore
@@ -182,18 +182,13 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
         clock = ReplayClock()
         factory = MockFactory()
         signal = Signal(SignalSection(show_s=0.5, blink_s=0.1), pin_factory=factory)
-        sealing_pub = (keys_dir / SEALING_PUB)
-        from kiosk.keys import load_x25519_public
-        store = CheckinStore.open(work / "kiosk.db", sealing=SealingKey.of(
-            load_x25519_public(sealing_pub)), venue_id="demo-venue")
+        store = CheckinStore.open(work / "kiosk.db", venue_id="demo-venue",
+                                  sealing=SealingKey.of(load_x25519_public(keys_dir / SEALING_PUB)))
         trust = Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB]), policy=Policy())
         source = ReplaySource(frames, clock)
-        lines = []
 
         def on_event(event: ScanEvent):
-            label = script[source.i - 1] or "?"
-            lines.append(_line(event, label))
-            say(lines[-1])
+            say(_line(event, script[source.i - 1] or "?"))
 
         app = KioskApp(source=source, decoder=make_decoder("zxing"), signal=signal, store=store,
                        trust=lambda: trust, clock=clock, repeat_window_s=10.0, hold_s=1.5,

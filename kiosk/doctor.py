@@ -56,7 +56,7 @@ def check_store(cfg: Config, now: float) -> list[Check]:
     from kiosk.runtime import open_store
     try:
         store = open_store(cfg)
-    except (ConfigError, Exception) as e:
+    except Exception as e:                 # a bad key file (ConfigError), a locked or broken file
         return [Check("database", "FAIL", f"{cfg.kiosk.database}: {e}")]
     out = []
     try:
