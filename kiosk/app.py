@@ -4,25 +4,44 @@ Wiring only: every part is handed in. A record is committed before its signal is
 a visitor who saw green has a record that survives a power cut. The same pass seen again
 is not recorded twice: while it stays in view (``hold_s``) it is not signalled again; shown
 again within ``repeat_window_s`` it is signalled again but not recorded. That memory lives
-in RAM only, keyed by a hash of the text.
+in RAM only, keyed by a hash of the *verified pass id* (the same pass re-encoded as another
+text is still the same pass), or of the text for what is not a valid pass.
+
+Faults never leave a visitor without a signal, and never show green:
+- A commit that fails (disk full, a write lock held past the busy timeout, a damaged file)
+  shows amber ("see staff"), logs one line, and the store is retried with capped backoff
+  (scans meanwhile show amber at once, and the loop probes the store itself, so recording
+  resumes on its own). After ``store_fail_exit_s`` of failing, :class:`StoreFailing` ends
+  the loop so systemd restarts the kiosk.
+- A frame source that fails is reopened with backoff while amber shows steadily; after
+  ``camera_fail_exit_s`` :class:`CameraGone` ends the loop. A source that stalls stops the
+  watchdog pings, and systemd restarts the kiosk.
+The journal never holds an admitted or refused scan's outcome or level: only counts (the
+systemd STATUS line), and the reason of invalid scans.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.decision import Decision, Policy, RiskList, decide
+from kiosk.errors import CameraGone, StoreFailing
 from kiosk.reasons import Outcome
 
 log = logging.getLogger(__name__)
+
+STORE_ERRORS = (sqlite3.Error, OSError)
+__all__ = ["KioskApp", "Trust", "ScanEvent", "Totals", "Retry", "StoreFailing", "CameraGone",
+           "outcome_counts"]
 
 
 @dataclass(frozen=True)
@@ -40,13 +59,19 @@ class ScanEvent:
     recorded: bool        # a new record was committed
     repeat: bool          # the same pass within the repeat window: signalled, not recorded
     latency_s: float      # from the frame being handed in to the signal being started
+    shown: Outcome | None = None   # what the visitor saw (amber when the commit failed)
+
+    @property
+    def store_failed(self) -> bool:
+        return self.shown is not None and self.shown is not self.decision.outcome
 
 
 @dataclass
 class _Seen:
     first: float
     last: float
-    decision: Decision
+    shown: Outcome
+    done: bool            # recorded (or nothing to record): a repeat is not recorded again
 
 
 @dataclass
@@ -57,18 +82,53 @@ class Totals:
     repeats: int = 0
     outcomes: Counter = field(default_factory=Counter)
     decoder_errors: int = 0
+    store_failures: int = 0
+    camera_failures: int = 0
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Capped exponential backoff for retrying the store or the camera."""
+
+    base_s: float = 0.5
+    max_s: float = 10.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.max_s, self.base_s * 2 ** max(0, failures - 1))
+
+
+def _store_hint(error: BaseException) -> str:
+    text = str(error).lower()
+    if "full" in text or getattr(error, "errno", None) == 28:
+        return "the disk is full: free space on the SD card"
+    if "locked" in text or "busy" in text:
+        return "another process holds the database's write lock"
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return "the database file is damaged: restart the kiosk to move it aside"
+    if "readonly" in text or "read-only" in text or "permission" in text:
+        return "the database is not writable: check the file's owner and mode"
+    return "check `kiosk doctor`"
 
 
 class KioskApp:
     def __init__(self, *, source, decoder, signal, store, trust: Callable[[], Trust], clock,
                  repeat_window_s: float = 10.0, hold_s: float = 1.5, notifier=None,
-                 on_event: Callable[[ScanEvent], None] | None = None):
+                 on_event: Callable[[ScanEvent], None] | None = None,
+                 reopen: Callable[[], object] | None = None, retry: Retry = Retry(),
+                 store_fail_exit_s: float = 300.0, camera_fail_exit_s: float = 120.0):
         self.source, self.decoder, self.signal, self.store = source, decoder, signal, store
         self.trust, self.clock, self.notifier, self.on_event = trust, clock, notifier, on_event
         self.repeat_window_s, self.hold_s = repeat_window_s, hold_s
+        self.reopen, self.retry = reopen, retry
+        self.store_fail_exit_s, self.camera_fail_exit_s = store_fail_exit_s, camera_fail_exit_s
         self._seen: dict[bytes, _Seen] = {}
+        self._hour: deque[tuple[float, bool]] = deque()
+        self._store_failing_since: float | None = None
+        self._store_failures = 0
+        self._store_next_try = 0.0
         self.totals = Totals()
 
+    # -- one frame ----------------------------------------------------------------------------
     def step(self, frame) -> list[ScanEvent]:
         """Handle one frame; returns what it did (nothing for most frames)."""
         t0 = self.clock.monotonic()
@@ -83,69 +143,178 @@ class KioskApp:
         return events
 
     def _scan(self, text: str, t0: float) -> ScanEvent | None:
-        key = hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=16).digest()
+        trust = self.trust()
+        now = self.clock.now()
+        decision = decide(text, trusted=trust.issuers, risk_list=trust.risk_list,
+                          policy=trust.policy, now=now)
+        key = _memory_key(text, decision)
         seen = self._seen.get(key)
         now_m = self.clock.monotonic()
         if seen and now_m - seen.last < self.hold_s:
             seen.last = now_m             # still in front of the camera: already signalled
             return None
-        if seen and now_m - seen.first < self.repeat_window_s:
+        if seen and seen.done and now_m - seen.first < self.repeat_window_s:
             seen.last = now_m
-            self.signal.show(seen.decision.outcome)
-            return self._emit(ScanEvent(seen.decision, False, True, self.clock.monotonic() - t0))
-        trust = self.trust()
-        now = self.clock.now()
-        decision = decide(text, trusted=trust.issuers, risk_list=trust.risk_list,
-                          policy=trust.policy, now=now)
-        recorded = False
+            self.signal.show(seen.shown)
+            return self._emit(ScanEvent(decision, False, True, self.clock.monotonic() - t0,
+                                        seen.shown))
         if decision.recordable:
-            self.store.record(decision, now=now, clock_synced=self.clock.synced())  # commit ...
-            recorded = True
-        else:
-            self.store.count_invalid(decision.reason, now=now)
-        self.signal.show(decision.outcome)                                          # ... then show
-        self._seen[key] = _Seen(now_m, now_m, decision)
-        return self._emit(ScanEvent(decision, recorded, False, self.clock.monotonic() - t0))
+            ok = self._commit(lambda: self.store.record(decision, now=now,
+                                                        clock_synced=self.clock.synced()))
+        else:                             # amber either way; a failed count loses no visit
+            self._commit(lambda: self.store.count_invalid(decision.reason, now=now))
+            ok = True
+        shown = decision.outcome if ok else Outcome.INVALID   # never green or red unrecorded
+        self.signal.show(shown)                                # ... after the commit
+        self._seen[key] = _Seen(now_m, now_m, shown, ok)
+        recorded = ok and decision.recordable
+        return self._emit(ScanEvent(decision, recorded, False, self.clock.monotonic() - t0, shown))
 
+    # -- the store, and what to do when it fails --------------------------------------------------
+    def _commit(self, write: Callable[[], object]) -> bool:
+        now_m = self.clock.monotonic()
+        if self._store_failing_since is not None and now_m < self._store_next_try:
+            return False                  # backing off: amber at once, no visitor kept waiting
+        try:
+            write()
+        except STORE_ERRORS as e:
+            self._store_failed(e, now_m)
+            return False
+        self._store_recovered(now_m)
+        return True
+
+    def _store_failed(self, error: BaseException, now_m: float) -> None:
+        self.totals.store_failures += 1
+        self._store_failures += 1
+        self._store_next_try = now_m + self.retry.delay(self._store_failures)
+        if self._store_failing_since is None:
+            self._store_failing_since = now_m
+            log.error("cannot record check-ins: %s (%s); showing amber and retrying",
+                      error, _store_hint(error))
+            self._status("NOT RECORDING: database write failed; see `kiosk doctor`")
+
+    def _store_recovered(self, now_m: float) -> None:
+        if self._store_failing_since is not None:
+            log.warning("database writable again after %.0f s: recording resumed",
+                        now_m - self._store_failing_since)
+            self._store_failing_since = None
+            self._store_failures = 0
+
+    def _probe_store(self) -> None:
+        """While the store fails, try it in the background (not only when a visitor comes),
+        and give up after ``store_fail_exit_s``."""
+        if self._store_failing_since is None:
+            return
+        now_m = self.clock.monotonic()
+        if now_m - self._store_failing_since > self.store_fail_exit_s:
+            raise StoreFailing(f"check-ins could not be recorded for {self.store_fail_exit_s:.0f} s")
+        if now_m >= self._store_next_try and hasattr(self.store, "probe"):
+            self._commit(lambda: self.store.probe(now=self.clock.now()))
+
+    # -- what the journal and systemd are told ------------------------------------------------------
     def _emit(self, event: ScanEvent) -> ScanEvent:
         t = self.totals
         t.scans += 1
         t.recorded += event.recorded
         t.repeats += event.repeat
         t.outcomes[event.decision.outcome] += 1
-        log.info("scan %s reason=%s level=%s%s", event.decision.outcome.value,
-                 event.decision.reason.value, event.decision.risk_level,
-                 " (repeat, not recorded)" if event.repeat else "")
+        if not event.decision.recordable:
+            log.info("scan invalid: %s", event.decision.reason.value)   # no text, no pass id
+        elif event.store_failed:
+            log.warning("a check-in was not recorded (database failing): amber shown")
+        self._count_hour(event)
         if self.on_event:
             self.on_event(event)
         return event
+
+    def _count_hour(self, event: ScanEvent) -> None:
+        m = self.clock.monotonic()
+        self._hour.append((m, event.decision.recordable))
+        while self._hour and m - self._hour[0][0] > 3600:
+            self._hour.popleft()
+        checkins = sum(1 for _, r in self._hour if r)
+        if self._store_failing_since is None:
+            self._status(f"scanning; last hour: {checkins} check-ins, "
+                         f"{len(self._hour) - checkins} invalid")
+
+    def _status(self, text: str) -> None:
+        if self.notifier:
+            self.notifier.status(text)
 
     def _forget(self, now_m: float) -> None:
         horizon = max(self.hold_s, self.repeat_window_s)
         if len(self._seen) > 64 or any(now_m - s.last > horizon for s in self._seen.values()):
             self._seen = {k: s for k, s in self._seen.items() if now_m - s.last <= horizon}
 
+    # -- the loop --------------------------------------------------------------------------------
+    def _read(self, stop: threading.Event):
+        """The next frame; a failing source is reopened with backoff (amber steady meanwhile)."""
+        failing_since, failures = None, 0
+        while not stop.is_set():
+            try:
+                frame = self.source.read()
+                if failing_since is not None:
+                    log.warning("camera back after %.0f s", time.monotonic() - failing_since)
+                    self.signal.clear_fault()
+                return frame
+            except Exception as e:          # cv2, picamera2 and the kernel raise many kinds
+                now_m = time.monotonic()
+                self.totals.camera_failures += 1
+                failures += 1
+                if failing_since is None:
+                    failing_since = now_m
+                    log.error("camera failed: %s; showing amber and retrying", e)
+                    self.signal.fault()
+                    self._status("NO CAMERA: retrying; see `kiosk doctor`")
+                if now_m - failing_since > self.camera_fail_exit_s:
+                    raise CameraGone(f"camera failed and did not come back in "
+                                     f"{self.camera_fail_exit_s:.0f} s: {e}") from None
+                self._ping()
+                stop.wait(self.retry.delay(failures))
+                if self.reopen is not None and not stop.is_set():
+                    try:
+                        self.source.close()
+                    except Exception:
+                        pass
+                    try:
+                        self.source = self.reopen()
+                    except Exception as e2:
+                        log.debug("camera reopen failed: %s", e2)
+        return None
+
+    def _ping(self) -> None:
+        interval = self.notifier.watchdog_interval_s if self.notifier else None
+        if interval and time.monotonic() - self._last_ping >= interval:
+            self.notifier.watchdog()          # only a loop that still turns pings
+            self._last_ping = time.monotonic()
+
     def run(self, stop: threading.Event | None = None) -> Totals:
-        """Until the source ends or ``stop`` is set (SIGTERM)."""
+        """Until the source ends or ``stop`` is set (SIGTERM). Raises StoreFailing or
+        CameraGone when the kiosk cannot go on (the caller exits non-zero)."""
         stop = stop or threading.Event()
-        notifier = self.notifier
-        interval = notifier.watchdog_interval_s if notifier else None
-        last_ping = 0.0
-        if notifier:
-            notifier.ready("scanning")
+        self._last_ping = 0.0
+        if self.notifier:
+            self.notifier.ready("scanning")
         try:
             while not stop.is_set():
-                frame = self.source.read()
+                frame = self._read(stop)
                 if frame is None:
                     break
                 self.step(frame)
-                if interval and time.monotonic() - last_ping >= interval:
-                    notifier.watchdog()          # only a loop that still gets frames pings
-                    last_ping = time.monotonic()
+                self._probe_store()
+                self._ping()
         finally:
-            if notifier:
-                notifier.stopping()
+            if self.notifier:
+                self.notifier.stopping()
         return self.totals
+
+
+def _memory_key(text: str, decision: Decision) -> bytes:
+    if decision.claims is not None:
+        material = b"pass\0" + decision.claims.pass_id
+    else:
+        material = b"text\0" + text.encode("utf-8", "replace")
+    return hashlib.blake2b(material, digest_size=16).digest()
 
 
 def outcome_counts(totals: Totals) -> dict[str, int]:

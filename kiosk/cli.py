@@ -5,21 +5,31 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal as signals
+import sqlite3
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from kiosk import config as config_mod
 from kiosk.config import ConfigError
+from kiosk.errors import (EXIT_BROKEN_PIPE, EXIT_CHECK_FAILED, EXIT_DATABASE, EXIT_INTERNAL,
+                          KioskFault)
+from kiosk.logs import setup_logging
 
 log = logging.getLogger("kiosk")
 
 
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+    try:
+        return dist_version("venue-kiosk")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _load_config(path: str):
@@ -31,8 +41,9 @@ def _load_config(path: str):
 # -- kiosk run ------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
     from kiosk.frames import Paced, open_source
-    from kiosk.runtime import build_app
+    from kiosk.runtime import build_app, open_store
     from kiosk.sdnotify import Notifier
+    from kiosk.signal import Signal, make_pin_factory
 
     cfg = _load_config(args.config)
     if cfg.policy.deny_level != 3:
@@ -41,21 +52,26 @@ def cmd_run(args) -> int:
     stop = threading.Event()
     for sig in (signals.SIGTERM, signals.SIGINT):
         signals.signal(sig, lambda *_: stop.set())
-    source = open_source(cfg.camera)
-    if cfg.camera.source == "images":
-        source = Paced(source, cfg.camera.fps)
-    app = build_app(cfg, source=source, notifier=Notifier())
-    try:
-        app.signal.self_test(step_s=0.15)
-        log.info("kiosk running: venue %s, decoder %s, camera %s", cfg.kiosk.venue_id,
-                 app.decoder.name, cfg.camera.source)
+
+    def open_frames():
+        source = open_source(cfg.camera)
+        return Paced(source, cfg.camera.fps) if cfg.camera.source == "images" else source
+
+    with ExitStack() as cleanup:
+        store = open_store(cfg)                       # a damaged file is moved aside here
+        cleanup.callback(store.close)
+        signal = Signal(cfg.signal, pin_factory=make_pin_factory(cfg.signal.pin_factory)[0])
+        cleanup.callback(signal.close)
+        source = open_frames()
+        app = build_app(cfg, source=source, signal=signal, store=store, notifier=Notifier(),
+                        reopen=open_frames)
+        cleanup.callback(lambda: app.source.close())
+        signal.lamp_check()                            # all three together: never a decision
+        log.info("kiosk running: venue %s, decoder %s, camera %s, database epoch %d",
+                 cfg.kiosk.venue_id, app.decoder.name, cfg.camera.source, store.epoch)
         totals = app.run(stop)
-    finally:
-        source.close()
-        app.signal.close()
-        app.store.close()
-    log.info("kiosk stopped: %d frames, %d scans, %d recorded", totals.frames, totals.scans,
-             totals.recorded)
+    log.info("kiosk stopped: %d frames, %d scans, %d recorded, %d not recorded (database)",
+             totals.frames, totals.scans, totals.recorded, totals.store_failures)
     return 0
 
 
@@ -87,11 +103,13 @@ def cmd_scan(args) -> int:
     if not paths:
         print(f"kiosk scan: no images found in {' '.join(args.paths)}", file=sys.stderr)
         return 2
+    unreadable = 0
     for path in paths:
         row = {"path": str(path), "decision": "none", "reason": "no_code", "risk_level": None}
         img = load_grey(path)
         if img is None:
             row["reason"] = "unreadable_image"
+            unreadable += 1
         else:
             texts = decoder.decode(img)
             if texts:
@@ -103,7 +121,9 @@ def cmd_scan(args) -> int:
         else:
             level = "" if row["risk_level"] is None else f", level {row['risk_level']}"
             print(f"{row['path']}: {row['decision']} ({row['reason']}{level})", flush=True)
-    return 0
+    if unreadable:
+        print(f"kiosk scan: {unreadable} of {len(paths)} images could not be read", file=sys.stderr)
+    return EXIT_CHECK_FAILED if unreadable == len(paths) else 0
 
 
 # -- kiosk purge ----------------------------------------------------------------------------------
@@ -150,6 +170,16 @@ def cmd_sync(args) -> int:
     from sync.uploader import Backoff, uploader_from_config
 
     cfg = _load_config(args.config)
+    if args.retry_set_aside:
+        from kiosk.runtime import open_store
+        store = open_store(cfg)
+        try:
+            n = store.retry_set_aside()
+        finally:
+            store.close()
+        print(f"{n} set-aside records queued for upload again")
+        if not cfg.sync.server_url:
+            return 0
     uploader = uploader_from_config(cfg)
     try:
         if not args.loop:
@@ -174,9 +204,9 @@ def cmd_doctor(args) -> int:
 
     cfg = _load_config(args.config)
     worst = 0
-    for check in run_checks(cfg, camera=not args.no_camera, signal=not args.no_signal):
-        print(f"{check.status:4s}  {check.name:12s} {check.detail}")
-        worst = max(worst, {"ok": 0, "warn": 0, "FAIL": 1}[check.status])
+    for check in run_checks(cfg, camera=not args.no_camera, signal_test=args.signal_test):
+        print(f"{check.status:4s}  {check.name:12s} {check.detail}", flush=True)
+        worst = max(worst, {"ok": 0, "warn": 0, "FAIL": EXIT_CHECK_FAILED}[check.status])
     return worst
 
 
@@ -188,7 +218,11 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kiosk", description="Venue check-in kiosk")
+    p = argparse.ArgumentParser(prog="kiosk", description="Venue check-in kiosk",
+                                epilog="exit status: 0 ok, 1 a check or round failed, 2 config or "
+                                       "usage, 3 GPIO, 4 camera, 5 database, 70 internal error, "
+                                       "141 stdout closed")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="the main loop: scan, decide, record, signal (until SIGTERM)")
@@ -213,12 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="upload pending check-ins, fetch the bundle")
     sync.add_argument("--config", required=True)
     sync.add_argument("--loop", action="store_true", help="keep going (the sync service)")
+    sync.add_argument("--retry-set-aside", action="store_true",
+                      help="queue the records the server refused for upload again, first")
     sync.set_defaults(func=cmd_sync)
 
     doctor = sub.add_parser("doctor", help="check camera, signal, database, keys, clock and sync")
     doctor.add_argument("--config", required=True)
     doctor.add_argument("--no-camera", action="store_true", help="skip opening the camera")
-    doctor.add_argument("--no-signal", action="store_true", help="skip the LED self-test")
+    doctor.add_argument("--signal-test", action="store_true",
+                        help="cycle each lamp and the buzzer (stop `kiosk run` first on a Pi)")
+    doctor.add_argument("--no-signal", action="store_true", help=argparse.SUPPRESS)  # the old default
     doctor.set_defaults(func=cmd_doctor)
 
     purge = sub.add_parser("purge", help="delete records past their retention (the purge timer)")
@@ -232,15 +270,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def fail(prog: str, label: str, error: BaseException, code: int) -> int:
+    print(f"{prog}: {label}: {error}", file=sys.stderr, flush=True)
+    return code
+
+
+def run_main(prog: str, func, args) -> int:
+    """One line and a documented status for every way a command can end; never a traceback
+    (the traceback of a bug goes to the log at DEBUG)."""
     try:
-        return args.func(args)
-    except ConfigError as e:
-        print(f"kiosk: config error: {e}", file=sys.stderr)
-        return 2
+        return func(args)
+    except KioskFault as e:
+        return fail(prog, e.label, e, e.exit_code)
+    except sqlite3.Error as e:
+        return fail(prog, "database error", f"{e} (see `kiosk doctor`)", EXIT_DATABASE)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)      # the reader left (`| head`): quietly
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except PermissionError as e:
+        return fail(prog, "permission denied", f"{e.filename or e}: run as the service user "
+                    "(sudo -u kiosk ...) or check the file's owner", EXIT_DATABASE)
+    except OSError as e:
+        return fail(prog, "file error", e, EXIT_DATABASE)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        logging.getLogger(prog).debug("internal error", exc_info=True)
+        return fail(prog, "internal error", f"{type(e).__name__}: {e} (a bug: please report it)",
+                    EXIT_INTERNAL)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_main("kiosk", args.func, args)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,21 @@ every key.
 """
 
 import tomllib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from kiosk.errors import EXIT_CONFIG, KioskFault
 
 REQUIRED = MISSING
 
 
-class ConfigError(Exception):
-    pass
+class ConfigError(KioskFault):
+    label = "config error"
+    exit_code = EXIT_CONFIG
+
+
+VENUE_PLACEHOLDER = "CHANGE-ME"      # what the example config says until a technician sets it
 
 
 def opt(default=REQUIRED, *, choices=None, min=None, max=None, path=False):
@@ -30,8 +36,11 @@ class KioskSection:
     database: str = opt(path=True)
     repeat_window_s: float = opt(10.0, min=0, max=3600)   # same pass again: signal, no new record
     hold_s: float = opt(1.5, min=0, max=60)               # still in view: no new signal
-    bundle_file: str = opt("bundle.json", path=True)      # written by `kiosk sync`, read by run
+    bundle_file: str = opt("", path=True)   # written by `kiosk sync`; "" = beside the database
     log_level: str = opt("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    store_fail_exit_s: float = opt(300.0, min=5, max=86_400)   # failing commits: exit after this
+    disk_warn_mb: int = opt(200, min=0, max=1_000_000)          # doctor: free space warnings
+    disk_fail_mb: int = opt(50, min=0, max=1_000_000)
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class KeysSection:
     issuer_keys: list = opt()            # list of issuer public key files (PEM)
     sealing_key: str = opt(path=True)    # the committee's sealing public key (PEM, X25519)
     bundle_key: str = opt("", path=True) # the authority's bundle-signing public key
-    device_key: str = opt("device.key", path=True)  # this kiosk's own Ed25519 key (sync)
+    device_key: str = opt("", path=True)  # this kiosk's Ed25519 key; "" = beside the database
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class CameraSection:
     width: int = opt(640, min=64, max=4096)
     height: int = opt(480, min=48, max=4096)
     fps: float = opt(10.0, min=0.1, max=120)
+    fail_exit_s: float = opt(120.0, min=5, max=86_400)  # camera gone: retry, then exit after this
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,11 @@ def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
         if meta["path"] and value:
             value = str((base / value).expanduser())
         values[key] = value
+    if name == "camera" and "images" in values:
+        values["images"] = [str((base / p).expanduser()) for p in values["images"]]
+    if name == "kiosk" and values.get("venue_id", "").strip() in ("", VENUE_PLACEHOLDER):
+        raise ConfigError(f"[kiosk] venue_id: still {values.get('venue_id')!r}: set this "
+                          "venue's id (the authority gives it)")
     if name == "keys" and "issuer_keys" in values:
         values["issuer_keys"] = [str((base / p).expanduser()) for p in values["issuer_keys"]]
         if not values["issuer_keys"]:
@@ -167,6 +182,12 @@ def parse(data: dict, *, base: Path = Path("."), source: Path | None = None) -> 
         if name not in SECTIONS:
             raise ConfigError(f"[{name}]: unknown section (known: {', '.join(SECTIONS)})")
     sections = {name: _section(name, cls, data.get(name, {}), base) for name, cls in SECTIONS.items()}
+    # Files the kiosk writes live beside its database (the state directory), by default.
+    state = Path(sections["kiosk"].database).parent
+    if not sections["kiosk"].bundle_file:
+        sections["kiosk"] = replace(sections["kiosk"], bundle_file=str(state / "bundle.json"))
+    if not sections["keys"].device_key:
+        sections["keys"] = replace(sections["keys"], device_key=str(state / "device.key"))
     return Config(**sections, source=source)
 
 

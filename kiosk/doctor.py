@@ -1,11 +1,21 @@
 """`kiosk doctor`: what a technician checks at a kiosk, one line each.
 
-ok / warn / FAIL, and a detail that never holds a pass id or key material.
+ok / warn / FAIL, and a detail that never holds a pass id or key material. Doctor only
+looks: it opens the database read-only (handing any side file SQLite makes back to the
+database's owner), never moves or creates the database, and a check that breaks is a FAIL
+line naming the cause, never a traceback. Run as root, it also checks that the service user
+can read what the service needs.
 """
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
+import shutil
+import stat
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +23,7 @@ from kiosk.config import Config, ConfigError
 
 RISK_LIST_STALE_S = 2 * 86_400       # a risk list older than this is worth a look
 SYNC_STALE_S = 86_400
+SERVICE_USER = "kiosk"               # the user the systemd units run as (scripts/install-pi)
 
 
 @dataclass(frozen=True)
@@ -32,69 +43,201 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86_400:.1f} days"
 
 
+# -- who can read what ---------------------------------------------------------------------------
+def _service_user() -> pwd.struct_passwd | None:
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return None
+
+
+def _can_read_as(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether ``user`` may read ``path`` (mode bits along the path; no ACLs)."""
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem}
+
+    def allowed(p: Path, bits: tuple[int, int, int]) -> bool:
+        st = p.stat()
+        if st.st_uid == user.pw_uid:
+            return bool(st.st_mode & bits[0])
+        if st.st_gid in groups:
+            return bool(st.st_mode & bits[1])
+        return bool(st.st_mode & bits[2])
+    path = path.resolve()
+    try:
+        return (all(allowed(d, (stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH)) for d in path.parents)
+                and allowed(path, (stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)))
+    except OSError:
+        return False
+
+
+def check_key_files(cfg: Config) -> Check:
+    files = [("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys]
+    files += [("[keys] sealing_key", cfg.keys.sealing_key)]
+    if cfg.keys.bundle_key:
+        files.append(("[keys] bundle_key", cfg.keys.bundle_key))
+    if cfg.sync.server_url:
+        files.append(("[keys] device_key", cfg.keys.device_key))
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    service = _service_user() if os.geteuid() == 0 else None
+    for where, p in files:
+        path = Path(p)
+        if not path.exists():
+            if where == "[keys] device_key":
+                return Check("key files", "FAIL", f"{where}: {p} missing: run `sudo -u "
+                             f"{SERVICE_USER} kiosk keys init --config ...`")
+            return Check("key files", "FAIL", f"{where}: {p} missing")
+        if not os.access(path, os.R_OK):
+            return Check("key files", "FAIL", f"{where}: {p} not readable by {me} (run doctor as "
+                         f"the service user: sudo -u {SERVICE_USER} kiosk doctor ...)")
+        if service and not _can_read_as(path, service):
+            return Check("key files", "FAIL", f"{where}: {p} not readable by the service user "
+                         f"{SERVICE_USER}: chown {SERVICE_USER} {p}")
+    whom = f"{me} and {SERVICE_USER}" if service else me
+    return Check("key files", "ok", f"{len(files)} key files readable by {whom}")
+
+
 def check_keys(cfg: Config) -> list[Check]:
     from kiosk.runtime import load_bundle_key, load_sealing, load_trust
-    out = []
+    out = [check_key_files(cfg)]
     try:
         trust = load_trust(cfg)
         out.append(Check("keys", "ok", f"{len(trust.issuers)} issuer key(s) trusted"))
         sealing = load_sealing(cfg)
         out.append(Check("sealing", "ok", f"records sealed to committee key {sealing.kid}"))
         bundle_key = load_bundle_key(cfg)
-        out.append(Check("bundle key", "ok" if bundle_key else "warn",
-                         "set" if bundle_key else "not set: downloaded bundles cannot be used"))
+        if bundle_key:
+            out.append(Check("bundle key", "ok", "set"))
+        else:
+            out.append(Check("bundle key", "FAIL" if cfg.sync.server_url else "warn",
+                             "not set: downloaded bundles (the risk list) cannot be used; set "
+                             "[keys] bundle_key"))
     except ConfigError as e:
         out.append(Check("keys", "FAIL", str(e)))
-    if cfg.sync.server_url:
-        ok = Path(cfg.keys.device_key).is_file()
-        out.append(Check("device key", "ok" if ok else "FAIL",
-                         cfg.keys.device_key if ok else f"{cfg.keys.device_key} missing: run `kiosk keys init`"))
+    if cfg.sync.server_url and not cfg.sync.kiosk_id:
+        out.append(Check("kiosk id", "FAIL", "[sync] server_url is set but kiosk_id is not: "
+                                             "register the kiosk (kiosk-central register-kiosk)"))
+    elif cfg.sync.server_url:
+        out.append(Check("kiosk id", "ok", cfg.sync.kiosk_id))
     return out
 
 
+# -- the database ---------------------------------------------------------------------------------
 def check_store(cfg: Config, now: float) -> list[Check]:
-    from kiosk.runtime import open_store
-    try:
-        store = open_store(cfg)
-    except Exception as e:                 # a bad key file (ConfigError), a locked or broken file
-        return [Check("database", "FAIL", f"{cfg.kiosk.database}: {e}")]
-    out = []
-    try:
-        integrity = store.db.execute("PRAGMA quick_check").fetchone()[0]
-        mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
-        stats = store.stats()
-        out.append(Check("database", "ok" if integrity == "ok" and mode == "wal" else "FAIL",
-                         f"{cfg.kiosk.database}: integrity {integrity}, journal {mode}, "
-                         f"{stats['records']} records, {stats['invalid_scans']} invalid scans counted"))
-        oldest = stats["oldest_pending_age_s"]
-        out.append(Check("pending", "ok" if not oldest or oldest < SYNC_STALE_S or not cfg.sync.server_url
-                         else "warn",
-                         f"{stats['pending']} records to upload"
-                         + (f", oldest {_age(oldest)}" if oldest else "")
-                         + (f"; {stats['set_aside']} set aside (refused by the server)"
-                            if stats["set_aside"] else "")))
-        if cfg.sync.server_url:
-            last = store.get_state("last_sync_at")
-            err = store.get_state("last_sync_error") or ""
-            if last is None:
-                out.append(Check("last sync", "warn", "never" + (f" ({err})" if err else "")))
-            else:
-                age = now - float(last)
-                out.append(Check("last sync", "ok" if age < SYNC_STALE_S and not err else "warn",
-                                 f"{_age(age)} ago" + (f"; last error: {err}" if err else "")))
-        else:
-            out.append(Check("last sync", "ok", "offline kiosk ([sync] server_url not set)"))
-        version = store.get_state("bundle_version")
-        issued = store.get_state("bundle_issued_at")
-        if version and issued and Path(cfg.kiosk.bundle_file).is_file():
-            age = now - float(issued)
-            out.append(Check("risk list", "ok" if age < RISK_LIST_STALE_S else "warn",
-                             f"bundle version {version}, {_age(age)} old"))
-        else:
-            out.append(Check("risk list", "warn", "no bundle downloaded yet: passes' own levels only"))
-    finally:
-        store.close()
+    from kiosk.sqlite import file_damage, keep_owner, open_readonly
+    from kiosk.store import CheckinStore
+
+    path = Path(cfg.kiosk.database)
+    if not path.exists():
+        return [Check("database", "warn", f"{path}: not created yet (kiosk run creates it)")]
+    out = [_owner_check(path)]
+    with keep_owner(path):
+        damage = file_damage(path, readonly=True)
+        if damage:
+            return out + [Check("database", "FAIL", f"{path}: damaged ({damage}); kiosk run will "
+                                                    "move it aside and start a new epoch")]
+        db = open_readonly(path)
+        try:
+            store = CheckinStore.open_readonly(db)
+            out += _store_checks(cfg, store, path, now)
+        finally:
+            db.conn.close()
     return out
+
+
+def _owner_check(path: Path) -> Check:
+    st = path.stat()
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    service = _service_user()
+    if service and st.st_uid != service.pw_uid:
+        return Check("db owner", "FAIL", f"{path} belongs to {owner}, not the service user "
+                                         f"{SERVICE_USER}: chown {SERVICE_USER}: {path}*")
+    me = os.geteuid()
+    if me not in (0, st.st_uid):
+        return Check("db owner", "warn", f"{path} belongs to {owner}; doctor runs as "
+                                         f"{pwd.getpwuid(me).pw_name} and only reads it")
+    return Check("db owner", "ok", f"{path} belongs to {owner}")
+
+
+def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
+    out = []
+    mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
+    stats = store.stats()
+    out.append(Check("database", "ok" if mode == "wal" else "FAIL",
+                     f"{path}: integrity ok, journal {mode}, {stats['records']} records, "
+                     f"{stats['invalid_scans']} invalid scans counted"))
+    moved = store.moved_aside()
+    out.append(Check("epoch", "warn" if moved else "ok",
+                     f"sequence epoch {store.epoch}" + (
+                         f"; the previous database was damaged ({moved.reason}) and moved aside "
+                         f"to {moved.moved_to} at {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(moved.at))}"
+                         " (kept: it may hold unsynced records)" if moved else "")))
+    oldest = stats["oldest_pending_age_s"]
+    late = bool(oldest and oldest >= SYNC_STALE_S and cfg.sync.server_url)
+    out.append(Check("pending", "warn" if late else "ok", f"{stats['pending']} records to upload"
+                     + (f", oldest {_age(oldest)}" if oldest else "")))
+    if stats["set_aside"]:
+        reasons = "; ".join(f"{n} x {r}" for r, n in store.set_aside_reasons().items())
+        out.append(Check("set aside", "warn", f"{stats['set_aside']} records refused by the server "
+                         f"({reasons[:200]}); after fixing the cause: kiosk sync --retry-set-aside"))
+    if cfg.sync.server_url:
+        last = store.get_state("last_sync_at")
+        err = store.get_state("last_sync_error") or ""
+        if last is None:
+            out.append(Check("last sync", "warn", "never" + (f" ({err})" if err else "")))
+        else:
+            age = now - float(last)
+            out.append(Check("last sync", "ok" if age < SYNC_STALE_S and not err else "warn",
+                             f"{_age(age)} ago" + (f"; last error: {err}" if err else "")))
+    else:
+        out.append(Check("last sync", "ok", "offline kiosk ([sync] server_url not set)"))
+    out.append(check_bundle(cfg, store, now))
+    return out
+
+
+def check_bundle(cfg: Config, store, now: float) -> Check:
+    """The bundle file verified exactly as `kiosk run` verifies it."""
+    from kiosk.bundle import BundleError, verify_bundle
+    from kiosk.runtime import load_bundle_key
+    from kiosk.store import BUNDLE_COPY
+
+    try:
+        key = load_bundle_key(cfg)
+    except ConfigError as e:
+        return Check("risk list", "FAIL", str(e))
+    path = Path(cfg.kiosk.bundle_file)
+    if key is None or not path.exists():
+        return Check("risk list", "warn", "no bundle downloaded yet: passes' own levels only")
+    kept = store.get_state(BUNDLE_COPY)
+    try:
+        bundle = verify_bundle(path.read_bytes(), key, kiosk_id=cfg.sync.kiosk_id or None)
+    except (OSError, BundleError) as e:
+        fallback = "no verified copy is held: passes' own levels only"
+        if kept:
+            try:
+                copy = verify_bundle(kept.encode(), key, kiosk_id=cfg.sync.kiosk_id or None)
+                fallback = f"kiosk run uses the last verified copy (version {copy.version})"
+            except BundleError:
+                pass
+        return Check("risk list", "FAIL", f"{path} does not verify ({e}); {fallback}; "
+                                          "`kiosk sync` fetches a good one")
+    age = now - bundle.issued_at
+    return Check("risk list", "ok" if age < RISK_LIST_STALE_S else "warn",
+                 f"bundle version {bundle.version} verified, {len(bundle.risk_list.levels)} "
+                 f"entries, {_age(age)} old")
+
+
+def check_disk(cfg: Config) -> Check:
+    folder = Path(cfg.kiosk.database).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free_mb = shutil.disk_usage(folder).free / 2**20
+    k = cfg.kiosk
+    status = "FAIL" if free_mb < k.disk_fail_mb else "warn" if free_mb < k.disk_warn_mb else "ok"
+    return Check("disk", status, f"{free_mb:,.0f} MB free in {folder} (warn under "
+                                 f"{k.disk_warn_mb} MB, FAIL under {k.disk_fail_mb} MB)")
 
 
 def check_clock() -> Check:
@@ -121,29 +264,50 @@ def check_camera(cfg: Config) -> Check:
                                  f"mean level {float(frame.mean()):.0f}")
 
 
-def check_signal(cfg: Config) -> Check:
-    from kiosk.signal import Signal, make_pin_factory
+def check_signal(cfg: Config, *, test: bool, pin_factory=None) -> Check:
+    from kiosk.errors import GpioError
+    from kiosk.signal import Signal, is_raspberry_pi, make_pin_factory
     try:
-        factory, is_mock = make_pin_factory(cfg.signal.pin_factory)
-        signal = Signal(cfg.signal, pin_factory=factory)
-    except Exception as e:
+        factory, is_mock = ((pin_factory, False) if pin_factory is not None
+                            else make_pin_factory(cfg.signal.pin_factory))
+    except GpioError as e:
         return Check("signal", "FAIL", str(e))
+    if not test:
+        where = "Raspberry Pi" if is_raspberry_pi() else "no GPIO here"
+        return Check("signal", "warn" if is_mock else "ok",
+                     f"{type(factory).__name__} ({where}); --signal-test cycles the lamps")
     try:
-        signal.self_test(step_s=0.3)
+        signal = Signal(cfg.signal, pin_factory=factory)
+    except GpioError as e:
+        return Check("signal", "FAIL", f"{e} (is `kiosk run` holding the pins?)")
+    try:
+        signal.self_test(step_s=0.4)
     finally:
         signal.close()
+    c = cfg.signal
     if is_mock:
-        return Check("signal", "warn", "no GPIO here: self-test ran on mock pins")
-    return Check("signal", "ok", f"self-test: red, amber, green{', buzzer' if cfg.signal.buzzer else ''} "
-                                 f"(pins {cfg.signal.red_pin}, {cfg.signal.amber_pin}, {cfg.signal.green_pin})")
+        return Check("signal", "warn", "no GPIO here: the test ran on mock pins")
+    return Check("signal", "ok", f"test: green, red, amber{', buzzer' if c.buzzer else ''}, all "
+                                 f"together (pins {c.green_pin}, {c.red_pin}, {c.amber_pin}"
+                                 f"{f', {c.buzzer_pin}' if c.buzzer else ''}): did each light?")
 
 
-def run_checks(cfg: Config, *, camera: bool = True, signal: bool = True, now: float | None = None):
+def _guarded(name: str, fn: Callable[[], object]) -> Iterator[Check]:
+    try:
+        result = fn()
+    except Exception as e:                 # a check that breaks is a FAIL, never a traceback
+        yield Check(name, "FAIL", f"{type(e).__name__}: {e}")
+        return
+    yield from (result if isinstance(result, list) else [result])
+
+
+def run_checks(cfg: Config, *, camera: bool = True, signal_test: bool = False,
+               now: float | None = None) -> Iterator[Check]:
     now = time.time() if now is None else now
-    yield from check_keys(cfg)
-    yield from check_store(cfg, now)
-    yield check_clock()
+    yield from _guarded("keys", lambda: check_keys(cfg))
+    yield from _guarded("database", lambda: check_store(cfg, now))
+    yield from _guarded("disk", lambda: check_disk(cfg))
+    yield from _guarded("clock", check_clock)
     if camera:
-        yield check_camera(cfg)
-    if signal:
-        yield check_signal(cfg)
+        yield from _guarded("camera", lambda: check_camera(cfg))
+    yield from _guarded("signal", lambda: check_signal(cfg, test=signal_test))

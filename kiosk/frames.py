@@ -18,12 +18,12 @@ from typing import Iterable, Protocol
 import cv2
 import numpy as np
 
+from kiosk.errors import CameraError
+
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm"}
-
-
-class CameraError(RuntimeError):
-    pass
+__all__ = ["CameraError", "ArraySource", "ImageSource", "OpenCVSource", "Picamera2Source",
+           "open_source", "Paced", "expand_images", "load_grey", "to_grey"]
 
 
 class FrameSource(Protocol):
@@ -82,10 +82,14 @@ class ArraySource:
 
 class ImageSource(ArraySource):
     def __init__(self, specs: Iterable[str | Path], *, loop: bool = False):
+        specs = list(specs)
         paths = expand_images(specs)
         if not paths:
-            raise CameraError(f"no images found in {list(map(str, specs))}")
+            raise CameraError(f"no images found in {', '.join(map(str, specs)) or '[camera] images'}")
         frames = [f for f in map(load_grey, paths) if f is not None]
+        if not frames:
+            raise CameraError(f"none of the {len(paths)} images in {', '.join(map(str, specs))} "
+                              "could be read (not images, or no permission)")
         super().__init__(frames, loop=loop)
 
 
@@ -95,7 +99,10 @@ class OpenCVSource:
         self._is_file = not isinstance(target, int) and Path(device).exists()
         self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
-            raise CameraError(f"cannot open camera/video {device!r}")
+            what = ("no such video file" if not isinstance(target, int) and "://" not in device
+                    and not self._is_file else "check the cable, `v4l2-ctl --list-devices` and "
+                    "that no other process holds it")
+            raise CameraError(f"cannot open camera/video {device!r} ({what})")
         if not self._is_file:
             self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fresh frames, not a backlog
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)

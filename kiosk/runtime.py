@@ -4,6 +4,7 @@ names the config key, so a technician reads one line and knows what to fix."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from kiosk.app import KioskApp, Trust
@@ -15,7 +16,7 @@ from kiosk.bundle import BundleError, verify_bundle
 from kiosk.keys import KeyFileError, load_ed25519_public, load_x25519_public, trusted_issuers
 from kiosk.seal import SealingKey
 from kiosk.signal import Signal, make_pin_factory
-from kiosk.store import CheckinStore, Retention
+from kiosk.store import BUNDLE_COPY, CheckinStore, Retention
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,15 @@ class TrustProvider:
     The bundle file is checked (one stat) on each call, which the app makes once per scan,
     not per frame; a changed file is verified again with the bundle key before use, since
     the file on disk is no more trusted than the wire. A bad file is logged and the Trust
-    already held is kept."""
+    already held is kept: a verified risk list is never dropped for an unverified one. When
+    no verified bundle is held yet (a start with a tampered file), ``last_verified`` gives
+    the copy the uploader kept in the database, verified again before use."""
 
     def __init__(self, base: Trust, *, bundle_file: Path | None = None, bundle_key=None,
-                 kiosk_id: str | None = None):
+                 kiosk_id: str | None = None, last_verified: Callable[[], bytes | None] | None = None):
         self.base, self.bundle_file, self.bundle_key = base, bundle_file, bundle_key
         self.kiosk_id = kiosk_id or None
+        self.last_verified = last_verified
         self.current, self.bundle, self._stamp = base, None, None
 
     def __call__(self) -> Trust:
@@ -84,8 +88,32 @@ class TrustProvider:
                                    kiosk_id=self.kiosk_id,
                                    min_version=self.bundle.version if self.bundle else 0)
         except (OSError, BundleError) as e:
-            log.error("bundle file %s not used: %s", self.bundle_file, e)
+            if self.bundle is None and self._load_kept_copy(f"{self.bundle_file}: {e}"):
+                return
+            log.error("bundle file %s not used: %s; keeping %s", self.bundle_file, e,
+                      f"bundle version {self.bundle.version}" if self.bundle else "the config's keys only")
             return
+        self._use(bundle)
+
+    def _load_kept_copy(self, why: str) -> bool:
+        data = None
+        try:
+            data = self.last_verified() if self.last_verified else None
+        except Exception as e:           # a failing database must not stop the scan loop
+            log.error("cannot read the kept bundle copy: %s", e)
+        if not data:
+            return False
+        try:
+            bundle = verify_bundle(data, self.bundle_key, kiosk_id=self.kiosk_id)
+        except BundleError as e:
+            log.error("kept bundle copy not used either: %s", e)
+            return False
+        log.error("bundle file not used (%s); using the last verified copy, version %d",
+                  why, bundle.version)
+        self._use(bundle)
+        return True
+
+    def _use(self, bundle) -> None:
         self.bundle = bundle
         self.current = Trust(issuers={**self.base.issuers, **bundle.issuers},
                              risk_list=bundle.risk_list, policy=bundle.policy)
@@ -102,18 +130,26 @@ def load_bundle_key(cfg: Config):
         raise ConfigError(f"[keys] bundle_key: {e}") from None
 
 
-def trust_provider(cfg: Config) -> TrustProvider:
-    return TrustProvider(load_trust(cfg),
-                         bundle_file=Path(cfg.kiosk.bundle_file) if cfg.kiosk.bundle_file else None,
-                         bundle_key=load_bundle_key(cfg), kiosk_id=cfg.sync.kiosk_id)
+def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustProvider:
+    kept = None
+    if store is not None:
+        def kept():
+            text = store.get_state(BUNDLE_COPY)
+            return text.encode() if text else None
+    return TrustProvider(load_trust(cfg), bundle_file=Path(cfg.kiosk.bundle_file),
+                         bundle_key=load_bundle_key(cfg), kiosk_id=cfg.sync.kiosk_id,
+                         last_verified=kept)
 
 
 def build_app(cfg: Config, *, source, signal=None, store=None, clock=None, notifier=None,
-              pin_factory=None, on_event=None, trust=None) -> KioskApp:
+              pin_factory=None, on_event=None, trust=None, reopen=None) -> KioskApp:
     if signal is None:
         factory = pin_factory or make_pin_factory(cfg.signal.pin_factory)[0]
         signal = Signal(cfg.signal, pin_factory=factory)
+    store = store or open_store(cfg)
     return KioskApp(source=source, decoder=make_decoder(cfg.decoder.name), signal=signal,
-                    store=store or open_store(cfg), trust=trust or trust_provider(cfg),
+                    store=store, trust=trust or trust_provider(cfg, store=store),
                     clock=clock or SystemClock(), repeat_window_s=cfg.kiosk.repeat_window_s,
-                    hold_s=cfg.kiosk.hold_s, notifier=notifier, on_event=on_event)
+                    hold_s=cfg.kiosk.hold_s, notifier=notifier, on_event=on_event, reopen=reopen,
+                    store_fail_exit_s=cfg.kiosk.store_fail_exit_s,
+                    camera_fail_exit_s=cfg.camera.fail_exit_s)

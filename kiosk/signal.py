@@ -1,24 +1,40 @@
 """The signal at the door: gpiozero TrafficLights and an optional Buzzer.
 
 green (+ one short beep) = enter, red (+ long beep) = refused, amber blinking = see staff.
-The pin factory is handed in (gpiozero's own ``pin_factory=``); where the machine has no GPIO,
-:func:`make_pin_factory` falls back to gpiozero's MockFactory and the signal shows in the log.
+The pin factory is handed in (gpiozero's own ``pin_factory=``). On a Raspberry Pi the real
+pins are driven or :class:`GpioError` says why (the kiosk then exits non-zero); gpiozero's
+MockFactory is used only where the machine has no GPIO at all, or where the config asks for
+it. Nothing here logs which signal was shown: that would put decisions in the journal.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 
 from gpiozero import Buzzer, TrafficLights
 
 from kiosk.config import SignalSection
+from kiosk.errors import GpioError
 from kiosk.reasons import Outcome
 
 log = logging.getLogger(__name__)
 
 
-def make_pin_factory(name: str = "auto"):
-    """Returns (factory, is_mock)."""
+PI_MODEL = Path("/proc/device-tree/model")
+
+
+def is_raspberry_pi(model_file: Path = PI_MODEL) -> bool:
+    try:
+        return "Raspberry Pi" in model_file.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def make_pin_factory(name: str = "auto", *, on_pi: bool | None = None):
+    """Returns (factory, is_mock). ``on_pi``: whether this is a Raspberry Pi (read from the
+    device tree when None); there, "auto" never falls back to mock pins."""
     from gpiozero.pins.mock import MockFactory
     if name == "mock":
         return MockFactory(), True
@@ -36,18 +52,28 @@ def make_pin_factory(name: str = "auto"):
         except Exception as e:  # missing library, not a Pi, no /dev/gpiomem ...
             errors.append(f"{n}: {type(e).__name__}")
     if name != "auto":
-        raise RuntimeError(f"GPIO pin factory {name!r} unavailable ({'; '.join(errors)})")
-    log.warning("no GPIO on this machine: using mock pins, the signal shows in the log only")
+        raise GpioError(f"GPIO pin factory {name!r} unavailable ({'; '.join(errors)}): "
+                        "install python3-lgpio, check the gpio group")
+    if is_raspberry_pi() if on_pi is None else on_pi:
+        raise GpioError(f"this is a Raspberry Pi but no GPIO library could drive its pins "
+                        f"({'; '.join(errors)}): apt install python3-lgpio, and run as a member "
+                        "of the gpio group with a writable working directory")
+    log.warning("no GPIO on this machine: using mock pins (no lamps, no buzzer)")
     return MockFactory(), True
 
 
 class Signal:
     def __init__(self, cfg: SignalSection, *, pin_factory, echo=None):
         self.cfg = cfg
-        self.lights = TrafficLights(red=cfg.red_pin, amber=cfg.amber_pin, green=cfg.green_pin,
-                                    pin_factory=pin_factory)
-        self.buzzer = Buzzer(cfg.buzzer_pin, pin_factory=pin_factory) if cfg.buzzer else None
-        self.echo = echo  # optional callable(str): where mock pins show what a person would see
+        try:
+            self.lights = TrafficLights(red=cfg.red_pin, amber=cfg.amber_pin, green=cfg.green_pin,
+                                        pin_factory=pin_factory)
+            self.buzzer = Buzzer(cfg.buzzer_pin, pin_factory=pin_factory) if cfg.buzzer else None
+        except Exception as e:               # pin in use, no permission, no such pin ...
+            raise GpioError(f"cannot drive GPIO pins {cfg.red_pin}, {cfg.amber_pin}, "
+                            f"{cfg.green_pin}{f', {cfg.buzzer_pin}' if cfg.buzzer else ''}: "
+                            f"{type(e).__name__}: {e}") from None
+        self.echo = echo  # optional callable(str): the demo's stand-in for the lamps
 
     def show(self, outcome: Outcome) -> None:
         """Start the signal for ``outcome`` and return at once (gpiozero times it in the
@@ -65,21 +91,40 @@ class Signal:
         else:
             self.lights.amber.blink(on_time=c.blink_s, off_time=c.blink_s,
                                     n=max(1, round(c.show_s / (2 * c.blink_s))))
-        colour = {Outcome.ADMIT: "GREEN", Outcome.DENY: "RED", Outcome.INVALID: "AMBER"}[outcome]
-        log.info("signal %s (%s)", colour, outcome.value)
         if self.echo:
-            self.echo(colour)
+            self.echo({Outcome.ADMIT: "GREEN", Outcome.DENY: "RED", Outcome.INVALID: "AMBER"}[outcome])
+
+    def fault(self) -> None:
+        """Amber, steady: the kiosk cannot scan now (see staff). Cleared by the next signal."""
+        self.lights.off()
+        self.lights.amber.on()
+        if self.echo:
+            self.echo("AMBER (steady: fault)")
+
+    def clear_fault(self) -> None:
+        self.lights.amber.off()
 
     def _beep(self, seconds: float) -> None:
         if self.buzzer:
             self.buzzer.beep(on_time=seconds, off_time=0, n=1)
 
+    def lamp_check(self, on_s: float = 0.5) -> None:
+        """At start-up: all three lamps together, then dark. No decision looks like that, so
+        a restarting kiosk never shows a waiting visitor a lone green."""
+        self.lights.on()
+        try:
+            time.sleep(on_s)
+        finally:
+            self.lights.off()
+
     def self_test(self, step_s: float = 0.3) -> None:
-        """Each lamp in turn, blocking: for `kiosk doctor` and start-up."""
-        for led in (self.lights.red, self.lights.amber, self.lights.green):
+        """`kiosk doctor --signal-test`: each lamp in turn, the buzzer, then all three together
+        and dark (never ending on green). Blocking."""
+        for led in (self.lights.green, self.lights.red, self.lights.amber):
             led.blink(on_time=step_s, off_time=0, n=1, background=False)
         if self.buzzer:
             self.buzzer.beep(on_time=0.05, off_time=0, n=1, background=False)
+        self.lamp_check(step_s)
 
     def close(self) -> None:
         self.lights.close()

@@ -8,6 +8,8 @@ committee. A record is committed (synchronous=FULL) before its signal is shown.
 from __future__ import annotations
 
 import base64
+import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,9 +20,11 @@ from sqlite_utils import Database
 from kiosk.decision import Decision
 from kiosk.reasons import Outcome, Reason
 from kiosk.seal import SealingKey, seal
-from kiosk.sqlite import migrate, open_db
+from kiosk.sqlite import MovedAside, migrate, open_checked
 
+log = logging.getLogger(__name__)
 DAY = 86_400
+BUNDLE_COPY = "bundle_verified"     # state key: the last bundle that verified, as downloaded
 
 MIGRATIONS = [
     """
@@ -63,17 +67,58 @@ class Retention:
 
 
 class CheckinStore:
+    """``epoch``: this database file's sequence epoch. A fresh file (first start, or after a
+    damaged one was moved aside) starts a new epoch, so the server sees a reset as a reset
+    rather than as duplicate or missing sequence numbers."""
+
     def __init__(self, db: Database, *, sealing: SealingKey, venue_id: str,
-                 retention: Retention = Retention()):
+                 retention: Retention = Retention(), now: float | None = None):
         self.db = db
         self.sealing = sealing
         self.venue_id = venue_id
         self.retention = retention
         migrate(db, MIGRATIONS)
+        self.epoch = self._init_epoch(time.time() if now is None else now)
 
     @classmethod
-    def open(cls, path, **kwargs) -> "CheckinStore":
-        return cls(open_db(path), **kwargs)
+    def open(cls, path, *, now: float | None = None, **kwargs) -> "CheckinStore":
+        """Open (or create) the kiosk's database file; a damaged one is moved aside first,
+        said in the journal, and remembered in the new file for `kiosk doctor`."""
+        db, moved = open_checked(path, now=now)
+        store = cls(db, now=now, **kwargs)
+        if moved:
+            log.error("database %s was damaged (%s): moved aside to %s, kept for recovery; "
+                      "a new sequence epoch %d begins", moved.original, moved.reason,
+                      moved.moved_to, store.epoch)
+            store.set_state("moved_aside", json.dumps(moved.__dict__))
+        return store
+
+    @classmethod
+    def open_readonly(cls, db: Database, **kwargs) -> "CheckinStore":
+        """A store for reading only (doctor): no migration, no epoch written."""
+        store = cls.__new__(cls)
+        store.db, store.sealing, store.venue_id = db, None, kwargs.get("venue_id", "")
+        store.retention = kwargs.get("retention", Retention())
+        store.epoch = int(store.get_state("epoch", "0") or 0)
+        return store
+
+    def _init_epoch(self, now: float) -> int:
+        """A new file's epoch: milliseconds at creation. A file from before epochs existed
+        keeps epoch 0, so its sequence goes on where it was."""
+        with self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT value FROM state WHERE key = 'epoch'").fetchone()
+            if row:
+                return int(row[0])
+            used = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'checkins'"
+                                   ).fetchone()
+            epoch = 0 if used and used[0] else int(now * 1000)
+            self.db.execute("INSERT INTO state (key, value) VALUES ('epoch', ?)", [str(epoch)])
+        return epoch
+
+    def moved_aside(self) -> MovedAside | None:
+        raw = self.get_state("moved_aside")
+        return MovedAside(**json.loads(raw)) if raw else None
 
     def close(self) -> None:
         self.db.conn.close()
@@ -103,6 +148,10 @@ class CheckinStore:
                 "INSERT INTO invalid_scans (day, reason, count) VALUES (?, ?, 1) "
                 "ON CONFLICT (day, reason) DO UPDATE SET count = count + 1", [day, reason.value])
 
+    def probe(self, *, now: float) -> None:
+        """A small write: can the kiosk record again? (The app calls it while the store fails.)"""
+        self.set_state("store_probe_at", f"{now:.3f}")
+
     # -- the upload queue ---------------------------------------------------------------------
     def pending(self, limit: int) -> list[dict]:
         """The oldest records not yet acknowledged nor set aside, in capture order."""
@@ -110,7 +159,8 @@ class CheckinStore:
             "SELECT seq, record_id, captured_at, clock_synced, retention, delete_after, seal_kid, "
             "sealed FROM checkins WHERE synced_at IS NULL AND set_aside_at IS NULL "
             "ORDER BY seq LIMIT ?", [limit]).fetchall()
-        return [{"seq": r[0], "record_id": r[1], "captured_at": r[2], "clock_synced": bool(r[3]),
+        return [{"seq": r[0], "epoch": self.epoch, "record_id": r[1], "captured_at": r[2],
+                 "clock_synced": bool(r[3]),
                  "retention": r[4], "delete_after": r[5], "seal_kid": r[6],
                  "sealed": base64.b64encode(r[7]).decode("ascii")} for r in rows]
 
@@ -131,6 +181,16 @@ class CheckinStore:
     def set_aside(self, record_ids, *, reason: str, now: float) -> int:
         return self._update_many("UPDATE checkins SET set_aside_at = ?, set_aside_reason = ? "
                                   "WHERE record_id IN ({marks})", record_ids, [now, reason[:200]])
+
+    def retry_set_aside(self) -> int:
+        """Put every set-aside record back in the upload queue (`kiosk sync --retry-set-aside`)."""
+        with self.db.conn:
+            return self.db.execute("UPDATE checkins SET set_aside_at = NULL, set_aside_reason = NULL "
+                                   "WHERE set_aside_at IS NOT NULL").rowcount
+
+    def set_aside_reasons(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT set_aside_reason, count(*) FROM checkins WHERE "
+                                    "set_aside_at IS NOT NULL GROUP BY 1").fetchall())
 
     # -- retention ----------------------------------------------------------------------------
     def purge(self, *, now: float) -> int:

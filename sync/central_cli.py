@@ -111,11 +111,22 @@ def cmd_status(args) -> int:
     storage = _storage(args)
     try:
         for k in storage.kiosks():
-            n = len(storage.record_ids(k.kiosk_id))
-            gaps = storage.gaps(k.kiosk_id)
+            epochs = storage.epochs(k.kiosk_id)
+            n = sum(e[1] for e in epochs)
             state = "revoked" if k.revoked_at else "active"
-            gap_text = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in gaps) or "none"
-            print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: {gap_text}")
+
+            def gap_text(epoch):
+                gaps = storage.gaps(k.kiosk_id, epoch)
+                return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in gaps) or "none"
+            if len(epochs) <= 1:
+                missing = gap_text(epochs[0][0] if epochs else None)
+                print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: {missing}")
+                continue
+            print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  epochs {len(epochs)}: "
+                  f"the kiosk's database was reset {len(epochs) - 1} time(s)")
+            for epoch, count, low, high in epochs:
+                print(f"  epoch {epoch}: {count} records, seq {low}-{high}, missing seq: "
+                      f"{gap_text(epoch)}")
     finally:
         storage.close()
     return 0

@@ -38,7 +38,8 @@ UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     record_id: str = Field(pattern=UUID_RE)
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, lt=2**63)
+    epoch: int = Field(default=0, ge=0, lt=2**63)   # the kiosk database's sequence epoch
     captured_at: float = Field(ge=0)
     clock_synced: bool
     retention: Literal["normal", "significant"]

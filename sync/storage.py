@@ -70,6 +70,12 @@ MIGRATIONS = [
         records INTEGER NOT NULL
     );
     """,
+    """
+    -- A kiosk whose database was reset (moved aside when damaged) starts a new sequence
+    -- epoch; sequence numbers are per (kiosk, epoch). Records from before epochs: 0.
+    ALTER TABLE records ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX records_kiosk_epoch_seq ON records (kiosk_id, epoch, seq);
+    """,
 ]
 
 
@@ -98,7 +104,8 @@ class Storage(Protocol):
     def risk_version(self) -> int: ...
     def risk_list(self) -> tuple[int, dict[str, int]]: ...
     def record_ids(self, kiosk_id: str | None = None) -> list[str]: ...
-    def gaps(self, kiosk_id: str) -> list[tuple[int, int]]: ...
+    def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]: ...
+    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int]]: ...
     def records_between(self, kiosk_id: str | None, from_ts: float | None,
                         to_ts: float | None) -> list[dict]: ...
     def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
@@ -167,13 +174,13 @@ class SqliteStorage:
                 if r["record_id"] in known or r["record_id"] in seen:
                     continue
                 seen.add(r["record_id"])
-                fresh.append((r["record_id"], kiosk_id, r["seq"], r["captured_at"],
+                fresh.append((r["record_id"], kiosk_id, r["seq"], r.get("epoch", 0), r["captured_at"],
                               int(r["clock_synced"]), r["retention"], r["delete_after"],
                               r["seal_kid"], r["sealed"], batch_id, now))
             self.db.conn.executemany(
-                "INSERT INTO records (record_id, kiosk_id, seq, captured_at, clock_synced, retention, "
-                "delete_after, seal_kid, sealed, batch_id, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+                "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
+                "retention, delete_after, seal_kid, sealed, batch_id, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
             self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records) "
                             "VALUES (?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
                             [batch_id, kiosk_id, now, len(fresh)])
@@ -187,15 +194,27 @@ class SqliteStorage:
                                           "ORDER BY seq", [kiosk_id])]
         return [r[0] for r in self._q("SELECT record_id FROM records ORDER BY kiosk_id, seq")]
 
-    def gaps(self, kiosk_id: str) -> list[tuple[int, int]]:
-        """Runs of sequence numbers missing below the highest one received from a kiosk:
-        records it made that never arrived (or were set aside on it, or purged there
-        before it was ever online)."""
+    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int]]:
+        """(epoch, records, lowest seq, highest seq) per sequence epoch of a kiosk, oldest
+        first: more than one means the kiosk's database was reset (moved aside) in between."""
+        return [tuple(r) for r in self._q(
+            "SELECT epoch, count(*), min(seq), max(seq) FROM records WHERE kiosk_id = ? "
+            "GROUP BY epoch ORDER BY epoch", [kiosk_id])]
+
+    def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
+        """Runs of sequence numbers missing below the highest one received from a kiosk in
+        one epoch (default: its latest): records it made that never arrived (or were set
+        aside on it, or purged there before it was ever online)."""
+        if epoch is None:
+            epoch = self._q("SELECT max(epoch) FROM records WHERE kiosk_id = ?", [kiosk_id])[0][0]
+            if epoch is None:
+                return []
         rows = self._q(
             "SELECT seq + 1, next - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next "
-            "FROM (SELECT DISTINCT seq FROM records WHERE kiosk_id = ?)) WHERE next > seq + 1",
-            [kiosk_id])
-        first = self._q("SELECT min(seq) FROM records WHERE kiosk_id = ?", [kiosk_id])[0][0]
+            "FROM (SELECT DISTINCT seq FROM records WHERE kiosk_id = ? AND epoch = ?)) "
+            "WHERE next > seq + 1", [kiosk_id, epoch])
+        first = self._q("SELECT min(seq) FROM records WHERE kiosk_id = ? AND epoch = ?",
+                        [kiosk_id, epoch])[0][0]
         out = [(1, first - 1)] if first and first > 1 else []
         return out + [(a, b) for a, b in rows]
 

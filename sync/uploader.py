@@ -1,11 +1,15 @@
 """The kiosk's uploader: its own process beside `kiosk run` (`kiosk sync`).
 
-One round uploads everything pending, oldest first, in batches, then fetches the bundle.
+One round uploads everything pending, oldest first, in batches, then fetches the bundle,
+whether or not the upload went through: the risk list keeps the highest-risk visitors out.
 - A record is marked synced only when the server's answer names it (accepted or duplicate).
-- Connection errors, timeouts, 5xx, 408 and 429 end the round; the loop retries later with
+- Connection errors, timeouts, 5xx, 408 and 429 end the upload; the loop retries later with
   capped exponential backoff and jitter, and never sooner than a Retry-After.
-- A batch the server calls malformed or too large is split in halves until the one bad
-  record is found; that record is set aside (kept, counted, reported), never retried forever.
+- A batch the server itself calls malformed or too large (a 4xx whose JSON body carries the
+  protocol's error code) is split in halves until the one bad record is found; that record
+  is set aside (kept, counted, reported by doctor, re-queued by `kiosk sync
+  --retry-set-aside`). A 4xx *without* the protocol's code (a proxy's HTML page, a wrong
+  URL) says nothing about the records: they stay queued and the round fails loudly.
 - An unknown, revoked or mis-signed kiosk keeps everything queued and backs off: that is the
   set-up's fault, not the records'.
 - A bundle is used only after its signature checks against the configured authority key;
@@ -29,6 +33,7 @@ from pathlib import Path
 import requests
 
 from kiosk.bundle import BundleError, verify_bundle
+from kiosk.store import BUNDLE_COPY
 from sync import protocol
 
 log = logging.getLogger("kiosk.sync")
@@ -96,11 +101,15 @@ def _retry_after(resp: requests.Response) -> float | None:
 
 
 def _error_code(resp: requests.Response) -> tuple[str, str]:
+    """The protocol's (code, detail) of an error answer; ("", excerpt) when the body is not
+    the server's own JSON error (a proxy's page, say)."""
     try:
         body = resp.json()
-        return str(body.get("error", "")), str(body.get("detail", ""))[:200]
     except ValueError:
-        return "", resp.text[:200]
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"], str(body.get("detail", ""))[:200]
+    return "", " ".join(resp.text[:120].split())
 
 
 class Uploader:
@@ -162,7 +171,7 @@ class Uploader:
     def _send(self, records: list[dict]) -> tuple[int, int, int]:
         batch_id = str(uuid.uuid4())
         body = protocol.encode_batch(batch_id, [{k: r[k] for k in (
-            "record_id", "seq", "captured_at", "clock_synced", "retention", "delete_after",
+            "record_id", "seq", "epoch", "captured_at", "clock_synced", "retention", "delete_after",
             "seal_kid", "sealed")} for r in records])
         resp = self._request("POST", protocol.UPLOAD_PATH, body, {
             "Content-Type": "application/json", "Content-Encoding": "gzip"})
@@ -180,7 +189,10 @@ class Uploader:
             return (len([i for i in accepted if i in sent]),
                     len([i for i in duplicates if i in sent]), 0)
         code, detail = _error_code(resp)
-        if resp.status_code in (400, 413, 422) and (code in protocol.PERMANENT or not code):
+        if not code:
+            raise SetupError(f"upload: HTTP {resp.status_code} without the protocol's error code "
+                             f"(a proxy or a wrong server_url?): {detail}; records stay queued")
+        if resp.status_code in (400, 413, 422) and code in protocol.PERMANENT:
             if len(records) > 1:               # find the bad record(s); the rest go through
                 half = len(records) // 2
                 first, second = self._send(records[:half]), self._send(records[half:])
@@ -196,7 +208,11 @@ class Uploader:
     def fetch_bundle(self) -> str:
         if self.bundle_key is None or self.bundle_file is None:
             return "not configured"
-        have = self.bundle_file.exists()
+        copy = self.store.get_state(BUNDLE_COPY)
+        try:    # a file changed on disk since it was verified is fetched whole again
+            have = copy is not None and self.bundle_file.read_bytes() == copy.encode("ascii")
+        except OSError:
+            have = False
         headers = {}
         etag = self.store.get_state("bundle_etag")
         if have and etag:
@@ -217,7 +233,8 @@ class Uploader:
             log.error("bundle refused, keeping the one held: %s", e)
             return f"refused ({e}); kept version {current or 'none'}"
         _write_atomically(self.bundle_file, resp.content)
-        self.store.set_states({"bundle_version": str(bundle.version),
+        self.store.set_states({BUNDLE_COPY: resp.content.decode("ascii"),
+                               "bundle_version": str(bundle.version),
                                "bundle_etag": resp.headers.get("ETag", ""),
                                "bundle_issued_at": f"{bundle.issued_at:.3f}",
                                "bundle_checked_at": f"{now:.3f}", "bundle_error": ""})
@@ -227,18 +244,25 @@ class Uploader:
 
     # -- rounds and the service ---------------------------------------------------------------------
     def round(self) -> RoundResult:
-        bundle = "not fetched"
+        """Upload, then fetch the bundle even when the upload failed."""
+        errors, retry_after = [], None
         try:
             self.upload_pending()               # counts into self.progress, even if it fails
+        except (TransientError, SetupError) as e:
+            errors.append(str(e))
+            retry_after = getattr(e, "retry_after", None)
+        try:
             bundle = self.fetch_bundle()
-            self.store.set_states({"last_sync_at": f"{self.clock():.3f}", "last_sync_error": ""})
-            error, retry_after = None, None
-        except TransientError as e:
-            error, retry_after = str(e), e.retry_after
-        except SetupError as e:
-            error, retry_after = str(e), None
+        except (TransientError, SetupError) as e:
+            bundle = "not fetched"
+            errors.append(str(e))
+            retry_after = max((r for r in (retry_after, getattr(e, "retry_after", None))
+                               if r is not None), default=None)
+        error = "; ".join(errors) or None
         if error:
             self.store.set_state("last_sync_error", error[:300])
+        else:
+            self.store.set_states({"last_sync_at": f"{self.clock():.3f}", "last_sync_error": ""})
         accepted, duplicates, set_aside = self.progress
         return RoundResult(accepted, duplicates, set_aside, self.store.stats()["pending"], bundle,
                            error, retry_after)

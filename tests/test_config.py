@@ -15,13 +15,33 @@ def write(tmp_path, authority, **over):
     return p
 
 
-def test_example_config_documents_and_loads_every_key():
-    cfg = config.load(ROOT / "config" / "kiosk.example.toml", check_files=False)
+EXAMPLE = ROOT / "config" / "kiosk.example.toml"
+
+
+def test_example_config_documents_and_loads_every_key(tmp_path):
+    text = EXAMPLE.read_text()
+    with pytest.raises(ConfigError, match=r"^\[kiosk\] venue_id: still 'CHANGE-ME': set this venue"):
+        config.load(EXAMPLE, check_files=False)             # refused until a technician sets it
+    (tmp_path / "kiosk.toml").write_text(text.replace('"CHANGE-ME"', '"venue-7"'))
+    cfg = config.load(tmp_path / "kiosk.toml", check_files=False)
     assert cfg.policy.deny_level == 3 and cfg.retention.normal_days == 28
-    text = (ROOT / "config" / "kiosk.example.toml").read_text()
     for name, cls in config.SECTIONS.items():
         for f in config.fields(cls):
             assert f"\n{f.name} = " in text, f"[{name}] {f.name} is not in the example"
+
+
+def test_the_example_shows_the_codes_own_defaults():
+    import tomllib
+    raw = tomllib.loads(EXAMPLE.read_text())
+    compared = 0
+    for name, cls in config.SECTIONS.items():
+        for f in config.fields(cls):
+            if f.default is config.MISSING and f.default_factory is config.MISSING:
+                continue                                      # required: no default to match
+            default = f.default_factory() if f.default is config.MISSING else f.default
+            assert raw[name][f.name] == default, f"[{name}] {f.name}: example {raw[name][f.name]!r}, code {default!r}"
+            compared += 1
+    assert compared >= 40
 
 
 def test_a_minimal_config_loads_with_defaults(tmp_path, authority):
@@ -95,11 +115,15 @@ def test_kiosk_run_stops_with_one_clear_line(tmp_path, authority):
     assert r.stderr.strip() == "kiosk: config error: [signal] red_pin: must be at least 0, not -1"
 
 
-def test_default_file_paths_live_beside_the_config_not_in_the_working_directory(tmp_path, authority):
+def test_files_the_kiosk_writes_default_to_beside_its_database_and_images_to_the_config(
+        tmp_path, authority):
     cfg_file = tmp_path / "etc" / "kiosk.toml"
     cfg_file.parent.mkdir()
-    cfg_file.write_text(kiosk_config_text(authority, tmp_path / "k.db"))
+    state = tmp_path / "var" / "lib" / "kiosk"
+    cfg_file.write_text(kiosk_config_text(authority, state / "k.db",
+                                          camera=['source = "images"', 'images = ["frames/*.png"]']))
     cfg = config.load(cfg_file)
-    assert cfg.keys.device_key == str(cfg_file.parent / "device.key")
-    assert cfg.kiosk.bundle_file == str(cfg_file.parent / "bundle.json")
+    assert cfg.keys.device_key == str(state / "device.key")      # written at run time: the
+    assert cfg.kiosk.bundle_file == str(state / "bundle.json")   # state directory, not /etc
     assert cfg.keys.bundle_key == ""
+    assert cfg.camera.images == [str(cfg_file.parent / "frames" / "*.png")]   # not the cwd
