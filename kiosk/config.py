@@ -191,6 +191,22 @@ def parse(data: dict, *, base: Path = Path("."), source: Path | None = None) -> 
     return Config(**sections, source=source)
 
 
+def _check_file(where: str, path: Path) -> None:
+    import os
+    import pwd
+    try:
+        ok = path.is_file()
+    except PermissionError:
+        ok = None
+    if ok and os.access(path, os.R_OK):
+        return
+    if ok is False:
+        raise ConfigError(f"{where}: {path}: file not found")
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    raise ConfigError(f"{where}: {path}: not readable by {user} (permission denied; run as the "
+                      "service user, or fix the file's owner and mode)")
+
+
 def load(path: str | Path, *, check_files: bool = True) -> Config:
     path = Path(path)
     try:
@@ -206,6 +222,6 @@ def load(path: str | Path, *, check_files: bool = True) -> Config:
         for where, p in [*(("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys),
                          ("[keys] sealing_key", cfg.keys.sealing_key),
                          ("[keys] bundle_key", cfg.keys.bundle_key)]:
-            if p and not Path(p).is_file():
-                raise ConfigError(f"{where}: {p}: file not found")
+            if p:
+                _check_file(where, Path(p))
     return cfg

@@ -111,10 +111,11 @@ class Signal:
     def lamp_check(self, on_s: float = 0.5) -> None:
         """At start-up: all three lamps together, then dark. No decision looks like that, so
         a restarting kiosk never shows a waiting visitor a lone green."""
-        self.lights.on()
+        self.lights.on()              # red, amber, then green: green never lit alone ...
         try:
             time.sleep(on_s)
         finally:
+            self.lights.green.off()   # ... nor left alone when they go dark
             self.lights.off()
 
     def self_test(self, step_s: float = 0.3) -> None:

@@ -241,12 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from kiosk.cli import fail, run_main
+
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (KeyFileError, ValueError, FileNotFoundError) as e:
-        print(f"kiosk-central: {e}", file=sys.stderr)
-        return 2
+
+    def func(a):
+        try:
+            return args.func(a)
+        except (KeyFileError, ValueError, FileNotFoundError) as e:
+            return fail("kiosk-central", "error", e, 2)
+    return run_main("kiosk-central", func, args)
 
 
 if __name__ == "__main__":

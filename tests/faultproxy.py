@@ -13,6 +13,8 @@ connection and so its own fault. Modes:
   then close the client connection without the answer.
 - ``late_answer``: as drop_answer, but send the answer after the client gave up.
 - ``tamper``: forward, and flip one character of the answer's bundle payload.
+- ``html400``, ``html403``, ``html404``, ``html413``, ``html502``: answer as a misconfigured
+  proxy or captive portal would, with an HTML page and no protocol error code.
 """
 
 from __future__ import annotations
@@ -112,6 +114,14 @@ class FaultProxy:
             if mode == "error503":
                 client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\n"
                                b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            if mode.startswith("html"):
+                status = int(mode[4:])
+                page = (f"<html><body><h1>{status} Bad Request</h1><hr>nginx</body></html>"
+                        ).encode()
+                client.sendall(f"HTTP/1.1 {status} Proxy Says No\r\nContent-Type: text/html\r\n"
+                               f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n"
+                               .encode() + page)
                 return
             if mode == "stall":
                 time.sleep(self.stall_s)
