@@ -39,8 +39,8 @@ class KioskSection:
     bundle_file: str = opt("", path=True)   # written by `kiosk sync`; "" = beside the database
     log_level: str = opt("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     store_fail_exit_s: float = opt(300.0, min=5, max=86_400)   # failing commits: exit after this
-    disk_warn_mb: int = opt(200, min=0, max=1_000_000)          # doctor: free space warnings
-    disk_fail_mb: int = opt(50, min=0, max=1_000_000)
+    disk_warn_mb: int = opt(200, min=0, max=100_000_000)          # doctor: free space warnings
+    disk_fail_mb: int = opt(50, min=0, max=100_000_000)
 
 
 @dataclass(frozen=True)

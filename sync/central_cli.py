@@ -40,11 +40,10 @@ def _storage(args):
 
 
 def cmd_serve(args) -> int:
-    import logging
-
+    from kiosk.logs import setup_logging
     from sync.server import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging("INFO")
     keys = Path(args.keys) if args.keys else Path(args.data) / "keys"
     if bool(args.tls_cert) != bool(args.tls_key):
         print("kiosk-central: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -176,7 +175,10 @@ def cmd_reads(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kiosk.cli import version
+
     p = argparse.ArgumentParser(prog="kiosk-central", description="The health committee's side")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     keys = sub.add_parser("keys", help="authority keys")

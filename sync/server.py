@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import socket
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kiosk.bundle import bundle_payload, sign_bundle
 from kiosk.decision import Policy
+from kiosk.errors import KioskFault
 from kiosk.keys import (BUNDLE_KEY, ISSUER_PUB, SEALING_PUB, load_ed25519_private,
                         load_ed25519_public, load_x25519_public, raw_public, sealing_kid)
 from sync import protocol
@@ -256,11 +258,31 @@ def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: b
 
     from sync.storage import SqliteStorage
 
-    storage = SqliteStorage.in_folder(data_dir)
-    app = create_app(storage, Authority.from_dir(keys_dir))
-    log.info("serving on %s://%s:%d (data %s)", "https" if tls_cert else "http", host, port, data_dir)
+    authority = Authority.from_dir(keys_dir)
+    # Bind first: a busy port is one line and a non-zero exit, never "serving on" first.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log,
-                    timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {e.strerror} (another server running? "
+                         "choose --port)") from None
+    storage = SqliteStorage.in_folder(data_dir)
+    app = create_app(storage, authority)
+    config = uvicorn.Config(app, log_level="info", access_log=access_log,
+                            timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+    log.info("serving on %s://%s:%d (data %s)", "https" if tls_cert else "http", host,
+             sock.getsockname()[1], data_dir)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         storage.close()
+        sock.close()
+
+
+class ServeError(KioskFault):
+    """The server cannot start (the port is taken)."""
+    label = "error"
+    exit_code = 2

@@ -135,8 +135,16 @@ class SqliteStorage:
 
     # -- kiosks ------------------------------------------------------------------------------
     def register_kiosk(self, *, venue: str, public_key: bytes, now: float) -> str:
+        """A new kiosk id for this device key; ValueError when the key is already registered
+        to an active kiosk (one key, one kiosk: revoke the old registration first)."""
         kiosk_id = "k-" + secrets.token_hex(8)
         with self._lock, self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            held = self.db.execute("SELECT kiosk_id FROM kiosks WHERE public_key = ? AND "
+                                   "revoked_at IS NULL", [public_key]).fetchone()
+            if held:
+                raise ValueError(f"this public key is already registered to active kiosk {held[0]} "
+                                 f"(revoke it first: register-kiosk --revoke {held[0]})")
             self.db.execute("INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at) "
                             "VALUES (?, ?, ?, ?)", [kiosk_id, venue, public_key, now])
         return kiosk_id

@@ -4,6 +4,7 @@ full filesystem where the machine lets the test mount one), real processes and s
 real server behind a real TCP proxy, gpiozero's MockFactory pins."""
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -582,3 +583,78 @@ def test_the_same_pass_in_another_encoding_is_not_recorded_twice(sealing, truste
     second = app.step(frame(other, seed=1))
     assert first[0].recorded and second[0].repeat and not second[0].recorded
     assert store.stats()["records"] == 1
+
+
+# -- smaller things users met ---------------------------------------------------------------------
+def test_both_commands_say_their_version():
+    for cmd in ("kiosk", "kiosk-central"):
+        p = _run(cmd, "--version")
+        assert p.returncode == 0 and p.stdout.startswith(f"{cmd} 0.")
+
+
+def test_register_kiosk_refuses_a_key_already_active(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from kiosk.keys import write_public
+    pub = tmp_path / "device.pub"
+    write_public(pub, Ed25519PrivateKey.generate().public_key())
+    data = tmp_path / "central"
+    first = _run("kiosk-central", "register-kiosk", "--data", data, "--venue", "v", "--public-key", pub)
+    assert first.returncode == 0
+    kid = first.stdout.strip()
+    again = _run("kiosk-central", "register-kiosk", "--data", data, "--venue", "v", "--public-key", pub)
+    assert again.returncode == 2 and f"already registered to active kiosk {kid}" in again.stderr
+    _assert_one_line(again.stderr)
+    assert _run("kiosk-central", "register-kiosk", "--data", data, "--revoke", kid).returncode == 0
+    assert _run("kiosk-central", "register-kiosk", "--data", data, "--venue", "v",
+                "--public-key", pub).returncode == 0           # after a revoke: a new kiosk
+
+
+def test_serve_on_a_busy_port_is_one_line_without_serving_on(tmp_path, authority):
+    import socket
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("bundle.key", "issuer.pub", "sealing.pub"):
+        shutil.copy(authority / name, keys / name)
+    p = _run("kiosk-central", "serve", "--data", tmp_path / "c", "--keys", keys, "--port", port)
+    busy.close()
+    assert p.returncode == 2 and "serving on" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(f"kiosk-central: error: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in p.stderr
+
+
+def test_under_journald_lines_carry_syslog_priorities(tmp_path, authority):
+    cfg = _cfg(tmp_path, authority, camera=['source = "images"', 'images = ["/nonexistent/x.png"]'])
+    cfg.write_text(cfg.read_text().replace("[kiosk]", "[kiosk]\nstore_fail_exit_s = 5.0"))
+    err = tmp_path / "journal"
+    with open(err, "w") as f:
+        st = os.fstat(f.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        subprocess.run([str(BIN / "kiosk"), "purge", "--config", str(cfg)], stderr=f, env=env,
+                       capture_output=False, stdout=subprocess.DEVNULL, timeout=60)
+        db = tmp_path / "state" / "k.db"
+        db.write_bytes(b"junk" * 100)                        # an error line: the move-aside
+        subprocess.run([str(BIN / "kiosk"), "purge", "--config", str(cfg)], stderr=f, env=env,
+                       stdout=subprocess.DEVNULL, timeout=60)
+    lines = err.read_text().splitlines()
+    assert any(line.startswith("<6>kiosk") for line in lines), lines
+    assert any(line.startswith("<3>kiosk.store: database") for line in lines), lines
+    # Elsewhere (a terminal, a file): timestamps, no priorities.
+    p = _run("kiosk", "purge", "--config", cfg)
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} INFO ", p.stderr), p.stderr
+
+
+def test_doctor_checks_disk_kiosk_id_and_bundle_key(tmp_path, authority):
+    cfg = _cfg(tmp_path, authority, sync=['server_url = "http://127.0.0.1:9/"'])
+    cfg.write_text(cfg.read_text().replace("[kiosk]", "[kiosk]\ndisk_warn_mb = 100000000\n"
+                                                      "disk_fail_mb = 0"))
+    d = _run("kiosk", "doctor", "--config", cfg, "--no-camera")
+    lines = {line[6:18].strip(): line for line in d.stdout.splitlines()}
+    assert lines["disk"].startswith("warn") and "MB free" in lines["disk"]
+    assert lines["kiosk id"].startswith("FAIL") and "register" in lines["kiosk id"]
+    assert lines["bundle key"].startswith("FAIL")
+    assert lines["key files"].startswith("FAIL") and "keys init" in lines["key files"]
+    assert d.returncode == 1 and "Traceback" not in d.stdout + d.stderr
