@@ -658,3 +658,60 @@ def test_doctor_checks_disk_kiosk_id_and_bundle_key(tmp_path, authority):
     assert lines["bundle key"].startswith("FAIL")
     assert lines["key files"].startswith("FAIL") and "keys init" in lines["key files"]
     assert d.returncode == 1 and "Traceback" not in d.stdout + d.stderr
+
+
+# -- 9. the journal holds no outcome; systemd's status line holds counts -----------------------------
+def test_a_full_run_logs_no_outcome_level_or_pass_id_and_status_counts_the_hour(tmp_path, authority):
+    import cv2
+    import socket as socketlib
+    from kiosk.render import camera_frame
+    from sync.authority import issue_pass
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    ids = []
+    for i, risk in enumerate((0, 1, 2, 3)):
+        text, pid = issue_pass(authority, risk=risk)
+        ids.append(pid)
+        cv2.imwrite(str(frames / f"{i}.png"), camera_frame(text, np.random.default_rng(i), code_px=220))
+    cv2.imwrite(str(frames / "9.png"), camera_frame("https://example.org/menu",
+                                                     np.random.default_rng(9), code_px=220))
+    cfg = _cfg(tmp_path, authority, camera=['source = "images"', f'images = ["{frames}"]',
+                                            "fps = 30.0"], kiosk=['log_level = "DEBUG"'])
+    sock_path = tmp_path / "notify"
+    sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.2)
+    r = subprocess.run([str(BIN / "kiosk"), "run", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "NOTIFY_SOCKET": str(sock_path)})
+    msgs = []
+    try:
+        while True:
+            msgs.append(sock.recv(4096).decode())
+    except OSError:
+        pass
+    sock.close()
+    assert r.returncode == 0, r.stderr
+    journal = r.stdout + r.stderr
+    assert "scan invalid: not_a_pass" in journal             # an invalid scan keeps its reason
+    for secret in ("admit", "deny", "refused", "GREEN", "RED", "risk_level", "level 3", "valid pass",
+                   *(pid.hex() for pid in ids)):
+        assert secret not in journal, secret
+    status = [m for m in msgs if m.startswith("STATUS=scanning; last hour")]
+    assert status and status[-1] == "STATUS=scanning; last hour: 4 check-ins, 1 invalid"
+
+
+def test_doctor_as_root_leaves_no_file_the_owner_cannot_write(tmp_path, authority, sealing):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    cfg = _cfg(tmp_path, authority)
+    db = tmp_path / "state" / "k.db"
+    CheckinStore.open(db, sealing=sealing, venue_id="v").close()
+    for p in db.parent.iterdir():
+        os.chown(p, nobody.pw_uid, nobody.pw_gid)
+    os.chown(db.parent, nobody.pw_uid, nobody.pw_gid)
+    d = _run("kiosk", "doctor", "--config", cfg, "--no-camera")
+    assert "Traceback" not in d.stdout + d.stderr
+    for p in db.parent.iterdir():
+        assert p.stat().st_uid == nobody.pw_uid, f"{p.name} is owned by root now"
