@@ -670,8 +670,8 @@ def kiosk_run_logs(work: Path, auth: Authority) -> tuple[list[str], list[bytes]]
 # -- all of it -----------------------------------------------------------------------------------------
 SCALES = {"short": dict(kills=3, sync_kills=3, sync_records=300, rounds=1, variants=12,
                         proxy_records=60, examples=60),
-          "long": dict(kills=40, sync_kills=15, sync_records=5000, rounds=5, variants=200,
-                       proxy_records=600, examples=3000)}
+          "long": dict(kills=100, sync_kills=20, sync_records=5000, rounds=10, variants=500,
+                       proxy_records=1000, examples=20000)}
 
 
 def run_all(scale: str = "short", *, seed: int = 7, work: Path | None = None,
@@ -685,7 +685,10 @@ def run_all(scale: str = "short", *, seed: int = 7, work: Path | None = None,
     def scenario(name, fn):
         t0 = time.monotonic()
         results[name] = fn()
-        report(f"  {name:28s} {time.monotonic() - t0:6.1f} s  {results[name]}")
+        t = results[name]
+        counts = ", ".join(f"{label} {getattr(t, key):,}" for key, label in ROWS
+                           if getattr(t, key) or key in ("faults_injected",))
+        report(f"  {name:28s} {time.monotonic() - t0:6.1f} s  {counts}")
     scenario("crash: kiosk run (SIGKILL)", lambda: crash_run(work, auth, kills=s["kills"], rng=rng))
     scenario("crash: kiosk sync (SIGKILL)", lambda: crash_sync(work, auth, kills=s["sync_kills"],
                                                                records=s["sync_records"], rng=rng))
