@@ -4,10 +4,16 @@ Suite: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, in base mode, from
 ``cryptography``. The kiosk holds only the public half, so it cannot read its own log.
 The record id is bound into the HPKE ``info``: a sealed field cannot be moved to
 another record.
+
+The plaintext is padded to one fixed length (v2): a 2-byte length, the CBOR fields, zeros
+up to :data:`PADDED_LEN`. Every sealed record is then the same size whatever was decided
+(unpadded, an admit, a refusal on the list and a refusal on the pass's level differed by
+a few bytes). Records sealed before padding (v1) still open.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import cbor2
@@ -17,7 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from kiosk.keys import sealing_kid
 
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
-INFO = b"venue-kiosk record v1\x00"
+INFO_V1 = b"venue-kiosk record v1\x00"
+INFO = b"venue-kiosk record v2\x00"
+PADDED_LEN = 160          # bytes of plaintext: the largest record's CBOR is about 110
 
 
 @dataclass(frozen=True)
@@ -30,10 +38,28 @@ class SealingKey:
         return cls(sealing_kid(public), public)
 
 
+def pad(body: bytes) -> bytes:
+    if len(body) > PADDED_LEN - 2:
+        raise ValueError(f"sealed fields of {len(body)} bytes exceed the padded length")
+    return struct.pack(">H", len(body)) + body + bytes(PADDED_LEN - 2 - len(body))
+
+
+def unpad(plain: bytes) -> bytes:
+    (n,) = struct.unpack(">H", plain[:2])
+    if len(plain) != PADDED_LEN or n > PADDED_LEN - 2 or any(plain[2 + n:]):
+        raise ValueError("bad padding")
+    return plain[2:2 + n]
+
+
 def seal(fields: dict, key: SealingKey, *, record_id: str) -> bytes:
-    return SUITE.encrypt(cbor2.dumps(fields), key.public, info=INFO + record_id.encode())
+    return SUITE.encrypt(pad(cbor2.dumps(fields)), key.public, info=INFO + record_id.encode())
 
 
 def open_sealed(blob: bytes, private_key: X25519PrivateKey, *, record_id: str) -> dict:
     """The committee's side: open one record. Raises on a wrong key or a tampered blob."""
-    return cbor2.loads(SUITE.decrypt(blob, private_key, info=INFO + record_id.encode()))
+    try:
+        plain = unpad(SUITE.decrypt(blob, private_key, info=INFO + record_id.encode()))
+    except Exception:
+        # A record sealed before padding (v1): the other info string, no padding.
+        plain = SUITE.decrypt(blob, private_key, info=INFO_V1 + record_id.encode())
+    return cbor2.loads(plain)

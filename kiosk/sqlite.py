@@ -38,7 +38,25 @@ def open_db(path: str | Path | None, *, busy_timeout_ms: int = 5000) -> Database
     db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     db.execute("PRAGMA synchronous = FULL")
     db.execute("PRAGMA foreign_keys = ON")
+    _no_leftovers(db)
     return db
+
+
+JOURNAL_SIZE_LIMIT = 1024 * 1024
+
+
+def _no_leftovers(db: Database) -> None:
+    """Deleted rows are overwritten, not just unlinked (set explicitly: not every SQLite
+    build defaults to it), and the WAL is kept short (see :func:`truncate_wal`)."""
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+
+
+def truncate_wal(db: Database) -> tuple[int, int, int]:
+    """After a purge: copy the WAL into the database (whose freed pages secure_delete has
+    zeroed) and cut the WAL to zero bytes, so no copy of a deleted row stays in it.
+    Returns SQLite's (busy, log frames, checkpointed frames)."""
+    return tuple(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
 
 
 def _statements(script: str):
@@ -92,7 +110,9 @@ def open_readonly(path: str | Path, *, busy_timeout_ms: int = 5000) -> Database:
     the -wal and -shm files; see :func:`keep_owner`."""
     conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None,
                            timeout=busy_timeout_ms / 1000, check_same_thread=False)
-    return Database(conn)
+    db = Database(conn)
+    db.execute("PRAGMA secure_delete = ON")
+    return db
 
 
 @contextmanager

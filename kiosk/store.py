@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from kiosk.decision import Decision
 from kiosk.reasons import Outcome, Reason
 from kiosk.seal import SealingKey, seal
-from kiosk.sqlite import MovedAside, migrate, open_checked
+from kiosk.sqlite import MovedAside, migrate, open_checked, truncate_wal
 
 log = logging.getLogger(__name__)
 DAY = 86_400
@@ -202,6 +202,8 @@ class CheckinStore:
             cutoff = datetime.fromtimestamp(now - self.retention.significant_days * DAY,
                                             timezone.utc).date().isoformat()
             self.db.execute("DELETE FROM invalid_scans WHERE day < ?", [cutoff])
+        if cur.rowcount:
+            truncate_wal(self.db)          # no copy of a deleted record stays in the WAL
         return cur.rowcount
 
     # -- state and figures ----------------------------------------------------------------------

@@ -296,7 +296,7 @@ def disk_full(work: Path, auth: Authority, *, rounds: int) -> Tally:
     t = Tally()
     mnt = work / "small-fs"
     mnt.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=800k", "tmpfs", str(mnt)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
                              capture_output=True).returncode == 0
     try:
         db = mnt / "k.db"
@@ -684,7 +684,12 @@ def run_all(scale: str = "short", *, seed: int = 7, work: Path | None = None,
 
     def scenario(name, fn):
         t0 = time.monotonic()
-        results[name] = fn()
+        try:
+            results[name] = fn()
+        except Exception as e:            # the suite itself failing is a crash, said plainly
+            report(f"  {name}: the scenario failed: {type(e).__name__}: {e}")
+            results[name] = Tally(crashes=1)
+            return
         t = results[name]
         counts = ", ".join(f"{label} {getattr(t, key):,}" for key, label in ROWS
                            if getattr(t, key) or key in ("faults_injected",))

@@ -35,8 +35,22 @@ def cmd_issue_pass(args) -> int:
 
 
 def _storage(args):
-    from sync.storage import SqliteStorage
-    return SqliteStorage.in_folder(Path(args.data))
+    from sync.storage import ServerRetention, SqliteStorage
+    retention = ServerRetention(normal_days=getattr(args, "normal_days", 28),
+                                significant_days=getattr(args, "significant_days", 90))
+    return SqliteStorage.in_folder(Path(args.data), retention=retention)
+
+
+def cmd_purge(args) -> int:
+    import time
+
+    storage = _storage(args)
+    try:
+        result = storage.purge(now=time.time())
+    finally:
+        storage.close()
+    print(result.summary())
+    return 0
 
 
 def cmd_serve(args) -> int:
@@ -48,8 +62,10 @@ def cmd_serve(args) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("kiosk-central: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    from sync.storage import ServerRetention
     serve(Path(args.data), keys, host=args.host, port=args.port, access_log=args.access_log,
-          tls_cert=args.tls_cert, tls_key=args.tls_key)
+          tls_cert=args.tls_cert, tls_key=args.tls_key,
+          retention=ServerRetention(args.normal_days, args.significant_days))
     return 0
 
 
@@ -98,11 +114,13 @@ def cmd_set_risk(args) -> int:
     if pass_id is None:
         return 2
     storage = _storage(args)
+    now = time.time()
     try:
-        version = storage.set_risk(pass_id, args.level, now=time.time())
+        version = storage.set_risk(pass_id, args.level, now=now,
+                                   expires_at=now + args.expires_days * 86_400)
     finally:
         storage.close()
-    print(f"risk list version {version}: level {args.level} set")
+    print(f"risk list version {version}: level {args.level} set, expires in {args.expires_days:g} days")
     return 0
 
 
@@ -174,6 +192,20 @@ def cmd_reads(args) -> int:
     return 0
 
 
+def _retention_args(p) -> None:
+    def days(limit):
+        def parse(text):
+            n = int(text)
+            if not 1 <= n <= limit:
+                raise argparse.ArgumentTypeError(f"must be 1..{limit} (the public rules)")
+            return n
+        return parse
+    p.add_argument("--normal-days", type=days(28), default=28, metavar="N",
+                   help="days a normal record is kept after capture (default and most 28)")
+    p.add_argument("--significant-days", type=days(90), default=90, metavar="N",
+                   help="days a significant record is kept (default and most 90)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kiosk.cli import version
 
@@ -204,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keys", metavar="DIR",
                        help="authority keys: bundle.key, issuer*.pub, sealing*.pub (default DIR/keys)")
     serve.add_argument("--access-log", action="store_true")
+    _retention_args(serve)
     serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", metavar="FILE", help="... and this private key (PEM)")
     serve.set_defaults(func=cmd_serve)
@@ -219,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--data", required=True, metavar="DIR")
     risk.add_argument("--pass-id", required=True, metavar="HEX")
     risk.add_argument("--level", required=True, type=int, choices=range(0, 4), metavar="N")
+    risk.add_argument("--expires-days", type=float, default=14.0, metavar="DAYS",
+                      help="the entry leaves the list after this (default 14)")
     risk.set_defaults(func=cmd_set_risk)
 
     rd = sub.add_parser("open-records", help="the committee opens check-ins for an outbreak case "
@@ -235,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     reads = sub.add_parser("reads", help="the audit log of every opening of check-ins")
     reads.add_argument("--data", required=True, metavar="DIR")
     reads.set_defaults(func=cmd_reads)
+
+    purge = sub.add_parser("purge", help="delete records past the server's retention, old batch "
+                                          "receipts and expired risk entries (daily timer)")
+    purge.add_argument("--data", required=True, metavar="DIR")
+    _retention_args(purge)
+    purge.set_defaults(func=cmd_purge)
 
     status = sub.add_parser("status", help="kiosks, their record counts and missing sequence numbers")
     status.add_argument("--data", required=True, metavar="DIR")

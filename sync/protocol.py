@@ -43,7 +43,8 @@ MAX_SKEW_S = 300                          # request timestamp vs server clock
 _CONTEXT = b"venue-kiosk request v1\n"
 
 # Error codes a 4xx carries, and what the kiosk does with them.
-PERMANENT = {"malformed", "too_large"}                   # the batch itself: split, then set aside
+BAD_CAPTURE_TIME = "bad_capture_time"                    # outside what the server keeps
+PERMANENT = {"malformed", "too_large", BAD_CAPTURE_TIME}  # the batch itself: split, then set aside
 AUTH = {"unknown_kiosk", "revoked", "bad_signature"}     # the kiosk's set-up: keep, back off
 STALE = "stale_timestamp"                                # the kiosk's clock: correct and retry
 

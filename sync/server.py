@@ -104,9 +104,12 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
         if purge_every_s:
             def purger():
                 while not stop.is_set():
-                    n = storage.purge(now=clock())
-                    if n:
-                        log.info("purge: %d records past their retention deleted", n)
+                    try:
+                        result = storage.purge(now=clock())
+                        if result.records or result.batches or result.risk_entries:
+                            log.info("purge: %s", result.summary())
+                    except Exception as e:      # keep serving; the next hour tries again
+                        log.error("purge failed: %s", e)
                     stop.wait(purge_every_s)
             threading.Thread(target=purger, name="purge", daemon=True).start()
         yield
@@ -174,11 +177,15 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
                 raise ApiError(413, "too_large", f"more than {protocol.MAX_RECORDS} records") from None
             raise ApiError(400, "malformed", f"{where}: {err['msg']}"[:300]) from None
         rows = []
+        now = clock()
         for i, r in enumerate(batch.records):
             try:
                 sealed = base64.b64decode(r.sealed, validate=True)
             except (binascii.Error, ValueError):
                 raise ApiError(400, "malformed", f"records.{i}.sealed: not base64") from None
+            problem = storage.retention.capture_problem(r.captured_at, now=now)
+            if problem:
+                raise ApiError(400, protocol.BAD_CAPTURE_TIME, f"records.{i}.captured_at: {problem}")
             rows.append({**r.model_dump(), "sealed": sealed})
         return batch, rows
 
@@ -253,7 +260,7 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
 
 
 def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: bool = False,
-          tls_cert: str | None = None, tls_key: str | None = None) -> None:
+          tls_cert: str | None = None, tls_key: str | None = None, retention=None) -> None:
     import uvicorn
 
     from sync.storage import SqliteStorage
@@ -269,7 +276,8 @@ def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: b
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port}: {e.strerror} (another server running? "
                          "choose --port)") from None
-    storage = SqliteStorage.in_folder(data_dir)
+    from sync.storage import ServerRetention
+    storage = SqliteStorage.in_folder(data_dir, retention=retention or ServerRetention())
     app = create_app(storage, authority)
     config = uvicorn.Config(app, log_level="info", access_log=access_log,
                             timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)

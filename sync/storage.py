@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from kiosk.passes import pass_ref
-from kiosk.sqlite import migrate, open_db
+from kiosk.sqlite import migrate, open_db, truncate_wal
 
 DB_NAME = "central.db"
 
@@ -76,7 +77,54 @@ MIGRATIONS = [
     ALTER TABLE records ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX records_kiosk_epoch_seq ON records (kiosk_id, epoch, seq);
     """,
+    """
+    -- Risk-list entries expire; purge deletes them (and what kiosks download omits them).
+    ALTER TABLE risk ADD COLUMN expires_at REAL;
+    CREATE INDEX risk_expires_at ON risk (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX batches_received_at ON batches (received_at);
+    """,
 ]
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class ServerRetention:
+    """What the server keeps, and for how long, whatever a kiosk says: a record's deletion
+    time is its capture time plus its class's days; a capture time further in the future
+    than ``future_skew_s`` or older than the longest retention is refused."""
+
+    normal_days: int = 28
+    significant_days: int = 90
+    future_skew_s: int = 3600
+
+    def days(self, retention: str) -> int:
+        return self.significant_days if retention == "significant" else self.normal_days
+
+    def capture_problem(self, captured_at: float, *, now: float) -> str | None:
+        if captured_at > now + self.future_skew_s:
+            return (f"capture time {captured_at:.0f} is more than {self.future_skew_s} s ahead of "
+                    "the server's clock (the kiosk's clock is wrong)")
+        if captured_at <= now - self.significant_days * DAY:
+            return f"capture time {captured_at:.0f} is older than the longest retention " \
+                   f"({self.significant_days} days): it must already be deleted"
+        return None
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    normal: int = 0
+    significant: int = 0
+    batches: int = 0
+    risk_entries: int = 0
+
+    @property
+    def records(self) -> int:
+        return self.normal + self.significant
+
+    def summary(self) -> str:
+        return (f"purged {self.records} records ({self.normal} normal, {self.significant} "
+                f"significant), {self.batches} batches, {self.risk_entries} expired risk entries")
 
 
 @dataclass(frozen=True)
@@ -95,12 +143,15 @@ class IngestResult:
 
 
 class Storage(Protocol):
+    retention: ServerRetention
+
     def register_kiosk(self, *, venue: str, public_key: bytes, now: float) -> str: ...
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool: ...
     def kiosk(self, kiosk_id: str) -> KioskInfo | None: ...
     def kiosks(self) -> list[KioskInfo]: ...
     def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult: ...
-    def set_risk(self, pass_id: bytes, level: int, *, now: float) -> int: ...
+    def set_risk(self, pass_id: bytes, level: int, *, now: float,
+                 expires_at: float | None = None) -> int: ...
     def risk_version(self) -> int: ...
     def risk_list(self) -> tuple[int, dict[str, int]]: ...
     def record_ids(self, kiosk_id: str | None = None) -> list[str]: ...
@@ -111,20 +162,21 @@ class Storage(Protocol):
     def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
                  to_ts: float | None, records: int, now: float) -> int: ...
     def reads(self) -> list[dict]: ...
-    def purge(self, *, now: float) -> int: ...
+    def purge(self, *, now: float) -> PurgeResult: ...
     def close(self) -> None: ...
 
 
 class SqliteStorage:
-    def __init__(self, path: Path | str | None):
+    def __init__(self, path: Path | str | None, *, retention: ServerRetention = ServerRetention()):
         self.db = open_db(path)
+        self.retention = retention
         self._lock = threading.Lock()       # one writer; the server's threads share a connection
         migrate(self.db, MIGRATIONS)
 
     @classmethod
-    def in_folder(cls, data_dir: Path | str) -> "SqliteStorage":
+    def in_folder(cls, data_dir: Path | str, **kwargs) -> "SqliteStorage":
         Path(data_dir).mkdir(parents=True, exist_ok=True)
-        return cls(Path(data_dir) / DB_NAME)
+        return cls(Path(data_dir) / DB_NAME, **kwargs)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -182,8 +234,10 @@ class SqliteStorage:
                 if r["record_id"] in known or r["record_id"] in seen:
                     continue
                 seen.add(r["record_id"])
+                # The server's own deletion time, never the kiosk's say.
+                delete_after = r["captured_at"] + self.retention.days(r["retention"]) * DAY
                 fresh.append((r["record_id"], kiosk_id, r["seq"], r.get("epoch", 0), r["captured_at"],
-                              int(r["clock_synced"]), r["retention"], r["delete_after"],
+                              int(r["clock_synced"]), r["retention"], delete_after,
                               r["seal_kid"], r["sealed"], batch_id, now))
             self.db.conn.executemany(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
@@ -226,9 +280,30 @@ class SqliteStorage:
         out = [(1, first - 1)] if first and first > 1 else []
         return out + [(a, b) for a, b in rows]
 
-    def purge(self, *, now: float) -> int:
+    def purge(self, *, now: float, chunk: int = 2000) -> PurgeResult:
+        """Delete what is due: records past their deletion time, batch receipts older than the
+        longest retention, expired risk entries. In chunks, each its own transaction, so an
+        upload waits for one chunk at most; then the WAL is cut to zero bytes."""
+        classes: Counter = Counter()
+        while True:
+            with self._lock, self.db.conn:
+                gone = self.db.execute(
+                    "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE "
+                    "delete_after <= ? LIMIT ?) RETURNING retention", [now, chunk]).fetchall()
+            classes.update(r[0] for r in gone)
+            if len(gone) < chunk:
+                break
         with self._lock, self.db.conn:
-            return self.db.execute("DELETE FROM records WHERE delete_after <= ?", [now]).rowcount
+            batches = self.db.execute("DELETE FROM batches WHERE received_at <= ?",
+                                      [now - self.retention.significant_days * DAY]).rowcount
+            risk = self.db.execute("DELETE FROM risk WHERE expires_at <= ?", [now]).rowcount
+            if risk:
+                self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                                "WHERE key = 'risk_version'")
+        if classes or batches or risk:
+            with self._lock:
+                truncate_wal(self.db)
+        return PurgeResult(classes["normal"], classes["significant"], batches, risk)
 
     def records_between(self, kiosk_id: str | None, from_ts: float | None,
                         to_ts: float | None) -> list[dict]:
@@ -257,15 +332,17 @@ class SqliteStorage:
         return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
 
     # -- the risk list ----------------------------------------------------------------------------
-    def set_risk(self, pass_id: bytes, level: int, *, now: float) -> int:
+    def set_risk(self, pass_id: bytes, level: int, *, now: float,
+                 expires_at: float | None = None) -> int:
         if not 0 <= level <= 3:
             raise ValueError("risk level must be 0..3")
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
-                "INSERT INTO risk (pass_ref, pass_id, level, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
-                "updated_at = excluded.updated_at", [pass_ref(pass_id), pass_id.hex(), level, now])
+                "INSERT INTO risk (pass_ref, pass_id, level, updated_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
+                "updated_at = excluded.updated_at, expires_at = excluded.expires_at",
+                [pass_ref(pass_id), pass_id.hex(), level, now, expires_at])
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                             "WHERE key = 'risk_version'")
             return int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
@@ -280,5 +357,5 @@ class SqliteStorage:
             version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
                           .fetchone()[0])
             levels = dict(self.db.execute("SELECT pass_ref, level FROM risk WHERE level > 0")
-                          .fetchall())
+                          .fetchall())    # expired entries are gone: purge runs hourly
         return version, levels

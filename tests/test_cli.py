@@ -229,7 +229,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         assert run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout.count('"admit"') == 1
 
         raised = run("kiosk-central", "set-risk", "--data", data, "--pass-id", pid.hex(), "--level", "3")
-        assert raised.stdout.strip() == "risk list version 2: level 3 set"
+        assert raised.stdout.strip() == "risk list version 2: level 3 set, expires in 14 days"
         second = run("kiosk", "sync", "--config", cfg)
         assert "bundle updated to version 2" in second.stdout
         scan = json.loads(run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout)
@@ -290,6 +290,11 @@ def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
         if not name.endswith(".service"):
             continue
         exec_start = cp["Service"]["ExecStart"].split()
+        if name.startswith("kiosk-central"):          # the authority's server side
+            assert exec_start[0] == "/opt/kiosk/.venv/bin/kiosk-central"
+            assert run("kiosk-central", *exec_start[1:2], "--help").returncode == 0
+            assert units[name.replace(".service", ".timer")]["Timer"]["Persistent"] == "true"
+            continue
         assert exec_start[0] == "/opt/kiosk/.venv/bin/kiosk"
         assert exec_start[2:4] == ["--config", "/etc/kiosk/kiosk.toml"]
         args = [a for a in exec_start[1:] if a not in ("--config", "/etc/kiosk/kiosk.toml")]

@@ -64,7 +64,7 @@ def kiosk_store(tmp_path, sealing):
 
 def fill(store, make_pass, trusted, n, *, start=None):
     """n check-ins as the app records them: one sealed, committed row each."""
-    now = time.time() if start is None else start
+    now = time.time() - n if start is None else start      # in the past, as real captures are
     texts = [make_pass(level) for level in range(4)]
     decisions = [decide(t, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=NOW)
                  for t in texts]
@@ -480,14 +480,15 @@ def test_several_kiosks_upload_at_once_and_each_record_lands_once(tmp_path, cent
         store.close()
 
 
-def test_the_server_purges_records_past_their_retention():
+def test_the_server_purges_by_its_own_retention_not_the_kiosks_say():
     storage = SqliteStorage(None)
     kid = storage.register_kiosk(venue="v", public_key=b"\0" * 32, now=0)
-    old, fresh = record(1, delete_after=1000.0), record(2, delete_after=3000.0)
+    old, fresh = record(1, delete_after=1e300), record(2, delete_after=1.0)   # the kiosk's say
+    old["captured_at"], fresh["captured_at"] = 1000.0, 3000.0
     for r in (old, fresh):
         r["sealed"] = base64.b64decode(r["sealed"])
     storage.ingest(kid, str(uuid.uuid4()), [old, fresh], now=0)
-    assert storage.purge(now=2000) == 1
+    assert storage.purge(now=1000 + 28 * 86_400).normal == 1
     assert storage.record_ids(kid) == [fresh["record_id"]]
     storage.close()
 
