@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kiosk.decision import MAX_RISK, Policy, RiskList
 from kiosk.keys import raw_public
 from kiosk.passes import key_id
+from kiosk.sealkeys import PeriodKey
 
 FORMAT = "venue-kiosk bundle v1"
 _CONTEXT = FORMAT.encode() + b"\0"
@@ -42,6 +43,7 @@ class Bundle:
     sealing_keys: tuple[tuple[str, bytes], ...] = field(repr=False)   # (kid, raw X25519 public)
     risk_list: RiskList = field(repr=False)
     policy: Policy
+    sealing_periods: tuple = field(default=(), repr=False)   # kiosk.sealkeys.PeriodKey
 
 
 def _b64(data: bytes) -> str:
@@ -50,9 +52,10 @@ def _b64(data: bytes) -> str:
 
 def bundle_payload(*, version: int, issued_at: float, kiosk_id: str,
                    issuer_keys: Iterable[Ed25519PublicKey], sealing_keys: Iterable[tuple[str, bytes]],
-                   levels: Mapping[str, int], policy: Policy) -> dict:
+                   levels: Mapping[str, int], policy: Policy, sealing_periods=()) -> dict:
     """The authority's side: the payload :func:`verify_bundle` parses, in one place with it."""
     return {
+        "sealing_periods": [k.to_wire() for k in sealing_periods],
         "version": version, "issued_at": issued_at, "kiosk_id": kiosk_id,
         "issuer_keys": [_b64(raw_public(k)) for k in issuer_keys],
         "sealing_keys": [{"kid": kid, "public": _b64(raw)} for kid, raw in sealing_keys],
@@ -99,7 +102,8 @@ def verify_bundle(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = 
             risk_list=RiskList(levels=_levels(p["risk_list"]["levels"]),
                                version=str(p["risk_list"]["version"]), issued_at=float(p["issued_at"])),
             policy=Policy(deny_level=int(p["policy"]["deny_level"]),
-                          clock_skew_s=int(p["policy"]["clock_skew_s"])))
+                          clock_skew_s=int(p["policy"]["clock_skew_s"])),
+            sealing_periods=tuple(PeriodKey.from_wire(k) for k in p.get("sealing_periods", [])))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise BundleError(f"malformed bundle payload ({type(e).__name__})") from None
     if kiosk_id is not None and bundle.kiosk_id != kiosk_id:

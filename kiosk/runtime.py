@@ -15,6 +15,7 @@ from kiosk.decoders import make_decoder
 from kiosk.bundle import BundleError, verify_bundle
 from kiosk.keys import KeyFileError, load_ed25519_public, load_x25519_public, trusted_issuers
 from kiosk.seal import SealingKey
+from kiosk.sealkeys import Sealer
 from kiosk.signal import Signal, make_pin_factory
 from kiosk.store import BUNDLE_COPY, CheckinStore, Retention
 
@@ -46,9 +47,19 @@ def retention_of(cfg: Config) -> Retention:
                      significant_level=r.significant_level, synced_grace_s=r.synced_grace_s)
 
 
-def open_store(cfg: Config) -> CheckinStore:
-    return CheckinStore.open(Path(cfg.kiosk.database), sealing=load_sealing(cfg),
+def open_store(cfg: Config, *, periods=None) -> CheckinStore:
+    """The kiosk's store. Records are sealed to the period key of their capture time and
+    class from ``periods()`` (the verified bundle's), else to [keys] sealing_key."""
+    sealer = Sealer(fallback=load_sealing(cfg), periods=periods or tuple)
+    return CheckinStore.open(Path(cfg.kiosk.database), sealing=sealer,
                              venue_id=cfg.kiosk.venue_id, retention=retention_of(cfg))
+
+
+def follow_bundle_keys(store: CheckinStore, provider: "TrustProvider") -> None:
+    """Seal with the period keys of whatever bundle the provider holds (it re-verifies the
+    bundle file when it changes)."""
+    if isinstance(store.sealing, Sealer):
+        store.sealing.periods = lambda: provider.bundle.sealing_periods if provider.bundle else ()
 
 
 class TrustProvider:
@@ -147,8 +158,12 @@ def build_app(cfg: Config, *, source, signal=None, store=None, clock=None, notif
         factory = pin_factory or make_pin_factory(cfg.signal.pin_factory)[0]
         signal = Signal(cfg.signal, pin_factory=factory)
     store = store or open_store(cfg)
+    if trust is None:
+        trust = trust_provider(cfg, store=store)
+        trust()                                      # load the bundle now: its period keys
+        follow_bundle_keys(store, trust)
     return KioskApp(source=source, decoder=make_decoder(cfg.decoder.name), signal=signal,
-                    store=store, trust=trust or trust_provider(cfg, store=store),
+                    store=store, trust=trust,
                     clock=clock or SystemClock(), repeat_window_s=cfg.kiosk.repeat_window_s,
                     hold_s=cfg.kiosk.hold_s, notifier=notifier, on_event=on_event, reopen=reopen,
                     store_fail_exit_s=cfg.kiosk.store_fail_exit_s,

@@ -37,6 +37,10 @@ class SealingKey:
     def of(cls, public: X25519PublicKey) -> "SealingKey":
         return cls(sealing_kid(public), public)
 
+    def key_for(self, klass: str, captured_at: float) -> tuple["SealingKey", bool]:
+        """One key for every record (see kiosk.sealkeys.Sealer for per-period keys)."""
+        return self, False
+
 
 def pad(body: bytes) -> bytes:
     if len(body) > PADDED_LEN - 2:

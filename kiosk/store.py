@@ -50,6 +50,10 @@ MIGRATIONS = [
     );
     CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    -- Sealed to the newest key held because no period key covered the capture time.
+    ALTER TABLE checkins ADD COLUMN seal_fallback INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -130,15 +134,16 @@ class CheckinStore:
             raise ValueError("only admitted or refused scans are recorded")
         record_id = str(uuid.uuid4())
         retention, days = self.retention.classify(decision)
+        key, fell_back = self.sealing.key_for(retention, now)    # the period's key (or not)
         sealed = seal({"pass_id": decision.claims.pass_id, "risk_level": decision.risk_level,
                        "decision": decision.outcome.value, "reason": decision.reason.value,
-                       "venue": self.venue_id}, self.sealing, record_id=record_id)
+                       "venue": self.venue_id}, key, record_id=record_id)
         with self.db.conn:
             self.db.execute(
                 "INSERT INTO checkins (record_id, captured_at, clock_synced, retention, "
-                "delete_after, seal_kid, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "delete_after, seal_kid, sealed, seal_fallback) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [record_id, now, int(clock_synced), retention, now + days * DAY,
-                 self.sealing.kid, sealed])
+                 key.kid, sealed, int(fell_back)])
         return record_id
 
     def count_invalid(self, reason: Reason, *, now: float) -> None:
@@ -157,12 +162,13 @@ class CheckinStore:
         """The oldest records not yet acknowledged nor set aside, in capture order."""
         rows = self.db.execute(
             "SELECT seq, record_id, captured_at, clock_synced, retention, delete_after, seal_kid, "
-            "sealed FROM checkins WHERE synced_at IS NULL AND set_aside_at IS NULL "
+            "sealed, seal_fallback FROM checkins WHERE synced_at IS NULL AND set_aside_at IS NULL "
             "ORDER BY seq LIMIT ?", [limit]).fetchall()
         return [{"seq": r[0], "epoch": self.epoch, "record_id": r[1], "captured_at": r[2],
                  "clock_synced": bool(r[3]),
                  "retention": r[4], "delete_after": r[5], "seal_kid": r[6],
-                 "sealed": base64.b64encode(r[7]).decode("ascii")} for r in rows]
+                 "sealed": base64.b64encode(r[7]).decode("ascii"), "seal_fallback": bool(r[8])}
+                for r in rows]
 
     def _update_many(self, sql: str, record_ids, params: list) -> int:
         ids = list(record_ids)
@@ -226,9 +232,10 @@ class CheckinStore:
         q = self.db.execute(
             "SELECT count(*), sum(synced_at IS NULL AND set_aside_at IS NULL), "
             "sum(synced_at IS NOT NULL), sum(set_aside_at IS NOT NULL), "
-            "min(CASE WHEN synced_at IS NULL AND set_aside_at IS NULL THEN captured_at END) "
-            "FROM checkins").fetchone()
+            "min(CASE WHEN synced_at IS NULL AND set_aside_at IS NULL THEN captured_at END), "
+            "sum(seal_fallback) FROM checkins").fetchone()
         invalid = self.db.execute("SELECT coalesce(sum(count), 0) FROM invalid_scans").fetchone()[0]
         return {"records": q[0], "pending": q[1] or 0, "synced": q[2] or 0, "set_aside": q[3] or 0,
                 "oldest_pending_age_s": (time.time() - q[4]) if q[4] else None,
+                "seal_fallback": q[5] or 0,
                 "invalid_scans": invalid}

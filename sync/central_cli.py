@@ -15,6 +15,43 @@ def cmd_keys_init(args) -> int:
     return 0
 
 
+def _day(ts: float) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+
+
+def cmd_keys_rotate(args) -> int:
+    import time
+
+    from kiosk.sealkeys import covered_until
+    from sync.keyring import public_periods, rotate
+
+    now = time.time()
+    made = rotate(Path(args.keys), now=now, ahead_periods=args.ahead)
+    if made:
+        print(f"made {len(made)} sealing key pairs: periods {_day(min(k.valid_from for k in made))} "
+              f"to {_day(max(k.valid_from for k in made))}, normal and significant")
+    else:
+        print("no new sealing keys needed")
+    until = covered_until(public_periods(Path(args.keys)), now)
+    print(f"covered until {_day(until) if until else 'NOT covered now'}; copy "
+          f"{Path(args.keys) / 'sealing-periods.json'} to the central server's keys folder")
+    return 0
+
+
+def cmd_keys_retire(args) -> int:
+    import time
+
+    from sync.keyring import retire
+
+    destroyed = retire(Path(args.keys), now=time.time())
+    for k in destroyed:
+        print(f"destroyed: period {_day(k.valid_from)} {k.klass} (key {k.kid}): its records can "
+              "no longer be opened by anyone")
+    print(f"{len(destroyed)} private sealing keys destroyed")
+    return 0
+
+
 def cmd_issue_pass(args) -> int:
     from kiosk.render import save_pass
     from sync.authority import issue_pass, parse_time
@@ -218,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     init = keys_sub.add_parser("init", help="make the issuer, bundle and sealing key pairs")
     init.add_argument("--dir", required=True)
     init.set_defaults(func=cmd_keys_init)
+    rot = keys_sub.add_parser("rotate", help="make per-period sealing key pairs ahead (crypto-shredding)")
+    rot.add_argument("--keys", required=True, metavar="DIR")
+    rot.add_argument("--ahead", type=int, default=56, metavar="N",
+                     help="periods (days) ahead to cover (default 56: eight weeks offline)")
+    rot.set_defaults(func=cmd_keys_rotate)
+    ret = keys_sub.add_parser("retire", help="destroy private sealing keys past their retention")
+    ret.add_argument("--keys", required=True, metavar="DIR")
+    ret.set_defaults(func=cmd_keys_retire)
 
     issue = sub.add_parser("issue-pass", help="issue a signed pass")
     issue.add_argument("--keys", required=True, metavar="DIR")

@@ -26,11 +26,14 @@ class Reading:
 
 
 def committee_keys(keys_dir: Path) -> dict:
-    """kid -> X25519 private key, for every sealing*.key in the folder."""
+    """kid -> X25519 private key, for every sealing*.key in the folder and every period key
+    not yet retired (periods/sealing-<kid>.key)."""
+    from sync.keyring import period_private_keys
     keys = {}
     for path in sorted(Path(keys_dir).glob("sealing*.key")):
         key = load_x25519_private(path)
         keys[sealing_kid(key.public_key())] = key
+    keys.update(period_private_keys(keys_dir))
     if not keys:
         raise FileNotFoundError(f"{keys_dir}: no sealing*.key (the committee's private key)")
     return keys

@@ -42,12 +42,13 @@ class Record(BaseModel):
     record_id: str = Field(pattern=UUID_RE)
     seq: int = Field(ge=1, lt=2**63)
     epoch: int = Field(default=0, ge=0, lt=2**63)   # the kiosk database's sequence epoch
-    captured_at: float = Field(ge=0)
+    captured_at: float = Field(ge=0, allow_inf_nan=False)
     clock_synced: bool
     retention: Literal["normal", "significant"]
-    delete_after: float = Field(ge=0)
+    delete_after: float = Field(ge=0, allow_inf_nan=False)   # the kiosk's say: not used
     seal_kid: str = Field(min_length=1, max_length=64)
     sealed: str = Field(min_length=4, max_length=8192)
+    seal_fallback: bool = False     # no period key covered the capture time on the kiosk
 
 
 class Batch(BaseModel):
@@ -75,6 +76,11 @@ class Authority:
     issuer_keys: tuple[Ed25519PublicKey, ...]
     sealing_keys: tuple[tuple[str, bytes], ...]
     policy: Policy = Policy()
+    sealing_periods: tuple = ()          # kiosk.sealkeys.PeriodKey, from sealing-periods.json
+
+    def periods_at(self, now: float) -> tuple:
+        """The period keys a kiosk needs: every period not yet over."""
+        return tuple(k for k in self.sealing_periods if k.valid_to > now)
 
     @classmethod
     def from_dir(cls, keys_dir: Path, *, policy: Policy = Policy()) -> "Authority":
@@ -86,9 +92,13 @@ class Authority:
         for p in sorted(keys_dir.glob("sealing*.pub")):
             pub = load_x25519_public(p)
             sealing.append((sealing_kid(pub), raw_public(pub)))
-        if not sealing:
-            raise FileNotFoundError(f"{keys_dir / SEALING_PUB}: no sealing public key")
-        return cls(load_ed25519_private(keys_dir / BUNDLE_KEY), issuers, tuple(sealing), policy)
+        from sync.keyring import public_periods
+        periods = tuple(public_periods(keys_dir))
+        if not sealing and not periods:
+            raise FileNotFoundError(f"{keys_dir / SEALING_PUB}: no sealing public key "
+                                    "(nor sealing-periods.json)")
+        return cls(load_ed25519_private(keys_dir / BUNDLE_KEY), issuers, tuple(sealing), policy,
+                   periods)
 
 
 def create_app(storage: Storage, authority: Authority, *, clock=time.time,
@@ -96,6 +106,7 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
     keys_fingerprint = hashlib.sha256(
         b"".join(raw_public(k) for k in authority.issuer_keys)
         + b"".join(raw for _, raw in authority.sealing_keys)
+        + b"".join(k.public for k in authority.sealing_periods)
         + repr(authority.policy).encode()).hexdigest()[:16]
 
     @asynccontextmanager
@@ -227,21 +238,25 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
         return app.openapi_schema
     app.openapi = openapi
 
-    def etag_of(kiosk_id: str, version: int) -> str:
-        return f'"{version}-{hashlib.sha256(f"{kiosk_id}/{keys_fingerprint}".encode()).hexdigest()[:12]}"'
+    def etag_of(kiosk_id: str, version: int, period_tag: str = "") -> str:
+        tag = hashlib.sha256(f"{kiosk_id}/{keys_fingerprint}/{period_tag}".encode()).hexdigest()[:12]
+        return f'"{version}-{tag}"'
 
     def bundle_for(kiosk_id: str, if_none_match: str | None) -> Response:
         # The common answer, 304, reads one row; the whole risk list only when it changed.
-        etag = etag_of(kiosk_id, storage.risk_version())
+        # The period keys on offer change once a period: their first kid is in the ETag.
+        periods = authority.periods_at(clock())
+        period_tag = periods[0].kid if periods else ""
+        etag = etag_of(kiosk_id, storage.risk_version(), period_tag)
         if if_none_match == etag:
             return Response(status_code=304, headers={"ETag": etag})
         version, levels = storage.risk_list()
         payload = bundle_payload(version=version, issued_at=clock(), kiosk_id=kiosk_id,
                                  issuer_keys=authority.issuer_keys,
                                  sealing_keys=authority.sealing_keys, levels=levels,
-                                 policy=authority.policy)
+                                 policy=authority.policy, sealing_periods=periods)
         return Response(sign_bundle(payload, authority.bundle_key), media_type="application/json",
-                        headers={"ETag": etag_of(kiosk_id, version)})
+                        headers={"ETag": etag_of(kiosk_id, version, period_tag)})
 
     @app.get(protocol.BUNDLE_PATH, summary="This kiosk's signed bundle (keys, risk list, policy)",
              openapi_extra={"parameters": [

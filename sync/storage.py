@@ -82,6 +82,8 @@ MIGRATIONS = [
     ALTER TABLE risk ADD COLUMN expires_at REAL;
     CREATE INDEX risk_expires_at ON risk (expires_at) WHERE expires_at IS NOT NULL;
     CREATE INDEX batches_received_at ON batches (received_at);
+    -- The kiosk had no period key covering the capture time and sealed to its newest.
+    ALTER TABLE records ADD COLUMN seal_fallback INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -238,11 +240,12 @@ class SqliteStorage:
                 delete_after = r["captured_at"] + self.retention.days(r["retention"]) * DAY
                 fresh.append((r["record_id"], kiosk_id, r["seq"], r.get("epoch", 0), r["captured_at"],
                               int(r["clock_synced"]), r["retention"], delete_after,
-                              r["seal_kid"], r["sealed"], batch_id, now))
+                              r["seal_kid"], r["sealed"], batch_id, now,
+                              int(r.get("seal_fallback", False))))
             self.db.conn.executemany(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
-                "retention, delete_after, seal_kid, sealed, batch_id, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+                "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
             self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records) "
                             "VALUES (?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
                             [batch_id, kiosk_id, now, len(fresh)])

@@ -1,0 +1,137 @@
+"""The committee's per-period sealing keys: made ahead (`keys rotate`), destroyed when their
+period's retention is over (`keys retire`). See kiosk/sealkeys.py for the kiosk's side.
+
+In the committee's keys folder::
+
+    sealing-periods.json             the schedule and the public halves: safe to copy to the
+                                     central server's keys folder (it goes into the bundle)
+    periods/sealing-<kid>.key        one private half per period and class (0600)
+
+Periods are whole UTC days by default. A key's ``destroy_after`` is the end of its period
+plus its class's retention, so no record it sealed outlives its retention by more than one
+period once the key is retired. Retiring overwrites the private file with random bytes,
+fsyncs, unlinks it, fsyncs the folder, and notes the time in the schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from kiosk.keys import raw_public, sealing_kid, write_private
+from kiosk.sealkeys import CLASSES, PeriodKey
+
+DAY = 86_400
+MANIFEST = "sealing-periods.json"
+PERIODS = "periods"
+
+
+def _manifest_path(keys_dir: Path) -> Path:
+    return Path(keys_dir) / MANIFEST
+
+
+def load_schedule(keys_dir: Path) -> list[dict]:
+    """The schedule's entries (PeriodKey's wire form, plus ``destroyed_at`` once retired)."""
+    path = _manifest_path(keys_dir)
+    if not path.exists():
+        return []
+    return json.loads(path.read_text())["periods"]
+
+
+def public_periods(keys_dir: Path, *, now: float | None = None) -> list[PeriodKey]:
+    """The public halves a bundle carries: every period not yet over (all with now=None)."""
+    keys = [PeriodKey.from_wire(e) for e in load_schedule(keys_dir)]
+    return [k for k in keys if now is None or k.valid_to > now]
+
+
+def _write_schedule(keys_dir: Path, entries: list[dict]) -> None:
+    path = _manifest_path(keys_dir)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"format": "venue-kiosk sealing periods v1", "periods": entries},
+                              indent=1))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def private_path(keys_dir: Path, kid: str) -> Path:
+    return Path(keys_dir) / PERIODS / f"sealing-{kid}.key"
+
+
+def rotate(keys_dir: Path, *, now: float, ahead_periods: int = 56, period_s: int = DAY,
+           normal_days: int = 28, significant_days: int = 90) -> list[PeriodKey]:
+    """Make the key pairs missing for the periods from the current one to ``ahead_periods``
+    ahead, for each class. Returns the new ones (none when run again the same day)."""
+    keys_dir = Path(keys_dir)
+    (keys_dir / PERIODS).mkdir(parents=True, exist_ok=True)
+    os.chmod(keys_dir / PERIODS, 0o700)
+    entries = load_schedule(keys_dir)
+    have = {(e["class"], float(e["valid_from"])) for e in entries}
+    start = now - now % period_s
+    days = {"normal": normal_days, "significant": significant_days}
+    made = []
+    for i in range(ahead_periods):
+        valid_from = start + i * period_s
+        for klass in CLASSES:
+            if (klass, valid_from) in have:
+                continue
+            private = X25519PrivateKey.generate()
+            kid = sealing_kid(private.public_key())
+            write_private(private_path(keys_dir, kid), private)
+            key = PeriodKey(kid=kid, klass=klass, valid_from=valid_from,
+                            valid_to=valid_from + period_s,
+                            destroy_after=valid_from + period_s + days[klass] * DAY,
+                            public=raw_public(private.public_key()))
+            entries.append(key.to_wire())
+            made.append(key)
+    entries.sort(key=lambda e: (e["valid_from"], e["class"]))
+    _write_schedule(keys_dir, entries)
+    return made
+
+
+def _shred(path: Path) -> None:
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.write(os.urandom(max(size, 1)))
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def retire(keys_dir: Path, *, now: float) -> list[PeriodKey]:
+    """Destroy every private half whose ``destroy_after`` has passed; returns those keys."""
+    entries = load_schedule(keys_dir)
+    destroyed = []
+    for e in entries:
+        if float(e["destroy_after"]) > now or e.get("destroyed_at"):
+            continue
+        path = private_path(keys_dir, e["kid"])
+        if path.exists():
+            _shred(path)
+        e["destroyed_at"] = now
+        destroyed.append(PeriodKey.from_wire({k: v for k, v in e.items() if k != "destroyed_at"}))
+    if destroyed:
+        _write_schedule(keys_dir, entries)
+    return destroyed
+
+
+def period_private_keys(keys_dir: Path) -> dict:
+    """kid -> X25519 private key for every period key still held."""
+    from kiosk.keys import load_x25519_private
+    out = {}
+    for path in sorted((Path(keys_dir) / PERIODS).glob("sealing-*.key")):
+        key = load_x25519_private(path)
+        out[sealing_kid(key.public_key())] = key
+    return out
+
+
+__all__ = ["rotate", "retire", "load_schedule", "public_periods", "period_private_keys",
+           "private_path", "MANIFEST", "replace"]
