@@ -193,12 +193,39 @@ def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
                              f"{_age(age)} ago" + (f"; last error: {err}" if err else "")))
     else:
         out.append(Check("last sync", "ok", "offline kiosk ([sync] server_url not set)"))
-    out.append(check_bundle(cfg, store, now))
+    bundle_check, bundle = check_bundle(cfg, store, now)
+    out.append(bundle_check)
+    out.append(check_sealing(bundle, store, now))
+    out.append(Check("secure del", "ok" if store.db.execute("PRAGMA secure_delete").fetchone()[0]
+                     else "FAIL", "deleted records are overwritten (secure_delete on), the WAL is "
+                                  "truncated after each purge"))
     return out
 
 
-def check_bundle(cfg: Config, store, now: float) -> Check:
-    """The bundle file verified exactly as `kiosk run` verifies it."""
+COVERAGE_WARN_S = 14 * 86_400
+
+
+def check_sealing(bundle, store, now: float) -> Check:
+    """How far ahead the per-period sealing keys cover this kiosk (crypto-shredding)."""
+    from kiosk.sealkeys import covered_until
+    periods = bundle.sealing_periods if bundle else ()
+    fallback = store.stats()["seal_fallback"]
+    marked = f"; {fallback} records sealed to a fallback key" if fallback else ""
+    if not periods:
+        return Check("key periods", "warn", "no per-period sealing keys in the bundle: records "
+                     "are sealed to [keys] sealing_key, which is never retired" + marked)
+    until = covered_until(periods, now)
+    if until is None:
+        return Check("key periods", "FAIL", "no sealing key covers now: records are sealed to the "
+                     "newest key held and marked; sync to fetch new keys" + marked)
+    day = time.strftime("%Y-%m-%d", time.gmtime(until))
+    return Check("key periods", "ok" if until - now >= COVERAGE_WARN_S else "warn",
+                 f"sealing keys cover until {day} ({_age(until - now)} ahead){marked}")
+
+
+def check_bundle(cfg: Config, store, now: float):
+    """The bundle file verified exactly as `kiosk run` verifies it; (check, verified bundle
+    in use or None): the file's, or else the last verified copy `kiosk run` falls back to."""
     from kiosk.bundle import BundleError, verify_bundle
     from kiosk.runtime import load_bundle_key
     from kiosk.store import BUNDLE_COPY
@@ -206,15 +233,15 @@ def check_bundle(cfg: Config, store, now: float) -> Check:
     try:
         key = load_bundle_key(cfg)
     except ConfigError as e:
-        return Check("risk list", "FAIL", str(e))
+        return Check("risk list", "FAIL", str(e)), None
     path = Path(cfg.kiosk.bundle_file)
     if key is None or not path.exists():
-        return Check("risk list", "warn", "no bundle downloaded yet: passes' own levels only")
+        return Check("risk list", "warn", "no bundle downloaded yet: passes' own levels only"), None
     kept = store.get_state(BUNDLE_COPY)
     try:
         bundle = verify_bundle(path.read_bytes(), key, kiosk_id=cfg.sync.kiosk_id or None)
     except (OSError, BundleError) as e:
-        fallback = "no verified copy is held: passes' own levels only"
+        fallback, copy = "no verified copy is held: passes' own levels only", None
         if kept:
             try:
                 copy = verify_bundle(kept.encode(), key, kiosk_id=cfg.sync.kiosk_id or None)
@@ -222,11 +249,11 @@ def check_bundle(cfg: Config, store, now: float) -> Check:
             except BundleError:
                 pass
         return Check("risk list", "FAIL", f"{path} does not verify ({e}); {fallback}; "
-                                          "`kiosk sync` fetches a good one")
+                                          "`kiosk sync` fetches a good one"), copy
     age = now - bundle.issued_at
     return Check("risk list", "ok" if age < RISK_LIST_STALE_S else "warn",
                  f"bundle version {bundle.version} verified, {len(bundle.risk_list.levels)} "
-                 f"entries, {_age(age)} old")
+                 f"entries, {_age(age)} old"), bundle
 
 
 def check_disk(cfg: Config) -> Check:
