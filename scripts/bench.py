@@ -184,6 +184,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/bench")
     ap.add_argument("--skip-sync", action="store_true", help="only the kiosk's figures")
     ap.add_argument("--backlog", type=int, default=100_000, help="records in the upload backlog")
+    ap.add_argument("--purge-records", type=int, default=1_000_000,
+                    help="server table size for the purge figure (0: skip it)")
     args = ap.parse_args(argv)
 
     from kiosk.keys import ISSUER_PUB, SEALING_PUB, init_authority_keys, load_x25519_public, trusted_issuers
@@ -211,8 +213,12 @@ def main(argv=None) -> int:
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         if not args.skip_sync:
             print("sync", flush=True)
-            from sync.bench import bench_upload
+            from sync.bench import bench_key_coverage, bench_purge, bench_upload
             bench_upload(t, work, keys, backlog=args.backlog)
+            print("retention", flush=True)
+            bench_key_coverage(t, work)
+            if args.purge_records:
+                bench_purge(t, work, records=args.purge_records)
     return 0
 
 

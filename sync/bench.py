@@ -130,3 +130,96 @@ def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch
 if __name__ == "__main__":
     db_path, url, kiosk_id, key_path, batch_size = sys.argv[1:6]
     child(db_path, url, kiosk_id, key_path, int(batch_size))
+
+
+def bench_purge(t, work: Path, *, records: int = 1_000_000, batch: int = 500) -> None:
+    """The server's purge of one day's records from a table of ``records`` spread over 28
+    days, while a second thread uploads 500-record batches into the same storage: seconds
+    for the purge, and how much slower an upload is meanwhile (the purge deletes in chunks,
+    each its own transaction, so an upload waits for one chunk at most)."""
+    import statistics
+    import threading
+
+    from sync.storage import DAY, SqliteStorage
+
+    storage = SqliteStorage.in_folder(work / "purge-bench")
+    kid = storage.register_kiosk(venue="bench", public_key=b"b" * 32, now=0)
+    start = time.time() - 28 * DAY
+    start -= start % DAY                        # day boundaries, so one day is due at once
+    blob = b"\x5a" * 208                        # the size of a padded sealed record
+    t0 = time.perf_counter()
+    step = 28 * DAY / records
+    with storage._lock, storage.db.conn:
+        storage.db.execute("BEGIN")
+        storage.db.conn.executemany(
+            "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
+            "retention, delete_after, seal_kid, sealed, batch_id, received_at) "
+            "VALUES (?, ?, ?, 1, ?, 1, 'normal', ?, 'k', ?, 'b', ?)",
+            ((str(uuid.uuid4()), kid, i + 1, start + i * step, start + i * step + 28 * DAY, blob,
+              start + i * step) for i in range(records)))
+    t.add(f"server table built: {records:,} records over 28 days", f"{time.perf_counter() - t0:.1f} s")
+
+    def upload_once(n0: int) -> float:
+        now = time.time()
+        rows = [{"record_id": str(uuid.uuid4()), "seq": n0 + i, "epoch": 2, "captured_at": now,
+                 "clock_synced": True, "retention": "normal", "delete_after": 0,
+                 "seal_kid": "k", "sealed": blob} for i in range(batch)]
+        t1 = time.perf_counter()
+        storage.ingest(kid, str(uuid.uuid4()), rows, now=now)
+        return time.perf_counter() - t1
+
+    baseline = [upload_once(i * batch + 1) for i in range(20)]
+    during, done = [], threading.Event()
+
+    def uploader():
+        n = 100
+        while not done.is_set():
+            during.append(upload_once(n * batch + 1))
+            n += 1
+    th = threading.Thread(target=uploader)
+    th.start()
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    result = storage.purge(now=start + DAY + 28 * DAY)     # the oldest day is due
+    purge_s = time.perf_counter() - t0
+    done.set()
+    th.join()
+    storage.close()
+    t.add(f"server purge of one day's records ({result.records:,} of {records:,}), SQLite",
+          f"{purge_s:.2f} s")
+    base = statistics.median(baseline)
+    worst = max(during) if during else 0.0
+    t.add("500-record upload: median alone / worst during the purge",
+          f"{base * 1000:.0f} / {worst * 1000:.0f} ms",
+          f"{len(during)} uploads during it; stall at most {worst / base:.1f}x")
+
+
+def bench_key_coverage(t, work: Path) -> None:
+    """What doctor prints after `keys rotate` (default 56 days ahead), and how big the
+    bundle's period keys are."""
+    import json as _json
+
+    from kiosk.doctor import check_sealing
+    from kiosk.keys import init_authority_keys
+    from kiosk.sealkeys import covered_until
+    from sync.keyring import public_periods, rotate
+
+    keys = work / "coverage-keys"
+    init_authority_keys(keys)
+    t0 = time.perf_counter()
+    rotate(keys, now=time.time())
+    rotate_s = time.perf_counter() - t0
+    periods = public_periods(keys)
+
+    class Held:                                  # doctor reads the fallback count from the store
+        def stats(self):
+            return {"seal_fallback": 0}
+
+    class B:
+        sealing_periods = tuple(periods)
+    check = check_sealing(B(), Held(), time.time())
+    size = len(_json.dumps([k.to_wire() for k in periods]))
+    t.add("keys rotate (56 days x 2 classes)", f"{rotate_s:.2f} s", f"{len(periods)} key pairs, "
+          f"{size / 1024:.0f} KiB in the bundle")
+    t.add(f"doctor: {check.status} {check.detail}"[:66], "", "")
+    assert covered_until(periods, time.time())
