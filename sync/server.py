@@ -102,7 +102,7 @@ class Authority:
 
 
 def create_app(storage: Storage, authority: Authority, *, clock=time.time,
-               purge_every_s: float | None = 3600.0) -> FastAPI:
+               purge_every_s: float | None = 3600.0, close_on_shutdown: bool = False) -> FastAPI:
     keys_fingerprint = hashlib.sha256(
         b"".join(raw_public(k) for k in authority.issuer_keys)
         + b"".join(raw for _, raw in authority.sealing_keys)
@@ -125,6 +125,11 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
             threading.Thread(target=purger, name="purge", daemon=True).start()
         yield
         stop.set()
+        if close_on_shutdown:
+            # Here, not after uvicorn returns: uvicorn re-raises SIGTERM once it has shut
+            # down, so code after it never runs. Closing checkpoints and removes the WAL.
+            storage.close()
+            log.info("storage closed")
 
     app = FastAPI(title="Venue check-in central server", version="1",
                   description="Receives kiosks' sealed check-ins; serves their signed bundle.",
@@ -293,7 +298,7 @@ def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: b
                          "choose --port)") from None
     from sync.storage import ServerRetention
     storage = SqliteStorage.in_folder(data_dir, retention=retention or ServerRetention())
-    app = create_app(storage, authority)
+    app = create_app(storage, authority, close_on_shutdown=True)
     config = uvicorn.Config(app, log_level="info", access_log=access_log,
                             timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     log.info("serving on %s://%s:%d (data %s)", "https" if tls_cert else "http", host,
@@ -301,7 +306,6 @@ def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: b
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        storage.close()
         sock.close()
 
 

@@ -181,7 +181,8 @@ class SqliteStorage:
         return cls(Path(data_dir) / DB_NAME, **kwargs)
 
     def close(self) -> None:
-        self.db.conn.close()
+        with self._lock:                 # not in the middle of a purge chunk or an ingest
+            self.db.conn.close()
 
     def _q(self, sql: str, params=()):
         with self._lock:

@@ -393,3 +393,20 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     check, bundle = doctor.check_bundle(c, store, time.time())
     assert doctor.check_sealing(bundle, store, time.time() + 20 * DAY).status == "warn"
     assert doctor.check_sealing(bundle, store, time.time() + 40 * DAY).status == "FAIL"
+
+
+def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
+    """A clean stop checkpoints and removes the WAL: nothing is left only in a side file."""
+    from sync.localserver import LocalServer
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("bundle.key", "issuer.pub", "sealing.pub"):
+        (keys / name).write_bytes((authority / name).read_bytes())
+    server = LocalServer(tmp_path / "c", keys).start()
+    admin = SqliteStorage.in_folder(server.data_dir)
+    admin.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
+    admin.close()
+    assert (tmp_path / "c" / "central.db-wal").exists()          # the server holds it open
+    server.stop()                                                 # SIGTERM
+    assert server.log_file.read_text().count("Traceback") == 0
+    assert not (tmp_path / "c" / "central.db-wal").exists()
