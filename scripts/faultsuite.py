@@ -221,10 +221,8 @@ def crash_sync(work: Path, auth: Authority, *, kills: int, records: int, rng: ra
     from sync.storage import SqliteStorage
 
     t = Tally()
-    keys = work / "server-keys"
-    keys.mkdir(exist_ok=True)
-    for name in ("bundle.key", "bundle.pub", "issuer.pub", "sealing.pub"):
-        (keys / name).write_bytes((auth.dir / name).read_bytes())
+    from sync.keyring import server_keys_folder
+    keys = server_keys_folder(auth.dir, work / "server-keys")
     db = work / "crash-sync" / "kiosk.db"
     store = CheckinStore.open(db, sealing=auth.sealing, venue_id="fault-suite")
     decisions = [decide(auth.pass_text(n), trusted=auth.trusted, risk_list=RiskList(),

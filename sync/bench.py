@@ -96,7 +96,8 @@ def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch
         admin = SqliteStorage.in_folder(data)
         kiosk_id = admin.register_kiosk(venue="bench", public_key=raw, now=time.time())
         admin.close()
-        with LocalServer(data, keys_dir) as server:
+        from sync.keyring import server_keys_folder
+        with LocalServer(data, server_keys_folder(keys_dir, work / "server-keys")) as server:
             out = subprocess.run([sys.executable, "-m", "sync.bench", str(db), server.url, kiosk_id,
                                   str(work / "bench-device.key"), str(batch_size)],
                                  capture_output=True, text=True, timeout=1800)

@@ -147,14 +147,19 @@ def _pass_id(text: str) -> bytes | None:
 def cmd_set_risk(args) -> int:
     import time
 
+    from sync.central.committee import log_risk_change
+
     pass_id = _pass_id(args.pass_id)
     if pass_id is None:
         return 2
+    member = _member_key(args.member_key)
     storage = _storage(args)
     now = time.time()
+    expires = now + args.expires_days * 86_400
     try:
-        version = storage.set_risk(pass_id, args.level, now=now,
-                                   expires_at=now + args.expires_days * 86_400)
+        log_risk_change(storage, key=member, case_id=args.case, pass_id=pass_id, level=args.level,
+                        expires_at=expires, now=now)            # refused without an open case
+        version = storage.set_risk(pass_id, args.level, now=now, expires_at=expires)
     finally:
         storage.close()
     print(f"risk list version {version}: level {args.level} set, expires in {args.expires_days:g} days")
@@ -190,7 +195,6 @@ def cmd_open_records(args) -> int:
     import json
     import time
 
-    from sync.authority import parse_time
     from sync.committee import committee_keys, open_records
 
     pass_id = None
@@ -199,19 +203,132 @@ def cmd_open_records(args) -> int:
         if pass_id is None:
             return 2
     keys = committee_keys(Path(args.keys))
+    member = _member_key(args.member_key)
     storage = _storage(args)
     try:
         reading = open_records(
-            storage, keys, case_id=args.case, kiosk_id=args.kiosk,
-            from_ts=parse_time(args.start).timestamp() if args.start else None,
-            to_ts=parse_time(args.end).timestamp() if args.end else None,
-            pass_id=pass_id, now=time.time())
+            storage, keys, case_id=args.case, member_key=member, kiosk_id=args.kiosk,
+            from_ts=_ts(args.start), to_ts=_ts(args.end), pass_id=pass_id, now=time.time())
     finally:
         storage.close()
     for rec in reading.records:
         print(json.dumps(rec))
     print(f"reading {reading.read_id} logged for case {args.case}: {len(reading.records)} records "
           f"shown, {reading.unopenable} sealed to keys no longer held", file=sys.stderr)
+    return 0
+
+
+def _ts(text: str | None) -> float | None:
+    from sync.authority import parse_time
+    return parse_time(text).timestamp() if text else None
+
+
+def _member_key(path: str):
+    from kiosk.keys import load_ed25519_private
+    return load_ed25519_private(path)
+
+
+# -- committee members, cases, the audit log --------------------------------------------------------
+def cmd_keys_init_member(args) -> int:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.keys import public_pem, write_private, write_public
+    from sync.central.audit import member_id
+
+    d = Path(args.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    if (d / "member.key").exists():
+        raise ValueError(f"{d / 'member.key'}: already exists; not overwriting it")
+    key = Ed25519PrivateKey.generate()
+    write_private(d / "member.key", key)
+    write_public(d / "member.pub", key.public_key())
+    print(f"# {d / 'member.key'} (0600) is yours alone; register {d / 'member.pub'} with "
+          f"`kiosk-central member add`; member id {member_id(key.public_key())}", file=sys.stderr)
+    sys.stdout.write(public_pem(key.public_key()).decode())
+    return 0
+
+
+def cmd_member_add(args) -> int:
+    import time
+
+    from kiosk.keys import load_ed25519_public
+    from sync.central.committee import add_member
+
+    storage = _storage(args)
+    try:
+        mid = add_member(storage, name=args.name, public_key=load_ed25519_public(args.public_key),
+                         key=_member_key(args.member_key) if args.member_key else None,
+                         now=time.time())
+    finally:
+        storage.close()
+    print(f"member {mid} ({args.name}) added")
+    return 0
+
+
+def cmd_case(args) -> int:
+    import time
+
+    from sync.central import committee
+
+    storage = _storage(args)
+    now = time.time()
+    try:
+        if args.case_command == "list":
+            state = committee.state_of(storage)
+            for c in state.cases.values():
+                names = {m.member_id: m.name for m in state.members.values()}
+                print(f"{c.case_id}  {c.state}  {_day(c.from_ts)} to {_day(c.to_ts)}  opened by "
+                      f"{names.get(c.opened_by, c.opened_by)}"
+                      + (f", approved by {names.get(c.approved_by, c.approved_by)}" if c.approved_by else "")
+                      + f"  {c.reason}")
+            return 0
+        key = _member_key(args.member_key)
+        if args.case_command == "open":
+            end = _ts(args.end) or now
+            start = _ts(args.start) or end - 14 * 86_400
+            committee.open_case(storage, key=key, case_id=args.id, reason=args.reason,
+                                from_ts=start, to_ts=end, now=now)
+            print(f"case {args.id} opened ({_day(start)} to {_day(end)}); it needs a second "
+                  "member's approval: kiosk-central case approve")
+        elif args.case_command == "approve":
+            committee.approve_case(storage, key=key, case_id=args.id, now=now)
+            print(f"case {args.id} approved")
+        else:
+            committee.close_case(storage, key=key, case_id=args.id, now=now)
+            print(f"case {args.id} closed")
+    finally:
+        storage.close()
+    return 0
+
+
+def cmd_audit(args) -> int:
+    import json
+    from datetime import datetime, timezone
+
+    from sync.central.audit import AuditError, Entry
+    from sync.central.committee import state_of
+
+    storage = _storage(args)
+    try:
+        if args.audit_command == "show":
+            for row in storage.audit_entries():
+                e = Entry.parse(*row)
+                when = datetime.fromtimestamp(e.at, timezone.utc).isoformat(timespec="seconds")
+                print(f"{e.seq:5d}  {when}  {e.member:20s}  {e.action:13s}  "
+                      f"{json.dumps(e.detail, sort_keys=True)}  {e.hash[:16]}")
+            return 0
+        try:
+            state = state_of(storage, head=getattr(args, "head", None))
+        except AuditError as e:
+            print(f"kiosk-central: audit log does NOT verify: {e}", file=sys.stderr)
+            return 1
+    finally:
+        storage.close()
+    if args.audit_command == "head":
+        print(f"{state.count} {state.head}")
+    else:
+        print(f"audit log verifies: {state.count} entries, every link and signature, head "
+              f"{state.head}" + (f"; contains the published head {args.head[:16]}..." if args.head else ""))
     return 0
 
 
@@ -263,6 +380,46 @@ def build_parser() -> argparse.ArgumentParser:
     ret = keys_sub.add_parser("retire", help="destroy private sealing keys past their retention")
     ret.add_argument("--keys", required=True, metavar="DIR")
     ret.set_defaults(func=cmd_keys_retire)
+    im = keys_sub.add_parser("init-member", help="an Ed25519 key for one committee member")
+    im.add_argument("--dir", required=True)
+    im.set_defaults(func=cmd_keys_init_member)
+
+    member = sub.add_parser("member", help="committee members")
+    member_sub = member.add_subparsers(dest="member_command", required=True)
+    madd = member_sub.add_parser("add", help="register a member's public key (the first one "
+                                             "without --member-key; later ones signed by a member)")
+    madd.add_argument("--data", required=True, metavar="DIR")
+    madd.add_argument("--name", required=True)
+    madd.add_argument("--public-key", required=True, metavar="FILE")
+    madd.add_argument("--member-key", metavar="FILE", help="the adding member's key")
+    madd.set_defaults(func=cmd_member_add)
+
+    case = sub.add_parser("case", help="outbreak cases: open, approve (a second member), close, list")
+    case_sub = case.add_subparsers(dest="case_command", required=True)
+    for name, what in (("open", "open a case (usable once a second member approves it)"),
+                       ("approve", "approve another member's case"), ("close", "close a case")):
+        c = case_sub.add_parser(name, help=what)
+        c.add_argument("--data", required=True, metavar="DIR")
+        c.add_argument("--member-key", required=True, metavar="FILE")
+        c.add_argument("--id", required=True, metavar="CASE")
+        if name == "open":
+            c.add_argument("--reason", required=True)
+            c.add_argument("--from", dest="start", metavar="ISO8601", help="default: 14 days before --to")
+            c.add_argument("--to", dest="end", metavar="ISO8601", help="default: now")
+        c.set_defaults(func=cmd_case)
+    cl = case_sub.add_parser("list", help="every case and its state")
+    cl.add_argument("--data", required=True, metavar="DIR")
+    cl.set_defaults(func=cmd_case)
+
+    audit = sub.add_parser("audit", help="the committee's hash-chained, signed audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    for name, what in (("show", "every entry"), ("head", "count and hash of the head, to publish"),
+                       ("verify", "check every link and signature; non-zero on any change")):
+        a = audit_sub.add_parser(name, help=what)
+        a.add_argument("--data", required=True, metavar="DIR")
+        if name == "verify":
+            a.add_argument("--head", metavar="HASH", help="a head published earlier: must be in the log")
+        a.set_defaults(func=cmd_audit)
 
     issue = sub.add_parser("issue-pass", help="issue a signed pass")
     issue.add_argument("--keys", required=True, metavar="DIR")
@@ -299,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--level", required=True, type=int, choices=range(0, 4), metavar="N")
     risk.add_argument("--expires-days", type=float, default=14.0, metavar="DAYS",
                       help="the entry leaves the list after this (default 14)")
+    risk.add_argument("--case", required=True, metavar="CASE", help="the approved, open case")
+    risk.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
     risk.set_defaults(func=cmd_set_risk)
 
     rd = sub.add_parser("open-records", help="the committee opens check-ins for an outbreak case "
@@ -310,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--from", dest="start", metavar="ISO8601")
     rd.add_argument("--to", dest="end", metavar="ISO8601")
     rd.add_argument("--pass-id", metavar="HEX", help="only this pass's check-ins")
+    rd.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
     rd.set_defaults(func=cmd_open_records)
 
     reads = sub.add_parser("reads", help="the audit log of every opening of check-ins")
@@ -338,6 +498,11 @@ def main(argv=None) -> int:
             return args.func(a)
         except (KeyFileError, ValueError, FileNotFoundError) as e:
             return fail("kiosk-central", "error", e, 2)
+        except Exception as e:
+            from sync.central.audit import AuditError
+            if isinstance(e, AuditError):
+                return fail("kiosk-central", "refused", e, 3)
+            raise
     return run_main("kiosk-central", func, args)
 
 

@@ -9,7 +9,6 @@ ended: crypto-shredding) cannot be opened by anyone; it is counted, not shown.
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,31 +38,46 @@ def committee_keys(keys_dir: Path) -> dict:
     return keys
 
 
-def open_records(storage, keys: dict, *, case_id: str, kiosk_id: str | None = None,
+def open_records(storage, keys: dict, *, case_id: str, member_key, kiosk_id: str | None = None,
                  from_ts: float | None = None, to_ts: float | None = None,
-                 pass_id: bytes | None = None, reader: str | None = None, now: float) -> Reading:
-    if not case_id.strip():
-        raise ValueError("a reading needs the outbreak case it is for (--case)")
-    rows = storage.records_between(kiosk_id, from_ts, to_ts)
-    read_id = storage.log_read(reader=reader or getpass.getuser(), case_id=case_id,
-                               kiosk_id=kiosk_id, from_ts=from_ts, to_ts=to_ts, records=len(rows),
-                               now=now)
+                 pass_id: bytes | None = None, now: float) -> Reading:
+    """Open the records of an approved, open case's window (or a part of it), after logging
+    the reading in the audit log (signed) and the reads table."""
+    from kiosk.passes import pass_ref
+    from sync.central.committee import authorise_read
+
+    filters = {"kiosk": kiosk_id, "pass_ref": pass_ref(pass_id) if pass_id else None}
+    state, case, start, end = authorise_read(
+        storage, key=member_key, case_id=case_id, action="read", from_ts=from_ts, to_ts=to_ts,
+        detail=filters, now=now,
+        count=lambda a, b: len(storage.records_between(kiosk_id, a, b)))
+    rows = storage.records_between(kiosk_id, start, end)
+    reader = state.active_member(member_key).name
+    read_id = storage.log_read(reader=reader, case_id=case_id, kiosk_id=kiosk_id, from_ts=start,
+                               to_ts=end, records=len(rows), now=now)
     opened, unopenable = [], 0
     for row in rows:
-        key = keys.get(row["seal_kid"])
-        try:
-            content = open_sealed(row["sealed"], key, record_id=row["record_id"]) if key else None
-        except Exception:        # a damaged blob: InvalidTag and friends
-            content = None
+        content = _open(row, keys)
         if content is None:
             unopenable += 1
             continue
         if pass_id is not None and content["pass_id"] != pass_id:
             continue
-        opened.append({
-            "record_id": row["record_id"], "kiosk_id": row["kiosk_id"], "seq": row["seq"],
+        opened.append(_shown(row, content))
+    return Reading(read_id, opened, unopenable)
+
+
+def _open(row: dict, keys: dict) -> dict | None:
+    key = keys.get(row["seal_kid"])
+    try:
+        return open_sealed(row["sealed"], key, record_id=row["record_id"]) if key else None
+    except Exception:        # a damaged blob: InvalidTag and friends
+        return None
+
+
+def _shown(row: dict, content: dict) -> dict:
+    return {"record_id": row["record_id"], "kiosk_id": row["kiosk_id"], "seq": row["seq"],
             "captured_at": datetime.fromtimestamp(row["captured_at"], timezone.utc).isoformat(),
             "clock_synced": bool(row["clock_synced"]), "venue": content["venue"],
             "pass_id": content["pass_id"].hex(), "risk_level": content["risk_level"],
-            "decision": content["decision"], "reason": content["reason"]})
-    return Reading(read_id, opened, unopenable)
+            "decision": content["decision"], "reason": content["reason"]}

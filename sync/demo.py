@@ -14,6 +14,7 @@ from kiosk.keys import (BUNDLE_PUB, ISSUER_PUB, load_ed25519_public, raw_public,
 from kiosk.reasons import Outcome, Reason
 from kiosk.app import Trust
 from kiosk.runtime import TrustProvider
+from sync.keyring import server_keys_folder
 from sync.localserver import LocalServer
 from sync.storage import SqliteStorage
 from sync.uploader import Uploader
@@ -24,8 +25,11 @@ def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, sa
 
     central = work / "central"
     say("central server:")
-    with LocalServer(central, keys_dir) as server:
+    # The server gets the bundle key and public files only: never the authority's private keys.
+    server_keys = server_keys_folder(keys_dir, work / "server-keys")
+    with LocalServer(central, server_keys) as server:
         say(f"  kiosk-central serve on {server.url} (data {central}, OpenAPI at {server.url}/docs)")
+        say(f"  its keys folder {server_keys} holds no private issuer or committee key")
         device_key = Ed25519PrivateKey.generate()
         write_private(work / "device.key", device_key)
         raw = raw_public(device_key.public_key())

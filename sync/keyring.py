@@ -123,6 +123,35 @@ def retire(keys_dir: Path, *, now: float) -> list[PeriodKey]:
     return destroyed
 
 
+SERVER_FILES = ("bundle.key", "issuer*.pub", "sealing*.pub", MANIFEST)
+
+
+def server_keys_folder(authority_dir: Path, dest: Path) -> Path:
+    """The central server's keys folder made from the authority's: the bundle signing key
+    and public files only, never a private issuer, sealing or member key."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for pattern in SERVER_FILES:
+        for src in Path(authority_dir).glob(pattern):
+            (dest / src.name).write_bytes(src.read_bytes())
+            os.chmod(dest / src.name, 0o600 if src.suffix == ".key" else 0o644)
+    return dest
+
+
+def private_keys_in(folder: Path) -> list[Path]:
+    """Every file below ``folder`` holding a private key other than the bundle signing key:
+    what the central server must refuse to start beside."""
+    found = []
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.name != "bundle.key":
+            try:
+                if b"PRIVATE KEY" in path.read_bytes()[:65536]:
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
 def period_private_keys(keys_dir: Path) -> dict:
     """kid -> X25519 private key for every period key still held."""
     from kiosk.keys import load_x25519_private

@@ -285,6 +285,12 @@ def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: b
 
     from sync.storage import SqliteStorage
 
+    from sync.keyring import private_keys_in
+    held = private_keys_in(keys_dir)
+    if held:
+        raise ServeError(f"{held[0]}: a private key in the server's keys folder; the server must "
+                         "never hold the issuer's, the committee's or a member's private key: move "
+                         "it off this machine (the server needs bundle.key and public files only)")
     authority = Authority.from_dir(keys_dir)
     # Bind first: a busy port is one line and a non-zero exit, never "serving on" first.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

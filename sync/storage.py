@@ -85,6 +85,17 @@ MIGRATIONS = [
     -- The kiosk had no period key covering the capture time and sealed to its newest.
     ALTER TABLE records ADD COLUMN seal_fallback INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    -- The committee's audit log (sync/central/audit.py): hash-chained, signed entries.
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        entry TEXT NOT NULL,               -- canonical JSON; the hash covers exactly this
+        hash TEXT NOT NULL UNIQUE,
+        signature TEXT                     -- NULL only for the bootstrap entry
+    );
+    -- The server keeps what kiosks match on (the pass reference hash), not pass ids.
+    UPDATE risk SET pass_id = '';
+    """,
 ]
 
 DAY = 86_400
@@ -164,6 +175,8 @@ class Storage(Protocol):
     def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
                  to_ts: float | None, records: int, now: float) -> int: ...
     def reads(self) -> list[dict]: ...
+    def audit_entries(self) -> list[tuple[str, str, str | None]]: ...
+    def audit_append(self, build) -> tuple[str, str, str | None]: ...
     def purge(self, *, now: float) -> PurgeResult: ...
     def close(self) -> None: ...
 
@@ -335,6 +348,23 @@ class SqliteStorage:
         keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
         return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
 
+    # -- the committee's audit log -------------------------------------------------------------
+    def audit_entries(self) -> list[tuple[str, str, str | None]]:
+        """(entry JSON, hash, signature) in order."""
+        return [tuple(r) for r in self._q("SELECT entry, hash, signature FROM audit ORDER BY seq")]
+
+    def audit_append(self, build) -> tuple[str, str, str | None]:
+        """Append ``build(seq, prev_hash)``'s (entry JSON, hash, signature) at the end of the
+        log, atomically with reading where the end is."""
+        with self._lock, self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
+            raw, h, sig = build(seq, prev)
+            self.db.execute("INSERT INTO audit (seq, entry, hash, signature) VALUES (?, ?, ?, ?)",
+                            [seq, raw, h, sig])
+        return raw, h, sig
+
     # -- the risk list ----------------------------------------------------------------------------
     def set_risk(self, pass_id: bytes, level: int, *, now: float,
                  expires_at: float | None = None) -> int:
@@ -346,7 +376,7 @@ class SqliteStorage:
                 "INSERT INTO risk (pass_ref, pass_id, level, updated_at, expires_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
                 "updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-                [pass_ref(pass_id), pass_id.hex(), level, now, expires_at])
+                [pass_ref(pass_id), "", level, now, expires_at])     # no pass id kept
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                             "WHERE key = 'risk_version'")
             return int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")

@@ -23,6 +23,13 @@ def authority(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def server_keys(authority, tmp_path_factory):
+    """The central server's keys folder: bundle.key and public files, no private key."""
+    from sync.keyring import server_keys_folder
+    return server_keys_folder(authority, tmp_path_factory.mktemp("server-keys"))
+
+
+@pytest.fixture(scope="session")
 def issuer_key(authority):
     return load_ed25519_private(authority / ISSUER_KEY)
 

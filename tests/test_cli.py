@@ -7,6 +7,7 @@ import stat
 import subprocess
 
 from conftest import BIN, ROOT, kiosk_config_text
+from sync.keyring import server_keys_folder
 
 README = (ROOT / "README.md").read_text()
 
@@ -180,6 +181,23 @@ def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, 
     assert p.stdout.strip() == "purged 0 records"
 
 
+def committee_with_a_case(tmp_path, data, case_id):
+    """Two members (the first by bootstrap, the second added by the first), and a case one
+    opens and the other approves, all through the command line. Returns their key files."""
+    keys = []
+    for name in ("alice", "bob"):
+        run("kiosk-central", "keys", "init-member", "--dir", tmp_path / name)
+        keys.append(tmp_path / name / "member.key")
+    run("kiosk-central", "member", "add", "--data", data, "--name", "Alice", "--public-key",
+        tmp_path / "alice" / "member.pub")
+    run("kiosk-central", "member", "add", "--data", data, "--name", "Bob", "--public-key",
+        tmp_path / "bob" / "member.pub", "--member-key", keys[0])
+    run("kiosk-central", "case", "open", "--data", data, "--member-key", keys[0], "--id", case_id,
+        "--reason", "cluster reported by the district hospital")
+    run("kiosk-central", "case", "approve", "--data", data, "--member-key", keys[1], "--id", case_id)
+    return keys
+
+
 # -- sync from the command line ----------------------------------------------------------------------
 def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, authority):
     from kiosk.render import save_pass
@@ -209,7 +227,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
 
     text, pid = issue_pass(authority, risk=0)
     save_pass(text, png=tmp_path / "pass.png")
-    with LocalServer(data, authority) as server:
+    with LocalServer(data, server_keys_folder(authority, tmp_path / "server-keys")) as server:
         cfg.write_text(base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n')
         # a check-in, as `kiosk run` would record it
         from kiosk import config as config_mod
@@ -228,7 +246,9 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
                                         "bundle updated to version 1")
         assert run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout.count('"admit"') == 1
 
-        raised = run("kiosk-central", "set-risk", "--data", data, "--pass-id", pid.hex(), "--level", "3")
+        alice, _ = committee_with_a_case(tmp_path, data, "OB-2026-17")
+        raised = run("kiosk-central", "set-risk", "--data", data, "--pass-id", pid.hex(), "--level", "3",
+                     "--case", "OB-2026-17", "--member-key", alice)
         assert raised.stdout.strip() == "risk list version 2: level 3 set, expires in 14 days"
         second = run("kiosk", "sync", "--config", cfg)
         assert "bundle updated to version 2" in second.stdout
@@ -257,13 +277,17 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
 
     # The committee, for an outbreak case: the reading is logged before anything is opened.
     opened = run("kiosk-central", "open-records", "--data", data, "--keys", authority,
-                 "--case", "OB-2026-17", "--pass-id", pid.hex())
+                 "--case", "OB-2026-17", "--pass-id", pid.hex(), "--member-key", alice)
     rows = [json.loads(line) for line in opened.stdout.splitlines()]
     assert [(r["pass_id"], r["decision"], r["risk_level"], r["kiosk_id"]) for r in rows] == \
         [(pid.hex(), "admit", 0, kid)]
     assert "reading 1 logged for case OB-2026-17: 1 records shown" in opened.stderr
-    no_case = run("kiosk-central", "open-records", "--data", data, "--keys", authority, check=False)
+    no_case = run("kiosk-central", "open-records", "--data", data, "--keys", authority,
+                  "--member-key", alice, check=False)
     assert no_case.returncode == 2 and "--case" in no_case.stderr
+    unknown = run("kiosk-central", "open-records", "--data", data, "--keys", authority,
+                  "--member-key", alice, "--case", "lunch", check=False)
+    assert unknown.returncode == 3 and "case 'lunch': no such outbreak case" in unknown.stderr
     audit = run("kiosk-central", "reads", "--data", data).stdout.splitlines()
     assert len(audit) == 1 and "case OB-2026-17  kiosk all  1 records" in audit[0]
 
@@ -329,7 +353,7 @@ def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path
     run("kiosk", "keys", "init", "--config", cfg)
     kid = run("kiosk-central", "register-kiosk", "--data", data, "--venue", "v",
               "--public-key", tmp_path / "device.pub").stdout.strip()
-    with LocalServer(data, authority) as server:
+    with LocalServer(data, server_keys_folder(authority, tmp_path / "server-keys")) as server:
         cfg.write_text(base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n'
                        "interval_s = 0.2\nbatch_size = 7\n")
         procs = [subprocess.Popen([str(BIN / "kiosk"), cmd, "--config", str(cfg), *extra],

@@ -308,12 +308,12 @@ def test_a_reset_shows_on_the_server_as_a_new_epoch(tmp_path, sealing, make_pass
 
 # -- 3, 4. what the uploader does with non-protocol answers, and the bundle after a failure ----------
 @pytest.fixture
-def wire(tmp_path, authority):
+def wire(tmp_path, server_keys):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from kiosk.keys import raw_public
     from sync.localserver import LocalServer
     from sync.storage import SqliteStorage
-    with LocalServer(tmp_path / "central", authority) as server:
+    with LocalServer(tmp_path / "central", server_keys) as server:
         key = Ed25519PrivateKey.generate()
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="v1", public_key=raw_public(key.public_key()), now=time.time())
@@ -524,9 +524,20 @@ def test_open_records_into_head_is_quiet(tmp_path, authority):
                      "sealed": seal({"pass_id": b"p" * 16, "risk_level": 0, "decision": "admit",
                                      "reason": "valid", "venue": "v"}, key, record_id=rid)})
     s.ingest(kid, "00000000-0000-4000-8000-000000000001", rows, now=time.time())
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from kiosk.keys import write_private
+    from sync.central import committee
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=0)
+    committee.add_member(s, name="b", public_key=b.public_key(), key=a, now=0)
+    committee.open_case(s, key=a, case_id="C-1", reason="an outbreak to trace", from_ts=0,
+                        to_ts=time.time() + 60, now=0)
+    committee.approve_case(s, key=b, case_id="C-1", now=0)
+    write_private(tmp_path / "a.key", a)
     s.close()
     p = subprocess.run(f"'{BIN / 'kiosk-central'}' open-records --data '{data}' --keys '{authority}' "
-                       "--case C-1 | head -n 1", shell=True, capture_output=True, text=True, timeout=120)
+                       f"--case C-1 --member-key '{tmp_path / 'a.key'}' | head -n 1", shell=True,
+                       capture_output=True, text=True, timeout=120)
     assert p.stdout.count("\n") == 1 and "Traceback" not in p.stderr and "Broken" not in p.stderr
 
 

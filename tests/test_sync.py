@@ -29,8 +29,8 @@ from sync.uploader import Backoff, Uploader
 
 
 @pytest.fixture
-def central(tmp_path, authority):
-    with LocalServer(tmp_path / "central", authority) as server:
+def central(tmp_path, server_keys):
+    with LocalServer(tmp_path / "central", server_keys) as server:
         yield server
 
 
@@ -386,7 +386,8 @@ def test_a_bundle_signed_by_another_key_is_refused(tmp_path, central, kiosk_id, 
     from kiosk.keys import init_authority_keys
     impostor = tmp_path / "impostor"
     init_authority_keys(impostor)
-    with LocalServer(tmp_path / "impostor-data", impostor) as fake:
+    from sync.keyring import server_keys_folder
+    with LocalServer(tmp_path / "impostor-data", server_keys_folder(impostor, tmp_path / "ik")) as fake:
         admin = SqliteStorage.in_folder(fake.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw(device_key.public_key()), now=time.time())
         admin.close()
@@ -438,9 +439,9 @@ def make_private_ca(folder):
 
 
 def test_tls_is_verified_by_default_and_a_private_ca_bundle_is_accepted(
-        tmp_path, authority, device_key, kiosk_store, make_pass, trusted):
+        tmp_path, authority, server_keys, device_key, kiosk_store, make_pass, trusted):
     ca, cert, key = make_private_ca(tmp_path)
-    with LocalServer(tmp_path / "central", authority, tls=(cert, key), ca_bundle=ca) as server:
+    with LocalServer(tmp_path / "central", server_keys, tls=(cert, key), ca_bundle=ca) as server:
         assert server.url.startswith("https://")
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw(device_key.public_key()), now=time.time())
@@ -495,8 +496,11 @@ def test_the_server_purges_by_its_own_retention_not_the_kiosks_say():
 
 def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
         tmp_path, authority, sealing, make_pass, trusted):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from kiosk.seal import SealingKey
+    from sync.central import committee
+    from sync.central.audit import AuditError
     from sync.committee import committee_keys, open_records
 
     storage = SqliteStorage(None)
@@ -504,19 +508,30 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
     old_period = SealingKey.of(X25519PrivateKey.generate().public_key())   # its key destroyed since
     for key, n in ((sealing, 3), (old_period, 2)):
         store = CheckinStore(open_db_memory(), sealing=key, venue_id="v")
-        fill(store, make_pass, trusted, n)
+        fill(store, make_pass, trusted, n, start=100)
         rows = store.pending(100)
         for r in rows:
             r["sealed"] = base64.b64decode(r["sealed"])
         storage.ingest(kid, str(uuid.uuid4()), rows, now=0)
-    reading = open_records(storage, committee_keys(authority), case_id="OB-1", reader="nurse", now=5)
+    nurse, doctor = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    committee.add_member(storage, name="nurse", public_key=nurse.public_key(), key=None, now=1)
+    committee.add_member(storage, name="doctor", public_key=doctor.public_key(), key=nurse, now=2)
+    committee.open_case(storage, key=nurse, case_id="OB-1", reason="a cluster at the market",
+                        from_ts=0, to_ts=1000, now=3)
+    with pytest.raises(AuditError, match="not approved"):
+        open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse, now=4)
+    committee.approve_case(storage, key=doctor, case_id="OB-1", now=4)
+    reading = open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse, now=5)
     assert len(reading.records) == 3 and reading.unopenable == 2
     assert {r["venue"] for r in reading.records} == {"v"}
     assert storage.reads() == [{"read_id": 1, "read_at": 5, "reader": "nurse", "case_id": "OB-1",
-                                "kiosk_id": None, "from_ts": None, "to_ts": None, "records": 5}]
-    with pytest.raises(ValueError, match="case"):
-        open_records(storage, committee_keys(authority), case_id=" ", now=6)
+                                "kiosk_id": None, "from_ts": 0, "to_ts": 1000, "records": 5}]
+    with pytest.raises(AuditError, match="cannot reach outside"):
+        open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse,
+                     from_ts=0, to_ts=5000, now=6)
     assert len(storage.reads()) == 1
+    last = committee.state_of(storage)
+    assert last.count == 5 and json.loads(storage.audit_entries()[-1][0])["detail"]["records"] == 5
 
 
 def open_db_memory():
