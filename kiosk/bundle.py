@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kiosk.decision import MAX_RISK, Policy, RiskList
 from kiosk.keys import raw_public
 from kiosk.passes import key_id
-from kiosk.sealkeys import PeriodKey
+from kiosk.sealkeys import PeriodKey, SealedTagKey
 
 FORMAT = "venue-kiosk bundle v1"
 _CONTEXT = FORMAT.encode() + b"\0"
@@ -44,6 +44,7 @@ class Bundle:
     risk_list: RiskList = field(repr=False)
     policy: Policy
     sealing_periods: tuple = field(default=(), repr=False)   # kiosk.sealkeys.PeriodKey
+    tag_keys: tuple = field(default=(), repr=False)          # kiosk.sealkeys.SealedTagKey
 
 
 def _b64(data: bytes) -> str:
@@ -52,9 +53,11 @@ def _b64(data: bytes) -> str:
 
 def bundle_payload(*, version: int, issued_at: float, kiosk_id: str,
                    issuer_keys: Iterable[Ed25519PublicKey], sealing_keys: Iterable[tuple[str, bytes]],
-                   levels: Mapping[str, int], policy: Policy, sealing_periods=()) -> dict:
+                   levels: Mapping[str, int], policy: Policy, sealing_periods=(),
+                   tag_keys=()) -> dict:
     """The authority's side: the payload :func:`verify_bundle` parses, in one place with it."""
     return {
+        "tag_keys": [k.to_wire() for k in tag_keys],
         "sealing_periods": [k.to_wire() for k in sealing_periods],
         "version": version, "issued_at": issued_at, "kiosk_id": kiosk_id,
         "issuer_keys": [_b64(raw_public(k)) for k in issuer_keys],
@@ -103,7 +106,8 @@ def verify_bundle(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = 
                                version=str(p["risk_list"]["version"]), issued_at=float(p["issued_at"])),
             policy=Policy(deny_level=int(p["policy"]["deny_level"]),
                           clock_skew_s=int(p["policy"]["clock_skew_s"])),
-            sealing_periods=tuple(PeriodKey.from_wire(k) for k in p.get("sealing_periods", [])))
+            sealing_periods=tuple(PeriodKey.from_wire(k) for k in p.get("sealing_periods", [])),
+            tag_keys=tuple(SealedTagKey.from_wire(k) for k in p.get("tag_keys", [])))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise BundleError(f"malformed bundle payload ({type(e).__name__})") from None
     if kiosk_id is not None and bundle.kiosk_id != kiosk_id:

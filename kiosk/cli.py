@@ -147,19 +147,34 @@ def cmd_keys_init(args) -> int:
 
     from kiosk.keys import public_pem, write_private, write_public
 
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     cfg = _load_config(args.config)
     key_path = Path(cfg.keys.device_key)
     pub_path = key_path.with_suffix(".pub")
+    tag_path = Path(cfg.keys.tag_key)
     if key_path.exists():
+        if not tag_path.exists():             # a kiosk from before search tags: add its tag key
+            tag = X25519PrivateKey.generate()
+            write_private(tag_path, tag)
+            write_public(tag_path.with_suffix(".pub"), tag.public_key())
+            print(f"# tag key written to {tag_path}; register {tag_path.with_suffix('.pub')} "
+                  "with the authority", file=sys.stderr)
+            return 0
         raise ConfigError(f"[keys] device_key: {key_path}: already exists; not overwriting it "
                           "(a new key needs a new registration)")
     key_path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     write_private(key_path, key)
     write_public(pub_path, key.public_key())
+    if not tag_path.exists():
+        tag = X25519PrivateKey.generate()
+        write_private(tag_path, tag)
+        write_public(tag_path.with_suffix(".pub"), tag.public_key())
     print(f"# device key written to {key_path} (mode 0600); its public key, also in {pub_path},",
           file=sys.stderr)
-    print("# goes to the authority: kiosk-central register-kiosk --venue NAME --public-key FILE",
+    print(f"# goes to the authority with {tag_path.with_suffix('.pub')} (its search-tag key): "
+          "kiosk-central register-kiosk --venue NAME --public-key FILE --tag-key FILE",
           file=sys.stderr)
     sys.stdout.write(public_pem(key.public_key()).decode())
     return 0

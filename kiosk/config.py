@@ -49,6 +49,7 @@ class KeysSection:
     sealing_key: str = opt(path=True)    # the committee's sealing public key (PEM, X25519)
     bundle_key: str = opt("", path=True) # the authority's bundle-signing public key
     device_key: str = opt("", path=True)  # this kiosk's Ed25519 key; "" = beside the database
+    tag_key: str = opt("", path=True)     # its X25519 key for search-tag keys; "" = beside the database
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,8 @@ def parse(data: dict, *, base: Path = Path("."), source: Path | None = None) -> 
         sections["kiosk"] = replace(sections["kiosk"], bundle_file=str(state / "bundle.json"))
     if not sections["keys"].device_key:
         sections["keys"] = replace(sections["keys"], device_key=str(state / "device.key"))
+    if not sections["keys"].tag_key:
+        sections["keys"] = replace(sections["keys"], tag_key=str(state / "tag.key"))
     return Config(**sections, source=source)
 
 

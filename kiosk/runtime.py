@@ -13,9 +13,10 @@ from kiosk.config import Config, ConfigError
 from kiosk.decision import Policy
 from kiosk.decoders import make_decoder
 from kiosk.bundle import BundleError, verify_bundle
-from kiosk.keys import KeyFileError, load_ed25519_public, load_x25519_public, trusted_issuers
+from kiosk.keys import (KeyFileError, load_ed25519_public, load_x25519_private, load_x25519_public,
+                        trusted_issuers)
 from kiosk.seal import SealingKey
-from kiosk.sealkeys import Sealer
+from kiosk.sealkeys import Sealer, Tagger
 from kiosk.signal import Signal, make_pin_factory
 from kiosk.store import BUNDLE_COPY, CheckinStore, Retention
 
@@ -51,8 +52,19 @@ def open_store(cfg: Config, *, periods=None) -> CheckinStore:
     """The kiosk's store. Records are sealed to the period key of their capture time and
     class from ``periods()`` (the verified bundle's), else to [keys] sealing_key."""
     sealer = Sealer(fallback=load_sealing(cfg), periods=periods or tuple)
-    return CheckinStore.open(Path(cfg.kiosk.database), sealing=sealer,
+    return CheckinStore.open(Path(cfg.kiosk.database), sealing=sealer, tagger=load_tagger(cfg),
                              venue_id=cfg.kiosk.venue_id, retention=retention_of(cfg))
+
+
+def load_tagger(cfg: Config) -> Tagger | None:
+    """Search tags need the kiosk's tag key and its kiosk id (tag keys are sealed to both)."""
+    path = Path(cfg.keys.tag_key)
+    if not (cfg.sync.kiosk_id and path.exists()):
+        return None
+    try:
+        return Tagger(private_key=load_x25519_private(path), kiosk_id=cfg.sync.kiosk_id)
+    except KeyFileError as e:
+        raise ConfigError(f"[keys] tag_key: {e}") from None
 
 
 def follow_bundle_keys(store: CheckinStore, provider: "TrustProvider") -> None:
@@ -60,6 +72,8 @@ def follow_bundle_keys(store: CheckinStore, provider: "TrustProvider") -> None:
     bundle file when it changes)."""
     if isinstance(store.sealing, Sealer):
         store.sealing.periods = lambda: provider.bundle.sealing_periods if provider.bundle else ()
+    if store.tagger is not None:
+        store.tagger.sealed_keys = lambda: provider.bundle.tag_keys if provider.bundle else ()
 
 
 class TrustProvider:

@@ -12,6 +12,8 @@ holds for the class and the record is marked. Pure: time and keys are passed in.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -92,3 +94,68 @@ def covered_until(periods: Sequence[PeriodKey], now: float) -> float | None:
             return None
         ends.append(end)
     return min(ends)
+
+
+# -- search tags ----------------------------------------------------------------------------------
+TAG_CONTEXT = b"venue-kiosk search tag v1\0"
+TAG_KEY_INFO = b"venue-kiosk tag key v1\0"
+
+
+def search_tag(tag_key: bytes, pass_id: bytes) -> str:
+    """What a record carries in clear so the committee can find one pass's check-ins without
+    opening everyone's: an HMAC of the pass id under the period's tag key. Only the committee
+    and the kiosks (which get the key sealed to their own X25519 key) can compute it."""
+    return hmac.new(tag_key, TAG_CONTEXT + pass_id, hashlib.sha256).hexdigest()[:32]
+
+
+def tag_key_info(kiosk_id: str, valid_from: float) -> bytes:
+    return TAG_KEY_INFO + f"{kiosk_id}/{int(valid_from)}".encode()
+
+
+@dataclass(frozen=True)
+class SealedTagKey:
+    valid_from: float
+    valid_to: float
+    sealed: bytes                 # HPKE to the kiosk's tag key, info bound to kiosk and period
+
+    def to_wire(self) -> dict:
+        return {"valid_from": self.valid_from, "valid_to": self.valid_to,
+                "sealed": base64.b64encode(self.sealed).decode("ascii")}
+
+    @classmethod
+    def from_wire(cls, d: dict) -> "SealedTagKey":
+        key = cls(float(d["valid_from"]), float(d["valid_to"]),
+                  base64.b64decode(d["sealed"], validate=True))
+        if not key.valid_from < key.valid_to:
+            raise ValueError("bad tag key period")
+        return key
+
+
+class Tagger:
+    """The kiosk's side: the search tag of a check-in, from the tag key of its capture
+    period (opened with the kiosk's own X25519 key). Opened keys are kept in memory only and
+    dropped once their period is over; no key for the period means no tag (the record can
+    then be found only by opening the window's records)."""
+
+    def __init__(self, *, private_key, kiosk_id: str,
+                 sealed_keys: Callable[[], Sequence[SealedTagKey]] = tuple):
+        self.private_key, self.kiosk_id, self.sealed_keys = private_key, kiosk_id, sealed_keys
+        self._open: dict[float, tuple[float, bytes]] = {}
+
+    def tag_for(self, pass_id: bytes, captured_at: float) -> str | None:
+        from kiosk.seal import SUITE
+        for start in [s for s, (end, _) in self._open.items() if end <= captured_at]:
+            del self._open[start]                       # its period is over: forget the key
+        for start, (end, key) in self._open.items():
+            if start <= captured_at < end:
+                return search_tag(key, pass_id)
+        for sk in self.sealed_keys():
+            if sk.valid_from <= captured_at < sk.valid_to:
+                try:
+                    key = SUITE.decrypt(sk.sealed, self.private_key,
+                                        info=tag_key_info(self.kiosk_id, sk.valid_from))
+                except Exception:
+                    return None
+                self._open[sk.valid_from] = (sk.valid_to, key)
+                return search_tag(key, pass_id)
+        return None

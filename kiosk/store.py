@@ -53,6 +53,8 @@ MIGRATIONS = [
     """
     -- Sealed to the newest key held because no period key covered the capture time.
     ALTER TABLE checkins ADD COLUMN seal_fallback INTEGER NOT NULL DEFAULT 0;
+    -- The search tag (kiosk.sealkeys.search_tag), when the kiosk held its period's tag key.
+    ALTER TABLE checkins ADD COLUMN tag TEXT;
     """,
 ]
 
@@ -76,8 +78,9 @@ class CheckinStore:
     rather than as duplicate or missing sequence numbers."""
 
     def __init__(self, db: Database, *, sealing: SealingKey, venue_id: str,
-                 retention: Retention = Retention(), now: float | None = None):
+                 retention: Retention = Retention(), now: float | None = None, tagger=None):
         self.db = db
+        self.tagger = tagger              # kiosk.sealkeys.Tagger, or None: records carry no tag
         self.sealing = sealing
         self.venue_id = venue_id
         self.retention = retention
@@ -138,12 +141,14 @@ class CheckinStore:
         sealed = seal({"pass_id": decision.claims.pass_id, "risk_level": decision.risk_level,
                        "decision": decision.outcome.value, "reason": decision.reason.value,
                        "venue": self.venue_id}, key, record_id=record_id)
+        tag = self.tagger.tag_for(decision.claims.pass_id, now) if self.tagger else None
         with self.db.conn:
             self.db.execute(
                 "INSERT INTO checkins (record_id, captured_at, clock_synced, retention, "
-                "delete_after, seal_kid, sealed, seal_fallback) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "delete_after, seal_kid, sealed, seal_fallback, tag) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [record_id, now, int(clock_synced), retention, now + days * DAY,
-                 key.kid, sealed, int(fell_back)])
+                 key.kid, sealed, int(fell_back), tag])
         return record_id
 
     def count_invalid(self, reason: Reason, *, now: float) -> None:
@@ -162,12 +167,13 @@ class CheckinStore:
         """The oldest records not yet acknowledged nor set aside, in capture order."""
         rows = self.db.execute(
             "SELECT seq, record_id, captured_at, clock_synced, retention, delete_after, seal_kid, "
-            "sealed, seal_fallback FROM checkins WHERE synced_at IS NULL AND set_aside_at IS NULL "
+            "sealed, seal_fallback, tag FROM checkins WHERE synced_at IS NULL AND set_aside_at IS NULL "
             "ORDER BY seq LIMIT ?", [limit]).fetchall()
         return [{"seq": r[0], "epoch": self.epoch, "record_id": r[1], "captured_at": r[2],
                  "clock_synced": bool(r[3]),
                  "retention": r[4], "delete_after": r[5], "seal_kid": r[6],
-                 "sealed": base64.b64encode(r[7]).decode("ascii"), "seal_fallback": bool(r[8])}
+                 "sealed": base64.b64encode(r[7]).decode("ascii"), "seal_fallback": bool(r[8]),
+                 "tag": r[9]}
                 for r in rows]
 
     def _update_many(self, sql: str, record_ids, params: list) -> int:

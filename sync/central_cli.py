@@ -28,6 +28,14 @@ def cmd_keys_rotate(args) -> int:
 
     now = time.time()
     made = rotate(Path(args.keys), now=now, ahead_periods=args.ahead)
+    if args.data:
+        from sync.keyring import distribute_tag_keys
+        storage = _storage(args)
+        try:
+            n = distribute_tag_keys(Path(args.keys), storage, now=now)
+        finally:
+            storage.close()
+        print(f"search-tag keys: {n} new ones sealed to registered kiosks' own keys")
     if made:
         print(f"made {len(made)} sealing key pairs: periods {_day(min(k.valid_from for k in made))} "
               f"to {_day(max(k.valid_from for k in made))}, normal and significant")
@@ -44,7 +52,15 @@ def cmd_keys_retire(args) -> int:
 
     from sync.keyring import retire
 
-    destroyed = retire(Path(args.keys), now=time.time())
+    now = time.time()
+    destroyed = retire(Path(args.keys), now=now)
+    if args.data and args.member_key and destroyed:
+        from sync.central.committee import log_keys_retired
+        storage = _storage(args)
+        try:
+            log_keys_retired(storage, key=_member_key(args.member_key), periods=destroyed, now=now)
+        finally:
+            storage.close()
     for k in destroyed:
         print(f"destroyed: period {_day(k.valid_from)} {k.klass} (key {k.kid}): its records can "
               "no longer be opened by anyone")
@@ -109,7 +125,7 @@ def cmd_serve(args) -> int:
 def cmd_register(args) -> int:
     import time
 
-    from kiosk.keys import load_ed25519_public, raw_public
+    from kiosk.keys import load_ed25519_public, load_x25519_public, raw_public
 
     storage = _storage(args)
     try:
@@ -124,7 +140,9 @@ def cmd_register(args) -> int:
                   file=sys.stderr)
             return 2
         raw = raw_public(load_ed25519_public(args.public_key))
-        print(storage.register_kiosk(venue=args.venue, public_key=raw, now=time.time()))
+        tag = raw_public(load_x25519_public(args.tag_key)) if args.tag_key else None
+        print(storage.register_kiosk(venue=args.venue, public_key=raw, now=time.time(),
+                                     tag_public=tag))
     finally:
         storage.close()
     return 0
@@ -226,6 +244,48 @@ def _ts(text: str | None) -> float | None:
 def _member_key(path: str):
     from kiosk.keys import load_ed25519_private
     return load_ed25519_private(path)
+
+
+def cmd_trace(args) -> int:
+    import json
+    import time
+
+    from sync.central.trace import trace
+    from sync.committee import committee_keys
+    from sync.keyring import tag_keys
+
+    pass_id = _pass_id(args.pass_id)
+    if pass_id is None:
+        return 2
+    member = _member_key(args.member_key)
+    storage = _storage(args)
+    try:
+        result = trace(storage, committee_keys(Path(args.keys)), tag_keys(Path(args.keys)),
+                       member_key=member, case_id=args.case, pass_id=pass_id,
+                       from_ts=_ts(args.start), to_ts=_ts(args.end), overlap_s=args.overlap * 60,
+                       raise_level=args.raise_risk, risk_days=args.risk_days, now=time.time())
+    finally:
+        storage.close()
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    out = result.to_json()
+    print(f"case {args.case}: the pass checked in {len(result.visits)} times "
+          f"({out['from']} to {out['to']}); {result.decrypted} records opened")
+    for v in out["visits"]:
+        print(f"  {v['at']}  {v['venue']} ({v['kiosk_id']}): {len(v['exposed'])} other passes "
+              f"within {args.overlap:g} minutes")
+        for e in v["exposed"]:
+            print(f"      {e['pass_id']}  {e['count']} check-in(s): {', '.join(e['times'])}")
+    for line in result.flagged:
+        print(f"  FLAGGED {line}")
+    if result.untagged:
+        print(f"  {result.untagged} records in the window carry no search tag and were not searched "
+              "(kiosks without tag keys)")
+    if result.raised:
+        print(f"  raised {result.raised} passes to level {args.raise_risk} on the risk list, for "
+              f"{args.risk_days:g} days, tied to case {args.case}")
+    return 0
 
 
 # -- committee members, cases, the audit log --------------------------------------------------------
@@ -376,9 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     rot.add_argument("--keys", required=True, metavar="DIR")
     rot.add_argument("--ahead", type=int, default=56, metavar="N",
                      help="periods (days) ahead to cover (default 56: eight weeks offline)")
+    rot.add_argument("--data", metavar="DIR", help="also seal the search-tag keys to every "
+                                                   "registered kiosk (the server hands them out)")
     rot.set_defaults(func=cmd_keys_rotate)
     ret = keys_sub.add_parser("retire", help="destroy private sealing keys past their retention")
     ret.add_argument("--keys", required=True, metavar="DIR")
+    ret.add_argument("--data", metavar="DIR", help="log the retirement in the audit log there")
+    ret.add_argument("--member-key", metavar="FILE", help="the member signing that entry")
     ret.set_defaults(func=cmd_keys_retire)
     im = keys_sub.add_parser("init-member", help="an Ed25519 key for one committee member")
     im.add_argument("--dir", required=True)
@@ -448,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--venue", metavar="NAME")
     reg.add_argument("--public-key", metavar="FILE", help="the PEM `kiosk keys init` printed")
     reg.add_argument("--revoke", metavar="ID", help="revoke this kiosk instead")
+    reg.add_argument("--tag-key", metavar="FILE", help="the kiosk's tag.pub (X25519): it receives "
+                                                       "the search-tag keys sealed to it")
     reg.set_defaults(func=cmd_register)
 
     risk = sub.add_parser("set-risk", help="set a pass's level on the risk list kiosks download")
@@ -471,6 +537,24 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--pass-id", metavar="HEX", help="only this pass's check-ins")
     rd.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
     rd.set_defaults(func=cmd_open_records)
+
+    tr = sub.add_parser("trace", help="contact tracing for an approved case: the pass's check-ins "
+                                      "by search tag, the passes present around them")
+    tr.add_argument("--data", required=True, metavar="DIR")
+    tr.add_argument("--keys", required=True, metavar="DIR", help="the committee's keys (sealing, tag)")
+    tr.add_argument("--member-key", required=True, metavar="FILE")
+    tr.add_argument("--case", required=True, metavar="CASE")
+    tr.add_argument("--pass-id", required=True, metavar="HEX", help="the infected visitor's pass")
+    tr.add_argument("--from", dest="start", metavar="ISO8601")
+    tr.add_argument("--to", dest="end", metavar="ISO8601")
+    tr.add_argument("--overlap", type=float, default=30.0, metavar="MINUTES",
+                    help="either side of each visit (default 30)")
+    tr.add_argument("--raise-risk", type=int, choices=range(0, 4), metavar="N",
+                    help="put the exposed passes on the risk list at level N (tied to the case)")
+    tr.add_argument("--risk-days", type=float, default=14.0, metavar="DAYS",
+                    help="how long a raised entry lasts (default 14)")
+    tr.add_argument("--json", action="store_true")
+    tr.set_defaults(func=cmd_trace)
 
     reads = sub.add_parser("reads", help="the audit log of every opening of check-ins")
     reads.add_argument("--data", required=True, metavar="DIR")

@@ -87,9 +87,51 @@ def rotate(keys_dir: Path, *, now: float, ahead_periods: int = 56, period_s: int
                             public=raw_public(private.public_key()))
             entries.append(key.to_wire())
             made.append(key)
+        tag = tag_key_path(keys_dir, valid_from, valid_from + period_s)
+        if not tag.exists():                  # the period's search-tag key (kiosk.sealkeys)
+            fd = os.open(tag, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+                f.flush()
+                os.fsync(f.fileno())
     entries.sort(key=lambda e: (e["valid_from"], e["class"]))
     _write_schedule(keys_dir, entries)
     return made
+
+
+def tag_key_path(keys_dir: Path, valid_from: float, valid_to: float) -> Path:
+    return Path(keys_dir) / PERIODS / f"tag-{int(valid_from)}-{int(valid_to)}.key"
+
+
+def tag_keys(keys_dir: Path) -> dict[float, tuple[float, bytes]]:
+    """valid_from -> (valid_to, key) for every tag key still held."""
+    out = {}
+    for path in (Path(keys_dir) / PERIODS).glob("tag-*-*.key"):
+        _, start, end = path.stem.split("-")
+        out[float(start)] = (float(end), path.read_bytes())
+    return out
+
+
+def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
+    """Seal every tag key not yet over to every active kiosk's own X25519 key, for the
+    server to hand out in that kiosk's bundle; the server never sees a tag key in clear.
+    Returns how many sealed keys were new."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    from kiosk.seal import SUITE
+    from kiosk.sealkeys import tag_key_info
+    held = {start: v for start, v in tag_keys(keys_dir).items() if v[0] > now}
+    rows = []
+    for kiosk in storage.kiosks():
+        if kiosk.revoked_at is not None or not kiosk.tag_public:
+            continue
+        have = {v for v, _, _ in storage.tag_keys_for(kiosk.kiosk_id, now)}
+        public = X25519PublicKey.from_public_bytes(kiosk.tag_public)
+        for start, (end, key) in held.items():
+            if start not in have:
+                rows.append((kiosk.kiosk_id, start, end,
+                             SUITE.encrypt(key, public, info=tag_key_info(kiosk.kiosk_id, start))))
+    return storage.put_tag_keys(rows) if rows else 0
 
 
 def _shred(path: Path) -> None:
@@ -107,8 +149,15 @@ def _shred(path: Path) -> None:
 
 
 def retire(keys_dir: Path, *, now: float) -> list[PeriodKey]:
-    """Destroy every private half whose ``destroy_after`` has passed; returns those keys."""
+    """Destroy every private half whose ``destroy_after`` has passed, and each period's tag
+    key once the last of its sealing keys goes; returns the sealing keys destroyed."""
     entries = load_schedule(keys_dir)
+    last = {}
+    for e in entries:
+        last[float(e["valid_from"])] = max(last.get(float(e["valid_from"]), 0), float(e["destroy_after"]))
+    for start, (end, _) in tag_keys(keys_dir).items():
+        if last.get(start, end + 90 * DAY) <= now:
+            _shred(tag_key_path(keys_dir, start, end))
     destroyed = []
     for e in entries:
         if float(e["destroy_after"]) > now or e.get("destroyed_at"):

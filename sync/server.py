@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from kiosk.bundle import bundle_payload, sign_bundle
 from kiosk.decision import Policy
 from kiosk.errors import KioskFault
+from kiosk.sealkeys import SealedTagKey
 from kiosk.keys import (BUNDLE_KEY, ISSUER_PUB, SEALING_PUB, load_ed25519_private,
                         load_ed25519_public, load_x25519_public, raw_public, sealing_kid)
 from sync import protocol
@@ -49,6 +50,7 @@ class Record(BaseModel):
     seal_kid: str = Field(min_length=1, max_length=64)
     sealed: str = Field(min_length=4, max_length=8192)
     seal_fallback: bool = False     # no period key covered the capture time on the kiosk
+    tag: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")   # search tag, if any
 
 
 class Batch(BaseModel):
@@ -250,8 +252,11 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
     def bundle_for(kiosk_id: str, if_none_match: str | None) -> Response:
         # The common answer, 304, reads one row; the whole risk list only when it changed.
         # The period keys on offer change once a period: their first kid is in the ETag.
-        periods = authority.periods_at(clock())
-        period_tag = periods[0].kid if periods else ""
+        now = clock()
+        periods = authority.periods_at(now)
+        tag_keys = storage.tag_keys_for(kiosk_id, now)
+        period_tag = (periods[0].kid if periods else "") + "/" + ",".join(
+            str(int(v)) for v, _, _ in tag_keys[:1] + tag_keys[-1:])
         etag = etag_of(kiosk_id, storage.risk_version(), period_tag)
         if if_none_match == etag:
             return Response(status_code=304, headers={"ETag": etag})
@@ -259,7 +264,8 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
         payload = bundle_payload(version=version, issued_at=clock(), kiosk_id=kiosk_id,
                                  issuer_keys=authority.issuer_keys,
                                  sealing_keys=authority.sealing_keys, levels=levels,
-                                 policy=authority.policy, sealing_periods=periods)
+                                 policy=authority.policy, sealing_periods=periods,
+                                 tag_keys=[SealedTagKey(*k) for k in tag_keys])
         return Response(sign_bundle(payload, authority.bundle_key), media_type="application/json",
                         headers={"ETag": etag_of(kiosk_id, version, period_tag)})
 

@@ -95,6 +95,17 @@ MIGRATIONS = [
     );
     -- The server keeps what kiosks match on (the pass reference hash), not pass ids.
     UPDATE risk SET pass_id = '';
+    -- Search tags (kiosk.sealkeys.search_tag) and the tag keys sealed to each kiosk.
+    ALTER TABLE records ADD COLUMN tag TEXT;
+    CREATE INDEX records_tag ON records (tag) WHERE tag IS NOT NULL;
+    ALTER TABLE kiosks ADD COLUMN tag_public BLOB;      -- the kiosk's X25519 key for tag keys
+    CREATE TABLE tag_keys (
+        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
+        valid_from REAL NOT NULL,
+        valid_to REAL NOT NULL,
+        sealed BLOB NOT NULL,                           -- only that kiosk can open it
+        PRIMARY KEY (kiosk_id, valid_from)
+    );
     """,
 ]
 
@@ -147,6 +158,7 @@ class KioskInfo:
     public_key: bytes
     registered_at: float
     revoked_at: float | None
+    tag_public: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,11 @@ class IngestResult:
 class Storage(Protocol):
     retention: ServerRetention
 
-    def register_kiosk(self, *, venue: str, public_key: bytes, now: float) -> str: ...
+    def register_kiosk(self, *, venue: str, public_key: bytes, now: float,
+                       tag_public: bytes | None = None) -> str: ...
+    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int: ...
+    def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]: ...
+    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]: ...
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool: ...
     def kiosk(self, kiosk_id: str) -> KioskInfo | None: ...
     def kiosks(self) -> list[KioskInfo]: ...
@@ -202,7 +218,8 @@ class SqliteStorage:
             return self.db.execute(sql, params).fetchall()
 
     # -- kiosks ------------------------------------------------------------------------------
-    def register_kiosk(self, *, venue: str, public_key: bytes, now: float) -> str:
+    def register_kiosk(self, *, venue: str, public_key: bytes, now: float,
+                       tag_public: bytes | None = None) -> str:
         """A new kiosk id for this device key; ValueError when the key is already registered
         to an active kiosk (one key, one kiosk: revoke the old registration first)."""
         kiosk_id = "k-" + secrets.token_hex(8)
@@ -213,8 +230,9 @@ class SqliteStorage:
             if held:
                 raise ValueError(f"this public key is already registered to active kiosk {held[0]} "
                                  f"(revoke it first: register-kiosk --revoke {held[0]})")
-            self.db.execute("INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at) "
-                            "VALUES (?, ?, ?, ?)", [kiosk_id, venue, public_key, now])
+            self.db.execute("INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at, "
+                            "tag_public) VALUES (?, ?, ?, ?, ?)",
+                            [kiosk_id, venue, public_key, now, tag_public])
         return kiosk_id
 
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
@@ -224,13 +242,13 @@ class SqliteStorage:
         return cur.rowcount == 1
 
     def kiosk(self, kiosk_id: str) -> KioskInfo | None:
-        rows = self._q("SELECT kiosk_id, venue, public_key, registered_at, revoked_at FROM kiosks "
+        rows = self._q("SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
                        "WHERE kiosk_id = ?", [kiosk_id])
         return KioskInfo(*rows[0]) if rows else None
 
     def kiosks(self) -> list[KioskInfo]:
         return [KioskInfo(*r) for r in self._q(
-            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at FROM kiosks "
+            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
             "ORDER BY registered_at")]
 
     # -- records ----------------------------------------------------------------------------
@@ -255,11 +273,11 @@ class SqliteStorage:
                 fresh.append((r["record_id"], kiosk_id, r["seq"], r.get("epoch", 0), r["captured_at"],
                               int(r["clock_synced"]), r["retention"], delete_after,
                               r["seal_kid"], r["sealed"], batch_id, now,
-                              int(r.get("seal_fallback", False))))
+                              int(r.get("seal_fallback", False)), r.get("tag")))
             self.db.conn.executemany(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
-                "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+                "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
             self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records) "
                             "VALUES (?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
                             [batch_id, kiosk_id, now, len(fresh)])
@@ -314,6 +332,7 @@ class SqliteStorage:
             batches = self.db.execute("DELETE FROM batches WHERE received_at <= ?",
                                       [now - self.retention.significant_days * DAY]).rowcount
             risk = self.db.execute("DELETE FROM risk WHERE expires_at <= ?", [now]).rowcount
+            self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])   # kiosks are done
             if risk:
                 self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                                 "WHERE key = 'risk_version'")
@@ -347,6 +366,34 @@ class SqliteStorage:
     def reads(self) -> list[dict]:
         keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
         return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
+
+    # -- search tags --------------------------------------------------------------------------
+    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int:
+        """(kiosk id, valid_from, valid_to, sealed) rows not held yet; returns how many were new."""
+        with self._lock, self.db.conn:
+            before = self.db.conn.total_changes
+            self.db.conn.executemany("INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed) "
+                                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+            return self.db.conn.total_changes - before
+
+    def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
+        return [tuple(r) for r in self._q(
+            "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? "
+            "ORDER BY valid_from", [kiosk_id, now])]
+
+    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
+        if not tags:
+            return []
+        rows = self._q(
+            "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed FROM records "
+            f"WHERE tag IN ({','.join('?' * len(tags))}) AND captured_at >= ? AND captured_at < ? "
+            "ORDER BY captured_at", [*tags, from_ts, to_ts])
+        keys = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def untagged_between(self, from_ts: float, to_ts: float) -> int:
+        return self._q("SELECT count(*) FROM records WHERE tag IS NULL AND captured_at >= ? AND "
+                       "captured_at < ?", [from_ts, to_ts])[0][0]
 
     # -- the committee's audit log -------------------------------------------------------------
     def audit_entries(self) -> list[tuple[str, str, str | None]]:

@@ -1,0 +1,160 @@
+"""Tracing: the infected pass's check-ins found by search tag, only the records around them
+opened, exposed passes raised on the risk list a real kiosk downloads, and the entry expiring.
+The check-ins are built with a clock passed in, through the kiosk's own store (period
+sealing keys, tag keys sealed to each kiosk's own key) and ingested by the server."""
+
+import base64
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from conftest import BIN
+from kiosk.decision import Policy, RiskList, decide
+from kiosk.keys import init_authority_keys, load_ed25519_private, raw_public, write_private
+from kiosk.passes import encode_pass
+from kiosk.sealkeys import Sealer, SealedTagKey, Tagger
+from kiosk.sqlite import open_db
+from kiosk.store import CheckinStore
+from sync import keyring
+from sync.central import committee
+from sync.central.audit import AuditError
+from sync.central.trace import trace
+from sync.committee import committee_keys
+from sync.storage import SqliteStorage
+
+DAY, MIN = 86_400, 60
+NOW = time.time()
+T = NOW - NOW % DAY - 2 * DAY + 10 * 3600          # two days ago, 10:00 UTC
+PASSES = "PQRSUVW"
+
+
+def pid(name: str) -> bytes:
+    return name.encode() * 16
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("trace")
+    keys = tmp / "committee"
+    init_authority_keys(keys)
+    keyring.rotate(keys, now=T - 3 * DAY, ahead_periods=10)
+    issuer = load_ed25519_private(keys / "issuer.key")
+    from kiosk.keys import trusted_issuers
+    trusted = trusted_issuers([keys / "issuer.pub"])
+    data = tmp / "central"
+    storage = SqliteStorage.in_folder(data)
+    kiosks = {}
+    for name, venue in (("A", "Market"), ("B", "School"), ("C", "Factory")):
+        tag = X25519PrivateKey.generate()
+        kid = storage.register_kiosk(venue=venue, public_key=raw_public(
+            Ed25519PrivateKey.generate().public_key()), now=T - 3 * DAY,
+            tag_public=raw_public(tag.public_key()))
+        kiosks[name] = (kid, venue, tag)
+    assert keyring.distribute_tag_keys(keys, storage, now=T - 3 * DAY) == 3 * 10
+    periods = keyring.public_periods(keys)
+
+    def checkin(kiosk, who, at, *, venue=None):
+        kid, registered, tag = kiosks[kiosk]
+        sealed_tags = [SealedTagKey(*k) for k in storage.tag_keys_for(kid, T - 3 * DAY)]
+        store = CheckinStore(open_db(None), venue_id=venue or registered,
+                             sealing=Sealer(fallback=None, periods=lambda: periods),
+                             tagger=Tagger(private_key=tag, kiosk_id=kid, sealed_keys=lambda: sealed_tags))
+        text = encode_pass(signing_key=issuer, issuer="t", issued_at=int(at) - 60,
+                           expires_at=int(at) + 3600, pass_id=pid(who), risk_level=0)
+        store.record(decide(text, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=at),
+                     now=at, clock_synced=True)
+        rows = [{**r, "sealed": base64.b64decode(r["sealed"])} for r in store.pending(10)]
+        assert rows[0]["tag"], "every record here carries a search tag"
+        storage.ingest(kid, str(uuid.uuid4()), rows, now=at)
+
+    checkin("A", "P", T)                       # the infected visitor ...
+    checkin("B", "P", T + 5 * 3600)            # ... twice
+    checkin("A", "Q", T + 10 * MIN)            # exposed at A
+    checkin("A", "R", T + 2 * 3600)            # at A, but long after
+    checkin("C", "S", T)                       # same time, another venue
+    checkin("B", "U", T + 5 * 3600 - 20 * MIN)  # exposed at B
+    checkin("B", "V", T + 5 * 3600 + 45 * MIN)  # outside the 30 minutes
+    checkin("A", "W", T + 5 * MIN, venue="Not the market")   # exposed, and its venue is off
+    for i in range(60):                        # everyone else, elsewhere and other times
+        checkin("ABC"[i % 3], "X", T - DAY + i * 997)
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    committee.add_member(storage, name="Alice", public_key=a.public_key(), key=None, now=NOW)
+    committee.add_member(storage, name="Bob", public_key=b.public_key(), key=a, now=NOW)
+    committee.open_case(storage, key=a, case_id="OB-1", reason="infected visitor P reported",
+                        from_ts=T - 2 * DAY, to_ts=NOW, now=NOW)
+    yield dict(tmp=tmp, keys=keys, data=data, storage=storage, kiosks=kiosks, a=a, b=b,
+               trusted=trusted, issuer=issuer)
+    storage.close()
+
+
+def test_trace_needs_an_approved_case_and_a_member(world):
+    s, a = world["storage"], world["a"]
+    with pytest.raises(AuditError, match="not approved yet"):
+        trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]), member_key=a,
+              case_id="OB-1", pass_id=pid("P"), now=NOW)
+    committee.approve_case(s, key=world["b"], case_id="OB-1", now=NOW)
+    with pytest.raises(AuditError, match="not a registered"):
+        trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]),
+              member_key=Ed25519PrivateKey.generate(), case_id="OB-1", pass_id=pid("P"), now=NOW)
+
+
+def test_trace_finds_exactly_the_passes_present_within_the_overlap(world):
+    s = world["storage"]
+    r = trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]), member_key=world["a"],
+              case_id="OB-1", pass_id=pid("P"), now=NOW)
+    kiosks = world["kiosks"]
+    assert [(v.kiosk_id, v.at) for v in r.visits] == [(kiosks["A"][0], T), (kiosks["B"][0], T + 5 * 3600)]
+    assert set(r.visits[0].exposed) == {pid("Q").hex(), pid("W").hex()}
+    assert set(r.visits[1].exposed) == {pid("U").hex()}
+    assert r.decrypted == 5                     # P twice, Q, W, U: not the other 63 records
+    assert len(r.flagged) == 1 and "'Not the market'" in r.flagged[0]
+    assert r.untagged == 0
+    last = json.loads(s.audit_entries()[-1][0])
+    assert last["action"] == "trace" and last["detail"]["records"] == 5
+
+
+def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_expires(world):
+    from kiosk.bundle import verify_bundle
+    from kiosk.keys import load_ed25519_public
+    from kiosk.passes import pass_ref
+    from sync.localserver import LocalServer
+    from sync.uploader import Uploader
+    s, tmp = world["storage"], world["tmp"]
+    write_private(tmp / "alice.key", world["a"])
+    out = subprocess.run([BIN / "kiosk-central", "trace", "--data", world["data"], "--keys", world["keys"],
+                          "--member-key", tmp / "alice.key", "--case", "OB-1", "--pass-id",
+                          pid("P").hex(), "--raise-risk", "3", "--risk-days", "2"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "the pass checked in 2 times" in out.stdout and "raised 3 passes to level 3" in out.stdout
+    assert "FLAGGED" in out.stdout
+    # A real kiosk, after one sync, refuses the exposed pass Q and still admits R.
+    device = Ed25519PrivateKey.generate()
+    kid = s.register_kiosk(venue="Market 2", public_key=raw_public(device.public_key()), now=NOW)
+    kiosk_store = CheckinStore.open(tmp / "kiosk.db", sealing=Sealer(fallback=None, periods=lambda: keyring.public_periods(world["keys"])), venue_id="Market 2")
+    with LocalServer(tmp / "central", keyring.server_keys_folder(world["keys"], tmp / "server-keys")) as server:
+        up = Uploader(store=kiosk_store, server_url=server.url, kiosk_id=kid, device_key=device,
+                      bundle_key=load_ed25519_public(world["keys"] / "bundle.pub"),
+                      bundle_file=tmp / "bundle.json")
+        assert up.round().ok
+    bundle = verify_bundle((tmp / "bundle.json").read_bytes(),
+                           load_ed25519_public(world["keys"] / "bundle.pub"))
+    now = time.time()
+
+    def verdict(who):
+        text = encode_pass(signing_key=world["issuer"], issuer="t", issued_at=int(now) - 60,
+                           expires_at=int(now) + 600, pass_id=pid(who), risk_level=0)
+        return decide(text, trusted=world["trusted"], risk_list=bundle.risk_list, policy=bundle.policy,
+                      now=now)
+    assert (verdict("Q").outcome.value, verdict("Q").reason.value) == ("deny", "risk_list")
+    assert verdict("R").outcome.value == "admit"
+    assert pass_ref(pid("Q")) in bundle.risk_list.levels
+    # Two days on, the entries expire and the purge removes them.
+    result = s.purge(now=now + 2 * DAY + 1)
+    assert result.risk_entries == 3 and s.risk_list()[1] == {}
+    kiosk_store.close()
