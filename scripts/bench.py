@@ -186,6 +186,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backlog", type=int, default=100_000, help="records in the upload backlog")
     ap.add_argument("--purge-records", type=int, default=1_000_000,
                     help="server table size for the purge figure (0: skip it)")
+    ap.add_argument("--trace-records", type=int, default=1_000_000,
+                    help="server table size for the trace figure (0: skip it)")
     args = ap.parse_args(argv)
 
     from kiosk.keys import ISSUER_PUB, SEALING_PUB, init_authority_keys, load_x25519_public, trusted_issuers
@@ -219,6 +221,10 @@ def main(argv=None) -> int:
             bench_key_coverage(t, work)
             if args.purge_records:
                 bench_purge(t, work, records=args.purge_records)
+            if args.trace_records:
+                print("committee", flush=True)
+                from sync.bench import bench_trace
+                bench_trace(t, work, records=args.trace_records)
     return 0
 
 

@@ -224,3 +224,86 @@ def bench_key_coverage(t, work: Path) -> None:
           f"{size / 1024:.0f} KiB in the bundle")
     t.add(f"doctor: {check.status} {check.detail}"[:66], "", "")
     assert covered_until(periods, time.time())
+
+
+def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, visits: int = 5) -> None:
+    """`trace` for one pass with ``visits`` check-ins over 14 days on a server holding
+    ``records`` from ``kiosks`` kiosks: seconds, and how many records it opened. Records at
+    the visited kiosks are sealed for real (so they can be opened); the rest carry the size
+    of a sealed record and random tags (the trace must never open them)."""
+    import random
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.keys import init_authority_keys, load_x25519_public
+    from kiosk.seal import SealingKey, seal
+    from kiosk.sealkeys import search_tag
+    from sync.central import committee
+    from sync.central.trace import trace
+    from sync.committee import committee_keys
+    from sync.keyring import rotate, tag_keys
+    from sync.storage import DAY, SqliteStorage
+
+    rng = random.Random(5)
+    keys = work / "trace-keys"
+    init_authority_keys(keys)
+    now = time.time()
+    start = now - 14 * DAY
+    rotate(keys, now=start, ahead_periods=16)
+    tkeys = tag_keys(keys)
+    sealing = SealingKey.of(load_x25519_public(keys / "sealing.pub"))
+    storage = SqliteStorage.in_folder(work / "trace-bench")
+    kids = [storage.register_kiosk(venue=f"venue-{i}", public_key=rng.randbytes(32), now=start)
+            for i in range(kiosks)]
+    infected = b"\x07" * 16
+    visited = rng.sample(kids, visits)
+    visit_times = sorted(rng.uniform(start + 3600, now - 3600) for _ in range(visits))
+    t0 = time.perf_counter()
+    per_kiosk = records // kiosks
+    blob = b"\x5a" * 208
+    rows = []
+    for i, kid in enumerate(kids):
+        real = kid in visited
+        for j in range(per_kiosk):
+            at = start + (j + rng.random()) * (14 * DAY / per_kiosk)
+            rid = str(uuid.UUID(int=rng.getrandbits(128)))
+            pid = rng.randbytes(16)
+            sealed = blob
+            if real:
+                sealed = seal({"pass_id": pid, "risk_level": 0, "decision": "admit", "reason": "valid",
+                               "venue": f"venue-{i}"}, sealing, record_id=rid)
+            rows.append((rid, kid, j + 1, at, "normal", at + 28 * DAY, sealing.kid, sealed,
+                         rng.randbytes(16).hex()))
+    for kid, at in zip(visited, visit_times):
+        rid = str(uuid.uuid4())
+        period = max(s for s in tkeys if s <= at)
+        rows.append((rid, kid, per_kiosk + 1, at, "normal", at + 28 * DAY, sealing.kid,
+                     seal({"pass_id": infected, "risk_level": 0, "decision": "admit", "reason": "valid",
+                           "venue": f"venue-{kids.index(kid)}"}, sealing, record_id=rid),
+                     search_tag(tkeys[period][1], infected)))
+    with storage._lock, storage.db.conn:
+        storage.db.execute("BEGIN")
+        storage.db.conn.executemany(
+            "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, retention, "
+            "delete_after, seal_kid, sealed, batch_id, received_at, tag) "
+            "VALUES (?, ?, ?, 1, ?, 1, ?, ?, ?, ?, 'b', 0, ?)",
+            [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows])
+    build_s = time.perf_counter() - t0
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=now)
+    committee.add_member(storage, name="b", public_key=b.public_key(), key=a, now=now)
+    committee.open_case(storage, key=a, case_id="BENCH-1", reason="the trace benchmark's case",
+                        from_ts=start, to_ts=now, now=now)
+    committee.approve_case(storage, key=b, case_id="BENCH-1", now=now)
+    sk = committee_keys(keys)
+    t0 = time.perf_counter()
+    result = trace(storage, sk, tkeys, member_key=a, case_id="BENCH-1", pass_id=infected, now=now)
+    trace_s = time.perf_counter() - t0
+    in_window = storage._q("SELECT count(*) FROM records WHERE captured_at >= ? AND captured_at < ?",
+                           [start, now])[0][0]
+    storage.close()
+    t.add(f"trace server built: {len(rows):,} records, {kiosks:,} kiosks, 14 days", f"{build_s:.1f} s")
+    t.add(f"trace: one pass, {visits} visits over 14 days", f"{trace_s:.2f} s", "goal < 2 s")
+    t.add("trace: records opened / in the case's window",
+          f"{result.decrypted:,} / {in_window:,}",
+          f"{len(result.visits)} visits found; only the records around them")

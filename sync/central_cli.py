@@ -214,6 +214,7 @@ def cmd_open_records(args) -> int:
     import time
 
     from sync.committee import committee_keys, open_records
+    from sync.keyring import tag_keys
 
     pass_id = None
     if args.pass_id:
@@ -226,7 +227,8 @@ def cmd_open_records(args) -> int:
     try:
         reading = open_records(
             storage, keys, case_id=args.case, member_key=member, kiosk_id=args.kiosk,
-            from_ts=_ts(args.start), to_ts=_ts(args.end), pass_id=pass_id, now=time.time())
+            from_ts=_ts(args.start), to_ts=_ts(args.end), pass_id=pass_id,
+            tag_keys=tag_keys(Path(args.keys)), now=time.time())
     finally:
         storage.close()
     for rec in reading.records:

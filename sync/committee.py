@@ -40,18 +40,27 @@ def committee_keys(keys_dir: Path) -> dict:
 
 def open_records(storage, keys: dict, *, case_id: str, member_key, kiosk_id: str | None = None,
                  from_ts: float | None = None, to_ts: float | None = None,
-                 pass_id: bytes | None = None, now: float) -> Reading:
+                 pass_id: bytes | None = None, tag_keys: dict | None = None, now: float) -> Reading:
     """Open the records of an approved, open case's window (or a part of it), after logging
-    the reading in the audit log (signed) and the reads table."""
+    the reading in the audit log (signed) and the reads table. With ``pass_id`` and the tag
+    keys, only that pass's records are found (by search tag) and opened, nobody else's."""
     from kiosk.passes import pass_ref
+    from kiosk.sealkeys import search_tag
     from sync.central.committee import authorise_read
 
-    filters = {"kiosk": kiosk_id, "pass_ref": pass_ref(pass_id) if pass_id else None}
+    def select(a: float, b: float) -> list[dict]:
+        if pass_id is not None and tag_keys:
+            tags = [search_tag(k, pass_id) for s, (e, k) in tag_keys.items() if s < b and e > a]
+            rows = storage.records_by_tags(tags, a, b)
+            return [r for r in rows if kiosk_id is None or r["kiosk_id"] == kiosk_id]
+        return storage.records_between(kiosk_id, a, b)
+
+    filters = {"kiosk": kiosk_id, "pass_ref": pass_ref(pass_id) if pass_id else None,
+               "by_tag": bool(pass_id is not None and tag_keys)}
     state, case, start, end = authorise_read(
         storage, key=member_key, case_id=case_id, action="read", from_ts=from_ts, to_ts=to_ts,
-        detail=filters, now=now,
-        count=lambda a, b: len(storage.records_between(kiosk_id, a, b)))
-    rows = storage.records_between(kiosk_id, start, end)
+        detail=filters, now=now, count=lambda a, b: len(select(a, b)))
+    rows = select(start, end)
     reader = state.active_member(member_key).name
     read_id = storage.log_read(reader=reader, case_id=case_id, kiosk_id=kiosk_id, from_ts=start,
                                to_ts=end, records=len(rows), now=now)

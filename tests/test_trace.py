@@ -92,18 +92,25 @@ def world(tmp_path_factory):
     storage.close()
 
 
+def approved(world):
+    if committee.state_of(world["storage"]).cases["OB-1"].approved_by is None:
+        committee.approve_case(world["storage"], key=world["b"], case_id="OB-1", now=NOW)
+
+
 def test_trace_needs_an_approved_case_and_a_member(world):
     s, a = world["storage"], world["a"]
-    with pytest.raises(AuditError, match="not approved yet"):
-        trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]), member_key=a,
-              case_id="OB-1", pass_id=pid("P"), now=NOW)
-    committee.approve_case(s, key=world["b"], case_id="OB-1", now=NOW)
+    if committee.state_of(s).cases["OB-1"].approved_by is None:
+        with pytest.raises(AuditError, match="not approved yet"):
+            trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]), member_key=a,
+                  case_id="OB-1", pass_id=pid("P"), now=NOW)
+    approved(world)
     with pytest.raises(AuditError, match="not a registered"):
         trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]),
               member_key=Ed25519PrivateKey.generate(), case_id="OB-1", pass_id=pid("P"), now=NOW)
 
 
 def test_trace_finds_exactly_the_passes_present_within_the_overlap(world):
+    approved(world)
     s = world["storage"]
     r = trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]), member_key=world["a"],
               case_id="OB-1", pass_id=pid("P"), now=NOW)
@@ -124,6 +131,7 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
     from kiosk.passes import pass_ref
     from sync.localserver import LocalServer
     from sync.uploader import Uploader
+    approved(world)
     s, tmp = world["storage"], world["tmp"]
     write_private(tmp / "alice.key", world["a"])
     out = subprocess.run([BIN / "kiosk-central", "trace", "--data", world["data"], "--keys", world["keys"],
@@ -158,3 +166,14 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
     result = s.purge(now=now + 2 * DAY + 1)
     assert result.risk_entries == 3 and s.risk_list()[1] == {}
     kiosk_store.close()
+
+
+def test_open_records_for_one_pass_opens_only_that_pass_by_its_tags(world):
+    from sync.committee import open_records
+    approved(world)
+    s = world["storage"]
+    reading = open_records(s, committee_keys(world["keys"]), case_id="OB-1", member_key=world["a"],
+                           pass_id=pid("P"), tag_keys=keyring.tag_keys(world["keys"]), now=NOW)
+    assert [r["pass_id"] for r in reading.records] == [pid("P").hex()] * 2
+    last = json.loads(s.audit_entries()[-1][0])
+    assert last["detail"]["by_tag"] is True and last["detail"]["records"] == 2   # nobody else's
