@@ -177,3 +177,44 @@ def test_open_records_for_one_pass_opens_only_that_pass_by_its_tags(world):
     assert [r["pass_id"] for r in reading.records] == [pid("P").hex()] * 2
     last = json.loads(s.audit_entries()[-1][0])
     assert last["detail"]["by_tag"] is True and last["detail"]["records"] == 2   # nobody else's
+
+
+def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(tmp_path):
+    """keys init makes the tag key, register-kiosk takes it, keys rotate --data seals the tag
+    keys to it, one sync brings them, and the kiosk's records carry the committee's tag."""
+    import numpy as np
+    from gpiozero.pins.mock import MockFactory
+    from conftest import kiosk_config_text
+    from kiosk import config
+    from kiosk.frames import ArraySource
+    from kiosk.render import camera_frame
+    from kiosk.runtime import build_app
+    from kiosk.sealkeys import search_tag
+    from sync.authority import issue_pass
+    from sync.localserver import LocalServer
+    keys = tmp_path / "committee"
+    init_authority_keys(keys)
+    data = tmp_path / "central"
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(kiosk_config_text(keys, tmp_path / "state" / "k.db",
+                                     keys=[f'bundle_key = "{keys / "bundle.pub"}"']))
+    run = lambda *a: subprocess.run([str(x) for x in a], capture_output=True, text=True, timeout=60)  # noqa: E731
+    assert run(BIN / "kiosk", "keys", "init", "--config", cfg).returncode == 0
+    assert (tmp_path / "state" / "tag.key").exists()
+    reg = run(BIN / "kiosk-central", "register-kiosk", "--data", data, "--venue", "Market",
+              "--public-key", tmp_path / "state" / "device.pub", "--tag-key", tmp_path / "state" / "tag.pub")
+    kid = reg.stdout.strip()
+    rot = run(BIN / "kiosk-central", "keys", "rotate", "--keys", keys, "--ahead", "3", "--data", data)
+    assert "search-tag keys: 3 new ones sealed" in rot.stdout, rot.stdout + rot.stderr
+    with LocalServer(data, keyring.server_keys_folder(keys, tmp_path / "server-keys")) as server:
+        cfg.write_text(cfg.read_text() + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n')
+        assert run(BIN / "kiosk", "sync", "--config", cfg).returncode == 0
+    app = build_app(config.load(cfg), source=ArraySource([]), pin_factory=MockFactory())
+    text, pass_id = issue_pass(keys, risk=0)
+    app.step(camera_frame(text, np.random.default_rng(2), code_px=220))
+    (tag,) = app.store.db.execute("SELECT tag FROM checkins").fetchone()
+    app.store.close()
+    app.signal.close()
+    now = time.time()
+    (end, key), = [v for s, v in keyring.tag_keys(keys).items() if s <= now < v[0]]
+    assert tag == search_tag(key, pass_id)          # the committee can find it; nobody else
