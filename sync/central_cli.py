@@ -97,9 +97,11 @@ def _storage(args):
 def cmd_purge(args) -> int:
     import time
 
+    from sync.central.committee import case_holds
+
     storage = _storage(args)
     try:
-        result = storage.purge(now=time.time())
+        result = storage.purge(now=time.time(), holds=case_holds(storage))
     finally:
         storage.close()
     print(result.summary())

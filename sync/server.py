@@ -118,7 +118,8 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
             def purger():
                 while not stop.is_set():
                     try:
-                        result = storage.purge(now=clock())
+                        from sync.central.committee import case_holds
+                        result = storage.purge(now=clock(), holds=case_holds(storage))
                         if result.records or result.batches or result.risk_entries:
                             log.info("purge: %s", result.summary())
                     except Exception as e:      # keep serving; the next hour tries again

@@ -193,7 +193,7 @@ class Storage(Protocol):
     def reads(self) -> list[dict]: ...
     def audit_entries(self) -> list[tuple[str, str, str | None]]: ...
     def audit_append(self, build) -> tuple[str, str, str | None]: ...
-    def purge(self, *, now: float) -> PurgeResult: ...
+    def purge(self, *, now: float, holds: list[tuple[float, float]] = ()) -> PurgeResult: ...
     def close(self) -> None: ...
 
 
@@ -315,16 +315,26 @@ class SqliteStorage:
         out = [(1, first - 1)] if first and first > 1 else []
         return out + [(a, b) for a, b in rows]
 
-    def purge(self, *, now: float, chunk: int = 2000) -> PurgeResult:
+    def purge(self, *, now: float, chunk: int = 2000,
+              holds: list[tuple[float, float]] = ()) -> PurgeResult:
         """Delete what is due: records past their deletion time, batch receipts older than the
         longest retention, expired risk entries. In chunks, each its own transaction, so an
-        upload waits for one chunk at most; then the WAL is cut to zero bytes."""
+        upload waits for one chunk at most; then the WAL is cut to zero bytes.
+
+        ``holds``: the time windows of open outbreak cases. A record captured inside one is
+        kept until the case closes, but never past the longest retention from capture."""
+        keep, params = "", []
+        if holds:
+            keep = (f" AND NOT (captured_at > ? AND ("
+                    + " OR ".join("(captured_at >= ? AND captured_at < ?)" for _ in holds) + "))")
+            params = [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]
         classes: Counter = Counter()
         while True:
             with self._lock, self.db.conn:
                 gone = self.db.execute(
                     "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE "
-                    "delete_after <= ? LIMIT ?) RETURNING retention", [now, chunk]).fetchall()
+                    f"delete_after <= ?{keep} LIMIT ?) RETURNING retention",
+                    [now, *params, chunk]).fetchall()
             classes.update(r[0] for r in gone)
             if len(gone) < chunk:
                 break

@@ -410,3 +410,29 @@ def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
     server.stop()                                                 # SIGTERM
     assert server.log_file.read_text().count("Traceback") == 0
     assert not (tmp_path / "c" / "central.db-wal").exists()
+
+
+def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from sync.central import committee
+    s = SqliteStorage(None)
+    kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
+    s.ingest(kid, str(uuid.uuid4()), [server_record(1, T0), server_record(2, T0 + 5 * DAY)], now=T0)
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=T0)
+    committee.add_member(s, name="b", public_key=b.public_key(), key=a, now=T0)
+    committee.open_case(s, key=a, case_id="OB-3", reason="cluster in the window", from_ts=T0 - DAY,
+                        to_ts=T0 + DAY, now=T0)
+    committee.approve_case(s, key=b, case_id="OB-3", now=T0)
+    holds = committee.case_holds(s)
+    assert holds == [(T0 - DAY, T0 + DAY)]
+    assert s.purge(now=T0 + 40 * DAY, holds=holds).normal == 1        # only the one outside
+    assert s.record_ids(kid) == [str(uuid.UUID(int=1))]
+    assert s.purge(now=T0 + 90 * DAY, holds=holds).normal == 1        # never past 90 days
+    # Another record inside the window: the case closes, the hold ends, the purge takes it.
+    s.ingest(kid, str(uuid.uuid4()), [server_record(3, T0 + 3600)], now=T0 + 3600)
+    assert s.purge(now=T0 + 40 * DAY, holds=committee.case_holds(s)).records == 0
+    committee.close_case(s, key=b, case_id="OB-3", now=T0 + 41 * DAY)
+    assert committee.case_holds(s) == []
+    assert s.purge(now=T0 + 41 * DAY, holds=committee.case_holds(s)).normal == 1
+    s.close()

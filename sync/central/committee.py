@@ -116,6 +116,20 @@ def authorise_read(storage, *, key: Ed25519PrivateKey, case_id: str, action: str
     return state, case, start, end
 
 
+def case_holds(storage) -> list[tuple[float, float]]:
+    """The windows of approved, open cases: the records captured in them are kept until the
+    case closes (never past the longest retention). A log that does not verify holds nothing
+    (retention wins) and says so."""
+    import logging
+    try:
+        state = state_of(storage)
+    except AuditError as e:
+        logging.getLogger("kiosk-central").error("audit log does not verify (%s): purging "
+                                                 "without case holds", e)
+        return []
+    return [(c.from_ts, c.to_ts) for c in state.cases.values() if c.usable]
+
+
 def log_risk_change(storage, *, key: Ed25519PrivateKey, case_id: str, pass_id: bytes, level: int,
                     expires_at: float, now: float) -> None:
     state = state_of(storage)
