@@ -156,14 +156,12 @@ def load_bundle_key(cfg: Config):
 
 
 def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustProvider:
-    kept = None
-    if store is not None:
-        def kept():
-            text = store.get_state(BUNDLE_COPY)
-            return text.encode() if text else None
+    def kept() -> bytes | None:
+        text = store.get_state(BUNDLE_COPY)
+        return text.encode() if text else None
     return TrustProvider(load_trust(cfg), bundle_file=Path(cfg.kiosk.bundle_file),
                          bundle_key=load_bundle_key(cfg), kiosk_id=cfg.sync.kiosk_id,
-                         last_verified=kept)
+                         last_verified=kept if store is not None else None)
 
 
 def build_app(cfg: Config, *, source, signal=None, store=None, clock=None, notifier=None,

@@ -46,7 +46,7 @@ def wal_damage(data: bytes) -> str | None:
     s0, s1 = c1, c2
     for i in range(frames):
         off = HEADER + i * frame_size
-        page, commit, f_salt1, f_salt2, f1, f2 = struct.unpack(">6I", data[off:off + FRAME_HEADER])
+        page, _commit, f_salt1, f_salt2, f1, f2 = struct.unpack(">6I", data[off:off + FRAME_HEADER])
         if (f_salt1, f_salt2) != (salt1, salt2):
             return None                               # an older generation's leftovers: normal
         s0, s1 = _checksum(data[off:off + 8], s0, s1, big)

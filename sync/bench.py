@@ -133,6 +133,17 @@ if __name__ == "__main__":
     child(db_path, url, kiosk_id, key_path, int(batch_size))
 
 
+def bulk_records(storage, rows) -> None:
+    """Benchmark tables, fast: (record id, kiosk, seq, captured_at, retention, delete_after,
+    seal kid, sealed, tag) rows in one transaction, past the ingest path."""
+    with storage._lock, storage.db.conn:
+        storage.db.execute("BEGIN")
+        storage.db.conn.executemany(
+            "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, retention, "
+            "delete_after, seal_kid, sealed, batch_id, received_at, tag) "
+            "VALUES (?, ?, ?, 1, ?, 1, ?, ?, ?, ?, 'b', 0, ?)", rows)
+
+
 def bench_purge(t, work: Path, *, records: int = 1_000_000, batch: int = 500) -> None:
     """The server's purge of one day's records from a table of ``records`` spread over 28
     days, while a second thread uploads 500-record batches into the same storage: seconds
@@ -150,14 +161,8 @@ def bench_purge(t, work: Path, *, records: int = 1_000_000, batch: int = 500) ->
     blob = b"\x5a" * 208                        # the size of a padded sealed record
     t0 = time.perf_counter()
     step = 28 * DAY / records
-    with storage._lock, storage.db.conn:
-        storage.db.execute("BEGIN")
-        storage.db.conn.executemany(
-            "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
-            "retention, delete_after, seal_kid, sealed, batch_id, received_at) "
-            "VALUES (?, ?, ?, 1, ?, 1, 'normal', ?, 'k', ?, 'b', ?)",
-            ((str(uuid.uuid4()), kid, i + 1, start + i * step, start + i * step + 28 * DAY, blob,
-              start + i * step) for i in range(records)))
+    bulk_records(storage, ((str(uuid.uuid4()), kid, i + 1, start + i * step, "normal",
+                            start + i * step + 28 * DAY, "k", blob, None) for i in range(records)))
     t.add(f"server table built: {records:,} records over 28 days", f"{time.perf_counter() - t0:.1f} s")
 
     def upload_once(n0: int) -> float:
@@ -281,13 +286,7 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
                      seal({"pass_id": infected, "risk_level": 0, "decision": "admit", "reason": "valid",
                            "venue": f"venue-{kids.index(kid)}"}, sealing, record_id=rid),
                      search_tag(tkeys[period][1], infected)))
-    with storage._lock, storage.db.conn:
-        storage.db.execute("BEGIN")
-        storage.db.conn.executemany(
-            "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, retention, "
-            "delete_after, seal_kid, sealed, batch_id, received_at, tag) "
-            "VALUES (?, ?, ?, 1, ?, 1, ?, ?, ?, ?, 'b', 0, ?)",
-            [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows])
+    bulk_records(storage, rows)
     build_s = time.perf_counter() - t0
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=now)

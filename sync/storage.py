@@ -325,7 +325,7 @@ class SqliteStorage:
         kept until the case closes, but never past the longest retention from capture."""
         keep, params = "", []
         if holds:
-            keep = (f" AND NOT (captured_at > ? AND ("
+            keep = (" AND NOT (captured_at > ? AND ("
                     + " OR ".join("(captured_at >= ? AND captured_at < ?)" for _ in holds) + "))")
             params = [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]
         classes: Counter = Counter()

@@ -20,7 +20,7 @@ from kiosk.sealkeys import Sealer, covered_until
 from kiosk.sqlite import open_db
 from kiosk.store import DAY, CheckinStore, Retention
 from sync import keyring
-from sync.storage import ServerRetention, SqliteStorage
+from sync.storage import SqliteStorage
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY          # a UTC midnight
 

@@ -30,7 +30,6 @@ from sync.storage import SqliteStorage
 DAY, MIN = 86_400, 60
 NOW = time.time()
 T = NOW - NOW % DAY - 2 * DAY + 10 * 3600          # two days ago, 10:00 UTC
-PASSES = "PQRSUVW"
 
 
 def pid(name: str) -> bytes:
