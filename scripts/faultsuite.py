@@ -132,6 +132,12 @@ class Witness:
     def __getattr__(self, name):
         return getattr(self.signal, name)
 
+    def __enter__(self) -> "Witness":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.signal.close()       # not left to the garbage collector in a blink thread
+
 
 def make_app(store, auth: Authority, witness, frames, **kw):
     from kiosk.app import KioskApp, Retry, Trust
@@ -302,6 +308,7 @@ def disk_full(work: Path, auth: Authority, *, rounds: int) -> Tally:
         witness = Witness()
         app = make_app(store, auth, witness, [])
         n = 0
+        cleanup = witness
         for r in range(rounds):
             shown: list[bytes] = []
             ballast = mnt / "ballast"
@@ -331,6 +338,7 @@ def disk_full(work: Path, auth: Authority, *, rounds: int) -> Tally:
             t.duplicates += dup
             store.purge(now=time.time() + 100 * 86_400)     # room for the next round
         store.close()
+        cleanup.signal.close()
     finally:
         if mounted:
             subprocess.run(["umount", "-l", str(mnt)])
@@ -363,6 +371,7 @@ def write_lock(work: Path, auth: Authority, *, rounds: int) -> Tally:
         _scan_through(app, witness, auth, n, 3, t, shown)
         n += 3
     store.close()
+    witness.signal.close()
     lost, dup = _lost_and_duplicates(auth, db, shown)
     t.records_lost += lost
     t.duplicates += dup
@@ -458,18 +467,18 @@ def camera_faults(work: Path, auth: Authority, *, rounds: int) -> Tally:
             if comes_back and len(tries) >= 2:
                 return ArraySource([np.zeros((8, 8), np.uint8)] * 3)
             raise CameraError("no camera")
-        witness = Witness()
-        app = make_app(store, auth, witness, [])
-        app.source, app.reopen, app.camera_fail_exit_s = Dies(), reopen, 0.3
-        t.faults_injected += 1
-        try:
-            app.run()
-            ended = "came back"
-        except CameraGone:
-            ended = "exit"
-        except Exception:
-            t.crashes += 1
-            continue
+        with Witness() as witness:
+            app = make_app(store, auth, witness, [])
+            app.source, app.reopen, app.camera_fail_exit_s = Dies(), reopen, 0.3
+            t.faults_injected += 1
+            try:
+                app.run()
+                ended = "came back"
+            except CameraGone:
+                ended = "exit"
+            except Exception:
+                t.crashes += 1
+                continue
         if "AMBER (steady: fault)" not in witness.seen:
             t.silent_failures += 1        # a visitor would have seen nothing
         if (ended == "exit") == comes_back:

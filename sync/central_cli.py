@@ -197,15 +197,18 @@ def cmd_status(args) -> int:
             def gap_text(epoch):
                 gaps = storage.gaps(k.kiosk_id, epoch)
                 return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in gaps) or "none"
+            def reused(n_reused):
+                return f"  REUSED seq: {n_reused}" if n_reused else ""
             if len(epochs) <= 1:
                 missing = gap_text(epochs[0][0] if epochs else None)
-                print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: {missing}")
+                print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: {missing}"
+                      + reused(epochs[0][4] if epochs else 0))
                 continue
             print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  epochs {len(epochs)}: "
                   f"the kiosk's database was reset {len(epochs) - 1} time(s)")
-            for epoch, count, low, high in epochs:
+            for epoch, count, low, high, n_reused in epochs:
                 print(f"  epoch {epoch}: {count} records, seq {low}-{high}, missing seq: "
-                      f"{gap_text(epoch)}")
+                      f"{gap_text(epoch)}{reused(n_reused)}")
     finally:
         storage.close()
     return 0

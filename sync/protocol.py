@@ -44,7 +44,9 @@ _CONTEXT = b"venue-kiosk request v1\n"
 
 # Error codes a 4xx carries, and what the kiosk does with them.
 BAD_CAPTURE_TIME = "bad_capture_time"                    # outside what the server keeps
-PERMANENT = {"malformed", "too_large", BAD_CAPTURE_TIME}  # the batch itself: split, then set aside
+RECORD_ID_CONFLICT = "record_id_conflict"                # the id is another kiosk's
+PERMANENT = {"malformed", "too_large", BAD_CAPTURE_TIME,  # the batch itself: split, then set aside
+             RECORD_ID_CONFLICT}
 AUTH = {"unknown_kiosk", "revoked", "bad_signature"}     # the kiosk's set-up: keep, back off
 STALE = "stale_timestamp"                                # the kiosk's clock: correct and retry
 
@@ -86,4 +88,6 @@ def decompress_limited(data: bytes, limit: int = MAX_JSON_BYTES) -> bytes:
         raise ValueError("decompressed body too large")
     if not d.eof:
         raise ValueError("truncated gzip body")
+    if d.unused_data:
+        raise ValueError("data after the gzip member (trailing bytes or a second member)")
     return out

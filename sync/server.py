@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import re
 import socket
 import threading
 import time
@@ -31,10 +32,11 @@ from kiosk.sealkeys import SealedTagKey
 from kiosk.keys import (BUNDLE_KEY, ISSUER_PUB, SEALING_PUB, load_ed25519_private,
                         load_ed25519_public, load_x25519_public, raw_public, sealing_kid)
 from sync import protocol
-from sync.storage import Storage
+from sync.storage import RecordIdConflict, Storage
 
 log = logging.getLogger("kiosk-central")
 
+TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")      # ASCII digits only: never int('²'), never 5000 digits
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
@@ -148,7 +150,7 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
     def authenticate(request: Request, body: bytes) -> str:
         h = request.headers
         kiosk_id, ts, sig = h.get("x-kiosk-id"), h.get("x-timestamp"), h.get("x-signature")
-        if not (kiosk_id and ts and sig) or not ts.isdigit():
+        if not (kiosk_id and ts and sig) or not TIMESTAMP_RE.match(ts):
             raise ApiError(401, "bad_signature", "X-Kiosk-Id, X-Timestamp and X-Signature are required")
         kiosk = storage.kiosk(kiosk_id)
         if kiosk is None:
@@ -211,7 +213,11 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
     def ingest(request: Request, body: bytes) -> dict:
         kiosk_id = authenticate(request, body)        # before anything is decompressed or parsed
         batch, rows = parse_batch(request, body)
-        result = storage.ingest(kiosk_id, batch.batch_id, rows, now=clock())
+        try:
+            result = storage.ingest(kiosk_id, batch.batch_id, rows, now=clock())
+        except RecordIdConflict as e:
+            raise ApiError(409, protocol.RECORD_ID_CONFLICT,
+                           f"{e}: {', '.join(e.record_ids[:5])}") from None
         log.info("batch from %s: %d records, %d accepted, %d duplicates", kiosk_id, len(rows),
                  len(result.accepted), len(result.duplicates))
         return {"batch_id": batch.batch_id, "accepted": result.accepted,
@@ -228,7 +234,9 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
                                  for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")],
                   "responses": {s: {"description": d} for s, d in (
                       ("400", "malformed batch"), ("401", "unknown kiosk, bad signature or stale timestamp"),
-                      ("403", "kiosk revoked"), ("413", "body or batch too large"))}})
+                      ("403", "kiosk revoked"),
+                      ("409", "a record id already held for another kiosk (record_id_conflict)"),
+                      ("413", "body or batch too large"))}})
     async def upload(request: Request):
         body = await read_body(request)
         return await run_in_threadpool(ingest, request, body)

@@ -161,6 +161,15 @@ class KioskInfo:
     tag_public: bytes | None = None
 
 
+class RecordIdConflict(Exception):
+    """Record ids already held for another kiosk: refused, never taken as duplicates (a
+    kiosk uploading another's ids would otherwise make the victim mark its records synced)."""
+
+    def __init__(self, record_ids: list[str]):
+        super().__init__(f"{len(record_ids)} record ids are held for another kiosk")
+        self.record_ids = record_ids
+
+
 @dataclass(frozen=True)
 class IngestResult:
     accepted: list[str]
@@ -185,7 +194,7 @@ class Storage(Protocol):
     def risk_list(self) -> tuple[int, dict[str, int]]: ...
     def record_ids(self, kiosk_id: str | None = None) -> list[str]: ...
     def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]: ...
-    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int]]: ...
+    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]: ...
     def records_between(self, kiosk_id: str | None, from_ts: float | None,
                         to_ts: float | None) -> list[dict]: ...
     def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
@@ -257,12 +266,15 @@ class SqliteStorage:
         ids = [r["record_id"] for r in records]
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
-            known = set()
+            known, foreign = set(), set()
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
-                known.update(r[0] for r in self.db.execute(
-                    f"SELECT record_id FROM records WHERE record_id IN ({','.join('?' * len(chunk))})",
-                    chunk))
+                for rid, owner in self.db.execute(
+                        f"SELECT record_id, kiosk_id FROM records WHERE record_id IN "
+                        f"({','.join('?' * len(chunk))})", chunk):
+                    (known if owner == kiosk_id else foreign).add(rid)
+            if foreign:      # another kiosk's record ids: never acknowledged as this one's
+                raise RecordIdConflict(sorted(foreign))
             fresh, seen = [], set()
             for r in records:
                 if r["record_id"] in known or r["record_id"] in seen:
@@ -291,12 +303,13 @@ class SqliteStorage:
                                           "ORDER BY seq", [kiosk_id])]
         return [r[0] for r in self._q("SELECT record_id FROM records ORDER BY kiosk_id, seq")]
 
-    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int]]:
-        """(epoch, records, lowest seq, highest seq) per sequence epoch of a kiosk, oldest
-        first: more than one means the kiosk's database was reset (moved aside) in between."""
+    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]:
+        """(epoch, records, lowest seq, highest seq, sequence numbers used twice) per sequence
+        epoch of a kiosk, oldest first: more than one epoch means the kiosk's database was
+        reset (moved aside) in between; a reused number, that it re-issued one."""
         return [tuple(r) for r in self._q(
-            "SELECT epoch, count(*), min(seq), max(seq) FROM records WHERE kiosk_id = ? "
-            "GROUP BY epoch ORDER BY epoch", [kiosk_id])]
+            "SELECT epoch, count(*), min(seq), max(seq), count(*) - count(DISTINCT seq) FROM records "
+            "WHERE kiosk_id = ? GROUP BY epoch ORDER BY epoch", [kiosk_id])]
 
     def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
         """Runs of sequence numbers missing below the highest one received from a kiosk in

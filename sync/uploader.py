@@ -192,7 +192,7 @@ class Uploader:
         if not code:
             raise SetupError(f"upload: HTTP {resp.status_code} without the protocol's error code "
                              f"(a proxy or a wrong server_url?): {detail}; records stay queued")
-        if resp.status_code in (400, 413, 422) and code in protocol.PERMANENT:
+        if resp.status_code in (400, 409, 413, 422) and code in protocol.PERMANENT:
             if len(records) > 1:               # find the bad record(s); the rest go through
                 half = len(records) // 2
                 first, second = self._send(records[:half]), self._send(records[half:])

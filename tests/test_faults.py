@@ -300,7 +300,7 @@ def test_a_reset_shows_on_the_server_as_a_new_epoch(tmp_path, sealing, make_pass
         server.ingest(kid, f"00000000-0000-4000-8000-00000000000{len(name)}", rows, now=now)
         store.close()
     epochs = server.epochs(kid)
-    assert [(e[1], e[2], e[3]) for e in epochs] == [(3, 1, 3), (3, 1, 3)]    # seq 1-3 twice
+    assert [(e[1], e[2], e[3], e[4]) for e in epochs] == [(3, 1, 3, 0), (3, 1, 3, 0)]  # 1-3 twice
     assert [e[0] for e in epochs] == [1_000_000, 2_000_000]
     assert server.gaps(kid) == [] and server.gaps(kid, 1_000_000) == []
     server.close()

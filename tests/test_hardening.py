@@ -1,0 +1,112 @@
+"""Input the server must answer with a 4xx, never a 500 or a silent acceptance, and record
+ids that belong to another kiosk: the real server process on 127.0.0.1, raw requests."""
+
+import base64
+import gzip
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from conftest import BIN
+from kiosk.keys import raw_public
+from sync import protocol
+from sync.localserver import LocalServer
+from sync.storage import SqliteStorage
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, server_keys):
+    tmp = tmp_path_factory.mktemp("hardening")
+    with LocalServer(tmp / "central", server_keys) as srv:
+        s = SqliteStorage.in_folder(srv.data_dir)
+        keys = [Ed25519PrivateKey.generate() for _ in range(2)]
+        kids = [s.register_kiosk(venue=f"v{i}", public_key=raw_public(k.public_key()), now=0)
+                for i, k in enumerate(keys)]
+        s.close()
+        yield srv, list(zip(kids, keys))
+
+
+def batch(*records):
+    return json.dumps({"batch_id": str(uuid.uuid4()), "records": list(records)}).encode()
+
+
+def record(**over):
+    r = {"record_id": str(uuid.uuid4()), "seq": 1, "captured_at": time.time() - 5,
+         "clock_synced": True, "retention": "normal", "delete_after": 1, "seal_kid": "k",
+         "sealed": base64.b64encode(b"x" * 64).decode()}
+    return {**r, **over}
+
+
+def post(srv, kiosk, body: bytes, *, ts=None):
+    kid, key = kiosk
+    h = protocol.sign_request(key, kiosk_id=kid, method="POST", path=protocol.UPLOAD_PATH,
+                              timestamp=int(time.time()), body=body)
+    if ts is not None:
+        h["X-Timestamp"] = ts
+    return requests.post(srv.url + protocol.UPLOAD_PATH, data=body, timeout=10,
+                         headers={**h, "Content-Encoding": "gzip"})
+
+
+@pytest.mark.parametrize("ts", ["²", "9" * 5000, "-1", "1e9", "17.5"])
+def test_odd_timestamps_are_a_401_not_a_500(server, ts):
+    srv, kiosks = server
+    r = post(srv, kiosks[0], gzip.compress(batch(record())), ts=ts)
+    assert r.status_code == 401 and r.json()["error"] == "bad_signature"
+
+
+@pytest.mark.parametrize("seq", [2**63, -1, 0])
+def test_out_of_range_sequence_numbers_are_a_400(server, seq):
+    srv, kiosks = server
+    r = post(srv, kiosks[0], gzip.compress(batch(record(seq=seq))))
+    assert r.status_code == 400 and r.json()["error"] == "malformed"
+
+
+@pytest.mark.parametrize("extra", [b"trailing", "second member"])
+def test_gzip_with_trailing_data_or_a_second_member_is_refused(server, extra):
+    srv, kiosks = server
+    body = gzip.compress(batch(record()))
+    body += gzip.compress(batch(record())) if extra == "second member" else extra
+    r = post(srv, kiosks[0], body)
+    assert r.status_code == 400 and "after the gzip member" in r.json()["detail"]
+
+
+def test_another_kiosks_record_ids_are_refused_and_its_records_are_not_marked_synced(
+        server, tmp_path, sealing, make_pass, trusted):
+    """A kiosk that uploads the victim's record ids first: the victim is told so (409,
+    coded), sets those records aside (reported by doctor) and never marks them synced."""
+    from kiosk.store import CheckinStore
+    from sync.uploader import Uploader
+    from test_sync import fill
+    srv, kiosks = server
+    victim = CheckinStore.open(tmp_path / "victim.db", sealing=sealing, venue_id="v0")
+    ids = fill(victim, make_pass, trusted, 6)
+    stolen = [r for r in victim.pending(10)[:2]]
+    r = post(srv, kiosks[1], gzip.compress(batch(*stolen)))          # the attacker, first
+    assert r.status_code == 200
+    up = Uploader(store=victim, server_url=srv.url, kiosk_id=kiosks[0][0], device_key=kiosks[0][1])
+    result = up.round()
+    stats = victim.stats()
+    assert (result.accepted, stats["synced"], stats["set_aside"]) == (4, 4, 2)
+    reasons = victim.set_aside_reasons()
+    assert sum(reasons.values()) == 2 and all("record_id_conflict" in r for r in reasons)
+    victim.close()
+    assert len(ids) == 6
+
+
+def test_status_reports_a_reused_sequence_number(tmp_path):
+    s = SqliteStorage.in_folder(tmp_path / "c")
+    kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
+    now = time.time()
+    for rid in (1, 2):                         # the same seq under two record ids
+        r = record(record_id=str(uuid.UUID(int=rid)), captured_at=now)
+        r["sealed"] = b"x" * 64
+        s.ingest(kid, str(uuid.uuid4()), [r], now=now)
+    s.close()
+    out = subprocess.run([BIN / "kiosk-central", "status", "--data", tmp_path / "c"],
+                         capture_output=True, text=True).stdout
+    assert "REUSED seq: 1" in out
