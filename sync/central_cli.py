@@ -91,6 +91,9 @@ def _storage(args):
     from sync.storage import ServerRetention, SqliteStorage
     retention = ServerRetention(normal_days=getattr(args, "normal_days", 28),
                                 significant_days=getattr(args, "significant_days", 90))
+    if getattr(args, "database", None):
+        from sync.central.pg import PgStorage
+        return PgStorage(args.database, retention=retention)
     return SqliteStorage.in_folder(Path(args.data), retention=retention)
 
 
@@ -113,14 +116,16 @@ def cmd_serve(args) -> int:
     from sync.server import serve
 
     setup_logging("INFO")
+    if not args.keys and not args.data:
+        print("kiosk-central: serve --database needs --keys DIR", file=sys.stderr)
+        return 2
     keys = Path(args.keys) if args.keys else Path(args.data) / "keys"
     if bool(args.tls_cert) != bool(args.tls_key):
         print("kiosk-central: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    from sync.storage import ServerRetention
-    serve(Path(args.data), keys, host=args.host, port=args.port, access_log=args.access_log,
-          tls_cert=args.tls_cert, tls_key=args.tls_key,
-          retention=ServerRetention(args.normal_days, args.significant_days))
+    serve(lambda: _storage(args), keys, where=args.database and "PostgreSQL" or args.data,
+          host=args.host, port=args.port, access_log=args.access_log,
+          tls_cert=args.tls_cert, tls_key=args.tls_key)
     return 0
 
 
@@ -413,6 +418,13 @@ def cmd_reads(args) -> int:
     return 0
 
 
+def _where(p) -> None:
+    """--data DIR (SQLite in that folder: a pilot) or --database URL (PostgreSQL)."""
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--data", metavar="DIR", help="the server's SQLite database lives here")
+    g.add_argument("--database", metavar="URL", help="PostgreSQL, e.g. postgresql://user@host/db")
+
+
 def _retention_args(p) -> None:
     def days(limit):
         def parse(text):
@@ -459,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     member_sub = member.add_subparsers(dest="member_command", required=True)
     madd = member_sub.add_parser("add", help="register a member's public key (the first one "
                                              "without --member-key; later ones signed by a member)")
-    madd.add_argument("--data", required=True, metavar="DIR")
+    _where(madd)
     madd.add_argument("--name", required=True)
     madd.add_argument("--public-key", required=True, metavar="FILE")
     madd.add_argument("--member-key", metavar="FILE", help="the adding member's key")
@@ -470,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("open", "open a case (usable once a second member approves it)"),
                        ("approve", "approve another member's case"), ("close", "close a case")):
         c = case_sub.add_parser(name, help=what)
-        c.add_argument("--data", required=True, metavar="DIR")
+        _where(c)
         c.add_argument("--member-key", required=True, metavar="FILE")
         c.add_argument("--id", required=True, metavar="CASE")
         if name == "open":
@@ -479,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
             c.add_argument("--to", dest="end", metavar="ISO8601", help="default: now")
         c.set_defaults(func=cmd_case)
     cl = case_sub.add_parser("list", help="every case and its state")
-    cl.add_argument("--data", required=True, metavar="DIR")
+    _where(cl)
     cl.set_defaults(func=cmd_case)
 
     audit = sub.add_parser("audit", help="the committee's hash-chained, signed audit log")
@@ -487,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("show", "every entry"), ("head", "count and hash of the head, to publish"),
                        ("verify", "check every link and signature; non-zero on any change")):
         a = audit_sub.add_parser(name, help=what)
-        a.add_argument("--data", required=True, metavar="DIR")
+        _where(a)
         if name == "verify":
             a.add_argument("--head", metavar="HASH", help="a head published earlier: must be in the log")
         a.set_defaults(func=cmd_audit)
@@ -503,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.set_defaults(func=cmd_issue_pass)
 
     serve = sub.add_parser("serve", help="run the central server (OpenAPI at /openapi.json)")
-    serve.add_argument("--data", required=True, metavar="DIR", help="its SQLite database lives here")
+    _where(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--keys", metavar="DIR",
@@ -515,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     reg = sub.add_parser("register-kiosk", help="register a kiosk's device key; prints its kiosk id")
-    reg.add_argument("--data", required=True, metavar="DIR")
+    _where(reg)
     reg.add_argument("--venue", metavar="NAME")
     reg.add_argument("--public-key", metavar="FILE", help="the PEM `kiosk keys init` printed")
     reg.add_argument("--revoke", metavar="ID", help="revoke this kiosk instead")
@@ -524,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     reg.set_defaults(func=cmd_register)
 
     risk = sub.add_parser("set-risk", help="set a pass's level on the risk list kiosks download")
-    risk.add_argument("--data", required=True, metavar="DIR")
+    _where(risk)
     risk.add_argument("--pass-id", required=True, metavar="HEX")
     risk.add_argument("--level", required=True, type=int, choices=range(0, 4), metavar="N")
     risk.add_argument("--expires-days", type=float, default=14.0, metavar="DAYS",
@@ -535,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rd = sub.add_parser("open-records", help="the committee opens check-ins for an outbreak case "
                                               "(logged); JSON lines")
-    rd.add_argument("--data", required=True, metavar="DIR")
+    _where(rd)
     rd.add_argument("--keys", required=True, metavar="DIR", help="holds sealing*.key")
     rd.add_argument("--case", required=True, metavar="CASE", help="the outbreak case this reading is for")
     rd.add_argument("--kiosk", metavar="ID")
@@ -547,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("trace", help="contact tracing for an approved case: the pass's check-ins "
                                       "by search tag, the passes present around them")
-    tr.add_argument("--data", required=True, metavar="DIR")
+    _where(tr)
     tr.add_argument("--keys", required=True, metavar="DIR", help="the committee's keys (sealing, tag)")
     tr.add_argument("--member-key", required=True, metavar="FILE")
     tr.add_argument("--case", required=True, metavar="CASE")
@@ -564,17 +576,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_trace)
 
     reads = sub.add_parser("reads", help="the audit log of every opening of check-ins")
-    reads.add_argument("--data", required=True, metavar="DIR")
+    _where(reads)
     reads.set_defaults(func=cmd_reads)
 
     purge = sub.add_parser("purge", help="delete records past the server's retention, old batch "
                                           "receipts and expired risk entries (daily timer)")
-    purge.add_argument("--data", required=True, metavar="DIR")
+    _where(purge)
     _retention_args(purge)
     purge.set_defaults(func=cmd_purge)
 
     status = sub.add_parser("status", help="kiosks, their record counts and missing sequence numbers")
-    status.add_argument("--data", required=True, metavar="DIR")
+    _where(status)
     status.set_defaults(func=cmd_status)
     return p
 

@@ -294,11 +294,11 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
     return app
 
 
-def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: bool = False,
-          tls_cert: str | None = None, tls_key: str | None = None, retention=None) -> None:
+def serve(open_storage, keys_dir: Path, *, where, host: str, port: int, access_log: bool = False,
+          tls_cert: str | None = None, tls_key: str | None = None) -> None:
+    """``open_storage()``: the storage to serve from (SQLite or PostgreSQL), opened once the
+    port is bound; ``where`` names it in the log."""
     import uvicorn
-
-    from sync.storage import SqliteStorage
 
     from sync.keyring import private_keys_in
     held = private_keys_in(keys_dir)
@@ -317,13 +317,16 @@ def serve(data_dir: Path, keys_dir: Path, *, host: str, port: int, access_log: b
         sock.close()
         raise ServeError(f"cannot listen on {host}:{port}: {e.strerror} (another server running? "
                          "choose --port)") from None
-    from sync.storage import ServerRetention
-    storage = SqliteStorage.in_folder(data_dir, retention=retention or ServerRetention())
+    try:
+        storage = open_storage()
+    except BaseException:
+        sock.close()
+        raise
     app = create_app(storage, authority, close_on_shutdown=True)
     config = uvicorn.Config(app, log_level="info", access_log=access_log,
                             timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     log.info("serving on %s://%s:%d (data %s)", "https" if tls_cert else "http", host,
-             sock.getsockname()[1], data_dir)
+             sock.getsockname()[1], where)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

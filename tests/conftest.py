@@ -23,6 +23,23 @@ def authority(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL for the session, or a skip that says why (CI installs it)."""
+    from pgserver import PgServer, server_binaries
+    if server_binaries() is None:
+        pytest.skip("PostgreSQL tests skipped: no server binaries here (apt install postgresql; "
+                    "scripts/setup --test does)")
+    server = PgServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    return pg_server.fresh_database()
+
+
+@pytest.fixture(scope="session")
 def server_keys(authority, tmp_path_factory):
     """The central server's keys folder: bundle.key and public files, no private key."""
     from sync.keyring import server_keys_folder

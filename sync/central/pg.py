@@ -1,0 +1,359 @@
+"""The central server's storage on PostgreSQL (psycopg 3, a connection pool), behind the
+same interface as :class:`sync.storage.SqliteStorage`: a national deployment runs here, a
+pilot on SQLite. No global lock: each call takes a pooled connection, and what must be
+atomic is one transaction (a batch's ingest is one INSERT ... ON CONFLICT DO NOTHING
+RETURNING; the audit log's end is taken under an advisory lock).
+
+Migrations are numbered like SQLite's, kept beside them (``MIGRATIONS`` here), and applied
+under an advisory lock so that many workers starting at once migrate once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Sequence
+
+from kiosk.passes import pass_ref
+from sync.storage import (DAY, IngestResult, KioskInfo, PurgeResult, RecordIdConflict,
+                          ServerRetention)
+
+MIGRATION_LOCK = 0x6B696F736B        # pg_advisory_xact_lock keys ("kiosk")
+AUDIT_LOCK = 0x6175646974             # ("audit")
+
+MIGRATIONS = [
+    """
+    CREATE TABLE kiosks (
+        kiosk_id TEXT PRIMARY KEY,
+        venue TEXT NOT NULL,
+        public_key BYTEA NOT NULL,
+        registered_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION,
+        tag_public BYTEA
+    );
+    CREATE UNIQUE INDEX kiosks_active_key ON kiosks (public_key) WHERE revoked_at IS NULL;
+    CREATE TABLE batches (
+        batch_id TEXT PRIMARY KEY,
+        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
+        received_at DOUBLE PRECISION NOT NULL,
+        records INTEGER NOT NULL
+    );
+    CREATE INDEX batches_received_at ON batches (received_at);
+    CREATE TABLE records (
+        record_id UUID PRIMARY KEY,
+        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
+        seq BIGINT NOT NULL,
+        epoch BIGINT NOT NULL DEFAULT 0,
+        captured_at DOUBLE PRECISION NOT NULL,
+        clock_synced BOOLEAN NOT NULL,
+        retention TEXT NOT NULL CHECK (retention IN ('normal', 'significant')),
+        delete_after DOUBLE PRECISION NOT NULL,
+        seal_kid TEXT NOT NULL,
+        sealed BYTEA NOT NULL,
+        batch_id TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL,
+        seal_fallback BOOLEAN NOT NULL DEFAULT false,
+        tag TEXT
+    );
+    CREATE INDEX records_kiosk_epoch_seq ON records (kiosk_id, epoch, seq);
+    CREATE INDEX records_delete_after ON records (delete_after);
+    CREATE INDEX records_captured_at ON records (captured_at);
+    CREATE INDEX records_tag ON records (tag) WHERE tag IS NOT NULL;
+    CREATE TABLE risk (
+        pass_ref TEXT PRIMARY KEY,            -- what kiosks match on; never the pass id
+        level SMALLINT NOT NULL CHECK (level BETWEEN 0 AND 3),
+        updated_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('risk_version', '1');
+    CREATE TABLE reads (
+        read_id BIGSERIAL PRIMARY KEY,
+        read_at DOUBLE PRECISION NOT NULL,
+        reader TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        kiosk_id TEXT,
+        from_ts DOUBLE PRECISION,
+        to_ts DOUBLE PRECISION,
+        records INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,
+        entry TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        signature TEXT
+    );
+    CREATE TABLE tag_keys (
+        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
+        valid_from DOUBLE PRECISION NOT NULL,
+        valid_to DOUBLE PRECISION NOT NULL,
+        sealed BYTEA NOT NULL,
+        PRIMARY KEY (kiosk_id, valid_from)
+    );
+    """,
+]
+
+RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
+_SELECT_RECORDS = ("SELECT record_id::text, kiosk_id, seq, captured_at, clock_synced, seal_kid, "
+                   "sealed FROM records")
+
+
+def migrate(conn, migrations: Sequence[str] = MIGRATIONS) -> int:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        current = row[0] if row else 0
+        if row is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+        if current > len(migrations):
+            raise RuntimeError(f"database schema version {current} is newer than this program "
+                               f"({len(migrations)}): refusing to run on it")
+        for number, sql in enumerate(migrations[current:], start=current + 1):
+            conn.execute(sql)
+            conn.execute("UPDATE schema_version SET version = %s", [number])
+    return len(migrations)
+
+
+class PgStorage:
+    def __init__(self, url: str, *, retention: ServerRetention = ServerRetention(),
+                 min_size: int = 1, max_size: int = 8):
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self.retention = retention
+        self.url = url
+        try:                # one plain connection first: a wrong URL fails fast, in one line
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+                migrate(conn)
+        except psycopg.Error as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"cannot use the PostgreSQL database ({_safe(url)}): {first}") from None
+        self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=True,
+                                   kwargs={"autocommit": True}, timeout=30)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _q(self, sql: str, params=()):
+        with self.pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    # -- kiosks ------------------------------------------------------------------------------
+    def register_kiosk(self, *, venue: str, public_key: bytes, now: float,
+                       tag_public: bytes | None = None) -> str:
+        kiosk_id = "k-" + secrets.token_hex(8)
+        with self.pool.connection() as conn, conn.transaction():
+            held = conn.execute("SELECT kiosk_id FROM kiosks WHERE public_key = %s AND "
+                                "revoked_at IS NULL FOR UPDATE", [public_key]).fetchone()
+            if held:
+                raise ValueError(f"this public key is already registered to active kiosk {held[0]} "
+                                 f"(revoke it first: register-kiosk --revoke {held[0]})")
+            conn.execute("INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at, tag_public) "
+                         "VALUES (%s, %s, %s, %s, %s)", [kiosk_id, venue, public_key, now, tag_public])
+        return kiosk_id
+
+    def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
+        with self.pool.connection() as conn:
+            cur = conn.execute("UPDATE kiosks SET revoked_at = %s WHERE kiosk_id = %s AND "
+                               "revoked_at IS NULL", [now, kiosk_id])
+            return cur.rowcount == 1
+
+    def kiosk(self, kiosk_id: str) -> KioskInfo | None:
+        rows = self._q("SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public "
+                       "FROM kiosks WHERE kiosk_id = %s", [kiosk_id])
+        return KioskInfo(*_bytes_row(rows[0])) if rows else None
+
+    def kiosks(self) -> list[KioskInfo]:
+        return [KioskInfo(*_bytes_row(r)) for r in self._q(
+            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
+            "ORDER BY registered_at, kiosk_id")]
+
+    # -- records ----------------------------------------------------------------------------
+    def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult:
+        """Idempotent per (kiosk, record id), in one transaction: another kiosk's record id is
+        refused (RecordIdConflict), a known one of this kiosk is a duplicate."""
+        ids = list(dict.fromkeys(r["record_id"] for r in records))
+        first = {}
+        for r in records:
+            first.setdefault(r["record_id"], r)
+        rows = list(first.values())
+        with self.pool.connection() as conn, conn.transaction():
+            foreign = [r[0] for r in conn.execute(
+                "SELECT record_id::text FROM records WHERE record_id = ANY(%s::uuid[]) AND "
+                "kiosk_id <> %s", [ids, kiosk_id])]
+            if foreign:
+                raise RecordIdConflict(sorted(foreign))
+            days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
+            accepted = [r[0] for r in conn.execute(
+                "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
+                "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
+                "SELECT u.rid, %s, u.seq, u.epoch, u.cap, u.cs, u.ret, u.cap + u.days * 86400, "
+                "u.kid, u.sealed, %s, %s, u.fb, u.tag FROM unnest(%s::uuid[], %s::bigint[], "
+                "%s::bigint[], %s::float8[], %s::bool[], %s::text[], %s::int[], %s::text[], "
+                "%s::bytea[], %s::bool[], %s::text[]) "
+                "AS u(rid, seq, epoch, cap, cs, ret, days, kid, sealed, fb, tag) "
+                "ON CONFLICT (record_id) DO NOTHING RETURNING record_id::text",
+                [kiosk_id, batch_id, now, [r["record_id"] for r in rows], [r["seq"] for r in rows],
+                 [r.get("epoch", 0) for r in rows], [r["captured_at"] for r in rows],
+                 [bool(r["clock_synced"]) for r in rows], [r["retention"] for r in rows],
+                 [days[r["retention"]] for r in rows], [r["seal_kid"] for r in rows],
+                 [r["sealed"] for r in rows], [bool(r.get("seal_fallback", False)) for r in rows],
+                 [r.get("tag") for r in rows]])]
+            conn.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records) "
+                         "VALUES (%s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
+                         [batch_id, kiosk_id, now, len(accepted)])
+        acc = set(accepted)
+        order = {rid: i for i, rid in enumerate(ids)}
+        return IngestResult(accepted=sorted(acc, key=order.get),
+                            duplicates=[i for i in ids if i not in acc])
+
+    def record_ids(self, kiosk_id: str | None = None) -> list[str]:
+        if kiosk_id:
+            return [r[0] for r in self._q("SELECT record_id::text FROM records WHERE kiosk_id = %s "
+                                          "ORDER BY epoch, seq", [kiosk_id])]
+        return [r[0] for r in self._q("SELECT record_id::text FROM records ORDER BY kiosk_id, epoch, seq")]
+
+    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]:
+        return [tuple(r) for r in self._q(
+            "SELECT epoch, count(*), min(seq), max(seq), count(*) - count(DISTINCT seq) FROM records "
+            "WHERE kiosk_id = %s GROUP BY epoch ORDER BY epoch", [kiosk_id])]
+
+    def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
+        if epoch is None:
+            epoch = self._q("SELECT max(epoch) FROM records WHERE kiosk_id = %s", [kiosk_id])[0][0]
+            if epoch is None:
+                return []
+        rows = self._q(
+            "SELECT seq + 1, next - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next "
+            "FROM (SELECT DISTINCT seq FROM records WHERE kiosk_id = %s AND epoch = %s) s) t "
+            "WHERE next > seq + 1 ORDER BY seq", [kiosk_id, epoch])
+        first = self._q("SELECT min(seq) FROM records WHERE kiosk_id = %s AND epoch = %s",
+                        [kiosk_id, epoch])[0][0]
+        out = [(1, first - 1)] if first and first > 1 else []
+        return out + [(a, b) for a, b in rows]
+
+    def purge(self, *, now: float, chunk: int = 5000,
+              holds: list[tuple[float, float]] = ()) -> PurgeResult:
+        keep, params = "", []
+        if holds:
+            keep = (" AND NOT (captured_at > %s AND ("
+                    + " OR ".join("(captured_at >= %s AND captured_at < %s)" for _ in holds) + "))")
+            params = [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]
+        classes: Counter = Counter()
+        while True:
+            with self.pool.connection() as conn:
+                gone = conn.execute(
+                    "DELETE FROM records WHERE ctid = ANY(ARRAY(SELECT ctid FROM records WHERE "
+                    f"delete_after <= %s{keep} LIMIT %s)) RETURNING retention",
+                    [now, *params, chunk]).fetchall()
+            classes.update(r[0] for r in gone)
+            if len(gone) < chunk:
+                break
+        with self.pool.connection() as conn, conn.transaction():
+            batches = conn.execute("DELETE FROM batches WHERE received_at <= %s",
+                                   [now - self.retention.significant_days * DAY]).rowcount
+            risk = conn.execute("DELETE FROM risk WHERE expires_at <= %s", [now]).rowcount
+            if risk:
+                conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'risk_version'")
+            conn.execute("DELETE FROM tag_keys WHERE valid_to <= %s", [now])
+        return PurgeResult(classes["normal"], classes["significant"], batches, risk)
+
+    def records_between(self, kiosk_id: str | None, from_ts: float | None,
+                        to_ts: float | None) -> list[dict]:
+        sql, params = _SELECT_RECORDS + " WHERE true", []
+        for cond, value in (("kiosk_id = %s", kiosk_id), ("captured_at >= %s", from_ts),
+                            ("captured_at < %s", to_ts)):
+            if value is not None:
+                sql += f" AND {cond}"
+                params.append(value)
+        return [_record(r) for r in self._q(sql + " ORDER BY captured_at", params)]
+
+    def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
+                 to_ts: float | None, records: int, now: float) -> int:
+        return self._q("INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records) "
+                       "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING read_id",
+                       [now, reader, case_id, kiosk_id, from_ts, to_ts, records])[0][0]
+
+    def reads(self) -> list[dict]:
+        keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
+        return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
+
+    # -- search tags --------------------------------------------------------------------------
+    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int:
+        n = 0
+        with self.pool.connection() as conn, conn.transaction():
+            for row in rows:
+                n += conn.execute("INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed) "
+                                  "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", row).rowcount
+        return n
+
+    def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
+        return [(a, b, bytes(c)) for a, b, c in self._q(
+            "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = %s AND valid_to > %s "
+            "ORDER BY valid_from", [kiosk_id, now])]
+
+    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
+        if not tags:
+            return []
+        return [_record(r) for r in self._q(
+            _SELECT_RECORDS + " WHERE tag = ANY(%s) AND captured_at >= %s AND captured_at < %s "
+            "ORDER BY captured_at", [list(tags), from_ts, to_ts])]
+
+    def untagged_between(self, from_ts: float, to_ts: float) -> int:
+        return self._q("SELECT count(*) FROM records WHERE tag IS NULL AND captured_at >= %s AND "
+                       "captured_at < %s", [from_ts, to_ts])[0][0]
+
+    # -- the committee's audit log -------------------------------------------------------------
+    def audit_entries(self) -> list[tuple[str, str, str | None]]:
+        return [tuple(r) for r in self._q("SELECT entry, hash, signature FROM audit ORDER BY seq")]
+
+    def audit_append(self, build) -> tuple[str, str, str | None]:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK])
+            row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
+            raw, h, sig = build(seq, prev)
+            conn.execute("INSERT INTO audit (seq, entry, hash, signature) VALUES (%s, %s, %s, %s)",
+                         [seq, raw, h, sig])
+        return raw, h, sig
+
+    # -- the risk list ----------------------------------------------------------------------------
+    def set_risk(self, pass_id: bytes, level: int, *, now: float,
+                 expires_at: float | None = None) -> int:
+        if not 0 <= level <= 3:
+            raise ValueError("risk level must be 0..3")
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("INSERT INTO risk (pass_ref, level, updated_at, expires_at) VALUES (%s, %s, %s, %s) "
+                         "ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
+                         "updated_at = excluded.updated_at, expires_at = excluded.expires_at",
+                         [pass_ref(pass_id), level, now, expires_at])
+            return int(conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE "
+                                    "key = 'risk_version' RETURNING value").fetchone()[0])
+
+    def risk_version(self) -> int:
+        return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
+
+    def risk_list(self) -> tuple[int, dict[str, int]]:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            version = int(conn.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
+            levels = dict(conn.execute("SELECT pass_ref, level FROM risk WHERE level > 0").fetchall())
+        return version, levels
+
+
+def _record(row) -> dict:
+    d = dict(zip(RECORD_COLUMNS, row))
+    d["sealed"] = bytes(d["sealed"])
+    d["clock_synced"] = int(d["clock_synced"])
+    return d
+
+
+def _bytes_row(row) -> tuple:
+    return tuple(bytes(x) if isinstance(x, memoryview) else x for x in row)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    import re
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

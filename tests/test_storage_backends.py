@@ -1,0 +1,168 @@
+"""One storage test suite, run against both backends: SQLite (a real file) and PostgreSQL
+(a real server the tests start: tests/pgserver.py). Everything the server and the committee
+commands rely on is a method of the storage; each behaves the same on both."""
+
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sync.central import committee
+from sync.storage import DAY, RecordIdConflict, SqliteStorage
+
+T0 = 1_790_000_000 - 1_790_000_000 % DAY
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path):
+    if request.param == "sqlite":
+        s = SqliteStorage.in_folder(tmp_path)
+    else:
+        from sync.central.pg import PgStorage
+        s = PgStorage(request.getfixturevalue("pg_url"))
+    yield s
+    s.close()
+
+
+def rec(i, captured_at=T0, retention="normal", *, seq=None, epoch=0, tag=None):
+    return {"record_id": str(uuid.UUID(int=i)), "seq": seq or i, "epoch": epoch,
+            "captured_at": captured_at, "clock_synced": True, "retention": retention,
+            "delete_after": 1e300, "seal_kid": "k", "sealed": bytes([i % 256]) * 64, "tag": tag}
+
+
+def test_kiosks_register_revoke_and_one_active_registration_per_key(storage):
+    kid = storage.register_kiosk(venue="Market", public_key=b"a" * 32, now=1, tag_public=b"t" * 32)
+    with pytest.raises(ValueError, match="already registered"):
+        storage.register_kiosk(venue="Market", public_key=b"a" * 32, now=2)
+    k = storage.kiosk(kid)
+    assert (k.venue, k.public_key, k.tag_public, k.revoked_at) == ("Market", b"a" * 32, b"t" * 32, None)
+    assert storage.revoke_kiosk(kid, now=3) and not storage.revoke_kiosk(kid, now=4)
+    again = storage.register_kiosk(venue="Market", public_key=b"a" * 32, now=5)
+    assert [k.kiosk_id for k in storage.kiosks()] == [kid, again]
+    assert storage.kiosk("k-none") is None
+
+
+def test_ingest_is_idempotent_per_kiosk_and_refuses_another_kiosks_ids(storage):
+    a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+    b = storage.register_kiosk(venue="B", public_key=b"b" * 32, now=0)
+    first = storage.ingest(a, str(uuid.uuid4()), [rec(1), rec(2), rec(2)], now=T0)
+    assert first.accepted == [rec(1)["record_id"], rec(2)["record_id"]] and first.duplicates == []
+    again = storage.ingest(a, str(uuid.uuid4()), [rec(2), rec(3)], now=T0)
+    assert again.accepted == [rec(3)["record_id"]] and again.duplicates == [rec(2)["record_id"]]
+    with pytest.raises(RecordIdConflict):
+        storage.ingest(b, str(uuid.uuid4()), [rec(1), rec(9)], now=T0)
+    assert storage.record_ids(b) == []                       # nothing of that batch stored
+    assert storage.record_ids(a) == [rec(i)["record_id"] for i in (1, 2, 3)]
+
+
+def test_the_server_sets_deletion_itself_and_purges_by_class_with_holds(storage):
+    a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+    storage.ingest(a, str(uuid.uuid4()), [rec(1), rec(2, retention="significant"),
+                                          rec(3, captured_at=T0 + 5 * DAY)], now=T0)
+    assert storage.purge(now=T0 + 28 * DAY - 1).records == 0
+    held = storage.purge(now=T0 + 28 * DAY, holds=[(T0 - 1, T0 + 1)])
+    assert held.records == 0                                  # inside an open case's window
+    r = storage.purge(now=T0 + 28 * DAY)
+    assert (r.normal, r.significant) == (1, 0)
+    assert storage.purge(now=T0 + 90 * DAY).records == 2      # the significant and the later one
+    assert storage.record_ids(a) == []
+
+
+def test_sequence_gaps_epochs_and_reused_numbers(storage):
+    a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+    storage.ingest(a, str(uuid.uuid4()), [rec(i, seq=s) for i, s in ((1, 1), (2, 2), (3, 5), (4, 8))],
+                   now=T0)
+    assert storage.gaps(a) == [(3, 4), (6, 7)]
+    storage.ingest(a, str(uuid.uuid4()), [rec(10, seq=2, epoch=7), rec(11, seq=2, epoch=7)], now=T0)
+    assert storage.epochs(a) == [(0, 4, 1, 8, 0), (7, 2, 2, 2, 1)]
+    assert storage.gaps(a) == [(1, 1)] and storage.gaps(a, 0) == [(3, 4), (6, 7)]
+
+
+def test_records_between_and_by_tag(storage):
+    a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+    b = storage.register_kiosk(venue="B", public_key=b"b" * 32, now=0)
+    storage.ingest(a, str(uuid.uuid4()), [rec(1, T0, tag="aa" * 16), rec(2, T0 + 60)], now=T0)
+    storage.ingest(b, str(uuid.uuid4()), [rec(3, T0 + 30, tag="bb" * 16)], now=T0)
+    rows = storage.records_between(a, T0, T0 + 61)
+    assert [r["record_id"] for r in rows] == [rec(1)["record_id"], rec(2)["record_id"]]
+    assert rows[0]["sealed"] == rec(1)["sealed"] and rows[0]["kiosk_id"] == a
+    assert [r["record_id"] for r in storage.records_between(None, T0 + 10, None)] == \
+        [rec(3)["record_id"], rec(2)["record_id"]]
+    tagged = storage.records_by_tags(["bb" * 16, "cc" * 16], T0, T0 + DAY)
+    assert [r["kiosk_id"] for r in tagged] == [b]
+    assert storage.untagged_between(T0, T0 + DAY) == 1
+
+
+def test_risk_list_versions_and_expiry(storage):
+    v0 = storage.risk_version()
+    v1 = storage.set_risk(b"\x01" * 16, 3, now=T0, expires_at=T0 + DAY)
+    assert v1 == v0 + 1
+    version, levels = storage.risk_list()
+    assert version == v1 and list(levels.values()) == [3]
+    assert storage.purge(now=T0 + DAY).risk_entries == 1
+    assert storage.risk_list() == (v1 + 1, {})
+
+
+def test_tag_keys_per_kiosk_and_their_end(storage):
+    a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+    assert storage.put_tag_keys([(a, T0, T0 + DAY, b"s1"), (a, T0 + DAY, T0 + 2 * DAY, b"s2")]) == 2
+    assert storage.put_tag_keys([(a, T0, T0 + DAY, b"s1")]) == 0
+    assert storage.tag_keys_for(a, T0 + DAY) == [(T0 + DAY, T0 + 2 * DAY, b"s2")]
+    storage.purge(now=T0 + DAY)
+    assert storage.tag_keys_for(a, 0) == [(T0 + DAY, T0 + 2 * DAY, b"s2")]
+
+
+def test_the_audit_log_and_reads_verify_on_both(storage):
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=1)
+    committee.add_member(storage, name="b", public_key=b.public_key(), key=a, now=2)
+    committee.open_case(storage, key=a, case_id="OB-1", reason="backend parity case", from_ts=0,
+                        to_ts=10, now=3)
+    committee.approve_case(storage, key=b, case_id="OB-1", now=4)
+    state = committee.state_of(storage)
+    assert state.count == 4 and state.usable_case("OB-1")
+    rid = storage.log_read(reader="a", case_id="OB-1", kiosk_id=None, from_ts=0, to_ts=10, records=0,
+                           now=5)
+    assert storage.reads()[0]["read_id"] == rid
+
+
+def test_a_kiosk_central_command_on_postgresql(pg_url, tmp_path):
+    """--database works where --data does: register, status, purge."""
+    import subprocess
+    from conftest import BIN
+    from kiosk.keys import write_public
+    write_public(tmp_path / "d.pub", Ed25519PrivateKey.generate().public_key())
+    run = lambda *a: subprocess.run([str(BIN / "kiosk-central"), *map(str, a)],  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    kid = run("register-kiosk", "--database", pg_url, "--venue", "Hall", "--public-key",
+              tmp_path / "d.pub").stdout.strip()
+    assert kid.startswith("k-")
+    assert f"{kid}  Hall  active  records 0" in run("status", "--database", pg_url).stdout
+    assert run("purge", "--database", pg_url).stdout.startswith("purged 0 records")
+    bad = run("status", "--database", "postgresql://nobody@127.0.0.1:1/none")
+    assert bad.returncode == 2 and "cannot use the PostgreSQL database" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+
+def test_serve_on_postgresql_takes_a_real_kiosks_upload(pg_url, tmp_path, server_keys, sealing,
+                                                        make_pass, trusted):
+    from kiosk.keys import raw_public
+    from kiosk.store import CheckinStore
+    from sync.central.pg import PgStorage
+    from sync.localserver import LocalServer
+    from sync.uploader import Uploader
+    from test_sync import fill
+    device = Ed25519PrivateKey.generate()
+    admin = PgStorage(pg_url)
+    kid = admin.register_kiosk(venue="v", public_key=raw_public(device.public_key()), now=0)
+    store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v")
+    ids = fill(store, make_pass, trusted, 1200)
+    with LocalServer(tmp_path / "log", server_keys, database=pg_url) as server:
+        up = Uploader(store=store, server_url=server.url, kiosk_id=kid, device_key=device,
+                      batch_size=500)
+        result = up.round()
+    assert result.ok and result.accepted == 1200 and store.stats()["pending"] == 0
+    assert set(admin.record_ids(kid)) == set(ids) and admin.gaps(kid) == []
+    admin.close()
+    store.close()
