@@ -11,7 +11,8 @@ import pytest
 from conftest import BIN, ROOT
 
 UNITS = ROOT / "systemd"
-GOALS = {"kiosk.service": 3.0, "kiosk-sync.service": 2.0, "kiosk-purge.service": 2.0}
+GOALS = {"kiosk.service": 3.0, "kiosk-sync.service": 2.0, "kiosk-purge.service": 2.0,
+         "kiosk-central.service": 2.0, "kiosk-central-purge.service": 2.0}
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here "
                                    "(scripts/setup --test installs it)")
@@ -22,7 +23,7 @@ def installed(tmp_path_factory):
     """The units as scripts/install-pi installs them, but running this checkout's kiosk."""
     d = tmp_path_factory.mktemp("units")
     for unit in UNITS.iterdir():
-        text = unit.read_text().replace("/opt/kiosk/.venv/bin/kiosk", str(BIN / "kiosk"))
+        text = unit.read_text().replace("/opt/kiosk/.venv/bin/", str(BIN) + "/")
         (d / unit.name).write_text(text)
     return d
 
@@ -41,7 +42,8 @@ def test_each_unit_meets_its_hardening_goal(installed, unit, goal):
 def test_systemd_analyze_verify_is_clean(installed):
     p = subprocess.run([ANALYZE, "verify", "--man=no", *[str(installed / u) for u in
                         ("kiosk.service", "kiosk-sync.service", "kiosk-purge.service",
-                         "kiosk-purge.timer")]],
+                         "kiosk-purge.timer", "kiosk-central.service",
+                         "kiosk-central-purge.service", "kiosk-central-purge.timer")]],
                        capture_output=True, text=True, timeout=60, cwd=installed)
     assert p.returncode == 0 and p.stderr.strip() == "" and p.stdout.strip() == "", p.stderr
 
