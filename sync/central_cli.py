@@ -125,7 +125,9 @@ def cmd_serve(args) -> int:
         return 2
     serve(lambda: _storage(args), keys, where=args.database and "PostgreSQL" or args.data,
           host=args.host, port=args.port, access_log=args.access_log,
-          tls_cert=args.tls_cert, tls_key=args.tls_key)
+          tls_cert=args.tls_cert, tls_key=args.tls_key, workers=args.workers,
+          worker_spec={"data": args.data, "database": args.database,
+                       "normal_days": args.normal_days, "significant_days": args.significant_days})
     return 0
 
 
@@ -521,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keys", metavar="DIR",
                        help="authority keys: bundle.key, issuer*.pub, sealing*.pub (default DIR/keys)")
     serve.add_argument("--access-log", action="store_true")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="server processes sharing the port (default 1)")
     _retention_args(serve)
     serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", metavar="FILE", help="... and this private key (PEM)")

@@ -136,12 +136,14 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
             storage.close()
             log.info("storage closed")
 
+    metrics = Metrics(storage, clock)
     app = FastAPI(title="Venue check-in central server", version="1",
                   description="Receives kiosks' sealed check-ins; serves their signed bundle.",
                   lifespan=lifespan)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
+        metrics.rejected.labels(reason=exc.code).inc()
         if exc.status >= 400:
             log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.code)
         return JSONResponse({"error": exc.code, "detail": exc.detail, **exc.extra},
@@ -220,6 +222,9 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
                            f"{e}: {', '.join(e.record_ids[:5])}") from None
         log.info("batch from %s: %d records, %d accepted, %d duplicates", kiosk_id, len(rows),
                  len(result.accepted), len(result.duplicates))
+        metrics.batches.inc()
+        metrics.accepted.inc(len(result.accepted))
+        metrics.duplicates.inc(len(result.duplicates))
         return {"batch_id": batch.batch_id, "accepted": result.accepted,
                 "duplicates": result.duplicates}
 
@@ -268,7 +273,9 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
             str(int(v)) for v, _, _ in tag_keys[:1] + tag_keys[-1:])
         etag = etag_of(kiosk_id, storage.risk_version(), period_tag)
         if if_none_match == etag:
+            metrics.bundles.labels(answer="304").inc()
             return Response(status_code=304, headers={"ETag": etag})
+        metrics.bundles.labels(answer="200").inc()
         version, levels = storage.risk_list()
         payload = bundle_payload(version=version, issued_at=clock(), kiosk_id=kiosk_id,
                                  issuer_keys=authority.issuer_keys,
@@ -287,17 +294,85 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
         kiosk_id = authenticate(request, b"")
         return bundle_for(kiosk_id, request.headers.get("if-none-match"))
 
-    @app.get("/healthz", summary="liveness")
+    @app.get("/healthz", summary="liveness: the server answers and its database does",
+             responses={503: {"description": "the database does not answer"}})
     def healthz():
+        try:
+            storage.risk_version()
+        except Exception as e:
+            return JSONResponse({"status": "database unavailable", "detail": type(e).__name__},
+                                status_code=503)
         return {"status": "ok"}
+
+    @app.get("/metrics", summary="Prometheus metrics: ingest, rejections by reason, bundles, "
+                                 "per-kiosk last upload and lag", response_class=Response)
+    def metrics_endpoint():
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
+class Metrics:
+    """This process's counters, and the per-kiosk figures read from the database at each
+    scrape (so that several server processes report the same)."""
+
+    def __init__(self, storage, clock):
+        from prometheus_client import CollectorRegistry, Counter
+        from prometheus_client.core import GaugeMetricFamily
+
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.batches = Counter("kiosk_central_batches", "upload batches stored", registry=r)
+        self.accepted = Counter("kiosk_central_records_accepted", "records stored", registry=r)
+        self.duplicates = Counter("kiosk_central_records_duplicate", "records sent again", registry=r)
+        self.rejected = Counter("kiosk_central_requests_rejected", "4xx answers by reason",
+                                ["reason"], registry=r)
+        self.bundles = Counter("kiosk_central_bundle_requests", "bundle answers", ["answer"],
+                               registry=r)
+
+        class PerKiosk:
+            def collect(self):
+                last = GaugeMetricFamily("kiosk_central_kiosk_last_upload_timestamp_seconds",
+                                         "when each kiosk last uploaded", labels=["kiosk"])
+                lag = GaugeMetricFamily("kiosk_central_kiosk_upload_lag_seconds",
+                                        "how long its newest uploaded record waited", labels=["kiosk"])
+                for kiosk_id, at, waited in storage.kiosk_contacts():
+                    last.add_metric([kiosk_id], at)
+                    if waited is not None:
+                        lag.add_metric([kiosk_id], waited)
+                yield last
+                yield lag
+        r.register(PerKiosk())
+
+
+WORKER_ENV = "KIOSK_CENTRAL_WORKER"      # JSON: what each worker process opens
+
+
+def worker_app():
+    """The app of one worker process (``serve --workers N``): its own storage connection(s),
+    from the settings `serve` put in the environment."""
+    import json
+    import os
+
+    from sync.storage import ServerRetention, SqliteStorage
+    spec = json.loads(os.environ[WORKER_ENV])
+    retention = ServerRetention(spec["normal_days"], spec["significant_days"])
+    if spec.get("database"):
+        from sync.central.pg import PgStorage
+        storage = PgStorage(spec["database"], retention=retention)
+    else:
+        storage = SqliteStorage.in_folder(spec["data"], retention=retention)
+    return create_app(storage, Authority.from_dir(Path(spec["keys"])), close_on_shutdown=True)
+
+
 def serve(open_storage, keys_dir: Path, *, where, host: str, port: int, access_log: bool = False,
-          tls_cert: str | None = None, tls_key: str | None = None) -> None:
+          tls_cert: str | None = None, tls_key: str | None = None, workers: int = 1,
+          worker_spec: dict | None = None) -> None:
     """``open_storage()``: the storage to serve from (SQLite or PostgreSQL), opened once the
-    port is bound; ``where`` names it in the log."""
+    port is bound; ``where`` names it in the log. ``workers`` > 1: that many processes share
+    the socket, each with its own storage opened from ``worker_spec`` (stateless: any
+    number of them, on any number of machines, may share one PostgreSQL)."""
     import uvicorn
 
     from sync.keyring import private_keys_in
@@ -318,10 +393,27 @@ def serve(open_storage, keys_dir: Path, *, where, host: str, port: int, access_l
         raise ServeError(f"cannot listen on {host}:{port}: {e.strerror} (another server running? "
                          "choose --port)") from None
     try:
-        storage = open_storage()
+        storage = open_storage()          # checks the database and migrates it, once
     except BaseException:
         sock.close()
         raise
+    if workers > 1:
+        import json
+        import os
+
+        from uvicorn.supervisors import Multiprocess
+        storage.close()
+        os.environ[WORKER_ENV] = json.dumps({**(worker_spec or {}), "keys": str(keys_dir)})
+        config = uvicorn.Config("sync.server:worker_app", factory=True, workers=workers,
+                                log_level="info", access_log=access_log, timeout_graceful_shutdown=5,
+                                ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+        log.info("serving on %s://%s:%d (data %s) with %d workers", "https" if tls_cert else "http",
+                 host, sock.getsockname()[1], where, workers)
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            sock.close()
+        return
     app = create_app(storage, authority, close_on_shutdown=True)
     config = uvicorn.Config(app, log_level="info", access_log=access_log,
                             timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)

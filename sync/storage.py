@@ -95,6 +95,9 @@ MIGRATIONS = [
     );
     -- The server keeps what kiosks match on (the pass reference hash), not pass ids.
     UPDATE risk SET pass_id = '';
+    -- For the operator's view: each batch's newest capture (how long records waited).
+    ALTER TABLE batches ADD COLUMN newest_capture REAL;
+    CREATE INDEX batches_kiosk ON batches (kiosk_id, received_at);
     -- Search tags (kiosk.sealkeys.search_tag) and the tag keys sealed to each kiosk.
     ALTER TABLE records ADD COLUMN tag TEXT;
     CREATE INDEX records_tag ON records (tag) WHERE tag IS NOT NULL;
@@ -182,6 +185,7 @@ class Storage(Protocol):
     def register_kiosk(self, *, venue: str, public_key: bytes, now: float,
                        tag_public: bytes | None = None) -> str: ...
     def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int: ...
+    def kiosk_contacts(self) -> list[tuple[str, float, float | None]]: ...
     def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]: ...
     def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]: ...
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool: ...
@@ -290,9 +294,10 @@ class SqliteStorage:
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
                 "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
-            self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records) "
-                            "VALUES (?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
-                            [batch_id, kiosk_id, now, len(fresh)])
+            self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
+                            "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
+                            [batch_id, kiosk_id, now, len(fresh),
+                             max((r["captured_at"] for r in records), default=None)])
         accepted = [f[0] for f in fresh]
         acc = set(accepted)
         return IngestResult(accepted=accepted, duplicates=[i for i in dict.fromkeys(ids) if i not in acc])
@@ -389,6 +394,14 @@ class SqliteStorage:
     def reads(self) -> list[dict]:
         keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
         return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
+
+    def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:
+        """(kiosk id, last upload time, how long its newest record waited) per kiosk that
+        uploaded within the longest retention: the operator's view, from the batch receipts."""
+        return [tuple(r) for r in self._q(
+            "SELECT kiosk_id, received_at, received_at - newest_capture FROM batches b WHERE "
+            "received_at = (SELECT max(received_at) FROM batches WHERE kiosk_id = b.kiosk_id) "
+            "GROUP BY kiosk_id")]
 
     # -- search tags --------------------------------------------------------------------------
     def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int:

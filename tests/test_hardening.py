@@ -110,3 +110,16 @@ def test_status_reports_a_reused_sequence_number(tmp_path):
     out = subprocess.run([BIN / "kiosk-central", "status", "--data", tmp_path / "c"],
                          capture_output=True, text=True).stdout
     assert "REUSED seq: 1" in out
+
+
+def test_metrics_count_ingest_and_rejections_and_show_each_kiosks_last_upload(server):
+    srv, kiosks = server
+    assert post(srv, kiosks[0], gzip.compress(batch(record(), record()))).status_code == 200
+    post(srv, kiosks[0], gzip.compress(batch(record())), ts="x")
+    text = requests.get(srv.url + "/metrics", timeout=10).text
+    assert "kiosk_central_records_accepted_total" in text and "kiosk_central_batches_total" in text
+    assert 'kiosk_central_requests_rejected_total{reason="bad_signature"}' in text
+    assert f'kiosk_central_kiosk_last_upload_timestamp_seconds{{kiosk="{kiosks[0][0]}"}}' in text
+    assert f'kiosk_central_kiosk_upload_lag_seconds{{kiosk="{kiosks[0][0]}"}}' in text
+    health = requests.get(srv.url + "/healthz", timeout=10)
+    assert health.status_code == 200 and health.json() == {"status": "ok"}

@@ -166,3 +166,46 @@ def test_serve_on_postgresql_takes_a_real_kiosks_upload(pg_url, tmp_path, server
     assert set(admin.record_ids(kid)) == set(ids) and admin.gaps(kid) == []
     admin.close()
     store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_serve_with_several_workers_on_either_backend(backend, request, tmp_path, server_keys,
+                                                      sealing, make_pass, trusted):
+    """`serve --workers 3`: the uploads land once each, whichever process answers."""
+    import threading
+    from kiosk.keys import raw_public
+    from kiosk.store import CheckinStore
+    from sync.localserver import LocalServer
+    from sync.uploader import Uploader
+    from test_sync import fill
+    db = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    devices = [Ed25519PrivateKey.generate() for _ in range(4)]
+    with LocalServer(tmp_path / "c", server_keys, database=db, workers=3) as server:
+        if db:
+            from sync.central.pg import PgStorage
+            admin = PgStorage(db)
+        else:
+            admin = SqliteStorage.in_folder(tmp_path / "c")
+        kids = [admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0)
+                for i, d in enumerate(devices)]
+        stores = [CheckinStore.open(tmp_path / f"k{i}.db", sealing=sealing, venue_id=f"v{i}")
+                  for i in range(4)]
+        ids = [fill(s, make_pass, trusted, 400) for s in stores]
+        results = [None] * 4
+
+        def up(i):
+            results[i] = Uploader(store=stores[i], server_url=server.url, kiosk_id=kids[i],
+                                  device_key=devices[i], batch_size=50).round()
+        threads = [threading.Thread(target=up, args=(i,)) for i in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        assert all(r.ok and r.accepted == 400 for r in results), results
+        for kid, want in zip(kids, ids):
+            assert sorted(admin.record_ids(kid)) == sorted(want)
+        admin.close()
+        for s in stores:
+            s.close()
+        log = server.log_file.read_text()
+    assert "with 3 workers" in log and log.count("Application startup complete") == 3

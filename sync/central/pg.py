@@ -36,9 +36,11 @@ MIGRATIONS = [
         batch_id TEXT PRIMARY KEY,
         kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
         received_at DOUBLE PRECISION NOT NULL,
-        records INTEGER NOT NULL
+        records INTEGER NOT NULL,
+        newest_capture DOUBLE PRECISION
     );
     CREATE INDEX batches_received_at ON batches (received_at);
+    CREATE INDEX batches_kiosk ON batches (kiosk_id, received_at);
     CREATE TABLE records (
         record_id UUID PRIMARY KEY,
         kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
@@ -200,9 +202,10 @@ class PgStorage:
                  [days[r["retention"]] for r in rows], [r["seal_kid"] for r in rows],
                  [r["sealed"] for r in rows], [bool(r.get("seal_fallback", False)) for r in rows],
                  [r.get("tag") for r in rows]])]
-            conn.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records) "
-                         "VALUES (%s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
-                         [batch_id, kiosk_id, now, len(accepted)])
+            conn.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
+                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
+                         [batch_id, kiosk_id, now, len(accepted),
+                          max((r["captured_at"] for r in rows), default=None)])
         acc = set(accepted)
         order = {rid: i for i, rid in enumerate(ids)}
         return IngestResult(accepted=sorted(acc, key=order.get),
@@ -278,6 +281,11 @@ class PgStorage:
     def reads(self) -> list[dict]:
         keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
         return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
+
+    def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:
+        return [tuple(r) for r in self._q(
+            "SELECT DISTINCT ON (kiosk_id) kiosk_id, received_at, received_at - newest_capture "
+            "FROM batches ORDER BY kiosk_id, received_at DESC")]
 
     # -- search tags --------------------------------------------------------------------------
     def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int:
