@@ -67,6 +67,25 @@ class Accepted(BaseModel):
     duplicates: list[str]
 
 
+class ErrorBody(BaseModel):
+    """Every 4xx: nothing of the request was stored."""
+    error: str = Field(description="a code: malformed, too_large, bad_capture_time, "
+                                   "record_id_conflict, bad_signature, unknown_kiosk, revoked, "
+                                   "stale_timestamp")
+    detail: str
+    server_time: int | None = Field(default=None, description="with stale_timestamp")
+
+
+def _errors(*pairs) -> dict:
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {str(s): {"description": d, "content": {"application/json": {"schema": schema}}}
+            for s, d in pairs}
+
+
+AUTH_ERRORS = (("401", "unknown kiosk, bad signature or stale timestamp (then with server_time)"),
+               ("403", "kiosk revoked"))
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, detail: str, **extra):
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
@@ -237,11 +256,11 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
                   "requestBody": {"required": True, "content": {"application/json": {"schema": batch_schema}}},
                   "parameters": [{"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
                                  for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")],
-                  "responses": {s: {"description": d} for s, d in (
-                      ("400", "malformed batch"), ("401", "unknown kiosk, bad signature or stale timestamp"),
-                      ("403", "kiosk revoked"),
+                  "responses": _errors(
+                      ("400", "malformed batch, or a capture time outside what the server keeps"),
+                      *AUTH_ERRORS,
                       ("409", "a record id already held for another kiosk (record_id_conflict)"),
-                      ("413", "body or batch too large"))}})
+                      ("413", "body or batch too large"))})
     async def upload(request: Request):
         body = await read_body(request)
         return await run_in_threadpool(ingest, request, body)
@@ -253,8 +272,9 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
     def openapi():
         if app.openapi_schema is None:
             schema = _openapi()
-            schema.setdefault("components", {}).setdefault("schemas", {})["Record"] = \
-                Record.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Record"] = Record.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
             app.openapi_schema = schema
         return app.openapi_schema
     app.openapi = openapi
@@ -289,7 +309,8 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
              openapi_extra={"parameters": [
                  {"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
                  for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")]},
-             responses={304: {"description": "unchanged since the ETag in If-None-Match"}})
+             responses={304: {"description": "unchanged since the ETag in If-None-Match"},
+                        **_errors(*AUTH_ERRORS)})
     def bundle(request: Request):
         kiosk_id = authenticate(request, b"")
         return bundle_for(kiosk_id, request.headers.get("if-none-match"))

@@ -123,3 +123,31 @@ def test_metrics_count_ingest_and_rejections_and_show_each_kiosks_last_upload(se
     assert f'kiosk_central_kiosk_upload_lag_seconds{{kiosk="{kiosks[0][0]}"}}' in text
     health = requests.get(srv.url + "/healthz", timeout=10)
     assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
+def test_openapi_lists_every_status_each_path_answers(server):
+    """Every answer the server gives in these tests is in its OpenAPI description."""
+    srv, kiosks = server
+    spec = requests.get(srv.url + "/openapi.json", timeout=10).json()
+    documented = {path: set(ops[next(iter(ops))]["responses"]) for path, ops in spec["paths"].items()}
+    seen = {
+        "/v1/batches": {post(srv, kiosks[0], gzip.compress(batch(record()))).status_code,
+                        post(srv, kiosks[0], gzip.compress(batch(record(seq=0)))).status_code,
+                        post(srv, kiosks[0], gzip.compress(batch(record())), ts="x").status_code,
+                        post(srv, kiosks[0], b"\0" * (protocol.MAX_BODY_BYTES + 1)).status_code},
+        "/healthz": {requests.get(srv.url + "/healthz", timeout=10).status_code},
+    }
+    kid, key = kiosks[0]
+    h = protocol.sign_request(key, kiosk_id=kid, method="GET", path=protocol.BUNDLE_PATH,
+                              timestamp=int(time.time()), body=b"")
+    first = requests.get(srv.url + protocol.BUNDLE_PATH, headers=h, timeout=10)
+    again = requests.get(srv.url + protocol.BUNDLE_PATH, timeout=10,
+                         headers={**h, "If-None-Match": first.headers["ETag"]})
+    seen["/v1/bundle"] = {first.status_code, again.status_code,
+                          requests.get(srv.url + protocol.BUNDLE_PATH, timeout=10).status_code}
+    assert seen["/v1/batches"] == {200, 400, 401, 413}
+    assert seen["/v1/bundle"] == {200, 304, 401}
+    for path, codes in seen.items():
+        assert {str(c) for c in codes} <= documented[path], (path, codes, documented[path])
+    assert {"401", "403", "409"} <= documented["/v1/batches"] and "403" in documented["/v1/bundle"]
+    assert "ErrorBody" in spec["components"]["schemas"]
