@@ -188,6 +188,8 @@ def main(argv=None) -> int:
                     help="server table size for the purge figure (0: skip it)")
     ap.add_argument("--trace-records", type=int, default=1_000_000,
                     help="server table size for the trace figure (0: skip it)")
+    ap.add_argument("--backend-preload", type=int, default=1_000_000,
+                    help="rows preloaded for the SQLite vs PostgreSQL server figures (0: skip them)")
     args = ap.parse_args(argv)
 
     from kiosk.keys import ISSUER_PUB, SEALING_PUB, init_authority_keys, load_x25519_public, trusted_issuers
@@ -225,6 +227,10 @@ def main(argv=None) -> int:
                 print("committee", flush=True)
                 from sync.bench import bench_trace
                 bench_trace(t, work, records=args.trace_records)
+            if args.backend_preload:
+                print("central server: SQLite and PostgreSQL", flush=True)
+                from sync.bench import bench_server_backends
+                bench_server_backends(t, work, keys, preload=args.backend_preload)
     return 0
 
 

@@ -8,6 +8,7 @@ and their sealed blobs reused under fresh record ids (the server does not open t
 
 from __future__ import annotations
 
+import base64
 import json
 import resource
 import subprocess
@@ -306,3 +307,126 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
     t.add("trace: records opened / in the case's window",
           f"{result.decrypted:,} / {in_window:,}",
           f"{len(result.visits)} visits found; only the records around them")
+
+
+def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 50, batches: int = 8,
+                          preload: int = 1_000_000, workers: int = 2) -> None:
+    """The central server under load on each backend: ``kiosks`` simulated kiosks upload
+    ``batches`` 500-record batches each, at once, over loopback to `serve --workers`, while
+    another thread polls the bundle; then the same on a table preloaded with ``preload``
+    rows. Prints ingest records/s, bundle-poll p99 and `status` time per backend. PostgreSQL
+    is a throwaway server started here (Debian's binaries), as the tests do."""
+    import gzip as _gzip
+    import statistics
+    import sys
+    import threading
+
+    import requests
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from kiosk.keys import raw_public
+    from sync import protocol
+    from sync.keyring import server_keys_folder
+    from sync.localserver import LocalServer
+    from sync.storage import SqliteStorage
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from pgserver import PgServer, server_binaries
+
+    server_keys = server_keys_folder(keys_dir, work / "backend-keys")
+    backends = [("SQLite", None)]
+    pg = None
+    if server_binaries() is not None:
+        pg = PgServer().start()
+        backends.append(("PostgreSQL", pg.fresh_database()))
+    else:
+        t.add("PostgreSQL figures skipped: no server binaries (apt install postgresql)", "")
+    base64_blob = base64.b64encode(b"\x5a" * 208).decode()
+    try:
+        for name, url in backends:
+            data = work / f"backend-{name}"
+            if url:
+                from sync.central.pg import PgStorage
+                admin = PgStorage(url)
+            else:
+                admin = SqliteStorage.in_folder(data)
+            devices = [Ed25519PrivateKey.generate() for _ in range(kiosks)]
+            kids = [admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0)
+                    for i, d in enumerate(devices)]
+
+            def batch_body(i, b):
+                now = time.time()
+                recs = [{"record_id": str(uuid.uuid4()), "seq": b * 500 + j + 1, "epoch": 1,
+                         "captured_at": now - 60, "clock_synced": True, "retention": "normal",
+                         "delete_after": 0, "seal_kid": "k", "sealed": base64_blob}
+                        for j in range(500)]
+                return _gzip.compress(json.dumps({"batch_id": str(uuid.uuid4()), "records": recs})
+                                      .encode(), 5)
+
+            def run_round(server, label):
+                bodies = {(i, b): batch_body(i, b) for i in range(kiosks) for b in range(batches)}
+                polls, stop = [], threading.Event()
+
+                def poller():
+                    key, kid = devices[0], kids[0]
+                    while not stop.is_set():
+                        h = protocol.sign_request(key, kiosk_id=kid, method="GET",
+                                                  path=protocol.BUNDLE_PATH, timestamp=int(time.time()),
+                                                  body=b"")
+                        t1 = time.perf_counter()
+                        requests.get(server.url + protocol.BUNDLE_PATH, headers=h, timeout=30)
+                        polls.append(time.perf_counter() - t1)
+                        time.sleep(0.05)
+
+                def kiosk(i):
+                    s = requests.Session()
+                    for b in range(batches):
+                        body = bodies[(i, b)]
+                        h = protocol.sign_request(devices[i], kiosk_id=kids[i], method="POST",
+                                                  path=protocol.UPLOAD_PATH, timestamp=int(time.time()),
+                                                  body=body)
+                        r = s.post(server.url + protocol.UPLOAD_PATH, data=body, timeout=120,
+                                   headers={**h, "Content-Encoding": "gzip"})
+                        assert r.status_code == 200, r.text[:200]
+                p = threading.Thread(target=poller)
+                p.start()
+                t0 = time.perf_counter()
+                threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(kiosks)]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
+                elapsed = time.perf_counter() - t0
+                stop.set()
+                p.join()
+                n = kiosks * batches * 500
+                p99 = sorted(polls)[int(0.99 * (len(polls) - 1))] if polls else float("nan")
+                t.add(f"{name}: {kiosks} kiosks upload {n:,} records, {label}",
+                      f"{n / elapsed:,.0f} records/s",
+                      f"bundle poll p50 {statistics.median(polls) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+
+            with LocalServer(data, server_keys, database=url, workers=workers) as server:
+                run_round(server, "empty table")
+            # Preload, then again (the server stopped meanwhile: a bulk load, not the API).
+            t0 = time.perf_counter()
+            now = time.time()
+            rows = [{"record_id": str(uuid.uuid4()), "seq": i + 1, "epoch": 9, "captured_at": now - 3600,
+                     "clock_synced": True, "retention": "normal", "delete_after": 0, "seal_kid": "k",
+                     "sealed": b"\x5a" * 208} for i in range(preload)]
+            for i in range(0, preload, 5000):
+                admin.ingest(kids[i // 5000 % kiosks], str(uuid.uuid4()), rows[i:i + 5000], now=now)
+            del rows
+            t.add(f"{name}: preload {preload:,} records through ingest (5,000 a call)",
+                  f"{time.perf_counter() - t0:.0f} s")
+            with LocalServer(data, server_keys, database=url, workers=workers) as server:
+                run_round(server, f"table at {preload:,} rows")
+            t0 = time.perf_counter()
+            for k in admin.kiosks():
+                admin.epochs(k.kiosk_id)
+                admin.gaps(k.kiosk_id)
+            t.add(f"{name}: status over {kiosks} kiosks at {preload + kiosks * batches * 1000:,} rows",
+                  f"{time.perf_counter() - t0:.2f} s", "goal <= 0.5 s")
+            admin.close()
+    finally:
+        if pg:
+            pg.stop()
