@@ -226,7 +226,8 @@ def check_sealing(bundle, store, now: float) -> Check:
 def check_bundle(cfg: Config, store, now: float):
     """The bundle file verified exactly as `kiosk run` verifies it; (check, verified bundle
     in use or None): the file's, or else the last verified copy `kiosk run` falls back to."""
-    from kiosk.bundle import BundleError, verify_bundle
+    from kiosk.bundle import BundleError
+    from kiosk.bundle import verify_chain
     from kiosk.runtime import load_bundle_key
     from kiosk.store import BUNDLE_COPY
 
@@ -239,12 +240,12 @@ def check_bundle(cfg: Config, store, now: float):
         return Check("risk list", "warn", "no bundle downloaded yet: passes' own levels only"), None
     kept = store.get_state(BUNDLE_COPY)
     try:
-        bundle = verify_bundle(path.read_bytes(), key, kiosk_id=cfg.sync.kiosk_id or None)
+        bundle = verify_chain(path.read_bytes(), key, kiosk_id=cfg.sync.kiosk_id or None)
     except (OSError, BundleError) as e:
         fallback, copy = "no verified copy is held: passes' own levels only", None
         if kept:
             try:
-                copy = verify_bundle(kept.encode(), key, kiosk_id=cfg.sync.kiosk_id or None)
+                copy = verify_chain(kept.encode(), key, kiosk_id=cfg.sync.kiosk_id or None)
                 fallback = f"kiosk run uses the last verified copy (version {copy.version})"
             except BundleError:
                 pass

@@ -12,7 +12,7 @@ from kiosk.clock import SystemClock
 from kiosk.config import Config, ConfigError
 from kiosk.decision import Policy
 from kiosk.decoders import make_decoder
-from kiosk.bundle import BundleError, verify_bundle
+from kiosk.bundle import BundleError, verify_chain
 from kiosk.keys import (KeyFileError, load_ed25519_public, load_x25519_private, load_x25519_public,
                         trusted_issuers)
 from kiosk.seal import SealingKey
@@ -109,9 +109,9 @@ class TrustProvider:
 
     def _load(self) -> None:
         try:
-            bundle = verify_bundle(self.bundle_file.read_bytes(), self.bundle_key,
-                                   kiosk_id=self.kiosk_id,
-                                   min_version=self.bundle.version if self.bundle else 0)
+            bundle = verify_chain(self.bundle_file.read_bytes(), self.bundle_key,
+                                  kiosk_id=self.kiosk_id,
+                                  min_version=self.bundle.version if self.bundle else 0)
         except (OSError, BundleError) as e:
             if self.bundle is None and self._load_kept_copy(f"{self.bundle_file}: {e}"):
                 return
@@ -129,7 +129,7 @@ class TrustProvider:
         if not data:
             return False
         try:
-            bundle = verify_bundle(data, self.bundle_key, kiosk_id=self.kiosk_id)
+            bundle = verify_chain(data, self.bundle_key, kiosk_id=self.kiosk_id)
         except BundleError as e:
             log.error("kept bundle copy not used either: %s", e)
             return False

@@ -34,6 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 UPLOAD_PATH = "/v1/batches"
+RISK_SINCE_HEADER = "X-Risk-Since"        # the risk-list version a kiosk holds: send the changes
 BUNDLE_PATH = "/v1/bundle"
 MAX_BODY_BYTES = 4 * 1024 * 1024          # gzip bytes on the wire
 MAX_JSON_BYTES = 32 * 1024 * 1024         # after decompression (a gzip bomb stops here)

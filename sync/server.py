@@ -283,7 +283,7 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
         tag = hashlib.sha256(f"{kiosk_id}/{keys_fingerprint}/{period_tag}".encode()).hexdigest()[:12]
         return f'"{version}-{tag}"'
 
-    def bundle_for(kiosk_id: str, if_none_match: str | None) -> Response:
+    def bundle_for(kiosk_id: str, if_none_match: str | None, since: str | None = None) -> Response:
         # The common answer, 304, reads one row; the whole risk list only when it changed.
         # The period keys on offer change once a period: their first kid is in the ETag.
         now = clock()
@@ -296,8 +296,14 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
             metrics.bundles.labels(answer="304").inc()
             return Response(status_code=304, headers={"ETag": etag})
         metrics.bundles.labels(answer="200").inc()
-        version, levels = storage.risk_list()
+        delta = (storage.risk_delta(int(since)) if since and since.isascii() and since.isdigit()
+                 and len(since) < 19 else None)
+        if delta is not None:                # only what changed since the kiosk's version
+            version, levels = delta
+        else:
+            version, levels = storage.risk_list()
         payload = bundle_payload(version=version, issued_at=clock(), kiosk_id=kiosk_id,
+                                 since=int(since) if delta is not None else None,
                                  issuer_keys=authority.issuer_keys,
                                  sealing_keys=authority.sealing_keys, levels=levels,
                                  policy=authority.policy, sealing_periods=periods,
@@ -313,7 +319,8 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
                         **_errors(*AUTH_ERRORS)})
     def bundle(request: Request):
         kiosk_id = authenticate(request, b"")
-        return bundle_for(kiosk_id, request.headers.get("if-none-match"))
+        return bundle_for(kiosk_id, request.headers.get("if-none-match"),
+                          request.headers.get(protocol.RISK_SINCE_HEADER.lower()))
 
     @app.get("/healthz", summary="liveness: the server answers and its database does",
              responses={503: {"description": "the database does not answer"}})

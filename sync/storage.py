@@ -95,6 +95,11 @@ MIGRATIONS = [
     );
     -- The server keeps what kiosks match on (the pass reference hash), not pass ids.
     UPDATE risk SET pass_id = '';
+    -- The risk list as deltas: the version at which each entry last changed; an expired or
+    -- lowered entry stays as a level-0 tombstone for TOMBSTONE_DAYS, then delta_floor rises.
+    ALTER TABLE risk ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX risk_changed ON risk (changed);
+    INSERT INTO meta (key, value) VALUES ('delta_floor', '0');
     -- For the operator's view: each batch's newest capture (how long records waited).
     ALTER TABLE batches ADD COLUMN newest_capture REAL;
     CREATE INDEX batches_kiosk ON batches (kiosk_id, received_at);
@@ -113,6 +118,7 @@ MIGRATIONS = [
 ]
 
 DAY = 86_400
+TOMBSTONE_DAYS = 30       # how long a removal is kept for kiosks to catch up by delta
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,7 @@ class Storage(Protocol):
     def set_risk(self, pass_id: bytes, level: int, *, now: float,
                  expires_at: float | None = None) -> int: ...
     def risk_version(self) -> int: ...
+    def risk_delta(self, since: int) -> tuple[int, dict[str, int]] | None: ...
     def risk_list(self) -> tuple[int, dict[str, int]]: ...
     def record_ids(self, kiosk_id: str | None = None) -> list[str]: ...
     def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]: ...
@@ -359,11 +366,22 @@ class SqliteStorage:
         with self._lock, self.db.conn:
             batches = self.db.execute("DELETE FROM batches WHERE received_at <= ?",
                                       [now - self.retention.significant_days * DAY]).rowcount
-            risk = self.db.execute("DELETE FROM risk WHERE expires_at <= ?", [now]).rowcount
-            self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])   # kiosks are done
-            if risk:
+            expired = self.db.execute("SELECT count(*) FROM risk WHERE expires_at <= ? AND level > 0",
+                                      [now]).fetchone()[0]
+            if expired:       # off the list: a tombstone kiosks receive in their next delta
                 self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                                 "WHERE key = 'risk_version'")
+                self.db.execute(
+                    "UPDATE risk SET level = 0, expires_at = NULL, updated_at = ?, changed = "
+                    "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'risk_version') "
+                    "WHERE expires_at <= ? AND level > 0", [now, now])
+            gone = self.db.execute("DELETE FROM risk WHERE level = 0 AND updated_at <= ? "
+                                   "RETURNING changed", [now - TOMBSTONE_DAYS * DAY]).fetchall()
+            if gone:          # kiosks older than these tombstones get the whole list
+                self.db.execute("UPDATE meta SET value = ? WHERE key = 'delta_floor' AND "
+                                "CAST(value AS INTEGER) < ?", [str(max(g[0] for g in gone))] * 2)
+            risk = expired
+            self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])   # kiosks are done
         if classes or batches or risk:
             with self._lock:
                 truncate_wal(self.db)
@@ -455,15 +473,30 @@ class SqliteStorage:
             raise ValueError("risk level must be 0..3")
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(
-                "INSERT INTO risk (pass_ref, pass_id, level, updated_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
-                "updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-                [pass_ref(pass_id), "", level, now, expires_at])     # no pass id kept
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                             "WHERE key = 'risk_version'")
-            return int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
-                       .fetchone()[0])
+            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
+                          .fetchone()[0])
+            self.db.execute(
+                "INSERT INTO risk (pass_ref, pass_id, level, updated_at, expires_at, changed) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
+                "updated_at = excluded.updated_at, expires_at = excluded.expires_at, "
+                "changed = excluded.changed",
+                [pass_ref(pass_id), "", level, now, expires_at, version])     # no pass id kept
+            return version
+
+    def risk_delta(self, since: int) -> tuple[int, dict[str, int]] | None:
+        """(version, {pass_ref: level, 0 = off the list}) changed after ``since``; None when
+        ``since`` is older than the tombstones kept (the kiosk then gets the whole list)."""
+        with self._lock:
+            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
+                          .fetchone()[0])
+            floor = int(self.db.execute("SELECT value FROM meta WHERE key = 'delta_floor'")
+                        .fetchone()[0])
+            if since < floor or since > version:
+                return None
+            return version, dict(self.db.execute(
+                "SELECT pass_ref, level FROM risk WHERE changed > ?", [since]).fetchall())
 
     def risk_version(self) -> int:
         return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import requests
 
-from kiosk.bundle import BundleError, verify_bundle
+from kiosk.bundle import MAX_CHAIN, BundleError, chain_docs, encode_chain, verify_bundle, verify_chain
 from kiosk.store import BUNDLE_COPY
 from sync import protocol
 
@@ -213,10 +213,19 @@ class Uploader:
             have = copy is not None and self.bundle_file.read_bytes() == copy.encode("ascii")
         except OSError:
             have = False
+        held, docs = None, []
+        if have:
+            try:
+                held = verify_chain(copy.encode("ascii"), self.bundle_key, kiosk_id=self.kiosk_id)
+                docs = chain_docs(copy.encode("ascii"))
+            except BundleError:
+                held = None
         headers = {}
         etag = self.store.get_state("bundle_etag")
-        if have and etag:
+        if held and etag:
             headers["If-None-Match"] = etag
+        if held and len(docs) < MAX_CHAIN:       # only the changes, not the whole list
+            headers[protocol.RISK_SINCE_HEADER] = str(held.version)
         resp = self._request("GET", protocol.BUNDLE_PATH, headers=headers)
         now = self.clock()
         if resp.status_code == 304:
@@ -224,22 +233,26 @@ class Uploader:
             return f"unchanged (version {self.store.get_state('bundle_version', '?')})"
         if resp.status_code != 200:
             raise SetupError(f"bundle: HTTP {resp.status_code}")
-        current = int(self.store.get_state("bundle_version", "0")) if have else 0
+        current = held.version if held else 0
         try:
-            bundle = verify_bundle(resp.content, self.bundle_key, kiosk_id=self.kiosk_id,
-                                   min_version=current)
+            link = verify_bundle(resp.content, self.bundle_key, kiosk_id=self.kiosk_id,
+                                 min_version=current)
+            docs = docs + [resp.content] if link.risk_since is not None else [resp.content]
+            data = encode_chain(docs)
+            bundle = verify_chain(data, self.bundle_key, kiosk_id=self.kiosk_id)
         except BundleError as e:
-            self.store.set_state("bundle_error", str(e))
+            self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})   # whole next time
             log.error("bundle refused, keeping the one held: %s", e)
             return f"refused ({e}); kept version {current or 'none'}"
-        _write_atomically(self.bundle_file, resp.content)
-        self.store.set_states({BUNDLE_COPY: resp.content.decode("ascii"),
+        _write_atomically(self.bundle_file, data)
+        self.store.set_states({BUNDLE_COPY: data.decode("ascii"),
                                "bundle_version": str(bundle.version),
                                "bundle_etag": resp.headers.get("ETag", ""),
                                "bundle_issued_at": f"{bundle.issued_at:.3f}",
                                "bundle_checked_at": f"{now:.3f}", "bundle_error": ""})
-        log.info("bundle version %d: %d issuer keys, %d risk-list entries", bundle.version,
-                 len(bundle.issuers), len(bundle.risk_list.levels))
+        log.info("bundle version %d: %d issuer keys, %d risk-list entries (%s)", bundle.version,
+                 len(bundle.issuers), len(bundle.risk_list.levels),
+                 f"a delta of {len(link.risk_list.levels)}" if link.risk_since is not None else "whole")
         return f"updated to version {bundle.version}"
 
     # -- rounds and the service ---------------------------------------------------------------------

@@ -209,3 +209,18 @@ def test_serve_with_several_workers_on_either_backend(backend, request, tmp_path
             s.close()
         log = server.log_file.read_text()
     assert "with 3 workers" in log and log.count("Application startup complete") == 3
+
+
+def test_risk_deltas_and_tombstones(storage):
+    from sync.storage import TOMBSTONE_DAYS
+    v1 = storage.set_risk(b"\x01" * 16, 3, now=T0, expires_at=T0 + DAY)
+    v2 = storage.set_risk(b"\x02" * 16, 2, now=T0, expires_at=T0 + 5 * DAY)
+    version, changes = storage.risk_delta(v1)
+    assert version == v2 and list(changes.values()) == [2]
+    assert storage.purge(now=T0 + DAY).risk_entries == 1           # the first expires
+    version, changes = storage.risk_delta(v2)
+    assert sorted(changes.values()) == [0]                         # a tombstone
+    assert storage.risk_delta(version + 5) is None                 # ahead of the server: whole
+    storage.purge(now=T0 + (TOMBSTONE_DAYS + 2) * DAY)
+    assert storage.risk_delta(v2) is None                          # tombstone gone: whole list
+    assert storage.risk_delta(storage.risk_version()) == (storage.risk_version(), {})

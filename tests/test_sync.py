@@ -375,7 +375,11 @@ def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_ke
     assert proxy.counts["tamper"] == 1
 
     assert uploader.fetch_bundle() == "updated to version 2"
-    b2 = verify_bundle((tmp_path / "bundle.json").read_bytes(), bundle_key, kiosk_id=kiosk_id)
+    from kiosk.bundle import chain_docs, verify_chain
+    data = (tmp_path / "bundle.json").read_bytes()
+    assert len(chain_docs(data)) == 2                  # the whole list, then a one-entry delta
+    assert verify_bundle(chain_docs(data)[1], bundle_key).risk_since == 1
+    b2 = verify_chain(data, bundle_key, kiosk_id=kiosk_id)
     assert b2.risk_list.level_for(pass_id) == 3
     assert pass_id.hex() not in (tmp_path / "bundle.json").read_text()    # refs, not pass ids
     proxy.close()

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 from kiosk.passes import pass_ref
-from sync.storage import (DAY, IngestResult, KioskInfo, PurgeResult, RecordIdConflict,
-                          ServerRetention)
+from sync.storage import (DAY, TOMBSTONE_DAYS, IngestResult, KioskInfo, PurgeResult,
+                          RecordIdConflict, ServerRetention)
 
 MIGRATION_LOCK = 0x6B696F736B        # pg_advisory_xact_lock keys ("kiosk")
 AUDIT_LOCK = 0x6175646974             # ("audit")
@@ -65,10 +65,12 @@ MIGRATIONS = [
         pass_ref TEXT PRIMARY KEY,            -- what kiosks match on; never the pass id
         level SMALLINT NOT NULL CHECK (level BETWEEN 0 AND 3),
         updated_at DOUBLE PRECISION NOT NULL,
-        expires_at DOUBLE PRECISION
+        expires_at DOUBLE PRECISION,
+        changed BIGINT NOT NULL DEFAULT 0     -- the risk version at its last change
     );
+    CREATE INDEX risk_changed ON risk (changed);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    INSERT INTO meta (key, value) VALUES ('risk_version', '1');
+    INSERT INTO meta (key, value) VALUES ('risk_version', '1'), ('delta_floor', '0');
     CREATE TABLE reads (
         read_id BIGSERIAL PRIMARY KEY,
         read_at DOUBLE PRECISION NOT NULL,
@@ -256,9 +258,18 @@ class PgStorage:
         with self.pool.connection() as conn, conn.transaction():
             batches = conn.execute("DELETE FROM batches WHERE received_at <= %s",
                                    [now - self.retention.significant_days * DAY]).rowcount
-            risk = conn.execute("DELETE FROM risk WHERE expires_at <= %s", [now]).rowcount
-            if risk:
-                conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'risk_version'")
+            risk = conn.execute("SELECT count(*) FROM risk WHERE expires_at <= %s AND level > 0",
+                                [now]).fetchone()[0]
+            if risk:          # off the list: tombstones kiosks receive in their next delta
+                v = conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE "
+                                 "key = 'risk_version' RETURNING value").fetchone()[0]
+                conn.execute("UPDATE risk SET level = 0, expires_at = NULL, updated_at = %s, "
+                             "changed = %s WHERE expires_at <= %s AND level > 0", [now, int(v), now])
+            gone = conn.execute("DELETE FROM risk WHERE level = 0 AND updated_at <= %s RETURNING changed",
+                                [now - TOMBSTONE_DAYS * DAY]).fetchall()
+            if gone:
+                conn.execute("UPDATE meta SET value = GREATEST(value::bigint, %s)::text WHERE "
+                             "key = 'delta_floor'", [max(g[0] for g in gone)])
             conn.execute("DELETE FROM tag_keys WHERE valid_to <= %s", [now])
         return PurgeResult(classes["normal"], classes["significant"], batches, risk)
 
@@ -332,12 +343,24 @@ class PgStorage:
         if not 0 <= level <= 3:
             raise ValueError("risk level must be 0..3")
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute("INSERT INTO risk (pass_ref, level, updated_at, expires_at) VALUES (%s, %s, %s, %s) "
-                         "ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
-                         "updated_at = excluded.updated_at, expires_at = excluded.expires_at",
-                         [pass_ref(pass_id), level, now, expires_at])
-            return int(conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE "
-                                    "key = 'risk_version' RETURNING value").fetchone()[0])
+            version = int(conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE "
+                                       "key = 'risk_version' RETURNING value").fetchone()[0])
+            conn.execute("INSERT INTO risk (pass_ref, level, updated_at, expires_at, changed) "
+                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pass_ref) DO UPDATE SET "
+                         "level = excluded.level, updated_at = excluded.updated_at, "
+                         "expires_at = excluded.expires_at, changed = excluded.changed",
+                         [pass_ref(pass_id), level, now, expires_at, version])
+            return version
+
+    def risk_delta(self, since: int) -> tuple[int, dict[str, int]] | None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            version, floor = int(meta["risk_version"]), int(meta["delta_floor"])
+            if since < floor or since > version:
+                return None
+            return version, dict(conn.execute("SELECT pass_ref, level FROM risk WHERE changed > %s",
+                                              [since]).fetchall())
 
     def risk_version(self) -> int:
         return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
