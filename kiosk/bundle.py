@@ -27,7 +27,7 @@ from kiosk.sealkeys import PeriodKey, SealedTagKey
 
 FORMAT = "venue-kiosk bundle v1"
 _CONTEXT = FORMAT.encode() + b"\0"
-MAX_BUNDLE_BYTES = 16 * 1024 * 1024
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024      # a national list of a million entries is ~47 MiB
 
 
 class BundleError(Exception):
