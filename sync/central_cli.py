@@ -260,6 +260,16 @@ def _member_key(path: str):
     return load_ed25519_private(path)
 
 
+def cmd_db_roles(args) -> int:
+    from sync.central.pg import PgStorage
+    from sync.central.roles import GRANTS, apply
+
+    PgStorage(args.database).close()          # the tables exist (migrations) before grants
+    for role in apply(args.database):
+        print(f"{role}: " + "; ".join(GRANTS[role]))
+    return 0
+
+
 def cmd_trace(args) -> int:
     import json
     import time
@@ -578,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how long a raised entry lasts (default 14)")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_trace)
+
+    dbr = sub.add_parser("db-roles", help="PostgreSQL: create and grant the ingest, purge and "
+                                          "committee roles (run as the database owner)")
+    dbr.add_argument("--database", required=True, metavar="URL")
+    dbr.set_defaults(func=cmd_db_roles)
 
     reads = sub.add_parser("reads", help="the audit log of every opening of check-ins")
     _where(reads)

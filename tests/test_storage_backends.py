@@ -224,3 +224,45 @@ def test_risk_deltas_and_tombstones(storage):
     storage.purge(now=T0 + (TOMBSTONE_DAYS + 2) * DAY)
     assert storage.risk_delta(v2) is None                          # tombstone gone: whole list
     assert storage.risk_delta(storage.risk_version()) == (storage.risk_version(), {})
+
+
+def test_postgresql_roles_ingest_purge_and_committee_may_do_only_their_part(pg_url, pg_server):
+    """db-roles, then a login user in each role: ingest stores a batch but cannot delete or
+    read the audit log; purge deletes but cannot insert; the committee reads and logs."""
+    import subprocess
+    import psycopg
+    from conftest import BIN
+    from sync.central.pg import PgStorage
+    r = subprocess.run([BIN / "kiosk-central", "db-roles", "--database", pg_url],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "kiosk_ingest:" in r.stdout, r.stderr
+    db = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for user, role in (("u_ingest", "kiosk_ingest"), ("u_purge", "kiosk_purge"),
+                           ("u_committee", "kiosk_committee")):
+            conn.execute(f"CREATE USER {user} IN ROLE {role}")
+    url = lambda user: f"postgresql://{user}@127.0.0.1:{pg_server.port}/{db}"  # noqa: E731
+    owner = PgStorage(pg_url)
+    kid = owner.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
+    owner.close()
+    ingest = PgStorage(url("u_ingest"))
+    assert ingest.ingest(kid, str(uuid.uuid4()), [rec(1)], now=T0).accepted == [rec(1)["record_id"]]
+    ingest.risk_list()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        ingest._q("DELETE FROM records")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        ingest.audit_entries()
+    ingest.close()
+    purge = PgStorage(url("u_purge"))
+    assert purge.purge(now=T0 + 28 * DAY).normal == 1
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        purge.ingest(kid, str(uuid.uuid4()), [rec(2)], now=T0)
+    purge.close()
+    member = Ed25519PrivateKey.generate()
+    board = PgStorage(url("u_committee"))
+    committee.add_member(board, name="m", public_key=member.public_key(), key=None, now=1)
+    assert committee.state_of(board).count == 1
+    board.log_read(reader="m", case_id="C", kiosk_id=None, from_ts=0, to_ts=1, records=0, now=2)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        board._q("DELETE FROM audit")
+    board.close()

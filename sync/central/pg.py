@@ -103,6 +103,12 @@ _SELECT_RECORDS = ("SELECT record_id::text, kiosk_id, seq, captured_at, clock_sy
 
 
 def migrate(conn, migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Bring the schema up to date (the owner's job); a role that may only read the version
+    (ingest, purge, committee) finds it current and writes nothing."""
+    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is not None:
+        (current,) = conn.execute("SELECT version FROM schema_version").fetchone()
+        if current == len(migrations):
+            return current
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
