@@ -139,6 +139,8 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
             def purger():
                 while not stop.is_set():
                     try:
+                        if hasattr(storage, "ensure_partitions"):   # PostgreSQL: days ahead
+                            storage.ensure_partitions(now=clock())
                         from sync.central.committee import case_holds
                         result = storage.purge(now=clock(), holds=case_holds(storage))
                         if result.records or result.batches or result.risk_entries:

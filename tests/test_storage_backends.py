@@ -266,3 +266,33 @@ def test_postgresql_roles_ingest_purge_and_committee_may_do_only_their_part(pg_u
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         board._q("DELETE FROM audit")
     board.close()
+
+
+def test_postgresql_retention_drops_whole_day_partitions(pg_url):
+    """Records land in their class's day partition, made ahead by the server; a purge drops
+    the days that are wholly past retention (no dead rows), keeps a day an open case holds,
+    and still deletes row by row what sits in the default partition."""
+    import time as _t
+    from sync.central.pg import PgStorage
+    s = PgStorage(pg_url)
+    now = _t.time()
+    today = int(now // DAY)
+
+    def parts():
+        return {r[0] for r in s._q(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p "
+            "ON p.oid = i.inhparent WHERE p.relname IN ('records_normal', 'records_significant')")}
+    assert {f"records_normal_{today + 7}", f"records_significant_{today - 91}"} <= parts()
+    kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
+    old_day, held_day = today - 40, today - 35          # both past 28 days, one held by a case
+    s.ingest(kid, str(uuid.uuid4()), [rec(i, (old_day + 0.5) * DAY) for i in range(1, 6)]
+             + [rec(i, (held_day + 0.5) * DAY) for i in range(6, 9)]
+             + [rec(9, (today - 200) * DAY + 1)], now=now)      # too old for any day partition
+    assert s._q(f"SELECT count(*) FROM records_normal_{old_day}")[0][0] == 5
+    assert s._q("SELECT count(*) FROM records_normal_default")[0][0] == 1
+    result = s.purge(now=now, holds=[(held_day * DAY, (held_day + 1) * DAY)])
+    assert result.normal == 6                                  # 5 by dropping a day, 1 row
+    assert f"records_normal_{old_day}" not in parts()          # gone whole: no dead rows
+    assert f"records_normal_{held_day}" in parts()              # the case's day is kept
+    assert len(s.record_ids(kid)) == 3
+    s.close()

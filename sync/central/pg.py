@@ -41,8 +41,10 @@ MIGRATIONS = [
     );
     CREATE INDEX batches_received_at ON batches (received_at);
     CREATE INDEX batches_kiosk ON batches (kiosk_id, received_at);
+    -- Partitioned by retention class, then by capture day (records_<class>_<yyyymmdd>, made
+    -- ahead by the server): retention drops whole days; a default partition catches the rest.
     CREATE TABLE records (
-        record_id UUID PRIMARY KEY,
+        record_id UUID NOT NULL,
         kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
         seq BIGINT NOT NULL,
         epoch BIGINT NOT NULL DEFAULT 0,
@@ -55,8 +57,16 @@ MIGRATIONS = [
         batch_id TEXT NOT NULL,
         received_at DOUBLE PRECISION NOT NULL,
         seal_fallback BOOLEAN NOT NULL DEFAULT false,
-        tag TEXT
-    );
+        tag TEXT,
+        PRIMARY KEY (record_id, retention, captured_at)
+    ) PARTITION BY LIST (retention);
+    CREATE TABLE records_normal PARTITION OF records FOR VALUES IN ('normal')
+        PARTITION BY RANGE (captured_at);
+    CREATE TABLE records_significant PARTITION OF records FOR VALUES IN ('significant')
+        PARTITION BY RANGE (captured_at);
+    CREATE TABLE records_normal_default PARTITION OF records_normal DEFAULT;
+    CREATE TABLE records_significant_default PARTITION OF records_significant DEFAULT;
+    CREATE INDEX records_record_id ON records (record_id);
     CREATE INDEX records_kiosk_epoch_seq ON records (kiosk_id, epoch, seq);
     CREATE INDEX records_delete_after ON records (delete_after);
     CREATE INDEX records_captured_at ON records (captured_at);
@@ -141,6 +151,11 @@ class PgStorage:
             raise ValueError(f"cannot use the PostgreSQL database ({_safe(url)}): {first}") from None
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=True,
                                    kwargs={"autocommit": True}, timeout=30)
+        try:                                 # the owner makes the day partitions; roles may not
+            import time
+            self.ensure_partitions(now=time.time())
+        except psycopg.errors.InsufficientPrivilege:
+            pass
 
     def close(self) -> None:
         self.pool.close()
@@ -189,11 +204,13 @@ class PgStorage:
             first.setdefault(r["record_id"], r)
         rows = list(first.values())
         with self.pool.connection() as conn, conn.transaction():
-            foreign = [r[0] for r in conn.execute(
-                "SELECT record_id::text FROM records WHERE record_id = ANY(%s::uuid[]) AND "
-                "kiosk_id <> %s", [ids, kiosk_id])]
+            held = conn.execute("SELECT record_id::text, kiosk_id FROM records WHERE "
+                                "record_id = ANY(%s::uuid[])", [ids]).fetchall()
+            foreign = sorted({rid for rid, owner in held if owner != kiosk_id})
             if foreign:
-                raise RecordIdConflict(sorted(foreign))
+                raise RecordIdConflict(foreign)
+            known = {rid for rid, _ in held}    # (the key includes the partition columns)
+            rows = [r for r in rows if r["record_id"] not in known]
             days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
             accepted = [r[0] for r in conn.execute(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
@@ -203,9 +220,9 @@ class PgStorage:
                 "%s::bigint[], %s::float8[], %s::bool[], %s::text[], %s::int[], %s::text[], "
                 "%s::bytea[], %s::bool[], %s::text[]) "
                 "AS u(rid, seq, epoch, cap, cs, ret, days, kid, sealed, fb, tag) "
-                "ON CONFLICT (record_id) DO NOTHING RETURNING record_id::text",
-                [kiosk_id, batch_id, now, [r["record_id"] for r in rows], [r["seq"] for r in rows],
-                 [r.get("epoch", 0) for r in rows], [r["captured_at"] for r in rows],
+                "ON CONFLICT DO NOTHING RETURNING record_id::text",
+                [kiosk_id, batch_id, now, [r["record_id"] for r in rows], [int(r["seq"]) for r in rows],
+                 [int(r.get("epoch", 0)) for r in rows], [float(r["captured_at"]) for r in rows],
                  [bool(r["clock_synced"]) for r in rows], [r["retention"] for r in rows],
                  [days[r["retention"]] for r in rows], [r["seal_kid"] for r in rows],
                  [r["sealed"] for r in rows], [bool(r.get("seal_fallback", False)) for r in rows],
@@ -251,12 +268,12 @@ class PgStorage:
             keep = (" AND NOT (captured_at > %s AND ("
                     + " OR ".join("(captured_at >= %s AND captured_at < %s)" for _ in holds) + "))")
             params = [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]
-        classes: Counter = Counter()
-        while True:
+        classes: Counter = Counter(self._drop_due_days(now, holds))
+        while True:                          # what is left: held days, the default partitions
             with self.pool.connection() as conn:
                 gone = conn.execute(
-                    "DELETE FROM records WHERE ctid = ANY(ARRAY(SELECT ctid FROM records WHERE "
-                    f"delete_after <= %s{keep} LIMIT %s)) RETURNING retention",
+                    "DELETE FROM records WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM "
+                    f"records WHERE delete_after <= %s{keep} LIMIT %s) RETURNING retention",
                     [now, *params, chunk]).fetchall()
             classes.update(r[0] for r in gone)
             if len(gone) < chunk:
@@ -278,6 +295,63 @@ class PgStorage:
                              "key = 'delta_floor'", [max(g[0] for g in gone)])
             conn.execute("DELETE FROM tag_keys WHERE valid_to <= %s", [now])
         return PurgeResult(classes["normal"], classes["significant"], batches, risk)
+
+    # -- partitions by day ---------------------------------------------------------------------
+    def ensure_partitions(self, *, now: float, ahead_days: int = 7) -> int:
+        """Day partitions for each class from the longest retention back to ``ahead_days``
+        ahead; returns how many were made. The server runs it at start and hourly."""
+        start = int(now // DAY) - self.retention.significant_days - 1
+        made = 0
+        with self.pool.connection() as conn:
+            have = {r[0] for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN "
+                "('records_normal', 'records_significant')")}
+            for klass in ("normal", "significant"):
+                for day in range(start, int(now // DAY) + ahead_days + 1):
+                    name = _day_partition(klass, day)
+                    if name in have:
+                        continue
+                    try:
+                        with conn.transaction():
+                            conn.execute(f"CREATE TABLE {name} PARTITION OF records_{klass} "
+                                         f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})")
+                        made += 1
+                    except Exception as e:   # rows for that day sit in the default partition,
+                        if "would be violated" not in str(e) and "already exists" not in str(e):
+                            raise            # or another worker made it first: fine either way
+        return made
+
+    def _drop_due_days(self, now: float, holds) -> dict[str, int]:
+        """Drop each day partition whose every record is past its retention (the day's end
+        plus the class's days) and no open case holds: instant, no dead rows."""
+        counts: Counter = Counter()
+        days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
+        with self.pool.connection() as conn:
+            parts = conn.execute(
+                "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN "
+                "('records_normal', 'records_significant') AND c.relname NOT LIKE '%%default'").fetchall()
+            for name, parent in parts:
+                klass = parent.removeprefix("records_")
+                day = int(name.rsplit("_", 1)[1])
+                start, end = day * DAY, (day + 1) * DAY
+                if end + days[klass] * DAY > now:
+                    continue
+                if any(a < end and b > start for a, b in holds) and end + 90 * DAY > now:
+                    continue                 # an open case holds this day: rows go one by one
+                try:
+                    with conn.transaction():
+                        n = conn.execute("SELECT count(*) FROM records WHERE retention = %s AND "
+                                         "captured_at >= %s AND captured_at < %s",
+                                         [klass, start, end]).fetchone()[0]
+                        conn.execute(f"DROP TABLE {name}")
+                    counts[klass] += n
+                except Exception as e:       # not the owner (the purge role): delete rows instead
+                    if "must be owner" not in str(e) and "permission denied" not in str(e):
+                        raise
+                    break
+        return counts
 
     def records_between(self, kiosk_id: str | None, from_ts: float | None,
                         to_ts: float | None) -> list[dict]:
@@ -377,6 +451,11 @@ class PgStorage:
             version = int(conn.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
             levels = dict(conn.execute("SELECT pass_ref, level FROM risk WHERE level > 0").fetchall())
         return version, levels
+
+
+def _day_partition(klass: str, day: int) -> str:
+    """records_<class>_<days since 1970>: one UTC day of one retention class."""
+    return f"records_{klass}_{day}"
 
 
 def _record(row) -> dict:
