@@ -217,7 +217,56 @@ class Storage(Protocol):
     def close(self) -> None: ...
 
 
-class SqliteStorage:
+class SqlQueries:
+    """What both backends ask in the same SQL, but for the placeholder (``P``: "?" for
+    SQLite, "%s" for PostgreSQL); each provides ``_q(sql, params)`` and ``retention``."""
+
+    P = "?"
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.P)
+
+    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]:
+        """(epoch, records, lowest seq, highest seq, sequence numbers used twice) per sequence
+        epoch of a kiosk, oldest first: more than one epoch means the kiosk's database was
+        reset (moved aside) in between; a reused number, that it re-issued one."""
+        return [tuple(r) for r in self._q(self._sql(
+            "SELECT epoch, count(*), min(seq), max(seq), count(*) - count(DISTINCT seq) FROM records "
+            "WHERE kiosk_id = ? GROUP BY epoch ORDER BY epoch"), [kiosk_id])]
+
+    def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
+        """Runs of sequence numbers missing below the highest one received from a kiosk in
+        one epoch (default: its latest): records it made that never arrived (or were set
+        aside on it, or purged there before it was ever online)."""
+        if epoch is None:
+            epoch = self._q(self._sql("SELECT max(epoch) FROM records WHERE kiosk_id = ?"),
+                            [kiosk_id])[0][0]
+            if epoch is None:
+                return []
+        rows = self._q(self._sql(
+            "SELECT seq + 1, next - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next "
+            "FROM (SELECT DISTINCT seq FROM records WHERE kiosk_id = ? AND epoch = ?) s) t "
+            "WHERE next > seq + 1 ORDER BY seq"), [kiosk_id, epoch])
+        first = self._q(self._sql("SELECT min(seq) FROM records WHERE kiosk_id = ? AND epoch = ?"),
+                        [kiosk_id, epoch])[0][0]
+        out = [(1, first - 1)] if first and first > 1 else []
+        return out + [(a, b) for a, b in rows]
+
+    def untagged_between(self, from_ts: float, to_ts: float) -> int:
+        return self._q(self._sql("SELECT count(*) FROM records WHERE tag IS NULL AND "
+                                 "captured_at >= ? AND captured_at < ?"), [from_ts, to_ts])[0][0]
+
+    def _hold_clause(self, now: float, holds) -> tuple[str, list]:
+        """The purge's exception for open cases: records captured in a hold window are kept,
+        but never past the longest retention from capture."""
+        if not holds:
+            return "", []
+        keep = self._sql(" AND NOT (captured_at > ? AND ("
+                         + " OR ".join("(captured_at >= ? AND captured_at < ?)" for _ in holds) + "))")
+        return keep, [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]
+
+
+class SqliteStorage(SqlQueries):
     def __init__(self, path: Path | str | None, *, retention: ServerRetention = ServerRetention()):
         self.db = open_db(path)
         self.retention = retention
@@ -315,31 +364,6 @@ class SqliteStorage:
                                           "ORDER BY seq", [kiosk_id])]
         return [r[0] for r in self._q("SELECT record_id FROM records ORDER BY kiosk_id, seq")]
 
-    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]:
-        """(epoch, records, lowest seq, highest seq, sequence numbers used twice) per sequence
-        epoch of a kiosk, oldest first: more than one epoch means the kiosk's database was
-        reset (moved aside) in between; a reused number, that it re-issued one."""
-        return [tuple(r) for r in self._q(
-            "SELECT epoch, count(*), min(seq), max(seq), count(*) - count(DISTINCT seq) FROM records "
-            "WHERE kiosk_id = ? GROUP BY epoch ORDER BY epoch", [kiosk_id])]
-
-    def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
-        """Runs of sequence numbers missing below the highest one received from a kiosk in
-        one epoch (default: its latest): records it made that never arrived (or were set
-        aside on it, or purged there before it was ever online)."""
-        if epoch is None:
-            epoch = self._q("SELECT max(epoch) FROM records WHERE kiosk_id = ?", [kiosk_id])[0][0]
-            if epoch is None:
-                return []
-        rows = self._q(
-            "SELECT seq + 1, next - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next "
-            "FROM (SELECT DISTINCT seq FROM records WHERE kiosk_id = ? AND epoch = ?)) "
-            "WHERE next > seq + 1", [kiosk_id, epoch])
-        first = self._q("SELECT min(seq) FROM records WHERE kiosk_id = ? AND epoch = ?",
-                        [kiosk_id, epoch])[0][0]
-        out = [(1, first - 1)] if first and first > 1 else []
-        return out + [(a, b) for a, b in rows]
-
     def purge(self, *, now: float, chunk: int = 2000,
               holds: list[tuple[float, float]] = ()) -> PurgeResult:
         """Delete what is due: records past their deletion time, batch receipts older than the
@@ -348,11 +372,7 @@ class SqliteStorage:
 
         ``holds``: the time windows of open outbreak cases. A record captured inside one is
         kept until the case closes, but never past the longest retention from capture."""
-        keep, params = "", []
-        if holds:
-            keep = (" AND NOT (captured_at > ? AND ("
-                    + " OR ".join("(captured_at >= ? AND captured_at < ?)" for _ in holds) + "))")
-            params = [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]
+        keep, params = self._hold_clause(now, holds)
         classes: Counter = Counter()
         while True:
             with self._lock, self.db.conn:
@@ -444,10 +464,6 @@ class SqliteStorage:
             "ORDER BY captured_at", [*tags, from_ts, to_ts])
         keys = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
         return [dict(zip(keys, r)) for r in rows]
-
-    def untagged_between(self, from_ts: float, to_ts: float) -> int:
-        return self._q("SELECT count(*) FROM records WHERE tag IS NULL AND captured_at >= ? AND "
-                       "captured_at < ?", [from_ts, to_ts])[0][0]
 
     # -- the committee's audit log -------------------------------------------------------------
     def audit_entries(self) -> list[tuple[str, str, str | None]]:

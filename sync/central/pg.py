@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from kiosk.passes import pass_ref
 from sync.storage import (DAY, TOMBSTONE_DAYS, IngestResult, KioskInfo, PurgeResult,
-                          RecordIdConflict, ServerRetention)
+                          RecordIdConflict, ServerRetention, SqlQueries)
 
 MIGRATION_LOCK = 0x6B696F736B        # pg_advisory_xact_lock keys ("kiosk")
 AUDIT_LOCK = 0x6175646974             # ("audit")
@@ -135,7 +135,9 @@ def migrate(conn, migrations: Sequence[str] = MIGRATIONS) -> int:
     return len(migrations)
 
 
-class PgStorage:
+class PgStorage(SqlQueries):
+    P = "%s"
+
     def __init__(self, url: str, *, retention: ServerRetention = ServerRetention(),
                  min_size: int = 1, max_size: int = 8):
         import psycopg
@@ -242,32 +244,9 @@ class PgStorage:
                                           "ORDER BY epoch, seq", [kiosk_id])]
         return [r[0] for r in self._q("SELECT record_id::text FROM records ORDER BY kiosk_id, epoch, seq")]
 
-    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]:
-        return [tuple(r) for r in self._q(
-            "SELECT epoch, count(*), min(seq), max(seq), count(*) - count(DISTINCT seq) FROM records "
-            "WHERE kiosk_id = %s GROUP BY epoch ORDER BY epoch", [kiosk_id])]
-
-    def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
-        if epoch is None:
-            epoch = self._q("SELECT max(epoch) FROM records WHERE kiosk_id = %s", [kiosk_id])[0][0]
-            if epoch is None:
-                return []
-        rows = self._q(
-            "SELECT seq + 1, next - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next "
-            "FROM (SELECT DISTINCT seq FROM records WHERE kiosk_id = %s AND epoch = %s) s) t "
-            "WHERE next > seq + 1 ORDER BY seq", [kiosk_id, epoch])
-        first = self._q("SELECT min(seq) FROM records WHERE kiosk_id = %s AND epoch = %s",
-                        [kiosk_id, epoch])[0][0]
-        out = [(1, first - 1)] if first and first > 1 else []
-        return out + [(a, b) for a, b in rows]
-
     def purge(self, *, now: float, chunk: int = 5000,
               holds: list[tuple[float, float]] = ()) -> PurgeResult:
-        keep, params = "", []
-        if holds:
-            keep = (" AND NOT (captured_at > %s AND ("
-                    + " OR ".join("(captured_at >= %s AND captured_at < %s)" for _ in holds) + "))")
-            params = [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]
+        keep, params = self._hold_clause(now, holds)
         classes: Counter = Counter(self._drop_due_days(now, holds))
         while True:                          # what is left: held days, the default partitions
             with self.pool.connection() as conn:
@@ -398,10 +377,6 @@ class PgStorage:
         return [_record(r) for r in self._q(
             _SELECT_RECORDS + " WHERE tag = ANY(%s) AND captured_at >= %s AND captured_at < %s "
             "ORDER BY captured_at", [list(tags), from_ts, to_ts])]
-
-    def untagged_between(self, from_ts: float, to_ts: float) -> int:
-        return self._q("SELECT count(*) FROM records WHERE tag IS NULL AND captured_at >= %s AND "
-                       "captured_at < %s", [from_ts, to_ts])[0][0]
 
     # -- the committee's audit log -------------------------------------------------------------
     def audit_entries(self) -> list[tuple[str, str, str | None]]:
