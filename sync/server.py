@@ -17,12 +17,12 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from kiosk.bundle import bundle_payload, sign_bundle
@@ -38,19 +38,32 @@ log = logging.getLogger("kiosk-central")
 
 TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")      # ASCII digits only: never int('²'), never 5000 digits
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+BASE64_RE = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+KID_RE = r"^[0-9A-Za-z._-]+$"
+
+
+def _integral(value):
+    """JSON has one number type: 7.0 is the integer 7 (as JSON Schema says), 7.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Strict otherwise: "7" and true are not integers.
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     record_id: str = Field(pattern=UUID_RE)
-    seq: int = Field(ge=1, lt=2**63)
-    epoch: int = Field(default=0, ge=0, lt=2**63)   # the kiosk database's sequence epoch
+    seq: JsonInt = Field(ge=1, lt=2**63)
+    epoch: JsonInt = Field(default=0, ge=0, lt=2**63)   # the kiosk database's sequence epoch
     captured_at: float = Field(ge=0, allow_inf_nan=False)
     clock_synced: bool
     retention: Literal["normal", "significant"]
     delete_after: float = Field(ge=0, allow_inf_nan=False)   # the kiosk's say: not used
-    seal_kid: str = Field(min_length=1, max_length=64)
-    sealed: str = Field(min_length=4, max_length=8192)
+    seal_kid: str = Field(min_length=1, max_length=64, pattern=KID_RE)
+    sealed: str = Field(min_length=4, max_length=8192, pattern=BASE64_RE)
     seal_fallback: bool = False     # no period key covered the capture time on the kiosk
     tag: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")   # search tag, if any
 
@@ -264,7 +277,9 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
     @app.post(protocol.UPLOAD_PATH, response_model=Accepted,
               summary="Upload a batch of sealed check-ins (JSON, gzip, signed)",
               openapi_extra={
-                  "requestBody": {"required": True, "content": {"application/json": {"schema": batch_schema}}},
+                  "requestBody": {"required": True, "description": "the batch as JSON, sent with "
+                                  "Content-Encoding: gzip (anything else is a 400 malformed)",
+                                  "content": {"application/json": {"schema": batch_schema}}},
                   "parameters": [{"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
                                  for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")],
                   "responses": _errors(
