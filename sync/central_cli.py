@@ -193,29 +193,49 @@ def cmd_set_risk(args) -> int:
     return 0
 
 
+def status_lines(storage):
+    """What `status` prints, one kiosk (and, after a reset, one epoch) a line: read from the
+    aggregate ingest keeps (kiosks x epochs rows, however many records are held); the
+    records are looked at only for a kiosk with numbers missing, to list which."""
+    from itertools import groupby
+    summaries = {kid: list(rows) for kid, rows in
+                 groupby(storage.sequence_summary(), key=lambda s: s.kiosk_id)}
+
+    def missing_text(s) -> str:
+        if s.missing <= 0:
+            return "none"
+        # Runs between held records; a run from 1 below the oldest held one, when seq 1
+        # did arrive, is what the purge removed, not what never came.
+        runs = [(a, b) for a, b in storage.gaps(s.kiosk_id, s.epoch) if not (a == 1 and s.low == 1)]
+        listed = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
+        unlisted = s.missing - sum(b - a + 1 for a, b in runs)
+        if unlisted > 0:
+            listed += (", " if listed else "") + f"{unlisted} more among purged records"
+        return listed
+
+    def reused(s) -> str:
+        return f"  REUSED seq: {s.reused}" if s.reused else ""
+
+    for k in storage.kiosks():
+        rows = summaries.get(k.kiosk_id, [])
+        n = sum(s.received for s in rows)
+        state = "revoked" if k.revoked_at else "active"
+        if len(rows) <= 1:
+            yield (f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: "
+                   + (missing_text(rows[0]) + reused(rows[0]) if rows else "none"))
+            continue
+        yield (f"{k.kiosk_id}  {k.venue}  {state}  records {n}  epochs {len(rows)}: "
+               f"the kiosk's database was reset {len(rows) - 1} time(s)")
+        for s in rows:
+            yield (f"  epoch {s.epoch}: {s.received} records, seq {s.low}-{s.high}, missing seq: "
+                   f"{missing_text(s)}{reused(s)}")
+
+
 def cmd_status(args) -> int:
     storage = _storage(args)
     try:
-        for k in storage.kiosks():
-            epochs = storage.epochs(k.kiosk_id)
-            n = sum(e[1] for e in epochs)
-            state = "revoked" if k.revoked_at else "active"
-
-            def gap_text(epoch):
-                gaps = storage.gaps(k.kiosk_id, epoch)
-                return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in gaps) or "none"
-            def reused(n_reused):
-                return f"  REUSED seq: {n_reused}" if n_reused else ""
-            if len(epochs) <= 1:
-                missing = gap_text(epochs[0][0] if epochs else None)
-                print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: {missing}"
-                      + reused(epochs[0][4] if epochs else 0))
-                continue
-            print(f"{k.kiosk_id}  {k.venue}  {state}  records {n}  epochs {len(epochs)}: "
-                  f"the kiosk's database was reset {len(epochs) - 1} time(s)")
-            for epoch, count, low, high, n_reused in epochs:
-                print(f"  epoch {epoch}: {count} records, seq {low}-{high}, missing seq: "
-                      f"{gap_text(epoch)}{reused(n_reused)}")
+        for line in status_lines(storage):
+            print(line)
     finally:
         storage.close()
     return 0
@@ -604,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     _retention_args(purge)
     purge.set_defaults(func=cmd_purge)
 
-    status = sub.add_parser("status", help="kiosks, their record counts and missing sequence numbers")
+    status = sub.add_parser("status", help="kiosks, the records each delivered (purged ones included) "
+                                              "and missing or reused sequence numbers")
     _where(status)
     status.set_defaults(func=cmd_status)
     return p

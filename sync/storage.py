@@ -20,6 +20,24 @@ from kiosk.sqlite import migrate, open_db, truncate_wal
 
 DB_NAME = "central.db"
 
+# What `status` reads instead of counting records: per kiosk and sequence epoch, what was
+# ever received (purged records included), kept by ingest in the same transaction.
+# Missing sequence numbers: high - distinct_seq; reused ones: received - distinct_seq.
+SEQUENCE_SUMMARY_SQL = """
+    CREATE TABLE sequence_summary (
+        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
+        epoch BIGINT NOT NULL,
+        received BIGINT NOT NULL,
+        distinct_seq BIGINT NOT NULL,
+        low BIGINT NOT NULL,
+        high BIGINT NOT NULL,
+        PRIMARY KEY (kiosk_id, epoch)
+    );
+    INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high)
+        SELECT kiosk_id, epoch, count(*), count(DISTINCT seq), min(seq), max(seq)
+        FROM records GROUP BY kiosk_id, epoch;
+"""
+
 MIGRATIONS = [
     """
     CREATE TABLE kiosks (
@@ -115,6 +133,7 @@ MIGRATIONS = [
         PRIMARY KEY (kiosk_id, valid_from)
     );
     """,
+    SEQUENCE_SUMMARY_SQL,
 ]
 
 DAY = 86_400
@@ -217,6 +236,26 @@ class Storage(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class SequenceSummary:
+    kiosk_id: str
+    epoch: int
+    received: int              # records received (purged ones included; duplicates not)
+    distinct_seq: int          # distinct sequence numbers among them
+    low: int
+    high: int
+
+    @property
+    def missing(self) -> int:
+        """Numbers below the highest that never arrived."""
+        return self.high - self.distinct_seq
+
+    @property
+    def reused(self) -> int:
+        """Numbers that arrived on more than one record."""
+        return self.received - self.distinct_seq
+
+
 class SqlQueries:
     """What both backends ask in the same SQL, but for the placeholder (``P``: "?" for
     SQLite, "%s" for PostgreSQL); each provides ``_q(sql, params)`` and ``retention``."""
@@ -251,6 +290,37 @@ class SqlQueries:
                         [kiosk_id, epoch])[0][0]
         out = [(1, first - 1)] if first and first > 1 else []
         return out + [(a, b) for a, b in rows]
+
+    def sequence_summary(self) -> list[SequenceSummary]:
+        """Per kiosk and epoch, what was received: one indexed read of the aggregate that
+        ingest keeps, however many records are held (what `status` shows)."""
+        return [SequenceSummary(*r) for r in self._q(
+            "SELECT kiosk_id, epoch, received, distinct_seq, low, high FROM sequence_summary "
+            "ORDER BY kiosk_id, epoch")]
+
+    @staticmethod
+    def _summary_changes(rows: list[dict], held: dict[int, int],
+                         reused: set[tuple[int, int]]) -> list[tuple]:
+        """(epoch, received, new distinct, low, high) for the aggregate, from the records a
+        batch adds; ``held``: each epoch's highest number so far; ``reused``: (epoch, seq)
+        pairs of these that the server already holds (looked up only at or below ``held``)."""
+        out: dict[int, list] = {}
+        seen: set[tuple[int, int]] = set()
+        for r in rows:
+            epoch, seq = int(r.get("epoch", 0)), int(r["seq"])
+            e = out.setdefault(epoch, [0, 0, seq, seq])
+            e[0] += 1
+            if (epoch, seq) not in seen and (epoch, seq) not in reused:
+                e[1] += 1
+            seen.add((epoch, seq))
+            e[2], e[3] = min(e[2], seq), max(e[3], seq)
+        return [(epoch, *v) for epoch, v in out.items()]
+
+    @staticmethod
+    def _to_probe(rows: list[dict], held: dict[int, int]) -> list[tuple[int, int]]:
+        """The (epoch, seq) pairs that could be a reuse: at or below what was received."""
+        return sorted({(int(r.get("epoch", 0)), int(r["seq"])) for r in rows
+                       if int(r.get("epoch", 0)) in held and int(r["seq"]) <= held[int(r.get("epoch", 0))]})
 
     def untagged_between(self, from_ts: float, to_ts: float) -> int:
         return self._q(self._sql("SELECT count(*) FROM records WHERE tag IS NULL AND "
@@ -346,10 +416,24 @@ class SqliteStorage(SqlQueries):
                               int(r["clock_synced"]), r["retention"], delete_after,
                               r["seal_kid"], r["sealed"], batch_id, now,
                               int(r.get("seal_fallback", False)), r.get("tag")))
+            new_rows = [{"seq": f[2], "epoch": f[3]} for f in fresh]
+            held = dict(self.db.execute("SELECT epoch, high FROM sequence_summary WHERE kiosk_id = ?",
+                                        [kiosk_id]).fetchall())
+            reused = {tuple(x) for epoch, seq in self._to_probe(new_rows, held)
+                      for x in self.db.execute("SELECT epoch, seq FROM records WHERE kiosk_id = ? "
+                                               "AND epoch = ? AND seq = ? LIMIT 1",
+                                               [kiosk_id, epoch, seq])}
             self.db.conn.executemany(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
                 "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+            self.db.conn.executemany(
+                "INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kiosk_id, epoch) DO UPDATE SET "
+                "received = received + excluded.received, "
+                "distinct_seq = distinct_seq + excluded.distinct_seq, "
+                "low = min(low, excluded.low), high = max(high, excluded.high)",
+                [(kiosk_id, *c) for c in self._summary_changes(new_rows, held, reused)])
             self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
                             "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
                             [batch_id, kiosk_id, now, len(fresh),

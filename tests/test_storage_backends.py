@@ -78,6 +78,29 @@ def test_sequence_gaps_epochs_and_reused_numbers(storage):
     assert storage.gaps(a) == [(1, 1)] and storage.gaps(a, 0) == [(3, 4), (6, 7)]
 
 
+def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_purge(storage):
+    from sync.central_cli import status_lines
+    a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+    storage.ingest(a, str(uuid.uuid4()), [rec(i, seq=s) for i, s in ((1, 1), (2, 2), (3, 5))], now=T0)
+    # Next batch: a duplicate (not counted again), a number reused under a new record id
+    # (in an earlier batch), one within the batch itself, a new high, a new epoch.
+    storage.ingest(a, str(uuid.uuid4()), [rec(1, seq=1), rec(4, seq=2), rec(5, seq=8),
+                                          rec(6, seq=8), rec(7, seq=9, epoch=2)], now=T0)
+    (e0, e2) = storage.sequence_summary()
+    assert (e0.epoch, e0.received, e0.distinct_seq, e0.low, e0.high) == (0, 6, 4, 1, 8)
+    assert (e0.missing, e0.reused) == (4, 2) and (e2.missing, e2.reused) == (8, 0)
+    lines = list(status_lines(storage))
+    assert lines[0] == f"{a}  A  active  records 7  epochs 2: the kiosk's database was reset 1 time(s)"
+    assert lines[1] == "  epoch 0: 6 records, seq 1-8, missing seq: 3-4, 6-7  REUSED seq: 2"
+    assert lines[2] == "  epoch 2: 1 records, seq 9-9, missing seq: 1-8"
+    # Purged records were received: they do not become missing, and the counts stay.
+    storage.purge(now=T0 + 28 * DAY)
+    assert storage.record_ids(a) == []
+    assert storage.sequence_summary() == [e0, e2]
+    assert list(status_lines(storage))[1] == \
+        "  epoch 0: 6 records, seq 1-8, missing seq: 4 more among purged records  REUSED seq: 2"
+
+
 def test_records_between_and_by_tag(storage):
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
     b = storage.register_kiosk(venue="B", public_key=b"b" * 32, now=0)

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from kiosk.passes import pass_ref
 from sync.storage import (DAY, TOMBSTONE_DAYS, IngestResult, KioskInfo, PurgeResult,
-                          RecordIdConflict, ServerRetention, SqlQueries)
+                          RecordIdConflict, SEQUENCE_SUMMARY_SQL, ServerRetention,
+                          SqlQueries)
 
 MIGRATION_LOCK = 0x6B696F736B        # pg_advisory_xact_lock keys ("kiosk")
 AUDIT_LOCK = 0x6175646974             # ("audit")
@@ -105,6 +106,7 @@ MIGRATIONS = [
         PRIMARY KEY (kiosk_id, valid_from)
     );
     """,
+    SEQUENCE_SUMMARY_SQL,
 ]
 
 RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
@@ -213,8 +215,16 @@ class PgStorage(SqlQueries):
                 raise RecordIdConflict(foreign)
             known = {rid for rid, _ in held}    # (the key includes the partition columns)
             rows = [r for r in rows if r["record_id"] not in known]
+            # The aggregate `status` reads; locked, so one kiosk's batches count one at a time.
+            held = dict(conn.execute("SELECT epoch, high FROM sequence_summary WHERE kiosk_id = %s "
+                                     "FOR UPDATE", [kiosk_id]).fetchall())
+            probe = self._to_probe(rows, held)
+            reused = {tuple(x) for x in conn.execute(
+                "SELECT DISTINCT r.epoch, r.seq FROM records r JOIN unnest(%s::bigint[], %s::bigint[]) "
+                "AS u(epoch, seq) ON r.epoch = u.epoch AND r.seq = u.seq WHERE r.kiosk_id = %s",
+                [[e for e, _ in probe], [q for _, q in probe], kiosk_id]).fetchall()} if probe else set()
             days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
-            accepted = [r[0] for r in conn.execute(
+            inserted = conn.execute(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
                 "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
                 "SELECT u.rid, %s, u.seq, u.epoch, u.cap, u.cs, u.ret, u.cap + u.days * 86400, "
@@ -222,13 +232,23 @@ class PgStorage(SqlQueries):
                 "%s::bigint[], %s::float8[], %s::bool[], %s::text[], %s::int[], %s::text[], "
                 "%s::bytea[], %s::bool[], %s::text[]) "
                 "AS u(rid, seq, epoch, cap, cs, ret, days, kid, sealed, fb, tag) "
-                "ON CONFLICT DO NOTHING RETURNING record_id::text",
+                "ON CONFLICT DO NOTHING RETURNING record_id::text, seq, epoch",
                 [kiosk_id, batch_id, now, [r["record_id"] for r in rows], [int(r["seq"]) for r in rows],
                  [int(r.get("epoch", 0)) for r in rows], [float(r["captured_at"]) for r in rows],
                  [bool(r["clock_synced"]) for r in rows], [r["retention"] for r in rows],
                  [days[r["retention"]] for r in rows], [r["seal_kid"] for r in rows],
                  [r["sealed"] for r in rows], [bool(r.get("seal_fallback", False)) for r in rows],
-                 [r.get("tag") for r in rows]])]
+                 [r.get("tag") for r in rows]]).fetchall()
+            accepted = [r[0] for r in inserted]
+            for epoch, *change in self._summary_changes(
+                    [{"seq": q, "epoch": e} for _, q, e in inserted], held, reused):
+                conn.execute(
+                    "INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (kiosk_id, epoch) DO UPDATE SET "
+                    "received = sequence_summary.received + excluded.received, "
+                    "distinct_seq = sequence_summary.distinct_seq + excluded.distinct_seq, "
+                    "low = LEAST(sequence_summary.low, excluded.low), "
+                    "high = GREATEST(sequence_summary.high, excluded.high)", [kiosk_id, epoch, *change])
             conn.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
                          "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
                          [batch_id, kiosk_id, now, len(accepted),
