@@ -189,7 +189,17 @@ def main(argv=None) -> int:
     ap.add_argument("--trace-records", type=int, default=1_000_000,
                     help="server table size for the trace figure (0: skip it)")
     ap.add_argument("--backend-preload", type=int, default=1_000_000,
-                    help="rows preloaded for the SQLite vs PostgreSQL server figures (0: skip them)")
+                    help="rows preloaded for the SQLite server figures (0: skip the server figures)")
+    ap.add_argument("--pg-preload", type=int, default=10_000_000,
+                    help="rows preloaded for the PostgreSQL server figures")
+    ap.add_argument("--backend-kiosks", type=int, default=200,
+                    help="simulated kiosks uploading at once in the server figures")
+    ap.add_argument("--backend-batches", type=int, default=5,
+                    help="500-record batches each simulated kiosk uploads per round")
+    ap.add_argument("--backends", default="sqlite,postgresql",
+                    help="which server backends to measure (comma-separated)")
+    ap.add_argument("--only-backends", action="store_true",
+                    help="only the server backend figures (skip everything before them)")
     args = ap.parse_args(argv)
 
     from kiosk.keys import ISSUER_PUB, SEALING_PUB, init_authority_keys, load_x25519_public, trusted_issuers
@@ -206,6 +216,13 @@ def main(argv=None) -> int:
         trusted = trusted_issuers([keys / ISSUER_PUB])
         sealing = SealingKey.of(load_x25519_public(keys / SEALING_PUB))
         passes = [issue_pass(keys, risk=i % 3)[0] for i in range(200)]
+        if args.only_backends:
+            from sync.bench import bench_server_backends
+            bench_server_backends(
+                t, work, keys, kiosks=args.backend_kiosks, batches=args.backend_batches,
+                preload={"sqlite": args.backend_preload, "postgresql": args.pg_preload},
+                backends=args.backends.split(","))
+            return 0
         print("decoding", flush=True)
         bench_decode_rates(t)
         bench_frame_cost(t, passes)
@@ -230,7 +247,10 @@ def main(argv=None) -> int:
             if args.backend_preload:
                 print("central server: SQLite and PostgreSQL", flush=True)
                 from sync.bench import bench_server_backends
-                bench_server_backends(t, work, keys, preload=args.backend_preload)
+                bench_server_backends(
+                    t, work, keys, kiosks=args.backend_kiosks, batches=args.backend_batches,
+                    preload={"sqlite": args.backend_preload, "postgresql": args.pg_preload},
+                    backends=args.backends.split(","))
     return 0
 
 

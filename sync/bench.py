@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
+import os
 import resource
 import subprocess
 import sys
@@ -309,8 +311,74 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
           f"{len(result.visits)} visits found; only the records around them")
 
 
-def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 50, batches: int = 8,
-                          preload: int = 1_000_000, workers: int = 2) -> None:
+def _bench_drop_a_day(t, name: str, storage, kiosk_id: str, *, oldest: float) -> None:
+    """The purge of the oldest capture day (a partition dropped on PostgreSQL, chunked
+    deletes on SQLite) while another thread stores 500-record batches: its time, and the
+    worst upload during it against the median before."""
+    import statistics
+    import threading
+
+    from sync.storage import DAY
+    blob = b"\x5a" * 208
+
+    def upload_once(n0: int) -> float:
+        now = time.time()
+        rows = [{"record_id": str(uuid.uuid4()), "seq": n0 + i, "epoch": 3, "captured_at": now,
+                 "clock_synced": True, "retention": "normal", "delete_after": 0,
+                 "seal_kid": "k", "sealed": blob} for i in range(500)]
+        t1 = time.perf_counter()
+        storage.ingest(kiosk_id, str(uuid.uuid4()), rows, now=now)
+        return time.perf_counter() - t1
+
+    baseline = [upload_once(i * 500 + 1) for i in range(20)]
+    during, done = [], threading.Event()
+
+    def uploader():
+        n = 100
+        while not done.is_set():
+            during.append(upload_once(n * 500 + 1))
+            n += 1
+    th = threading.Thread(target=uploader)
+    th.start()
+    time.sleep(0.3)
+    day = oldest - oldest % DAY
+    t0 = time.perf_counter()
+    result = storage.purge(now=day + DAY + 28 * DAY)        # the oldest capture day is due
+    purge_s = time.perf_counter() - t0
+    time.sleep(0.3)
+    done.set()
+    th.join()
+    base, worst = statistics.median(baseline), max(during)
+    t.add(f"{name}: purge of the oldest day ({result.records:,} records)", f"{purge_s:.2f} s",
+          f"goal <= 1 s; uploads median {base * 1000:.0f} ms before, worst {worst * 1000:.0f} ms "
+          f"during ({worst / base:.1f}x, {len(during)} uploads)")
+
+
+def _poll_bundle(url: str, kiosk_id: str, raw_key: bytes, stop, back) -> None:
+    """A kiosk polling its bundle every 50 ms, as the uploader does it (If-None-Match: the
+    common answer is a 304); puts the latencies in ``back`` when ``stop`` is set."""
+    import requests
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sync import protocol
+    key = Ed25519PrivateKey.from_private_bytes(raw_key)
+    session, etag, polls = requests.Session(), None, []
+    while not stop.is_set():
+        h = protocol.sign_request(key, kiosk_id=kiosk_id, method="GET", path=protocol.BUNDLE_PATH,
+                                  timestamp=int(time.time()), body=b"")
+        if etag:
+            h["If-None-Match"] = etag
+        t1 = time.perf_counter()
+        r = session.get(url + protocol.BUNDLE_PATH, headers=h, timeout=30)
+        polls.append(time.perf_counter() - t1)
+        etag = r.headers.get("ETag", etag)
+        time.sleep(0.05)
+    back.put(polls)
+
+
+def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: int = 5,
+                          preload: dict | None = None, workers: int = 2,
+                          backends=("sqlite", "postgresql")) -> None:
     """The central server under load on each backend: ``kiosks`` simulated kiosks upload
     ``batches`` 500-record batches each, at once, over loopback to `serve --workers`, while
     another thread polls the bundle; then the same on a table preloaded with ``preload``
@@ -334,12 +402,14 @@ def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 50, ba
     from pgserver import PgServer, server_binaries
 
     server_keys = server_keys_folder(keys_dir, work / "backend-keys")
-    backends = [("SQLite", None)]
-    pg = None
-    if server_binaries() is not None:
+    preload = preload or {"sqlite": 2_000_000, "postgresql": 10_000_000}
+    wanted, backends, pg = backends, [], None
+    if "sqlite" in wanted:
+        backends.append(("SQLite", None))
+    if "postgresql" in wanted and server_binaries() is not None:
         pg = PgServer().start()
         backends.append(("PostgreSQL", pg.fresh_database()))
-    else:
+    elif "postgresql" in wanted:
         t.add("PostgreSQL figures skipped: no server binaries (apt install postgresql)", "")
     base64_blob = base64.b64encode(b"\x5a" * 208).decode()
     try:
@@ -354,29 +424,24 @@ def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 50, ba
             kids = [admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0)
                     for i, d in enumerate(devices)]
 
-            def batch_body(i, b):
+            def batch_body(i, b, round_no):
                 now = time.time()
-                recs = [{"record_id": str(uuid.uuid4()), "seq": b * 500 + j + 1, "epoch": 1,
+                first = (round_no * batches + b) * 500 + 1     # each kiosk's numbers go on
+                recs = [{"record_id": str(uuid.uuid4()), "seq": first + j, "epoch": 1,
                          "captured_at": now - 60, "clock_synced": True, "retention": "normal",
                          "delete_after": 0, "seal_kid": "k", "sealed": base64_blob}
                         for j in range(500)]
                 return _gzip.compress(json.dumps({"batch_id": str(uuid.uuid4()), "records": recs})
                                       .encode(), 5)
 
-            def run_round(server, label):
-                bodies = {(i, b): batch_body(i, b) for i in range(kiosks) for b in range(batches)}
-                polls, stop = [], threading.Event()
-
-                def poller():
-                    key, kid = devices[0], kids[0]
-                    while not stop.is_set():
-                        h = protocol.sign_request(key, kiosk_id=kid, method="GET",
-                                                  path=protocol.BUNDLE_PATH, timestamp=int(time.time()),
-                                                  body=b"")
-                        t1 = time.perf_counter()
-                        requests.get(server.url + protocol.BUNDLE_PATH, headers=h, timeout=30)
-                        polls.append(time.perf_counter() - t1)
-                        time.sleep(0.05)
+            def run_round(server, label, round_no):
+                bodies = {(i, b): batch_body(i, b, round_no) for i in range(kiosks) for b in range(batches)}
+                # The poller is its own process (as a kiosk is), so what it measures is the
+                # server, not this process's 200 uploading threads queueing for the GIL.
+                ctx = multiprocessing.get_context("fork")
+                stop, back = ctx.Event(), ctx.Queue()
+                p = ctx.Process(target=_poll_bundle, args=(
+                    server.url, kids[0], devices[0].private_bytes_raw(), stop, back))
 
                 def kiosk(i):
                     s = requests.Session()
@@ -388,7 +453,6 @@ def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 50, ba
                         r = s.post(server.url + protocol.UPLOAD_PATH, data=body, timeout=120,
                                    headers={**h, "Content-Encoding": "gzip"})
                         assert r.status_code == 200, r.text[:200]
-                p = threading.Thread(target=poller)
                 p.start()
                 t0 = time.perf_counter()
                 threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(kiosks)]
@@ -398,6 +462,7 @@ def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 50, ba
                     th.join()
                 elapsed = time.perf_counter() - t0
                 stop.set()
+                polls = back.get(timeout=60)
                 p.join()
                 n = kiosks * batches * 500
                 p99 = sorted(polls)[int(0.99 * (len(polls) - 1))] if polls else float("nan")
@@ -405,26 +470,34 @@ def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 50, ba
                       f"{n / elapsed:,.0f} records/s",
                       f"bundle poll p50 {statistics.median(polls) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
 
-            with LocalServer(data, server_keys, database=url, workers=workers) as server:
-                run_round(server, "empty table")
-            # Preload, then again (the server stopped meanwhile: a bulk load, not the API).
+            with LocalServer(data, server_keys, database=url, workers=workers,
+                             ingest_slots=int(os.environ.get('BENCH_INGEST_SLOTS', 0)) or None) as server:
+                run_round(server, "empty table", 0)
+            # Preload, then again (the server stopped meanwhile: a bulk load, not the API),
+            # spread over the last 27 days as a real table is (one partition a day).
+            n_pre = preload["postgresql" if url else "sqlite"]
             t0 = time.perf_counter()
             now = time.time()
-            rows = [{"record_id": str(uuid.uuid4()), "seq": i + 1, "epoch": 9, "captured_at": now - 3600,
-                     "clock_synced": True, "retention": "normal", "delete_after": 0, "seal_kid": "k",
-                     "sealed": b"\x5a" * 208} for i in range(preload)]
-            for i in range(0, preload, 5000):
-                admin.ingest(kids[i // 5000 % kiosks], str(uuid.uuid4()), rows[i:i + 5000], now=now)
-            del rows
-            t.add(f"{name}: preload {preload:,} records through ingest (5,000 a call)",
+            oldest = now
+            for i in range(0, n_pre, 5000):
+                day = (i // 5000) % 27
+                oldest = min(oldest, now - 3600 - day * 86_400 - 5000)
+                rows = [{"record_id": str(uuid.uuid4()), "seq": i + j + 1, "epoch": 9,
+                         "captured_at": now - 3600 - day * 86_400 - j, "clock_synced": True,
+                         "retention": "normal", "delete_after": 0, "seal_kid": "k",
+                         "sealed": b"\x5a" * 208} for j in range(min(5000, n_pre - i))]
+                admin.ingest(kids[i // 5000 % kiosks], str(uuid.uuid4()), rows, now=now)
+            t.add(f"{name}: preload {n_pre:,} records through ingest (5,000 a call)",
                   f"{time.perf_counter() - t0:.0f} s")
-            with LocalServer(data, server_keys, database=url, workers=workers) as server:
-                run_round(server, f"table at {preload:,} rows")
+            with LocalServer(data, server_keys, database=url, workers=workers,
+                             ingest_slots=int(os.environ.get('BENCH_INGEST_SLOTS', 0)) or None) as server:
+                run_round(server, f"table at {n_pre:,} rows", 1)
             from sync.central_cli import status_lines
             t0 = time.perf_counter()
             assert len(list(status_lines(admin))) >= kiosks
-            t.add(f"{name}: status over {kiosks} kiosks at {preload + kiosks * batches * 1000:,} rows",
+            t.add(f"{name}: status over {kiosks} kiosks at {n_pre + kiosks * batches * 1000:,} rows",
                   f"{time.perf_counter() - t0:.2f} s", "goal <= 0.5 s")
+            _bench_drop_a_day(t, name, admin, kids[0], oldest=oldest)
             admin.close()
     finally:
         if pg:

@@ -111,6 +111,17 @@ def cmd_purge(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return n
+
+
 def cmd_serve(args) -> int:
     from kiosk.logs import setup_logging
     from sync.server import serve
@@ -126,6 +137,7 @@ def cmd_serve(args) -> int:
     serve(lambda: _storage(args), keys, where=args.database and "PostgreSQL" or args.data,
           host=args.host, port=args.port, access_log=args.access_log,
           tls_cert=args.tls_cert, tls_key=args.tls_key, workers=args.workers,
+          ingest_slots=args.ingest_slots,
           worker_spec={"data": args.data, "database": args.database,
                        "normal_days": args.normal_days, "significant_days": args.significant_days})
     return 0
@@ -555,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="server processes sharing the port (default 1)")
+    serve.add_argument("--ingest-slots", type=_positive, default=2, metavar="N",
+                       help="batches each process stores at once; more uploads wait without "
+                            "holding a thread, so bundle polls stay fast (default 2)")
     _retention_args(serve)
     serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", metavar="FILE", help="... and this private key (PEM)")

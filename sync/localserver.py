@@ -23,10 +23,12 @@ def free_port() -> int:
 class LocalServer:
     def __init__(self, data_dir: Path, keys_dir: Path, *, port: int | None = None,
                  log_file: Path | None = None, tls: tuple[Path, Path] | None = None,
-                 ca_bundle: Path | None = None, database: str | None = None, workers: int = 1):
+                 ca_bundle: Path | None = None, database: str | None = None, workers: int = 1,
+                 ingest_slots: int | None = None):
         self.data_dir, self.keys_dir = Path(data_dir), Path(keys_dir)
         self.port = port or free_port()
         self.tls, self.ca_bundle, self.database, self.workers = tls, ca_bundle, database, workers
+        self.ingest_slots = ingest_slots
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.log_file = Path(log_file) if log_file else self.data_dir / "server.log"
         self.proc: subprocess.Popen | None = None
@@ -39,6 +41,7 @@ class LocalServer:
              *(["--database", self.database] if self.database else ["--data", str(self.data_dir)]),
              "--keys", str(self.keys_dir), "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", str(self.workers),
+             *(["--ingest-slots", str(self.ingest_slots)] if self.ingest_slots else []),
              *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else [])],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()

@@ -6,6 +6,7 @@ Every rejection is a 4xx with ``{"error": code, "detail": text}`` and stores not
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -137,8 +138,16 @@ class Authority:
                    periods)
 
 
+INGEST_SLOTS = 2
+
+
 def create_app(storage: Storage, authority: Authority, *, clock=time.time,
-               purge_every_s: float | None = 3600.0, close_on_shutdown: bool = False) -> FastAPI:
+               purge_every_s: float | None = 3600.0, close_on_shutdown: bool = False,
+               ingest_slots: int = INGEST_SLOTS) -> FastAPI:
+    """``ingest_slots``: batches parsed and stored at once by this process. More uploads
+    wait their turn without holding a thread, so a burst of reconnecting kiosks never takes
+    every thread from the bundle polls and the health checks (which stay fast)."""
+    ingest_gate = asyncio.Semaphore(ingest_slots)
     keys_fingerprint = hashlib.sha256(
         b"".join(raw_public(k) for k in authority.issuer_keys)
         + b"".join(raw for _, raw in authority.sealing_keys)
@@ -289,7 +298,8 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
                       ("413", "body or batch too large"))})
     async def upload(request: Request):
         body = await read_body(request)
-        return await run_in_threadpool(ingest, request, body)
+        async with ingest_gate:
+            return await run_in_threadpool(ingest, request, body)
 
     # Keep the Record schema in the components so the batch schema's $ref resolves.
     app.openapi_schema = None
@@ -417,12 +427,13 @@ def worker_app():
         storage = PgStorage(spec["database"], retention=retention)
     else:
         storage = SqliteStorage.in_folder(spec["data"], retention=retention)
-    return create_app(storage, Authority.from_dir(Path(spec["keys"])), close_on_shutdown=True)
+    return create_app(storage, Authority.from_dir(Path(spec["keys"])), close_on_shutdown=True,
+                      ingest_slots=spec.get("ingest_slots", INGEST_SLOTS))
 
 
 def serve(open_storage, keys_dir: Path, *, where, host: str, port: int, access_log: bool = False,
           tls_cert: str | None = None, tls_key: str | None = None, workers: int = 1,
-          worker_spec: dict | None = None) -> None:
+          worker_spec: dict | None = None, ingest_slots: int = INGEST_SLOTS) -> None:
     """``open_storage()``: the storage to serve from (SQLite or PostgreSQL), opened once the
     port is bound; ``where`` names it in the log. ``workers`` > 1: that many processes share
     the socket, each with its own storage opened from ``worker_spec`` (stateless: any
@@ -457,7 +468,8 @@ def serve(open_storage, keys_dir: Path, *, where, host: str, port: int, access_l
 
         from uvicorn.supervisors import Multiprocess
         storage.close()
-        os.environ[WORKER_ENV] = json.dumps({**(worker_spec or {}), "keys": str(keys_dir)})
+        os.environ[WORKER_ENV] = json.dumps({**(worker_spec or {}), "keys": str(keys_dir),
+                                             "ingest_slots": ingest_slots})
         config = uvicorn.Config("sync.server:worker_app", factory=True, workers=workers,
                                 log_level="info", access_log=access_log, timeout_graceful_shutdown=5,
                                 ssl_certfile=tls_cert, ssl_keyfile=tls_key)
@@ -468,7 +480,7 @@ def serve(open_storage, keys_dir: Path, *, where, host: str, port: int, access_l
         finally:
             sock.close()
         return
-    app = create_app(storage, authority, close_on_shutdown=True)
+    app = create_app(storage, authority, close_on_shutdown=True, ingest_slots=ingest_slots)
     config = uvicorn.Config(app, log_level="info", access_log=access_log,
                             timeout_graceful_shutdown=5, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     log.info("serving on %s://%s:%d (data %s)", "https" if tls_cert else "http", host,
