@@ -23,8 +23,8 @@ class ConfigError(KioskFault):
 VENUE_PLACEHOLDER = "CHANGE-ME"      # what the example config says until a technician sets it
 
 
-def opt(default=REQUIRED, *, choices=None, min=None, max=None, path=False):
-    meta = {"choices": choices, "min": min, "max": max, "path": path}
+def opt(default=REQUIRED, *, choices=None, min=None, max=None, path=False, pattern=False):
+    meta = {"choices": choices, "min": min, "max": max, "path": path, "pattern": pattern}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -83,10 +83,20 @@ class SignalSection:
     green_pin: int = opt(22, min=0, max=53)
     buzzer: bool = opt(True)
     buzzer_pin: int = opt(23, min=0, max=53)
-    show_s: float = opt(2.0, min=0.1, max=30)
-    blink_s: float = opt(0.25, min=0.05, max=5)
-    beep_short_s: float = opt(0.1, min=0.01, max=5)
-    beep_long_s: float = opt(0.8, min=0.01, max=5)
+    # Each outcome its own rhythm, on the lamp and on the buzzer (kiosk/patterns.py), so a
+    # visitor who cannot tell red from green can tell enter from refused from see staff.
+    admit_lamp: str = opt("2.0", pattern=True)              # green, steady
+    admit_sound: str = opt("0.1", pattern=True)             # one short beep
+    deny_lamp: str = opt("0.15 0.15 x6", pattern=True)      # red, fast flashing
+    deny_sound: str = opt("0.5 0.2 x3", pattern=True)       # three long beeps
+    invalid_lamp: str = opt("0.5 0.5 x2", pattern=True)     # amber, slow blinking
+    invalid_sound: str = opt("0.08 0.12 x2", pattern=True)  # two short pips
+
+    def scaled(self, factor: float) -> "SignalSection":
+        """The same rhythms, ``factor`` times as long (the demo and tests play them fast)."""
+        from kiosk.patterns import scale
+        return replace(self, **{f.name: scale(getattr(self, f.name), factor)
+                                for f in fields(self) if f.metadata.get("pattern")})
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,12 @@ def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
             raise ConfigError(f"{where}: must be at most {meta['max']}, not {value}")
         if meta["path"] and value:
             value = str((base / value).expanduser())
+        if meta["pattern"]:
+            from kiosk.patterns import PatternError, parse as parse_pattern
+            try:
+                parse_pattern(value)
+            except PatternError as e:
+                raise ConfigError(f"{where}: {e}") from None
         values[key] = value
     if name == "camera" and "images" in values:
         values["images"] = [str((base / p).expanduser()) for p in values["images"]]

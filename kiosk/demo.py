@@ -181,7 +181,7 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
 
         clock = ReplayClock()
         factory = MockFactory()
-        signal = Signal(SignalSection(show_s=0.5, blink_s=0.1), pin_factory=factory)
+        signal = Signal(SignalSection().scaled(0.25), pin_factory=factory)
         store = CheckinStore.open(work / "kiosk.db", venue_id="demo-venue",
                                   sealing=SealingKey.of(load_x25519_public(keys_dir / SEALING_PUB)))
         trust = Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB]), policy=Policy())

@@ -1,6 +1,10 @@
 """The signal at the door: gpiozero TrafficLights and an optional Buzzer.
 
-green (+ one short beep) = enter, red (+ long beep) = refused, amber blinking = see staff.
+Each outcome has its own lamp and its own rhythm, on the lamp and on the buzzer
+(``[signal] *_lamp``, ``*_sound``: kiosk/patterns.py): by default enter is green steady
+and one short beep, refused is red flashing fast and three long beeps, see staff is amber
+blinking slowly and two short pips; a visitor who cannot tell red from green can still
+tell them apart (and an optional screen says it in words: kiosk/screen.py).
 The pin factory is handed in (gpiozero's own ``pin_factory=``). On a Raspberry Pi the real
 pins are driven or :class:`GpioError` says why (the kiosk then exits non-zero); gpiozero's
 MockFactory is used only where the machine has no GPIO at all, or where the config asks for
@@ -10,6 +14,7 @@ it. Nothing here logs which signal was shown: that would put decisions in the jo
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from gpiozero import Buzzer, TrafficLights
 
 from kiosk.config import SignalSection
 from kiosk.errors import GpioError
+from kiosk.patterns import events
 from kiosk.reasons import Outcome
 
 log = logging.getLogger(__name__)
@@ -75,27 +81,50 @@ class Signal:
                             f"{type(e).__name__}: {e}") from None
         self.echo = echo  # optional callable(str): the demo's stand-in for the lamps
 
-    def show(self, outcome: Outcome) -> None:
-        """Start the signal for ``outcome`` and return at once (gpiozero times it in the
-        background); a new signal replaces one still showing."""
+    def patterns(self, outcome: Outcome):
+        """(lamp, lamp pattern, sound pattern) for an outcome."""
         c = self.cfg
+        return {Outcome.ADMIT: (self.lights.green, c.admit_lamp, c.admit_sound),
+                Outcome.DENY: (self.lights.red, c.deny_lamp, c.deny_sound),
+                Outcome.INVALID: (self.lights.amber, c.invalid_lamp, c.invalid_sound)}[outcome]
+
+    def show(self, outcome: Outcome) -> None:
+        """Start the signal for ``outcome`` and return at once (played in the background);
+        a new signal replaces one still showing."""
+        self._stop_player()
         self.lights.off()
         if self.buzzer:
             self.buzzer.off()
-        if outcome is Outcome.ADMIT:
-            self.lights.green.blink(on_time=c.show_s, off_time=0, n=1)
-            self._beep(c.beep_short_s)
-        elif outcome is Outcome.DENY:
-            self.lights.red.blink(on_time=c.show_s, off_time=0, n=1)
-            self._beep(c.beep_long_s)
-        else:
-            self.lights.amber.blink(on_time=c.blink_s, off_time=c.blink_s,
-                                    n=max(1, round(c.show_s / (2 * c.blink_s))))
+        lamp, lamp_pattern, sound = self.patterns(outcome)
+        plan = [(t, lamp, on) for t, on in events(lamp_pattern)]
+        if self.buzzer:
+            plan += [(t, self.buzzer, on) for t, on in events(sound)]
+        plan.sort(key=lambda e: e[0])
+        self._stop = threading.Event()
+        self._player = threading.Thread(target=self._play, args=(plan, self._stop),
+                                        name="signal", daemon=True)
+        self._player.start()
         if self.echo:
             self.echo({Outcome.ADMIT: "GREEN", Outcome.DENY: "RED", Outcome.INVALID: "AMBER"}[outcome])
 
+    @staticmethod
+    def _play(plan, stop: threading.Event) -> None:
+        start = time.monotonic()
+        for t, device, on in plan:
+            if stop.wait(max(0.0, start + t - time.monotonic())):
+                return
+            device.on() if on else device.off()
+
+    def _stop_player(self) -> None:
+        player = getattr(self, "_player", None)
+        if player is not None:
+            self._stop.set()
+            player.join()
+            self._player = None
+
     def fault(self) -> None:
         """Amber, steady: the kiosk cannot scan now (see staff). Cleared by the next signal."""
+        self._stop_player()
         self.lights.off()
         self.lights.amber.on()
         if self.echo:
@@ -104,13 +133,10 @@ class Signal:
     def clear_fault(self) -> None:
         self.lights.amber.off()
 
-    def _beep(self, seconds: float) -> None:
-        if self.buzzer:
-            self.buzzer.beep(on_time=seconds, off_time=0, n=1)
-
     def lamp_check(self, on_s: float = 0.5) -> None:
         """At start-up: all three lamps together, then dark. No decision looks like that, so
         a restarting kiosk never shows a waiting visitor a lone green."""
+        self._stop_player()
         self.lights.on()              # red, amber, then green: green never lit alone ...
         try:
             time.sleep(on_s)
@@ -128,6 +154,7 @@ class Signal:
         self.lamp_check(step_s)
 
     def close(self) -> None:
+        self._stop_player()
         self.lights.close()
         if self.buzzer:
             self.buzzer.close()

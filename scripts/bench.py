@@ -166,7 +166,7 @@ def bench_frame_to_signal(t: Table, work: Path, passes, trusted, sealing) -> Non
                                                                 blur=float(rng.uniform(0, 1.0))))
         cv2.imwrite(str(folder / f"{i:04d}-empty.png"), camera_frame(None, rng))
     store = CheckinStore.open(work / "bench-loop.db", sealing=sealing, venue_id="bench")
-    signal = Signal(SignalSection(show_s=0.1, blink_s=0.05), pin_factory=MockFactory())
+    signal = Signal(SignalSection().scaled(0.05), pin_factory=MockFactory())
     events = []
     app = KioskApp(source=ImageSource([folder]), decoder=make_decoder("zxing"), signal=signal,
                    store=store, trust=lambda: Trust(issuers=trusted), clock=SystemClock(),
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
                     help="server table size for the purge figure (0: skip it)")
     ap.add_argument("--trace-records", type=int, default=1_000_000,
                     help="server table size for the trace figure (0: skip it)")
-    ap.add_argument("--backend-preload", type=int, default=1_000_000,
+    ap.add_argument("--backend-preload", type=int, default=2_000_000,
                     help="rows preloaded for the SQLite server figures (0: skip the server figures)")
     ap.add_argument("--pg-preload", type=int, default=10_000_000,
                     help="rows preloaded for the PostgreSQL server figures")

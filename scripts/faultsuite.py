@@ -120,7 +120,7 @@ class Witness:
         from kiosk.signal import Signal
         self.seen: list[str] = []
         self.out = out
-        self.signal = Signal(SignalSection(show_s=0.1, blink_s=0.05), pin_factory=MockFactory(),
+        self.signal = Signal(SignalSection().scaled(0.05), pin_factory=MockFactory(),
                              echo=self._echo)
 
     def _echo(self, colour: str) -> None:

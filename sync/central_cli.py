@@ -28,7 +28,7 @@ def cmd_keys_rotate(args) -> int:
 
     now = time.time()
     made = rotate(Path(args.keys), now=now, ahead_periods=args.ahead)
-    if args.data:
+    if args.data or args.database:
         from sync.keyring import distribute_tag_keys
         storage = _storage(args)
         try:
@@ -54,7 +54,7 @@ def cmd_keys_retire(args) -> int:
 
     now = time.time()
     destroyed = retire(Path(args.keys), now=now)
-    if args.data and args.member_key and destroyed:
+    if (args.data or args.database) and args.member_key and destroyed:
         from sync.central.committee import log_keys_retired
         storage = _storage(args)
         try:
@@ -462,11 +462,12 @@ def cmd_reads(args) -> int:
     return 0
 
 
-def _where(p) -> None:
+def _where(p, *, required: bool = True, data_help: str = "the server's SQLite database lives here") -> None:
     """--data DIR (SQLite in that folder: a pilot) or --database URL (PostgreSQL)."""
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--data", metavar="DIR", help="the server's SQLite database lives here")
-    g.add_argument("--database", metavar="URL", help="PostgreSQL, e.g. postgresql://user@host/db")
+    g = p.add_mutually_exclusive_group(required=required)
+    g.add_argument("--data", metavar="DIR", help=data_help)
+    g.add_argument("--database", metavar="URL", help="PostgreSQL, e.g. postgresql://user@host/db "
+                                                     "(instead of --data)")
 
 
 def _retention_args(p) -> None:
@@ -499,12 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
     rot.add_argument("--keys", required=True, metavar="DIR")
     rot.add_argument("--ahead", type=int, default=56, metavar="N",
                      help="periods (days) ahead to cover (default 56: eight weeks offline)")
-    rot.add_argument("--data", metavar="DIR", help="also seal the search-tag keys to every "
-                                                   "registered kiosk (the server hands them out)")
+    _where(rot, required=False, data_help="also seal the search-tag keys to every registered "
+                                          "kiosk (the server hands them out)")
     rot.set_defaults(func=cmd_keys_rotate)
     ret = keys_sub.add_parser("retire", help="destroy private sealing keys past their retention")
     ret.add_argument("--keys", required=True, metavar="DIR")
-    ret.add_argument("--data", metavar="DIR", help="log the retirement in the audit log there")
+    _where(ret, required=False, data_help="log the retirement in the audit log there")
     ret.add_argument("--member-key", metavar="FILE", help="the member signing that entry")
     ret.set_defaults(func=cmd_keys_retire)
     im = keys_sub.add_parser("init-member", help="an Ed25519 key for one committee member")

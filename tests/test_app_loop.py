@@ -12,6 +12,7 @@ from kiosk.app import KioskApp, Trust
 from kiosk.clock import SystemClock
 from kiosk.config import SignalSection
 from kiosk.decision import Policy
+from kiosk import patterns
 from kiosk.decoders import make_decoder
 from kiosk.frames import ArraySource, ImageSource
 from kiosk.reasons import Outcome
@@ -20,7 +21,7 @@ from kiosk.signal import Signal
 from kiosk.sqlite import open_db
 from kiosk.store import CheckinStore
 
-CFG = SignalSection(show_s=0.3, blink_s=0.1, beep_short_s=0.1, beep_long_s=0.25)
+CFG = SignalSection().scaled(0.3)
 RED, AMBER, GREEN, BUZZ = CFG.red_pin, CFG.amber_pin, CFG.green_pin, CFG.buzzer_pin
 
 
@@ -78,51 +79,68 @@ def test_loop_on_image_files_records_and_signals(rig, make_pass, tmp_path):
     assert store.stats()["invalid_scans"] == 1
 
 
-def test_green_timing_and_short_beep(rig, make_pass):
+def played(pin_) -> list[tuple[float, bool]]:
+    """A mock pin's changes as (seconds from the first switch-on, state), from its history."""
+    states = pin_.states
+    on = [i for i, st in enumerate(states) if st.state][:1]
+    if not on:
+        return []
+    t, out = 0.0, []
+    for st in states[on[0]:]:
+        t += st.timestamp if out else 0.0
+        out.append((t, st.state))
+    return out
+
+
+def assert_plays(pin_, pattern_text):
+    want = patterns.events(pattern_text)
+    got = played(pin_)
+    assert [on for _, on in got] == [on for _, on in want], (got, want)
+    for (tg, _), (tw, _) in zip(got, want):
+        assert tg == pytest.approx(tw, abs=0.06)
+
+
+@pytest.mark.parametrize("outcome", [Outcome.ADMIT, Outcome.DENY, Outcome.INVALID])
+def test_each_outcome_plays_its_own_lamp_and_sound_pattern(rig, make_pass, outcome):
     app, factory, store, clock = rig
     now = int(time.time())
-    a = app(ArraySource([frame(make_pass(1, issued=now - 60, expires=now + 60))]))
+    text = {Outcome.ADMIT: make_pass(1, issued=now - 60, expires=now + 60),
+            Outcome.DENY: make_pass(3, issued=now - 60, expires=now + 60),
+            Outcome.INVALID: "VC1:NOT-A-REAL-PASS"}[outcome]
+    a = app(ArraySource([frame(text)]))
     a.step(frame(None))          # warm the decoder up, then watch the pins
     for n in (GREEN, RED, AMBER, BUZZ):
         pin(factory, n).clear_states()
     a.run()
-    time.sleep(CFG.show_s + 0.2)
-    g = pin(factory, GREEN)
-    assert [s.state for s in g.states] == [False, True, False]
-    g.assert_states_and_times([(0.0, False), (0.0, True), (CFG.show_s, False)])
-    b = pin(factory, BUZZ)
-    assert [s.state for s in b.states] == [False, True, False]
-    assert b.states[2].timestamp == pytest.approx(CFG.beep_short_s, abs=0.05)
-    assert [s.state for s in pin(factory, RED).states] == [False]
-    assert [s.state for s in pin(factory, AMBER).states] == [False]
+    lamp_pin, lamp, sound = {Outcome.ADMIT: (GREEN, CFG.admit_lamp, CFG.admit_sound),
+                             Outcome.DENY: (RED, CFG.deny_lamp, CFG.deny_sound),
+                             Outcome.INVALID: (AMBER, CFG.invalid_lamp, CFG.invalid_sound)}[outcome]
+    time.sleep(max(patterns.duration(lamp), patterns.duration(sound)) + 0.3)
+    assert_plays(pin(factory, lamp_pin), lamp)
+    assert_plays(pin(factory, BUZZ), sound)
+    for other in {GREEN, RED, AMBER} - {lamp_pin}:          # no other lamp lit at all
+        assert not any(st.state for st in pin(factory, other).states)
 
 
-def test_red_long_beep_and_amber_blinks(rig, make_pass):
-    app, factory, store, clock = rig
-    now = int(time.time())
-    denied = frame(make_pass(3, issued=now - 60, expires=now + 60))
-    for n in (RED, AMBER, BUZZ):
-        pin(factory, n).clear_states()
-    app(ArraySource([denied])).run()
-    time.sleep(CFG.show_s + 0.2)
-    r, b = pin(factory, RED), pin(factory, BUZZ)
-    assert [s.state for s in r.states] == [False, True, False]
-    r.assert_states_and_times([(0.0, False), (0.0, True), (CFG.show_s, False)])
-    assert b.states[2].timestamp == pytest.approx(CFG.beep_long_s, abs=0.05)
+def test_default_patterns_differ_without_colour():
+    """What a colour-blind visitor has: the rhythm of a lamp and of the buzzer. The defaults
+    give each outcome a different count of flashes and of beeps."""
+    d = SignalSection()
+    lamps = [patterns.pulses(x) for x in (d.admit_lamp, d.deny_lamp, d.invalid_lamp)]
+    sounds = [patterns.pulses(x) for x in (d.admit_sound, d.deny_sound, d.invalid_sound)]
+    assert len(set(lamps)) == 3 and len(set(sounds)) == 3, (lamps, sounds)
+    assert lamps[0] == 1 and sounds[0] == 1                 # enter: one steady light, one beep
 
-    bad = frame("VC1:NOT-A-REAL-PASS")
-    pin(factory, AMBER).clear_states()
-    pin(factory, BUZZ).clear_states()
-    clock.offset += 60
-    app(ArraySource([bad])).run()
-    time.sleep(CFG.show_s + 0.3)
-    am = pin(factory, AMBER)
-    blinks = round(CFG.show_s / (2 * CFG.blink_s))
-    assert [s.state for s in am.states] == [False] + [True, False] * blinks
-    b = CFG.blink_s
-    am.assert_states_and_times([(0.0, False), (0.0, True)] + [(b, False), (b, True)] * (blinks - 1)
-                               + [(b, False)])
-    assert [s.state for s in pin(factory, BUZZ).states] == [False]          # no beep for amber
+
+def test_a_new_signal_cuts_the_one_still_playing():
+    factory = MockFactory()
+    sig = Signal(SignalSection(), pin_factory=factory)
+    sig.show(Outcome.DENY)
+    time.sleep(0.05)
+    sig.show(Outcome.ADMIT)
+    time.sleep(0.3)
+    assert not pin(factory, RED).state and pin(factory, GREEN).state
+    sig.close()
 
 
 def test_commit_happens_before_the_signal(rig, make_pass):

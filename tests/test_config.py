@@ -59,6 +59,9 @@ def test_a_minimal_config_loads_with_defaults(tmp_path, authority):
     ({"policy": ["deny_level = 4"]}, "[policy] deny_level: must be at most 3, not 4"),
     ({"retention": ["normal_days = 60"]}, "[retention] normal_days: must be at most 28, not 60"),
     ({"camara": ["x = 1"]}, "[camara]: unknown section"),
+    ({"signal": ['deny_lamp = "0.2 fast"']}, "[signal] deny_lamp: '0.2 fast': durations in seconds"),
+    ({"signal": ['admit_sound = "0.1 x0"']}, "[signal] admit_sound: 'x0': repeat 1 to 50 times"),
+    ({"signal": ['invalid_lamp = "5 5 x9"']}, "[signal] invalid_lamp: '5 5 x9': lasts 90.0 s, at most 30 s"),
     ({"keys": ['sealing_key = "/nonexistent/sealing.pub"']},
      "[keys] sealing_key: /nonexistent/sealing.pub: file not found"),
 ])
