@@ -43,7 +43,7 @@ def cmd_run(args) -> int:
     from kiosk.frames import Paced, open_source
     from kiosk.runtime import build_app, open_store
     from kiosk.sdnotify import Notifier
-    from kiosk.signal import Signal, make_pin_factory
+    from kiosk.signal import Signal, make_pin_factory, make_screen, make_torch
 
     cfg = _load_config(args.config)
     if cfg.policy.deny_level != 3:
@@ -53,15 +53,21 @@ def cmd_run(args) -> int:
     for sig in (signals.SIGTERM, signals.SIGINT):
         signals.signal(sig, lambda *_: stop.set())
 
+    torch = []
+
     def open_frames():
-        source = open_source(cfg.camera)
+        source = open_source(cfg.camera, torch_light=torch[0] if torch else None)
         return Paced(source, cfg.camera.fps) if cfg.camera.source == "images" else source
 
     with ExitStack() as cleanup:
         store = open_store(cfg)                       # a damaged file is moved aside here
         cleanup.callback(store.close)
-        signal = Signal(cfg.signal, pin_factory=make_pin_factory(cfg.signal.pin_factory)[0])
+        factory = make_pin_factory(cfg.signal.pin_factory)[0]
+        signal = Signal(cfg.signal, pin_factory=factory, screen=make_screen(cfg.screen))
         cleanup.callback(signal.close)
+        if cfg.camera.torch_pin >= 0 and cfg.camera.source == "picamera2" and cfg.camera.torch != "off":
+            torch.append(make_torch(cfg.camera.torch_pin, pin_factory=factory))
+            cleanup.callback(torch[0].close)
         source = open_frames()
         app = build_app(cfg, source=source, signal=signal, store=store, notifier=Notifier(),
                         reopen=open_frames)

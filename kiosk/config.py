@@ -60,7 +60,7 @@ class PolicySection:
 
 @dataclass(frozen=True)
 class CameraSection:
-    source: str = opt("picamera2", choices=("picamera2", "opencv", "images"))
+    source: str = opt("picamera2", choices=("picamera2", "opencv", "images", "evdev", "serial"))
     device: str = opt("0")       # opencv: camera index, video file or stream URL
     images: list = opt([])       # images: files, folders or globs
     loop: bool = opt(False)      # images: start again at the end
@@ -68,6 +68,16 @@ class CameraSection:
     height: int = opt(480, min=48, max=4096)
     fps: float = opt(10.0, min=0.1, max=120)
     fail_exit_s: float = opt(120.0, min=5, max=86_400)  # camera gone: retry, then exit after this
+    # picamera2 (Camera Module 3 has autofocus; others ignore these two)
+    autofocus: str = opt("continuous", choices=("continuous", "manual"))
+    lens_position: float = opt(2.0, min=0.0, max=15.0)    # manual: dioptres (1/m): 2.0 = 50 cm
+    exposure: str = opt("screens", choices=("screens", "normal"))  # screens: short, -1 EV
+    torch_pin: int = opt(-1, min=-1, max=53)    # BCM pin of a white/IR LED; -1: none
+    torch: str = opt("dark", choices=("dark", "always", "off"))  # dark: on while frames are dark
+    # evdev (a USB keyboard-wedge scanner) and serial scanners
+    scanner_device: str = opt("")   # /dev/input/by-id/...-event-kbd, or /dev/ttyACM0
+    scanner_baud: int = opt(9600, min=1200, max=921_600)
+    scanner_grab: bool = opt(True)  # evdev: keystrokes go to the kiosk only, never a console
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,16 @@ class SignalSection:
 
 
 @dataclass(frozen=True)
+class ScreenSection:
+    enabled: bool = opt(False)
+    driver: str = opt("kmsdrm")          # SDL video driver: kmsdrm (HDMI/DSI on a Pi), x11, wayland, dummy
+    width: int = opt(0, min=0, max=8192)  # 0 (with height 0): the display's own size, full screen
+    height: int = opt(0, min=0, max=8192)
+    show_s: float = opt(3.0, min=0.5, max=30)
+    font: str = opt("", path=True)        # a Khmer TrueType font; "": fonts-khmeros or Noto Khmer
+
+
+@dataclass(frozen=True)
 class RetentionSection:
     normal_days: int = opt(28, min=1, max=28)
     significant_days: int = opt(90, min=1, max=90)
@@ -128,6 +148,7 @@ class Config:
     camera: CameraSection
     decoder: DecoderSection
     signal: SignalSection
+    screen: ScreenSection
     retention: RetentionSection
     sync: SyncSection
     source: Path | None = None   # the file it came from

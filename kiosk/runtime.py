@@ -11,13 +11,11 @@ from kiosk.app import KioskApp, Trust
 from kiosk.clock import SystemClock
 from kiosk.config import Config, ConfigError
 from kiosk.decision import Policy
-from kiosk.decoders import make_decoder
 from kiosk.bundle import BundleError, verify_chain
 from kiosk.keys import (KeyFileError, load_ed25519_public, load_x25519_private, load_x25519_public,
                         trusted_issuers)
 from kiosk.seal import SealingKey
 from kiosk.sealkeys import Sealer, Tagger
-from kiosk.signal import Signal, make_pin_factory
 from kiosk.store import BUNDLE_COPY, CheckinStore, Retention
 
 log = logging.getLogger(__name__)
@@ -166,17 +164,26 @@ def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustPr
 
 def build_app(cfg: Config, *, source, signal=None, store=None, clock=None, notifier=None,
               pin_factory=None, on_event=None, trust=None, reopen=None) -> KioskApp:
+    # Imported here: `kiosk sync` and `kiosk purge` use this module without decoders or GPIO.
+    from kiosk.decoders import make_decoder
+    from kiosk.frames import SCANNER_SOURCES
+    from kiosk.scanners import ScannedText
+    from kiosk.signal import Signal, make_pin_factory, make_screen
     if signal is None:
         factory = pin_factory or make_pin_factory(cfg.signal.pin_factory)[0]
-        signal = Signal(cfg.signal, pin_factory=factory)
+        signal = Signal(cfg.signal, pin_factory=factory, screen=make_screen(cfg.screen))
     store = store or open_store(cfg)
     if trust is None:
         trust = trust_provider(cfg, store=store)
         trust()                                      # load the bundle now: its period keys
         follow_bundle_keys(store, trust)
-    return KioskApp(source=source, decoder=make_decoder(cfg.decoder.name), signal=signal,
+    scanner = cfg.camera.source in SCANNER_SOURCES
+    # A scanner decodes itself; and each of its scans is a deliberate one, so every scan
+    # gets a signal (no "still in front of the camera" hold).
+    decoder = ScannedText() if scanner else make_decoder(cfg.decoder.name)
+    return KioskApp(source=source, decoder=decoder, signal=signal,
                     store=store, trust=trust,
                     clock=clock or SystemClock(), repeat_window_s=cfg.kiosk.repeat_window_s,
-                    hold_s=cfg.kiosk.hold_s, notifier=notifier, on_event=on_event, reopen=reopen,
+                    hold_s=0.0 if scanner else cfg.kiosk.hold_s, notifier=notifier, on_event=on_event, reopen=reopen,
                     store_fail_exit_s=cfg.kiosk.store_fail_exit_s,
                     camera_fail_exit_s=cfg.camera.fail_exit_s)

@@ -69,8 +69,9 @@ def make_pin_factory(name: str = "auto", *, on_pi: bool | None = None):
 
 
 class Signal:
-    def __init__(self, cfg: SignalSection, *, pin_factory, echo=None):
+    def __init__(self, cfg: SignalSection, *, pin_factory, echo=None, screen=None):
         self.cfg = cfg
+        self.screen = screen       # optional kiosk.screen.Screen: the same outcome in words
         try:
             self.lights = TrafficLights(red=cfg.red_pin, amber=cfg.amber_pin, green=cfg.green_pin,
                                         pin_factory=pin_factory)
@@ -104,6 +105,8 @@ class Signal:
         self._player = threading.Thread(target=self._play, args=(plan, self._stop),
                                         name="signal", daemon=True)
         self._player.start()
+        if self.screen:
+            self.screen.show(outcome)
         if self.echo:
             self.echo({Outcome.ADMIT: "GREEN", Outcome.DENY: "RED", Outcome.INVALID: "AMBER"}[outcome])
 
@@ -127,11 +130,15 @@ class Signal:
         self._stop_player()
         self.lights.off()
         self.lights.amber.on()
+        if self.screen:
+            self.screen.fault()
         if self.echo:
             self.echo("AMBER (steady: fault)")
 
     def clear_fault(self) -> None:
         self.lights.amber.off()
+        if self.screen:
+            self.screen.clear_fault()
 
     def lamp_check(self, on_s: float = 0.5) -> None:
         """At start-up: all three lamps together, then dark. No decision looks like that, so
@@ -155,6 +162,25 @@ class Signal:
 
     def close(self) -> None:
         self._stop_player()
+        if self.screen:
+            self.screen.close()
         self.lights.close()
         if self.buzzer:
             self.buzzer.close()
+
+
+def make_screen(cfg):
+    """The screen a [screen] section asks for, or None (pygame is imported only then)."""
+    if not cfg.enabled:
+        return None
+    from kiosk.screen import Screen
+    return Screen(driver=cfg.driver, size=(cfg.width, cfg.height), show_s=cfg.show_s, font=cfg.font)
+
+
+def make_torch(pin: int, *, pin_factory):
+    """The torch LED on ``pin`` (a gpiozero LED), or GpioError naming it."""
+    from gpiozero import LED
+    try:
+        return LED(pin, pin_factory=pin_factory)
+    except Exception as e:
+        raise GpioError(f"cannot drive the torch on GPIO pin {pin}: {type(e).__name__}: {e}") from None

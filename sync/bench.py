@@ -478,15 +478,16 @@ def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 200, b
             n_pre = preload["postgresql" if url else "sqlite"]
             t0 = time.perf_counter()
             now = time.time()
-            oldest = now
+            oldest, next_seq = now, [1] * kiosks        # each kiosk's numbers without gaps
             for i in range(0, n_pre, 5000):
-                day = (i // 5000) % 27
+                day, k = (i // 5000) % 27, i // 5000 % kiosks
                 oldest = min(oldest, now - 3600 - day * 86_400 - 5000)
-                rows = [{"record_id": str(uuid.uuid4()), "seq": i + j + 1, "epoch": 9,
+                first, next_seq[k] = next_seq[k], next_seq[k] + min(5000, n_pre - i)
+                rows = [{"record_id": str(uuid.uuid4()), "seq": first + j, "epoch": 9,
                          "captured_at": now - 3600 - day * 86_400 - j, "clock_synced": True,
                          "retention": "normal", "delete_after": 0, "seal_kid": "k",
                          "sealed": b"\x5a" * 208} for j in range(min(5000, n_pre - i))]
-                admin.ingest(kids[i // 5000 % kiosks], str(uuid.uuid4()), rows, now=now)
+                admin.ingest(kids[k], str(uuid.uuid4()), rows, now=now)
             t.add(f"{name}: preload {n_pre:,} records through ingest (5,000 a call)",
                   f"{time.perf_counter() - t0:.0f} s")
             with LocalServer(data, server_keys, database=url, workers=workers,

@@ -1,0 +1,127 @@
+"""The screen at the door, under a real SDL video driver (dummy: no display here), with the
+real pygame-ce, its HarfBuzz-enabled SDL_ttf and a real Khmer font (Debian's
+fonts-khmeros, which scripts/setup --test installs)."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ["SDL_VIDEODRIVER"] = "dummy"
+os.environ["PYGAME_HIDE_SUPPORT_PROMPT"] = "1"
+pygame = pytest.importorskip("pygame", reason="pygame-ce is a dependency: scripts/setup installs it")
+
+from gpiozero.pins.mock import MockFactory  # noqa: E402
+
+from kiosk.config import SignalSection  # noqa: E402
+from kiosk.reasons import Outcome  # noqa: E402
+from kiosk.screen import FACES, FAULT, IDLE, Renderer, Screen, ScreenError, render_to_file  # noqa: E402
+from kiosk.signal import Signal  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = (800, 480)
+
+
+def wait_for(screen: Screen, key, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        last = screen.last_frame()
+        if last and last[0] == key:
+            return np.frombuffer(last[1], np.uint8).reshape(last[2][1], last[2][0], 3)
+        time.sleep(0.01)
+    raise AssertionError(f"the screen did not show {key} (last: {screen.last_frame() and screen.last_frame()[0]})")
+
+
+@pytest.fixture
+def screen():
+    s = Screen(driver="dummy", size=SIZE, show_s=0.4)
+    yield s
+    s.close()
+
+
+def symbol_mask(img: np.ndarray) -> np.ndarray:
+    """White pixels inside the symbol's circle (what a visitor who sees no colour sees)."""
+    h, w = img.shape[:2]
+    cx, cy, r = w // 2, int(h * 0.36), int(min(w, h) * 0.24) * 0.8
+    yy, xx = np.mgrid[:h, :w]
+    inside = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+    return (img.min(axis=2) > 200) & inside
+
+
+def test_each_outcome_has_its_own_colour_symbol_and_text_and_the_idle_screen_returns(screen):
+    drawn = {}
+    for outcome in (Outcome.ADMIT, Outcome.DENY, Outcome.INVALID):
+        screen.show(outcome)
+        img = wait_for(screen, outcome)
+        drawn[outcome] = img
+        assert tuple(img[5, 5]) == FACES[outcome].background            # the colour
+        assert symbol_mask(img).sum() > 2000                             # a big white symbol
+        text_rows = img[int(SIZE[1] * 0.66):, :, :].min(axis=2) > 200
+        assert text_rows.sum() > 3000                                    # the two lines of text
+        wait_for(screen, IDLE, timeout=2.0)                              # back after show_s
+    # Without colour: the symbols differ in shape, pairwise (intersection over union).
+    masks = {k: symbol_mask(v) for k, v in drawn.items()}
+    keys = list(masks)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            iou = (masks[a] & masks[b]).sum() / (masks[a] | masks[b]).sum()
+            assert iou < 0.5, (a, b, iou)
+
+
+def test_a_fault_stays_until_cleared(screen):
+    screen.fault()
+    wait_for(screen, FAULT)
+    time.sleep(0.6)                                    # longer than show_s: still the fault
+    assert screen.last_frame()[0] == FAULT
+    screen.clear_fault()
+    wait_for(screen, IDLE)
+
+
+def test_khmer_is_shaped_subscripts_below_not_beside():
+    """HarfBuzz shaping: a consonant with a subscript (coeng, U+17D2) takes about one
+    consonant's width; unshaped it would be two glyphs and a coeng side by side."""
+    r = Renderer(SIZE)
+    one = r.text_width("ញ")
+    assert r.text_width("ញ្ញ") < 1.5 * one
+    word = FACES[Outcome.ADMIT].khmer
+    assert r.text_width(word) < 0.8 * sum(r.text_width(c) for c in word)
+
+
+def test_the_signal_drives_the_screen_with_the_lamps(screen):
+    sig = Signal(SignalSection().scaled(0.1), pin_factory=MockFactory(), screen=screen)
+    sig.show(Outcome.DENY)
+    wait_for(screen, Outcome.DENY)
+    sig.fault()
+    wait_for(screen, FAULT)
+    sig.clear_fault()
+    wait_for(screen, IDLE)
+    sig.screen = None              # the fixture closes the screen
+    sig.close()
+
+
+def test_no_khmer_font_is_one_clear_error(tmp_path):
+    with pytest.raises(ScreenError, match=r"no Khmer font at .*missing\.ttf \(apt install fonts-khmeros"):
+        Screen(driver="dummy", size=SIZE, font=str(tmp_path / "missing.ttf"))
+
+
+def test_an_unusable_video_driver_is_one_clear_error():
+    with pytest.raises(ScreenError, match=r"cannot open the screen \(SDL video driver nosuchdriver\)"):
+        Screen(driver="nosuchdriver", size=SIZE)
+
+
+def test_readme_screenshots_are_what_the_screen_draws(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    shots = re.findall(r"\]\((docs/screen-[a-z]+\.png)\)", readme)
+    assert len(shots) == 4, shots
+    for shot in shots:
+        key = {"admit": Outcome.ADMIT, "deny": Outcome.DENY, "invalid": Outcome.INVALID,
+               "idle": IDLE}[shot.split("-")[1][:-4]]
+        render_to_file(key, tmp_path / "now.png", size=SIZE)
+        now = pygame.surfarray.array3d(pygame.image.load(str(tmp_path / "now.png"))).astype(int)
+        kept = pygame.surfarray.array3d(pygame.image.load(str(ROOT / shot))).astype(int)
+        assert now.shape == kept.shape and np.abs(now - kept).mean() < 2.0, shot
