@@ -93,3 +93,81 @@ def test_rendered_qr_image_is_exact():
     img = qr_image("VC1:ABC", module_px=3)
     assert img.dtype == np.uint8 and set(np.unique(img)) == {0, 255}
     assert make_decoder("zxing").decode(img) == ["VC1:ABC"]
+
+
+# -- what a camera really sees -------------------------------------------------------------------
+def _raw_zxing(frame):
+    import zxingcpp
+    return [b.text for b in zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)]
+
+
+def _pyzbar(frame):
+    from pyzbar import pyzbar
+    return [s.data.decode("utf-8", "replace") for s in pyzbar.decode(frame, symbols=[pyzbar.ZBarSymbol.QRCODE])]
+
+
+@pytest.fixture(scope="module")
+def door_passes(authority):
+    from sync.authority import issue_pass
+    return [issue_pass(authority, risk=i % 3)[0] for i in range(6)]
+
+
+@pytest.mark.parametrize("condition", ["plain", "small", "dim", "thumb", "backlight", "defocus-near"])
+def test_the_kiosk_decoder_reads_at_least_what_raw_zxing_does_and_never_a_wrong_text(
+        condition, door_passes):
+    from kiosk.render import condition_frame
+    rng = np.random.default_rng(11)
+    decoder = make_decoder("zxing")
+    raw = kiosk = 0
+    for i in range(24):
+        text = door_passes[i % len(door_passes)]
+        frame = condition_frame(text, condition, rng)
+        got = decoder.decode(frame)
+        assert set(got) <= {text}                          # never a wrong text
+        kiosk += text in got
+        raw += text in _raw_zxing(frame)
+    assert kiosk >= raw, (kiosk, raw)
+    if condition == "dim":                                 # the second look's job
+        assert kiosk >= 18 and kiosk >= raw + 10, (kiosk, raw)
+
+
+def test_dim_frames_of_a_held_pass_are_read_together_when_one_alone_is_not(door_passes):
+    """Several frames of the same pass carry the same code and independent sensor noise:
+    averaged, they read where no single frame does (2.2% of full brightness)."""
+    from kiosk.render import camera_frame
+    text = door_passes[1]
+    alone = together = averaged = 0
+    for trial in range(16):
+        rng = np.random.default_rng(trial)
+        clean = camera_frame(text, rng, code_px=220, angle=7, noise=0).astype(np.float32) * 0.022
+        frames = [np.clip(rng.poisson(clean * 2.0) / 2.0 + rng.normal(0, 1.2, clean.shape), 0, 255)
+                  .astype(np.uint8) for _ in range(4)]
+        alone += any(text in make_decoder("zxing").decode(f) for f in frames)   # no memory
+        decoder = make_decoder("zxing")
+        together += any(text in decoder.decode(f) for f in frames)
+        averaged += decoder.inner.looks["dim_average"]
+    assert together > alone and averaged >= 3, (together, alone, averaged)
+
+
+@needs_data
+@pytest.mark.parametrize("how", ["fit", "fill"])
+def test_photos_in_camera_frames_the_kiosk_reads_what_raw_zxing_or_pyzbar_reads(how):
+    from kiosk.render import framed
+    decoder = make_decoder("zxing")
+    missed = []
+    for i in range(1, 7):
+        for img, expected in labelled(f"qrcode-{i}"):
+            if expected is None:
+                continue
+            frame = framed(load_grey(img), how)
+            got = decoder.decode(frame)
+            raw, zbar = _raw_zxing(frame), _pyzbar(frame)
+            # Nothing but the labelled text, or another code really in the photo (one shows
+            # a code inside a code) that a plain decoder reads too.
+            assert set(got) <= {expected, *raw, *zbar}, img
+            either = expected in raw or expected in zbar
+            if either and expected not in got:
+                missed.append(f"qrcode-{i}/{img.name}")
+    # One photo, fitted, is read by pyzbar alone and located by neither of zxing-cpp's
+    # looks (so no second look is tried on it): the known gap, in the note.
+    assert missed == ([] if how == "fill" else ["qrcode-2/10.png"]), missed
