@@ -125,5 +125,9 @@ def test_signed_schema_invalid_is_refused(live):
     refused with a documented 4xx (schemathesis's negative_data_rejection), never stored."""
     srv, signer = live
     upload = [op for op in operations(srv) if op.path == protocol.UPLOAD_PATH][0]
-    answers = run(upload, srv.url, auth=signer, mode=GenerationMode.NEGATIVE)
+    # schemathesis's own negative_data_rejection does not count 413 as a rejection; a batch
+    # over the size limits gets exactly that, so the statuses are checked here instead.
+    from schemathesis.specs.openapi.checks import negative_data_rejection
+    answers = run(upload, srv.url, auth=signer, mode=GenerationMode.NEGATIVE,
+                  excluded_checks=[negative_data_rejection])
     assert answers and set(answers) <= {400, 401, 413}, answers
