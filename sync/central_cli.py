@@ -207,23 +207,19 @@ def cmd_set_risk(args) -> int:
 
 def status_lines(storage):
     """What `status` prints, one kiosk (and, after a reset, one epoch) a line: read from the
-    aggregate ingest keeps (kiosks x epochs rows, however many records are held); the
-    records are looked at only for a kiosk with numbers missing, to list which."""
+    aggregates ingest keeps (a row per kiosk and epoch, a row per run of missing numbers),
+    never from the records, however many are held."""
     from itertools import groupby
     summaries = {kid: list(rows) for kid, rows in
                  groupby(storage.sequence_summary(), key=lambda s: s.kiosk_id)}
 
+    gaps = {}
+    for kid, epoch, low, high in storage.sequence_gaps():
+        gaps.setdefault((kid, epoch), []).append((low, high))
+
     def missing_text(s) -> str:
-        if s.missing <= 0:
-            return "none"
-        # Runs between held records; a run from 1 below the oldest held one, when seq 1
-        # did arrive, is what the purge removed, not what never came.
-        runs = [(a, b) for a, b in storage.gaps(s.kiosk_id, s.epoch) if not (a == 1 and s.low == 1)]
-        listed = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
-        unlisted = s.missing - sum(b - a + 1 for a, b in runs)
-        if unlisted > 0:
-            listed += (", " if listed else "") + f"{unlisted} more among purged records"
-        return listed
+        runs = gaps.get((s.kiosk_id, s.epoch), [])
+        return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs) or "none"
 
     def reused(s) -> str:
         return f"  REUSED seq: {s.reused}" if s.reused else ""

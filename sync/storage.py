@@ -36,6 +36,24 @@ SEQUENCE_SUMMARY_SQL = """
     INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high)
         SELECT kiosk_id, epoch, count(*), count(DISTINCT seq), min(seq), max(seq)
         FROM records GROUP BY kiosk_id, epoch;
+    -- The runs of numbers below each epoch's highest that never arrived, kept by ingest too
+    -- (a late record splits or shrinks its run): `status` lists them without a scan.
+    CREATE TABLE sequence_gaps (
+        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
+        epoch BIGINT NOT NULL,
+        low BIGINT NOT NULL,
+        high BIGINT NOT NULL,
+        PRIMARY KEY (kiosk_id, epoch, low)
+    );
+    INSERT INTO sequence_gaps (kiosk_id, epoch, low, high)
+        SELECT kiosk_id, epoch, seq + 1, next - 1 FROM (
+            SELECT kiosk_id, epoch, seq,
+                   lead(seq) OVER (PARTITION BY kiosk_id, epoch ORDER BY seq) AS next
+            FROM (SELECT DISTINCT kiosk_id, epoch, seq FROM records) d) t
+        WHERE next > seq + 1
+        UNION ALL
+        SELECT kiosk_id, epoch, 1, min(seq) - 1 FROM records GROUP BY kiosk_id, epoch
+        HAVING min(seq) > 1;
 """
 
 MIGRATIONS = [
@@ -276,20 +294,16 @@ class SqlQueries:
     def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
         """Runs of sequence numbers missing below the highest one received from a kiosk in
         one epoch (default: its latest): records it made that never arrived (or were set
-        aside on it, or purged there before it was ever online)."""
+        aside on it, or purged there before it was ever online). Purged on the server after
+        arriving is not missing. From the runs ingest keeps, not a scan of the records."""
         if epoch is None:
-            epoch = self._q(self._sql("SELECT max(epoch) FROM records WHERE kiosk_id = ?"),
+            epoch = self._q(self._sql("SELECT max(epoch) FROM sequence_summary WHERE kiosk_id = ?"),
                             [kiosk_id])[0][0]
             if epoch is None:
                 return []
-        rows = self._q(self._sql(
-            "SELECT seq + 1, next - 1 FROM (SELECT seq, lead(seq) OVER (ORDER BY seq) AS next "
-            "FROM (SELECT DISTINCT seq FROM records WHERE kiosk_id = ? AND epoch = ?) s) t "
-            "WHERE next > seq + 1 ORDER BY seq"), [kiosk_id, epoch])
-        first = self._q(self._sql("SELECT min(seq) FROM records WHERE kiosk_id = ? AND epoch = ?"),
-                        [kiosk_id, epoch])[0][0]
-        out = [(1, first - 1)] if first and first > 1 else []
-        return out + [(a, b) for a, b in rows]
+        return [(int(lo), int(hi)) for lo, hi in self._q(self._sql(
+            "SELECT low, high FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? ORDER BY low"),
+            [kiosk_id, epoch])]
 
     def sequence_summary(self) -> list[SequenceSummary]:
         """Per kiosk and epoch, what was received: one indexed read of the aggregate that
@@ -315,6 +329,49 @@ class SqlQueries:
             seen.add((epoch, seq))
             e[2], e[3] = min(e[2], seq), max(e[3], seq)
         return [(epoch, *v) for epoch, v in out.items()]
+
+    def sequence_gaps(self, kiosk_id: str | None = None) -> list[tuple[str, int, int, int]]:
+        """(kiosk, epoch, low, high) for every run of numbers never received."""
+        where, params = (" WHERE kiosk_id = ?", [kiosk_id]) if kiosk_id else ("", [])
+        return [tuple(r) for r in self._q(self._sql(
+            "SELECT kiosk_id, epoch, low, high FROM sequence_gaps" + where
+            + " ORDER BY kiosk_id, epoch, low"), params)]
+
+    def _update_gaps(self, execute, kiosk_id: str, rows: list[dict], held: dict[int, int]) -> None:
+        """Keep sequence_gaps for the numbers a batch adds (in the ingest transaction, with
+        the kiosk's summary row locked): numbers past the highest open new runs between
+        them; numbers at or below it close the runs they fall in."""
+        by_epoch: dict[int, set[int]] = {}
+        for r in rows:
+            by_epoch.setdefault(int(r.get("epoch", 0)), set()).add(int(r["seq"]))
+        for epoch, seqs in by_epoch.items():
+            high = held.get(epoch, 0)
+            new_runs, prev = [], high
+            for q in sorted(x for x in seqs if x > high):
+                if q > prev + 1:
+                    new_runs.append((prev + 1, q - 1))
+                prev = q
+            late = sorted(x for x in seqs if x <= high)
+            if late:
+                runs = execute(self._sql(
+                    "SELECT low, high FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? "
+                    "AND high >= ? AND low <= ?"), [kiosk_id, epoch, late[0], late[-1]])
+                for low, hi in runs:
+                    inside = [q for q in late if low <= q <= hi]
+                    if not inside:
+                        continue
+                    execute(self._sql("DELETE FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? "
+                                      "AND low = ?"), [kiosk_id, epoch, low])
+                    start = low
+                    for q in inside:
+                        if q > start:
+                            new_runs.append((start, q - 1))
+                        start = q + 1
+                    if start <= hi:
+                        new_runs.append((start, hi))
+            for low, hi in new_runs:
+                execute(self._sql("INSERT INTO sequence_gaps (kiosk_id, epoch, low, high) "
+                                  "VALUES (?, ?, ?, ?)"), [kiosk_id, epoch, low, hi])
 
     @staticmethod
     def _to_probe(rows: list[dict], held: dict[int, int]) -> list[tuple[int, int]]:
@@ -434,6 +491,8 @@ class SqliteStorage(SqlQueries):
                 "distinct_seq = distinct_seq + excluded.distinct_seq, "
                 "low = min(low, excluded.low), high = max(high, excluded.high)",
                 [(kiosk_id, *c) for c in self._summary_changes(new_rows, held, reused)])
+            self._update_gaps(lambda sql, params: self.db.execute(sql, params).fetchall(),
+                              kiosk_id, new_rows, held)
             self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
                             "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
                             [batch_id, kiosk_id, now, len(fresh),

@@ -249,6 +249,11 @@ class PgStorage(SqlQueries):
                     "distinct_seq = sequence_summary.distinct_seq + excluded.distinct_seq, "
                     "low = LEAST(sequence_summary.low, excluded.low), "
                     "high = GREATEST(sequence_summary.high, excluded.high)", [kiosk_id, epoch, *change])
+
+            def execute(sql, params):
+                cur = conn.execute(sql, params)
+                return cur.fetchall() if cur.description else []
+            self._update_gaps(execute, kiosk_id, [{"seq": q, "epoch": e} for _, q, e in inserted], held)
             conn.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
                          "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
                          [batch_id, kiosk_id, now, len(accepted),

@@ -17,14 +17,16 @@ GRANTS = {
     # serve: authenticate kiosks, store batches, answer bundles (reads the risk list)
     INGEST: ["SELECT ON kiosks, meta, risk, tag_keys, schema_version",
              "SELECT, INSERT ON records, batches",
-             "SELECT, INSERT, UPDATE ON sequence_summary"],
+             "SELECT, INSERT, UPDATE ON sequence_summary",
+             "SELECT, INSERT, DELETE ON sequence_gaps"],   # bookkeeping, never records
     # kiosk-central purge: delete what is due; expire risk entries into tombstones
     PURGE: ["SELECT ON schema_version",
             "SELECT, DELETE ON records, batches, tag_keys",
             "SELECT, UPDATE, DELETE ON risk",
             "SELECT, UPDATE ON meta"],
     # cases, reads, traces, risk changes, tag-key distribution, the audit log
-    COMMITTEE: ["SELECT ON records, batches, kiosks, schema_version, sequence_summary",
+    COMMITTEE: ["SELECT ON records, batches, kiosks, schema_version, sequence_summary, "
+                "sequence_gaps",
                 "SELECT, INSERT ON audit, reads, tag_keys",
                 "SELECT, INSERT, UPDATE ON risk",
                 "SELECT, UPDATE ON meta",
