@@ -277,11 +277,15 @@ def check_clock() -> Check:
 
 
 def check_camera(cfg: Config) -> Check:
-    from kiosk.frames import open_source
+    from kiosk.frames import SCANNER_SOURCES, open_source
     try:
         source = open_source(cfg.camera)
     except Exception as e:
         return Check("camera", "FAIL", f"{cfg.camera.source}: {e} (is `kiosk run` holding it?)")
+    if cfg.camera.source in SCANNER_SOURCES:
+        source.close()
+        return Check("camera", "ok", f"{cfg.camera.source} scanner {cfg.camera.scanner_device} "
+                                     "opens; scan a printed pass with `kiosk run` to try it")
     try:
         frame = source.read()
     finally:
@@ -290,6 +294,17 @@ def check_camera(cfg: Config) -> Check:
         return Check("camera", "FAIL", f"{cfg.camera.source}: no frame")
     return Check("camera", "ok", f"{cfg.camera.source}: {frame.shape[1]}x{frame.shape[0]} frame, "
                                  f"mean level {float(frame.mean()):.0f}")
+
+
+def check_screen(cfg: Config) -> Check:
+    """A configured screen: its Khmer font is there (opening the display itself would take
+    it from a running kiosk)."""
+    from kiosk.screen import ScreenError, khmer_font_path
+    try:
+        font = khmer_font_path(cfg.screen.font)
+    except ScreenError as e:
+        return Check("screen", "FAIL", str(e))
+    return Check("screen", "ok", f"SDL driver {cfg.screen.driver}, Khmer font {font}")
 
 
 def check_signal(cfg: Config, *, test: bool, pin_factory=None) -> Check:
@@ -338,4 +353,6 @@ def run_checks(cfg: Config, *, camera: bool = True, signal_test: bool = False,
     yield from _guarded("clock", check_clock)
     if camera:
         yield from _guarded("camera", lambda: check_camera(cfg))
+    if cfg.screen.enabled:
+        yield from _guarded("screen", lambda: check_screen(cfg))
     yield from _guarded("signal", lambda: check_signal(cfg, test=signal_test))

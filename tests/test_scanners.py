@@ -151,3 +151,16 @@ def test_an_evdev_scanner_read_through_uinput(make_pass):
             ui.syn()
         assert read_until(scanner, 1) == [text]
         scanner.close()
+
+
+def test_doctor_checks_a_serial_scanner_and_a_screens_font(tmp_path, authority, pty):
+    master, name = pty
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(kiosk_config_text(authority, tmp_path / "kiosk.db",
+                                     camera=['source = "serial"', f'scanner_device = "{name}"'],
+                                     screen=["enabled = true", f'font = "{tmp_path / "none.ttf"}"']))
+    r = subprocess.run([BIN / "kiosk", "doctor", "--config", cfg], capture_output=True, text=True)
+    out = r.stdout
+    assert f"serial scanner {name} opens" in out
+    assert "FAIL" in out and "no Khmer font at" in out and "none.ttf" in out
+    assert r.returncode == 1 and "Traceback" not in r.stderr
