@@ -399,6 +399,10 @@ class SqliteStorage(SqlQueries):
         self.retention = retention
         self._lock = threading.Lock()       # one writer; the server's threads share a connection
         migrate(self.db, MIGRATIONS)
+        # Reads on a connection of their own (WAL: readers never wait for the writer), so a
+        # bundle poll or a kiosk lookup does not queue behind an ingest or a purge chunk.
+        self._reader = open_db(path) if path is not None else self.db
+        self._read_lock = threading.Lock() if path is not None else self._lock
 
     @classmethod
     def in_folder(cls, data_dir: Path | str, **kwargs) -> "SqliteStorage":
@@ -406,12 +410,16 @@ class SqliteStorage(SqlQueries):
         return cls(Path(data_dir) / DB_NAME, **kwargs)
 
     def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not self.db:
+                self._reader.conn.close()
         with self._lock:                 # not in the middle of a purge chunk or an ingest
             self.db.conn.close()
 
     def _q(self, sql: str, params=()):
-        with self._lock:
-            return self.db.execute(sql, params).fetchall()
+        """A read (every caller only reads), on the reader connection."""
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
     # -- kiosks ------------------------------------------------------------------------------
     def register_kiosk(self, *, venue: str, public_key: bytes, now: float,
