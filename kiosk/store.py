@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -19,6 +18,7 @@ from sqlite_utils import Database
 
 from kiosk.decision import Decision
 from kiosk.reasons import Outcome, Reason
+from kiosk.recordids import time_ordered_id
 from kiosk.seal import SealingKey, seal
 from kiosk.sqlite import MovedAside, migrate, open_checked, truncate_wal
 
@@ -135,7 +135,7 @@ class CheckinStore:
         """Seal and commit one admitted or refused scan; returns its record id."""
         if not decision.recordable or decision.claims is None:
             raise ValueError("only admitted or refused scans are recorded")
-        record_id = str(uuid.uuid4())
+        record_id = time_ordered_id(now)      # the server places it by its capture day
         retention, days = self.retention.classify(decision)
         key, fell_back = self.sealing.key_for(retention, now)    # the period's key (or not)
         sealed = seal({"pass_id": decision.claims.pass_id, "risk_level": decision.risk_level,

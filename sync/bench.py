@@ -19,6 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
+from kiosk.recordids import time_ordered_id
+
 SEALED_SAMPLES = 256
 
 
@@ -170,7 +172,7 @@ def bench_purge(t, work: Path, *, records: int = 1_000_000, batch: int = 500) ->
 
     def upload_once(n0: int) -> float:
         now = time.time()
-        rows = [{"record_id": str(uuid.uuid4()), "seq": n0 + i, "epoch": 2, "captured_at": now,
+        rows = [{"record_id": time_ordered_id(now), "seq": n0 + i, "epoch": 2, "captured_at": now,
                  "clock_synced": True, "retention": "normal", "delete_after": 0,
                  "seal_kid": "k", "sealed": blob} for i in range(batch)]
         t1 = time.perf_counter()
@@ -323,7 +325,7 @@ def _bench_drop_a_day(t, name: str, storage, kiosk_id: str, *, oldest: float) ->
 
     def upload_once(n0: int) -> float:
         now = time.time()
-        rows = [{"record_id": str(uuid.uuid4()), "seq": n0 + i, "epoch": 3, "captured_at": now,
+        rows = [{"record_id": time_ordered_id(now), "seq": n0 + i, "epoch": 3, "captured_at": now,
                  "clock_synced": True, "retention": "normal", "delete_after": 0,
                  "seal_kid": "k", "sealed": blob} for i in range(500)]
         t1 = time.perf_counter()
@@ -427,7 +429,7 @@ def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 200, b
             def batch_body(i, b, round_no):
                 now = time.time()
                 first = (round_no * batches + b) * 500 + 1     # each kiosk's numbers go on
-                recs = [{"record_id": str(uuid.uuid4()), "seq": first + j, "epoch": 1,
+                recs = [{"record_id": time_ordered_id(now - 60), "seq": first + j, "epoch": 1,
                          "captured_at": now - 60, "clock_synced": True, "retention": "normal",
                          "delete_after": 0, "seal_kid": "k", "sealed": base64_blob}
                         for j in range(500)]
@@ -483,8 +485,8 @@ def bench_server_backends(t, work: Path, keys_dir: Path, *, kiosks: int = 200, b
                 day, k = (i // 5000) % 27, i // 5000 % kiosks
                 oldest = min(oldest, now - 3600 - day * 86_400 - 5000)
                 first, next_seq[k] = next_seq[k], next_seq[k] + min(5000, n_pre - i)
-                rows = [{"record_id": str(uuid.uuid4()), "seq": first + j, "epoch": 9,
-                         "captured_at": now - 3600 - day * 86_400 - j, "clock_synced": True,
+                rows = [{"record_id": time_ordered_id(now - 3600 - day * 86_400 - j), "seq": first + j,
+                         "epoch": 9, "captured_at": now - 3600 - day * 86_400 - j, "clock_synced": True,
                          "retention": "normal", "delete_after": 0, "seal_kid": "k",
                          "sealed": b"\x5a" * 208} for j in range(min(5000, n_pre - i))]
                 admin.ingest(kids[k], str(uuid.uuid4()), rows, now=now)

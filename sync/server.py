@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from kiosk.bundle import bundle_payload, sign_bundle
 from kiosk.decision import Policy
 from kiosk.errors import KioskFault
+from kiosk.recordids import placed
 from kiosk.sealkeys import SealedTagKey
 from kiosk.keys import (BUNDLE_KEY, ISSUER_PUB, SEALING_PUB, load_ed25519_private,
                         load_ed25519_public, load_x25519_public, raw_public, sealing_kid)
@@ -261,6 +262,9 @@ def create_app(storage: Storage, authority: Authority, *, clock=time.time,
             problem = storage.retention.capture_problem(r.captured_at, now=now)
             if problem:
                 raise ApiError(400, protocol.BAD_CAPTURE_TIME, f"records.{i}.captured_at: {problem}")
+            if placed(r.record_id, r.captured_at) is False:
+                raise ApiError(400, "malformed", f"records.{i}.record_id: a time-ordered (v7) id "
+                                                 "whose time is not the record's capture time")
             rows.append({**r.model_dump(), "sealed": sealed})
         return batch, rows
 

@@ -151,3 +151,17 @@ def test_openapi_lists_every_status_each_path_answers(server):
         assert {str(c) for c in codes} <= documented[path], (path, codes, documented[path])
     assert {"401", "403", "409"} <= documented["/v1/batches"] and "403" in documented["/v1/bundle"]
     assert "ErrorBody" in spec["components"]["schemas"]
+
+
+def test_a_time_ordered_id_whose_time_is_not_its_capture_time_is_refused(server):
+    """It would otherwise be looked up in the wrong day's partition (PostgreSQL), where
+    another kiosk's record with that id is not."""
+    from kiosk.recordids import time_ordered_id
+    srv, kiosks = server
+    now = time.time()
+    r = post(srv, kiosks[0], gzip.compress(batch(record(record_id=time_ordered_id(now - 7200),
+                                                         captured_at=now - 5))))
+    assert r.status_code == 400 and "record_id" in r.json()["detail"]
+    ok = post(srv, kiosks[0], gzip.compress(batch(record(record_id=time_ordered_id(now - 5),
+                                                          captured_at=now - 5))))
+    assert ok.status_code == 200

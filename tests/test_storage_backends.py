@@ -78,6 +78,23 @@ def test_sequence_gaps_epochs_and_reused_numbers(storage):
     assert storage.gaps(a) == [(1, 1)] and storage.gaps(a, 0) == [(3, 4), (6, 7)]
 
 
+def test_time_ordered_ids_are_found_in_their_day_and_another_kiosks_is_refused(storage):
+    from kiosk.recordids import time_ordered_id
+    a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+    b = storage.register_kiosk(venue="B", public_key=b"b" * 32, now=0)
+    r = {**rec(1), "record_id": time_ordered_id(T0 + 5), "captured_at": T0 + 5}
+    assert storage.ingest(a, str(uuid.uuid4()), [r], now=T0).accepted == [r["record_id"]]
+    again = storage.ingest(a, str(uuid.uuid4()), [r], now=T0)
+    assert again.duplicates == [r["record_id"]] and again.accepted == []
+    with pytest.raises(RecordIdConflict):
+        storage.ingest(b, str(uuid.uuid4()), [{**r, "seq": 1}], now=T0)
+    # A record of another day in the same batch: both days are looked in.
+    r2 = {**rec(2), "record_id": time_ordered_id(T0 + 3 * DAY), "captured_at": T0 + 3 * DAY}
+    with pytest.raises(RecordIdConflict):
+        storage.ingest(b, str(uuid.uuid4()), [r2, {**r, "seq": 2}], now=T0)
+    assert storage.record_ids(b) == []
+
+
 def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_purge(storage):
     from sync.central_cli import status_lines
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from kiosk.passes import pass_ref
+from kiosk.recordids import MAX_SKEW_S, placed
 from sync.storage import (DAY, TOMBSTONE_DAYS, IngestResult, KioskInfo, PurgeResult,
                           RecordIdConflict, SEQUENCE_SUMMARY_SQL, ServerRetention,
                           SqlQueries)
@@ -207,9 +208,23 @@ class PgStorage(SqlQueries):
         for r in records:
             first.setdefault(r["record_id"], r)
         rows = list(first.values())
+        # Ids that carry their capture time (UUIDv7, checked against it by the server) are
+        # looked up in the partitions of their capture days only; any other id in all of
+        # them (each partition's index: no index spans partitions).
+        timed = [r for r in rows if placed(r["record_id"], float(r["captured_at"]))]
+        timed_ids = {r["record_id"] for r in timed}
+        others = [i for i in ids if i not in timed_ids]
         with self.pool.connection() as conn, conn.transaction():
-            held = conn.execute("SELECT record_id::text, kiosk_id FROM records WHERE "
-                                "record_id = ANY(%s::uuid[])", [ids]).fetchall()
+            held = []
+            if timed:
+                low = min(float(r["captured_at"]) for r in timed) - MAX_SKEW_S
+                high = max(float(r["captured_at"]) for r in timed) + MAX_SKEW_S
+                held += conn.execute("SELECT record_id::text, kiosk_id FROM records WHERE "
+                                     "record_id = ANY(%s::uuid[]) AND captured_at >= %s AND "
+                                     "captured_at <= %s", [sorted(timed_ids), low, high]).fetchall()
+            if others:
+                held += conn.execute("SELECT record_id::text, kiosk_id FROM records WHERE "
+                                     "record_id = ANY(%s::uuid[])", [others]).fetchall()
             foreign = sorted({rid for rid, owner in held if owner != kiosk_id})
             if foreign:
                 raise RecordIdConflict(foreign)
