@@ -11,6 +11,7 @@ under an advisory lock so that many workers starting at once migrate once.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -359,18 +360,36 @@ class PgStorage(SqlQueries):
                     continue
                 if any(a < end and b > start for a, b in holds) and end + 90 * DAY > now:
                     continue                 # an open case holds this day: rows go one by one
+                n = conn.execute("SELECT count(*) FROM records WHERE retention = %s AND "
+                                 "captured_at >= %s AND captured_at < %s",
+                                 [klass, start, end]).fetchone()[0]
                 try:
-                    with conn.transaction():
-                        n = conn.execute("SELECT count(*) FROM records WHERE retention = %s AND "
-                                         "captured_at >= %s AND captured_at < %s",
-                                         [klass, start, end]).fetchone()[0]
-                        conn.execute(f"DROP TABLE {name}")
-                    counts[klass] += n
+                    dropped = self._drop_partition(conn, name)
                 except Exception as e:       # not the owner (the purge role): delete rows instead
                     if "must be owner" not in str(e) and "permission denied" not in str(e):
                         raise
                     break
+                if dropped:
+                    counts[klass] += n
         return counts
+
+    @staticmethod
+    def _drop_partition(conn, name: str, *, wait_ms: int = 20, tries: int = 300) -> bool:
+        """DROP a day partition without stalling uploads: the drop needs the parent's
+        exclusive lock, and every insert that arrives while it waits queues behind it. So it
+        waits at most ``wait_ms`` and tries again in the next gap between inserts (DETACH
+        ... CONCURRENTLY would not lock, but PostgreSQL refuses it beside a default
+        partition). False if it never got in: the next purge drops it."""
+        import psycopg
+        for _ in range(tries):
+            try:
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL lock_timeout = '{int(wait_ms)}ms'")
+                    conn.execute(f"DROP TABLE {name}")
+                return True
+            except psycopg.errors.LockNotAvailable:
+                time.sleep(0.02)
+        return False
 
     def records_between(self, kiosk_id: str | None, from_ts: float | None,
                         to_ts: float | None) -> list[dict]:
