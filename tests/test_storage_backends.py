@@ -343,3 +343,23 @@ def test_postgresql_retention_drops_whole_day_partitions(pg_url):
     assert f"records_normal_{held_day}" in parts()              # the case's day is kept
     assert len(s.record_ids(kid)) == 3
     s.close()
+
+
+def test_a_day_left_detached_by_an_interrupted_purge_is_dropped_by_the_next(pg_url):
+    import psycopg
+
+    from sync.central.pg import PgStorage
+    storage = PgStorage(pg_url)
+    try:
+        storage.ensure_partitions(now=T0)
+        a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+        storage.ingest(a, str(uuid.uuid4()), [rec(1)], now=T0)
+        day = f"records_normal_{int(T0 // DAY)}"
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE records_normal DETACH PARTITION {day}")   # then "crash"
+            assert conn.execute("SELECT count(*) FROM " + day).fetchone()[0] == 1
+        storage.purge(now=T0 + 29 * DAY)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass(%s)", [day]).fetchone()[0] is None
+    finally:
+        storage.close()

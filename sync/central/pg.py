@@ -348,6 +348,12 @@ class PgStorage(SqlQueries):
         counts: Counter = Counter()
         days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
         with self.pool.connection() as conn:
+            # A day detached by an earlier purge that stopped before dropping it: drop it now
+            # (it holds only records past retention, outside the partitioned table).
+            for (orphan,) in conn.execute(
+                    "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition AND "
+                    "relname ~ '^records_(normal|significant)_[0-9]+$'").fetchall():
+                conn.execute(f"DROP TABLE IF EXISTS {orphan}")
             parts = conn.execute(
                 "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN "
@@ -364,7 +370,7 @@ class PgStorage(SqlQueries):
                                  "captured_at >= %s AND captured_at < %s",
                                  [klass, start, end]).fetchone()[0]
                 try:
-                    dropped = self._drop_partition(conn, name)
+                    dropped = self._drop_partition(conn, name, parent)
                 except Exception as e:       # not the owner (the purge role): delete rows instead
                     if "must be owner" not in str(e) and "permission denied" not in str(e):
                         raise
@@ -374,22 +380,26 @@ class PgStorage(SqlQueries):
         return counts
 
     @staticmethod
-    def _drop_partition(conn, name: str, *, wait_ms: int = 20, tries: int = 300) -> bool:
-        """DROP a day partition without stalling uploads: the drop needs the parent's
-        exclusive lock, and every insert that arrives while it waits queues behind it. So it
+    def _drop_partition(conn, name: str, parent: str, *, wait_ms: int = 20, tries: int = 300) -> bool:
+        """Remove a day partition without stalling uploads. Detaching needs the parent's
+        exclusive lock, and every insert that arrives while it waits queues behind it: so it
         waits at most ``wait_ms`` and tries again in the next gap between inserts (DETACH
         ... CONCURRENTLY would not lock, but PostgreSQL refuses it beside a default
-        partition). False if it never got in: the next purge drops it."""
+        partition). The detached table is then dropped on its own, so unlinking its files
+        holds no lock uploads need. False if it never got in: the next purge tries again."""
         import psycopg
         for _ in range(tries):
             try:
                 with conn.transaction():
                     conn.execute(f"SET LOCAL lock_timeout = '{int(wait_ms)}ms'")
-                    conn.execute(f"DROP TABLE {name}")
-                return True
+                    conn.execute(f"ALTER TABLE {parent} DETACH PARTITION {name}")
+                break
             except psycopg.errors.LockNotAvailable:
                 time.sleep(0.02)
-        return False
+        else:
+            return False
+        conn.execute(f"DROP TABLE {name}")
+        return True
 
     def records_between(self, kiosk_id: str | None, from_ts: float | None,
                         to_ts: float | None) -> list[dict]:
