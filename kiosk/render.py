@@ -155,7 +155,6 @@ def _thumb(f: np.ndarray, code_px: int, rng: np.random.Generator) -> np.ndarray:
     or a side (a hand holding a phone), near the frame centre where the code is."""
     h, w = f.shape
     out = f.copy()
-    ys, xs = np.nonzero(np.abs(f - f.mean()) >= 0)                # (the whole frame)
     cx, cy = w / 2, h / 2
     side = rng.choice(["bottom", "left", "right"])
     a, b = code_px * 0.22, code_px * 0.45                         # semi-axes: ~0.2 of the area
@@ -168,7 +167,6 @@ def _thumb(f: np.ndarray, code_px: int, rng: np.random.Generator) -> np.ndarray:
     inside = ((x - ex) / ax) ** 2 + ((y - ey) / ay) ** 2 <= 1
     tone = rng.uniform(140, 190)
     out[inside] = tone + (y[inside] - ey) * 0.1
-    del ys, xs
     return out
 
 

@@ -312,12 +312,28 @@ class SqlQueries:
             "SELECT kiosk_id, epoch, received, distinct_seq, low, high FROM sequence_summary "
             "ORDER BY kiosk_id, epoch")]
 
+    def _keep_sequences(self, execute, kiosk_id: str, rows: list[dict], held: dict[int, int],
+                        reused: set[tuple[int, int]]) -> None:
+        """In the ingest transaction, for the records a batch added (``rows``: their seq and
+        epoch): the summary and the runs of missing numbers. ``held``: each epoch's highest
+        number before the batch (its summary rows locked); ``reused``: (epoch, seq) pairs of
+        these the server already held. ``execute(sql, params)`` runs one statement."""
+        for epoch, *change in self._summary_changes(rows, reused):
+            execute(self._sql(
+                "INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kiosk_id, epoch) DO UPDATE SET "
+                "received = sequence_summary.received + excluded.received, "
+                "distinct_seq = sequence_summary.distinct_seq + excluded.distinct_seq, "
+                "low = CASE WHEN excluded.low < sequence_summary.low THEN excluded.low "
+                "ELSE sequence_summary.low END, "
+                "high = CASE WHEN excluded.high > sequence_summary.high THEN excluded.high "
+                "ELSE sequence_summary.high END"), [kiosk_id, epoch, *change])
+        self._update_gaps(execute, kiosk_id, rows, held)
+
     @staticmethod
-    def _summary_changes(rows: list[dict], held: dict[int, int],
-                         reused: set[tuple[int, int]]) -> list[tuple]:
+    def _summary_changes(rows: list[dict], reused: set[tuple[int, int]]) -> list[tuple]:
         """(epoch, received, new distinct, low, high) for the aggregate, from the records a
-        batch adds; ``held``: each epoch's highest number so far; ``reused``: (epoch, seq)
-        pairs of these that the server already holds (looked up only at or below ``held``)."""
+        batch adds; ``reused``: (epoch, seq) pairs of these that the server already holds."""
         out: dict[int, list] = {}
         seen: set[tuple[int, int]] = set()
         for r in rows:
@@ -492,15 +508,8 @@ class SqliteStorage(SqlQueries):
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
                 "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
-            self.db.conn.executemany(
-                "INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kiosk_id, epoch) DO UPDATE SET "
-                "received = received + excluded.received, "
-                "distinct_seq = distinct_seq + excluded.distinct_seq, "
-                "low = min(low, excluded.low), high = max(high, excluded.high)",
-                [(kiosk_id, *c) for c in self._summary_changes(new_rows, held, reused)])
-            self._update_gaps(lambda sql, params: self.db.execute(sql, params).fetchall(),
-                              kiosk_id, new_rows, held)
+            self._keep_sequences(lambda sql, params: self.db.execute(sql, params).fetchall(),
+                                 kiosk_id, new_rows, held, reused)
             self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
                             "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
                             [batch_id, kiosk_id, now, len(fresh),

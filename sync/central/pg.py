@@ -256,20 +256,12 @@ class PgStorage(SqlQueries):
                  [r["sealed"] for r in rows], [bool(r.get("seal_fallback", False)) for r in rows],
                  [r.get("tag") for r in rows]]).fetchall()
             accepted = [r[0] for r in inserted]
-            for epoch, *change in self._summary_changes(
-                    [{"seq": q, "epoch": e} for _, q, e in inserted], held, reused):
-                conn.execute(
-                    "INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high) "
-                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (kiosk_id, epoch) DO UPDATE SET "
-                    "received = sequence_summary.received + excluded.received, "
-                    "distinct_seq = sequence_summary.distinct_seq + excluded.distinct_seq, "
-                    "low = LEAST(sequence_summary.low, excluded.low), "
-                    "high = GREATEST(sequence_summary.high, excluded.high)", [kiosk_id, epoch, *change])
 
             def execute(sql, params):
                 cur = conn.execute(sql, params)
                 return cur.fetchall() if cur.description else []
-            self._update_gaps(execute, kiosk_id, [{"seq": q, "epoch": e} for _, q, e in inserted], held)
+            self._keep_sequences(execute, kiosk_id, [{"seq": q, "epoch": e} for _, q, e in inserted],
+                                 held, reused)
             conn.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
                          "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
                          [batch_id, kiosk_id, now, len(accepted),
