@@ -149,14 +149,11 @@ def bulk_records(storage, rows) -> None:
             "VALUES (?, ?, ?, 1, ?, 1, ?, ?, ?, ?, 'b', 0, ?)", rows)
 
 
-def bench_purge(t, work: Path, *, records: int = 1_000_000, batch: int = 500) -> None:
+def bench_purge(t, work: Path, *, records: int = 1_000_000) -> None:
     """The server's purge of one day's records from a table of ``records`` spread over 28
     days, while a second thread uploads 500-record batches into the same storage: seconds
     for the purge, and how much slower an upload is meanwhile (the purge deletes in chunks,
     each its own transaction, so an upload waits for one chunk at most)."""
-    import statistics
-    import threading
-
     from sync.storage import DAY, SqliteStorage
 
     storage = SqliteStorage.in_folder(work / "purge-bench")
@@ -170,39 +167,8 @@ def bench_purge(t, work: Path, *, records: int = 1_000_000, batch: int = 500) ->
                             start + i * step + 28 * DAY, "k", blob, None) for i in range(records)))
     t.add(f"server table built: {records:,} records over 28 days", f"{time.perf_counter() - t0:.1f} s")
 
-    def upload_once(n0: int) -> float:
-        now = time.time()
-        rows = [{"record_id": time_ordered_id(now), "seq": n0 + i, "epoch": 2, "captured_at": now,
-                 "clock_synced": True, "retention": "normal", "delete_after": 0,
-                 "seal_kid": "k", "sealed": blob} for i in range(batch)]
-        t1 = time.perf_counter()
-        storage.ingest(kid, str(uuid.uuid4()), rows, now=now)
-        return time.perf_counter() - t1
-
-    baseline = [upload_once(i * batch + 1) for i in range(20)]
-    during, done = [], threading.Event()
-
-    def uploader():
-        n = 100
-        while not done.is_set():
-            during.append(upload_once(n * batch + 1))
-            n += 1
-    th = threading.Thread(target=uploader)
-    th.start()
-    time.sleep(0.2)
-    t0 = time.perf_counter()
-    result = storage.purge(now=start + DAY + 28 * DAY)     # the oldest day is due
-    purge_s = time.perf_counter() - t0
-    done.set()
-    th.join()
+    _bench_drop_a_day(t, f"SQLite, {records:,} records over 28 days", storage, kid, oldest=start)
     storage.close()
-    t.add(f"server purge of one day's records ({result.records:,} of {records:,}), SQLite",
-          f"{purge_s:.2f} s")
-    base = statistics.median(baseline)
-    worst = max(during) if during else 0.0
-    t.add("500-record upload: median alone / worst during the purge",
-          f"{base * 1000:.0f} / {worst * 1000:.0f} ms",
-          f"{len(during)} uploads during it; stall at most {worst / base:.1f}x")
 
 
 def bench_key_coverage(t, work: Path) -> None:
