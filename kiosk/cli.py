@@ -53,21 +53,20 @@ def cmd_run(args) -> int:
     for sig in (signals.SIGTERM, signals.SIGINT):
         signals.signal(sig, lambda *_: stop.set())
 
-    torch = []
-
-    def open_frames():
-        source = open_source(cfg.camera, torch_light=torch[0] if torch else None)
-        return Paced(source, cfg.camera.fps) if cfg.camera.source == "images" else source
-
     with ExitStack() as cleanup:
         store = open_store(cfg)                       # a damaged file is moved aside here
         cleanup.callback(store.close)
         factory = make_pin_factory(cfg.signal.pin_factory)[0]
         signal = Signal(cfg.signal, pin_factory=factory, screen=make_screen(cfg.screen))
         cleanup.callback(signal.close)
+        torch = None
         if cfg.camera.torch_pin >= 0 and cfg.camera.source == "picamera2" and cfg.camera.torch != "off":
-            torch.append(make_torch(cfg.camera.torch_pin, pin_factory=factory))
-            cleanup.callback(torch[0].close)
+            torch = make_torch(cfg.camera.torch_pin, pin_factory=factory)
+            cleanup.callback(torch.close)
+
+        def open_frames():
+            source = open_source(cfg.camera, torch_light=torch)
+            return Paced(source, cfg.camera.fps) if cfg.camera.source == "images" else source
         source = open_frames()
         app = build_app(cfg, source=source, signal=signal, store=store, notifier=Notifier(),
                         reopen=open_frames)
