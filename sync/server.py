@@ -57,7 +57,8 @@ JsonInt = Annotated[int, BeforeValidator(_integral)]
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    record_id: str = Field(pattern=UUID_RE)
+    record_id: str = Field(pattern=UUID_RE, description="a UUID; a version-7 one must carry the "
+                                                        "record's capture time (else 400 malformed)")
     seq: JsonInt = Field(ge=1, lt=2**63)
     epoch: JsonInt = Field(default=0, ge=0, lt=2**63)   # the kiosk database's sequence epoch
     captured_at: float = Field(ge=0, allow_inf_nan=False)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 
 from kiosk.keys import raw_public
+from kiosk.recordids import placed, time_ordered_id
 from sync import protocol
 from sync.localserver import LocalServer
 
@@ -77,14 +78,19 @@ def operations(srv):
 
 
 def capture_times_in_window(case) -> None:
-    """The one rule a static schema cannot state: a capture time must lie within what the
+    """The two rules a static schema cannot state: a capture time must lie within what the
     server keeps, relative to now (otherwise a documented 400 bad_capture_time, tested in
-    test_retention). Generated times are moved into the last hour, everything else stays."""
+    test_retention), and a time-ordered (v7) record id carries its record's capture time
+    (otherwise a 400 malformed, tested in test_hardening). Generated times are moved into
+    the last hour and a generated v7 id is made again for its time; everything else stays."""
     body = case.body
     if isinstance(body, dict) and isinstance(body.get("records"), list):
         for i, rec in enumerate(body["records"]):
             if isinstance(rec, dict) and isinstance(rec.get("captured_at"), (int, float)):
                 rec["captured_at"] = time.time() - 1 - i
+                rid = rec.get("record_id")
+                if isinstance(rid, str) and placed(rid, rec["captured_at"]) is False:
+                    rec["record_id"] = time_ordered_id(rec["captured_at"])
 
 
 def run(operation, base_url: str, *, fix=None, mode=GenerationMode.POSITIVE, **kwargs) -> Counter:
