@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kiosk.decision import Decision, Policy, RiskList, decide
+from kiosk.core.decision import Decision, Policy, RiskList, decide
 from kiosk.errors import CameraGone, StoreFailing
-from kiosk.reasons import Outcome
+from kiosk.core.reasons import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -16,20 +16,12 @@ from pathlib import Path
 
 from kiosk import config as config_mod
 from kiosk.config import ConfigError
-from kiosk.errors import (EXIT_BROKEN_PIPE, EXIT_CHECK_FAILED, EXIT_DATABASE, EXIT_INTERNAL,
-                          KioskFault)
-from kiosk.logs import setup_logging
+from kiosk.core.console import fail, run_main, version
+from kiosk.core.faults import EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_DATABASE
+from kiosk.core.logs import setup_logging
 
 log = logging.getLogger("kiosk")
 
-
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
-    try:
-        return dist_version("venue-kiosk")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _load_config(path: str):
@@ -40,10 +32,10 @@ def _load_config(path: str):
 
 # -- kiosk run ------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from kiosk.frames import Paced, open_source
-    from kiosk.runtime import build_app, open_store
+    from kiosk.adapters.frames import Paced, open_source
+    from kiosk.compose import build_app, open_store
     from kiosk.sdnotify import Notifier
-    from kiosk.signal import Signal, make_pin_factory, make_screen, make_torch
+    from kiosk.adapters.signal import Signal, make_pin_factory, make_screen, make_torch
 
     cfg = _load_config(args.config)
     if cfg.policy.deny_level != 3:
@@ -83,13 +75,13 @@ def cmd_run(args) -> int:
 # -- kiosk scan -----------------------------------------------------------------------------------
 def cmd_scan(args) -> int:
     from kiosk.app import Trust
-    from kiosk.decision import decide
-    from kiosk.decoders import make_decoder
-    from kiosk.frames import expand_images, load_grey
-    from kiosk.keys import KeyFileError, trusted_issuers
+    from kiosk.core.decision import decide
+    from kiosk.adapters.decoders import make_decoder
+    from kiosk.adapters.frames import expand_images, load_grey
+    from kiosk.core.keys import KeyFileError, trusted_issuers
 
     if args.config:
-        from kiosk.runtime import trust_provider
+        from kiosk.compose import trust_provider
         cfg = _load_config(args.config)
         trust = trust_provider(cfg)()
         decoder_name = args.decoder or cfg.decoder.name
@@ -134,7 +126,7 @@ def cmd_scan(args) -> int:
 # -- kiosk purge ----------------------------------------------------------------------------------
 def cmd_purge(args) -> int:
     _without_numpy()
-    from kiosk.runtime import open_store
+    from kiosk.compose import open_store
 
     cfg = _load_config(args.config)
     store = open_store(cfg)
@@ -151,7 +143,7 @@ def cmd_purge(args) -> int:
 def cmd_keys_init(args) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from kiosk.keys import public_pem, write_private, write_public
+    from kiosk.core.keys import public_pem, write_private, write_public
 
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -202,7 +194,7 @@ def cmd_sync(args) -> int:
 
     cfg = _load_config(args.config)
     if args.retry_set_aside:
-        from kiosk.runtime import open_store
+        from kiosk.compose import open_store
         store = open_store(cfg)
         try:
             n = store.retry_set_aside()
@@ -243,9 +235,19 @@ def cmd_doctor(args) -> int:
 
 # -- kiosk demo -----------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
-    from kiosk.demo import run_demo
-    setup_logging("WARNING")
-    return run_demo(keep=args.keep, server=not args.no_server)
+    """The demo composes the kiosk with a local authority, so it lives with the tools of the
+    source tree (scripts/workbench), outside the device package; this runs it there."""
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    if not (scripts / "workbench" / "demo.py").is_file():
+        return fail("kiosk", "demo", "the demo comes with the source tree: run scripts/demo in "
+                    "a checkout of it", EXIT_CONFIG)
+    paths = [str(scripts), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    argv = [sys.executable, "-m", "workbench.demo",
+            *(["--keep", args.keep] if args.keep else []), *(["--no-server"] if args.no_server else [])]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -301,40 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def fail(prog: str, label: str, error: BaseException, code: int) -> int:
-    print(f"{prog}: {label}: {error}", file=sys.stderr, flush=True)
-    return code
-
-
-def run_main(prog: str, func, args) -> int:
-    """One line and a documented status for every way a command can end; never a traceback
-    (the traceback of a bug goes to the log at DEBUG)."""
-    try:
-        return func(args)
-    except KioskFault as e:
-        return fail(prog, e.label, e, e.exit_code)
-    except sqlite3.Error as e:
-        return fail(prog, "database error", f"{e} (see `kiosk doctor`)", EXIT_DATABASE)
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)      # the reader left (`| head`): quietly
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
-    except PermissionError as e:
-        return fail(prog, "permission denied", f"{e.filename or e}: run as the service user "
-                    "(sudo -u kiosk ...) or check the file's owner", EXIT_DATABASE)
-    except OSError as e:
-        return fail(prog, "file error", e, EXIT_DATABASE)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:
-        logging.getLogger(prog).debug("internal error", exc_info=True)
-        return fail(prog, "internal error", f"{type(e).__name__}: {e} (a bug: please report it)",
-                    EXIT_INTERNAL)
+def _translate(e: BaseException) -> tuple[str, str, int] | None:
+    """The device's storage errors, in words a technician acts on."""
+    if isinstance(e, sqlite3.Error):
+        return "database error", f"{e} (see `kiosk doctor`)", EXIT_DATABASE
+    if isinstance(e, PermissionError):
+        return ("permission denied", f"{e.filename or e}: run as the service user "
+                "(sudo -u kiosk ...) or check the file's owner", EXIT_DATABASE)
+    return None
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return run_main("kiosk", args.func, args)
+    return run_main("kiosk", args.func, args, translate=_translate)
 
 
 if __name__ == "__main__":

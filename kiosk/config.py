@@ -10,12 +10,12 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import EXIT_CONFIG, KioskFault
+from kiosk.core.faults import EXIT_CONFIG, Fault
 
 REQUIRED = MISSING
 
 
-class ConfigError(KioskFault):
+class ConfigError(Fault):
     label = "config error"
     exit_code = EXIT_CONFIG
 

@@ -97,7 +97,7 @@ def check_key_files(cfg: Config) -> Check:
 
 
 def check_keys(cfg: Config) -> list[Check]:
-    from kiosk.runtime import load_bundle_key, load_sealing, load_trust
+    from kiosk.compose import load_bundle_key, load_sealing, load_trust
     out = [check_key_files(cfg)]
     try:
         trust = load_trust(cfg)
@@ -123,8 +123,8 @@ def check_keys(cfg: Config) -> list[Check]:
 
 # -- the database ---------------------------------------------------------------------------------
 def check_store(cfg: Config, now: float) -> list[Check]:
-    from kiosk.sqlite import file_damage, keep_owner, open_readonly
-    from kiosk.store import CheckinStore
+    from kiosk.store.sqlitedb import file_damage, keep_owner, open_readonly
+    from kiosk.store.checkins import CheckinStore
 
     path = Path(cfg.kiosk.database)
     if not path.exists():
@@ -207,7 +207,7 @@ COVERAGE_WARN_S = 14 * 86_400
 
 def check_sealing(bundle, store, now: float) -> Check:
     """How far ahead the per-period sealing keys cover this kiosk (crypto-shredding)."""
-    from kiosk.sealkeys import covered_until
+    from kiosk.core.sealkeys import covered_until
     periods = bundle.sealing_periods if bundle else ()
     fallback = store.stats()["seal_fallback"]
     marked = f"; {fallback} records sealed to a fallback key" if fallback else ""
@@ -226,10 +226,10 @@ def check_sealing(bundle, store, now: float) -> Check:
 def check_bundle(cfg: Config, store, now: float):
     """The bundle file verified exactly as `kiosk run` verifies it; (check, verified bundle
     in use or None): the file's, or else the last verified copy `kiosk run` falls back to."""
-    from kiosk.bundle import BundleError
-    from kiosk.bundle import verify_chain
-    from kiosk.runtime import load_bundle_key
-    from kiosk.store import BUNDLE_COPY
+    from kiosk.core.bundle import BundleError
+    from kiosk.core.bundle import verify_chain
+    from kiosk.compose import load_bundle_key
+    from kiosk.store.checkins import BUNDLE_COPY
 
     try:
         key = load_bundle_key(cfg)
@@ -277,7 +277,7 @@ def check_clock() -> Check:
 
 
 def check_camera(cfg: Config) -> Check:
-    from kiosk.frames import SCANNER_SOURCES, open_source
+    from kiosk.adapters.frames import SCANNER_SOURCES, open_source
     try:
         source = open_source(cfg.camera)
     except Exception as e:
@@ -299,7 +299,7 @@ def check_camera(cfg: Config) -> Check:
 def check_screen(cfg: Config) -> Check:
     """A configured screen: its Khmer font is there (opening the display itself would take
     it from a running kiosk)."""
-    from kiosk.screen import ScreenError, khmer_font_path
+    from kiosk.adapters.screen import ScreenError, khmer_font_path
     try:
         font = khmer_font_path(cfg.screen.font)
     except ScreenError as e:
@@ -309,7 +309,7 @@ def check_screen(cfg: Config) -> Check:
 
 def check_signal(cfg: Config, *, test: bool, pin_factory=None) -> Check:
     from kiosk.errors import GpioError
-    from kiosk.signal import Signal, is_raspberry_pi, make_pin_factory
+    from kiosk.adapters.signal import Signal, is_raspberry_pi, make_pin_factory
     try:
         factory, is_mock = ((pin_factory, False) if pin_factory is not None
                             else make_pin_factory(cfg.signal.pin_factory))

@@ -3,7 +3,7 @@
 A pattern is written as durations in seconds, alternately on and off, starting on, with an
 optional ``xN`` at the end to play it N times: ``"2.0"`` is one steady 2-second light,
 ``"0.15 0.15 x6"`` six fast flashes, ``"0.4 0.2 x3"`` three long beeps. ``""`` is nothing.
-Pure: no GPIO here (kiosk.signal plays them).
+Pure: no GPIO here (kiosk.adapters.signal plays them).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ BUNDLE_PATH = "/v1/bundle"
 MAX_BODY_BYTES = 4 * 1024 * 1024          # gzip bytes on the wire
 MAX_JSON_BYTES = 32 * 1024 * 1024         # after decompression (a gzip bomb stops here)
 MAX_RECORDS = 5000                        # per batch
-MAX_SKEW_S = 300                          # request timestamp vs server clock
+
 
 _CONTEXT = b"venue-kiosk request v1\n"
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import requests
 
-from kiosk.bundle import MAX_CHAIN, BundleError, chain_docs, encode_chain, verify_bundle, verify_chain
-from kiosk.store import BUNDLE_COPY
+from kiosk.core.bundle import MAX_CHAIN, BundleError, chain_docs, encode_chain, verify_bundle, verify_chain
+from kiosk.store.checkins import BUNDLE_COPY
 from sync import protocol
 
 log = logging.getLogger("kiosk.sync")
@@ -317,8 +317,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
     """The uploader a kiosk's config describes; ConfigError names the key at fault."""
     from kiosk.config import ConfigError
-    from kiosk.keys import KeyFileError, load_ed25519_private
-    from kiosk.runtime import load_bundle_key, open_store
+    from kiosk.core.keys import KeyFileError, load_ed25519_private
+    from kiosk.compose import load_bundle_key, open_store
 
     s = cfg.sync
     if not s.server_url:

@@ -1,31 +1,25 @@
-import sys
-from pathlib import Path
+"""Fixtures shared by the whole suite; plain helpers live in scripts/workbench/testkit.py."""
 
 import pytest
 
-from kiosk.keys import (ISSUER_KEY, ISSUER_PUB, SEALING_KEY, SEALING_PUB, init_authority_keys,
-                        load_ed25519_private, load_x25519_private, load_x25519_public,
-                        trusted_issuers)
-from kiosk.passes import encode_pass
-from kiosk.seal import SealingKey
-
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "qr-photos"
-BIN = Path(sys.executable).parent
+from kiosk.core.keys import (ISSUER_KEY, ISSUER_PUB, SEALING_KEY, SEALING_PUB,
+                             load_ed25519_private, load_x25519_private, load_x25519_public,
+                             trusted_issuers)
+from kiosk.core.passes import encode_pass
+from kiosk.core.seal import SealingKey
+from workbench.testkit import NOW, seeded_authority
 
 
 @pytest.fixture(scope="session")
 def authority(tmp_path_factory):
     """An authority key folder, as `kiosk-central keys init` makes it."""
-    d = tmp_path_factory.mktemp("authority")
-    init_authority_keys(d)
-    return d
+    return seeded_authority(tmp_path_factory.mktemp("authority"))
 
 
 @pytest.fixture(scope="session")
 def pg_server():
     """A real PostgreSQL for the session, or a skip that says why (CI installs it)."""
-    from pgserver import PgServer, server_binaries
+    from workbench.pgserver import PgServer, server_binaries
     if server_binaries() is None:
         pytest.skip("PostgreSQL tests skipped: no server binaries here (apt install postgresql; "
                     "scripts/setup --test does)")
@@ -42,7 +36,7 @@ def pg_url(pg_server):
 @pytest.fixture(scope="session")
 def server_keys(authority, tmp_path_factory):
     """The central server's keys folder: bundle.key and public files, no private key."""
-    from sync.keyring import server_keys_folder
+    from sync.central.keyring import server_keys_folder
     return server_keys_folder(authority, tmp_path_factory.mktemp("server-keys"))
 
 
@@ -66,9 +60,6 @@ def committee_key(authority):
     return load_x25519_private(authority / SEALING_KEY)
 
 
-NOW = 1_790_000_000  # a fixed wall-clock time for table tests
-
-
 @pytest.fixture(scope="session")
 def make_pass(issuer_key):
     def make(risk=0, *, issued=NOW - 3600, expires=NOW + 7 * 86400, pass_id=None, key=None):
@@ -77,15 +68,3 @@ def make_pass(issuer_key):
                            issued_at=issued, expires_at=expires, pass_id=pid, risk_level=risk)
     return make
 
-
-def kiosk_config_text(authority: Path, db: Path, **overrides) -> str:
-    """A minimal valid kiosk config for tests, with optional raw TOML lines per section."""
-    sections = {
-        "kiosk": ['venue_id = "venue-test"', f'database = "{db}"'],
-        "keys": [f'issuer_keys = ["{authority / ISSUER_PUB}"]',
-                 f'sealing_key = "{authority / SEALING_PUB}"'],
-        "signal": ['pin_factory = "mock"'],
-    }
-    for section, lines in overrides.items():
-        sections.setdefault(section, []).extend(lines)
-    return "\n".join(f"[{s}]\n" + "\n".join(lines) for s, lines in sections.items()) + "\n"

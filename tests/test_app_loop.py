@@ -9,36 +9,22 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.app import KioskApp, Trust
-from kiosk.clock import SystemClock
 from kiosk.config import SignalSection
-from kiosk.decision import Policy
+from kiosk.core.decision import Policy
 from kiosk import patterns
-from kiosk.decoders import make_decoder
-from kiosk.frames import ArraySource, ImageSource
-from kiosk.reasons import Outcome
-from kiosk.render import camera_frame
-from kiosk.signal import Signal
-from kiosk.sqlite import open_db
-from kiosk.store import CheckinStore
+from kiosk.adapters.decoders import make_decoder
+from kiosk.adapters.frames import ArraySource, ImageSource
+from kiosk.core.reasons import Outcome
+from workbench.render import camera_frame
+from kiosk.adapters.signal import Signal
+from kiosk.store.sqlitedb import open_db
+from kiosk.store.checkins import CheckinStore
+from workbench.testkit import FakeClock
 
 CFG = SignalSection().scaled(0.3)
 RED, AMBER, GREEN, BUZZ = CFG.red_pin, CFG.amber_pin, CFG.green_pin, CFG.buzzer_pin
 
 
-class FakeClock(SystemClock):
-    """Real monotonic time plus an offset the test moves forward (to step past windows)."""
-    def __init__(self):
-        super().__init__()
-        self.offset = 0.0
-
-    def monotonic(self):
-        return time.monotonic() + self.offset
-
-    def now(self):
-        return time.time() + self.offset
-
-    def synced(self):
-        return True
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ import random
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import NOW
+from workbench.testkit import NOW
 from kiosk.app import Trust
-from kiosk.bundle import BundleError, sign_bundle, verify_bundle
-from kiosk.decision import decide
-from kiosk.keys import raw_public
-from kiosk.passes import pass_ref
-from kiosk.reasons import Outcome, Reason
-from kiosk.runtime import TrustProvider
+from kiosk.core.bundle import BundleError, sign_bundle, verify_bundle
+from kiosk.core.decision import decide
+from kiosk.core.keys import raw_public
+from kiosk.core.passes import pass_ref
+from kiosk.core.reasons import Outcome, Reason
+from kiosk.compose import TrustProvider
 from sync.uploader import Backoff
 
 BUNDLE_KEY = Ed25519PrivateKey.generate()

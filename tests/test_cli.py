@@ -6,8 +6,8 @@ import re
 import stat
 import subprocess
 
-from conftest import BIN, ROOT, kiosk_config_text
-from sync.keyring import server_keys_folder
+from workbench.testkit import BIN, ROOT, kiosk_config_text
+from sync.central.keyring import server_keys_folder
 
 README = (ROOT / "README.md").read_text()
 
@@ -91,8 +91,9 @@ def test_issue_pass_refuses_an_expiry_before_issue(authority):
 
 # -- kiosk scan ------------------------------------------------------------------------------------
 def test_scan_json_one_line_per_image_never_the_pass_id(tmp_path, authority):
-    from sync.authority import issue_pass
-    from kiosk.render import background, save_pass
+    from sync.central.issuing import issue_pass
+    from sync.central.issuing import save_pass
+    from workbench.render import background
     import cv2
     import numpy as np
 
@@ -144,8 +145,8 @@ def test_scan_with_a_bad_config_names_the_key(tmp_path, authority):
 
 # -- kiosk run and purge ---------------------------------------------------------------------------
 def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, authority):
-    from kiosk.render import save_pass
-    from sync.authority import issue_pass
+    from sync.central.issuing import save_pass
+    from sync.central.issuing import issue_pass
 
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -200,9 +201,9 @@ def committee_with_a_case(tmp_path, data, case_id):
 
 # -- sync from the command line ----------------------------------------------------------------------
 def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, authority):
-    from kiosk.render import save_pass
-    from sync.authority import issue_pass
-    from sync.localserver import LocalServer
+    from sync.central.issuing import save_pass
+    from sync.central.issuing import issue_pass
+    from workbench.localserver import LocalServer
 
     db = tmp_path / "kiosk.db"
     cfg = tmp_path / "kiosk.toml"
@@ -231,8 +232,8 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         cfg.write_text(base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n')
         # a check-in, as `kiosk run` would record it
         from kiosk import config as config_mod
-        from kiosk.decision import decide
-        from kiosk.runtime import open_store, trust_provider
+        from kiosk.core.decision import decide
+        from kiosk.compose import open_store, trust_provider
         import time as _time
         c = config_mod.load(cfg)
         t = trust_provider(c)()
@@ -331,9 +332,9 @@ def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
 def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path, authority):
     """Two processes on one SQLite file, as on a Pi: the scan loop keeps recording while the
     uploader drains; nothing is lost, nobody sees 'database is locked'."""
-    from kiosk.render import camera_frame
-    from sync.authority import issue_pass
-    from sync.localserver import LocalServer
+    from workbench.render import camera_frame
+    from sync.central.issuing import issue_pass
+    from workbench.localserver import LocalServer
     import cv2
     import numpy as np
     import sqlite3
@@ -377,7 +378,7 @@ def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path
 
 
 def server_ids_of(data, kiosk_id):
-    from sync.storage import SqliteStorage
+    from sync.central.storage.sqlite_backend import SqliteStorage
     s = SqliteStorage.in_folder(data)
     try:
         return s.record_ids(kiosk_id)

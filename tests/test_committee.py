@@ -9,10 +9,10 @@ import subprocess
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import BIN
-from sync.central import committee
-from sync.central.audit import AuditError
-from sync.storage import SqliteStorage
+from workbench.testkit import BIN
+from sync.central.committee import members as committee
+from sync.central.committee.audit import AuditError
+from sync.central.storage.sqlite_backend import SqliteStorage
 
 DAY = 86_400
 
@@ -101,7 +101,7 @@ def test_any_change_to_the_audit_log_fails_verify(board, how):
         _tamper(db, "UPDATE audit SET seq = 2 WHERE seq = 3")
         _tamper(db, "UPDATE audit SET seq = 3 WHERE seq = -1")
     elif how == "resign":        # rewrite an entry and its hash consistently: the signature fails
-        from sync.central.audit import entry_hash
+        from sync.central.committee.audit import entry_hash
         raw = json.loads(rows[4][0])
         raw["detail"]["case"] = "OB-X"
         text = json.dumps(raw, sort_keys=True, separators=(",", ":"))
@@ -133,7 +133,7 @@ def test_audit_show_head_and_verify_from_the_command_line(board):
 
 def test_set_risk_is_refused_without_an_approved_case_and_keeps_no_pass_id(board, tmp_path):
     s, (a, b, c), data = board
-    from kiosk.keys import write_private
+    from kiosk.core.keys import write_private
     write_private(tmp_path / "a.key", a)
     write_private(tmp_path / "x.key", Ed25519PrivateKey.generate())
     s.close()

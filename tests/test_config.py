@@ -6,7 +6,7 @@ import pytest
 
 from kiosk import config
 from kiosk.config import ConfigError
-from tests.conftest import BIN, ROOT, kiosk_config_text
+from workbench.testkit import BIN, ROOT, kiosk_config_text
 
 
 def write(tmp_path, authority, **over):
@@ -101,7 +101,7 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_a_key_file_that_is_not_a_key_names_the_key(tmp_path, authority):
-    from kiosk.runtime import load_sealing
+    from kiosk.compose import load_sealing
     junk = tmp_path / "junk.pub"
     junk.write_text("not a key")
     p = write(tmp_path, authority)

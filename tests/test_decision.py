@@ -9,10 +9,10 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.decision import Decision, Policy, RiskList, decide
-from kiosk.passes import PREFIX, pass_ref
-from kiosk.reasons import Outcome, Reason
-from tests.conftest import NOW
+from kiosk.core.decision import Decision, Policy, RiskList, decide
+from kiosk.core.passes import PREFIX, pass_ref
+from kiosk.core.reasons import Outcome, Reason
+from workbench.testkit import NOW
 
 POLICY = Policy()
 EMPTY = RiskList()
@@ -41,7 +41,7 @@ def _pack(obj) -> str:
 
 
 def _resign(payload: dict, key, protected: dict | None = None) -> str:
-    from kiosk.passes import _sig_structure, key_id
+    from kiosk.core.passes import _sig_structure, key_id
     prot = cbor2.dumps(protected or {1: -8, 4: key_id(key.public_key())})
     body = cbor2.dumps(payload)
     return _pack(cbor2.CBORTag(18, [prot, {}, body, key.sign(_sig_structure(prot, body))]))

@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from kiosk.decoders import SafeDecoder, make_decoder
-from kiosk.frames import expand_images, load_grey
-from kiosk.render import camera_frame, qr_image
-from tests.conftest import DATA
+from kiosk.adapters.decoders import SafeDecoder, make_decoder
+from kiosk.adapters.frames import expand_images, load_grey
+from workbench.render import camera_frame, qr_image
+from workbench.testkit import DATA
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the repo")
 
@@ -108,14 +108,14 @@ def _pyzbar(frame):
 
 @pytest.fixture(scope="module")
 def door_passes(authority):
-    from sync.authority import issue_pass
+    from sync.central.issuing import issue_pass
     return [issue_pass(authority, risk=i % 3)[0] for i in range(6)]
 
 
 @pytest.mark.parametrize("condition", ["plain", "small", "dim", "thumb", "backlight", "defocus-near"])
 def test_the_kiosk_decoder_reads_at_least_what_raw_zxing_does_and_never_a_wrong_text(
         condition, door_passes):
-    from kiosk.render import condition_frame
+    from workbench.render import condition_frame
     rng = np.random.default_rng(11)
     decoder = make_decoder("zxing")
     raw = kiosk = 0
@@ -134,7 +134,7 @@ def test_the_kiosk_decoder_reads_at_least_what_raw_zxing_does_and_never_a_wrong_
 def test_dim_frames_of_a_held_pass_are_read_together_when_one_alone_is_not(door_passes):
     """Several frames of the same pass carry the same code and independent sensor noise:
     averaged, they read where no single frame does (2.2% of full brightness)."""
-    from kiosk.render import camera_frame
+    from workbench.render import camera_frame
     text = door_passes[1]
     alone = together = averaged = 0
     for trial in range(16):
@@ -152,7 +152,7 @@ def test_dim_frames_of_a_held_pass_are_read_together_when_one_alone_is_not(door_
 @needs_data
 @pytest.mark.parametrize("how", ["fit", "fill"])
 def test_photos_in_camera_frames_the_kiosk_reads_what_raw_zxing_or_pyzbar_reads(how):
-    from kiosk.render import framed
+    from workbench.render import framed
     decoder = make_decoder("zxing")
     missed = []
     for i in range(1, 7):

@@ -18,20 +18,24 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from conftest import BIN, kiosk_config_text
+from workbench.testkit import BIN, kiosk_config_text
 from kiosk.app import KioskApp, Retry, Trust
-from kiosk.decision import Policy, RiskList
-from kiosk.decoders import make_decoder
+from kiosk.core.decision import Policy, RiskList
+from kiosk.adapters.decoders import make_decoder
 from kiosk.errors import CameraError, CameraGone, GpioError, StoreFailing
-from kiosk.frames import ArraySource
-from kiosk.passes import PREFIX
-from kiosk.reasons import Outcome
-from kiosk.render import camera_frame
-from kiosk.signal import Signal, make_pin_factory
-from kiosk.sqlite import open_db
-from kiosk.store import CheckinStore
-from kiosk.walcheck import wal_damage
-from test_app_loop import CFG, GREEN, RED, AMBER, FakeClock
+from kiosk.adapters.frames import ArraySource
+from kiosk.core.passes import PREFIX
+from kiosk.core.reasons import Outcome
+from workbench.render import camera_frame
+from kiosk.adapters.signal import Signal, make_pin_factory
+from kiosk.store.sqlitedb import open_db
+from kiosk.store.checkins import CheckinStore
+from kiosk.store.walcheck import wal_damage
+from kiosk.config import SignalSection
+from workbench.testkit import FakeClock
+
+CFG = SignalSection().scaled(0.3)
+RED, AMBER, GREEN = CFG.red_pin, CFG.amber_pin, CFG.green_pin
 
 
 def frame(text, seed=0):
@@ -254,7 +258,7 @@ def test_a_damaged_database_is_moved_aside_and_a_new_epoch_begins(tmp_path, auth
 
 
 def test_a_damaged_wal_is_moved_aside_not_silently_cut_short(tmp_path, sealing, make_pass, trusted):
-    from kiosk.decision import decide
+    from kiosk.core.decision import decide
     live = tmp_path / "live.db"
     store = CheckinStore.open(live, sealing=sealing, venue_id="v")
     d = decide(make_pass(0), trusted=trusted, risk_list=RiskList(), policy=Policy(), now=1_790_000_000)
@@ -287,8 +291,8 @@ def test_a_damaged_wal_is_moved_aside_not_silently_cut_short(tmp_path, sealing, 
 
 
 def test_a_reset_shows_on_the_server_as_a_new_epoch(tmp_path, sealing, make_pass, trusted):
-    from kiosk.decision import decide
-    from sync.storage import SqliteStorage
+    from kiosk.core.decision import decide
+    from sync.central.storage.sqlite_backend import SqliteStorage
     d = decide(make_pass(0), trusted=trusted, risk_list=RiskList(), policy=Policy(), now=1_790_000_000)
     server = SqliteStorage(tmp_path / "central.db")
     kid = server.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
@@ -310,9 +314,9 @@ def test_a_reset_shows_on_the_server_as_a_new_epoch(tmp_path, sealing, make_pass
 @pytest.fixture
 def wire(tmp_path, server_keys):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from kiosk.keys import raw_public
-    from sync.localserver import LocalServer
-    from sync.storage import SqliteStorage
+    from kiosk.core.keys import raw_public
+    from workbench.localserver import LocalServer
+    from sync.central.storage.sqlite_backend import SqliteStorage
     with LocalServer(tmp_path / "central", server_keys) as server:
         key = Ed25519PrivateKey.generate()
         admin = SqliteStorage.in_folder(server.data_dir)
@@ -325,8 +329,8 @@ def wire(tmp_path, server_keys):
 @pytest.mark.parametrize("mode", ["html400", "html413", "html403", "html404", "html502"])
 def test_a_proxys_answer_never_sets_records_aside(tmp_path, wire, authority, sealing, make_pass,
                                                   trusted, mode):
-    from faultproxy import FaultProxy
-    from test_sync import fill, make_uploader
+    from workbench.faultproxy import FaultProxy
+    from workbench.testkit import fill, make_uploader
     server, kid, key, _ = wire
     store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v1")
     fill(store, make_pass, trusted, 54)
@@ -345,7 +349,7 @@ def test_set_aside_records_are_re_queued_and_doctor_warns_meanwhile(tmp_path, au
                                                                     make_pass, trusted):
     cfg = _cfg(tmp_path, authority)
     store = CheckinStore.open(tmp_path / "state" / "k.db", sealing=sealing, venue_id="v")
-    ids = fill_ids = __import__("test_sync").fill(store, make_pass, trusted, 5)
+    ids = fill_ids = __import__("workbench.testkit").testkit.fill(store, make_pass, trusted, 5)
     store.set_aside(ids[:2], reason="HTTP 400 malformed: records.0.sealed", now=time.time())
     store.close()
     d = _run("kiosk", "doctor", "--config", cfg, "--no-camera")
@@ -360,8 +364,8 @@ def test_set_aside_records_are_re_queued_and_doctor_warns_meanwhile(tmp_path, au
 
 def test_the_bundle_is_fetched_even_when_the_upload_fails(tmp_path, wire, authority, sealing,
                                                          make_pass, trusted):
-    from faultproxy import FaultProxy
-    from test_sync import fill, make_uploader
+    from workbench.faultproxy import FaultProxy
+    from workbench.testkit import fill, make_uploader
     server, kid, key, version = wire
     store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v1")
     fill(store, make_pass, trusted, 10)
@@ -380,11 +384,11 @@ def test_the_bundle_is_fetched_even_when_the_upload_fails(tmp_path, wire, author
 def test_a_tampered_bundle_fails_doctor_and_the_kiosk_keeps_the_verified_risk_list(
         tmp_path, wire, authority, sealing, make_pass, trusted):
     from kiosk import config
-    from kiosk.runtime import open_store, trust_provider
-    from kiosk.decision import decide
+    from kiosk.compose import open_store, trust_provider
+    from kiosk.core.decision import decide
     server, kid, key, version = wire
     key_file = tmp_path / "device.key"
-    from kiosk.keys import write_private
+    from kiosk.core.keys import write_private
     write_private(key_file, key)
     cfg_path = _cfg(tmp_path, authority, keys=[f'bundle_key = "{authority / "bundle.pub"}"',
                                                f'device_key = "{key_file}"'],
@@ -480,7 +484,7 @@ def test_a_camera_that_fails_is_retried_then_the_kiosk_exits(sealing, trusted, s
 
 
 def test_a_stalled_camera_stops_the_watchdog_pings(tmp_path, monkeypatch, sealing, trusted, shown):
-    from test_sdnotify import bound_socket, received
+    from workbench.testkit import bound_socket, received
     from kiosk.sdnotify import Notifier
     sock, path = bound_socket(tmp_path)
     monkeypatch.setenv("WATCHDOG_USEC", "20000")
@@ -509,12 +513,12 @@ def test_a_stalled_camera_stops_the_watchdog_pings(tmp_path, monkeypatch, sealin
 
 
 def test_open_records_into_head_is_quiet(tmp_path, authority):
-    from sync.storage import SqliteStorage
+    from sync.central.storage.sqlite_backend import SqliteStorage
     data = tmp_path / "central"
     s = SqliteStorage.in_folder(data)
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
-    from kiosk.seal import SealingKey, seal
-    from kiosk.keys import load_x25519_public
+    from kiosk.core.seal import SealingKey, seal
+    from kiosk.core.keys import load_x25519_public
     key = SealingKey.of(load_x25519_public(authority / "sealing.pub"))
     rows = []
     for i in range(3000):
@@ -525,8 +529,8 @@ def test_open_records_into_head_is_quiet(tmp_path, authority):
                                      "reason": "valid", "venue": "v"}, key, record_id=rid)})
     s.ingest(kid, "00000000-0000-4000-8000-000000000001", rows, now=time.time())
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from kiosk.keys import write_private
-    from sync.central import committee
+    from kiosk.core.keys import write_private
+    from sync.central.committee import members as committee
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=0)
     committee.add_member(s, name="b", public_key=b.public_key(), key=a, now=0)
@@ -566,8 +570,8 @@ def test_doctor_as_a_user_who_cannot_read_the_key_is_one_fail_line(tmp_path, aut
 
 # -- 8. races at start, and one pass in two encodings ------------------------------------------------
 def test_processes_opening_a_fresh_database_at_once_all_succeed(tmp_path, authority):
-    script = ("import sys; from kiosk.store import CheckinStore; from kiosk.seal import SealingKey; "
-              "from kiosk.keys import load_x25519_public as l; "
+    script = ("import sys; from kiosk.store.checkins import CheckinStore; from kiosk.core.seal import SealingKey; "
+              "from kiosk.core.keys import load_x25519_public as l; "
               f"s = CheckinStore.open(sys.argv[1], sealing=SealingKey.of(l('{authority}/sealing.pub')), "
               "venue_id='v'); print(s.epoch); s.close()")
     python = str(BIN / "python")
@@ -605,7 +609,7 @@ def test_both_commands_say_their_version():
 
 def test_register_kiosk_refuses_a_key_already_active(tmp_path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from kiosk.keys import write_public
+    from kiosk.core.keys import write_public
     pub = tmp_path / "device.pub"
     write_public(pub, Ed25519PrivateKey.generate().public_key())
     data = tmp_path / "central"
@@ -652,7 +656,7 @@ def test_under_journald_lines_carry_syslog_priorities(tmp_path, authority):
                        stdout=subprocess.DEVNULL, timeout=60)
     lines = err.read_text().splitlines()
     assert any(line.startswith("<6>kiosk") for line in lines), lines
-    assert any(line.startswith("<3>kiosk.store: database") for line in lines), lines
+    assert any(line.startswith("<3>kiosk.store.checkins: database") for line in lines), lines
     # Elsewhere (a terminal, a file): timestamps, no priorities.
     p = _run("kiosk", "purge", "--config", cfg)
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} INFO ", p.stderr), p.stderr
@@ -675,8 +679,8 @@ def test_doctor_checks_disk_kiosk_id_and_bundle_key(tmp_path, authority):
 def test_a_full_run_logs_no_outcome_level_or_pass_id_and_status_counts_the_hour(tmp_path, authority):
     import cv2
     import socket as socketlib
-    from kiosk.render import camera_frame
-    from sync.authority import issue_pass
+    from workbench.render import camera_frame
+    from sync.central.issuing import issue_pass
     frames = tmp_path / "frames"
     frames.mkdir()
     ids = []

@@ -1,16 +1,12 @@
 """The fault suite, short (scripts/faults runs it long): every fault injected for real, and
 nothing lost, duplicated, forged, crashed, silent, green on failure or readable on a stolen
-kiosk. See scripts/faultsuite.py for what each scenario does."""
+kiosk. See scripts/workbench/faultsuite.py for what each scenario does."""
 
 import random
-import sys
 
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import faultsuite  # noqa: E402
+from workbench import faultsuite
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,17 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from conftest import BIN, kiosk_config_text
-from kiosk.keys import raw_public
-from kiosk.render import camera_frame
-from sync.localserver import LocalServer
-from sync.storage import SqliteStorage
+from workbench.testkit import BIN, kiosk_config_text
+from kiosk.core.keys import raw_public
+from workbench.render import camera_frame
+from workbench.localserver import LocalServer
+from sync.central.storage.sqlite_backend import SqliteStorage
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_FOR_SYNC = {"cv2", "numpy", "zxingcpp", "pyzbar", "gpiozero", "picamera2", "pygame", "evdev",
                 "serial", "lgpio"}
-NOT_FOR_SYNC_OURS = {"kiosk.decoders", "kiosk.frames", "kiosk.looks", "kiosk.signal",
-                     "kiosk.screen", "kiosk.scanners", "kiosk.render"}
+NOT_FOR_SYNC_OURS = {"kiosk.adapters.decoders", "kiosk.adapters.frames", "kiosk.adapters.looks", "kiosk.adapters.signal",
+                     "kiosk.adapters.screen", "kiosk.adapters.scanners", "workbench.render"}
 
 
 def imported(stderr: str) -> set[str]:
@@ -37,8 +37,8 @@ def imported(stderr: str) -> set[str]:
 
 def test_kiosk_sync_uploads_without_camera_decoder_gpio_or_numpy(tmp_path, authority, server_keys,
                                                                   make_pass, trusted, sealing):
-    from kiosk.decision import Policy, RiskList, decide
-    from kiosk.store import CheckinStore
+    from kiosk.core.decision import Policy, RiskList, decide
+    from kiosk.store.checkins import CheckinStore
     db = tmp_path / "kiosk.db"
     with LocalServer(tmp_path / "central", server_keys) as srv:
         cfg = tmp_path / "kiosk.toml"

@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from kiosk.decoders import make_decoder
-from kiosk.frames import (ArraySource, CameraError, ImageSource, OpenCVSource, Picamera2Source, Torch,
+from kiosk.adapters.decoders import make_decoder
+from kiosk.adapters.frames import (ArraySource, CameraError, ImageSource, OpenCVSource, Picamera2Source, Torch,
                           expand_images, to_grey)
-from kiosk.render import camera_frame
+from workbench.render import camera_frame
 
 
 def test_image_source_reads_folders_globs_and_skips_unreadable(tmp_path):

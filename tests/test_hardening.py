@@ -12,11 +12,11 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import BIN
-from kiosk.keys import raw_public
+from workbench.testkit import BIN
+from kiosk.core.keys import raw_public
 from sync import protocol
-from sync.localserver import LocalServer
-from sync.storage import SqliteStorage
+from workbench.localserver import LocalServer
+from sync.central.storage.sqlite_backend import SqliteStorage
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +79,9 @@ def test_another_kiosks_record_ids_are_refused_and_its_records_are_not_marked_sy
         server, tmp_path, sealing, make_pass, trusted):
     """A kiosk that uploads the victim's record ids first: the victim is told so (409,
     coded), sets those records aside (reported by doctor) and never marks them synced."""
-    from kiosk.store import CheckinStore
+    from kiosk.store.checkins import CheckinStore
     from sync.uploader import Uploader
-    from test_sync import fill
+    from workbench.testkit import fill
     srv, kiosks = server
     victim = CheckinStore.open(tmp_path / "victim.db", sealing=sealing, venue_id="v0")
     ids = fill(victim, make_pass, trusted, 6)
@@ -156,7 +156,7 @@ def test_openapi_lists_every_status_each_path_answers(server):
 def test_a_time_ordered_id_whose_time_is_not_its_capture_time_is_refused(server):
     """It would otherwise be looked up in the wrong day's partition (PostgreSQL), where
     another kiosk's record with that id is not."""
-    from kiosk.recordids import time_ordered_id
+    from kiosk.core.recordids import time_ordered_id
     srv, kiosks = server
     now = time.time()
     r = post(srv, kiosks[0], gzip.compress(batch(record(record_id=time_ordered_id(now - 7200),

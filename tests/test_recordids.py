@@ -4,7 +4,7 @@ server, and what lets PostgreSQL look an id up in one day's partition."""
 import time
 import uuid
 
-from kiosk.recordids import id_time, placed, time_ordered_id
+from kiosk.core.recordids import id_time, placed, time_ordered_id
 
 
 def test_a_v7_id_carries_its_capture_time_to_the_millisecond():
@@ -24,9 +24,9 @@ def test_ids_sort_by_capture_time():
 
 
 def test_the_kiosk_makes_them(sealing, make_pass, trusted):
-    from kiosk.decision import Policy, RiskList, decide
-    from kiosk.sqlite import open_db
-    from kiosk.store import CheckinStore
+    from kiosk.core.decision import Policy, RiskList, decide
+    from kiosk.store.sqlitedb import open_db
+    from kiosk.store.checkins import CheckinStore
     store = CheckinStore(open_db(None), sealing=sealing, venue_id="v")
     now = time.time()
     d = decide(make_pass(0, issued=int(now) - 60, expires=int(now) + 60), trusted=trusted,

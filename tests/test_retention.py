@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW
-from kiosk.decision import Policy, RiskList, decide
-from kiosk.keys import init_authority_keys, load_x25519_private
-from kiosk.reasons import Reason
-from kiosk.seal import open_sealed
-from kiosk.sealkeys import Sealer, covered_until
-from kiosk.sqlite import open_db
-from kiosk.store import DAY, CheckinStore, Retention
-from sync import keyring
-from sync.storage import SqliteStorage
+from workbench.testkit import NOW
+from kiosk.core.decision import Policy, RiskList, decide
+from kiosk.core.keys import init_authority_keys, load_x25519_private
+from kiosk.core.reasons import Reason
+from kiosk.core.seal import open_sealed
+from kiosk.core.sealkeys import Sealer, covered_until
+from kiosk.store.sqlitedb import open_db
+from kiosk.core.timing import DAY
+from kiosk.store.checkins import CheckinStore, Retention
+from sync.central import keyring
+from sync.central.storage.sqlite_backend import SqliteStorage
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY          # a UTC midnight
 
@@ -156,7 +157,7 @@ def test_after_retire_nothing_on_disk_opens_a_retired_periods_records(tmp_path, 
 
 def test_keys_rotate_and_retire_from_the_command_line(tmp_path):
     import subprocess
-    from conftest import BIN
+    from workbench.testkit import BIN
     d = tmp_path / "k"
     init_authority_keys(d)
     r = subprocess.run([BIN / "kiosk-central", "keys", "rotate", "--keys", d, "--ahead", "14"],
@@ -192,9 +193,9 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
     import json
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     import requests
-    from kiosk.keys import raw_public
+    from kiosk.core.keys import raw_public
     from sync import protocol
-    from sync.localserver import LocalServer
+    from workbench.localserver import LocalServer
     keys = tmp_path / "keys"
     keys.mkdir()
     for name in ("bundle.key", "issuer.pub", "sealing.pub"):
@@ -235,7 +236,7 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
 
 def test_kiosk_central_purge_prints_counts_per_class(tmp_path):
     import subprocess
-    from conftest import BIN
+    from workbench.testkit import BIN
     s = SqliteStorage.in_folder(tmp_path / "c")
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     now = time.time()
@@ -319,11 +320,11 @@ def test_server_purge_leaves_no_byte_of_a_purged_record(tmp_path):
 # -- less metadata ---------------------------------------------------------------------------------
 def test_every_sealed_record_has_the_same_length_whatever_was_decided(sealing, make_pass, trusted,
                                                                        committee_key):
-    from kiosk.decision import Decision
-    from kiosk.reasons import Outcome
+    from kiosk.core.decision import Decision
+    from kiosk.core.reasons import Outcome
     store = CheckinStore(open_db(None), sealing=sealing, venue_id="venue-with-a-long-name-" * 2)
     listed = decide(make_pass(1), trusted=trusted,
-                    risk_list=RiskList(levels={__import__("kiosk.passes").passes.pass_ref(
+                    risk_list=RiskList(levels={__import__("kiosk.core.passes").core.passes.pass_ref(
                         bytes(range(1, 17))): 3}), policy=Policy(), now=NOW)
     assert listed.reason is Reason.RISK_LIST
     decisions = [decision(make_pass, trusted, level) for level in range(4)] + [listed]
@@ -342,14 +343,14 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     doctor prints the coverage (and WARNs when it is short)."""
     import subprocess
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from conftest import BIN, kiosk_config_text
+    from workbench.testkit import BIN, kiosk_config_text
     from kiosk import config
-    from kiosk.keys import raw_public, write_private
-    from kiosk.runtime import build_app
-    from kiosk.frames import ArraySource
-    from kiosk.render import camera_frame
-    from sync.authority import issue_pass
-    from sync.localserver import LocalServer
+    from kiosk.core.keys import raw_public, write_private
+    from kiosk.compose import build_app
+    from kiosk.adapters.frames import ArraySource
+    from workbench.render import camera_frame
+    from sync.central.issuing import issue_pass
+    from workbench.localserver import LocalServer
     import numpy as np
     from gpiozero.pins.mock import MockFactory
     committee = tmp_path / "committee"
@@ -397,7 +398,7 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
 
 def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
     """A clean stop checkpoints and removes the WAL: nothing is left only in a side file."""
-    from sync.localserver import LocalServer
+    from workbench.localserver import LocalServer
     keys = tmp_path / "keys"
     keys.mkdir()
     for name in ("bundle.key", "issuer.pub", "sealing.pub"):
@@ -414,7 +415,7 @@ def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
 
 def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from sync.central import committee
+    from sync.central.committee import members as committee
     s = SqliteStorage(None)
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     s.ingest(kid, str(uuid.uuid4()), [server_record(1, T0), server_record(2, T0 + 5 * DAY)], now=T0)

@@ -9,15 +9,17 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.bundle import (MAX_CHAIN, BundleError, bundle_payload, chain_docs, encode_chain,
+from kiosk.core.bundle import (MAX_CHAIN, BundleError, bundle_payload, chain_docs, encode_chain,
                           sign_bundle, verify_bundle, verify_chain)
-from kiosk.decision import Policy
-from kiosk.keys import BUNDLE_PUB, load_ed25519_public, raw_public
-from kiosk.passes import pass_ref
-from kiosk.store import CheckinStore
+from kiosk.core.decision import Policy
+from kiosk.core.keys import BUNDLE_PUB, load_ed25519_public, raw_public
+from kiosk.core.passes import pass_ref
+from kiosk.store.checkins import CheckinStore
 from sync import protocol
-from sync.localserver import LocalServer
-from sync.storage import DAY, TOMBSTONE_DAYS, SqliteStorage
+from workbench.localserver import LocalServer
+from kiosk.core.timing import DAY
+from sync.central.storage.interface import TOMBSTONE_DAYS
+from sync.central.storage.sqlite_backend import SqliteStorage
 from sync.uploader import Uploader
 
 N = 5000
@@ -71,7 +73,7 @@ def test_a_change_costs_the_kiosk_a_few_hundred_bytes_not_the_whole_list(world):
     assert len(merged.risk_list.levels) == N + 1 and merged.risk_list.level_for(pid(N)) == 3
     assert len(chain_docs(up.bundle_file.read_bytes())) == 2
     from kiosk.app import Trust
-    from kiosk.runtime import TrustProvider
+    from kiosk.compose import TrustProvider
     trust = TrustProvider(Trust(issuers={}), bundle_file=up.bundle_file, bundle_key=up.bundle_key,
                           kiosk_id=kid)()                     # what `kiosk run` uses
     assert trust.risk_list.level_for(pid(N)) == 3 and len(trust.risk_list.levels) == N + 1
@@ -103,7 +105,7 @@ def test_a_long_chain_is_replaced_by_the_whole_list(world):
 
 
 def test_links_that_do_not_follow_are_refused(authority):
-    from kiosk.keys import load_ed25519_private
+    from kiosk.core.keys import load_ed25519_private
     key = load_ed25519_private(authority / "bundle.key")
     pub = load_ed25519_public(authority / BUNDLE_PUB)
 

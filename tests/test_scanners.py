@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, kiosk_config_text
+from workbench.testkit import BIN, kiosk_config_text
 from kiosk.errors import CameraError
-from kiosk.scanners import (DOWN, EV_KEY, KEY_ENTER, KEY_LEFTSHIFT, KEYMAP, MAX_LINE, UP,
+from kiosk.adapters.scanners import (DOWN, EV_KEY, KEY_ENTER, KEY_LEFTSHIFT, KEYMAP, MAX_LINE, UP,
                             KeyboardWedge, SerialScanner)
 
 pytest.importorskip("serial", reason="pyserial is a dependency: scripts/setup installs it")
@@ -139,7 +139,7 @@ def test_an_evdev_scanner_read_through_uinput(make_pass):
         pytest.skip("no writable /dev/uinput on this machine (the uinput kernel module is not "
                     "there), so no real evdev stream can be made; the key-to-text path is "
                     "tested above on the same events")
-    from kiosk.scanners import EvdevScanner
+    from kiosk.adapters.scanners import EvdevScanner
     keys = sorted({code for _, code, _ in key_events(make_pass(1))} | {KEY_LEFTSHIFT, KEY_ENTER})
     with evdev.UInput({evdev.ecodes.EV_KEY: keys}, name="test-scanner") as ui:
         time.sleep(0.5)

@@ -20,10 +20,10 @@ from schemathesis import GenerationMode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 
-from kiosk.keys import raw_public
-from kiosk.recordids import placed, time_ordered_id
+from kiosk.core.keys import raw_public
+from kiosk.core.recordids import placed, time_ordered_id
 from sync import protocol
-from sync.localserver import LocalServer
+from workbench.localserver import LocalServer
 
 MAX_EXAMPLES = 40
 
@@ -57,10 +57,10 @@ def live(request, tmp_path_factory, server_keys):
     url = None
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_server").fresh_database()
-        from sync.central.pg import PgStorage
+        from sync.central.storage.pg_backend import PgStorage
         storage = PgStorage(url)
     else:
-        from sync.storage import SqliteStorage
+        from sync.central.storage.sqlite_backend import SqliteStorage
         storage = SqliteStorage.in_folder(tmp / "central")
     key = Ed25519PrivateKey.generate()
     kiosk_id = storage.register_kiosk(venue="schema", public_key=raw_public(key.public_key()),

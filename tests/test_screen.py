@@ -19,9 +19,9 @@ pygame = pytest.importorskip("pygame", reason="pygame-ce is a dependency: script
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
 from kiosk.config import SignalSection  # noqa: E402
-from kiosk.reasons import Outcome  # noqa: E402
-from kiosk.screen import FACES, FAULT, IDLE, Renderer, Screen, ScreenError, render_to_file  # noqa: E402
-from kiosk.signal import Signal  # noqa: E402
+from kiosk.core.reasons import Outcome  # noqa: E402
+from kiosk.adapters.screen import FACES, FAULT, IDLE, Renderer, Screen, ScreenError, render_to_file  # noqa: E402
+from kiosk.adapters.signal import Signal  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (800, 480)

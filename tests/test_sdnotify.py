@@ -1,32 +1,20 @@
 """sd_notify against a real AF_UNIX datagram socket, as systemd would hold it."""
 
 import socket
+
+from workbench.testkit import bound_socket, received
 import threading
 
 import numpy as np
 
 from kiosk.app import KioskApp, Trust
 from kiosk.clock import SystemClock
-from kiosk.frames import ArraySource
+from kiosk.adapters.frames import ArraySource
 from kiosk.sdnotify import Notifier
 
 
-def bound_socket(tmp_path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    path = tmp_path / "notify.sock"
-    s.bind(str(path))
-    s.settimeout(2)
-    return s, str(path)
 
 
-def received(sock, *, quiet_s=0.2):
-    out = []
-    sock.settimeout(quiet_s)
-    try:
-        while True:
-            out.append(sock.recv(4096).decode())
-    except (TimeoutError, socket.timeout):
-        return out
 
 
 def test_ready_watchdog_stopping(tmp_path, monkeypatch):

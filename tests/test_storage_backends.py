@@ -7,8 +7,10 @@ import uuid
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sync.central import committee
-from sync.storage import DAY, RecordIdConflict, SqliteStorage
+from sync.central.committee import members as committee
+from kiosk.core.timing import DAY
+from sync.central.storage.interface import RecordIdConflict
+from sync.central.storage.sqlite_backend import SqliteStorage
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY
 
@@ -18,7 +20,7 @@ def storage(request, tmp_path):
     if request.param == "sqlite":
         s = SqliteStorage.in_folder(tmp_path)
     else:
-        from sync.central.pg import PgStorage
+        from sync.central.storage.pg_backend import PgStorage
         s = PgStorage(request.getfixturevalue("pg_url"))
     yield s
     s.close()
@@ -79,7 +81,7 @@ def test_sequence_gaps_epochs_and_reused_numbers(storage):
 
 
 def test_time_ordered_ids_are_found_in_their_day_and_another_kiosks_is_refused(storage):
-    from kiosk.recordids import time_ordered_id
+    from kiosk.core.recordids import time_ordered_id
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
     b = storage.register_kiosk(venue="B", public_key=b"b" * 32, now=0)
     r = {**rec(1), "record_id": time_ordered_id(T0 + 5), "captured_at": T0 + 5}
@@ -96,7 +98,7 @@ def test_time_ordered_ids_are_found_in_their_day_and_another_kiosks_is_refused(s
 
 
 def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_purge(storage):
-    from sync.central_cli import status_lines
+    from sync.central.central_cli import status_lines
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
     storage.ingest(a, str(uuid.uuid4()), [rec(i, seq=s) for i, s in ((1, 1), (2, 2), (3, 5))], now=T0)
     # Next batch: a duplicate (not counted again), a number reused under a new record id
@@ -176,8 +178,8 @@ def test_the_audit_log_and_reads_verify_on_both(storage):
 def test_a_kiosk_central_command_on_postgresql(pg_url, tmp_path):
     """--database works where --data does: register, status, purge."""
     import subprocess
-    from conftest import BIN
-    from kiosk.keys import write_public
+    from workbench.testkit import BIN
+    from kiosk.core.keys import write_public
     write_public(tmp_path / "d.pub", Ed25519PrivateKey.generate().public_key())
     run = lambda *a: subprocess.run([str(BIN / "kiosk-central"), *map(str, a)],  # noqa: E731
                                     capture_output=True, text=True, timeout=60)
@@ -194,12 +196,12 @@ def test_a_kiosk_central_command_on_postgresql(pg_url, tmp_path):
 
 def test_serve_on_postgresql_takes_a_real_kiosks_upload(pg_url, tmp_path, server_keys, sealing,
                                                         make_pass, trusted):
-    from kiosk.keys import raw_public
-    from kiosk.store import CheckinStore
-    from sync.central.pg import PgStorage
-    from sync.localserver import LocalServer
+    from kiosk.core.keys import raw_public
+    from kiosk.store.checkins import CheckinStore
+    from sync.central.storage.pg_backend import PgStorage
+    from workbench.localserver import LocalServer
     from sync.uploader import Uploader
-    from test_sync import fill
+    from workbench.testkit import fill
     device = Ed25519PrivateKey.generate()
     admin = PgStorage(pg_url)
     kid = admin.register_kiosk(venue="v", public_key=raw_public(device.public_key()), now=0)
@@ -220,16 +222,16 @@ def test_serve_with_several_workers_on_either_backend(backend, request, tmp_path
                                                       sealing, make_pass, trusted):
     """`serve --workers 3`: the uploads land once each, whichever process answers."""
     import threading
-    from kiosk.keys import raw_public
-    from kiosk.store import CheckinStore
-    from sync.localserver import LocalServer
+    from kiosk.core.keys import raw_public
+    from kiosk.store.checkins import CheckinStore
+    from workbench.localserver import LocalServer
     from sync.uploader import Uploader
-    from test_sync import fill
+    from workbench.testkit import fill
     db = request.getfixturevalue("pg_url") if backend == "postgresql" else None
     devices = [Ed25519PrivateKey.generate() for _ in range(4)]
     with LocalServer(tmp_path / "c", server_keys, database=db, workers=3) as server:
         if db:
-            from sync.central.pg import PgStorage
+            from sync.central.storage.pg_backend import PgStorage
             admin = PgStorage(db)
         else:
             admin = SqliteStorage.in_folder(tmp_path / "c")
@@ -259,7 +261,7 @@ def test_serve_with_several_workers_on_either_backend(backend, request, tmp_path
 
 
 def test_risk_deltas_and_tombstones(storage):
-    from sync.storage import TOMBSTONE_DAYS
+    from sync.central.storage.interface import TOMBSTONE_DAYS
     v1 = storage.set_risk(b"\x01" * 16, 3, now=T0, expires_at=T0 + DAY)
     v2 = storage.set_risk(b"\x02" * 16, 2, now=T0, expires_at=T0 + 5 * DAY)
     version, changes = storage.risk_delta(v1)
@@ -278,8 +280,8 @@ def test_postgresql_roles_ingest_purge_and_committee_may_do_only_their_part(pg_u
     read the audit log; purge deletes but cannot insert; the committee reads and logs."""
     import subprocess
     import psycopg
-    from conftest import BIN
-    from sync.central.pg import PgStorage
+    from workbench.testkit import BIN
+    from sync.central.storage.pg_backend import PgStorage
     r = subprocess.run([BIN / "kiosk-central", "db-roles", "--database", pg_url],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "kiosk_ingest:" in r.stdout, r.stderr
@@ -320,7 +322,7 @@ def test_postgresql_retention_drops_whole_day_partitions(pg_url):
     the days that are wholly past retention (no dead rows), keeps a day an open case holds,
     and still deletes row by row what sits in the default partition."""
     import time as _t
-    from sync.central.pg import PgStorage
+    from sync.central.storage.pg_backend import PgStorage
     s = PgStorage(pg_url)
     now = _t.time()
     today = int(now // DAY)
@@ -348,7 +350,7 @@ def test_postgresql_retention_drops_whole_day_partitions(pg_url):
 def test_a_day_left_detached_by_an_interrupted_purge_is_dropped_by_the_next(pg_url):
     import psycopg
 
-    from sync.central.pg import PgStorage
+    from sync.central.storage.pg_backend import PgStorage
     storage = PgStorage(pg_url)
     try:
         storage.ensure_partitions(now=T0)

@@ -4,12 +4,13 @@ import sqlite3
 
 import pytest
 
-from kiosk.decision import Policy, RiskList, decide
-from kiosk.seal import open_sealed
-from kiosk.sqlite import migrate, open_db
-from kiosk.store import DAY, MIGRATIONS, CheckinStore, Retention
-from kiosk.reasons import Reason
-from tests.conftest import NOW
+from kiosk.core.decision import Policy, RiskList, decide
+from kiosk.core.seal import open_sealed
+from kiosk.store.sqlitedb import migrate, open_db
+from kiosk.core.timing import DAY
+from kiosk.store.checkins import CheckinStore, MIGRATIONS, Retention
+from kiosk.core.reasons import Reason
+from workbench.testkit import NOW
 
 PID = bytes.fromhex("c0ffee00112233445566778899aabbcc")
 

@@ -15,16 +15,16 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import NOW
-from faultproxy import FaultProxy
-from kiosk.bundle import verify_bundle
-from kiosk.decision import Policy, RiskList, decide
-from kiosk.keys import BUNDLE_PUB, load_ed25519_public
-from kiosk.keys import raw_public as raw
-from kiosk.store import CheckinStore
+from workbench.testkit import NOW, closing_session, fill, make_uploader
+from workbench.faultproxy import FaultProxy
+from kiosk.core.bundle import verify_bundle
+from kiosk.core.decision import Policy, RiskList, decide
+from kiosk.core.keys import BUNDLE_PUB, load_ed25519_public
+from kiosk.core.keys import raw_public as raw
+from kiosk.store.checkins import CheckinStore
 from sync import protocol
-from sync.localserver import LocalServer
-from sync.storage import SqliteStorage
+from workbench.localserver import LocalServer
+from sync.central.storage.sqlite_backend import SqliteStorage
 from sync.uploader import Backoff, Uploader
 
 
@@ -62,27 +62,10 @@ def kiosk_store(tmp_path, sealing):
     store.close()
 
 
-def fill(store, make_pass, trusted, n, *, start=None):
-    """n check-ins as the app records them: one sealed, committed row each."""
-    now = time.time() - n if start is None else start      # in the past, as real captures are
-    texts = [make_pass(level) for level in range(4)]
-    decisions = [decide(t, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=NOW)
-                 for t in texts]
-    return [store.record(decisions[i % 4], now=now + i, clock_synced=True) for i in range(n)]
 
 
-def closing_session():
-    """One connection per request, so the proxy picks a fault per request."""
-    s = requests.Session()
-    s.headers["Connection"] = "close"
-    return s
 
 
-def make_uploader(store, url, kiosk_id, device_key, authority, tmp_path, **kw):
-    return Uploader(store=store, server_url=url, kiosk_id=kiosk_id, device_key=device_key,
-                    bundle_key=load_ed25519_public(authority / BUNDLE_PUB),
-                    bundle_file=tmp_path / "bundle.json", session=kw.pop("session", closing_session()),
-                    **kw)
 
 
 def run_until_drained(uploader, *, timeout_s=240, backoff=Backoff(0.01, 0.2)):
@@ -375,7 +358,7 @@ def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_ke
     assert proxy.counts["tamper"] == 1
 
     assert uploader.fetch_bundle() == "updated to version 2"
-    from kiosk.bundle import chain_docs, verify_chain
+    from kiosk.core.bundle import chain_docs, verify_chain
     data = (tmp_path / "bundle.json").read_bytes()
     assert len(chain_docs(data)) == 2                  # the whole list, then a one-entry delta
     assert verify_bundle(chain_docs(data)[1], bundle_key).risk_since == 1
@@ -387,10 +370,10 @@ def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_ke
 
 def test_a_bundle_signed_by_another_key_is_refused(tmp_path, central, kiosk_id, device_key,
                                                    kiosk_store, authority):
-    from kiosk.keys import init_authority_keys
+    from kiosk.core.keys import init_authority_keys
     impostor = tmp_path / "impostor"
     init_authority_keys(impostor)
-    from sync.keyring import server_keys_folder
+    from sync.central.keyring import server_keys_folder
     with LocalServer(tmp_path / "impostor-data", server_keys_folder(impostor, tmp_path / "ik")) as fake:
         admin = SqliteStorage.in_folder(fake.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw(device_key.public_key()), now=time.time())
@@ -502,10 +485,10 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
         tmp_path, authority, sealing, make_pass, trusted):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-    from kiosk.seal import SealingKey
-    from sync.central import committee
-    from sync.central.audit import AuditError
-    from sync.committee import committee_keys, open_records
+    from kiosk.core.seal import SealingKey
+    from sync.central.committee import members as committee
+    from sync.central.committee.audit import AuditError
+    from sync.central.committee.reading import committee_keys, open_records
 
     storage = SqliteStorage(None)
     kid = storage.register_kiosk(venue="v", public_key=b"\0" * 32, now=0)
@@ -539,5 +522,5 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
 
 
 def open_db_memory():
-    from kiosk.sqlite import open_db
+    from kiosk.store.sqlitedb import open_db
     return open_db(None)

@@ -13,19 +13,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from conftest import BIN
-from kiosk.decision import Policy, RiskList, decide
-from kiosk.keys import init_authority_keys, load_ed25519_private, raw_public, write_private
-from kiosk.passes import encode_pass
-from kiosk.sealkeys import Sealer, SealedTagKey, Tagger
-from kiosk.sqlite import open_db
-from kiosk.store import CheckinStore
-from sync import keyring
-from sync.central import committee
-from sync.central.audit import AuditError
-from sync.central.trace import trace
-from sync.committee import committee_keys
-from sync.storage import SqliteStorage
+from workbench.testkit import BIN
+from kiosk.core.decision import Policy, RiskList, decide
+from kiosk.core.keys import init_authority_keys, load_ed25519_private, raw_public, write_private
+from kiosk.core.passes import encode_pass
+from kiosk.core.sealkeys import Sealer, SealedTagKey, Tagger
+from kiosk.store.sqlitedb import open_db
+from kiosk.store.checkins import CheckinStore
+from sync.central import keyring
+from sync.central.committee import members as committee
+from sync.central.committee.audit import AuditError
+from sync.central.committee.trace import trace
+from sync.central.committee.reading import committee_keys
+from sync.central.storage.sqlite_backend import SqliteStorage
 
 DAY, MIN = 86_400, 60
 NOW = time.time()
@@ -43,7 +43,7 @@ def world(tmp_path_factory):
     init_authority_keys(keys)
     keyring.rotate(keys, now=T - 3 * DAY, ahead_periods=10)
     issuer = load_ed25519_private(keys / "issuer.key")
-    from kiosk.keys import trusted_issuers
+    from kiosk.core.keys import trusted_issuers
     trusted = trusted_issuers([keys / "issuer.pub"])
     data = tmp / "central"
     storage = SqliteStorage.in_folder(data)
@@ -125,10 +125,10 @@ def test_trace_finds_exactly_the_passes_present_within_the_overlap(world):
 
 
 def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_expires(world):
-    from kiosk.bundle import verify_bundle
-    from kiosk.keys import load_ed25519_public
-    from kiosk.passes import pass_ref
-    from sync.localserver import LocalServer
+    from kiosk.core.bundle import verify_bundle
+    from kiosk.core.keys import load_ed25519_public
+    from kiosk.core.passes import pass_ref
+    from workbench.localserver import LocalServer
     from sync.uploader import Uploader
     approved(world)
     s, tmp = world["storage"], world["tmp"]
@@ -168,7 +168,7 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
 
 
 def test_open_records_for_one_pass_opens_only_that_pass_by_its_tags(world):
-    from sync.committee import open_records
+    from sync.central.committee.reading import open_records
     approved(world)
     s = world["storage"]
     reading = open_records(s, committee_keys(world["keys"]), case_id="OB-1", member_key=world["a"],
@@ -183,14 +183,14 @@ def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(
     keys to it, one sync brings them, and the kiosk's records carry the committee's tag."""
     import numpy as np
     from gpiozero.pins.mock import MockFactory
-    from conftest import kiosk_config_text
+    from workbench.testkit import kiosk_config_text
     from kiosk import config
-    from kiosk.frames import ArraySource
-    from kiosk.render import camera_frame
-    from kiosk.runtime import build_app
-    from kiosk.sealkeys import search_tag
-    from sync.authority import issue_pass
-    from sync.localserver import LocalServer
+    from kiosk.adapters.frames import ArraySource
+    from workbench.render import camera_frame
+    from kiosk.compose import build_app
+    from kiosk.core.sealkeys import search_tag
+    from sync.central.issuing import issue_pass
+    from workbench.localserver import LocalServer
     keys = tmp_path / "committee"
     init_authority_keys(keys)
     data = tmp_path / "central"

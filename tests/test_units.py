@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, ROOT
+from workbench.testkit import BIN, ROOT
 
 UNITS = ROOT / "systemd"
 GOALS = {"kiosk.service": 3.0, "kiosk-sync.service": 2.0, "kiosk-purge.service": 2.0,
@@ -60,5 +60,5 @@ def test_units_keep_what_the_kiosk_needs_and_name_the_config_exit():
         text = (UNITS / name).read_text()
         assert "DeviceAllow" not in text and "RestrictSUIDSGID=yes" in text
         assert "IPAddressDeny=any" in text
-    from kiosk.errors import EXIT_CONFIG
+    from kiosk.core.faults import EXIT_CONFIG
     assert EXIT_CONFIG == 2

@@ -1,0 +1,1 @@
+"""The kiosk's own SQLite store: sealed check-ins, WAL, migrations, damaged files moved aside."""

@@ -1,0 +1,198 @@
+"""The committee's audit log: append-only, hash-chained, each entry signed by the member who
+acted. It is also the one record of who the members are and which outbreak cases are open:
+:func:`replay` folds the verified log into that state, so nothing a committee command relies
+on can be changed without breaking the chain or a signature.
+
+An entry is canonical JSON::
+
+    {"seq": n, "at": unix time, "member": member id, "action": "...", "detail": {...},
+     "prev": hash of entry n-1 (64 zeros for the first)}
+
+``hash`` = SHA-256 of ``b"venue-kiosk audit v1\\0" + entry``; ``signature`` = the member's
+Ed25519 signature over the hash. The first entry is the only unsigned one: the bootstrap
+that adds the first member (``member`` = "bootstrap"). Every later ``member_add`` names the
+new member's public key, so anyone holding the log can verify every signature with nothing
+else. Publishing the head (count and hash) outside the system pins the log: changing,
+deleting, reordering or truncating any entry at or below a published head fails
+:func:`verify`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from kiosk.core.keys import raw_public
+
+CONTEXT = b"venue-kiosk audit v1\0"
+GENESIS = "0" * 64
+BOOTSTRAP = "bootstrap"
+
+
+class AuditError(Exception):
+    """The log does not verify, or an action is not allowed; the message says which entry."""
+
+
+def member_id(public_key: Ed25519PublicKey) -> str:
+    return "m-" + hashlib.sha256(raw_public(public_key)).hexdigest()[:16]
+
+
+def canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def entry_hash(entry_json: str) -> str:
+    return hashlib.sha256(CONTEXT + entry_json.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: float
+    member: str
+    action: str
+    detail: dict
+    prev: str
+    hash: str
+    signature: str | None
+    raw: str                                  # the canonical JSON the hash covers
+
+    @classmethod
+    def parse(cls, raw: str, hash_: str, signature: str | None) -> "Entry":
+        e = json.loads(raw)
+        return cls(int(e["seq"]), float(e["at"]), str(e["member"]), str(e["action"]),
+                   dict(e["detail"]), str(e["prev"]), hash_, signature, raw)
+
+
+def make_entry(*, seq: int, at: float, prev: str, action: str, detail: dict,
+               key: Ed25519PrivateKey | None) -> tuple[str, str, str | None]:
+    """(canonical JSON, hash, signature) of a new entry; ``key`` None only for the bootstrap."""
+    who = member_id(key.public_key()) if key else BOOTSTRAP
+    raw = canonical({"seq": seq, "at": at, "member": who, "action": action, "detail": detail,
+                     "prev": prev})
+    h = entry_hash(raw)
+    sig = base64.b64encode(key.sign(bytes.fromhex(h))).decode() if key else None
+    return raw, h, sig
+
+
+@dataclass
+class Member:
+    member_id: str
+    name: str
+    public_key: Ed25519PublicKey
+    added_at: float
+    revoked_at: float | None = None
+
+
+@dataclass
+class Case:
+    case_id: str
+    reason: str
+    from_ts: float | None
+    to_ts: float | None
+    opened_by: str
+    opened_at: float
+    approved_by: str | None = None
+    approved_at: float | None = None
+    closed_by: str | None = None
+    closed_at: float | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.approved_by is not None and self.closed_at is None
+
+    @property
+    def state(self) -> str:
+        return "closed" if self.closed_at else "approved" if self.approved_by else "awaiting approval"
+
+
+@dataclass
+class State:
+    members: dict[str, Member] = field(default_factory=dict)
+    cases: dict[str, Case] = field(default_factory=dict)
+    count: int = 0
+    head: str = GENESIS
+
+    def active_member(self, key: Ed25519PrivateKey | Ed25519PublicKey) -> Member:
+        pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+        m = self.members.get(member_id(pub))
+        if m is None or m.revoked_at is not None:
+            raise AuditError(f"this key ({member_id(pub)}) is not a registered, active committee "
+                             "member")
+        return m
+
+    def usable_case(self, case_id: str) -> Case:
+        case = self.cases.get(case_id)
+        if case is None:
+            raise AuditError(f"case {case_id!r}: no such outbreak case (kiosk-central case open)")
+        if case.closed_at is not None:
+            raise AuditError(f"case {case_id!r} is closed")
+        if case.approved_by is None:
+            raise AuditError(f"case {case_id!r} is not approved yet: a second member must run "
+                             "`kiosk-central case approve`")
+        return case
+
+
+def _apply(state: State, e: Entry) -> None:
+    d = e.detail
+    if e.action == "member_add":
+        pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(d["public_key"]))
+        mid = member_id(pub)
+        if mid != d["member_id"] or mid in state.members:
+            raise AuditError(f"entry {e.seq}: bad or repeated member_add")
+        state.members[mid] = Member(mid, str(d["name"]), pub, e.at)
+    elif e.action == "member_revoke":
+        state.members[d["member_id"]].revoked_at = e.at
+    elif e.action == "case_open":
+        if d["case"] in state.cases:
+            raise AuditError(f"entry {e.seq}: case {d['case']!r} opened twice")
+        state.cases[d["case"]] = Case(d["case"], d["reason"], d.get("from"), d.get("to"), e.member, e.at)
+    elif e.action == "case_approve":
+        case = state.cases[d["case"]]
+        if e.member == case.opened_by:
+            raise AuditError(f"entry {e.seq}: a case is approved by a second member")
+        case.approved_by, case.approved_at = e.member, e.at
+    elif e.action == "case_close":
+        state.cases[d["case"]].closed_by, state.cases[d["case"]].closed_at = e.member, e.at
+
+
+def replay(entries: list[Entry], *, head: str | None = None, head_count: int | None = None) -> State:
+    """Verify every link and signature, in order, and fold the log into members and cases.
+    ``head``: a published head hash (and its count, if known) the log must contain."""
+    state = State()
+    for i, e in enumerate(entries, start=1):
+        if e.seq != i:
+            raise AuditError(f"entry {i}: sequence {e.seq} where {i} was expected (deleted or "
+                             "reordered entries)")
+        if entry_hash(e.raw) != e.hash:
+            raise AuditError(f"entry {i}: its content does not match its hash (changed)")
+        if e.prev != state.head:
+            raise AuditError(f"entry {i}: does not follow entry {i - 1} (the chain is broken)")
+        if i == 1:
+            if e.member != BOOTSTRAP or e.action != "member_add" or e.signature is not None:
+                raise AuditError("entry 1: the log must start with the bootstrap member_add")
+        else:
+            signer = state.members.get(e.member)
+            if signer is None or (signer.revoked_at is not None and signer.revoked_at <= e.at):
+                raise AuditError(f"entry {i}: signed by {e.member}, not an active member then")
+            try:
+                signer.public_key.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
+            except (InvalidSignature, ValueError):
+                raise AuditError(f"entry {i}: the signature does not verify") from None
+        try:
+            _apply(state, e)
+        except (KeyError, ValueError, TypeError) as err:
+            raise AuditError(f"entry {i}: {e.action} does not fit the log ({err})") from None
+        state.count, state.head = i, e.hash
+    if head is not None:
+        pinned = [e for e in entries if e.hash == head]
+        if not pinned or (head_count is not None and pinned[0].seq != head_count):
+            raise AuditError(f"the published head {head[:16]}... is not in this log (entries "
+                             "below it were changed, removed or truncated)")
+    return state

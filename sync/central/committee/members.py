@@ -1,0 +1,148 @@
+"""The committee's actions, each signed by the acting member and appended to the audit log
+(sync/central/audit.py) after the log has been verified: adding members, opening,
+approving and closing outbreak cases, reading records, changing the risk list.
+
+Nothing reads sealed records without an approved, open case, and no read reaches outside
+its case's window. A case needs a second member's approval, so no single person can open
+records.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime, timezone
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from kiosk.core.keys import raw_public
+from kiosk.core.passes import pass_ref
+from sync.central.committee.audit import AuditError, Case, Entry, State, make_entry, member_id, replay
+
+CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+
+
+def state_of(storage, *, head: str | None = None, head_count: int | None = None) -> State:
+    """The verified log, folded: raises AuditError if any entry was tampered with."""
+    entries = [Entry.parse(*row) for row in storage.audit_entries()]
+    return replay(entries, head=head, head_count=head_count)
+
+
+def _append(storage, *, action: str, detail: dict, key: Ed25519PrivateKey | None, now: float,
+            check=None) -> State:
+    """Verify the log, check the signer (and ``check(state)``), append, return the state
+    before the entry."""
+    state = state_of(storage)
+    if key is not None:
+        state.active_member(key)
+    if check:
+        check(state)
+    storage.audit_append(lambda seq, prev: make_entry(seq=seq, at=now, prev=prev, action=action,
+                                                      detail=detail, key=key))
+    return state
+
+
+def add_member(storage, *, name: str, public_key: Ed25519PublicKey,
+               key: Ed25519PrivateKey | None, now: float) -> str:
+    """The first member is the bootstrap (no signer); every later one is added by a member."""
+    if not name.strip():
+        raise AuditError("a member needs a name")
+
+    def check(state: State) -> None:
+        if state.members and key is None:
+            raise AuditError("adding a member needs --member-key of an active member")
+        if not state.members and key is not None:
+            raise AuditError("the first member is added without --member-key (the bootstrap)")
+        if member_id(public_key) in state.members:
+            raise AuditError(f"{member_id(public_key)} is already a member")
+    _append(storage, action="member_add", now=now, key=key, check=check, detail={
+        "member_id": member_id(public_key), "name": name.strip(),
+        "public_key": base64.b64encode(raw_public(public_key)).decode()})
+    return member_id(public_key)
+
+
+def open_case(storage, *, key: Ed25519PrivateKey, case_id: str, reason: str,
+              from_ts: float | None, to_ts: float | None, now: float) -> None:
+    if not CASE_ID.match(case_id):
+        raise AuditError(f"case id {case_id!r}: 3 to 64 letters, digits, '.', '_' or '-'")
+    if len(reason.strip()) < 10:
+        raise AuditError("a case needs a reason (what outbreak, who reported it): at least 10 characters")
+    if from_ts is None or to_ts is None or not from_ts < to_ts:
+        raise AuditError("a case needs the time window it covers: --from T --to T, from before to")
+
+    def check(state: State) -> None:
+        if case_id in state.cases:
+            raise AuditError(f"case {case_id!r} exists already")
+    _append(storage, action="case_open", now=now, key=key, check=check, detail={
+        "case": case_id, "reason": reason.strip(), "from": from_ts, "to": to_ts})
+
+
+def approve_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -> None:
+    def check(state: State) -> None:
+        case = state.cases.get(case_id)
+        if case is None:
+            raise AuditError(f"case {case_id!r}: no such case")
+        if case.approved_by or case.closed_at:
+            raise AuditError(f"case {case_id!r} is {case.state} already")
+        if case.opened_by == member_id(key.public_key()):
+            raise AuditError(f"case {case_id!r} was opened by this member: a second member approves it")
+    _append(storage, action="case_approve", now=now, key=key, check=check, detail={"case": case_id})
+
+
+def close_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -> None:
+    def check(state: State) -> None:
+        case = state.cases.get(case_id)
+        if case is None or case.closed_at:
+            raise AuditError(f"case {case_id!r}: no such open case")
+    _append(storage, action="case_close", now=now, key=key, check=check, detail={"case": case_id})
+
+
+def authorise_read(storage, *, key: Ed25519PrivateKey, case_id: str, action: str,
+                   from_ts: float | None, to_ts: float | None, detail: dict, count,
+                   now: float) -> tuple[State, Case, float, float]:
+    """Before any record is opened: an active member, an approved, open case, a window inside
+    the case's (the case's own when none is asked), and the read logged with how many
+    records it opens (``count(start, end)``). Returns (state, case, from, to)."""
+    state = state_of(storage)
+    state.active_member(key)
+    case = state.usable_case(case_id)
+    start = case.from_ts if from_ts is None else from_ts
+    end = case.to_ts if to_ts is None else to_ts
+    if start < case.from_ts or end > case.to_ts or not start < end:
+        raise AuditError(f"case {case_id!r} covers {_iso(case.from_ts)} to {_iso(case.to_ts)}: "
+                         "a read cannot reach outside it")
+    _append(storage, action=action, now=now, key=key, detail={
+        "case": case_id, "from": start, "to": end, **detail, "records": count(start, end)})
+    return state, case, start, end
+
+
+def case_holds(storage) -> list[tuple[float, float]]:
+    """The windows of approved, open cases: the records captured in them are kept until the
+    case closes (never past the longest retention). A log that does not verify holds nothing
+    (retention wins) and says so."""
+    import logging
+    try:
+        state = state_of(storage)
+    except AuditError as e:
+        logging.getLogger("kiosk-central").error("audit log does not verify (%s): purging "
+                                                 "without case holds", e)
+        return []
+    return [(c.from_ts, c.to_ts) for c in state.cases.values() if c.usable]
+
+
+def log_risk_change(storage, *, key: Ed25519PrivateKey, case_id: str, pass_id: bytes, level: int,
+                    expires_at: float, now: float) -> None:
+    state = state_of(storage)
+    state.active_member(key)
+    state.usable_case(case_id)
+    _append(storage, action="risk_change", now=now, key=key, detail={
+        "case": case_id, "pass_ref": pass_ref(pass_id), "level": level, "expires": expires_at})
+
+
+def log_keys_retired(storage, *, key: Ed25519PrivateKey, periods: list, now: float) -> None:
+    _append(storage, action="keys_retire", now=now, key=key, detail={
+        "periods": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in periods]})
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,215 @@
+"""The committee's per-period sealing keys: made ahead (`keys rotate`), destroyed when their
+period's retention is over (`keys retire`). See kiosk/sealkeys.py for the kiosk's side.
+
+In the committee's keys folder::
+
+    sealing-periods.json             the schedule and the public halves: safe to copy to the
+                                     central server's keys folder (it goes into the bundle)
+    periods/sealing-<kid>.key        one private half per period and class (0600)
+
+Periods are whole UTC days by default. A key's ``destroy_after`` is the end of its period
+plus its class's retention, so no record it sealed outlives its retention by more than one
+period once the key is retired. Retiring overwrites the private file with random bytes,
+fsyncs, unlinks it, fsyncs the folder, and notes the time in the schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from kiosk.core.keys import raw_public, sealing_kid, write_private
+from kiosk.core.sealkeys import CLASSES, PeriodKey
+
+from kiosk.core.timing import DAY  # noqa: E402
+MANIFEST = "sealing-periods.json"
+PERIODS = "periods"
+
+
+def _manifest_path(keys_dir: Path) -> Path:
+    return Path(keys_dir) / MANIFEST
+
+
+def load_schedule(keys_dir: Path) -> list[dict]:
+    """The schedule's entries (PeriodKey's wire form, plus ``destroyed_at`` once retired)."""
+    path = _manifest_path(keys_dir)
+    if not path.exists():
+        return []
+    return json.loads(path.read_text())["periods"]
+
+
+def public_periods(keys_dir: Path, *, now: float | None = None) -> list[PeriodKey]:
+    """The public halves a bundle carries: every period not yet over (all with now=None)."""
+    keys = [PeriodKey.from_wire(e) for e in load_schedule(keys_dir)]
+    return [k for k in keys if now is None or k.valid_to > now]
+
+
+def _write_schedule(keys_dir: Path, entries: list[dict]) -> None:
+    path = _manifest_path(keys_dir)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"format": "venue-kiosk sealing periods v1", "periods": entries},
+                              indent=1))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def private_path(keys_dir: Path, kid: str) -> Path:
+    return Path(keys_dir) / PERIODS / f"sealing-{kid}.key"
+
+
+def rotate(keys_dir: Path, *, now: float, ahead_periods: int = 56, period_s: int = DAY,
+           normal_days: int = 28, significant_days: int = 90) -> list[PeriodKey]:
+    """Make the key pairs missing for the periods from the current one to ``ahead_periods``
+    ahead, for each class. Returns the new ones (none when run again the same day)."""
+    keys_dir = Path(keys_dir)
+    (keys_dir / PERIODS).mkdir(parents=True, exist_ok=True)
+    os.chmod(keys_dir / PERIODS, 0o700)
+    entries = load_schedule(keys_dir)
+    have = {(e["class"], float(e["valid_from"])) for e in entries}
+    start = now - now % period_s
+    days = {"normal": normal_days, "significant": significant_days}
+    made = []
+    for i in range(ahead_periods):
+        valid_from = start + i * period_s
+        for klass in CLASSES:
+            if (klass, valid_from) in have:
+                continue
+            private = X25519PrivateKey.generate()
+            kid = sealing_kid(private.public_key())
+            write_private(private_path(keys_dir, kid), private)
+            key = PeriodKey(kid=kid, klass=klass, valid_from=valid_from,
+                            valid_to=valid_from + period_s,
+                            destroy_after=valid_from + period_s + days[klass] * DAY,
+                            public=raw_public(private.public_key()))
+            entries.append(key.to_wire())
+            made.append(key)
+        tag = tag_key_path(keys_dir, valid_from, valid_from + period_s)
+        if not tag.exists():                  # the period's search-tag key (kiosk.core.sealkeys)
+            fd = os.open(tag, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+                f.flush()
+                os.fsync(f.fileno())
+    entries.sort(key=lambda e: (e["valid_from"], e["class"]))
+    _write_schedule(keys_dir, entries)
+    return made
+
+
+def tag_key_path(keys_dir: Path, valid_from: float, valid_to: float) -> Path:
+    return Path(keys_dir) / PERIODS / f"tag-{int(valid_from)}-{int(valid_to)}.key"
+
+
+def tag_keys(keys_dir: Path) -> dict[float, tuple[float, bytes]]:
+    """valid_from -> (valid_to, key) for every tag key still held."""
+    out = {}
+    for path in (Path(keys_dir) / PERIODS).glob("tag-*-*.key"):
+        _, start, end = path.stem.split("-")
+        out[float(start)] = (float(end), path.read_bytes())
+    return out
+
+
+def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
+    """Seal every tag key not yet over to every active kiosk's own X25519 key, for the
+    server to hand out in that kiosk's bundle; the server never sees a tag key in clear.
+    Returns how many sealed keys were new."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    from kiosk.core.seal import SUITE
+    from kiosk.core.sealkeys import tag_key_info
+    held = {start: v for start, v in tag_keys(keys_dir).items() if v[0] > now}
+    rows = []
+    for kiosk in storage.kiosks():
+        if kiosk.revoked_at is not None or not kiosk.tag_public:
+            continue
+        have = {v for v, _, _ in storage.tag_keys_for(kiosk.kiosk_id, now)}
+        public = X25519PublicKey.from_public_bytes(kiosk.tag_public)
+        for start, (end, key) in held.items():
+            if start not in have:
+                rows.append((kiosk.kiosk_id, start, end,
+                             SUITE.encrypt(key, public, info=tag_key_info(kiosk.kiosk_id, start))))
+    return storage.put_tag_keys(rows) if rows else 0
+
+
+def _shred(path: Path) -> None:
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.write(os.urandom(max(size, 1)))
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def retire(keys_dir: Path, *, now: float) -> list[PeriodKey]:
+    """Destroy every private half whose ``destroy_after`` has passed, and each period's tag
+    key once the last of its sealing keys goes; returns the sealing keys destroyed."""
+    entries = load_schedule(keys_dir)
+    last = {}
+    for e in entries:
+        last[float(e["valid_from"])] = max(last.get(float(e["valid_from"]), 0), float(e["destroy_after"]))
+    for start, (end, _) in tag_keys(keys_dir).items():
+        if last.get(start, end + 90 * DAY) <= now:
+            _shred(tag_key_path(keys_dir, start, end))
+    destroyed = []
+    for e in entries:
+        if float(e["destroy_after"]) > now or e.get("destroyed_at"):
+            continue
+        path = private_path(keys_dir, e["kid"])
+        if path.exists():
+            _shred(path)
+        e["destroyed_at"] = now
+        destroyed.append(PeriodKey.from_wire({k: v for k, v in e.items() if k != "destroyed_at"}))
+    if destroyed:
+        _write_schedule(keys_dir, entries)
+    return destroyed
+
+
+SERVER_FILES = ("bundle.key", "issuer*.pub", "sealing*.pub", MANIFEST)
+
+
+def server_keys_folder(authority_dir: Path, dest: Path) -> Path:
+    """The central server's keys folder made from the authority's: the bundle signing key
+    and public files only, never a private issuer, sealing or member key."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for pattern in SERVER_FILES:
+        for src in Path(authority_dir).glob(pattern):
+            (dest / src.name).write_bytes(src.read_bytes())
+            os.chmod(dest / src.name, 0o600 if src.suffix == ".key" else 0o644)
+    return dest
+
+
+def private_keys_in(folder: Path) -> list[Path]:
+    """Every file below ``folder`` holding a private key other than the bundle signing key:
+    what the central server must refuse to start beside."""
+    found = []
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.name != "bundle.key":
+            try:
+                if b"PRIVATE KEY" in path.read_bytes()[:65536]:
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def period_private_keys(keys_dir: Path) -> dict:
+    """kid -> X25519 private key for every period key still held."""
+    from kiosk.core.keys import load_x25519_private
+    out = {}
+    for path in sorted((Path(keys_dir) / PERIODS).glob("sealing-*.key")):
+        key = load_x25519_private(path)
+        out[sealing_kid(key.public_key())] = key
+    return out
+
+
+__all__ = ["rotate", "retire", "load_schedule", "public_periods", "period_private_keys",
+           "private_path", "MANIFEST", "replace"]

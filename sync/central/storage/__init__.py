@@ -1,0 +1,1 @@
+"""The authority's storage: one interface, SQLite (a pilot) and PostgreSQL (a country)."""
