@@ -30,18 +30,27 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.core.decision import Decision, Policy, RiskList, decide
+from kiosk.core.reasons import Outcome, Reason
 from kiosk.errors import CameraGone, StoreFailing
-from kiosk.core.reasons import Outcome
 
 log = logging.getLogger(__name__)
 
 STORE_ERRORS = (sqlite3.Error, OSError)
-__all__ = ["KioskApp", "Trust", "ScanEvent", "Totals", "Retry", "StoreFailing", "CameraGone",
-           "outcome_counts"]
+__all__ = [
+    "KioskApp",
+    "Trust",
+    "ScanEvent",
+    "Totals",
+    "Retry",
+    "StoreFailing",
+    "CameraGone",
+    "outcome_counts",
+]
 
 
 @dataclass(frozen=True)
@@ -56,10 +65,10 @@ class Trust:
 @dataclass(frozen=True)
 class ScanEvent:
     decision: Decision
-    recorded: bool        # a new record was committed
-    repeat: bool          # the same pass within the repeat window: signalled, not recorded
-    latency_s: float      # from the frame being handed in to the signal being started
-    shown: Outcome | None = None   # what the visitor saw (amber when the commit failed)
+    recorded: bool  # a new record was committed
+    repeat: bool  # the same pass within the repeat window: signalled, not recorded
+    latency_s: float  # from the frame being handed in to the signal being started
+    shown: Outcome | None = None  # what the visitor saw (amber when the commit failed)
 
     @property
     def store_failed(self) -> bool:
@@ -71,7 +80,7 @@ class _Seen:
     first: float
     last: float
     shown: Outcome
-    done: bool            # recorded (or nothing to record): a repeat is not recorded again
+    done: bool  # recorded (or nothing to record): a repeat is not recorded again
 
 
 @dataclass
@@ -110,12 +119,35 @@ def _store_hint(error: BaseException) -> str:
     return "check `kiosk doctor`"
 
 
+class CheckinRecorder(Protocol):
+    """What the loop needs of the store (:class:`kiosk.store.checkins.CheckinStore`)."""
+
+    epoch: int
+
+    def record(self, decision: Decision, *, now: float, clock_synced: bool) -> Any: ...
+    def count_invalid(self, reason: Reason, *, now: float) -> Any: ...
+    def probe(self, *, now: float) -> None: ...
+
+
 class KioskApp:
-    def __init__(self, *, source, decoder, signal, store, trust: Callable[[], Trust], clock,
-                 repeat_window_s: float = 10.0, hold_s: float = 1.5, notifier=None,
-                 on_event: Callable[[ScanEvent], None] | None = None,
-                 reopen: Callable[[], object] | None = None, retry: Retry = Retry(),
-                 store_fail_exit_s: float = 300.0, camera_fail_exit_s: float = 120.0):
+    def __init__(
+        self,
+        *,
+        source,
+        decoder,
+        signal,
+        store: CheckinRecorder,
+        trust: Callable[[], Trust],
+        clock,
+        repeat_window_s: float = 10.0,
+        hold_s: float = 1.5,
+        notifier=None,
+        on_event: Callable[[ScanEvent], None] | None = None,
+        reopen: Callable[[], object] | None = None,
+        retry: Retry = Retry(),
+        store_fail_exit_s: float = 300.0,
+        camera_fail_exit_s: float = 120.0,
+    ):
         self.source, self.decoder, self.signal, self.store = source, decoder, signal, store
         self.trust, self.clock, self.notifier, self.on_event = trust, clock, notifier, on_event
         self.repeat_window_s, self.hold_s = repeat_window_s, hold_s
@@ -126,6 +158,7 @@ class KioskApp:
         self._store_failing_since: float | None = None
         self._store_failures = 0
         self._store_next_try = 0.0
+        self._last_ping = 0.0
         self.totals = Totals()
 
     # -- one frame ----------------------------------------------------------------------------
@@ -145,27 +178,26 @@ class KioskApp:
     def _scan(self, text: str, t0: float) -> ScanEvent | None:
         trust = self.trust()
         now = self.clock.now()
-        decision = decide(text, trusted=trust.issuers, risk_list=trust.risk_list,
-                          policy=trust.policy, now=now)
+        decision = decide(
+            text, trusted=trust.issuers, risk_list=trust.risk_list, policy=trust.policy, now=now
+        )
         key = _memory_key(text, decision)
         seen = self._seen.get(key)
         now_m = self.clock.monotonic()
         if seen and now_m - seen.last < self.hold_s:
-            seen.last = now_m             # still in front of the camera: already signalled
+            seen.last = now_m  # still in front of the camera: already signalled
             return None
         if seen and seen.done and now_m - seen.first < self.repeat_window_s:
             seen.last = now_m
             self.signal.show(seen.shown)
-            return self._emit(ScanEvent(decision, False, True, self.clock.monotonic() - t0,
-                                        seen.shown))
+            return self._emit(ScanEvent(decision, False, True, self.clock.monotonic() - t0, seen.shown))
         if decision.recordable:
-            ok = self._commit(lambda: self.store.record(decision, now=now,
-                                                        clock_synced=self.clock.synced()))
-        else:                             # amber either way; a failed count loses no visit
+            ok = self._commit(lambda: self.store.record(decision, now=now, clock_synced=self.clock.synced()))
+        else:  # amber either way; a failed count loses no visit
             self._commit(lambda: self.store.count_invalid(decision.reason, now=now))
             ok = True
-        shown = decision.outcome if ok else Outcome.INVALID   # never green or red unrecorded
-        self.signal.show(shown)                                # ... after the commit
+        shown = decision.outcome if ok else Outcome.INVALID  # never green or red unrecorded
+        self.signal.show(shown)  # ... after the commit
         self._seen[key] = _Seen(now_m, now_m, shown, ok)
         recorded = ok and decision.recordable
         return self._emit(ScanEvent(decision, recorded, False, self.clock.monotonic() - t0, shown))
@@ -174,7 +206,7 @@ class KioskApp:
     def _commit(self, write: Callable[[], object]) -> bool:
         now_m = self.clock.monotonic()
         if self._store_failing_since is not None and now_m < self._store_next_try:
-            return False                  # backing off: amber at once, no visitor kept waiting
+            return False  # backing off: amber at once, no visitor kept waiting
         try:
             write()
         except STORE_ERRORS as e:
@@ -189,14 +221,16 @@ class KioskApp:
         self._store_next_try = now_m + self.retry.delay(self._store_failures)
         if self._store_failing_since is None:
             self._store_failing_since = now_m
-            log.error("cannot record check-ins: %s (%s); showing amber and retrying",
-                      error, _store_hint(error))
+            log.error(
+                "cannot record check-ins: %s (%s); showing amber and retrying", error, _store_hint(error)
+            )
             self._status("NOT RECORDING: database write failed; see `kiosk doctor`")
 
     def _store_recovered(self, now_m: float) -> None:
         if self._store_failing_since is not None:
-            log.warning("database writable again after %.0f s: recording resumed",
-                        now_m - self._store_failing_since)
+            log.warning(
+                "database writable again after %.0f s: recording resumed", now_m - self._store_failing_since
+            )
             self._store_failing_since = None
             self._store_failures = 0
 
@@ -208,7 +242,7 @@ class KioskApp:
         now_m = self.clock.monotonic()
         if now_m - self._store_failing_since > self.store_fail_exit_s:
             raise StoreFailing(f"check-ins could not be recorded for {self.store_fail_exit_s:.0f} s")
-        if now_m >= self._store_next_try and hasattr(self.store, "probe"):
+        if now_m >= self._store_next_try:
             self._commit(lambda: self.store.probe(now=self.clock.now()))
 
     # -- what the journal and systemd are told ------------------------------------------------------
@@ -219,7 +253,7 @@ class KioskApp:
         t.repeats += event.repeat
         t.outcomes[event.decision.outcome] += 1
         if not event.decision.recordable:
-            log.info("scan invalid: %s", event.decision.reason.value)   # no text, no pass id
+            log.info("scan invalid: %s", event.decision.reason.value)  # no text, no pass id
         elif event.store_failed:
             log.warning("a check-in was not recorded (database failing): amber shown")
         self._count_hour(event)
@@ -234,8 +268,7 @@ class KioskApp:
             self._hour.popleft()
         checkins = sum(1 for _, r in self._hour if r)
         if self._store_failing_since is None:
-            self._status(f"scanning; last hour: {checkins} check-ins, "
-                         f"{len(self._hour) - checkins} invalid")
+            self._status(f"scanning; last hour: {checkins} check-ins, {len(self._hour) - checkins} invalid")
 
     def _status(self, text: str) -> None:
         if self.notifier:
@@ -257,7 +290,7 @@ class KioskApp:
                     log.warning("camera back after %.0f s", time.monotonic() - failing_since)
                     self.signal.clear_fault()
                 return frame
-            except Exception as e:          # cv2, picamera2 and the kernel raise many kinds
+            except Exception as e:  # cv2, picamera2 and the kernel raise many kinds
                 now_m = time.monotonic()
                 self.totals.camera_failures += 1
                 failures += 1
@@ -267,8 +300,9 @@ class KioskApp:
                     self.signal.fault()
                     self._status("NO CAMERA: retrying; see `kiosk doctor`")
                 if now_m - failing_since > self.camera_fail_exit_s:
-                    raise CameraGone(f"camera failed and did not come back in "
-                                     f"{self.camera_fail_exit_s:.0f} s: {e}") from None
+                    raise CameraGone(
+                        f"camera failed and did not come back in {self.camera_fail_exit_s:.0f} s: {e}"
+                    ) from None
                 self._ping()
                 stop.wait(self.retry.delay(failures))
                 if self.reopen is not None and not stop.is_set():
@@ -284,8 +318,8 @@ class KioskApp:
 
     def _ping(self) -> None:
         interval = self.notifier.watchdog_interval_s if self.notifier else None
-        if interval and time.monotonic() - self._last_ping >= interval:
-            self.notifier.watchdog()          # only a loop that still turns pings
+        if self.notifier and interval and time.monotonic() - self._last_ping >= interval:
+            self.notifier.watchdog()  # only a loop that still turns pings
             self._last_ping = time.monotonic()
 
     def run(self, stop: threading.Event | None = None) -> Totals:

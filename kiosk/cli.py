@@ -13,6 +13,7 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from kiosk import config as config_mod
 from kiosk.config import ConfigError
@@ -23,7 +24,6 @@ from kiosk.core.logs import setup_logging
 log = logging.getLogger("kiosk")
 
 
-
 def _load_config(path: str):
     cfg = config_mod.load(path)
     setup_logging(cfg.kiosk.log_level)
@@ -32,56 +32,49 @@ def _load_config(path: str):
 
 # -- kiosk run ------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from kiosk.adapters.frames import Paced, open_source
-    from kiosk.compose import build_app, open_store
-    from kiosk.sdnotify import Notifier
-    from kiosk.adapters.signal import Signal, make_pin_factory, make_screen, make_torch
+    from kiosk.compose import assemble_kiosk
 
     cfg = _load_config(args.config)
     if cfg.policy.deny_level != 3:
-        log.warning("deny_level is %d: the public rules refuse only the highest level (3)",
-                    cfg.policy.deny_level)
+        log.warning(
+            "deny_level is %d: the public rules refuse only the highest level (3)", cfg.policy.deny_level
+        )
     stop = threading.Event()
     for sig in (signals.SIGTERM, signals.SIGINT):
         signals.signal(sig, lambda *_: stop.set())
 
     with ExitStack() as cleanup:
-        store = open_store(cfg)                       # a damaged file is moved aside here
-        cleanup.callback(store.close)
-        factory = make_pin_factory(cfg.signal.pin_factory)[0]
-        signal = Signal(cfg.signal, pin_factory=factory, screen=make_screen(cfg.screen))
-        cleanup.callback(signal.close)
-        torch = None
-        if cfg.camera.torch_pin >= 0 and cfg.camera.source == "picamera2" and cfg.camera.torch != "off":
-            torch = make_torch(cfg.camera.torch_pin, pin_factory=factory)
-            cleanup.callback(torch.close)
-
-        def open_frames():
-            source = open_source(cfg.camera, torch_light=torch)
-            return Paced(source, cfg.camera.fps) if cfg.camera.source == "images" else source
-        source = open_frames()
-        app = build_app(cfg, source=source, signal=signal, store=store, notifier=Notifier(),
-                        reopen=open_frames)
-        cleanup.callback(lambda: app.source.close())
-        signal.lamp_check()                            # all three together: never a decision
-        log.info("kiosk running: venue %s, decoder %s, camera %s, database epoch %d",
-                 cfg.kiosk.venue_id, app.decoder.name, cfg.camera.source, store.epoch)
+        app = assemble_kiosk(cfg, cleanup)  # a damaged database is moved aside here
+        app.signal.lamp_check()  # all three together: never a decision
+        log.info(
+            "kiosk running: venue %s, decoder %s, camera %s, database epoch %d",
+            cfg.kiosk.venue_id,
+            app.decoder.name,
+            cfg.camera.source,
+            app.store.epoch,
+        )
         totals = app.run(stop)
-    log.info("kiosk stopped: %d frames, %d scans, %d recorded, %d not recorded (database)",
-             totals.frames, totals.scans, totals.recorded, totals.store_failures)
+    log.info(
+        "kiosk stopped: %d frames, %d scans, %d recorded, %d not recorded (database)",
+        totals.frames,
+        totals.scans,
+        totals.recorded,
+        totals.store_failures,
+    )
     return 0
 
 
 # -- kiosk scan -----------------------------------------------------------------------------------
 def cmd_scan(args) -> int:
-    from kiosk.app import Trust
-    from kiosk.core.decision import decide
     from kiosk.adapters.decoders import make_decoder
     from kiosk.adapters.frames import expand_images, load_grey
+    from kiosk.app import Trust
+    from kiosk.core.decision import decide
     from kiosk.core.keys import KeyFileError, trusted_issuers
 
     if args.config:
         from kiosk.compose import trust_provider
+
         cfg = _load_config(args.config)
         trust = trust_provider(cfg)()
         decoder_name = args.decoder or cfg.decoder.name
@@ -102,7 +95,7 @@ def cmd_scan(args) -> int:
         return 2
     unreadable = 0
     for path in paths:
-        row = {"path": str(path), "decision": "none", "reason": "no_code", "risk_level": None}
+        row: dict[str, Any] = {"path": str(path), "decision": "none", "reason": "no_code", "risk_level": None}
         img = load_grey(path)
         if img is None:
             row["reason"] = "unreadable_image"
@@ -110,8 +103,13 @@ def cmd_scan(args) -> int:
         else:
             texts = decoder.decode(img)
             if texts:
-                d = decide(texts[0], trusted=trust.issuers, risk_list=trust.risk_list,
-                           policy=trust.policy, now=time.time())
+                d = decide(
+                    texts[0],
+                    trusted=trust.issuers,
+                    risk_list=trust.risk_list,
+                    policy=trust.policy,
+                    now=time.time(),
+                )
                 row.update(decision=d.outcome.value, reason=d.reason.value, risk_level=d.risk_level)
         if args.json:
             print(json.dumps(row), flush=True)
@@ -142,25 +140,29 @@ def cmd_purge(args) -> int:
 # -- kiosk keys init -------------------------------------------------------------------------------
 def cmd_keys_init(args) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from kiosk.core.keys import public_pem, write_private, write_public
-
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     cfg = _load_config(args.config)
     key_path = Path(cfg.keys.device_key)
     pub_path = key_path.with_suffix(".pub")
     tag_path = Path(cfg.keys.tag_key)
     if key_path.exists():
-        if not tag_path.exists():             # a kiosk from before search tags: add its tag key
+        if not tag_path.exists():  # a kiosk from before search tags: add its tag key
             tag = X25519PrivateKey.generate()
             write_private(tag_path, tag)
             write_public(tag_path.with_suffix(".pub"), tag.public_key())
-            print(f"# tag key written to {tag_path}; register {tag_path.with_suffix('.pub')} "
-                  "with the authority", file=sys.stderr)
+            print(
+                f"# tag key written to {tag_path}; register {tag_path.with_suffix('.pub')} "
+                "with the authority",
+                file=sys.stderr,
+            )
             return 0
-        raise ConfigError(f"[keys] device_key: {key_path}: already exists; not overwriting it "
-                          "(a new key needs a new registration)")
+        raise ConfigError(
+            f"[keys] device_key: {key_path}: already exists; not overwriting it "
+            "(a new key needs a new registration)"
+        )
     key_path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     write_private(key_path, key)
@@ -169,11 +171,15 @@ def cmd_keys_init(args) -> int:
         tag = X25519PrivateKey.generate()
         write_private(tag_path, tag)
         write_public(tag_path.with_suffix(".pub"), tag.public_key())
-    print(f"# device key written to {key_path} (mode 0600); its public key, also in {pub_path},",
-          file=sys.stderr)
-    print(f"# goes to the authority with {tag_path.with_suffix('.pub')} (its search-tag key): "
-          "kiosk-central register-kiosk --venue NAME --public-key FILE --tag-key FILE",
-          file=sys.stderr)
+    print(
+        f"# device key written to {key_path} (mode 0600); its public key, also in {pub_path},",
+        file=sys.stderr,
+    )
+    print(
+        f"# goes to the authority with {tag_path.with_suffix('.pub')} (its search-tag key): "
+        "kiosk-central register-kiosk --venue NAME --public-key FILE --tag-key FILE",
+        file=sys.stderr,
+    )
     sys.stdout.write(public_pem(key.public_key()).decode())
     return 0
 
@@ -185,7 +191,7 @@ def _without_numpy() -> None:
     stores; blocking it keeps `kiosk sync` at ~46 MB instead of ~57 MB on a small Pi. A
     process that already has numpy (the tests, calling main()) keeps it."""
     if "numpy" not in sys.modules:
-        sys.modules["numpy"] = None      # `import numpy` now raises ImportError
+        sys.modules["numpy"] = None  # type: ignore[assignment]  # `import numpy` now raises ImportError
 
 
 def cmd_sync(args) -> int:
@@ -195,6 +201,7 @@ def cmd_sync(args) -> int:
     cfg = _load_config(args.config)
     if args.retry_set_aside:
         from kiosk.compose import open_store
+
         store = open_store(cfg)
         try:
             n = store.retry_set_aside()
@@ -213,8 +220,11 @@ def cmd_sync(args) -> int:
         for sig in (signals.SIGTERM, signals.SIGINT):
             signals.signal(sig, lambda *_: stop.set())
         log.info("sync service: %s every %.0f s", cfg.sync.server_url, cfg.sync.interval_s)
-        uploader.loop(stop, interval_s=cfg.sync.interval_s,
-                      backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_max_s))
+        uploader.loop(
+            stop,
+            interval_s=cfg.sync.interval_s,
+            backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_max_s),
+        )
         log.info("sync service stopped")
         return 0
     finally:
@@ -239,22 +249,34 @@ def cmd_demo(args) -> int:
     source tree (scripts/workbench), outside the device package; this runs it there."""
     scripts = Path(__file__).resolve().parent.parent / "scripts"
     if not (scripts / "workbench" / "demo.py").is_file():
-        return fail("kiosk", "demo", "the demo comes with the source tree: run scripts/demo in "
-                    "a checkout of it", EXIT_CONFIG)
+        return fail(
+            "kiosk",
+            "demo",
+            "the demo comes with the source tree: run scripts/demo in a checkout of it",
+            EXIT_CONFIG,
+        )
     paths = [str(scripts), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
-    argv = [sys.executable, "-m", "workbench.demo",
-            *(["--keep", args.keep] if args.keep else []), *(["--no-server"] if args.no_server else [])]
+    argv = [
+        sys.executable,
+        "-m",
+        "workbench.demo",
+        *(["--keep", args.keep] if args.keep else []),
+        *(["--no-server"] if args.no_server else []),
+    ]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kiosk", description="Venue check-in kiosk",
-                                epilog="exit status: 0 ok, 1 a check or round failed, 2 config or "
-                                       "usage, 3 GPIO, 4 camera, 5 database, 70 internal error, "
-                                       "141 stdout closed")
+    p = argparse.ArgumentParser(
+        prog="kiosk",
+        description="Venue check-in kiosk",
+        epilog="exit status: 0 ok, 1 a check or round failed, 2 config or "
+        "usage, 3 GPIO, 4 camera, 5 database, 70 internal error, "
+        "141 stdout closed",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -280,15 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="upload pending check-ins, fetch the bundle")
     sync.add_argument("--config", required=True)
     sync.add_argument("--loop", action="store_true", help="keep going (the sync service)")
-    sync.add_argument("--retry-set-aside", action="store_true",
-                      help="queue the records the server refused for upload again, first")
+    sync.add_argument(
+        "--retry-set-aside",
+        action="store_true",
+        help="queue the records the server refused for upload again, first",
+    )
     sync.set_defaults(func=cmd_sync)
 
     doctor = sub.add_parser("doctor", help="check camera, signal, database, keys, clock and sync")
     doctor.add_argument("--config", required=True)
     doctor.add_argument("--no-camera", action="store_true", help="skip opening the camera")
-    doctor.add_argument("--signal-test", action="store_true",
-                        help="cycle each lamp and the buzzer (stop `kiosk run` first on a Pi)")
+    doctor.add_argument(
+        "--signal-test",
+        action="store_true",
+        help="cycle each lamp and the buzzer (stop `kiosk run` first on a Pi)",
+    )
     doctor.add_argument("--no-signal", action="store_true", help=argparse.SUPPRESS)  # the old default
     doctor.set_defaults(func=cmd_doctor)
 
@@ -308,8 +336,11 @@ def _translate(e: BaseException) -> tuple[str, str, int] | None:
     if isinstance(e, sqlite3.Error):
         return "database error", f"{e} (see `kiosk doctor`)", EXIT_DATABASE
     if isinstance(e, PermissionError):
-        return ("permission denied", f"{e.filename or e}: run as the service user "
-                "(sudo -u kiosk ...) or check the file's owner", EXIT_DATABASE)
+        return (
+            "permission denied",
+            f"{e.filename or e}: run as the service user (sudo -u kiosk ...) or check the file's owner",
+            EXIT_DATABASE,
+        )
     return None
 
 

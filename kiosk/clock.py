@@ -33,7 +33,7 @@ class SystemClock:
             return self._cache[1]
         ok = False
         if self._libc is not None:
-            buf = ctypes.create_string_buffer(512)   # struct timex, zeroed: modes = 0, read only
+            buf = ctypes.create_string_buffer(512)  # struct timex, zeroed: modes = 0, read only
             try:
                 ok = self._libc.adjtimex(buf) not in (-1, TIME_ERROR)
             except (AttributeError, OSError):

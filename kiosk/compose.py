@@ -1,19 +1,26 @@
-"""From a Config to running parts. Each loader turns file problems into a ConfigError that
-names the config key, so a technician reads one line and knows what to fix."""
+"""The composition root: from a Config to running parts, wired in one place (`kiosk run`,
+`kiosk sync`, doctor). Each loader turns file problems into a ConfigError that names the
+config key, so a technician reads one line and knows what to fix."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from kiosk.app import KioskApp, Trust
 from kiosk.clock import SystemClock
 from kiosk.config import Config, ConfigError
-from kiosk.core.decision import Policy
 from kiosk.core.bundle import BundleError, verify_chain
-from kiosk.core.keys import (KeyFileError, load_ed25519_public, load_x25519_private, load_x25519_public,
-                        trusted_issuers)
+from kiosk.core.decision import Policy
+from kiosk.core.keys import (
+    KeyFileError,
+    load_ed25519_public,
+    load_x25519_private,
+    load_x25519_public,
+    trusted_issuers,
+)
 from kiosk.core.seal import SealingKey
 from kiosk.core.sealkeys import Sealer, Tagger
 from kiosk.store.checkins import BUNDLE_COPY, CheckinStore, Retention
@@ -42,16 +49,25 @@ def load_sealing(cfg: Config) -> SealingKey:
 
 def retention_of(cfg: Config) -> Retention:
     r = cfg.retention
-    return Retention(normal_days=r.normal_days, significant_days=r.significant_days,
-                     significant_level=r.significant_level, synced_grace_s=r.synced_grace_s)
+    return Retention(
+        normal_days=r.normal_days,
+        significant_days=r.significant_days,
+        significant_level=r.significant_level,
+        synced_grace_s=r.synced_grace_s,
+    )
 
 
 def open_store(cfg: Config, *, periods=None) -> CheckinStore:
     """The kiosk's store. Records are sealed to the period key of their capture time and
     class from ``periods()`` (the verified bundle's), else to [keys] sealing_key."""
     sealer = Sealer(fallback=load_sealing(cfg), periods=periods or tuple)
-    return CheckinStore.open(Path(cfg.kiosk.database), sealing=sealer, tagger=load_tagger(cfg),
-                             venue_id=cfg.kiosk.venue_id, retention=retention_of(cfg))
+    return CheckinStore.open(
+        Path(cfg.kiosk.database),
+        sealing=sealer,
+        tagger=load_tagger(cfg),
+        venue_id=cfg.kiosk.venue_id,
+        retention=retention_of(cfg),
+    )
 
 
 def load_tagger(cfg: Config) -> Tagger | None:
@@ -65,7 +81,7 @@ def load_tagger(cfg: Config) -> Tagger | None:
         raise ConfigError(f"[keys] tag_key: {e}") from None
 
 
-def follow_bundle_keys(store: CheckinStore, provider: "TrustProvider") -> None:
+def follow_bundle_keys(store: CheckinStore, provider: TrustProvider) -> None:
     """Seal with the period keys of whatever bundle the provider holds (it re-verifies the
     bundle file when it changes)."""
     if isinstance(store.sealing, Sealer):
@@ -85,12 +101,20 @@ class TrustProvider:
     no verified bundle is held yet (a start with a tampered file), ``last_verified`` gives
     the copy the uploader kept in the database, verified again before use."""
 
-    def __init__(self, base: Trust, *, bundle_file: Path | None = None, bundle_key=None,
-                 kiosk_id: str | None = None, last_verified: Callable[[], bytes | None] | None = None):
+    def __init__(
+        self,
+        base: Trust,
+        *,
+        bundle_file: Path | None = None,
+        bundle_key=None,
+        kiosk_id: str | None = None,
+        last_verified: Callable[[], bytes | None] | None = None,
+    ):
         self.base, self.bundle_file, self.bundle_key = base, bundle_file, bundle_key
         self.kiosk_id = kiosk_id or None
         self.last_verified = last_verified
-        self.current, self.bundle, self._stamp = base, None, None
+        self.current, self.bundle = base, None
+        self._stamp: tuple[int, int, int] | None = None
 
     def __call__(self) -> Trust:
         if self.bundle_file is None or self.bundle_key is None:
@@ -106,15 +130,24 @@ class TrustProvider:
         return self.current
 
     def _load(self) -> None:
+        if self.bundle_file is None or self.bundle_key is None:
+            return
         try:
-            bundle = verify_chain(self.bundle_file.read_bytes(), self.bundle_key,
-                                  kiosk_id=self.kiosk_id,
-                                  min_version=self.bundle.version if self.bundle else 0)
+            bundle = verify_chain(
+                self.bundle_file.read_bytes(),
+                self.bundle_key,
+                kiosk_id=self.kiosk_id,
+                min_version=self.bundle.version if self.bundle else 0,
+            )
         except (OSError, BundleError) as e:
             if self.bundle is None and self._load_kept_copy(f"{self.bundle_file}: {e}"):
                 return
-            log.error("bundle file %s not used: %s; keeping %s", self.bundle_file, e,
-                      f"bundle version {self.bundle.version}" if self.bundle else "the config's keys only")
+            log.error(
+                "bundle file %s not used: %s; keeping %s",
+                self.bundle_file,
+                e,
+                f"bundle version {self.bundle.version}" if self.bundle else "the config's keys only",
+            )
             return
         self._use(bundle)
 
@@ -122,7 +155,7 @@ class TrustProvider:
         data = None
         try:
             data = self.last_verified() if self.last_verified else None
-        except Exception as e:           # a failing database must not stop the scan loop
+        except Exception as e:  # a failing database must not stop the scan loop
             log.error("cannot read the kept bundle copy: %s", e)
         if not data:
             return False
@@ -131,17 +164,21 @@ class TrustProvider:
         except BundleError as e:
             log.error("kept bundle copy not used either: %s", e)
             return False
-        log.error("bundle file not used (%s); using the last verified copy, version %d",
-                  why, bundle.version)
+        log.error("bundle file not used (%s); using the last verified copy, version %d", why, bundle.version)
         self._use(bundle)
         return True
 
     def _use(self, bundle) -> None:
         self.bundle = bundle
-        self.current = Trust(issuers={**self.base.issuers, **bundle.issuers},
-                             risk_list=bundle.risk_list, policy=bundle.policy)
-        log.info("bundle version %d in use: risk list of %d entries, deny level %d",
-                 bundle.version, len(bundle.risk_list.levels), bundle.policy.deny_level)
+        self.current = Trust(
+            issuers={**self.base.issuers, **bundle.issuers}, risk_list=bundle.risk_list, policy=bundle.policy
+        )
+        log.info(
+            "bundle version %d in use: risk list of %d entries, deny level %d",
+            bundle.version,
+            len(bundle.risk_list.levels),
+            bundle.policy.deny_level,
+        )
 
 
 def load_bundle_key(cfg: Config):
@@ -155,35 +192,91 @@ def load_bundle_key(cfg: Config):
 
 def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustProvider:
     def kept() -> bytes | None:
+        if store is None:
+            return None
         text = store.get_state(BUNDLE_COPY)
         return text.encode() if text else None
-    return TrustProvider(load_trust(cfg), bundle_file=Path(cfg.kiosk.bundle_file),
-                         bundle_key=load_bundle_key(cfg), kiosk_id=cfg.sync.kiosk_id,
-                         last_verified=kept if store is not None else None)
+
+    return TrustProvider(
+        load_trust(cfg),
+        bundle_file=Path(cfg.kiosk.bundle_file),
+        bundle_key=load_bundle_key(cfg),
+        kiosk_id=cfg.sync.kiosk_id,
+        last_verified=kept if store is not None else None,
+    )
 
 
-def build_app(cfg: Config, *, source, signal=None, store=None, clock=None, notifier=None,
-              pin_factory=None, on_event=None, trust=None, reopen=None) -> KioskApp:
+def build_app(
+    cfg: Config,
+    *,
+    source,
+    signal=None,
+    store=None,
+    clock=None,
+    notifier=None,
+    pin_factory=None,
+    on_event=None,
+    trust=None,
+    reopen=None,
+) -> KioskApp:
     # Imported here: `kiosk sync` and `kiosk purge` use this module without decoders or GPIO.
     from kiosk.adapters.decoders import make_decoder
     from kiosk.adapters.frames import SCANNER_SOURCES
     from kiosk.adapters.scanners import ScannedText
     from kiosk.adapters.signal import Signal, make_pin_factory, make_screen
+
     if signal is None:
         factory = pin_factory or make_pin_factory(cfg.signal.pin_factory)[0]
         signal = Signal(cfg.signal, pin_factory=factory, screen=make_screen(cfg.screen))
     store = store or open_store(cfg)
     if trust is None:
         trust = trust_provider(cfg, store=store)
-        trust()                                      # load the bundle now: its period keys
+        trust()  # load the bundle now: its period keys
         follow_bundle_keys(store, trust)
     scanner = cfg.camera.source in SCANNER_SOURCES
     # A scanner decodes itself; and each of its scans is a deliberate one, so every scan
     # gets a signal (no "still in front of the camera" hold).
     decoder = ScannedText() if scanner else make_decoder(cfg.decoder.name)
-    return KioskApp(source=source, decoder=decoder, signal=signal,
-                    store=store, trust=trust,
-                    clock=clock or SystemClock(), repeat_window_s=cfg.kiosk.repeat_window_s,
-                    hold_s=0.0 if scanner else cfg.kiosk.hold_s, notifier=notifier, on_event=on_event, reopen=reopen,
-                    store_fail_exit_s=cfg.kiosk.store_fail_exit_s,
-                    camera_fail_exit_s=cfg.camera.fail_exit_s)
+    return KioskApp(
+        source=source,
+        decoder=decoder,
+        signal=signal,
+        store=store,
+        trust=trust,
+        clock=clock or SystemClock(),
+        repeat_window_s=cfg.kiosk.repeat_window_s,
+        hold_s=0.0 if scanner else cfg.kiosk.hold_s,
+        notifier=notifier,
+        on_event=on_event,
+        reopen=reopen,
+        store_fail_exit_s=cfg.kiosk.store_fail_exit_s,
+        camera_fail_exit_s=cfg.camera.fail_exit_s,
+    )
+
+
+def assemble_kiosk(cfg: Config, cleanup: ExitStack) -> KioskApp:
+    """The whole kiosk of `kiosk run`, wired from its config: store, pins, signal, screen,
+    torch, frame source and the app; each part's closing is pushed onto ``cleanup``."""
+    from kiosk.adapters.frames import Paced, open_source
+    from kiosk.adapters.signal import Signal, make_pin_factory, make_screen, make_torch
+    from kiosk.sdnotify import Notifier
+
+    store = open_store(cfg)  # a damaged file is moved aside here
+    cleanup.callback(store.close)
+    factory = make_pin_factory(cfg.signal.pin_factory)[0]
+    signal = Signal(cfg.signal, pin_factory=factory, screen=make_screen(cfg.screen))
+    cleanup.callback(signal.close)
+    torch = None
+    if cfg.camera.torch_pin >= 0 and cfg.camera.source == "picamera2" and cfg.camera.torch != "off":
+        torch = make_torch(cfg.camera.torch_pin, pin_factory=factory)
+        cleanup.callback(torch.close)
+
+    def open_frames():
+        source = open_source(cfg.camera, torch_light=torch)
+        return Paced(source, cfg.camera.fps) if cfg.camera.source == "images" else source
+
+    app = build_app(
+        cfg, source=open_frames(), signal=signal, store=store, notifier=Notifier(), reopen=open_frames
+    )
+    cleanup.callback(lambda: app.source.close())
+    return app

@@ -20,7 +20,7 @@ class ConfigError(Fault):
     exit_code = EXIT_CONFIG
 
 
-VENUE_PLACEHOLDER = "CHANGE-ME"      # what the example config says until a technician sets it
+VENUE_PLACEHOLDER = "CHANGE-ME"  # what the example config says until a technician sets it
 
 
 def opt(default=REQUIRED, *, choices=None, min=None, max=None, path=False, pattern=False):
@@ -34,22 +34,22 @@ def opt(default=REQUIRED, *, choices=None, min=None, max=None, path=False, patte
 class KioskSection:
     venue_id: str = opt()
     database: str = opt(path=True)
-    repeat_window_s: float = opt(10.0, min=0, max=3600)   # same pass again: signal, no new record
-    hold_s: float = opt(1.5, min=0, max=60)               # still in view: no new signal
-    bundle_file: str = opt("", path=True)   # written by `kiosk sync`; "" = beside the database
+    repeat_window_s: float = opt(10.0, min=0, max=3600)  # same pass again: signal, no new record
+    hold_s: float = opt(1.5, min=0, max=60)  # still in view: no new signal
+    bundle_file: str = opt("", path=True)  # written by `kiosk sync`; "" = beside the database
     log_level: str = opt("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    store_fail_exit_s: float = opt(300.0, min=5, max=86_400)   # failing commits: exit after this
-    disk_warn_mb: int = opt(200, min=0, max=100_000_000)          # doctor: free space warnings
+    store_fail_exit_s: float = opt(300.0, min=5, max=86_400)  # failing commits: exit after this
+    disk_warn_mb: int = opt(200, min=0, max=100_000_000)  # doctor: free space warnings
     disk_fail_mb: int = opt(50, min=0, max=100_000_000)
 
 
 @dataclass(frozen=True)
 class KeysSection:
-    issuer_keys: list = opt()            # list of issuer public key files (PEM)
-    sealing_key: str = opt(path=True)    # the committee's sealing public key (PEM, X25519)
-    bundle_key: str = opt("", path=True) # the authority's bundle-signing public key
+    issuer_keys: list = opt()  # list of issuer public key files (PEM)
+    sealing_key: str = opt(path=True)  # the committee's sealing public key (PEM, X25519)
+    bundle_key: str = opt("", path=True)  # the authority's bundle-signing public key
     device_key: str = opt("", path=True)  # this kiosk's Ed25519 key; "" = beside the database
-    tag_key: str = opt("", path=True)     # its X25519 key for search-tag keys; "" = beside the database
+    tag_key: str = opt("", path=True)  # its X25519 key for search-tag keys; "" = beside the database
 
 
 @dataclass(frozen=True)
@@ -61,21 +61,21 @@ class PolicySection:
 @dataclass(frozen=True)
 class CameraSection:
     source: str = opt("picamera2", choices=("picamera2", "opencv", "images", "evdev", "serial"))
-    device: str = opt("0")       # opencv: camera index, video file or stream URL
-    images: list = opt([])       # images: files, folders or globs
-    loop: bool = opt(False)      # images: start again at the end
+    device: str = opt("0")  # opencv: camera index, video file or stream URL
+    images: list = opt([])  # images: files, folders or globs
+    loop: bool = opt(False)  # images: start again at the end
     width: int = opt(640, min=64, max=4096)
     height: int = opt(480, min=48, max=4096)
     fps: float = opt(10.0, min=0.1, max=120)
     fail_exit_s: float = opt(120.0, min=5, max=86_400)  # camera gone: retry, then exit after this
     # picamera2 (Camera Module 3 has autofocus; others ignore these two)
     autofocus: str = opt("continuous", choices=("continuous", "manual"))
-    lens_position: float = opt(2.0, min=0.0, max=15.0)    # manual: dioptres (1/m): 2.0 = 50 cm
+    lens_position: float = opt(2.0, min=0.0, max=15.0)  # manual: dioptres (1/m): 2.0 = 50 cm
     exposure: str = opt("screens", choices=("screens", "normal"))  # screens: short, -1 EV
-    torch_pin: int = opt(-1, min=-1, max=53)    # BCM pin of a white/IR LED; -1: none
+    torch_pin: int = opt(-1, min=-1, max=53)  # BCM pin of a white/IR LED; -1: none
     torch: str = opt("dark", choices=("dark", "always", "off"))  # dark: on while frames are dark
     # evdev (a USB keyboard-wedge scanner) and serial scanners
-    scanner_device: str = opt("")   # /dev/input/by-id/...-event-kbd, or /dev/ttyACM0
+    scanner_device: str = opt("")  # /dev/input/by-id/...-event-kbd, or /dev/ttyACM0
     scanner_baud: int = opt(9600, min=1200, max=921_600)
     scanner_grab: bool = opt(True)  # evdev: keystrokes go to the kiosk only, never a console
 
@@ -95,28 +95,31 @@ class SignalSection:
     buzzer_pin: int = opt(23, min=0, max=53)
     # Each outcome its own rhythm, on the lamp and on the buzzer (kiosk/patterns.py), so a
     # visitor who cannot tell red from green can tell enter from refused from see staff.
-    admit_lamp: str = opt("2.0", pattern=True)              # green, steady
-    admit_sound: str = opt("0.1", pattern=True)             # one short beep
-    deny_lamp: str = opt("0.15 0.15 x6", pattern=True)      # red, fast flashing
-    deny_sound: str = opt("0.5 0.2 x3", pattern=True)       # three long beeps
-    invalid_lamp: str = opt("0.5 0.5 x2", pattern=True)     # amber, slow blinking
+    admit_lamp: str = opt("2.0", pattern=True)  # green, steady
+    admit_sound: str = opt("0.1", pattern=True)  # one short beep
+    deny_lamp: str = opt("0.15 0.15 x6", pattern=True)  # red, fast flashing
+    deny_sound: str = opt("0.5 0.2 x3", pattern=True)  # three long beeps
+    invalid_lamp: str = opt("0.5 0.5 x2", pattern=True)  # amber, slow blinking
     invalid_sound: str = opt("0.08 0.12 x2", pattern=True)  # two short pips
 
     def scaled(self, factor: float) -> "SignalSection":
         """The same rhythms, ``factor`` times as long (the demo and tests play them fast)."""
         from kiosk.patterns import scale
-        return replace(self, **{f.name: scale(getattr(self, f.name), factor)
-                                for f in fields(self) if f.metadata.get("pattern")})
+
+        changes: dict[str, Any] = {
+            f.name: scale(getattr(self, f.name), factor) for f in fields(self) if f.metadata.get("pattern")
+        }
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
 class ScreenSection:
     enabled: bool = opt(False)
-    driver: str = opt("kmsdrm")          # SDL video driver: kmsdrm (HDMI/DSI on a Pi), x11, wayland, dummy
+    driver: str = opt("kmsdrm")  # SDL video driver: kmsdrm (HDMI/DSI on a Pi), x11, wayland, dummy
     width: int = opt(0, min=0, max=8192)  # 0 (with height 0): the display's own size, full screen
     height: int = opt(0, min=0, max=8192)
     show_s: float = opt(3.0, min=0.5, max=30)
-    font: str = opt("", path=True)        # a Khmer TrueType font; "": fonts-khmeros or Noto Khmer
+    font: str = opt("", path=True)  # a Khmer TrueType font; "": fonts-khmeros or Noto Khmer
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class SyncSection:
     interval_s: float = opt(60.0, min=0.1, max=86_400)
     backoff_base_s: float = opt(1.0, min=0.01, max=3600)
     backoff_max_s: float = opt(300.0, min=0.01, max=86_400)
-    ca_bundle: str = opt("", path=True)   # a private CA for the server's TLS certificate
+    ca_bundle: str = opt("", path=True)  # a private CA for the server's TLS certificate
     verify_tls: bool = opt(True)
 
 
@@ -151,40 +154,47 @@ class Config:
     screen: ScreenSection
     retention: RetentionSection
     sync: SyncSection
-    source: Path | None = None   # the file it came from
+    source: Path | None = None  # the file it came from
 
 
 SECTIONS = {f.name: f.type for f in fields(Config) if f.name != "source"}
-TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-              list: "a list of strings"}
+TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list of strings",
+}
 
 
-def _typed(where: str, value: Any, typ: type) -> Any:
-    ok = {str: isinstance(value, str),
-          int: type(value) is int,
-          float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          bool: isinstance(value, bool),
-          list: isinstance(value, list) and all(isinstance(v, str) for v in value)}[typ]
+def _typed(where: str, value: Any, typ: Any) -> Any:
+    ok = {
+        str: isinstance(value, str),
+        int: type(value) is int,
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        bool: isinstance(value, bool),
+        list: isinstance(value, list) and all(isinstance(v, str) for v in value),
+    }[typ]
     if not ok:
         raise ConfigError(f"{where}: expected {TYPE_NAMES[typ]}, got {value!r}")
     return float(value) if typ is float else value
 
 
-def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
+def _section(name: str, cls: Any, raw: Any, base: Path) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"[{name}]: expected a table")
     known = {f.name: f for f in fields(cls)}
     for key in raw:
         if key not in known:
             raise ConfigError(f"[{name}] {key}: unknown key (known: {', '.join(known)})")
-    values = {}
+    values: dict[str, Any] = {}
     for key, f in known.items():
         where = f"[{name}] {key}"
         if key not in raw:
             if f.default is MISSING and f.default_factory is MISSING:
                 raise ConfigError(f"{where}: missing (required)")
-            if f.metadata["path"] and f.default:      # a default file lives beside the config too
-                values[key] = str(base / f.default)
+            if f.metadata["path"] and f.default:  # a default file lives beside the config too
+                values[key] = str(base / str(f.default))
             continue
         value = _typed(where, raw[key], f.type)
         meta = f.metadata
@@ -197,7 +207,9 @@ def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
         if meta["path"] and value:
             value = str((base / value).expanduser())
         if meta["pattern"]:
-            from kiosk.patterns import PatternError, parse as parse_pattern
+            from kiosk.patterns import PatternError
+            from kiosk.patterns import parse as parse_pattern
+
             try:
                 parse_pattern(value)
             except PatternError as e:
@@ -206,8 +218,10 @@ def _section(name: str, cls: type, raw: Any, base: Path) -> Any:
     if name == "camera" and "images" in values:
         values["images"] = [str((base / p).expanduser()) for p in values["images"]]
     if name == "kiosk" and values.get("venue_id", "").strip() in ("", VENUE_PLACEHOLDER):
-        raise ConfigError(f"[kiosk] venue_id: still {values.get('venue_id')!r}: set this "
-                          "venue's id (the authority gives it)")
+        raise ConfigError(
+            f"[kiosk] venue_id: still {values.get('venue_id')!r}: set this "
+            "venue's id (the authority gives it)"
+        )
     if name == "keys" and "issuer_keys" in values:
         values["issuer_keys"] = [str((base / p).expanduser()) for p in values["issuer_keys"]]
         if not values["issuer_keys"]:
@@ -234,6 +248,7 @@ def parse(data: dict, *, base: Path = Path("."), source: Path | None = None) -> 
 def _check_file(where: str, path: Path) -> None:
     import os
     import pwd
+
     try:
         ok = path.is_file()
     except PermissionError:
@@ -243,8 +258,10 @@ def _check_file(where: str, path: Path) -> None:
     if ok is False:
         raise ConfigError(f"{where}: {path}: file not found")
     user = pwd.getpwuid(os.geteuid()).pw_name
-    raise ConfigError(f"{where}: {path}: not readable by {user} (permission denied; run as the "
-                      "service user, or fix the file's owner and mode)")
+    raise ConfigError(
+        f"{where}: {path}: not readable by {user} (permission denied; run as the "
+        "service user, or fix the file's owner and mode)"
+    )
 
 
 def load(path: str | Path, *, check_files: bool = True) -> Config:
@@ -259,9 +276,11 @@ def load(path: str | Path, *, check_files: bool = True) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     cfg = parse(data, base=path.resolve().parent, source=path)
     if check_files:
-        for where, p in [*(("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys),
-                         ("[keys] sealing_key", cfg.keys.sealing_key),
-                         ("[keys] bundle_key", cfg.keys.bundle_key)]:
+        for where, p in [
+            *(("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys),
+            ("[keys] sealing_key", cfg.keys.sealing_key),
+            ("[keys] bundle_key", cfg.keys.bundle_key),
+        ]:
             if p:
                 _check_file(where, Path(p))
     return cfg

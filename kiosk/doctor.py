@@ -18,18 +18,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kiosk.config import Config, ConfigError
 
-RISK_LIST_STALE_S = 2 * 86_400       # a risk list older than this is worth a look
+RISK_LIST_STALE_S = 2 * 86_400  # a risk list older than this is worth a look
 SYNC_STALE_S = 86_400
-SERVICE_USER = "kiosk"               # the user the systemd units run as (scripts/install-pi)
+SERVICE_USER = "kiosk"  # the user the systemd units run as (scripts/install-pi)
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
-    status: str        # "ok", "warn", "FAIL"
+    status: str  # "ok", "warn", "FAIL"
     detail: str
 
 
@@ -62,10 +63,12 @@ def _can_read_as(path: Path, user: pwd.struct_passwd) -> bool:
         if st.st_gid in groups:
             return bool(st.st_mode & bits[1])
         return bool(st.st_mode & bits[2])
+
     path = path.resolve()
     try:
-        return (all(allowed(d, (stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH)) for d in path.parents)
-                and allowed(path, (stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)))
+        return all(allowed(d, (stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH)) for d in path.parents) and allowed(
+            path, (stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH)
+        )
     except OSError:
         return False
 
@@ -83,21 +86,32 @@ def check_key_files(cfg: Config) -> Check:
         path = Path(p)
         if not path.exists():
             if where == "[keys] device_key":
-                return Check("key files", "FAIL", f"{where}: {p} missing: run `sudo -u "
-                             f"{SERVICE_USER} kiosk keys init --config ...`")
+                return Check(
+                    "key files",
+                    "FAIL",
+                    f"{where}: {p} missing: run `sudo -u {SERVICE_USER} kiosk keys init --config ...`",
+                )
             return Check("key files", "FAIL", f"{where}: {p} missing")
         if not os.access(path, os.R_OK):
-            return Check("key files", "FAIL", f"{where}: {p} not readable by {me} (run doctor as "
-                         f"the service user: sudo -u {SERVICE_USER} kiosk doctor ...)")
+            return Check(
+                "key files",
+                "FAIL",
+                f"{where}: {p} not readable by {me} (run doctor as "
+                f"the service user: sudo -u {SERVICE_USER} kiosk doctor ...)",
+            )
         if service and not _can_read_as(path, service):
-            return Check("key files", "FAIL", f"{where}: {p} not readable by the service user "
-                         f"{SERVICE_USER}: chown {SERVICE_USER} {p}")
+            return Check(
+                "key files",
+                "FAIL",
+                f"{where}: {p} not readable by the service user {SERVICE_USER}: chown {SERVICE_USER} {p}",
+            )
     whom = f"{me} and {SERVICE_USER}" if service else me
     return Check("key files", "ok", f"{len(files)} key files readable by {whom}")
 
 
 def check_keys(cfg: Config) -> list[Check]:
     from kiosk.compose import load_bundle_key, load_sealing, load_trust
+
     out = [check_key_files(cfg)]
     try:
         trust = load_trust(cfg)
@@ -108,14 +122,24 @@ def check_keys(cfg: Config) -> list[Check]:
         if bundle_key:
             out.append(Check("bundle key", "ok", "set"))
         else:
-            out.append(Check("bundle key", "FAIL" if cfg.sync.server_url else "warn",
-                             "not set: downloaded bundles (the risk list) cannot be used; set "
-                             "[keys] bundle_key"))
+            out.append(
+                Check(
+                    "bundle key",
+                    "FAIL" if cfg.sync.server_url else "warn",
+                    "not set: downloaded bundles (the risk list) cannot be used; set [keys] bundle_key",
+                )
+            )
     except ConfigError as e:
         out.append(Check("keys", "FAIL", str(e)))
     if cfg.sync.server_url and not cfg.sync.kiosk_id:
-        out.append(Check("kiosk id", "FAIL", "[sync] server_url is set but kiosk_id is not: "
-                                             "register the kiosk (kiosk-central register-kiosk)"))
+        out.append(
+            Check(
+                "kiosk id",
+                "FAIL",
+                "[sync] server_url is set but kiosk_id is not: "
+                "register the kiosk (kiosk-central register-kiosk)",
+            )
+        )
     elif cfg.sync.server_url:
         out.append(Check("kiosk id", "ok", cfg.sync.kiosk_id))
     return out
@@ -123,8 +147,8 @@ def check_keys(cfg: Config) -> list[Check]:
 
 # -- the database ---------------------------------------------------------------------------------
 def check_store(cfg: Config, now: float) -> list[Check]:
-    from kiosk.store.sqlitedb import file_damage, keep_owner, open_readonly
     from kiosk.store.checkins import CheckinStore
+    from kiosk.store.sqlitedb import file_damage, keep_owner, open_readonly
 
     path = Path(cfg.kiosk.database)
     if not path.exists():
@@ -133,8 +157,13 @@ def check_store(cfg: Config, now: float) -> list[Check]:
     with keep_owner(path):
         damage = file_damage(path, readonly=True)
         if damage:
-            return out + [Check("database", "FAIL", f"{path}: damaged ({damage}); kiosk run will "
-                                                    "move it aside and start a new epoch")]
+            return out + [
+                Check(
+                    "database",
+                    "FAIL",
+                    f"{path}: damaged ({damage}); kiosk run will move it aside and start a new epoch",
+                )
+            ]
         db = open_readonly(path)
         try:
             store = CheckinStore.open_readonly(db)
@@ -152,12 +181,18 @@ def _owner_check(path: Path) -> Check:
         owner = str(st.st_uid)
     service = _service_user()
     if service and st.st_uid != service.pw_uid:
-        return Check("db owner", "FAIL", f"{path} belongs to {owner}, not the service user "
-                                         f"{SERVICE_USER}: chown {SERVICE_USER}: {path}*")
+        return Check(
+            "db owner",
+            "FAIL",
+            f"{path} belongs to {owner}, not the service user {SERVICE_USER}: chown {SERVICE_USER}: {path}*",
+        )
     me = os.geteuid()
     if me not in (0, st.st_uid):
-        return Check("db owner", "warn", f"{path} belongs to {owner}; doctor runs as "
-                                         f"{pwd.getpwuid(me).pw_name} and only reads it")
+        return Check(
+            "db owner",
+            "warn",
+            f"{path} belongs to {owner}; doctor runs as {pwd.getpwuid(me).pw_name} and only reads it",
+        )
     return Check("db owner", "ok", f"{path} belongs to {owner}")
 
 
@@ -165,23 +200,48 @@ def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
     out = []
     mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
     stats = store.stats()
-    out.append(Check("database", "ok" if mode == "wal" else "FAIL",
-                     f"{path}: integrity ok, journal {mode}, {stats['records']} records, "
-                     f"{stats['invalid_scans']} invalid scans counted"))
+    out.append(
+        Check(
+            "database",
+            "ok" if mode == "wal" else "FAIL",
+            f"{path}: integrity ok, journal {mode}, {stats['records']} records, "
+            f"{stats['invalid_scans']} invalid scans counted",
+        )
+    )
     moved = store.moved_aside()
-    out.append(Check("epoch", "warn" if moved else "ok",
-                     f"sequence epoch {store.epoch}" + (
-                         f"; the previous database was damaged ({moved.reason}) and moved aside "
-                         f"to {moved.moved_to} at {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(moved.at))}"
-                         " (kept: it may hold unsynced records)" if moved else "")))
+    out.append(
+        Check(
+            "epoch",
+            "warn" if moved else "ok",
+            f"sequence epoch {store.epoch}"
+            + (
+                f"; the previous database was damaged ({moved.reason}) and moved aside "
+                f"to {moved.moved_to} at {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(moved.at))}"
+                " (kept: it may hold unsynced records)"
+                if moved
+                else ""
+            ),
+        )
+    )
     oldest = stats["oldest_pending_age_s"]
     late = bool(oldest and oldest >= SYNC_STALE_S and cfg.sync.server_url)
-    out.append(Check("pending", "warn" if late else "ok", f"{stats['pending']} records to upload"
-                     + (f", oldest {_age(oldest)}" if oldest else "")))
+    out.append(
+        Check(
+            "pending",
+            "warn" if late else "ok",
+            f"{stats['pending']} records to upload" + (f", oldest {_age(oldest)}" if oldest else ""),
+        )
+    )
     if stats["set_aside"]:
         reasons = "; ".join(f"{n} x {r}" for r, n in store.set_aside_reasons().items())
-        out.append(Check("set aside", "warn", f"{stats['set_aside']} records refused by the server "
-                         f"({reasons[:200]}); after fixing the cause: kiosk sync --retry-set-aside"))
+        out.append(
+            Check(
+                "set aside",
+                "warn",
+                f"{stats['set_aside']} records refused by the server "
+                f"({reasons[:200]}); after fixing the cause: kiosk sync --retry-set-aside",
+            )
+        )
     if cfg.sync.server_url:
         last = store.get_state("last_sync_at")
         err = store.get_state("last_sync_error") or ""
@@ -189,16 +249,25 @@ def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
             out.append(Check("last sync", "warn", "never" + (f" ({err})" if err else "")))
         else:
             age = now - float(last)
-            out.append(Check("last sync", "ok" if age < SYNC_STALE_S and not err else "warn",
-                             f"{_age(age)} ago" + (f"; last error: {err}" if err else "")))
+            out.append(
+                Check(
+                    "last sync",
+                    "ok" if age < SYNC_STALE_S and not err else "warn",
+                    f"{_age(age)} ago" + (f"; last error: {err}" if err else ""),
+                )
+            )
     else:
         out.append(Check("last sync", "ok", "offline kiosk ([sync] server_url not set)"))
     bundle_check, bundle = check_bundle(cfg, store, now)
     out.append(bundle_check)
     out.append(check_sealing(bundle, store, now))
-    out.append(Check("secure del", "ok" if store.db.execute("PRAGMA secure_delete").fetchone()[0]
-                     else "FAIL", "deleted records are overwritten (secure_delete on), the WAL is "
-                                  "truncated after each purge"))
+    out.append(
+        Check(
+            "secure del",
+            "ok" if store.db.execute("PRAGMA secure_delete").fetchone()[0] else "FAIL",
+            "deleted records are overwritten (secure_delete on), the WAL is truncated after each purge",
+        )
+    )
     return out
 
 
@@ -208,27 +277,38 @@ COVERAGE_WARN_S = 14 * 86_400
 def check_sealing(bundle, store, now: float) -> Check:
     """How far ahead the per-period sealing keys cover this kiosk (crypto-shredding)."""
     from kiosk.core.sealkeys import covered_until
+
     periods = bundle.sealing_periods if bundle else ()
     fallback = store.stats()["seal_fallback"]
     marked = f"; {fallback} records sealed to a fallback key" if fallback else ""
     if not periods:
-        return Check("key periods", "warn", "no per-period sealing keys in the bundle: records "
-                     "are sealed to [keys] sealing_key, which is never retired" + marked)
+        return Check(
+            "key periods",
+            "warn",
+            "no per-period sealing keys in the bundle: records "
+            "are sealed to [keys] sealing_key, which is never retired" + marked,
+        )
     until = covered_until(periods, now)
     if until is None:
-        return Check("key periods", "FAIL", "no sealing key covers now: records are sealed to the "
-                     "newest key held and marked; sync to fetch new keys" + marked)
+        return Check(
+            "key periods",
+            "FAIL",
+            "no sealing key covers now: records are sealed to the "
+            "newest key held and marked; sync to fetch new keys" + marked,
+        )
     day = time.strftime("%Y-%m-%d", time.gmtime(until))
-    return Check("key periods", "ok" if until - now >= COVERAGE_WARN_S else "warn",
-                 f"sealing keys cover until {day} ({_age(until - now)} ahead){marked}")
+    return Check(
+        "key periods",
+        "ok" if until - now >= COVERAGE_WARN_S else "warn",
+        f"sealing keys cover until {day} ({_age(until - now)} ahead){marked}",
+    )
 
 
 def check_bundle(cfg: Config, store, now: float):
     """The bundle file verified exactly as `kiosk run` verifies it; (check, verified bundle
     in use or None): the file's, or else the last verified copy `kiosk run` falls back to."""
-    from kiosk.core.bundle import BundleError
-    from kiosk.core.bundle import verify_chain
     from kiosk.compose import load_bundle_key
+    from kiosk.core.bundle import BundleError, verify_chain
     from kiosk.store.checkins import BUNDLE_COPY
 
     try:
@@ -249,12 +329,15 @@ def check_bundle(cfg: Config, store, now: float):
                 fallback = f"kiosk run uses the last verified copy (version {copy.version})"
             except BundleError:
                 pass
-        return Check("risk list", "FAIL", f"{path} does not verify ({e}); {fallback}; "
-                                          "`kiosk sync` fetches a good one"), copy
+        return Check(
+            "risk list", "FAIL", f"{path} does not verify ({e}); {fallback}; `kiosk sync` fetches a good one"
+        ), copy
     age = now - bundle.issued_at
-    return Check("risk list", "ok" if age < RISK_LIST_STALE_S else "warn",
-                 f"bundle version {bundle.version} verified, {len(bundle.risk_list.levels)} "
-                 f"entries, {_age(age)} old"), bundle
+    return Check(
+        "risk list",
+        "ok" if age < RISK_LIST_STALE_S else "warn",
+        f"bundle version {bundle.version} verified, {len(bundle.risk_list.levels)} entries, {_age(age)} old",
+    ), bundle
 
 
 def check_disk(cfg: Config) -> Check:
@@ -264,42 +347,58 @@ def check_disk(cfg: Config) -> Check:
     free_mb = shutil.disk_usage(folder).free / 2**20
     k = cfg.kiosk
     status = "FAIL" if free_mb < k.disk_fail_mb else "warn" if free_mb < k.disk_warn_mb else "ok"
-    return Check("disk", status, f"{free_mb:,.0f} MB free in {folder} (warn under "
-                                 f"{k.disk_warn_mb} MB, FAIL under {k.disk_fail_mb} MB)")
+    return Check(
+        "disk",
+        status,
+        f"{free_mb:,.0f} MB free in {folder} (warn under "
+        f"{k.disk_warn_mb} MB, FAIL under {k.disk_fail_mb} MB)",
+    )
 
 
 def check_clock() -> Check:
     from kiosk.clock import SystemClock
+
     synced = SystemClock().synced()
-    return Check("clock", "ok" if synced else "warn",
-                 "NTP-synchronised" if synced else
-                 "not synchronised: records are flagged; check `timedatectl`")
+    return Check(
+        "clock",
+        "ok" if synced else "warn",
+        "NTP-synchronised" if synced else "not synchronised: records are flagged; check `timedatectl`",
+    )
 
 
 def check_camera(cfg: Config) -> Check:
     from kiosk.adapters.frames import SCANNER_SOURCES, open_source
+
     try:
         source = open_source(cfg.camera)
     except Exception as e:
         return Check("camera", "FAIL", f"{cfg.camera.source}: {e} (is `kiosk run` holding it?)")
     if cfg.camera.source in SCANNER_SOURCES:
         source.close()
-        return Check("camera", "ok", f"{cfg.camera.source} scanner {cfg.camera.scanner_device} "
-                                     "opens; scan a printed pass with `kiosk run` to try it")
+        return Check(
+            "camera",
+            "ok",
+            f"{cfg.camera.source} scanner {cfg.camera.scanner_device} "
+            "opens; scan a printed pass with `kiosk run` to try it",
+        )
     try:
         frame = source.read()
     finally:
         source.close()
     if frame is None:
         return Check("camera", "FAIL", f"{cfg.camera.source}: no frame")
-    return Check("camera", "ok", f"{cfg.camera.source}: {frame.shape[1]}x{frame.shape[0]} frame, "
-                                 f"mean level {float(frame.mean()):.0f}")
+    return Check(
+        "camera",
+        "ok",
+        f"{cfg.camera.source}: {frame.shape[1]}x{frame.shape[0]} frame, mean level {float(frame.mean()):.0f}",
+    )
 
 
 def check_screen(cfg: Config) -> Check:
     """A configured screen: its Khmer font is there (opening the display itself would take
     it from a running kiosk)."""
     from kiosk.adapters.screen import ScreenError, khmer_font_path
+
     try:
         font = khmer_font_path(cfg.screen.font)
     except ScreenError as e:
@@ -308,17 +407,22 @@ def check_screen(cfg: Config) -> Check:
 
 
 def check_signal(cfg: Config, *, test: bool, pin_factory=None) -> Check:
-    from kiosk.errors import GpioError
     from kiosk.adapters.signal import Signal, is_raspberry_pi, make_pin_factory
+    from kiosk.errors import GpioError
+
     try:
-        factory, is_mock = ((pin_factory, False) if pin_factory is not None
-                            else make_pin_factory(cfg.signal.pin_factory))
+        factory, is_mock = (
+            (pin_factory, False) if pin_factory is not None else make_pin_factory(cfg.signal.pin_factory)
+        )
     except GpioError as e:
         return Check("signal", "FAIL", str(e))
     if not test:
         where = "Raspberry Pi" if is_raspberry_pi() else "no GPIO here"
-        return Check("signal", "warn" if is_mock else "ok",
-                     f"{type(factory).__name__} ({where}); --signal-test cycles the lamps")
+        return Check(
+            "signal",
+            "warn" if is_mock else "ok",
+            f"{type(factory).__name__} ({where}); --signal-test cycles the lamps",
+        )
     try:
         signal = Signal(cfg.signal, pin_factory=factory)
     except GpioError as e:
@@ -330,22 +434,27 @@ def check_signal(cfg: Config, *, test: bool, pin_factory=None) -> Check:
     c = cfg.signal
     if is_mock:
         return Check("signal", "warn", "no GPIO here: the test ran on mock pins")
-    return Check("signal", "ok", f"test: green, red, amber{', buzzer' if c.buzzer else ''}, all "
-                                 f"together (pins {c.green_pin}, {c.red_pin}, {c.amber_pin}"
-                                 f"{f', {c.buzzer_pin}' if c.buzzer else ''}): did each light?")
+    return Check(
+        "signal",
+        "ok",
+        f"test: green, red, amber{', buzzer' if c.buzzer else ''}, all "
+        f"together (pins {c.green_pin}, {c.red_pin}, {c.amber_pin}"
+        f"{f', {c.buzzer_pin}' if c.buzzer else ''}): did each light?",
+    )
 
 
-def _guarded(name: str, fn: Callable[[], object]) -> Iterator[Check]:
+def _guarded(name: str, fn: Callable[[], Any]) -> Iterator[Check]:
     try:
         result = fn()
-    except Exception as e:                 # a check that breaks is a FAIL, never a traceback
+    except Exception as e:  # a check that breaks is a FAIL, never a traceback
         yield Check(name, "FAIL", f"{type(e).__name__}: {e}")
         return
     yield from (result if isinstance(result, list) else [result])
 
 
-def run_checks(cfg: Config, *, camera: bool = True, signal_test: bool = False,
-               now: float | None = None) -> Iterator[Check]:
+def run_checks(
+    cfg: Config, *, camera: bool = True, signal_test: bool = False, now: float | None = None
+) -> Iterator[Check]:
     now = time.time() if now is None else now
     yield from _guarded("keys", lambda: check_keys(cfg))
     yield from _guarded("database", lambda: check_store(cfg, now))

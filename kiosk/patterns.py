@@ -35,11 +35,11 @@ def parse(text: str) -> tuple[float, ...]:
     try:
         steps = [float(w) for w in words]
     except ValueError:
-        raise PatternError(f"{text!r}: durations in seconds, like \"0.2 0.1 x3\"") from None
+        raise PatternError(f'{text!r}: durations in seconds, like "0.2 0.1 x3"') from None
     if any(not MIN_STEP_S <= s <= MAX_TOTAL_S for s in steps):
         raise PatternError(f"{text!r}: each duration must be {MIN_STEP_S} to {MAX_TOTAL_S} s")
     if times > 1 and len(steps) % 2:
-        steps.append(steps[-1])        # "0.2 x3": on 0.2, off 0.2, three times
+        steps.append(steps[-1])  # "0.2 x3": on 0.2, off 0.2, three times
     flat = tuple(steps * times)
     if sum(flat) > MAX_TOTAL_S:
         raise PatternError(f"{text!r}: lasts {sum(flat):.1f} s, at most {MAX_TOTAL_S:.0f} s")

@@ -12,7 +12,7 @@ import socket
 class Notifier:
     def __init__(self, address: str | None = None):
         address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
-        if address.startswith("@"):          # abstract namespace socket
+        if address.startswith("@"):  # abstract namespace socket
             address = "\0" + address[1:]
         self.address = address or None
         usec = os.environ.get("WATCHDOG_USEC", "")

@@ -29,53 +29,57 @@ import base64
 import gzip
 import hashlib
 import json
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 UPLOAD_PATH = "/v1/batches"
-RISK_SINCE_HEADER = "X-Risk-Since"        # the risk-list version a kiosk holds: send the changes
+RISK_SINCE_HEADER = "X-Risk-Since"  # the risk-list version a kiosk holds: send the changes
 BUNDLE_PATH = "/v1/bundle"
-MAX_BODY_BYTES = 4 * 1024 * 1024          # gzip bytes on the wire
-MAX_JSON_BYTES = 32 * 1024 * 1024         # after decompression (a gzip bomb stops here)
-MAX_RECORDS = 5000                        # per batch
+MAX_BODY_BYTES = 4 * 1024 * 1024  # gzip bytes on the wire
+MAX_JSON_BYTES = 32 * 1024 * 1024  # after decompression (a gzip bomb stops here)
+MAX_RECORDS = 5000  # per batch
 
 
 _CONTEXT = b"venue-kiosk request v1\n"
 
 # Error codes a 4xx carries, and what the kiosk does with them.
-BAD_CAPTURE_TIME = "bad_capture_time"                    # outside what the server keeps
-RECORD_ID_CONFLICT = "record_id_conflict"                # the id is another kiosk's
-PERMANENT = {"malformed", "too_large", BAD_CAPTURE_TIME,  # the batch itself: split, then set aside
-             RECORD_ID_CONFLICT}
-AUTH = {"unknown_kiosk", "revoked", "bad_signature"}     # the kiosk's set-up: keep, back off
-STALE = "stale_timestamp"                                # the kiosk's clock: correct and retry
+BAD_CAPTURE_TIME = "bad_capture_time"  # outside what the server keeps
+RECORD_ID_CONFLICT = "record_id_conflict"  # the id is another kiosk's
+PERMANENT = {
+    "malformed",
+    "too_large",
+    BAD_CAPTURE_TIME,  # the batch itself: split, then set aside
+    RECORD_ID_CONFLICT,
+}
+AUTH = {"unknown_kiosk", "revoked", "bad_signature"}  # the kiosk's set-up: keep, back off
+STALE = "stale_timestamp"  # the kiosk's clock: correct and retry
 
 
 def signing_input(method: str, path: str, timestamp: str, body: bytes) -> bytes:
-    return _CONTEXT + "\n".join([method.upper(), path, timestamp,
-                                 hashlib.sha256(body).hexdigest()]).encode()
+    return _CONTEXT + "\n".join([method.upper(), path, timestamp, hashlib.sha256(body).hexdigest()]).encode()
 
 
-def sign_request(key: Ed25519PrivateKey, *, kiosk_id: str, method: str, path: str,
-                 timestamp: int, body: bytes) -> dict[str, str]:
+def sign_request(
+    key: Ed25519PrivateKey, *, kiosk_id: str, method: str, path: str, timestamp: int, body: bytes
+) -> dict[str, str]:
     ts = str(int(timestamp))
     sig = key.sign(signing_input(method, path, ts, body))
-    return {"X-Kiosk-Id": kiosk_id, "X-Timestamp": ts,
-            "X-Signature": base64.b64encode(sig).decode("ascii")}
+    return {"X-Kiosk-Id": kiosk_id, "X-Timestamp": ts, "X-Signature": base64.b64encode(sig).decode("ascii")}
 
 
-def verify_request(key: Ed25519PublicKey, *, method: str, path: str, timestamp: str,
-                   signature: str, body: bytes) -> bool:
+def verify_request(
+    key: Ed25519PublicKey, *, method: str, path: str, timestamp: str, signature: str, body: bytes
+) -> bool:
     try:
-        key.verify(base64.b64decode(signature, validate=True),
-                   signing_input(method, path, timestamp, body))
+        key.verify(base64.b64decode(signature, validate=True), signing_input(method, path, timestamp, body))
         return True
     except (InvalidSignature, ValueError):
         return False
 
 
-def encode_batch(batch_id: str, records: list[dict]) -> bytes:
+def encode_batch(batch_id: str, records: list[dict[str, Any]]) -> bytes:
     body = json.dumps({"batch_id": batch_id, "records": records}, separators=(",", ":")).encode()
     return gzip.compress(body, compresslevel=5)
 
@@ -83,6 +87,7 @@ def encode_batch(batch_id: str, records: list[dict]) -> bytes:
 def decompress_limited(data: bytes, limit: int = MAX_JSON_BYTES) -> bytes:
     """gunzip, refusing output past ``limit`` bytes (ValueError), whatever the input claims."""
     import zlib
+
     d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     out = d.decompress(data, limit + 1)
     if len(out) > limit or d.unconsumed_tail:

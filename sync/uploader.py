@@ -67,8 +67,10 @@ class RoundResult:
         return self.error is None
 
     def summary(self) -> str:
-        text = (f"uploaded {self.accepted} (duplicates {self.duplicates}), set aside "
-                f"{self.set_aside}, pending {self.pending}; bundle {self.bundle}")
+        text = (
+            f"uploaded {self.accepted} (duplicates {self.duplicates}), set aside "
+            f"{self.set_aside}, pending {self.pending}; bundle {self.bundle}"
+        )
         return text + (f"; error: {self.error}" if self.error else "")
 
 
@@ -113,10 +115,21 @@ def _error_code(resp: requests.Response) -> tuple[str, str]:
 
 
 class Uploader:
-    def __init__(self, *, store, server_url: str, kiosk_id: str, device_key, bundle_key=None,
-                 bundle_file: Path | None = None, batch_size: int = 500, timeout_s: float = 10.0,
-                 verify: bool | str = True, session: requests.Session | None = None,
-                 clock=time.time):
+    def __init__(
+        self,
+        *,
+        store,
+        server_url: str,
+        kiosk_id: str,
+        device_key,
+        bundle_key=None,
+        bundle_file: Path | None = None,
+        batch_size: int = 500,
+        timeout_s: float = 10.0,
+        verify: bool | str = True,
+        session: requests.Session | None = None,
+        clock=time.time,
+    ):
         self.store, self.kiosk_id, self.device_key = store, kiosk_id, device_key
         self.base = server_url.rstrip("/")
         self.bundle_key, self.bundle_file = bundle_key, Path(bundle_file) if bundle_file else None
@@ -126,17 +139,33 @@ class Uploader:
         self.progress = [0, 0, 0]
 
     # -- one signed request ----------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: bytes = b"", headers=None,
-                 _stale_retry: bool = True) -> requests.Response:
+    def _request(
+        self, method: str, path: str, body: bytes = b"", headers=None, _stale_retry: bool = True
+    ) -> requests.Response:
         h = dict(headers or {})
-        h.update(protocol.sign_request(self.device_key, kiosk_id=self.kiosk_id, method=method,
-                                       path=path, timestamp=int(self.clock() + self.clock_offset),
-                                       body=body))
+        h.update(
+            protocol.sign_request(
+                self.device_key,
+                kiosk_id=self.kiosk_id,
+                method=method,
+                path=path,
+                timestamp=int(self.clock() + self.clock_offset),
+                body=body,
+            )
+        )
         try:
-            resp = self.session.request(method, self.base + path, data=body or None, headers=h,
-                                        timeout=self.timeout_s, verify=self.verify)
+            resp = self.session.request(
+                method,
+                self.base + path,
+                data=body or None,
+                headers=h,
+                timeout=self.timeout_s,
+                verify=self.verify,
+            )
         except requests.exceptions.SSLError as e:
-            raise SetupError(f"TLS: {e.__class__.__name__} (check ca_bundle / the server certificate)") from None
+            raise SetupError(
+                f"TLS: {e.__class__.__name__} (check ca_bundle / the server certificate)"
+            ) from None
         except requests.RequestException as e:
             raise TransientError(f"{method} {path}: {e.__class__.__name__}") from None
         if resp.status_code >= 500 or resp.status_code in (408, 429):
@@ -148,8 +177,7 @@ class Uploader:
                 server_time = float(resp.json().get("server_time", 0))
                 self.clock_offset = server_time - self.clock()
                 self.store.set_state("server_clock_offset", f"{self.clock_offset:.0f}")
-                log.warning("kiosk clock is %.0f s off the server's: correcting requests",
-                            -self.clock_offset)
+                log.warning("kiosk clock is %.0f s off the server's: correcting requests", -self.clock_offset)
                 return self._request(method, path, body, headers, _stale_retry=False)
         if resp.status_code in (401, 403, 404, 405):
             code, detail = _error_code(resp)
@@ -164,17 +192,40 @@ class Uploader:
         while True:
             records = self.store.pending(self.batch_size)
             if not records:
-                return tuple(self.progress)
+                return self.progress[0], self.progress[1], self.progress[2]
             for i, n in enumerate(self._send(records)):
                 self.progress[i] += n
 
     def _send(self, records: list[dict]) -> tuple[int, int, int]:
         batch_id = str(uuid.uuid4())
-        body = protocol.encode_batch(batch_id, [{k: r[k] for k in (
-            "record_id", "seq", "epoch", "captured_at", "clock_synced", "retention", "delete_after",
-            "seal_kid", "sealed", "seal_fallback", "tag")} for r in records])
-        resp = self._request("POST", protocol.UPLOAD_PATH, body, {
-            "Content-Type": "application/json", "Content-Encoding": "gzip"})
+        body = protocol.encode_batch(
+            batch_id,
+            [
+                {
+                    k: r[k]
+                    for k in (
+                        "record_id",
+                        "seq",
+                        "epoch",
+                        "captured_at",
+                        "clock_synced",
+                        "retention",
+                        "delete_after",
+                        "seal_kid",
+                        "sealed",
+                        "seal_fallback",
+                        "tag",
+                    )
+                }
+                for r in records
+            ],
+        )
+        resp = self._request(
+            "POST",
+            protocol.UPLOAD_PATH,
+            body,
+            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
         if resp.status_code == 200:
             try:
                 answer = resp.json()
@@ -186,21 +237,25 @@ class Uploader:
             if not named:
                 raise TransientError("upload: the answer names none of the batch")
             self.store.mark_synced(named, now=self.clock())
-            return (len([i for i in accepted if i in sent]),
-                    len([i for i in duplicates if i in sent]), 0)
+            return (len([i for i in accepted if i in sent]), len([i for i in duplicates if i in sent]), 0)
         code, detail = _error_code(resp)
         if not code:
-            raise SetupError(f"upload: HTTP {resp.status_code} without the protocol's error code "
-                             f"(a proxy or a wrong server_url?): {detail}; records stay queued")
+            raise SetupError(
+                f"upload: HTTP {resp.status_code} without the protocol's error code "
+                f"(a proxy or a wrong server_url?): {detail}; records stay queued"
+            )
         if resp.status_code in (400, 409, 413, 422) and code in protocol.PERMANENT:
-            if len(records) > 1:               # find the bad record(s); the rest go through
+            if len(records) > 1:  # find the bad record(s); the rest go through
                 half = len(records) // 2
                 first, second = self._send(records[:half]), self._send(records[half:])
-                return tuple(x + y for x, y in zip(first, second))
+                return first[0] + second[0], first[1] + second[1], first[2] + second[2]
             reason = f"HTTP {resp.status_code} {code}: {detail}"[:200]
             self.store.set_aside([records[0]["record_id"]], reason=reason, now=self.clock())
-            log.error("upload: the server refused record seq %d for good (%s); set aside",
-                      records[0]["seq"], code or resp.status_code)
+            log.error(
+                "upload: the server refused record seq %d for good (%s); set aside",
+                records[0]["seq"],
+                code or resp.status_code,
+            )
             return (0, 0, 1)
         raise SetupError(f"upload: HTTP {resp.status_code} {code} {detail}".strip())
 
@@ -209,7 +264,7 @@ class Uploader:
         if self.bundle_key is None or self.bundle_file is None:
             return "not configured"
         copy = self.store.get_state(BUNDLE_COPY)
-        try:    # a file changed on disk since it was verified is fetched whole again
+        try:  # a file changed on disk since it was verified is fetched whole again
             have = copy is not None and self.bundle_file.read_bytes() == copy.encode("ascii")
         except OSError:
             have = False
@@ -224,7 +279,7 @@ class Uploader:
         etag = self.store.get_state("bundle_etag")
         if held and etag:
             headers["If-None-Match"] = etag
-        if held and len(docs) < MAX_CHAIN:       # only the changes, not the whole list
+        if held and len(docs) < MAX_CHAIN:  # only the changes, not the whole list
             headers[protocol.RISK_SINCE_HEADER] = str(held.version)
         resp = self._request("GET", protocol.BUNDLE_PATH, headers=headers)
         now = self.clock()
@@ -235,24 +290,32 @@ class Uploader:
             raise SetupError(f"bundle: HTTP {resp.status_code}")
         current = held.version if held else 0
         try:
-            link = verify_bundle(resp.content, self.bundle_key, kiosk_id=self.kiosk_id,
-                                 min_version=current)
+            link = verify_bundle(resp.content, self.bundle_key, kiosk_id=self.kiosk_id, min_version=current)
             docs = docs + [resp.content] if link.risk_since is not None else [resp.content]
             data = encode_chain(docs)
             bundle = verify_chain(data, self.bundle_key, kiosk_id=self.kiosk_id)
         except BundleError as e:
-            self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})   # whole next time
+            self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})  # whole next time
             log.error("bundle refused, keeping the one held: %s", e)
             return f"refused ({e}); kept version {current or 'none'}"
         _write_atomically(self.bundle_file, data)
-        self.store.set_states({BUNDLE_COPY: data.decode("ascii"),
-                               "bundle_version": str(bundle.version),
-                               "bundle_etag": resp.headers.get("ETag", ""),
-                               "bundle_issued_at": f"{bundle.issued_at:.3f}",
-                               "bundle_checked_at": f"{now:.3f}", "bundle_error": ""})
-        log.info("bundle version %d: %d issuer keys, %d risk-list entries (%s)", bundle.version,
-                 len(bundle.issuers), len(bundle.risk_list.levels),
-                 f"a delta of {len(link.risk_list.levels)}" if link.risk_since is not None else "whole")
+        self.store.set_states(
+            {
+                BUNDLE_COPY: data.decode("ascii"),
+                "bundle_version": str(bundle.version),
+                "bundle_etag": resp.headers.get("ETag", ""),
+                "bundle_issued_at": f"{bundle.issued_at:.3f}",
+                "bundle_checked_at": f"{now:.3f}",
+                "bundle_error": "",
+            }
+        )
+        log.info(
+            "bundle version %d: %d issuer keys, %d risk-list entries (%s)",
+            bundle.version,
+            len(bundle.issuers),
+            len(bundle.risk_list.levels),
+            f"a delta of {len(link.risk_list.levels)}" if link.risk_since is not None else "whole",
+        )
         return f"updated to version {bundle.version}"
 
     # -- rounds and the service ---------------------------------------------------------------------
@@ -260,7 +323,7 @@ class Uploader:
         """Upload, then fetch the bundle even when the upload failed."""
         errors, retry_after = [], None
         try:
-            self.upload_pending()               # counts into self.progress, even if it fails
+            self.upload_pending()  # counts into self.progress, even if it fails
         except (TransientError, SetupError) as e:
             errors.append(str(e))
             retry_after = getattr(e, "retry_after", None)
@@ -269,19 +332,20 @@ class Uploader:
         except (TransientError, SetupError) as e:
             bundle = "not fetched"
             errors.append(str(e))
-            retry_after = max((r for r in (retry_after, getattr(e, "retry_after", None))
-                               if r is not None), default=None)
+            retry_after = max(
+                (r for r in (retry_after, getattr(e, "retry_after", None)) if r is not None), default=None
+            )
         error = "; ".join(errors) or None
         if error:
             self.store.set_state("last_sync_error", error[:300])
         else:
             self.store.set_states({"last_sync_at": f"{self.clock():.3f}", "last_sync_error": ""})
         accepted, duplicates, set_aside = self.progress
-        return RoundResult(accepted, duplicates, set_aside, self.store.stats()["pending"], bundle,
-                           error, retry_after)
+        return RoundResult(
+            accepted, duplicates, set_aside, self.store.stats()["pending"], bundle, error, retry_after
+        )
 
-    def loop(self, stop: threading.Event, *, interval_s: float, backoff: Backoff,
-             on_round=None) -> None:
+    def loop(self, stop: threading.Event, *, interval_s: float, backoff: Backoff, on_round=None) -> None:
         failures = 0
         while not stop.is_set():
             result = self.round()
@@ -294,8 +358,9 @@ class Uploader:
             else:
                 failures += 1
                 delay = backoff.delay(failures, retry_after=result.retry_after)
-                log.warning("sync failed (%d in a row): %s; next try in %.1f s", failures,
-                            result.error, delay)
+                log.warning(
+                    "sync failed (%d in a row): %s; next try in %.1f s", failures, result.error, delay
+                )
             stop.wait(delay)
 
 
@@ -316,9 +381,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
     """The uploader a kiosk's config describes; ConfigError names the key at fault."""
+    from kiosk.compose import load_bundle_key, open_store
     from kiosk.config import ConfigError
     from kiosk.core.keys import KeyFileError, load_ed25519_private
-    from kiosk.compose import load_bundle_key, open_store
 
     s = cfg.sync
     if not s.server_url:
@@ -330,7 +395,15 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
     except KeyFileError as e:
         raise ConfigError(f"[keys] device_key: {e} (make it with `kiosk keys init`)") from None
     verify: bool | str = s.ca_bundle or s.verify_tls
-    return Uploader(store=store or open_store(cfg), server_url=s.server_url, kiosk_id=s.kiosk_id,
-                    device_key=device_key, bundle_key=load_bundle_key(cfg),
-                    bundle_file=Path(cfg.kiosk.bundle_file) if cfg.kiosk.bundle_file else None,
-                    batch_size=s.batch_size, timeout_s=s.timeout_s, verify=verify, session=session)
+    return Uploader(
+        store=store or open_store(cfg),
+        server_url=s.server_url,
+        kiosk_id=s.kiosk_id,
+        device_key=device_key,
+        bundle_key=load_bundle_key(cfg),
+        bundle_file=Path(cfg.kiosk.bundle_file) if cfg.kiosk.bundle_file else None,
+        batch_size=s.batch_size,
+        timeout_s=s.timeout_s,
+        verify=verify,
+        session=session,
+    )

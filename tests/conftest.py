@@ -2,9 +2,16 @@
 
 import pytest
 
-from kiosk.core.keys import (ISSUER_KEY, ISSUER_PUB, SEALING_KEY, SEALING_PUB,
-                             load_ed25519_private, load_x25519_private, load_x25519_public,
-                             trusted_issuers)
+from kiosk.core.keys import (
+    ISSUER_KEY,
+    ISSUER_PUB,
+    SEALING_KEY,
+    SEALING_PUB,
+    load_ed25519_private,
+    load_x25519_private,
+    load_x25519_public,
+    trusted_issuers,
+)
 from kiosk.core.passes import encode_pass
 from kiosk.core.seal import SealingKey
 from workbench.testkit import NOW, seeded_authority
@@ -20,9 +27,12 @@ def authority(tmp_path_factory):
 def pg_server():
     """A real PostgreSQL for the session, or a skip that says why (CI installs it)."""
     from workbench.pgserver import PgServer, server_binaries
+
     if server_binaries() is None:
-        pytest.skip("PostgreSQL tests skipped: no server binaries here (apt install postgresql; "
-                    "scripts/setup --test does)")
+        pytest.skip(
+            "PostgreSQL tests skipped: no server binaries here (apt install postgresql; "
+            "scripts/setup --test does)"
+        )
     server = PgServer().start()
     yield server
     server.stop()
@@ -37,6 +47,7 @@ def pg_url(pg_server):
 def server_keys(authority, tmp_path_factory):
     """The central server's keys folder: bundle.key and public files, no private key."""
     from sync.central.keyring import server_keys_folder
+
     return server_keys_folder(authority, tmp_path_factory.mktemp("server-keys"))
 
 
@@ -64,7 +75,13 @@ def committee_key(authority):
 def make_pass(issuer_key):
     def make(risk=0, *, issued=NOW - 3600, expires=NOW + 7 * 86400, pass_id=None, key=None):
         pid = pass_id or bytes(range(risk, risk + 16))
-        return encode_pass(signing_key=key or issuer_key, issuer="test-authority",
-                           issued_at=issued, expires_at=expires, pass_id=pid, risk_level=risk)
-    return make
+        return encode_pass(
+            signing_key=key or issuer_key,
+            issuer="test-authority",
+            issued_at=issued,
+            expires_at=expires,
+            pass_id=pid,
+            risk_level=risk,
+        )
 
+    return make

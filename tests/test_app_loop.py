@@ -8,23 +8,21 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from kiosk.app import KioskApp, Trust
-from kiosk.config import SignalSection
-from kiosk.core.decision import Policy
 from kiosk import patterns
 from kiosk.adapters.decoders import make_decoder
 from kiosk.adapters.frames import ArraySource, ImageSource
-from kiosk.core.reasons import Outcome
-from workbench.render import camera_frame
 from kiosk.adapters.signal import Signal
-from kiosk.store.sqlitedb import open_db
+from kiosk.app import KioskApp, Trust
+from kiosk.config import SignalSection
+from kiosk.core.decision import Policy
+from kiosk.core.reasons import Outcome
 from kiosk.store.checkins import CheckinStore
+from kiosk.store.sqlitedb import open_db
+from workbench.render import camera_frame
 from workbench.testkit import FakeClock
 
 CFG = SignalSection().scaled(0.3)
 RED, AMBER, GREEN, BUZZ = CFG.red_pin, CFG.amber_pin, CFG.green_pin, CFG.buzzer_pin
-
-
 
 
 @pytest.fixture
@@ -35,8 +33,16 @@ def rig(sealing, trusted):
     clock = FakeClock()
 
     def app(source, **kw):
-        return KioskApp(source=source, decoder=make_decoder("zxing"), signal=signal, store=store,
-                        trust=lambda: Trust(issuers=trusted, policy=Policy()), clock=clock, **kw)
+        return KioskApp(
+            source=source,
+            decoder=make_decoder("zxing"),
+            signal=signal,
+            store=store,
+            trust=lambda: Trust(issuers=trusted, policy=Policy()),
+            clock=clock,
+            **kw,
+        )
+
     yield app, factory, store, clock
     signal.close()
 
@@ -51,10 +57,14 @@ def pin(factory, n):
 
 def test_loop_on_image_files_records_and_signals(rig, make_pass, tmp_path):
     import time as _t
+
     now = int(_t.time())
     app, factory, store, clock = rig
-    passes = [make_pass(0, issued=now - 60, expires=now + 3600),
-              make_pass(3, issued=now - 60, expires=now + 3600), "https://example.org"]
+    passes = [
+        make_pass(0, issued=now - 60, expires=now + 3600),
+        make_pass(3, issued=now - 60, expires=now + 3600),
+        "https://example.org",
+    ]
     for i, text in enumerate([None, passes[0], None, passes[1], None, passes[2]]):
         cv2.imwrite(str(tmp_path / f"{i:02d}.png"), frame(text, seed=i))
     events = []
@@ -72,7 +82,7 @@ def played(pin_) -> list[tuple[float, bool]]:
     if not on:
         return []
     t, out = 0.0, []
-    for st in states[on[0]:]:
+    for st in states[on[0] :]:
         t += st.timestamp if out else 0.0
         out.append((t, st.state))
     return out
@@ -90,21 +100,25 @@ def assert_plays(pin_, pattern_text):
 def test_each_outcome_plays_its_own_lamp_and_sound_pattern(rig, make_pass, outcome):
     app, factory, store, clock = rig
     now = int(time.time())
-    text = {Outcome.ADMIT: make_pass(1, issued=now - 60, expires=now + 60),
-            Outcome.DENY: make_pass(3, issued=now - 60, expires=now + 60),
-            Outcome.INVALID: "VC1:NOT-A-REAL-PASS"}[outcome]
+    text = {
+        Outcome.ADMIT: make_pass(1, issued=now - 60, expires=now + 60),
+        Outcome.DENY: make_pass(3, issued=now - 60, expires=now + 60),
+        Outcome.INVALID: "VC1:NOT-A-REAL-PASS",
+    }[outcome]
     a = app(ArraySource([frame(text)]))
-    a.step(frame(None))          # warm the decoder up, then watch the pins
+    a.step(frame(None))  # warm the decoder up, then watch the pins
     for n in (GREEN, RED, AMBER, BUZZ):
         pin(factory, n).clear_states()
     a.run()
-    lamp_pin, lamp, sound = {Outcome.ADMIT: (GREEN, CFG.admit_lamp, CFG.admit_sound),
-                             Outcome.DENY: (RED, CFG.deny_lamp, CFG.deny_sound),
-                             Outcome.INVALID: (AMBER, CFG.invalid_lamp, CFG.invalid_sound)}[outcome]
+    lamp_pin, lamp, sound = {
+        Outcome.ADMIT: (GREEN, CFG.admit_lamp, CFG.admit_sound),
+        Outcome.DENY: (RED, CFG.deny_lamp, CFG.deny_sound),
+        Outcome.INVALID: (AMBER, CFG.invalid_lamp, CFG.invalid_sound),
+    }[outcome]
     time.sleep(max(patterns.duration(lamp), patterns.duration(sound)) + 0.3)
     assert_plays(pin(factory, lamp_pin), lamp)
     assert_plays(pin(factory, BUZZ), sound)
-    for other in {GREEN, RED, AMBER} - {lamp_pin}:          # no other lamp lit at all
+    for other in {GREEN, RED, AMBER} - {lamp_pin}:  # no other lamp lit at all
         assert not any(st.state for st in pin(factory, other).states)
 
 
@@ -115,7 +129,7 @@ def test_default_patterns_differ_without_colour():
     lamps = [patterns.pulses(x) for x in (d.admit_lamp, d.deny_lamp, d.invalid_lamp)]
     sounds = [patterns.pulses(x) for x in (d.admit_sound, d.deny_sound, d.invalid_sound)]
     assert len(set(lamps)) == 3 and len(set(sounds)) == 3, (lamps, sounds)
-    assert lamps[0] == 1 and sounds[0] == 1                 # enter: one steady light, one beep
+    assert lamps[0] == 1 and sounds[0] == 1  # enter: one steady light, one beep
 
 
 def test_a_new_signal_cuts_the_one_still_playing():
@@ -139,6 +153,7 @@ def test_commit_happens_before_the_signal(rig, make_pass):
     def show(outcome):
         seen["records_when_shown"] = store.stats()["records"]
         original(outcome)
+
     a.signal.show = show
     a.run()
     assert seen["records_when_shown"] == 1
@@ -151,12 +166,12 @@ def test_same_pass_held_then_shown_again(rig, make_pass):
     events = []
     a = app(ArraySource([]), on_event=events.append, hold_s=1.0, repeat_window_s=10.0)
     a.step(p)
-    a.step(p)                       # still in view: nothing new
+    a.step(p)  # still in view: nothing new
     assert len(events) == 1 and events[0].recorded
-    clock.offset += 3               # taken away and shown again within the window
+    clock.offset += 3  # taken away and shown again within the window
     a.step(p)
     assert len(events) == 2 and events[1].repeat and not events[1].recorded
-    clock.offset += 20              # a new visit
+    clock.offset += 20  # a new visit
     a.step(p)
     assert len(events) == 3 and events[2].recorded
     assert store.stats()["records"] == 2

@@ -6,15 +6,16 @@ import re
 import stat
 import subprocess
 
-from workbench.testkit import BIN, ROOT, kiosk_config_text
 from sync.central.keyring import server_keys_folder
+from workbench.testkit import BIN, ROOT, kiosk_config_text
 
 README = (ROOT / "README.md").read_text()
 
 
 def run(*args, check=True, timeout=120, **kw):
-    p = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True,
-                       timeout=timeout, **kw)
+    p = subprocess.run(
+        [str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, timeout=timeout, **kw
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"{args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
     return p
@@ -48,8 +49,10 @@ def test_every_command_the_readme_names_exists():
 def test_the_demo_runs_and_prints_its_totals(tmp_path):
     p = run("kiosk", "demo", "--keep", tmp_path / "demo", timeout=300)
     out = p.stdout
-    assert ("totals: frames 255, scans 9, admitted 4, refused 1, invalid 4, recorded 4, "
-            "repeats 1, decoder errors 0") in out
+    assert (
+        "totals: frames 255, scans 9, admitted 4, refused 1, invalid 4, recorded 4, "
+        "repeats 1, decoder errors 0"
+    ) in out
     assert out.count("GREEN") >= 4 and out.count("RED") >= 1 and out.count("AMBER") == 4
     assert "the committee's key opens record 1: decision admit, level 0, venue demo-venue" in out
     assert re.search(r"synced \d+, pending 0", out)
@@ -63,8 +66,7 @@ def test_keys_init_makes_private_files_0600_and_refuses_to_overwrite(tmp_path):
     d = tmp_path / "auth"
     run("kiosk-central", "keys", "init", "--dir", d)
     names = sorted(p.name for p in d.iterdir())
-    assert names == ["bundle.key", "bundle.pub", "issuer.key", "issuer.pub", "sealing.key",
-                     "sealing.pub"]
+    assert names == ["bundle.key", "bundle.pub", "issuer.key", "issuer.pub", "sealing.key", "sealing.pub"]
     for p in d.iterdir():
         mode = stat.S_IMODE(p.stat().st_mode)
         assert (mode == 0o600) if p.suffix == ".key" else (mode & 0o077 == 0o044), (p, oct(mode))
@@ -73,29 +75,55 @@ def test_keys_init_makes_private_files_0600_and_refuses_to_overwrite(tmp_path):
 
 
 def test_issue_pass_text_is_exactly_one_line_the_kiosk_admits(tmp_path, authority):
-    p = run("kiosk-central", "issue-pass", "--keys", authority, "--risk", "1", "--text",
-            "--png", tmp_path / "p.png", "--svg", tmp_path / "p.svg")
+    p = run(
+        "kiosk-central",
+        "issue-pass",
+        "--keys",
+        authority,
+        "--risk",
+        "1",
+        "--text",
+        "--png",
+        tmp_path / "p.png",
+        "--svg",
+        tmp_path / "p.svg",
+    )
     lines = p.stdout.split("\n")
     assert len(lines) == 2 and lines[1] == "" and lines[0].startswith("VC1:")
-    assert re.fullmatch(r"VC1:[0-9A-Z $%*+\-./:]+", lines[0])       # QR alphanumeric mode
+    assert re.fullmatch(r"VC1:[0-9A-Z $%*+\-./:]+", lines[0])  # QR alphanumeric mode
     scan = run("kiosk", "scan", "--keys", authority, "--json", tmp_path / "p.png")
-    assert json.loads(scan.stdout) == {"path": str(tmp_path / "p.png"), "decision": "admit",
-                                       "reason": "valid", "risk_level": 1}
+    assert json.loads(scan.stdout) == {
+        "path": str(tmp_path / "p.png"),
+        "decision": "admit",
+        "reason": "valid",
+        "risk_level": 1,
+    }
 
 
 def test_issue_pass_refuses_an_expiry_before_issue(authority):
-    p = run("kiosk-central", "issue-pass", "--keys", authority, "--risk", "0",
-            "--issued", "2026-01-02T00:00", "--expires", "2026-01-01T00:00", check=False)
+    p = run(
+        "kiosk-central",
+        "issue-pass",
+        "--keys",
+        authority,
+        "--risk",
+        "0",
+        "--issued",
+        "2026-01-02T00:00",
+        "--expires",
+        "2026-01-01T00:00",
+        check=False,
+    )
     assert p.returncode == 2 and "expiry" in p.stderr
 
 
 # -- kiosk scan ------------------------------------------------------------------------------------
 def test_scan_json_one_line_per_image_never_the_pass_id(tmp_path, authority):
-    from sync.central.issuing import issue_pass
-    from sync.central.issuing import save_pass
-    from workbench.render import background
     import cv2
     import numpy as np
+
+    from sync.central.issuing import issue_pass, save_pass
+    from workbench.render import background
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -104,8 +132,11 @@ def test_scan_json_one_line_per_image_never_the_pass_id(tmp_path, authority):
         text, pid = issue_pass(authority, risk=level)
         ids.append(pid)
         save_pass(text, png=folder / f"level{level}.png")
-    expired, pid = issue_pass(authority, risk=0, issued=__import__("datetime").datetime(2020, 1, 1,
-                              tzinfo=__import__("datetime").timezone.utc))
+    expired, pid = issue_pass(
+        authority,
+        risk=0,
+        issued=__import__("datetime").datetime(2020, 1, 1, tzinfo=__import__("datetime").timezone.utc),
+    )
     ids.append(pid)
     save_pass(expired, png=folder / "old.png")
     save_pass("not a pass at all", png=folder / "menu.png")
@@ -115,18 +146,42 @@ def test_scan_json_one_line_per_image_never_the_pass_id(tmp_path, authority):
     p = run("kiosk", "scan", "--keys", authority, "--json", folder)
     rows = {os.path.basename(r["path"]): r for r in map(json.loads, p.stdout.splitlines())}
     assert rows == {
-        "level0.png": {"path": str(folder / "level0.png"), "decision": "admit", "reason": "valid",
-                       "risk_level": 0},
-        "level3.png": {"path": str(folder / "level3.png"), "decision": "deny",
-                       "reason": "risk_level", "risk_level": 3},
-        "old.png": {"path": str(folder / "old.png"), "decision": "invalid", "reason": "expired",
-                    "risk_level": None},
-        "menu.png": {"path": str(folder / "menu.png"), "decision": "invalid",
-                     "reason": "not_a_pass", "risk_level": None},
-        "wall.png": {"path": str(folder / "wall.png"), "decision": "none", "reason": "no_code",
-                     "risk_level": None},
-        "broken.png": {"path": str(folder / "broken.png"), "decision": "none",
-                       "reason": "unreadable_image", "risk_level": None},
+        "level0.png": {
+            "path": str(folder / "level0.png"),
+            "decision": "admit",
+            "reason": "valid",
+            "risk_level": 0,
+        },
+        "level3.png": {
+            "path": str(folder / "level3.png"),
+            "decision": "deny",
+            "reason": "risk_level",
+            "risk_level": 3,
+        },
+        "old.png": {
+            "path": str(folder / "old.png"),
+            "decision": "invalid",
+            "reason": "expired",
+            "risk_level": None,
+        },
+        "menu.png": {
+            "path": str(folder / "menu.png"),
+            "decision": "invalid",
+            "reason": "not_a_pass",
+            "risk_level": None,
+        },
+        "wall.png": {
+            "path": str(folder / "wall.png"),
+            "decision": "none",
+            "reason": "no_code",
+            "risk_level": None,
+        },
+        "broken.png": {
+            "path": str(folder / "broken.png"),
+            "decision": "none",
+            "reason": "unreadable_image",
+            "risk_level": None,
+        },
     }
     for pid in ids:
         assert pid.hex() not in p.stdout + p.stderr
@@ -136,8 +191,7 @@ def test_scan_json_one_line_per_image_never_the_pass_id(tmp_path, authority):
 
 def test_scan_with_a_bad_config_names_the_key(tmp_path, authority):
     cfg = tmp_path / "k.toml"
-    cfg.write_text(kiosk_config_text(authority, tmp_path / "db.sqlite",
-                                     signal=['green_pin = "five"']))
+    cfg.write_text(kiosk_config_text(authority, tmp_path / "db.sqlite", signal=['green_pin = "five"']))
     p = run("kiosk", "scan", "--config", cfg, tmp_path, check=False)
     assert p.returncode == 2
     assert p.stderr.strip() == "kiosk: config error: [signal] green_pin: expected an integer, got 'five'"
@@ -145,8 +199,7 @@ def test_scan_with_a_bad_config_names_the_key(tmp_path, authority):
 
 # -- kiosk run and purge ---------------------------------------------------------------------------
 def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, authority):
-    from sync.central.issuing import save_pass
-    from sync.central.issuing import issue_pass
+    from sync.central.issuing import issue_pass, save_pass
 
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -154,13 +207,20 @@ def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, 
     save_pass(text, png=imgs / "a.png")
     db = tmp_path / "k.db"
     cfg = tmp_path / "k.toml"
-    cfg.write_text(kiosk_config_text(authority, db, camera=['source = "images"',
-                                                            f'images = ["{imgs}"]', "loop = true",
-                                                            "fps = 20.0"]))
-    proc = subprocess.Popen([str(BIN / "kiosk"), "run", "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg.write_text(
+        kiosk_config_text(
+            authority, db, camera=['source = "images"', f'images = ["{imgs}"]', "loop = true", "fps = 20.0"]
+        )
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "kiosk"), "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     import sqlite3
     import time
+
     deadline = time.monotonic() + 30
     n = 0
     while time.monotonic() < deadline and n == 0:
@@ -175,7 +235,7 @@ def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, 
     assert proc.returncode == 0, err
     assert n == 1
     assert "kiosk stopped:" in err and "1 recorded" in err
-    for secret in ("admit", "GREEN", "valid", "level", pid.hex()):   # no outcome in the journal
+    for secret in ("admit", "GREEN", "valid", "level", pid.hex()):  # no outcome in the journal
         assert secret not in err + out, secret
 
     p = run("kiosk", "purge", "--config", cfg)
@@ -189,27 +249,60 @@ def committee_with_a_case(tmp_path, data, case_id):
     for name in ("alice", "bob"):
         run("kiosk-central", "keys", "init-member", "--dir", tmp_path / name)
         keys.append(tmp_path / name / "member.key")
-    run("kiosk-central", "member", "add", "--data", data, "--name", "Alice", "--public-key",
-        tmp_path / "alice" / "member.pub")
-    run("kiosk-central", "member", "add", "--data", data, "--name", "Bob", "--public-key",
-        tmp_path / "bob" / "member.pub", "--member-key", keys[0])
-    run("kiosk-central", "case", "open", "--data", data, "--member-key", keys[0], "--id", case_id,
-        "--reason", "cluster reported by the district hospital")
+    run(
+        "kiosk-central",
+        "member",
+        "add",
+        "--data",
+        data,
+        "--name",
+        "Alice",
+        "--public-key",
+        tmp_path / "alice" / "member.pub",
+    )
+    run(
+        "kiosk-central",
+        "member",
+        "add",
+        "--data",
+        data,
+        "--name",
+        "Bob",
+        "--public-key",
+        tmp_path / "bob" / "member.pub",
+        "--member-key",
+        keys[0],
+    )
+    run(
+        "kiosk-central",
+        "case",
+        "open",
+        "--data",
+        data,
+        "--member-key",
+        keys[0],
+        "--id",
+        case_id,
+        "--reason",
+        "cluster reported by the district hospital",
+    )
     run("kiosk-central", "case", "approve", "--data", data, "--member-key", keys[1], "--id", case_id)
     return keys
 
 
 # -- sync from the command line ----------------------------------------------------------------------
 def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, authority):
-    from sync.central.issuing import save_pass
-    from sync.central.issuing import issue_pass
+    from sync.central.issuing import issue_pass, save_pass
     from workbench.localserver import LocalServer
 
     db = tmp_path / "kiosk.db"
     cfg = tmp_path / "kiosk.toml"
-    base = kiosk_config_text(authority, db, keys=[f'bundle_key = "{authority / "bundle.pub"}"',
-                                                  'device_key = "device.key"'],
-                             kiosk=['bundle_file = "bundle.json"'])
+    base = kiosk_config_text(
+        authority,
+        db,
+        keys=[f'bundle_key = "{authority / "bundle.pub"}"', 'device_key = "device.key"'],
+        kiosk=['bundle_file = "bundle.json"'],
+    )
     cfg.write_text(base)
     pem = run("kiosk", "keys", "init", "--config", cfg).stdout
     assert pem.startswith("-----BEGIN PUBLIC KEY-----") and pem.count("\n") == 3
@@ -222,8 +315,16 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
     assert offline.returncode == 2 and "[sync] server_url: not set" in offline.stderr
 
     data = tmp_path / "central"
-    kid = run("kiosk-central", "register-kiosk", "--data", data, "--venue", "Market hall",
-              "--public-key", tmp_path / "device.pub").stdout.strip()
+    kid = run(
+        "kiosk-central",
+        "register-kiosk",
+        "--data",
+        data,
+        "--venue",
+        "Market hall",
+        "--public-key",
+        tmp_path / "device.pub",
+    ).stdout.strip()
     assert re.fullmatch(r"k-[0-9a-f]{16}", kid)
 
     text, pid = issue_pass(authority, risk=0)
@@ -231,25 +332,46 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
     with LocalServer(data, server_keys_folder(authority, tmp_path / "server-keys")) as server:
         cfg.write_text(base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n')
         # a check-in, as `kiosk run` would record it
-        from kiosk import config as config_mod
-        from kiosk.core.decision import decide
-        from kiosk.compose import open_store, trust_provider
         import time as _time
+
+        from kiosk import config as config_mod
+        from kiosk.compose import open_store, trust_provider
+        from kiosk.core.decision import decide
+
         c = config_mod.load(cfg)
         t = trust_provider(c)()
         store = open_store(c)
-        store.record(decide(text, trusted=t.issuers, risk_list=t.risk_list, policy=t.policy,
-                            now=_time.time()), now=_time.time(), clock_synced=True)
+        store.record(
+            decide(text, trusted=t.issuers, risk_list=t.risk_list, policy=t.policy, now=_time.time()),
+            now=_time.time(),
+            clock_synced=True,
+        )
         store.close()
 
         first = run("kiosk", "sync", "--config", cfg)
-        assert first.stdout.strip() == ("uploaded 1 (duplicates 0), set aside 0, pending 0; "
-                                        "bundle updated to version 1")
-        assert run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout.count('"admit"') == 1
+        assert first.stdout.strip() == (
+            "uploaded 1 (duplicates 0), set aside 0, pending 0; bundle updated to version 1"
+        )
+        assert (
+            run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout.count('"admit"')
+            == 1
+        )
 
         alice, _ = committee_with_a_case(tmp_path, data, "OB-2026-17")
-        raised = run("kiosk-central", "set-risk", "--data", data, "--pass-id", pid.hex(), "--level", "3",
-                     "--case", "OB-2026-17", "--member-key", alice)
+        raised = run(
+            "kiosk-central",
+            "set-risk",
+            "--data",
+            data,
+            "--pass-id",
+            pid.hex(),
+            "--level",
+            "3",
+            "--case",
+            "OB-2026-17",
+            "--member-key",
+            alice,
+        )
         assert raised.stdout.strip() == "risk list version 2: level 3 set, expires in 14 days"
         second = run("kiosk", "sync", "--config", cfg)
         assert "bundle updated to version 2" in second.stdout
@@ -264,7 +386,9 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         # "status  name         detail": the name column is 12 wide
         lines = {line[6:18].strip(): line for line in doctor.stdout.splitlines()}
         assert doctor.returncode == 0, doctor.stdout
-        assert lines["database"].startswith("ok") and "integrity ok, journal wal, 1 records" in lines["database"]
+        assert (
+            lines["database"].startswith("ok") and "integrity ok, journal wal, 1 records" in lines["database"]
+        )
         assert lines["pending"].startswith("ok") and "0 records to upload" in lines["pending"]
         assert lines["last sync"].startswith("ok") and lines["risk list"].startswith("ok")
         assert "bundle version 2" in lines["risk list"]
@@ -272,22 +396,55 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         for out in (first.stdout + first.stderr, doctor.stdout, status):
             assert pid.hex() not in out
 
-    assert pid.hex() not in (data / "server.log").read_text()       # the server's log neither
-    down = run("kiosk", "sync", "--config", cfg, check=False)      # the server is gone
+    assert pid.hex() not in (data / "server.log").read_text()  # the server's log neither
+    down = run("kiosk", "sync", "--config", cfg, check=False)  # the server is gone
     assert down.returncode == 1 and "ConnectionError" in down.stdout
 
     # The committee, for an outbreak case: the reading is logged before anything is opened.
-    opened = run("kiosk-central", "open-records", "--data", data, "--keys", authority,
-                 "--case", "OB-2026-17", "--pass-id", pid.hex(), "--member-key", alice)
+    opened = run(
+        "kiosk-central",
+        "open-records",
+        "--data",
+        data,
+        "--keys",
+        authority,
+        "--case",
+        "OB-2026-17",
+        "--pass-id",
+        pid.hex(),
+        "--member-key",
+        alice,
+    )
     rows = [json.loads(line) for line in opened.stdout.splitlines()]
-    assert [(r["pass_id"], r["decision"], r["risk_level"], r["kiosk_id"]) for r in rows] == \
-        [(pid.hex(), "admit", 0, kid)]
+    assert [(r["pass_id"], r["decision"], r["risk_level"], r["kiosk_id"]) for r in rows] == [
+        (pid.hex(), "admit", 0, kid)
+    ]
     assert "reading 1 logged for case OB-2026-17: 1 records shown" in opened.stderr
-    no_case = run("kiosk-central", "open-records", "--data", data, "--keys", authority,
-                  "--member-key", alice, check=False)
+    no_case = run(
+        "kiosk-central",
+        "open-records",
+        "--data",
+        data,
+        "--keys",
+        authority,
+        "--member-key",
+        alice,
+        check=False,
+    )
     assert no_case.returncode == 2 and "--case" in no_case.stderr
-    unknown = run("kiosk-central", "open-records", "--data", data, "--keys", authority,
-                  "--member-key", alice, "--case", "lunch", check=False)
+    unknown = run(
+        "kiosk-central",
+        "open-records",
+        "--data",
+        data,
+        "--keys",
+        authority,
+        "--member-key",
+        alice,
+        "--case",
+        "lunch",
+        check=False,
+    )
     assert unknown.returncode == 3 and "case 'lunch': no such outbreak case" in unknown.stderr
     audit = run("kiosk-central", "reads", "--data", data).stdout.splitlines()
     assert len(audit) == 1 and "case OB-2026-17  kiosk all  1 records" in audit[0]
@@ -300,6 +457,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
 # -- the units a Pi runs -------------------------------------------------------------------------------
 def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
     import configparser
+
     units = {}
     for path in (ROOT / "systemd").iterdir():
         cp = configparser.ConfigParser(strict=False, interpolation=None)
@@ -309,13 +467,13 @@ def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
     svc = units["kiosk.service"]["Service"]
     assert svc["Type"] == "notify" and int(svc["WatchdogSec"]) > 0 and svc["Restart"] == "on-failure"
     assert "gpio" in svc["SupplementaryGroups"] and svc["User"] == "kiosk"
-    assert svc["PrivateNetwork"] == "yes"             # the scanner never touches the network
+    assert svc["PrivateNetwork"] == "yes"  # the scanner never touches the network
     assert units["kiosk-purge.timer"]["Timer"]["Persistent"] == "true"
     for name, cp in units.items():
         if not name.endswith(".service"):
             continue
         exec_start = cp["Service"]["ExecStart"].split()
-        if name.startswith("kiosk-central"):          # the authority's server side
+        if name.startswith("kiosk-central"):  # the authority's server side
             assert exec_start[0] == "/opt/kiosk/.venv/bin/kiosk-central"
             assert run("kiosk-central", *exec_start[1:2], "--help").returncode == 0
             if "purge" in name:
@@ -328,17 +486,18 @@ def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "install-pi")]).returncode == 0
 
 
-
 def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path, authority):
     """Two processes on one SQLite file, as on a Pi: the scan loop keeps recording while the
     uploader drains; nothing is lost, nobody sees 'database is locked'."""
-    from workbench.render import camera_frame
-    from sync.central.issuing import issue_pass
-    from workbench.localserver import LocalServer
-    import cv2
-    import numpy as np
     import sqlite3
     import time
+
+    import cv2
+    import numpy as np
+
+    from sync.central.issuing import issue_pass
+    from workbench.localserver import LocalServer
+    from workbench.render import camera_frame
 
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -348,19 +507,38 @@ def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path
     db = tmp_path / "kiosk.db"
     cfg = tmp_path / "kiosk.toml"
     data = tmp_path / "central"
-    base = kiosk_config_text(authority, db, kiosk=["repeat_window_s = 0.0", "hold_s = 0.0"],
-                             camera=['source = "images"', f'images = ["{imgs}"]', "loop = true",
-                                     "fps = 30.0"])
+    base = kiosk_config_text(
+        authority,
+        db,
+        kiosk=["repeat_window_s = 0.0", "hold_s = 0.0"],
+        camera=['source = "images"', f'images = ["{imgs}"]', "loop = true", "fps = 30.0"],
+    )
     cfg.write_text(base)
     run("kiosk", "keys", "init", "--config", cfg)
-    kid = run("kiosk-central", "register-kiosk", "--data", data, "--venue", "v",
-              "--public-key", tmp_path / "device.pub").stdout.strip()
+    kid = run(
+        "kiosk-central",
+        "register-kiosk",
+        "--data",
+        data,
+        "--venue",
+        "v",
+        "--public-key",
+        tmp_path / "device.pub",
+    ).stdout.strip()
     with LocalServer(data, server_keys_folder(authority, tmp_path / "server-keys")) as server:
-        cfg.write_text(base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n'
-                       "interval_s = 0.2\nbatch_size = 7\n")
-        procs = [subprocess.Popen([str(BIN / "kiosk"), cmd, "--config", str(cfg), *extra],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for cmd, extra in (("run", []), ("sync", ["--loop"]))]
+        cfg.write_text(
+            base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n'
+            "interval_s = 0.2\nbatch_size = 7\n"
+        )
+        procs = [
+            subprocess.Popen(
+                [str(BIN / "kiosk"), cmd, "--config", str(cfg), *extra],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for cmd, extra in (("run", []), ("sync", ["--loop"]))
+        ]
         time.sleep(6)
         for p in procs:
             p.terminate()
@@ -372,13 +550,14 @@ def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path
         assert "pending 0" in final
         on_server = len(server_ids_of(data, kid))
     assert on_server == made
-    for out, err in outputs:
+    for _out, err in outputs:
         assert "locked" not in err and "Traceback" not in err
     assert "sync: uploaded" in outputs[1][1]
 
 
 def server_ids_of(data, kiosk_id):
     from sync.central.storage.sqlite_backend import SqliteStorage
+
     s = SqliteStorage.in_folder(data)
     try:
         return s.record_ids(kiosk_id)

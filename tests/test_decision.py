@@ -22,9 +22,15 @@ def run(text, trusted, *, now=NOW, risk_list=EMPTY, policy=POLICY) -> Decision:
     return decide(text, trusted=trusted, risk_list=risk_list, policy=policy, now=now)
 
 
-@pytest.mark.parametrize("level,outcome,reason", [
-    (0, Outcome.ADMIT, Reason.VALID), (1, Outcome.ADMIT, Reason.VALID),
-    (2, Outcome.ADMIT, Reason.VALID), (3, Outcome.DENY, Reason.RISK_LEVEL)])
+@pytest.mark.parametrize(
+    "level,outcome,reason",
+    [
+        (0, Outcome.ADMIT, Reason.VALID),
+        (1, Outcome.ADMIT, Reason.VALID),
+        (2, Outcome.ADMIT, Reason.VALID),
+        (3, Outcome.DENY, Reason.RISK_LEVEL),
+    ],
+)
 def test_valid_pass_at_each_level(make_pass, trusted, level, outcome, reason):
     d = run(make_pass(level), trusted)
     assert (d.outcome, d.reason, d.risk_level) == (outcome, reason, level)
@@ -33,7 +39,7 @@ def test_valid_pass_at_each_level(make_pass, trusted, level, outcome, reason):
 
 
 def _cose(text):
-    return cbor2.loads(zlib.decompress(base45.b45decode(text[len(PREFIX):])))
+    return cbor2.loads(zlib.decompress(base45.b45decode(text[len(PREFIX) :])))
 
 
 def _pack(obj) -> str:
@@ -42,6 +48,7 @@ def _pack(obj) -> str:
 
 def _resign(payload: dict, key, protected: dict | None = None) -> str:
     from kiosk.core.passes import _sig_structure, key_id
+
     prot = cbor2.dumps(protected or {1: -8, 4: key_id(key.public_key())})
     body = cbor2.dumps(payload)
     return _pack(cbor2.CBORTag(18, [prot, {}, body, key.sign(_sig_structure(prot, body))]))
@@ -72,10 +79,12 @@ def invalid_cases(make_pass, issuer_key):
         ("not base45", PREFIX + "abc~~", Reason.BAD_ENCODING),
         ("base45 bad length", PREFIX + "A", Reason.BAD_ENCODING),
         ("not zlib", PREFIX + base45.b45encode(b"hello world").decode(), Reason.BAD_COMPRESSION),
-        ("truncated zlib", PREFIX + base45.b45encode(zlib.compress(b"x" * 50)[:-3]).decode(),
-         Reason.BAD_COMPRESSION),
-        ("zlib bomb", PREFIX + base45.b45encode(zlib.compress(b"\0" * 100_000)).decode(),
-         Reason.TOO_LARGE),
+        (
+            "truncated zlib",
+            PREFIX + base45.b45encode(zlib.compress(b"x" * 50)[:-3]).decode(),
+            Reason.BAD_COMPRESSION,
+        ),
+        ("zlib bomb", PREFIX + base45.b45encode(zlib.compress(b"\0" * 100_000)).decode(), Reason.TOO_LARGE),
         ("too long", PREFIX + "0" * 5000, Reason.TOO_LARGE),
         ("not cbor", PREFIX + base45.b45encode(zlib.compress(b"\xff\xff")).decode(), Reason.MALFORMED),
         ("cbor not array", _pack({"a": 1}), Reason.MALFORMED),
@@ -85,10 +94,16 @@ def invalid_cases(make_pass, issuer_key):
         ("alg ES256 claimed", _resign(_claims(), issuer_key, {1: -7, 4: b"k"}), Reason.MALFORMED),
         ("no kid", _resign(_claims(), issuer_key, {1: -8}), Reason.MALFORMED),
         ("unknown key", make_pass(0, key=other), Reason.UNKNOWN_KEY),
-        ("signature flipped", _pack(cbor2.CBORTag(18, [prot, {}, payload, bytes([sig[0] ^ 1]) + sig[1:]])),
-         Reason.BAD_SIGNATURE),
-        ("payload swapped", _pack(cbor2.CBORTag(18, [prot, {}, _cose(make_pass(3)).value[2], sig])),
-         Reason.BAD_SIGNATURE),
+        (
+            "signature flipped",
+            _pack(cbor2.CBORTag(18, [prot, {}, payload, bytes([sig[0] ^ 1]) + sig[1:]])),
+            Reason.BAD_SIGNATURE,
+        ),
+        (
+            "payload swapped",
+            _pack(cbor2.CBORTag(18, [prot, {}, _cose(make_pass(3)).value[2], sig])),
+            Reason.BAD_SIGNATURE,
+        ),
         ("claims not a map", _resign([1, 2], issuer_key), Reason.BAD_CLAIMS),
         ("risk 4", _resign(_claims(risk=4), issuer_key), Reason.BAD_CLAIMS),
         ("risk -1", _resign(_claims(risk=-1), issuer_key), Reason.BAD_CLAIMS),
@@ -153,7 +168,7 @@ def test_every_single_character_change_is_refused_or_identical(make_pass, truste
         for ch in alphabet:
             if ch == original[i]:
                 continue
-            d = run(original[:i] + ch + original[i + 1:], trusted)
+            d = run(original[:i] + ch + original[i + 1 :], trusted)
             if d.outcome is Outcome.INVALID:
                 refused += 1
             else:
@@ -163,7 +178,7 @@ def test_every_single_character_change_is_refused_or_identical(make_pass, truste
     assert refused > 0.99 * (refused + same)
     # deletions and insertions too
     for i in range(len(original)):
-        for text in (original[:i] + original[i + 1:], original[:i] + "0" + original[i:]):
+        for text in (original[:i] + original[i + 1 :], original[:i] + "0" + original[i:]):
             d = run(text, trusted)
             assert d.outcome is Outcome.INVALID or d.claims == base.claims
 
@@ -178,13 +193,15 @@ def test_never_raises_on_any_input(make_pass, trusted):
         if kind < 0.3:
             inputs.append("".join(rng.choice(string.printable) for _ in range(n)))
         elif kind < 0.6:
-            inputs.append(PREFIX + "".join(rng.choice("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
-                                          for _ in range(n)))
+            inputs.append(
+                PREFIX
+                + "".join(rng.choice("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:") for _ in range(n))
+            )
         elif kind < 0.8:
             inputs.append(PREFIX + base45.b45encode(zlib.compress(rng.randbytes(n))).decode())
         else:
             cut = rng.randint(0, len(valid) - 2)  # always drops a character
-            inputs.append(valid[:cut] + valid[cut + 1:][::-1])
+            inputs.append(valid[:cut] + valid[cut + 1 :][::-1])
     for text in inputs:
         d = run(text, trusted)
         assert isinstance(d, Decision) and d.outcome is Outcome.INVALID

@@ -1,6 +1,5 @@
 """Real decoders on real images: the zxing photo samples and passes rendered by segno."""
 
-
 import cv2
 import numpy as np
 import pytest
@@ -42,7 +41,7 @@ def test_default_decoder_reads_at_least_92_percent_of_the_photo_set_and_never_wr
             ok += expected in texts
             wrong += any(t != expected for t in texts if expected is not None)
     assert total == 137 and ok / total >= 0.92, (ok, total)
-    assert wrong <= 1        # qrcode-2 holds one photo with a second, different code in view
+    assert wrong <= 1  # qrcode-2 holds one photo with a second, different code in view
 
 
 @needs_data
@@ -72,6 +71,7 @@ def test_safe_decoder_counts_failures():
 
         def decode(self, grey):
             raise ValueError("not a valid ZBarOrientation")
+
     d = SafeDecoder(Broken())
     assert d.decode(np.zeros((10, 10), np.uint8)) == [] and d.errors == 1
 
@@ -81,9 +81,11 @@ def test_both_decoders_read_a_pass_in_a_camera_like_frame(name, make_pass, tmp_p
     text = make_pass(2)
     rng = np.random.default_rng(3)
     decoder = make_decoder(name)
-    frames = [camera_frame(text, rng, code_px=240),
-              camera_frame(text, rng, code_px=200, angle=20, tilt=0.1, blur=0.8)]
-    for i, f in enumerate(frames):                     # through a real PNG file
+    frames = [
+        camera_frame(text, rng, code_px=240),
+        camera_frame(text, rng, code_px=200, angle=20, tilt=0.1, blur=0.8),
+    ]
+    for i, f in enumerate(frames):  # through a real PNG file
         cv2.imwrite(str(tmp_path / f"{i}.png"), f)
         assert decoder.decode(load_grey(tmp_path / f"{i}.png")) == [text]
     assert decoder.decode(camera_frame(None, rng)) == []
@@ -98,24 +100,29 @@ def test_rendered_qr_image_is_exact():
 # -- what a camera really sees -------------------------------------------------------------------
 def _raw_zxing(frame):
     import zxingcpp
+
     return [b.text for b in zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
 def _pyzbar(frame):
     from pyzbar import pyzbar
-    return [s.data.decode("utf-8", "replace") for s in pyzbar.decode(frame, symbols=[pyzbar.ZBarSymbol.QRCODE])]
+
+    return [
+        s.data.decode("utf-8", "replace") for s in pyzbar.decode(frame, symbols=[pyzbar.ZBarSymbol.QRCODE])
+    ]
 
 
 @pytest.fixture(scope="module")
 def door_passes(authority):
     from sync.central.issuing import issue_pass
+
     return [issue_pass(authority, risk=i % 3)[0] for i in range(6)]
 
 
 @pytest.mark.parametrize("condition", ["plain", "small", "dim", "thumb", "backlight", "defocus-near"])
-def test_the_kiosk_decoder_reads_at_least_what_raw_zxing_does_and_never_a_wrong_text(
-        condition, door_passes):
+def test_the_kiosk_decoder_reads_at_least_what_raw_zxing_does_and_never_a_wrong_text(condition, door_passes):
     from workbench.render import condition_frame
+
     rng = np.random.default_rng(11)
     decoder = make_decoder("zxing")
     raw = kiosk = 0
@@ -123,11 +130,11 @@ def test_the_kiosk_decoder_reads_at_least_what_raw_zxing_does_and_never_a_wrong_
         text = door_passes[i % len(door_passes)]
         frame = condition_frame(text, condition, rng)
         got = decoder.decode(frame)
-        assert set(got) <= {text}                          # never a wrong text
+        assert set(got) <= {text}  # never a wrong text
         kiosk += text in got
         raw += text in _raw_zxing(frame)
     assert kiosk >= raw, (kiosk, raw)
-    if condition == "dim":                                 # the second look's job
+    if condition == "dim":  # the second look's job
         assert kiosk >= 18 and kiosk >= raw + 10, (kiosk, raw)
 
 
@@ -135,14 +142,17 @@ def test_dim_frames_of_a_held_pass_are_read_together_when_one_alone_is_not(door_
     """Several frames of the same pass carry the same code and independent sensor noise:
     averaged, they read where no single frame does (2.2% of full brightness)."""
     from workbench.render import camera_frame
+
     text = door_passes[1]
     alone = together = averaged = 0
     for trial in range(16):
         rng = np.random.default_rng(trial)
         clean = camera_frame(text, rng, code_px=220, angle=7, noise=0).astype(np.float32) * 0.022
-        frames = [np.clip(rng.poisson(clean * 2.0) / 2.0 + rng.normal(0, 1.2, clean.shape), 0, 255)
-                  .astype(np.uint8) for _ in range(4)]
-        alone += any(text in make_decoder("zxing").decode(f) for f in frames)   # no memory
+        frames = [
+            np.clip(rng.poisson(clean * 2.0) / 2.0 + rng.normal(0, 1.2, clean.shape), 0, 255).astype(np.uint8)
+            for _ in range(4)
+        ]
+        alone += any(text in make_decoder("zxing").decode(f) for f in frames)  # no memory
         decoder = make_decoder("zxing")
         together += any(text in decoder.decode(f) for f in frames)
         averaged += decoder.inner.looks["dim_average"]
@@ -153,6 +163,7 @@ def test_dim_frames_of_a_held_pass_are_read_together_when_one_alone_is_not(door_
 @pytest.mark.parametrize("how", ["fit", "fill"])
 def test_photos_in_camera_frames_the_kiosk_reads_what_raw_zxing_or_pyzbar_reads(how):
     from workbench.render import framed
+
     decoder = make_decoder("zxing")
     missed = []
     for i in range(1, 7):

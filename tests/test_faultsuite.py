@@ -25,8 +25,11 @@ def test_sigkill_during_kiosk_run_loses_no_shown_check_in(tmp_path, auth):
 
 
 def test_sigkill_during_kiosk_sync_loses_and_duplicates_nothing(tmp_path, auth):
-    check(faultsuite.crash_sync(tmp_path, auth, kills=3, records=300, rng=random.Random(2)),
-          faults=2, checkins=300)
+    check(
+        faultsuite.crash_sync(tmp_path, auth, kills=3, records=300, rng=random.Random(2)),
+        faults=2,
+        checkins=300,
+    )
 
 
 def test_a_full_disk_never_shows_green_and_recording_resumes(tmp_path, auth):
@@ -57,8 +60,11 @@ def test_a_stolen_kiosk_holds_no_pass_id_in_any_file_or_log(tmp_path, auth):
     faultsuite.crash_run(tmp_path, auth, kills=1, rng=random.Random(5))
     logs, ids = faultsuite.kiosk_run_logs(tmp_path, auth)
     assert "1 recorded" in logs[1] or "recorded" in logs[1], logs[1][-500:]
-    t = faultsuite.stolen_kiosk([tmp_path / "crash-run.db", tmp_path / "run"], logs,
-                                ids + [faultsuite.pass_id(n) for n in sorted(auth.issued)])
+    t = faultsuite.stolen_kiosk(
+        [tmp_path / "crash-run.db", tmp_path / "run"],
+        logs,
+        ids + [faultsuite.pass_id(n) for n in sorted(auth.issued)],
+    )
     check(t)
     # The search itself finds a pass id when one is there (a check that can fail).
     planted = faultsuite.stolen_kiosk([], [f"oops {ids[0].hex()}"], ids)
@@ -68,5 +74,13 @@ def test_a_stolen_kiosk_holds_no_pass_id_in_any_file_or_log(tmp_path, auth):
 def test_the_table_has_the_rows_other_tools_read():
     text = faultsuite.table({"x": faultsuite.Tally(faults_injected=3)})
     labels = [line.rsplit("  ", 1)[0].strip() for line in text.splitlines()]
-    assert labels[:8] == ["faults injected", "check-ins made", "records lost", "duplicates",
-                          "forged admits", "crashes", "silent failures", "green on failure"]
+    assert labels[:8] == [
+        "faults injected",
+        "check-ins made",
+        "records lost",
+        "duplicates",
+        "forged admits",
+        "crashes",
+        "silent failures",
+        "green on failure",
+    ]

@@ -14,58 +14,86 @@ import time
 from pathlib import Path
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from workbench.testkit import BIN, kiosk_config_text
 from kiosk.core.keys import raw_public
-from workbench.render import camera_frame
-from workbench.localserver import LocalServer
 from sync.central.storage.sqlite_backend import SqliteStorage
+from workbench.localserver import LocalServer
+from workbench.render import camera_frame
+from workbench.testkit import BIN, kiosk_config_text
 
 ROOT = Path(__file__).resolve().parent.parent
-NOT_FOR_SYNC = {"cv2", "numpy", "zxingcpp", "pyzbar", "gpiozero", "picamera2", "pygame", "evdev",
-                "serial", "lgpio"}
-NOT_FOR_SYNC_OURS = {"kiosk.adapters.decoders", "kiosk.adapters.frames", "kiosk.adapters.looks", "kiosk.adapters.signal",
-                     "kiosk.adapters.screen", "kiosk.adapters.scanners", "workbench.render"}
+NOT_FOR_SYNC = {
+    "cv2",
+    "numpy",
+    "zxingcpp",
+    "pyzbar",
+    "gpiozero",
+    "picamera2",
+    "pygame",
+    "evdev",
+    "serial",
+    "lgpio",
+}
+NOT_FOR_SYNC_OURS = {
+    "kiosk.adapters.decoders",
+    "kiosk.adapters.frames",
+    "kiosk.adapters.looks",
+    "kiosk.adapters.signal",
+    "kiosk.adapters.screen",
+    "kiosk.adapters.scanners",
+    "workbench.render",
+}
 
 
 def imported(stderr: str) -> set[str]:
-    return {line.split("|")[-1].strip() for line in stderr.splitlines()
-            if line.startswith("import time:")}
+    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
-def test_kiosk_sync_uploads_without_camera_decoder_gpio_or_numpy(tmp_path, authority, server_keys,
-                                                                  make_pass, trusted, sealing):
+def test_kiosk_sync_uploads_without_camera_decoder_gpio_or_numpy(
+    tmp_path, authority, server_keys, make_pass, trusted, sealing
+):
     from kiosk.core.decision import Policy, RiskList, decide
     from kiosk.store.checkins import CheckinStore
+
     db = tmp_path / "kiosk.db"
     with LocalServer(tmp_path / "central", server_keys) as srv:
         cfg = tmp_path / "kiosk.toml"
         cfg.write_text(kiosk_config_text(authority, db))
-        assert subprocess.run([BIN / "kiosk", "keys", "init", "--config", cfg],
-                              capture_output=True).returncode == 0
+        assert (
+            subprocess.run([BIN / "kiosk", "keys", "init", "--config", cfg], capture_output=True).returncode
+            == 0
+        )
         key = load_pem_private_key((tmp_path / "device.key").read_bytes(), None)
         admin = SqliteStorage.in_folder(srv.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw_public(key.public_key()), now=time.time())
         admin.close()
-        cfg.write_text(kiosk_config_text(authority, db, sync=[f'server_url = "{srv.url}"',
-                                                              f'kiosk_id = "{kid}"']))
+        cfg.write_text(
+            kiosk_config_text(authority, db, sync=[f'server_url = "{srv.url}"', f'kiosk_id = "{kid}"'])
+        )
         store = CheckinStore.open(db, sealing=sealing, venue_id="venue-test")
         now = time.time()
         for i in range(3):
-            d = decide(make_pass(0, issued=int(now) - 60, expires=int(now) + 3600,
-                                 pass_id=bytes([i]) * 16),
-                       trusted=trusted, risk_list=RiskList(), policy=Policy(), now=now)
+            d = decide(
+                make_pass(0, issued=int(now) - 60, expires=int(now) + 3600, pass_id=bytes([i]) * 16),
+                trusted=trusted,
+                risk_list=RiskList(),
+                policy=Policy(),
+                now=now,
+            )
             store.record(d, now=now, clock_synced=True)
         store.close()
-        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "kiosk.cli", "sync",
-                            "--config", cfg], capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "kiosk.cli", "sync", "--config", cfg],
+            capture_output=True,
+            text=True,
+        )
     assert r.returncode == 0 and "uploaded 3" in r.stdout, r.stdout + r.stderr[-2000:]
     mods = imported(r.stderr)
-    assert "sync.uploader" in mods and "requests" in mods         # the check sees imports
-    assert not {m for m in mods if m.split(".")[0] in NOT_FOR_SYNC}, \
-        sorted({m.split(".")[0] for m in mods if m.split(".")[0] in NOT_FOR_SYNC})
+    assert "sync.uploader" in mods and "requests" in mods  # the check sees imports
+    assert not {m for m in mods if m.split(".")[0] in NOT_FOR_SYNC}, sorted(
+        {m.split(".")[0] for m in mods if m.split(".")[0] in NOT_FOR_SYNC}
+    )
     assert not mods & NOT_FOR_SYNC_OURS, mods & NOT_FOR_SYNC_OURS
 
 
@@ -74,17 +102,24 @@ def test_kiosk_run_on_the_pi_camera_path_loads_no_opencv(tmp_path, authority, ma
     on PYTHONPATH of a real `kiosk run`; everything else is the real program."""
     now = int(time.time())
     rng = np.random.default_rng(2)
-    passes = [make_pass(0, issued=now - 60, expires=now + 3600, pass_id=bytes([i]) * 16)
-              for i in range(3)]
+    passes = [make_pass(0, issued=now - 60, expires=now + 3600, pass_id=bytes([i]) * 16) for i in range(3)]
     frames = [camera_frame(None, rng) for _ in range(10)] + [camera_frame(p, rng) for p in passes]
     np.save(tmp_path / "frames.npy", np.array(frames))
     db = tmp_path / "kiosk.db"
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text(kiosk_config_text(authority, db, camera=['source = "picamera2"', "fps = 20.0"]))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "stubs"),
-           "KIOSK_FAKE_CAMERA_FRAMES": str(tmp_path / "frames.npy")}
-    proc = subprocess.Popen([BIN / "kiosk", "run", "--config", cfg], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "tests" / "stubs"),
+        "KIOSK_FAKE_CAMERA_FRAMES": str(tmp_path / "frames.npy"),
+    }
+    proc = subprocess.Popen(
+        [BIN / "kiosk", "run", "--config", cfg],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         records = 0
@@ -103,6 +138,6 @@ def test_kiosk_run_on_the_pi_camera_path_loads_no_opencv(tmp_path, authority, ma
         _, err = proc.communicate(timeout=20)
     assert records == 3, err[-2000:]
     libs = {line.split()[-1] for line in maps.splitlines() if ".so" in line}
-    assert any("zxingcpp" in lib for lib in libs)                 # the check sees libraries
+    assert any("zxingcpp" in lib for lib in libs)  # the check sees libraries
     assert not [lib for lib in libs if "cv2" in lib or "opencv" in lib], libs
     assert "camera picamera2" in err and proc.returncode == 0

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 
 from kiosk.adapters.decoders import make_decoder
-from kiosk.adapters.frames import (ArraySource, CameraError, ImageSource, OpenCVSource, Picamera2Source, Torch,
-                          expand_images, to_grey)
+from kiosk.adapters.frames import (
+    ArraySource,
+    CameraError,
+    ImageSource,
+    OpenCVSource,
+    Picamera2Source,
+    Torch,
+    expand_images,
+    to_grey,
+)
 from workbench.render import camera_frame
 
 
@@ -80,7 +88,7 @@ class FakePicamera2:
     def capture_array(self, name):
         assert name == "lores" and self.started
         w, h = self.config["lores"]["size"]
-        yuv = np.full((h * 3 // 2, w + 64), 128, np.uint8)   # padded stride
+        yuv = np.full((h * 3 // 2, w + 64), 128, np.uint8)  # padded stride
         yuv[:h, :w] = 200
         return yuv
 
@@ -105,9 +113,15 @@ def test_picamera2_source_uses_the_luma_of_fresh_lores_frames():
 class FakeCameraModule3(FakePicamera2):
     """The same stand-in, reporting Camera Module 3's controls (it has autofocus), with a
     luma level the test sets (a dark or a bright entrance)."""
-    camera_controls = {"FrameRate": (1, 120, 30), "AfMode": (0, 2, 0), "AfSpeed": (0, 1, 0),
-                       "LensPosition": (0.0, 15.0, 1.0), "AeExposureMode": (0, 3, 0),
-                       "ExposureValue": (-8.0, 8.0, 0.0)}
+
+    camera_controls = {
+        "FrameRate": (1, 120, 30),
+        "AfMode": (0, 2, 0),
+        "AfSpeed": (0, 1, 0),
+        "LensPosition": (0.0, 15.0, 1.0),
+        "AeExposureMode": (0, 3, 0),
+        "ExposureValue": (-8.0, 8.0, 0.0),
+    }
     level = 200
 
     def capture_array(self, name):
@@ -117,54 +131,71 @@ class FakeCameraModule3(FakePicamera2):
 
 
 class FakeCameraModule2(FakePicamera2):
-    camera_controls = {"FrameRate": (1, 120, 30), "AeExposureMode": (0, 3, 0),
-                       "ExposureValue": (-8.0, 8.0, 0.0)}
+    camera_controls = {
+        "FrameRate": (1, 120, 30),
+        "AeExposureMode": (0, 3, 0),
+        "ExposureValue": (-8.0, 8.0, 0.0),
+    }
 
 
 def test_camera_module_3_gets_continuous_autofocus_and_a_screen_exposure():
     src = Picamera2Source(width=640, height=480, fps=10, picamera2=FakeCameraModule3)
     controls = FakePicamera2.instances[-1].config["controls"]
-    assert controls == {"FrameRate": 10, "AfMode": 2, "AfSpeed": 1, "AeExposureMode": 1,
-                        "ExposureValue": -1.0}
+    assert controls == {
+        "FrameRate": 10,
+        "AfMode": 2,
+        "AfSpeed": 1,
+        "AeExposureMode": 1,
+        "ExposureValue": -1.0,
+    }
     src.close()
-    src = Picamera2Source(picamera2=FakeCameraModule3, autofocus="manual", lens_position=2.5,
-                          exposure="normal")
-    assert FakePicamera2.instances[-1].config["controls"] == {"FrameRate": 10, "AfMode": 0,
-                                                              "LensPosition": 2.5}
+    src = Picamera2Source(
+        picamera2=FakeCameraModule3, autofocus="manual", lens_position=2.5, exposure="normal"
+    )
+    assert FakePicamera2.instances[-1].config["controls"] == {
+        "FrameRate": 10,
+        "AfMode": 0,
+        "LensPosition": 2.5,
+    }
     src.close()
 
 
 def test_a_camera_without_autofocus_is_not_asked_for_it():
     src = Picamera2Source(picamera2=FakeCameraModule2)
     assert FakePicamera2.instances[-1].config["controls"] == {
-        "FrameRate": 10, "AeExposureMode": 1, "ExposureValue": -1.0}
+        "FrameRate": 10,
+        "AeExposureMode": 1,
+        "ExposureValue": -1.0,
+    }
     src.close()
 
 
 def test_the_torch_lights_dark_entrances_without_flickering():
     from gpiozero import LED
     from gpiozero.pins.mock import MockFactory
+
     factory = MockFactory()
     led = LED(5, pin_factory=factory)
     now = [0.0]
     torch = Torch(led, mode="dark", min_on_s=30, clock=lambda: now[0])
     src = Picamera2Source(picamera2=FakeCameraModule3, torch=torch)
-    FakeCameraModule3.level = 20                         # a dark entrance
-    src.read(); src.read()
-    assert not led.is_lit                                # not on one or two dark frames
+    FakeCameraModule3.level = 20  # a dark entrance
+    src.read()
+    src.read()
+    assert not led.is_lit  # not on one or two dark frames
     src.read()
     assert led.is_lit
-    FakeCameraModule3.level = 200                        # the torch (or daylight) brightens it
+    FakeCameraModule3.level = 200  # the torch (or daylight) brightens it
     now[0] = 10
     src.read()
-    assert led.is_lit                                    # not off before min_on_s: no flicker
+    assert led.is_lit  # not off before min_on_s: no flicker
     now[0] = 31
     src.read()
     assert not led.is_lit
     FakeCameraModule3.level = 20
     for _ in range(3):
         src.read()
-    src.close()                                          # closing the camera puts it out
+    src.close()  # closing the camera puts it out
     assert not led.is_lit
     always = Torch(led, mode="always")
     assert led.is_lit
@@ -174,6 +205,7 @@ def test_the_torch_lights_dark_entrances_without_flickering():
 def test_picamera2_missing_is_a_clear_error():
     try:
         import picamera2  # noqa: F401
+
         pytest.skip("picamera2 is installed here")
     except ImportError:
         pass

@@ -12,11 +12,11 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from workbench.testkit import BIN
 from kiosk.core.keys import raw_public
 from sync import protocol
-from workbench.localserver import LocalServer
 from sync.central.storage.sqlite_backend import SqliteStorage
+from workbench.localserver import LocalServer
+from workbench.testkit import BIN
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,10 @@ def server(tmp_path_factory, server_keys):
     with LocalServer(tmp / "central", server_keys) as srv:
         s = SqliteStorage.in_folder(srv.data_dir)
         keys = [Ed25519PrivateKey.generate() for _ in range(2)]
-        kids = [s.register_kiosk(venue=f"v{i}", public_key=raw_public(k.public_key()), now=0)
-                for i, k in enumerate(keys)]
+        kids = [
+            s.register_kiosk(venue=f"v{i}", public_key=raw_public(k.public_key()), now=0)
+            for i, k in enumerate(keys)
+        ]
         s.close()
         yield srv, list(zip(kids, keys))
 
@@ -36,20 +38,29 @@ def batch(*records):
 
 
 def record(**over):
-    r = {"record_id": str(uuid.uuid4()), "seq": 1, "captured_at": time.time() - 5,
-         "clock_synced": True, "retention": "normal", "delete_after": 1, "seal_kid": "k",
-         "sealed": base64.b64encode(b"x" * 64).decode()}
+    r = {
+        "record_id": str(uuid.uuid4()),
+        "seq": 1,
+        "captured_at": time.time() - 5,
+        "clock_synced": True,
+        "retention": "normal",
+        "delete_after": 1,
+        "seal_kid": "k",
+        "sealed": base64.b64encode(b"x" * 64).decode(),
+    }
     return {**r, **over}
 
 
 def post(srv, kiosk, body: bytes, *, ts=None):
     kid, key = kiosk
-    h = protocol.sign_request(key, kiosk_id=kid, method="POST", path=protocol.UPLOAD_PATH,
-                              timestamp=int(time.time()), body=body)
+    h = protocol.sign_request(
+        key, kiosk_id=kid, method="POST", path=protocol.UPLOAD_PATH, timestamp=int(time.time()), body=body
+    )
     if ts is not None:
         h["X-Timestamp"] = ts
-    return requests.post(srv.url + protocol.UPLOAD_PATH, data=body, timeout=10,
-                         headers={**h, "Content-Encoding": "gzip"})
+    return requests.post(
+        srv.url + protocol.UPLOAD_PATH, data=body, timeout=10, headers={**h, "Content-Encoding": "gzip"}
+    )
 
 
 @pytest.mark.parametrize("ts", ["²", "9" * 5000, "-1", "1e9", "17.5"])
@@ -76,17 +87,19 @@ def test_gzip_with_trailing_data_or_a_second_member_is_refused(server, extra):
 
 
 def test_another_kiosks_record_ids_are_refused_and_its_records_are_not_marked_synced(
-        server, tmp_path, sealing, make_pass, trusted):
+    server, tmp_path, sealing, make_pass, trusted
+):
     """A kiosk that uploads the victim's record ids first: the victim is told so (409,
     coded), sets those records aside (reported by doctor) and never marks them synced."""
     from kiosk.store.checkins import CheckinStore
     from sync.uploader import Uploader
     from workbench.testkit import fill
+
     srv, kiosks = server
     victim = CheckinStore.open(tmp_path / "victim.db", sealing=sealing, venue_id="v0")
     ids = fill(victim, make_pass, trusted, 6)
     stolen = [r for r in victim.pending(10)[:2]]
-    r = post(srv, kiosks[1], gzip.compress(batch(*stolen)))          # the attacker, first
+    r = post(srv, kiosks[1], gzip.compress(batch(*stolen)))  # the attacker, first
     assert r.status_code == 200
     up = Uploader(store=victim, server_url=srv.url, kiosk_id=kiosks[0][0], device_key=kiosks[0][1])
     result = up.round()
@@ -102,13 +115,14 @@ def test_status_reports_a_reused_sequence_number(tmp_path):
     s = SqliteStorage.in_folder(tmp_path / "c")
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     now = time.time()
-    for rid in (1, 2):                         # the same seq under two record ids
+    for rid in (1, 2):  # the same seq under two record ids
         r = record(record_id=str(uuid.UUID(int=rid)), captured_at=now)
         r["sealed"] = b"x" * 64
         s.ingest(kid, str(uuid.uuid4()), [r], now=now)
     s.close()
-    out = subprocess.run([BIN / "kiosk-central", "status", "--data", tmp_path / "c"],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [BIN / "kiosk-central", "status", "--data", tmp_path / "c"], capture_output=True, text=True
+    ).stdout
     assert "REUSED seq: 1" in out
 
 
@@ -131,20 +145,27 @@ def test_openapi_lists_every_status_each_path_answers(server):
     spec = requests.get(srv.url + "/openapi.json", timeout=10).json()
     documented = {path: set(ops[next(iter(ops))]["responses"]) for path, ops in spec["paths"].items()}
     seen = {
-        "/v1/batches": {post(srv, kiosks[0], gzip.compress(batch(record()))).status_code,
-                        post(srv, kiosks[0], gzip.compress(batch(record(seq=0)))).status_code,
-                        post(srv, kiosks[0], gzip.compress(batch(record())), ts="x").status_code,
-                        post(srv, kiosks[0], b"\0" * (protocol.MAX_BODY_BYTES + 1)).status_code},
+        "/v1/batches": {
+            post(srv, kiosks[0], gzip.compress(batch(record()))).status_code,
+            post(srv, kiosks[0], gzip.compress(batch(record(seq=0)))).status_code,
+            post(srv, kiosks[0], gzip.compress(batch(record())), ts="x").status_code,
+            post(srv, kiosks[0], b"\0" * (protocol.MAX_BODY_BYTES + 1)).status_code,
+        },
         "/healthz": {requests.get(srv.url + "/healthz", timeout=10).status_code},
     }
     kid, key = kiosks[0]
-    h = protocol.sign_request(key, kiosk_id=kid, method="GET", path=protocol.BUNDLE_PATH,
-                              timestamp=int(time.time()), body=b"")
+    h = protocol.sign_request(
+        key, kiosk_id=kid, method="GET", path=protocol.BUNDLE_PATH, timestamp=int(time.time()), body=b""
+    )
     first = requests.get(srv.url + protocol.BUNDLE_PATH, headers=h, timeout=10)
-    again = requests.get(srv.url + protocol.BUNDLE_PATH, timeout=10,
-                         headers={**h, "If-None-Match": first.headers["ETag"]})
-    seen["/v1/bundle"] = {first.status_code, again.status_code,
-                          requests.get(srv.url + protocol.BUNDLE_PATH, timeout=10).status_code}
+    again = requests.get(
+        srv.url + protocol.BUNDLE_PATH, timeout=10, headers={**h, "If-None-Match": first.headers["ETag"]}
+    )
+    seen["/v1/bundle"] = {
+        first.status_code,
+        again.status_code,
+        requests.get(srv.url + protocol.BUNDLE_PATH, timeout=10).status_code,
+    }
     assert seen["/v1/batches"] == {200, 400, 401, 413}
     assert seen["/v1/bundle"] == {200, 304, 401}
     for path, codes in seen.items():
@@ -157,11 +178,16 @@ def test_a_time_ordered_id_whose_time_is_not_its_capture_time_is_refused(server)
     """It would otherwise be looked up in the wrong day's partition (PostgreSQL), where
     another kiosk's record with that id is not."""
     from kiosk.core.recordids import time_ordered_id
+
     srv, kiosks = server
     now = time.time()
-    r = post(srv, kiosks[0], gzip.compress(batch(record(record_id=time_ordered_id(now - 7200),
-                                                         captured_at=now - 5))))
+    r = post(
+        srv,
+        kiosks[0],
+        gzip.compress(batch(record(record_id=time_ordered_id(now - 7200), captured_at=now - 5))),
+    )
     assert r.status_code == 400 and "record_id" in r.json()["detail"]
-    ok = post(srv, kiosks[0], gzip.compress(batch(record(record_id=time_ordered_id(now - 5),
-                                                          captured_at=now - 5))))
+    ok = post(
+        srv, kiosks[0], gzip.compress(batch(record(record_id=time_ordered_id(now - 5), captured_at=now - 5)))
+    )
     assert ok.status_code == 200

@@ -32,10 +32,10 @@ def test_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     assert p.returncode == 0, p.stderr
     s = steps(p.stdout)
     assert any(x.startswith("useradd --system") for x in s)
-    assert "ln -sfn /opt/kiosk/.venv/bin/kiosk /usr/local/bin/kiosk" in s    # README's commands work
+    assert "ln -sfn /opt/kiosk/.venv/bin/kiosk /usr/local/bin/kiosk" in s  # README's commands work
     assert any(x.startswith("install -d -o kiosk -g kiosk -m 0700 /var/lib/kiosk") for x in s)
     assert any(x.startswith("runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk doctor") for x in s)
-    assert not any(x.startswith("sudo") for x in s)                       # root needs no sudo
+    assert not any(x.startswith("sudo") for x in s)  # root needs no sudo
     assert "systemctl enable --now kiosk.service kiosk-purge.timer" in s
     assert not any("kiosk-sync.service" in x and "enable" in x for x in s)  # no sync configured
     assert p.stdout.rstrip().endswith("(dry run: nothing was changed)")

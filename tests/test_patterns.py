@@ -9,7 +9,7 @@ from kiosk.patterns import PatternError
 def test_durations_alternate_on_and_off_and_xn_repeats():
     assert patterns.parse("2.0") == (2.0,)
     assert patterns.parse("0.15 0.15 x2") == (0.15, 0.15, 0.15, 0.15)
-    assert patterns.parse("0.2 x3") == (0.2, 0.2) * 3          # an odd list repeats its last as off
+    assert patterns.parse("0.2 x3") == (0.2, 0.2) * 3  # an odd list repeats its last as off
     assert patterns.parse("") == ()
 
 
@@ -23,11 +23,17 @@ def test_scaling_keeps_the_rhythm():
     assert patterns.parse(patterns.scale("0.5 0.2 x3", 0.1)) == pytest.approx((0.05, 0.02) * 3)
 
 
-@pytest.mark.parametrize("text,message", [
-    ("fast", "durations in seconds"), ("0.1 x", "repeat is x and a whole number"),
-    ("x3", "needs durations"), ("0.001", "each duration"), ("10 10 x2", "at most 30 s"),
-    ("0.1 x51", "repeat 1 to 50 times"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("fast", "durations in seconds"),
+        ("0.1 x", "repeat is x and a whole number"),
+        ("x3", "needs durations"),
+        ("0.001", "each duration"),
+        ("10 10 x2", "at most 30 s"),
+        ("0.1 x51", "repeat 1 to 50 times"),
+    ],
+)
 def test_mistakes_say_what_is_wrong(text, message):
     with pytest.raises(PatternError, match=message):
         patterns.parse(text)

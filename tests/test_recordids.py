@@ -15,7 +15,7 @@ def test_a_v7_id_carries_its_capture_time_to_the_millisecond():
     assert id_time(rid) == 1_790_000_000.123
     assert placed(rid, now) is True and placed(rid, now + 3600) is False
     assert placed(str(uuid.uuid4()), now) is None and id_time("not a uuid") is None
-    assert len({time_ordered_id(now) for _ in range(1000)}) == 1000       # random below the time
+    assert len({time_ordered_id(now) for _ in range(1000)}) == 1000  # random below the time
 
 
 def test_ids_sort_by_capture_time():
@@ -25,11 +25,17 @@ def test_ids_sort_by_capture_time():
 
 def test_the_kiosk_makes_them(sealing, make_pass, trusted):
     from kiosk.core.decision import Policy, RiskList, decide
-    from kiosk.store.sqlitedb import open_db
     from kiosk.store.checkins import CheckinStore
+    from kiosk.store.sqlitedb import open_db
+
     store = CheckinStore(open_db(None), sealing=sealing, venue_id="v")
     now = time.time()
-    d = decide(make_pass(0, issued=int(now) - 60, expires=int(now) + 60), trusted=trusted,
-               risk_list=RiskList(), policy=Policy(), now=now)
+    d = decide(
+        make_pass(0, issued=int(now) - 60, expires=int(now) + 60),
+        trusted=trusted,
+        risk_list=RiskList(),
+        policy=Policy(),
+        now=now,
+    )
     rid = store.record(d, now=now, clock_synced=True)
     assert placed(rid, now) is True

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from workbench.testkit import NOW
 from kiosk.core.decision import Policy, RiskList, decide
 from kiosk.core.keys import init_authority_keys, load_x25519_private
 from kiosk.core.reasons import Reason
 from kiosk.core.seal import open_sealed
 from kiosk.core.sealkeys import Sealer, covered_until
-from kiosk.store.sqlitedb import open_db
 from kiosk.core.timing import DAY
 from kiosk.store.checkins import CheckinStore, Retention
+from kiosk.store.sqlitedb import open_db
 from sync.central import keyring
 from sync.central.storage.sqlite_backend import SqliteStorage
+from workbench.testkit import NOW
 
-T0 = 1_790_000_000 - 1_790_000_000 % DAY          # a UTC midnight
+T0 = 1_790_000_000 - 1_790_000_000 % DAY  # a UTC midnight
 
 
 @pytest.fixture
@@ -35,8 +35,9 @@ def committee(tmp_path):
 
 
 def decision(make_pass, trusted, level, pid=b"\x42" * 16):
-    return decide(make_pass(level, pass_id=pid), trusted=trusted, risk_list=RiskList(),
-                  policy=Policy(), now=NOW)
+    return decide(
+        make_pass(level, pass_id=pid), trusted=trusted, risk_list=RiskList(), policy=Policy(), now=NOW
+    )
 
 
 # -- key periods -----------------------------------------------------------------------------------
@@ -51,8 +52,8 @@ def test_rotate_makes_a_key_per_day_and_class_ahead_and_is_idempotent(committee)
         assert k.destroy_after == k.valid_to + days * DAY
         private = keyring.private_path(committee, k.kid)
         assert private.stat().st_mode & 0o777 == 0o600
-    assert keyring.rotate(committee, now=T0 + 7200, ahead_periods=10) == []     # nothing new
-    assert len(keyring.rotate(committee, now=T0 + 3 * DAY, ahead_periods=10)) == 6   # 3 days on
+    assert keyring.rotate(committee, now=T0 + 7200, ahead_periods=10) == []  # nothing new
+    assert len(keyring.rotate(committee, now=T0 + 3 * DAY, ahead_periods=10)) == 6  # 3 days on
     assert covered_until(keyring.public_periods(committee), T0 + 3600) == T0 + 13 * DAY
 
 
@@ -64,7 +65,7 @@ def test_sealing_picks_the_key_of_capture_time_and_class_and_marks_a_fallback(co
             key, fell_back = sealer.key_for(klass, T0 + day * DAY + 5)
             want = next(k for k in periods if k.klass == klass and k.valid_from == T0 + day * DAY)
             assert (key.kid, fell_back) == (want.kid, False)
-    key, fell_back = sealer.key_for("normal", T0 + 30 * DAY)             # offline past its keys
+    key, fell_back = sealer.key_for("normal", T0 + 30 * DAY)  # offline past its keys
     newest = max((k for k in periods if k.klass == "normal"), key=lambda k: k.valid_to)
     assert (key.kid, fell_back) == (newest.kid, True)
     assert covered_until(periods, T0 + 30 * DAY) is None
@@ -72,21 +73,23 @@ def test_sealing_picks_the_key_of_capture_time_and_class_and_marks_a_fallback(co
 
 def test_the_kiosk_seals_each_record_to_its_period_and_class(tmp_path, committee, make_pass, trusted):
     periods = keyring.public_periods(committee)
-    store = CheckinStore(open_db(None), sealing=Sealer(fallback=None, periods=lambda: periods),
-                         venue_id="v")
+    store = CheckinStore(open_db(None), sealing=Sealer(fallback=None, periods=lambda: periods), venue_id="v")
     rows = []
     for day, level in ((0, 0), (1, 3), (2, 1), (25, 0)):
-        rid = store.record(decision(make_pass, trusted, level), now=T0 + day * DAY + 60,
-                           clock_synced=True)
-        rows.append(store.db.execute("SELECT seal_kid, retention, seal_fallback, sealed FROM "
-                                     "checkins WHERE record_id = ?", [rid]).fetchone() + (rid,))
+        rid = store.record(decision(make_pass, trusted, level), now=T0 + day * DAY + 60, clock_synced=True)
+        rows.append(
+            store.db.execute(
+                "SELECT seal_kid, retention, seal_fallback, sealed FROM checkins WHERE record_id = ?", [rid]
+            ).fetchone()
+            + (rid,)
+        )
     by_kid = {k.kid: k for k in periods}
     for (kid, retention, fallback, sealed, rid), day in zip(rows, (0, 1, 2, 25)):
         if day < 10:
             assert fallback == 0 and by_kid[kid].klass == retention
             assert by_kid[kid].valid_from == T0 + day * DAY
         else:
-            assert fallback == 1                                  # no key covers day 25
+            assert fallback == 1  # no key covers day 25
         private = load_x25519_private(keyring.private_path(committee, kid))
         assert open_sealed(sealed, private, record_id=rid)["venue"] == "v"
     assert store.stats()["seal_fallback"] == 1
@@ -98,6 +101,7 @@ PEM = re.compile(rb"-----BEGIN PRIVATE KEY-----.+?-----END PRIVATE KEY-----", re
 def every_private_key_on_disk(*folders):
     """Every PEM private key in any file below the folders: what a thief of them all holds."""
     from cryptography.hazmat.primitives import serialization
+
     keys = []
     for folder in folders:
         for path in Path(folder).rglob("*"):
@@ -110,22 +114,27 @@ def every_private_key_on_disk(*folders):
     return keys
 
 
-def test_after_retire_nothing_on_disk_opens_a_retired_periods_records(tmp_path, committee,
-                                                                       make_pass, trusted):
+def test_after_retire_nothing_on_disk_opens_a_retired_periods_records(
+    tmp_path, committee, make_pass, trusted
+):
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     periods = keyring.public_periods(committee)
     kiosk_dir, server_dir = tmp_path / "kiosk", tmp_path / "server"
-    store = CheckinStore.open(kiosk_dir / "k.db", sealing=Sealer(fallback=None, periods=lambda: periods),
-                              venue_id="v")
-    old_ids = [store.record(decision(make_pass, trusted, 0), now=T0 + 60 + i, clock_synced=True)
-               for i in range(5)]                                   # day 0, normal
-    keep_ids = [store.record(decision(make_pass, trusted, 3), now=T0 + 60 + i, clock_synced=True)
-                for i in range(3)]                                  # day 0, significant
+    store = CheckinStore.open(
+        kiosk_dir / "k.db", sealing=Sealer(fallback=None, periods=lambda: periods), venue_id="v"
+    )
+    old_ids = [
+        store.record(decision(make_pass, trusted, 0), now=T0 + 60 + i, clock_synced=True) for i in range(5)
+    ]  # day 0, normal
+    keep_ids = [
+        store.record(decision(make_pass, trusted, 3), now=T0 + 60 + i, clock_synced=True) for i in range(3)
+    ]  # day 0, significant
     server = SqliteStorage.in_folder(server_dir)
     kid = server.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     rows = [{**r, "sealed": base64.b64decode(r["sealed"])} for r in store.pending(100)]
     server.ingest(kid, str(uuid.uuid4()), rows, now=T0 + 100)
-    backup = tmp_path / "backup"                                   # a copy taken meanwhile
+    backup = tmp_path / "backup"  # a copy taken meanwhile
     backup.mkdir()
     for p in list(kiosk_dir.iterdir()) + list(server_dir.iterdir()):
         (backup / f"{p.parent.name}-{p.name}").write_bytes(p.read_bytes())
@@ -136,9 +145,12 @@ def test_after_retire_nothing_on_disk_opens_a_retired_periods_records(tmp_path, 
     assert not keyring.private_path(committee, destroyed[0].kid).exists()
     assert keyring.retire(committee, now=T0 + DAY + 28 * DAY) == []  # once
 
-    keys = [k for k in every_private_key_on_disk(committee, kiosk_dir, server_dir, backup)
-            if isinstance(k, X25519PrivateKey)]
-    assert len(keys) == 20                 # sealing.key and the 19 period keys not retired
+    keys = [
+        k
+        for k in every_private_key_on_disk(committee, kiosk_dir, server_dir, backup)
+        if isinstance(k, X25519PrivateKey)
+    ]
+    assert len(keys) == 20  # sealing.key and the 19 period keys not retired
 
     def opens(rid):
         for k in keys:
@@ -149,39 +161,50 @@ def test_after_retire_nothing_on_disk_opens_a_retired_periods_records(tmp_path, 
                 except Exception:
                     pass
         return False
-    assert not any(opens(rid) for rid in old_ids)                  # shredded, everywhere
-    assert all(opens(rid) for rid in keep_ids)                     # the significant ones: 90 days
+
+    assert not any(opens(rid) for rid in old_ids)  # shredded, everywhere
+    assert all(opens(rid) for rid in keep_ids)  # the significant ones: 90 days
     store.close()
     server.close()
 
 
 def test_keys_rotate_and_retire_from_the_command_line(tmp_path):
     import subprocess
+
     from workbench.testkit import BIN
+
     d = tmp_path / "k"
     init_authority_keys(d)
-    r = subprocess.run([BIN / "kiosk-central", "keys", "rotate", "--keys", d, "--ahead", "14"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [BIN / "kiosk-central", "keys", "rotate", "--keys", d, "--ahead", "14"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "made 28 sealing key pairs" in r.stdout and "covered until" in r.stdout
-    r = subprocess.run([BIN / "kiosk-central", "keys", "retire", "--keys", d], capture_output=True,
-                       text=True)
+    r = subprocess.run([BIN / "kiosk-central", "keys", "retire", "--keys", d], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "0 private sealing keys destroyed"
 
 
 # -- retention the server enforces -------------------------------------------------------------------
 def server_record(i, captured_at, retention="normal", delete_after=1e300):
-    return {"record_id": str(uuid.UUID(int=i)), "seq": i, "captured_at": captured_at,
-            "clock_synced": True, "retention": retention, "delete_after": delete_after,
-            "seal_kid": "k", "sealed": b"s" * 64}
+    return {
+        "record_id": str(uuid.UUID(int=i)),
+        "seq": i,
+        "captured_at": captured_at,
+        "clock_synced": True,
+        "retention": retention,
+        "delete_after": delete_after,
+        "seal_kid": "k",
+        "sealed": b"s" * 64,
+    }
 
 
 def test_the_server_computes_deletion_itself_and_purges_at_the_boundaries():
     s = SqliteStorage(None)
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
-    s.ingest(kid, str(uuid.uuid4()), [server_record(1, T0), server_record(2, T0, "significant")],
-             now=T0)
+    s.ingest(kid, str(uuid.uuid4()), [server_record(1, T0), server_record(2, T0, "significant")], now=T0)
     stored = dict(s.db.execute("SELECT seq, delete_after FROM records").fetchall())
-    assert stored == {1: T0 + 28 * DAY, 2: T0 + 90 * DAY}           # not the declared 1e300
+    assert stored == {1: T0 + 28 * DAY, 2: T0 + 90 * DAY}  # not the declared 1e300
     assert s.purge(now=T0 + 28 * DAY - 1).records == 0
     assert (s.purge(now=T0 + 28 * DAY).normal, s.purge(now=T0 + 90 * DAY - 1).records) == (1, 0)
     assert s.purge(now=T0 + 90 * DAY).significant == 1
@@ -191,11 +214,14 @@ def test_the_server_computes_deletion_itself_and_purges_at_the_boundaries():
 def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers(tmp_path, authority):
     import gzip
     import json
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     import requests
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from kiosk.core.keys import raw_public
     from sync import protocol
     from workbench.localserver import LocalServer
+
     keys = tmp_path / "keys"
     keys.mkdir()
     for name in ("bundle.key", "issuer.pub", "sealing.pub"):
@@ -208,25 +234,42 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
         now = time.time()
 
         def post(captured_at, delete_after=1.0, raw=None):
-            rec = {**server_record(7, captured_at, delete_after=delete_after),
-                   "sealed": base64.b64encode(b"s" * 64).decode()}
+            rec = {
+                **server_record(7, captured_at, delete_after=delete_after),
+                "sealed": base64.b64encode(b"s" * 64).decode(),
+            }
             body = raw or json.dumps({"batch_id": str(uuid.uuid4()), "records": [rec]}).encode()
             body = gzip.compress(body)
-            h = protocol.sign_request(device, kiosk_id=kid, method="POST", path=protocol.UPLOAD_PATH,
-                                      timestamp=int(time.time()), body=body)
-            return requests.post(server.url + protocol.UPLOAD_PATH, data=body, timeout=10,
-                                 headers={**h, "Content-Encoding": "gzip"})
+            h = protocol.sign_request(
+                device,
+                kiosk_id=kid,
+                method="POST",
+                path=protocol.UPLOAD_PATH,
+                timestamp=int(time.time()),
+                body=body,
+            )
+            return requests.post(
+                server.url + protocol.UPLOAD_PATH,
+                data=body,
+                timeout=10,
+                headers={**h, "Content-Encoding": "gzip"},
+            )
+
         ahead = post(now + 5 * 365 * DAY)
         assert ahead.status_code == 400 and ahead.json()["error"] == "bad_capture_time"
         assert "ahead of the server's clock" in ahead.json()["detail"]
         old = post(now - 91 * DAY)
         assert old.status_code == 400 and old.json()["error"] == "bad_capture_time"
-        body = json.dumps({"batch_id": str(uuid.uuid4()), "records": [
-            {**server_record(8, now), "sealed": base64.b64encode(b"s" * 64).decode()}]})
+        body = json.dumps(
+            {
+                "batch_id": str(uuid.uuid4()),
+                "records": [{**server_record(8, now), "sealed": base64.b64encode(b"s" * 64).decode()}],
+            }
+        )
         for bad in ("Infinity", "NaN", "1e999"):
             r = post(0, raw=body.replace('"delete_after": 1e+300', f'"delete_after": {bad}').encode())
             assert r.status_code == 400, (bad, r.text)
-        ok = post(now - 60, delete_after=10 * 365 * DAY + now)          # ten years declared
+        ok = post(now - 60, delete_after=10 * 365 * DAY + now)  # ten years declared
         assert ok.status_code == 200
         admin = SqliteStorage.in_folder(server.data_dir)
         (delete_after,) = admin.db.execute("SELECT delete_after FROM records").fetchone()
@@ -236,25 +279,38 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
 
 def test_kiosk_central_purge_prints_counts_per_class(tmp_path):
     import subprocess
+
     from workbench.testkit import BIN
+
     s = SqliteStorage.in_folder(tmp_path / "c")
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     now = time.time()
-    s.ingest(kid, str(uuid.uuid4()), [server_record(1, now - 29 * DAY), server_record(2, now - 29 * DAY),
-                                      server_record(3, now - 89 * DAY, "significant"),
-                                      server_record(4, now - 60)], now=now - 29 * DAY)
+    s.ingest(
+        kid,
+        str(uuid.uuid4()),
+        [
+            server_record(1, now - 29 * DAY),
+            server_record(2, now - 29 * DAY),
+            server_record(3, now - 89 * DAY, "significant"),
+            server_record(4, now - 60),
+        ],
+        now=now - 29 * DAY,
+    )
     s.set_risk(b"\x01" * 16, 3, now=now - 20 * DAY, expires_at=now - 6 * DAY)
     s.close()
-    r = subprocess.run([BIN / "kiosk-central", "purge", "--data", tmp_path / "c"], capture_output=True,
-                       text=True)
-    assert r.stdout.strip() == ("purged 2 records (2 normal, 0 significant), 0 batches, "
-                                "1 expired risk entries")
+    r = subprocess.run(
+        [BIN / "kiosk-central", "purge", "--data", tmp_path / "c"], capture_output=True, text=True
+    )
+    assert r.stdout.strip() == (
+        "purged 2 records (2 normal, 0 significant), 0 batches, 1 expired risk entries"
+    )
 
 
 # -- the kiosk's own purge, at its boundaries, offline -----------------------------------------------
 def test_kiosk_purge_boundaries_with_a_clock_passed_in(sealing, make_pass, trusted):
-    store = CheckinStore(open_db(None), sealing=sealing, venue_id="v",
-                         retention=Retention(synced_grace_s=3600))
+    store = CheckinStore(
+        open_db(None), sealing=sealing, venue_id="v", retention=Retention(synced_grace_s=3600)
+    )
     normal = store.record(decision(make_pass, trusted, 0), now=T0, clock_synced=True)
     significant = store.record(decision(make_pass, trusted, 3), now=T0, clock_synced=True)
     synced = store.record(decision(make_pass, trusted, 0), now=T0, clock_synced=True)
@@ -262,12 +318,13 @@ def test_kiosk_purge_boundaries_with_a_clock_passed_in(sealing, make_pass, trust
 
     def left():
         return {r[0] for r in store.db.execute("SELECT record_id FROM checkins")}
+
     assert store.purge(now=T0 + 100 + 3599) == 0 and synced in left()
-    assert store.purge(now=T0 + 100 + 3600) == 1 and synced not in left()      # the grace
-    assert store.purge(now=T0 + 27 * DAY + 23 * 3600) == 0                     # 27 d 23 h kept
-    assert store.purge(now=T0 + 28 * DAY) == 1 and left() == {significant}     # 28 d gone
-    assert store.purge(now=T0 + 89 * DAY + 23 * 3600) == 0                     # 89 d 23 h kept
-    assert store.purge(now=T0 + 90 * DAY) == 1 and left() == set()             # 90 d gone
+    assert store.purge(now=T0 + 100 + 3600) == 1 and synced not in left()  # the grace
+    assert store.purge(now=T0 + 27 * DAY + 23 * 3600) == 0  # 27 d 23 h kept
+    assert store.purge(now=T0 + 28 * DAY) == 1 and left() == {significant}  # 28 d gone
+    assert store.purge(now=T0 + 89 * DAY + 23 * 3600) == 0  # 89 d 23 h kept
+    assert store.purge(now=T0 + 90 * DAY) == 1 and left() == set()  # 90 d gone
     assert normal not in left()
 
 
@@ -277,23 +334,24 @@ def raw_bytes(db: Path) -> bytes:
 
 
 def test_kiosk_purge_leaves_no_byte_of_a_purged_record_while_another_connection_is_open(
-        tmp_path, sealing, make_pass, trusted):
+    tmp_path, sealing, make_pass, trusted
+):
     db = tmp_path / "k.db"
     store = CheckinStore.open(db, sealing=sealing, venue_id="v")
     assert store.db.execute("PRAGMA secure_delete").fetchone()[0] == 1
     ids = [store.record(decision(make_pass, trusted, 0), now=T0 + i, clock_synced=True) for i in range(50)]
     keep = store.record(decision(make_pass, trusted, 3), now=T0 + 60, clock_synced=True)
     blobs = dict(store.db.execute("SELECT record_id, sealed FROM checkins").fetchall())
-    other = sqlite3.connect(db)                           # the sync service, say: holds it open
+    other = sqlite3.connect(db)  # the sync service, say: holds it open
     other.execute("SELECT count(*) FROM checkins").fetchone()
     raw = raw_bytes(db)
-    assert ids[0].encode() in raw and blobs[ids[0]][:32] in raw     # the search can find them
+    assert ids[0].encode() in raw and blobs[ids[0]][:32] in raw  # the search can find them
     assert store.purge(now=T0 + 28 * DAY + 100) == 50
     raw = raw_bytes(db)
     for rid in ids:
         assert rid.encode() not in raw and blobs[rid][:32] not in raw
     assert keep.encode() in raw
-    assert (db.parent / "k.db-wal").stat().st_size == 0            # truncated
+    assert (db.parent / "k.db-wal").stat().st_size == 0  # truncated
     other.close()
     store.close()
 
@@ -318,14 +376,22 @@ def test_server_purge_leaves_no_byte_of_a_purged_record(tmp_path):
 
 
 # -- less metadata ---------------------------------------------------------------------------------
-def test_every_sealed_record_has_the_same_length_whatever_was_decided(sealing, make_pass, trusted,
-                                                                       committee_key):
+def test_every_sealed_record_has_the_same_length_whatever_was_decided(
+    sealing, make_pass, trusted, committee_key
+):
     from kiosk.core.decision import Decision
     from kiosk.core.reasons import Outcome
+
     store = CheckinStore(open_db(None), sealing=sealing, venue_id="venue-with-a-long-name-" * 2)
-    listed = decide(make_pass(1), trusted=trusted,
-                    risk_list=RiskList(levels={__import__("kiosk.core.passes").core.passes.pass_ref(
-                        bytes(range(1, 17))): 3}), policy=Policy(), now=NOW)
+    listed = decide(
+        make_pass(1),
+        trusted=trusted,
+        risk_list=RiskList(
+            levels={__import__("kiosk.core.passes").core.passes.pass_ref(bytes(range(1, 17))): 3}
+        ),
+        policy=Policy(),
+        now=NOW,
+    )
     assert listed.reason is Reason.RISK_LIST
     decisions = [decision(make_pass, trusted, level) for level in range(4)] + [listed]
     decisions.append(Decision(Outcome.DENY, Reason.RISK_LEVEL, 3, decisions[3].claims))
@@ -334,7 +400,8 @@ def test_every_sealed_record_has_the_same_length_whatever_was_decided(sealing, m
     assert len({n for _, n, _ in rows}) == 1, [n for _, n, _ in rows]
     for rid, _, blob in rows:
         assert open_sealed(blob, committee_key, record_id=rid)["pass_id"] in (
-            d.claims.pass_id for d in decisions)
+            d.claims.pass_id for d in decisions
+        )
     assert len(ids) == 6
 
 
@@ -342,17 +409,20 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     """A real server hands out period keys; after one sync the kiosk seals with them and
     doctor prints the coverage (and WARNs when it is short)."""
     import subprocess
+
+    import numpy as np
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from workbench.testkit import BIN, kiosk_config_text
+    from gpiozero.pins.mock import MockFactory
+
     from kiosk import config
-    from kiosk.core.keys import raw_public, write_private
-    from kiosk.compose import build_app
     from kiosk.adapters.frames import ArraySource
-    from workbench.render import camera_frame
+    from kiosk.compose import build_app
+    from kiosk.core.keys import raw_public, write_private
     from sync.central.issuing import issue_pass
     from workbench.localserver import LocalServer
-    import numpy as np
-    from gpiozero.pins.mock import MockFactory
+    from workbench.render import camera_frame
+    from workbench.testkit import BIN, kiosk_config_text
+
     committee = tmp_path / "committee"
     init_authority_keys(committee)
     keyring.rotate(committee, now=time.time(), ahead_periods=30)
@@ -367,12 +437,21 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
         kid = admin.register_kiosk(venue="v", public_key=raw_public(device.public_key()), now=0)
         admin.close()
         cfg = tmp_path / "kiosk.toml"
-        cfg.write_text(kiosk_config_text(committee, tmp_path / "state" / "k.db", keys=[
-            f'bundle_key = "{committee / "bundle.pub"}"', f'device_key = "{tmp_path / "device.key"}"'],
-            sync=[f'server_url = "{server.url}"', f'kiosk_id = "{kid}"']))
+        cfg.write_text(
+            kiosk_config_text(
+                committee,
+                tmp_path / "state" / "k.db",
+                keys=[
+                    f'bundle_key = "{committee / "bundle.pub"}"',
+                    f'device_key = "{tmp_path / "device.key"}"',
+                ],
+                sync=[f'server_url = "{server.url}"', f'kiosk_id = "{kid}"'],
+            )
+        )
         assert subprocess.run([BIN / "kiosk", "sync", "--config", cfg], capture_output=True).returncode == 0
-    d = subprocess.run([BIN / "kiosk", "doctor", "--config", cfg, "--no-camera"], capture_output=True,
-                       text=True)
+    d = subprocess.run(
+        [BIN / "kiosk", "doctor", "--config", cfg, "--no-camera"], capture_output=True, text=True
+    )
     line = next(x for x in d.stdout.splitlines() if "key periods" in x)
     assert line.startswith("ok") and "sealing keys cover until" in line and "days ahead" in line
     secure = next(x for x in d.stdout.splitlines() if "secure del" in x)
@@ -383,13 +462,17 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     text, _ = issue_pass(committee, risk=0)
     app.step(camera_frame(text, np.random.default_rng(1), code_px=220))
     (kid_used,) = app.store.db.execute("SELECT seal_kid FROM checkins").fetchone()
-    today = [k for k in keyring.public_periods(committee)
-             if k.klass == "normal" and k.valid_from <= time.time() < k.valid_to]
+    today = [
+        k
+        for k in keyring.public_periods(committee)
+        if k.klass == "normal" and k.valid_from <= time.time() < k.valid_to
+    ]
     assert kid_used == today[0].kid
     app.store.close()
     app.signal.close()
     # Short coverage is a warning.
     import kiosk.doctor as doctor
+
     store = CheckinStore.open_readonly(open_db(c.kiosk.database))
     check, bundle = doctor.check_bundle(c, store, time.time())
     assert doctor.check_sealing(bundle, store, time.time() + 20 * DAY).status == "warn"
@@ -399,6 +482,7 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
 def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
     """A clean stop checkpoints and removes the WAL: nothing is left only in a side file."""
     from workbench.localserver import LocalServer
+
     keys = tmp_path / "keys"
     keys.mkdir()
     for name in ("bundle.key", "issuer.pub", "sealing.pub"):
@@ -407,29 +491,32 @@ def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
     admin = SqliteStorage.in_folder(server.data_dir)
     admin.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     admin.close()
-    assert (tmp_path / "c" / "central.db-wal").exists()          # the server holds it open
-    server.stop()                                                 # SIGTERM
+    assert (tmp_path / "c" / "central.db-wal").exists()  # the server holds it open
+    server.stop()  # SIGTERM
     assert server.log_file.read_text().count("Traceback") == 0
     assert not (tmp_path / "c" / "central.db-wal").exists()
 
 
 def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from sync.central.committee import members as committee
+
     s = SqliteStorage(None)
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     s.ingest(kid, str(uuid.uuid4()), [server_record(1, T0), server_record(2, T0 + 5 * DAY)], now=T0)
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=T0)
     committee.add_member(s, name="b", public_key=b.public_key(), key=a, now=T0)
-    committee.open_case(s, key=a, case_id="OB-3", reason="cluster in the window", from_ts=T0 - DAY,
-                        to_ts=T0 + DAY, now=T0)
+    committee.open_case(
+        s, key=a, case_id="OB-3", reason="cluster in the window", from_ts=T0 - DAY, to_ts=T0 + DAY, now=T0
+    )
     committee.approve_case(s, key=b, case_id="OB-3", now=T0)
     holds = committee.case_holds(s)
     assert holds == [(T0 - DAY, T0 + DAY)]
-    assert s.purge(now=T0 + 40 * DAY, holds=holds).normal == 1        # only the one outside
+    assert s.purge(now=T0 + 40 * DAY, holds=holds).normal == 1  # only the one outside
     assert s.record_ids(kid) == [str(uuid.UUID(int=1))]
-    assert s.purge(now=T0 + 90 * DAY, holds=holds).normal == 1        # never past 90 days
+    assert s.purge(now=T0 + 90 * DAY, holds=holds).normal == 1  # never past 90 days
     # Another record inside the window: the case closes, the hold ends, the purge takes it.
     s.ingest(kid, str(uuid.uuid4()), [server_record(3, T0 + 3600)], now=T0 + 3600)
     assert s.purge(now=T0 + 40 * DAY, holds=committee.case_holds(s)).records == 0

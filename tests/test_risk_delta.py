@@ -9,18 +9,26 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.core.bundle import (MAX_CHAIN, BundleError, bundle_payload, chain_docs, encode_chain,
-                          sign_bundle, verify_bundle, verify_chain)
+from kiosk.core.bundle import (
+    MAX_CHAIN,
+    BundleError,
+    bundle_payload,
+    chain_docs,
+    encode_chain,
+    sign_bundle,
+    verify_bundle,
+    verify_chain,
+)
 from kiosk.core.decision import Policy
 from kiosk.core.keys import BUNDLE_PUB, load_ed25519_public, raw_public
 from kiosk.core.passes import pass_ref
+from kiosk.core.timing import DAY
 from kiosk.store.checkins import CheckinStore
 from sync import protocol
-from workbench.localserver import LocalServer
-from kiosk.core.timing import DAY
 from sync.central.storage.interface import TOMBSTONE_DAYS
 from sync.central.storage.sqlite_backend import SqliteStorage
 from sync.uploader import Uploader
+from workbench.localserver import LocalServer
 
 N = 5000
 
@@ -39,9 +47,14 @@ def world(tmp_path, server_keys, sealing, authority):
         for i in range(N):
             admin.set_risk(pid(i), 3, now=now, expires_at=now + 14 * DAY)
         store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v")
-        up = Uploader(store=store, server_url=server.url, kiosk_id=kid, device_key=device,
-                      bundle_key=load_ed25519_public(authority / BUNDLE_PUB),
-                      bundle_file=tmp_path / "bundle.json")
+        up = Uploader(
+            store=store,
+            server_url=server.url,
+            kiosk_id=kid,
+            device_key=device,
+            bundle_key=load_ed25519_public(authority / BUNDLE_PUB),
+            bundle_file=tmp_path / "bundle.json",
+        )
         yield server, admin, up, kid, device, tmp_path
         store.close()
         admin.close()
@@ -52,8 +65,9 @@ def held(up):
 
 
 def raw_bundle(server, kid, device, since=None):
-    h = protocol.sign_request(device, kiosk_id=kid, method="GET", path=protocol.BUNDLE_PATH,
-                              timestamp=int(time.time()), body=b"")
+    h = protocol.sign_request(
+        device, kiosk_id=kid, method="GET", path=protocol.BUNDLE_PATH, timestamp=int(time.time()), body=b""
+    )
     if since is not None:
         h[protocol.RISK_SINCE_HEADER] = str(since)
     return requests.get(server.url + protocol.BUNDLE_PATH, headers=h, timeout=30).content
@@ -67,22 +81,24 @@ def test_a_change_costs_the_kiosk_a_few_hundred_bytes_not_the_whole_list(world):
     whole = raw_bundle(server, kid, device)
     delta = raw_bundle(server, kid, device, since=N + 1)
     assert verify_bundle(delta, up.bundle_key).risk_since == N + 1
-    assert len(delta) < 2000 < 100_000 < len(whole)            # bytes: one entry vs five thousand
+    assert len(delta) < 2000 < 100_000 < len(whole)  # bytes: one entry vs five thousand
     assert up.fetch_bundle() == f"updated to version {N + 2}"
     merged = held(up)
     assert len(merged.risk_list.levels) == N + 1 and merged.risk_list.level_for(pid(N)) == 3
     assert len(chain_docs(up.bundle_file.read_bytes())) == 2
     from kiosk.app import Trust
     from kiosk.compose import TrustProvider
-    trust = TrustProvider(Trust(issuers={}), bundle_file=up.bundle_file, bundle_key=up.bundle_key,
-                          kiosk_id=kid)()                     # what `kiosk run` uses
+
+    trust = TrustProvider(
+        Trust(issuers={}), bundle_file=up.bundle_file, bundle_key=up.bundle_key, kiosk_id=kid
+    )()  # what `kiosk run` uses
     assert trust.risk_list.level_for(pid(N)) == 3 and len(trust.risk_list.levels) == N + 1
 
 
 def test_an_expired_entry_leaves_the_kiosks_list_through_a_tombstone(world):
     server, admin, up, kid, device, tmp = world
     up.fetch_bundle()
-    admin.set_risk(pid(7), 3, now=time.time(), expires_at=time.time() - 1)     # already expired
+    admin.set_risk(pid(7), 3, now=time.time(), expires_at=time.time() - 1)  # already expired
     up.fetch_bundle()
     assert held(up).risk_list.level_for(pid(7)) == 3
     assert admin.purge(now=time.time()).risk_entries == 1
@@ -106,13 +122,25 @@ def test_a_long_chain_is_replaced_by_the_whole_list(world):
 
 def test_links_that_do_not_follow_are_refused(authority):
     from kiosk.core.keys import load_ed25519_private
+
     key = load_ed25519_private(authority / "bundle.key")
     pub = load_ed25519_public(authority / BUNDLE_PUB)
 
     def link(version, levels, since=None):
-        return sign_bundle(bundle_payload(version=version, issued_at=1.0, kiosk_id="k", issuer_keys=[],
-                                          sealing_keys=[], levels=levels, policy=Policy(), since=since),
-                           key)
+        return sign_bundle(
+            bundle_payload(
+                version=version,
+                issued_at=1.0,
+                kiosk_id="k",
+                issuer_keys=[],
+                sealing_keys=[],
+                levels=levels,
+                policy=Policy(),
+                since=since,
+            ),
+            key,
+        )
+
     ref = pass_ref(pid(1))
     good = encode_chain([link(5, {ref: 3}), link(6, {ref: 0}, since=5)])
     assert verify_chain(good, pub).risk_list.levels == {}

@@ -10,21 +10,29 @@ import signal
 import sqlite3
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from workbench.testkit import BIN, kiosk_config_text
+from kiosk.adapters.scanners import (
+    DOWN,
+    EV_KEY,
+    KEY_ENTER,
+    KEY_LEFTSHIFT,
+    KEYMAP,
+    MAX_LINE,
+    UP,
+    KeyboardWedge,
+    SerialScanner,
+)
 from kiosk.errors import CameraError
-from kiosk.adapters.scanners import (DOWN, EV_KEY, KEY_ENTER, KEY_LEFTSHIFT, KEYMAP, MAX_LINE, UP,
-                            KeyboardWedge, SerialScanner)
+from workbench.testkit import BIN, kiosk_config_text
 
 pytest.importorskip("serial", reason="pyserial is a dependency: scripts/setup installs it")
 
 # What a US-layout keyboard-wedge scanner types for each character: (shift?, key code).
 TYPED = {}
 for code, (plain, shifted) in KEYMAP.items():
-    if code < 71 or code in (55, 98):           # the main block first, as scanners type
+    if code < 71 or code in (55, 98):  # the main block first, as scanners type
         TYPED.setdefault(plain, (False, code))
         TYPED.setdefault(shifted, (True, code))
 
@@ -39,7 +47,7 @@ def key_events(text: str) -> list[tuple[int, int, int]]:
         out += [(EV_KEY, code, DOWN), (EV_KEY, code, UP)]
         if shift:
             out.append((EV_KEY, KEY_LEFTSHIFT, UP))
-        out.append((0, 0, 0))                    # SYN_REPORT between keys
+        out.append((0, 0, 0))  # SYN_REPORT between keys
     return out + [(EV_KEY, KEY_ENTER, DOWN), (EV_KEY, KEY_ENTER, UP)]
 
 
@@ -55,8 +63,13 @@ def test_a_keyboard_wedge_pass_comes_out_as_typed(make_pass):
 
 def test_a_key_no_pass_contains_makes_the_scan_unreadable_not_shorter():
     wedge = KeyboardWedge()
-    for ev in [(EV_KEY, 30, DOWN), (EV_KEY, 30, UP), (EV_KEY, 59, DOWN), (EV_KEY, 59, UP),   # a, F1
-               (EV_KEY, KEY_ENTER, DOWN)]:
+    for ev in [
+        (EV_KEY, 30, DOWN),
+        (EV_KEY, 30, UP),
+        (EV_KEY, 59, DOWN),
+        (EV_KEY, 59, UP),  # a, F1
+        (EV_KEY, KEY_ENTER, DOWN),
+    ]:
         line = wedge.feed(*ev)
     assert line == "a\ufffd" and wedge.unknown_keys == 1
 
@@ -85,10 +98,10 @@ def test_serial_lines_in_any_chunking_and_line_ending(pty, make_pass):
     s = SerialScanner(name, baud=9600, poll_s=0.05)
     text = make_pass(1)
     os.write(master, text[:10].encode())
-    assert s.read() == []                                      # half a scan: nothing yet
+    assert s.read() == []  # half a scan: nothing yet
     os.write(master, text[10:].encode() + b"\r\n" + b"SECOND\r" + b"THIRD\n")
     assert read_until(s, 3) == [text, "SECOND", "THIRD"]
-    os.write(master, b"\xff" * (MAX_LINE + 10))                # junk without an end: amber
+    os.write(master, b"\xff" * (MAX_LINE + 10))  # junk without an end: amber
     junk = read_until(s, 1)
     assert len(junk) == 1 and junk[0].startswith("\ufffd")
     s.close()
@@ -99,21 +112,25 @@ def test_a_missing_serial_port_is_a_camera_error_naming_it(tmp_path):
         SerialScanner(str(tmp_path / "ttyNOPE"))
 
 
-def test_kiosk_run_on_a_serial_scanner_records_and_signals_each_scan(tmp_path, authority, make_pass,
-                                                                     pty):
+def test_kiosk_run_on_a_serial_scanner_records_and_signals_each_scan(tmp_path, authority, make_pass, pty):
     master, name = pty
     now = int(time.time())
     db = tmp_path / "kiosk.db"
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(kiosk_config_text(authority, db, camera=['source = "serial"',
-                                                            f'scanner_device = "{name}"']))
-    proc = subprocess.Popen([BIN / "kiosk", "run", "--config", cfg], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    cfg.write_text(
+        kiosk_config_text(authority, db, camera=['source = "serial"', f'scanner_device = "{name}"'])
+    )
+    proc = subprocess.Popen(
+        [BIN / "kiosk", "run", "--config", cfg], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        time.sleep(2.0)                                           # started, lamp check done
+        time.sleep(2.0)  # started, lamp check done
         assert proc.poll() is None, proc.stderr.read()
-        for text in (make_pass(0, issued=now - 60, expires=now + 3600),
-                     make_pass(3, issued=now - 60, expires=now + 3600), "NOT A PASS"):
+        for text in (
+            make_pass(0, issued=now - 60, expires=now + 3600),
+            make_pass(3, issued=now - 60, expires=now + 3600),
+            "NOT A PASS",
+        ):
             os.write(master, text.encode() + b"\r\n")
             time.sleep(0.5)
         deadline = time.monotonic() + 10
@@ -133,13 +150,17 @@ def test_kiosk_run_on_a_serial_scanner_records_and_signals_each_scan(tmp_path, a
 
 
 def test_an_evdev_scanner_read_through_uinput(make_pass):
-    evdev = pytest.importorskip("evdev", reason="evdev not installed (apt install python3-evdev "
-                                                "on a Pi; pip needs a C compiler)")
+    evdev = pytest.importorskip(
+        "evdev", reason="evdev not installed (apt install python3-evdev on a Pi; pip needs a C compiler)"
+    )
     if not os.access("/dev/uinput", os.W_OK):
-        pytest.skip("no writable /dev/uinput on this machine (the uinput kernel module is not "
-                    "there), so no real evdev stream can be made; the key-to-text path is "
-                    "tested above on the same events")
+        pytest.skip(
+            "no writable /dev/uinput on this machine (the uinput kernel module is not "
+            "there), so no real evdev stream can be made; the key-to-text path is "
+            "tested above on the same events"
+        )
     from kiosk.adapters.scanners import EvdevScanner
+
     keys = sorted({code for _, code, _ in key_events(make_pass(1))} | {KEY_LEFTSHIFT, KEY_ENTER})
     with evdev.UInput({evdev.ecodes.EV_KEY: keys}, name="test-scanner") as ui:
         time.sleep(0.5)
@@ -156,9 +177,14 @@ def test_an_evdev_scanner_read_through_uinput(make_pass):
 def test_doctor_checks_a_serial_scanner_and_a_screens_font(tmp_path, authority, pty):
     master, name = pty
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(kiosk_config_text(authority, tmp_path / "kiosk.db",
-                                     camera=['source = "serial"', f'scanner_device = "{name}"'],
-                                     screen=["enabled = true", f'font = "{tmp_path / "none.ttf"}"']))
+    cfg.write_text(
+        kiosk_config_text(
+            authority,
+            tmp_path / "kiosk.db",
+            camera=['source = "serial"', f'scanner_device = "{name}"'],
+            screen=["enabled = true", f'font = "{tmp_path / "none.ttf"}"'],
+        )
+    )
     r = subprocess.run([BIN / "kiosk", "doctor", "--config", cfg], capture_output=True, text=True)
     out = r.stdout
     assert f"serial scanner {name} opens" in out

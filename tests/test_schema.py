@@ -16,9 +16,9 @@ from collections import Counter
 import pytest
 import requests
 import schemathesis
-from schemathesis import GenerationMode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 
 from kiosk.core.keys import raw_public
 from kiosk.core.recordids import placed, time_ordered_id
@@ -46,8 +46,16 @@ class AsAKiosk(requests.auth.AuthBase):
             r.headers["Content-Encoding"] = "gzip"
             r.headers["Content-Length"] = str(len(body))
         path = r.path_url.split("?", 1)[0]
-        r.headers.update(protocol.sign_request(self.key, kiosk_id=self.kiosk_id, method=r.method,
-                                               path=path, timestamp=int(time.time()), body=body))
+        r.headers.update(
+            protocol.sign_request(
+                self.key,
+                kiosk_id=self.kiosk_id,
+                method=r.method,
+                path=path,
+                timestamp=int(time.time()),
+                body=body,
+            )
+        )
         return r
 
 
@@ -58,13 +66,16 @@ def live(request, tmp_path_factory, server_keys):
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_server").fresh_database()
         from sync.central.storage.pg_backend import PgStorage
+
         storage = PgStorage(url)
     else:
         from sync.central.storage.sqlite_backend import SqliteStorage
+
         storage = SqliteStorage.in_folder(tmp / "central")
     key = Ed25519PrivateKey.generate()
-    kiosk_id = storage.register_kiosk(venue="schema", public_key=raw_public(key.public_key()),
-                                      now=time.time())
+    kiosk_id = storage.register_kiosk(
+        venue="schema", public_key=raw_public(key.public_key()), now=time.time()
+    )
     storage.close()
     with LocalServer(tmp / "central", server_keys, database=url) as srv:
         yield srv, AsAKiosk(kiosk_id, key)
@@ -95,13 +106,15 @@ def capture_times_in_window(case) -> None:
 
 def run(operation, base_url: str, *, fix=None, mode=GenerationMode.POSITIVE, **kwargs) -> Counter:
     @given(case=operation.as_strategy(mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     def check(case):
         if fix:
             fix(case)
         response = case.call_and_validate(base_url=base_url, **kwargs)
         seen[response.status_code] += 1
+
     seen: Counter = Counter()
     check()
     return seen
@@ -118,8 +131,7 @@ def test_as_generated_no_5xx_and_as_described(live):
 
 def test_signed_no_5xx_and_as_described(live):
     srv, signer = live
-    answers = {op.label: run(op, srv.url, auth=signer, fix=capture_times_in_window)
-               for op in operations(srv)}
+    answers = {op.label: run(op, srv.url, auth=signer, fix=capture_times_in_window) for op in operations(srv)}
     # Signed: generated batches get past authentication into validation and storage.
     upload = answers["POST " + protocol.UPLOAD_PATH]
     assert upload[200] > 0, upload
@@ -134,6 +146,8 @@ def test_signed_schema_invalid_is_refused(live):
     # schemathesis's own negative_data_rejection does not count 413 as a rejection; a batch
     # over the size limits gets exactly that, so the statuses are checked here instead.
     from schemathesis.specs.openapi.checks import negative_data_rejection
-    answers = run(upload, srv.url, auth=signer, mode=GenerationMode.NEGATIVE,
-                  excluded_checks=[negative_data_rejection])
+
+    answers = run(
+        upload, srv.url, auth=signer, mode=GenerationMode.NEGATIVE, excluded_checks=[negative_data_rejection]
+    )
     assert answers and set(answers) <= {400, 401, 413}, answers

@@ -18,10 +18,10 @@ pygame = pytest.importorskip("pygame", reason="pygame-ce is a dependency: script
 
 from gpiozero.pins.mock import MockFactory  # noqa: E402
 
-from kiosk.config import SignalSection  # noqa: E402
-from kiosk.core.reasons import Outcome  # noqa: E402
 from kiosk.adapters.screen import FACES, FAULT, IDLE, Renderer, Screen, ScreenError, render_to_file  # noqa: E402
 from kiosk.adapters.signal import Signal  # noqa: E402
+from kiosk.config import SignalSection  # noqa: E402
+from kiosk.core.reasons import Outcome  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (800, 480)
@@ -34,7 +34,9 @@ def wait_for(screen: Screen, key, timeout=5.0):
         if last and last[0] == key:
             return np.frombuffer(last[1], np.uint8).reshape(last[2][1], last[2][0], 3)
         time.sleep(0.01)
-    raise AssertionError(f"the screen did not show {key} (last: {screen.last_frame() and screen.last_frame()[0]})")
+    raise AssertionError(
+        f"the screen did not show {key} (last: {screen.last_frame() and screen.last_frame()[0]})"
+    )
 
 
 @pytest.fixture
@@ -59,16 +61,16 @@ def test_each_outcome_has_its_own_colour_symbol_and_text_and_the_idle_screen_ret
         screen.show(outcome)
         img = wait_for(screen, outcome)
         drawn[outcome] = img
-        assert tuple(img[5, 5]) == FACES[outcome].background            # the colour
-        assert symbol_mask(img).sum() > 2000                             # a big white symbol
-        text_rows = img[int(SIZE[1] * 0.66):, :, :].min(axis=2) > 200
-        assert text_rows.sum() > 3000                                    # the two lines of text
-        wait_for(screen, IDLE, timeout=2.0)                              # back after show_s
+        assert tuple(img[5, 5]) == FACES[outcome].background  # the colour
+        assert symbol_mask(img).sum() > 2000  # a big white symbol
+        text_rows = img[int(SIZE[1] * 0.66) :, :, :].min(axis=2) > 200
+        assert text_rows.sum() > 3000  # the two lines of text
+        wait_for(screen, IDLE, timeout=2.0)  # back after show_s
     # Without colour: the symbols differ in shape, pairwise (intersection over union).
     masks = {k: symbol_mask(v) for k, v in drawn.items()}
     keys = list(masks)
     for i, a in enumerate(keys):
-        for b in keys[i + 1:]:
+        for b in keys[i + 1 :]:
             iou = (masks[a] & masks[b]).sum() / (masks[a] | masks[b]).sum()
             assert iou < 0.5, (a, b, iou)
 
@@ -76,7 +78,7 @@ def test_each_outcome_has_its_own_colour_symbol_and_text_and_the_idle_screen_ret
 def test_a_fault_stays_until_cleared(screen):
     screen.fault()
     wait_for(screen, FAULT)
-    time.sleep(0.6)                                    # longer than show_s: still the fault
+    time.sleep(0.6)  # longer than show_s: still the fault
     assert screen.last_frame()[0] == FAULT
     screen.clear_fault()
     wait_for(screen, IDLE)
@@ -100,7 +102,7 @@ def test_the_signal_drives_the_screen_with_the_lamps(screen):
     wait_for(screen, FAULT)
     sig.clear_fault()
     wait_for(screen, IDLE)
-    sig.screen = None              # the fixture closes the screen
+    sig.screen = None  # the fixture closes the screen
     sig.close()
 
 
@@ -119,8 +121,9 @@ def test_readme_screenshots_are_what_the_screen_draws(tmp_path):
     shots = re.findall(r"\]\((docs/screen-[a-z]+\.png)\)", readme)
     assert len(shots) == 4, shots
     for shot in shots:
-        key = {"admit": Outcome.ADMIT, "deny": Outcome.DENY, "invalid": Outcome.INVALID,
-               "idle": IDLE}[shot.split("-")[1][:-4]]
+        key = {"admit": Outcome.ADMIT, "deny": Outcome.DENY, "invalid": Outcome.INVALID, "idle": IDLE}[
+            shot.split("-")[1][:-4]
+        ]
         render_to_file(key, tmp_path / "now.png", size=SIZE)
         now = pygame.surfarray.array3d(pygame.image.load(str(tmp_path / "now.png"))).astype(int)
         kept = pygame.surfarray.array3d(pygame.image.load(str(ROOT / shot))).astype(int)

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sync.central.committee import members as committee
 from kiosk.core.timing import DAY
+from sync.central.committee import members as committee
 from sync.central.storage.interface import RecordIdConflict
 from sync.central.storage.sqlite_backend import SqliteStorage
 
@@ -21,15 +21,25 @@ def storage(request, tmp_path):
         s = SqliteStorage.in_folder(tmp_path)
     else:
         from sync.central.storage.pg_backend import PgStorage
+
         s = PgStorage(request.getfixturevalue("pg_url"))
     yield s
     s.close()
 
 
 def rec(i, captured_at=T0, retention="normal", *, seq=None, epoch=0, tag=None):
-    return {"record_id": str(uuid.UUID(int=i)), "seq": seq or i, "epoch": epoch,
-            "captured_at": captured_at, "clock_synced": True, "retention": retention,
-            "delete_after": 1e300, "seal_kid": "k", "sealed": bytes([i % 256]) * 64, "tag": tag}
+    return {
+        "record_id": str(uuid.UUID(int=i)),
+        "seq": seq or i,
+        "epoch": epoch,
+        "captured_at": captured_at,
+        "clock_synced": True,
+        "retention": retention,
+        "delete_after": 1e300,
+        "seal_kid": "k",
+        "sealed": bytes([i % 256]) * 64,
+        "tag": tag,
+    }
 
 
 def test_kiosks_register_revoke_and_one_active_registration_per_key(storage):
@@ -53,27 +63,30 @@ def test_ingest_is_idempotent_per_kiosk_and_refuses_another_kiosks_ids(storage):
     assert again.accepted == [rec(3)["record_id"]] and again.duplicates == [rec(2)["record_id"]]
     with pytest.raises(RecordIdConflict):
         storage.ingest(b, str(uuid.uuid4()), [rec(1), rec(9)], now=T0)
-    assert storage.record_ids(b) == []                       # nothing of that batch stored
+    assert storage.record_ids(b) == []  # nothing of that batch stored
     assert storage.record_ids(a) == [rec(i)["record_id"] for i in (1, 2, 3)]
 
 
 def test_the_server_sets_deletion_itself_and_purges_by_class_with_holds(storage):
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
-    storage.ingest(a, str(uuid.uuid4()), [rec(1), rec(2, retention="significant"),
-                                          rec(3, captured_at=T0 + 5 * DAY)], now=T0)
+    storage.ingest(
+        a,
+        str(uuid.uuid4()),
+        [rec(1), rec(2, retention="significant"), rec(3, captured_at=T0 + 5 * DAY)],
+        now=T0,
+    )
     assert storage.purge(now=T0 + 28 * DAY - 1).records == 0
     held = storage.purge(now=T0 + 28 * DAY, holds=[(T0 - 1, T0 + 1)])
-    assert held.records == 0                                  # inside an open case's window
+    assert held.records == 0  # inside an open case's window
     r = storage.purge(now=T0 + 28 * DAY)
     assert (r.normal, r.significant) == (1, 0)
-    assert storage.purge(now=T0 + 90 * DAY).records == 2      # the significant and the later one
+    assert storage.purge(now=T0 + 90 * DAY).records == 2  # the significant and the later one
     assert storage.record_ids(a) == []
 
 
 def test_sequence_gaps_epochs_and_reused_numbers(storage):
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
-    storage.ingest(a, str(uuid.uuid4()), [rec(i, seq=s) for i, s in ((1, 1), (2, 2), (3, 5), (4, 8))],
-                   now=T0)
+    storage.ingest(a, str(uuid.uuid4()), [rec(i, seq=s) for i, s in ((1, 1), (2, 2), (3, 5), (4, 8))], now=T0)
     assert storage.gaps(a) == [(3, 4), (6, 7)]
     storage.ingest(a, str(uuid.uuid4()), [rec(10, seq=2, epoch=7), rec(11, seq=2, epoch=7)], now=T0)
     assert storage.epochs(a) == [(0, 4, 1, 8, 0), (7, 2, 2, 2, 1)]
@@ -82,6 +95,7 @@ def test_sequence_gaps_epochs_and_reused_numbers(storage):
 
 def test_time_ordered_ids_are_found_in_their_day_and_another_kiosks_is_refused(storage):
     from kiosk.core.recordids import time_ordered_id
+
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
     b = storage.register_kiosk(venue="B", public_key=b"b" * 32, now=0)
     r = {**rec(1), "record_id": time_ordered_id(T0 + 5), "captured_at": T0 + 5}
@@ -99,12 +113,17 @@ def test_time_ordered_ids_are_found_in_their_day_and_another_kiosks_is_refused(s
 
 def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_purge(storage):
     from sync.central.central_cli import status_lines
+
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
     storage.ingest(a, str(uuid.uuid4()), [rec(i, seq=s) for i, s in ((1, 1), (2, 2), (3, 5))], now=T0)
     # Next batch: a duplicate (not counted again), a number reused under a new record id
     # (in an earlier batch), one within the batch itself, a new high, a new epoch.
-    storage.ingest(a, str(uuid.uuid4()), [rec(1, seq=1), rec(4, seq=2), rec(5, seq=8),
-                                          rec(6, seq=8), rec(7, seq=9, epoch=2)], now=T0)
+    storage.ingest(
+        a,
+        str(uuid.uuid4()),
+        [rec(1, seq=1), rec(4, seq=2), rec(5, seq=8), rec(6, seq=8), rec(7, seq=9, epoch=2)],
+        now=T0,
+    )
     (e0, e2) = storage.sequence_summary()
     assert (e0.epoch, e0.received, e0.distinct_seq, e0.low, e0.high) == (0, 6, 4, 1, 8)
     assert (e0.missing, e0.reused) == (4, 2) and (e2.missing, e2.reused) == (8, 0)
@@ -121,9 +140,16 @@ def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_pu
     # A late record (a set-aside one retried) closes its number: the run splits.
     storage.ingest(a, str(uuid.uuid4()), [rec(8, seq=3, captured_at=T0 + 29 * DAY)], now=T0 + 29 * DAY)
     assert storage.gaps(a, 0) == [(4, 4), (6, 7)]
-    storage.ingest(a, str(uuid.uuid4()), [rec(9, seq=4, captured_at=T0 + 29 * DAY),
-                                          rec(11, seq=6, captured_at=T0 + 29 * DAY),
-                                          rec(12, seq=7, captured_at=T0 + 29 * DAY)], now=T0 + 29 * DAY)
+    storage.ingest(
+        a,
+        str(uuid.uuid4()),
+        [
+            rec(9, seq=4, captured_at=T0 + 29 * DAY),
+            rec(11, seq=6, captured_at=T0 + 29 * DAY),
+            rec(12, seq=7, captured_at=T0 + 29 * DAY),
+        ],
+        now=T0 + 29 * DAY,
+    )
     assert storage.gaps(a, 0) == [] and storage.sequence_gaps(a) == [(a, 2, 1, 8)]
 
 
@@ -135,8 +161,10 @@ def test_records_between_and_by_tag(storage):
     rows = storage.records_between(a, T0, T0 + 61)
     assert [r["record_id"] for r in rows] == [rec(1)["record_id"], rec(2)["record_id"]]
     assert rows[0]["sealed"] == rec(1)["sealed"] and rows[0]["kiosk_id"] == a
-    assert [r["record_id"] for r in storage.records_between(None, T0 + 10, None)] == \
-        [rec(3)["record_id"], rec(2)["record_id"]]
+    assert [r["record_id"] for r in storage.records_between(None, T0 + 10, None)] == [
+        rec(3)["record_id"],
+        rec(2)["record_id"],
+    ]
     tagged = storage.records_by_tags(["bb" * 16, "cc" * 16], T0, T0 + DAY)
     assert [r["kiosk_id"] for r in tagged] == [b]
     assert storage.untagged_between(T0, T0 + DAY) == 1
@@ -165,26 +193,33 @@ def test_the_audit_log_and_reads_verify_on_both(storage):
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=1)
     committee.add_member(storage, name="b", public_key=b.public_key(), key=a, now=2)
-    committee.open_case(storage, key=a, case_id="OB-1", reason="backend parity case", from_ts=0,
-                        to_ts=10, now=3)
+    committee.open_case(
+        storage, key=a, case_id="OB-1", reason="backend parity case", from_ts=0, to_ts=10, now=3
+    )
     committee.approve_case(storage, key=b, case_id="OB-1", now=4)
     state = committee.state_of(storage)
     assert state.count == 4 and state.usable_case("OB-1")
-    rid = storage.log_read(reader="a", case_id="OB-1", kiosk_id=None, from_ts=0, to_ts=10, records=0,
-                           now=5)
+    rid = storage.log_read(reader="a", case_id="OB-1", kiosk_id=None, from_ts=0, to_ts=10, records=0, now=5)
     assert storage.reads()[0]["read_id"] == rid
 
 
 def test_a_kiosk_central_command_on_postgresql(pg_url, tmp_path):
     """--database works where --data does: register, status, purge."""
     import subprocess
-    from workbench.testkit import BIN
+
     from kiosk.core.keys import write_public
+    from workbench.testkit import BIN
+
     write_public(tmp_path / "d.pub", Ed25519PrivateKey.generate().public_key())
-    run = lambda *a: subprocess.run([str(BIN / "kiosk-central"), *map(str, a)],  # noqa: E731
-                                    capture_output=True, text=True, timeout=60)
-    kid = run("register-kiosk", "--database", pg_url, "--venue", "Hall", "--public-key",
-              tmp_path / "d.pub").stdout.strip()
+    run = lambda *a: subprocess.run(
+        [str(BIN / "kiosk-central"), *map(str, a)],  # noqa: E731
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    kid = run(
+        "register-kiosk", "--database", pg_url, "--venue", "Hall", "--public-key", tmp_path / "d.pub"
+    ).stdout.strip()
     assert kid.startswith("k-")
     assert f"{kid}  Hall  active  records 0" in run("status", "--database", pg_url).stdout
     assert run("purge", "--database", pg_url).stdout.startswith("purged 0 records")
@@ -193,23 +228,23 @@ def test_a_kiosk_central_command_on_postgresql(pg_url, tmp_path):
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
-
-def test_serve_on_postgresql_takes_a_real_kiosks_upload(pg_url, tmp_path, server_keys, sealing,
-                                                        make_pass, trusted):
+def test_serve_on_postgresql_takes_a_real_kiosks_upload(
+    pg_url, tmp_path, server_keys, sealing, make_pass, trusted
+):
     from kiosk.core.keys import raw_public
     from kiosk.store.checkins import CheckinStore
     from sync.central.storage.pg_backend import PgStorage
-    from workbench.localserver import LocalServer
     from sync.uploader import Uploader
+    from workbench.localserver import LocalServer
     from workbench.testkit import fill
+
     device = Ed25519PrivateKey.generate()
     admin = PgStorage(pg_url)
     kid = admin.register_kiosk(venue="v", public_key=raw_public(device.public_key()), now=0)
     store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v")
     ids = fill(store, make_pass, trusted, 1200)
     with LocalServer(tmp_path / "log", server_keys, database=pg_url) as server:
-        up = Uploader(store=store, server_url=server.url, kiosk_id=kid, device_key=device,
-                      batch_size=500)
+        up = Uploader(store=store, server_url=server.url, kiosk_id=kid, device_key=device, batch_size=500)
         result = up.round()
     assert result.ok and result.accepted == 1200 and store.stats()["pending"] == 0
     assert set(admin.record_ids(kid)) == set(ids) and admin.gaps(kid) == []
@@ -218,33 +253,42 @@ def test_serve_on_postgresql_takes_a_real_kiosks_upload(pg_url, tmp_path, server
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_serve_with_several_workers_on_either_backend(backend, request, tmp_path, server_keys,
-                                                      sealing, make_pass, trusted):
+def test_serve_with_several_workers_on_either_backend(
+    backend, request, tmp_path, server_keys, sealing, make_pass, trusted
+):
     """`serve --workers 3`: the uploads land once each, whichever process answers."""
     import threading
+
     from kiosk.core.keys import raw_public
     from kiosk.store.checkins import CheckinStore
-    from workbench.localserver import LocalServer
     from sync.uploader import Uploader
+    from workbench.localserver import LocalServer
     from workbench.testkit import fill
+
     db = request.getfixturevalue("pg_url") if backend == "postgresql" else None
     devices = [Ed25519PrivateKey.generate() for _ in range(4)]
     with LocalServer(tmp_path / "c", server_keys, database=db, workers=3) as server:
         if db:
             from sync.central.storage.pg_backend import PgStorage
+
             admin = PgStorage(db)
         else:
             admin = SqliteStorage.in_folder(tmp_path / "c")
-        kids = [admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0)
-                for i, d in enumerate(devices)]
-        stores = [CheckinStore.open(tmp_path / f"k{i}.db", sealing=sealing, venue_id=f"v{i}")
-                  for i in range(4)]
+        kids = [
+            admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0)
+            for i, d in enumerate(devices)
+        ]
+        stores = [
+            CheckinStore.open(tmp_path / f"k{i}.db", sealing=sealing, venue_id=f"v{i}") for i in range(4)
+        ]
         ids = [fill(s, make_pass, trusted, 400) for s in stores]
         results = [None] * 4
 
         def up(i):
-            results[i] = Uploader(store=stores[i], server_url=server.url, kiosk_id=kids[i],
-                                  device_key=devices[i], batch_size=50).round()
+            results[i] = Uploader(
+                store=stores[i], server_url=server.url, kiosk_id=kids[i], device_key=devices[i], batch_size=50
+            ).round()
+
         threads = [threading.Thread(target=up, args=(i,)) for i in range(4)]
         for th in threads:
             th.start()
@@ -262,16 +306,17 @@ def test_serve_with_several_workers_on_either_backend(backend, request, tmp_path
 
 def test_risk_deltas_and_tombstones(storage):
     from sync.central.storage.interface import TOMBSTONE_DAYS
+
     v1 = storage.set_risk(b"\x01" * 16, 3, now=T0, expires_at=T0 + DAY)
     v2 = storage.set_risk(b"\x02" * 16, 2, now=T0, expires_at=T0 + 5 * DAY)
     version, changes = storage.risk_delta(v1)
     assert version == v2 and list(changes.values()) == [2]
-    assert storage.purge(now=T0 + DAY).risk_entries == 1           # the first expires
+    assert storage.purge(now=T0 + DAY).risk_entries == 1  # the first expires
     version, changes = storage.risk_delta(v2)
-    assert sorted(changes.values()) == [0]                         # a tombstone
-    assert storage.risk_delta(version + 5) is None                 # ahead of the server: whole
+    assert sorted(changes.values()) == [0]  # a tombstone
+    assert storage.risk_delta(version + 5) is None  # ahead of the server: whole
     storage.purge(now=T0 + (TOMBSTONE_DAYS + 2) * DAY)
-    assert storage.risk_delta(v2) is None                          # tombstone gone: whole list
+    assert storage.risk_delta(v2) is None  # tombstone gone: whole list
     assert storage.risk_delta(storage.risk_version()) == (storage.risk_version(), {})
 
 
@@ -279,16 +324,23 @@ def test_postgresql_roles_ingest_purge_and_committee_may_do_only_their_part(pg_u
     """db-roles, then a login user in each role: ingest stores a batch but cannot delete or
     read the audit log; purge deletes but cannot insert; the committee reads and logs."""
     import subprocess
+
     import psycopg
-    from workbench.testkit import BIN
+
     from sync.central.storage.pg_backend import PgStorage
-    r = subprocess.run([BIN / "kiosk-central", "db-roles", "--database", pg_url],
-                       capture_output=True, text=True, timeout=60)
+    from workbench.testkit import BIN
+
+    r = subprocess.run(
+        [BIN / "kiosk-central", "db-roles", "--database", pg_url], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and "kiosk_ingest:" in r.stdout, r.stderr
     db = pg_url.rsplit("/", 1)[1]
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        for user, role in (("u_ingest", "kiosk_ingest"), ("u_purge", "kiosk_purge"),
-                           ("u_committee", "kiosk_committee")):
+        for user, role in (
+            ("u_ingest", "kiosk_ingest"),
+            ("u_purge", "kiosk_purge"),
+            ("u_committee", "kiosk_committee"),
+        ):
             conn.execute(f"CREATE USER {user} IN ROLE {role}")
     url = lambda user: f"postgresql://{user}@127.0.0.1:{pg_server.port}/{db}"  # noqa: E731
     owner = PgStorage(pg_url)
@@ -322,27 +374,39 @@ def test_postgresql_retention_drops_whole_day_partitions(pg_url):
     the days that are wholly past retention (no dead rows), keeps a day an open case holds,
     and still deletes row by row what sits in the default partition."""
     import time as _t
+
     from sync.central.storage.pg_backend import PgStorage
+
     s = PgStorage(pg_url)
     now = _t.time()
     today = int(now // DAY)
 
     def parts():
-        return {r[0] for r in s._q(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p "
-            "ON p.oid = i.inhparent WHERE p.relname IN ('records_normal', 'records_significant')")}
+        return {
+            r[0]
+            for r in s._q(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p "
+                "ON p.oid = i.inhparent WHERE p.relname IN ('records_normal', 'records_significant')"
+            )
+        }
+
     assert {f"records_normal_{today + 7}", f"records_significant_{today - 91}"} <= parts()
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
-    old_day, held_day = today - 40, today - 35          # both past 28 days, one held by a case
-    s.ingest(kid, str(uuid.uuid4()), [rec(i, (old_day + 0.5) * DAY) for i in range(1, 6)]
-             + [rec(i, (held_day + 0.5) * DAY) for i in range(6, 9)]
-             + [rec(9, (today - 200) * DAY + 1)], now=now)      # too old for any day partition
+    old_day, held_day = today - 40, today - 35  # both past 28 days, one held by a case
+    s.ingest(
+        kid,
+        str(uuid.uuid4()),
+        [rec(i, (old_day + 0.5) * DAY) for i in range(1, 6)]
+        + [rec(i, (held_day + 0.5) * DAY) for i in range(6, 9)]
+        + [rec(9, (today - 200) * DAY + 1)],
+        now=now,
+    )  # too old for any day partition
     assert s._q(f"SELECT count(*) FROM records_normal_{old_day}")[0][0] == 5
     assert s._q("SELECT count(*) FROM records_normal_default")[0][0] == 1
     result = s.purge(now=now, holds=[(held_day * DAY, (held_day + 1) * DAY)])
-    assert result.normal == 6                                  # 5 by dropping a day, 1 row
-    assert f"records_normal_{old_day}" not in parts()          # gone whole: no dead rows
-    assert f"records_normal_{held_day}" in parts()              # the case's day is kept
+    assert result.normal == 6  # 5 by dropping a day, 1 row
+    assert f"records_normal_{old_day}" not in parts()  # gone whole: no dead rows
+    assert f"records_normal_{held_day}" in parts()  # the case's day is kept
     assert len(s.record_ids(kid)) == 3
     s.close()
 
@@ -351,6 +415,7 @@ def test_a_day_left_detached_by_an_interrupted_purge_is_dropped_by_the_next(pg_u
     import psycopg
 
     from sync.central.storage.pg_backend import PgStorage
+
     storage = PgStorage(pg_url)
     try:
         storage.ensure_partitions(now=T0)
@@ -358,7 +423,7 @@ def test_a_day_left_detached_by_an_interrupted_purge_is_dropped_by_the_next(pg_u
         storage.ingest(a, str(uuid.uuid4()), [rec(1)], now=T0)
         day = f"records_normal_{int(T0 // DAY)}"
         with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute(f"ALTER TABLE records_normal DETACH PARTITION {day}")   # then "crash"
+            conn.execute(f"ALTER TABLE records_normal DETACH PARTITION {day}")  # then "crash"
             assert conn.execute("SELECT count(*) FROM " + day).fetchone()[0] == 1
         storage.purge(now=T0 + 29 * DAY)
         with psycopg.connect(pg_url, autocommit=True) as conn:

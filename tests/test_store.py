@@ -5,11 +5,11 @@ import sqlite3
 import pytest
 
 from kiosk.core.decision import Policy, RiskList, decide
-from kiosk.core.seal import open_sealed
-from kiosk.store.sqlitedb import migrate, open_db
-from kiosk.core.timing import DAY
-from kiosk.store.checkins import CheckinStore, MIGRATIONS, Retention
 from kiosk.core.reasons import Reason
+from kiosk.core.seal import open_sealed
+from kiosk.core.timing import DAY
+from kiosk.store.checkins import MIGRATIONS, CheckinStore, Retention
+from kiosk.store.sqlitedb import migrate, open_db
 from workbench.testkit import NOW
 
 PID = bytes.fromhex("c0ffee00112233445566778899aabbcc")
@@ -18,30 +18,39 @@ PID = bytes.fromhex("c0ffee00112233445566778899aabbcc")
 @pytest.fixture
 def decision_for(make_pass, trusted):
     def d(level, pid=PID):
-        return decide(make_pass(level, pass_id=pid), trusted=trusted, risk_list=RiskList(),
-                      policy=Policy(), now=NOW)
+        return decide(
+            make_pass(level, pass_id=pid), trusted=trusted, risk_list=RiskList(), policy=Policy(), now=NOW
+        )
+
     return d
 
 
 def test_raw_database_bytes_hold_no_pass_id_and_the_committee_opens_a_record(
-        tmp_path, sealing, committee_key, decision_for):
+    tmp_path, sealing, committee_key, decision_for
+):
     path = tmp_path / "k.db"
     store = CheckinStore.open(path, sealing=sealing, venue_id="venue-secret-name")
     rid = store.record(decision_for(3), now=NOW, clock_synced=True)
     for level in (0, 1, 2):
         store.record(decision_for(level), now=NOW, clock_synced=False)
-    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())     # db, -wal and -shm files
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())  # db, -wal and -shm files
     for needle in (PID, PID.hex().encode(), b"venue-secret-name", b"deny", b"risk_level"):
         assert needle not in raw
     store.close()
     conn = sqlite3.connect(path)
-    seal_kid, sealed = conn.execute("SELECT seal_kid, sealed FROM checkins WHERE record_id = ?",
-                                    [rid]).fetchone()
+    seal_kid, sealed = conn.execute(
+        "SELECT seal_kid, sealed FROM checkins WHERE record_id = ?", [rid]
+    ).fetchone()
     assert seal_kid == sealing.kid
     opened = open_sealed(sealed, committee_key, record_id=rid)
-    assert opened == {"pass_id": PID, "risk_level": 3, "decision": "deny",
-                      "reason": "risk_level", "venue": "venue-secret-name"}
-    with pytest.raises(Exception):     # bound to its record id: cannot be moved to another
+    assert opened == {
+        "pass_id": PID,
+        "risk_level": 3,
+        "decision": "deny",
+        "reason": "risk_level",
+        "venue": "venue-secret-name",
+    }
+    with pytest.raises(Exception):  # noqa: B017 -- any failure to open; bound to its record id: cannot be moved to another
         open_sealed(sealed, committee_key, record_id="another-record")
 
 
@@ -49,31 +58,37 @@ def test_retention_class_fixed_at_capture(sealing, decision_for):
     store = CheckinStore(open_db(None), sealing=sealing, venue_id="v")
     for level in range(4):
         store.record(decision_for(level), now=NOW, clock_synced=True)
-    rows = store.db.execute("SELECT retention, delete_after - captured_at FROM checkins "
-                            "ORDER BY seq").fetchall()
-    assert rows == [("normal", 28 * DAY), ("normal", 28 * DAY), ("significant", 90 * DAY),
-                    ("significant", 90 * DAY)]
+    rows = store.db.execute(
+        "SELECT retention, delete_after - captured_at FROM checkins ORDER BY seq"
+    ).fetchall()
+    assert rows == [
+        ("normal", 28 * DAY),
+        ("normal", 28 * DAY),
+        ("significant", 90 * DAY),
+        ("significant", 90 * DAY),
+    ]
 
 
 def test_purge_deletes_past_retention_and_synced_records(sealing, decision_for):
-    store = CheckinStore(open_db(None), sealing=sealing, venue_id="v",
-                         retention=Retention(synced_grace_s=3600))
+    store = CheckinStore(
+        open_db(None), sealing=sealing, venue_id="v", retention=Retention(synced_grace_s=3600)
+    )
     normal = store.record(decision_for(0), now=NOW, clock_synced=True)
     significant = store.record(decision_for(3), now=NOW, clock_synced=True)
     synced = store.record(decision_for(1), now=NOW, clock_synced=True)
     store.mark_synced([synced], now=NOW + 10)
     store.count_invalid(Reason.EXPIRED, now=NOW)
     assert store.purge(now=NOW + 3000) == 0
-    assert store.purge(now=NOW + 3700) == 1                    # the synced one, after the grace
+    assert store.purge(now=NOW + 3700) == 1  # the synced one, after the grace
     assert store.purge(now=NOW + 28 * DAY - 1) == 0
-    assert store.purge(now=NOW + 28 * DAY) == 1                # the normal one
+    assert store.purge(now=NOW + 28 * DAY) == 1  # the normal one
     left = [r[0] for r in store.db.execute("SELECT record_id FROM checkins")]
     assert left == [significant]
     assert store.purge(now=NOW + 90 * DAY) == 1
     assert store.stats()["records"] == 0
-    assert store.stats()["invalid_scans"] == 1          # counts (no text) are kept by day ...
+    assert store.stats()["invalid_scans"] == 1  # counts (no text) are kept by day ...
     store.purge(now=NOW + 91 * DAY)
-    assert store.stats()["invalid_scans"] == 0          # ... for the significant retention
+    assert store.stats()["invalid_scans"] == 0  # ... for the significant retention
     assert normal not in left
 
 
@@ -93,7 +108,7 @@ def test_queue_order_sync_and_set_aside(sealing, decision_for):
     assert [r["record_id"] for r in batch] == ids[:3]
     assert [r["seq"] for r in batch] == [1, 2, 3]
     assert store.mark_synced(ids[:3], now=NOW) == 3
-    assert store.mark_synced(ids[:3], now=NOW) == 0            # idempotent
+    assert store.mark_synced(ids[:3], now=NOW) == 0  # idempotent
     assert store.set_aside(ids[3:4], reason="422 malformed", now=NOW) == 1
     assert [r["record_id"] for r in store.pending(10)] == ids[4:]
     s = store.stats()
@@ -121,10 +136,10 @@ def test_wal_full_sync_and_migrations(tmp_path, sealing):
     path = tmp_path / "m.db"
     store = CheckinStore.open(path, sealing=sealing, venue_id="v")
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     store.close()
-    again = CheckinStore.open(path, sealing=sealing, venue_id="v")       # re-opening: no-op
+    again = CheckinStore.open(path, sealing=sealing, venue_id="v")  # re-opening: no-op
     assert again.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     again.db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(RuntimeError, match="newer"):

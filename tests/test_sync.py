@@ -15,17 +15,16 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from workbench.testkit import NOW, closing_session, fill, make_uploader
-from workbench.faultproxy import FaultProxy
 from kiosk.core.bundle import verify_bundle
-from kiosk.core.decision import Policy, RiskList, decide
 from kiosk.core.keys import BUNDLE_PUB, load_ed25519_public
 from kiosk.core.keys import raw_public as raw
 from kiosk.store.checkins import CheckinStore
 from sync import protocol
-from workbench.localserver import LocalServer
 from sync.central.storage.sqlite_backend import SqliteStorage
 from sync.uploader import Backoff, Uploader
+from workbench.faultproxy import FaultProxy
+from workbench.localserver import LocalServer
+from workbench.testkit import NOW, fill, make_uploader
 
 
 @pytest.fixture
@@ -62,12 +61,6 @@ def kiosk_store(tmp_path, sealing):
     store.close()
 
 
-
-
-
-
-
-
 def run_until_drained(uploader, *, timeout_s=240, backoff=Backoff(0.01, 0.2)):
     stop = threading.Event()
     rounds = []
@@ -77,8 +70,9 @@ def run_until_drained(uploader, *, timeout_s=240, backoff=Backoff(0.01, 0.2)):
         if result.ok and result.pending == 0:
             stop.set()
 
-    t = threading.Thread(target=uploader.loop, args=(stop,),
-                         kwargs=dict(interval_s=0.05, backoff=backoff, on_round=on_round))
+    t = threading.Thread(
+        target=uploader.loop, args=(stop,), kwargs=dict(interval_s=0.05, backoff=backoff, on_round=on_round)
+    )
     t.start()
     t.join(timeout_s)
     stop.set()
@@ -88,13 +82,18 @@ def run_until_drained(uploader, *, timeout_s=240, backoff=Backoff(0.01, 0.2)):
 
 # -- exactly once, under faults -----------------------------------------------------------------------
 def test_ten_thousand_records_arrive_exactly_once_under_faults(
-        tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority):
+    tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
+):
     ids = fill(kiosk_store, make_pass, trusted, 10_000)
-    proxy = FaultProxy(central.port, stall_s=1.5, faults={
-        "reset": 0.08, "error503": 0.08, "stall": 0.04, "drop_answer": 0.10, "late_answer": 0.04})
+    proxy = FaultProxy(
+        central.port,
+        stall_s=1.5,
+        faults={"reset": 0.08, "error503": 0.08, "stall": 0.04, "drop_answer": 0.10, "late_answer": 0.04},
+    )
     proxy.forced = ["drop_answer", "late_answer", "error503", "stall", "reset"]  # each at least once
-    uploader = make_uploader(kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path,
-                             batch_size=200, timeout_s=1.0)
+    uploader = make_uploader(
+        kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path, batch_size=200, timeout_s=1.0
+    )
 
     killer_done = threading.Event()
 
@@ -131,12 +130,14 @@ def test_ten_thousand_records_arrive_exactly_once_under_faults(
 
 
 def test_offline_for_weeks_then_everything_drains_in_capture_order(
-        tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority):
-    central.stop()                                       # no network for weeks
+    tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
+):
+    central.stop()  # no network for weeks
     start = time.time() - 20 * 86_400
     ids = fill(kiosk_store, make_pass, trusted, 1200, start=start)
-    uploader = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path,
-                             batch_size=100, timeout_s=1.0)
+    uploader = make_uploader(
+        kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path, batch_size=100, timeout_s=1.0
+    )
     for _ in range(3):
         result = uploader.round()
         assert not result.ok and result.pending == 1200 and result.accepted == 0
@@ -147,32 +148,36 @@ def test_offline_for_weeks_then_everything_drains_in_capture_order(
     arrived = [r[0] for r in admin.db.execute("SELECT record_id FROM records ORDER BY rowid")]
     seqs = [r[0] for r in admin.db.execute("SELECT seq FROM records ORDER BY rowid")]
     admin.close()
-    assert arrived == ids                                # oldest first, none missing
+    assert arrived == ids  # oldest first, none missing
     assert seqs == sorted(seqs)
 
 
 # -- a malformed record is set aside, the rest go through ---------------------------------------------
 def test_a_record_the_server_refuses_is_set_aside_and_the_batch_still_lands(
-        tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority):
+    tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
+):
     ids = fill(kiosk_store, make_pass, trusted, 50)
     bad = ids[17]
-    with kiosk_store.db.conn:                            # e.g. a row damaged on the SD card
+    with kiosk_store.db.conn:  # e.g. a row damaged on the SD card
         kiosk_store.db.execute("UPDATE checkins SET seal_kid = ? WHERE record_id = ?", ["x" * 100, bad])
-    uploader = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path,
-                             batch_size=50)
+    uploader = make_uploader(
+        kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path, batch_size=50
+    )
     result = uploader.round()
     assert result.ok and result.accepted == 49 and result.set_aside == 1 and result.pending == 0
     assert set(server_ids(central, kiosk_id)) == set(ids) - {bad}
-    row = kiosk_store.db.execute("SELECT set_aside_reason, synced_at FROM checkins WHERE record_id = ?",
-                                 [bad]).fetchone()
-    assert row[0].startswith("HTTP 400 malformed") and row[1] is None   # kept, not dropped
+    row = kiosk_store.db.execute(
+        "SELECT set_aside_reason, synced_at FROM checkins WHERE record_id = ?", [bad]
+    ).fetchone()
+    assert row[0].startswith("HTTP 400 malformed") and row[1] is None  # kept, not dropped
     assert kiosk_store.stats()["set_aside"] == 1
-    again = uploader.round()                             # not retried forever
+    again = uploader.round()  # not retried forever
     assert again.ok and again.accepted == 0 and again.set_aside == 0
 
 
-def test_server_down_leaves_everything_queued(tmp_path, central, kiosk_id, device_key, kiosk_store,
-                                              make_pass, trusted, authority):
+def test_server_down_leaves_everything_queued(
+    tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
+):
     fill(kiosk_store, make_pass, trusted, 10)
     proxy = FaultProxy(central.port, faults={"error503": 1.0})
     uploader = make_uploader(kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path)
@@ -183,8 +188,9 @@ def test_server_down_leaves_everything_queued(tmp_path, central, kiosk_id, devic
     assert kiosk_store.get_state("last_sync_error").endswith("HTTP 503")
 
 
-def test_a_revoked_kiosk_keeps_its_records_and_says_why(tmp_path, central, kiosk_id, device_key,
-                                                        kiosk_store, make_pass, trusted, authority):
+def test_a_revoked_kiosk_keeps_its_records_and_says_why(
+    tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
+):
     fill(kiosk_store, make_pass, trusted, 5)
     admin = SqliteStorage.in_folder(central.data_dir)
     admin.revoke_kiosk(kiosk_id, now=time.time())
@@ -194,12 +200,20 @@ def test_a_revoked_kiosk_keeps_its_records_and_says_why(tmp_path, central, kiosk
     assert result.pending == 5 and result.set_aside == 0
 
 
-def test_a_kiosk_clock_far_off_is_corrected_from_the_server(tmp_path, central, kiosk_id, device_key,
-                                                            kiosk_store, make_pass, trusted, authority):
+def test_a_kiosk_clock_far_off_is_corrected_from_the_server(
+    tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
+):
     """A Pi has no RTC: after a power cut with no NTP its clock can be days off."""
     fill(kiosk_store, make_pass, trusted, 5)
-    uploader = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path,
-                             clock=lambda: time.time() - 3 * 86_400)
+    uploader = make_uploader(
+        kiosk_store,
+        central.url,
+        kiosk_id,
+        device_key,
+        authority,
+        tmp_path,
+        clock=lambda: time.time() - 3 * 86_400,
+    )
     result = uploader.round()
     assert result.ok and result.accepted == 5
     assert abs(uploader.clock_offset - 3 * 86_400) < 60
@@ -207,18 +221,29 @@ def test_a_kiosk_clock_far_off_is_corrected_from_the_server(tmp_path, central, k
 
 # -- every rejection path: a 4xx and nothing stored ---------------------------------------------------
 def record(i=1, **over):
-    r = {"record_id": str(uuid.uuid4()), "seq": i, "captured_at": 1.0 * NOW, "clock_synced": True,
-         "retention": "normal", "delete_after": NOW + 28 * 86400.0, "seal_kid": "abcd",
-         "sealed": base64.b64encode(b"x" * 80).decode()}
+    r = {
+        "record_id": str(uuid.uuid4()),
+        "seq": i,
+        "captured_at": 1.0 * NOW,
+        "clock_synced": True,
+        "retention": "normal",
+        "delete_after": NOW + 28 * 86400.0,
+        "seal_kid": "abcd",
+        "sealed": base64.b64encode(b"x" * 80).decode(),
+    }
     r.update(over)
     return r
 
 
-def post(url, key, kiosk_id, body, *, ts=None, path=protocol.UPLOAD_PATH, headers=None,
-         sign_body=None):
-    h = protocol.sign_request(key, kiosk_id=kiosk_id, method="POST", path=path,
-                              timestamp=int(ts if ts is not None else time.time()),
-                              body=body if sign_body is None else sign_body)
+def post(url, key, kiosk_id, body, *, ts=None, path=protocol.UPLOAD_PATH, headers=None, sign_body=None):
+    h = protocol.sign_request(
+        key,
+        kiosk_id=kiosk_id,
+        method="POST",
+        path=path,
+        timestamp=int(ts if ts is not None else time.time()),
+        body=body if sign_body is None else sign_body,
+    )
     h.update({"Content-Type": "application/json", "Content-Encoding": "gzip", **(headers or {})})
     return requests.post(url + path, data=body, headers=h, timeout=10)
 
@@ -264,19 +289,30 @@ def test_each_rejection_is_a_4xx_and_stores_nothing(case, central, kiosk_id, dev
     elif case == "another kiosk's key":
         r = post(url, Ed25519PrivateKey.generate(), kid, gz(good))
     elif case == "no signature headers":
-        r = requests.post(url + protocol.UPLOAD_PATH, data=gz(good), timeout=10,
-                          headers={"Content-Encoding": "gzip"})
+        r = requests.post(
+            url + protocol.UPLOAD_PATH, data=gz(good), timeout=10, headers={"Content-Encoding": "gzip"}
+        )
     elif case == "stale timestamp":
         r = post(url, key, kid, gz(good), ts=time.time() - 3600)
         assert abs(r.json()["server_time"] - time.time()) < 60
     elif case == "oversized body":
         import os
+
         r = post(url, key, kid, os.urandom(protocol.MAX_BODY_BYTES + 10))
     elif case == "gzip bomb":
         r = post(url, key, kid, gzip.compress(b" " * (protocol.MAX_JSON_BYTES + 1000), 9))
     elif case == "too many records":
-        r = post(url, key, kid, gz({"batch_id": str(uuid.uuid4()),
-                                    "records": [record(i + 1) for i in range(protocol.MAX_RECORDS + 1)]}))
+        r = post(
+            url,
+            key,
+            kid,
+            gz(
+                {
+                    "batch_id": str(uuid.uuid4()),
+                    "records": [record(i + 1) for i in range(protocol.MAX_RECORDS + 1)],
+                }
+            ),
+        )
     elif case == "not gzip":
         r = post(url, key, kid, json.dumps(good).encode())
     elif case == "not json":
@@ -319,8 +355,12 @@ def test_the_same_batch_or_record_again_is_stored_once(central, kiosk_id, device
 
 
 def test_the_server_reports_gaps_in_a_kiosks_sequence(central, kiosk_id, device_key):
-    post(central.url, device_key, kiosk_id,
-         gz({"batch_id": str(uuid.uuid4()), "records": [record(i) for i in (3, 4, 7, 10)]}))
+    post(
+        central.url,
+        device_key,
+        kiosk_id,
+        gz({"batch_id": str(uuid.uuid4()), "records": [record(i) for i in (3, 4, 7, 10)]}),
+    )
     admin = SqliteStorage.in_folder(central.data_dir)
     assert admin.gaps(kiosk_id) == [(1, 2), (5, 6), (8, 9)]
     admin.close()
@@ -336,7 +376,8 @@ def test_openapi_describes_upload_and_bundle(central):
 
 # -- the bundle -------------------------------------------------------------------------------------------
 def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_kept(
-        tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority):
+    tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
+):
     bundle_key = load_ed25519_public(authority / BUNDLE_PUB)
     proxy = FaultProxy(central.port)
     uploader = make_uploader(kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path)
@@ -344,36 +385,40 @@ def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_ke
     held = (tmp_path / "bundle.json").read_bytes()
     b1 = verify_bundle(held, bundle_key, kiosk_id=kiosk_id)
     assert b1.risk_list.levels == {} and b1.policy.deny_level == 3 and set(b1.issuers) == set(trusted)
-    assert uploader.fetch_bundle() == "unchanged (version 1)"             # one small 304
+    assert uploader.fetch_bundle() == "unchanged (version 1)"  # one small 304
 
     pass_id = bytes(range(16))
     admin = SqliteStorage.in_folder(central.data_dir)
     admin.set_risk(pass_id, 3, now=time.time())
     admin.close()
-    proxy.forced = ["tamper"]                             # one byte of the payload changed on the way
+    proxy.forced = ["tamper"]  # one byte of the payload changed on the way
     result = uploader.fetch_bundle()
     assert result.startswith("refused (bad bundle signature)")
-    assert (tmp_path / "bundle.json").read_bytes() == held                # the old one kept
+    assert (tmp_path / "bundle.json").read_bytes() == held  # the old one kept
     assert kiosk_store.get_state("bundle_version") == "1"
     assert proxy.counts["tamper"] == 1
 
     assert uploader.fetch_bundle() == "updated to version 2"
     from kiosk.core.bundle import chain_docs, verify_chain
+
     data = (tmp_path / "bundle.json").read_bytes()
-    assert len(chain_docs(data)) == 2                  # the whole list, then a one-entry delta
+    assert len(chain_docs(data)) == 2  # the whole list, then a one-entry delta
     assert verify_bundle(chain_docs(data)[1], bundle_key).risk_since == 1
     b2 = verify_chain(data, bundle_key, kiosk_id=kiosk_id)
     assert b2.risk_list.level_for(pass_id) == 3
-    assert pass_id.hex() not in (tmp_path / "bundle.json").read_text()    # refs, not pass ids
+    assert pass_id.hex() not in (tmp_path / "bundle.json").read_text()  # refs, not pass ids
     proxy.close()
 
 
-def test_a_bundle_signed_by_another_key_is_refused(tmp_path, central, kiosk_id, device_key,
-                                                   kiosk_store, authority):
+def test_a_bundle_signed_by_another_key_is_refused(
+    tmp_path, central, kiosk_id, device_key, kiosk_store, authority
+):
     from kiosk.core.keys import init_authority_keys
+
     impostor = tmp_path / "impostor"
     init_authority_keys(impostor)
     from sync.central.keyring import server_keys_folder
+
     with LocalServer(tmp_path / "impostor-data", server_keys_folder(impostor, tmp_path / "ik")) as fake:
         admin = SqliteStorage.in_folder(fake.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw(device_key.public_key()), now=time.time())
@@ -388,6 +433,7 @@ def make_private_ca(folder):
     """A private CA and a certificate for 127.0.0.1 signed by it, as a committee might run."""
     import datetime
     import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -396,37 +442,64 @@ def make_private_ca(folder):
     def name(cn):
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("committee test CA")).issuer_name(name("committee test CA"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("committee test CA"))
+        .issuer_name(name("committee test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
     (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
     (folder / "server.pem").write_bytes(cert.public_bytes(pem))
-    (folder / "server.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    (folder / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return folder / "ca.pem", folder / "server.pem", folder / "server.key"
 
 
 def test_tls_is_verified_by_default_and_a_private_ca_bundle_is_accepted(
-        tmp_path, authority, server_keys, device_key, kiosk_store, make_pass, trusted):
+    tmp_path, authority, server_keys, device_key, kiosk_store, make_pass, trusted
+):
     ca, cert, key = make_private_ca(tmp_path)
     with LocalServer(tmp_path / "central", server_keys, tls=(cert, key), ca_bundle=ca) as server:
         assert server.url.startswith("https://")
@@ -436,13 +509,15 @@ def test_tls_is_verified_by_default_and_a_private_ca_bundle_is_accepted(
         fill(kiosk_store, make_pass, trusted, 3)
         unverified = make_uploader(kiosk_store, server.url, kid, device_key, authority, tmp_path).round()
         assert not unverified.ok and unverified.error.startswith("TLS:") and unverified.pending == 3
-        ok = make_uploader(kiosk_store, server.url, kid, device_key, authority, tmp_path,
-                           verify=str(ca)).round()
+        ok = make_uploader(
+            kiosk_store, server.url, kid, device_key, authority, tmp_path, verify=str(ca)
+        ).round()
         assert ok.ok and ok.accepted == 3 and ok.pending == 0
 
 
-def test_several_kiosks_upload_at_once_and_each_record_lands_once(tmp_path, central, authority, sealing,
-                                                                  make_pass, trusted):
+def test_several_kiosks_upload_at_once_and_each_record_lands_once(
+    tmp_path, central, authority, sealing, make_pass, trusted
+):
     admin = SqliteStorage.in_folder(central.data_dir)
     kiosks = []
     for i in range(4):
@@ -462,16 +537,16 @@ def test_several_kiosks_upload_at_once_and_each_record_lands_once(tmp_path, cent
         t.start()
     for t in threads:
         t.join(120)
-    for kid, key, store, ids in kiosks:
+    for kid, _key, store, ids in kiosks:
         assert results[kid].ok and results[kid].accepted == 600
-        assert server_ids(central, kid) == ids            # each kiosk's own, in its order
+        assert server_ids(central, kid) == ids  # each kiosk's own, in its order
         store.close()
 
 
 def test_the_server_purges_by_its_own_retention_not_the_kiosks_say():
     storage = SqliteStorage(None)
     kid = storage.register_kiosk(venue="v", public_key=b"\0" * 32, now=0)
-    old, fresh = record(1, delete_after=1e300), record(2, delete_after=1.0)   # the kiosk's say
+    old, fresh = record(1, delete_after=1e300), record(2, delete_after=1.0)  # the kiosk's say
     old["captured_at"], fresh["captured_at"] = 1000.0, 3000.0
     for r in (old, fresh):
         r["sealed"] = base64.b64decode(r["sealed"])
@@ -482,9 +557,11 @@ def test_the_server_purges_by_its_own_retention_not_the_kiosks_say():
 
 
 def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
-        tmp_path, authority, sealing, make_pass, trusted):
+    tmp_path, authority, sealing, make_pass, trusted
+):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     from kiosk.core.seal import SealingKey
     from sync.central.committee import members as committee
     from sync.central.committee.audit import AuditError
@@ -492,7 +569,7 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
 
     storage = SqliteStorage(None)
     kid = storage.register_kiosk(venue="v", public_key=b"\0" * 32, now=0)
-    old_period = SealingKey.of(X25519PrivateKey.generate().public_key())   # its key destroyed since
+    old_period = SealingKey.of(X25519PrivateKey.generate().public_key())  # its key destroyed since
     for key, n in ((sealing, 3), (old_period, 2)):
         store = CheckinStore(open_db_memory(), sealing=key, venue_id="v")
         fill(store, make_pass, trusted, n, start=100)
@@ -503,19 +580,31 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
     nurse, doctor = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     committee.add_member(storage, name="nurse", public_key=nurse.public_key(), key=None, now=1)
     committee.add_member(storage, name="doctor", public_key=doctor.public_key(), key=nurse, now=2)
-    committee.open_case(storage, key=nurse, case_id="OB-1", reason="a cluster at the market",
-                        from_ts=0, to_ts=1000, now=3)
+    committee.open_case(
+        storage, key=nurse, case_id="OB-1", reason="a cluster at the market", from_ts=0, to_ts=1000, now=3
+    )
     with pytest.raises(AuditError, match="not approved"):
         open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse, now=4)
     committee.approve_case(storage, key=doctor, case_id="OB-1", now=4)
     reading = open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse, now=5)
     assert len(reading.records) == 3 and reading.unopenable == 2
     assert {r["venue"] for r in reading.records} == {"v"}
-    assert storage.reads() == [{"read_id": 1, "read_at": 5, "reader": "nurse", "case_id": "OB-1",
-                                "kiosk_id": None, "from_ts": 0, "to_ts": 1000, "records": 5}]
+    assert storage.reads() == [
+        {
+            "read_id": 1,
+            "read_at": 5,
+            "reader": "nurse",
+            "case_id": "OB-1",
+            "kiosk_id": None,
+            "from_ts": 0,
+            "to_ts": 1000,
+            "records": 5,
+        }
+    ]
     with pytest.raises(AuditError, match="cannot reach outside"):
-        open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse,
-                     from_ts=0, to_ts=5000, now=6)
+        open_records(
+            storage, committee_keys(authority), case_id="OB-1", member_key=nurse, from_ts=0, to_ts=5000, now=6
+        )
     assert len(storage.reads()) == 1
     last = committee.state_of(storage)
     assert last.count == 5 and json.loads(storage.audit_entries()[-1][0])["detail"]["records"] == 5
@@ -523,4 +612,5 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
 
 def open_db_memory():
     from kiosk.store.sqlitedb import open_db
+
     return open_db(None)

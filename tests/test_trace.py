@@ -13,23 +13,23 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from workbench.testkit import BIN
 from kiosk.core.decision import Policy, RiskList, decide
 from kiosk.core.keys import init_authority_keys, load_ed25519_private, raw_public, write_private
 from kiosk.core.passes import encode_pass
-from kiosk.core.sealkeys import Sealer, SealedTagKey, Tagger
-from kiosk.store.sqlitedb import open_db
+from kiosk.core.sealkeys import SealedTagKey, Sealer, Tagger
 from kiosk.store.checkins import CheckinStore
+from kiosk.store.sqlitedb import open_db
 from sync.central import keyring
 from sync.central.committee import members as committee
 from sync.central.committee.audit import AuditError
-from sync.central.committee.trace import trace
 from sync.central.committee.reading import committee_keys
+from sync.central.committee.trace import trace
 from sync.central.storage.sqlite_backend import SqliteStorage
+from workbench.testkit import BIN
 
 DAY, MIN = 86_400, 60
 NOW = time.time()
-T = NOW - NOW % DAY - 2 * DAY + 10 * 3600          # two days ago, 10:00 UTC
+T = NOW - NOW % DAY - 2 * DAY + 10 * 3600  # two days ago, 10:00 UTC
 
 
 def pid(name: str) -> bytes:
@@ -44,15 +44,19 @@ def world(tmp_path_factory):
     keyring.rotate(keys, now=T - 3 * DAY, ahead_periods=10)
     issuer = load_ed25519_private(keys / "issuer.key")
     from kiosk.core.keys import trusted_issuers
+
     trusted = trusted_issuers([keys / "issuer.pub"])
     data = tmp / "central"
     storage = SqliteStorage.in_folder(data)
     kiosks = {}
     for name, venue in (("A", "Market"), ("B", "School"), ("C", "Factory")):
         tag = X25519PrivateKey.generate()
-        kid = storage.register_kiosk(venue=venue, public_key=raw_public(
-            Ed25519PrivateKey.generate().public_key()), now=T - 3 * DAY,
-            tag_public=raw_public(tag.public_key()))
+        kid = storage.register_kiosk(
+            venue=venue,
+            public_key=raw_public(Ed25519PrivateKey.generate().public_key()),
+            now=T - 3 * DAY,
+            tag_public=raw_public(tag.public_key()),
+        )
         kiosks[name] = (kid, venue, tag)
     assert keyring.distribute_tag_keys(keys, storage, now=T - 3 * DAY) == 3 * 10
     periods = keyring.public_periods(keys)
@@ -60,34 +64,62 @@ def world(tmp_path_factory):
     def checkin(kiosk, who, at, *, venue=None):
         kid, registered, tag = kiosks[kiosk]
         sealed_tags = [SealedTagKey(*k) for k in storage.tag_keys_for(kid, T - 3 * DAY)]
-        store = CheckinStore(open_db(None), venue_id=venue or registered,
-                             sealing=Sealer(fallback=None, periods=lambda: periods),
-                             tagger=Tagger(private_key=tag, kiosk_id=kid, sealed_keys=lambda: sealed_tags))
-        text = encode_pass(signing_key=issuer, issuer="t", issued_at=int(at) - 60,
-                           expires_at=int(at) + 3600, pass_id=pid(who), risk_level=0)
-        store.record(decide(text, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=at),
-                     now=at, clock_synced=True)
+        store = CheckinStore(
+            open_db(None),
+            venue_id=venue or registered,
+            sealing=Sealer(fallback=None, periods=lambda: periods),
+            tagger=Tagger(private_key=tag, kiosk_id=kid, sealed_keys=lambda: sealed_tags),
+        )
+        text = encode_pass(
+            signing_key=issuer,
+            issuer="t",
+            issued_at=int(at) - 60,
+            expires_at=int(at) + 3600,
+            pass_id=pid(who),
+            risk_level=0,
+        )
+        store.record(
+            decide(text, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=at),
+            now=at,
+            clock_synced=True,
+        )
         rows = [{**r, "sealed": base64.b64decode(r["sealed"])} for r in store.pending(10)]
         assert rows[0]["tag"], "every record here carries a search tag"
         storage.ingest(kid, str(uuid.uuid4()), rows, now=at)
 
-    checkin("A", "P", T)                       # the infected visitor ...
-    checkin("B", "P", T + 5 * 3600)            # ... twice
-    checkin("A", "Q", T + 10 * MIN)            # exposed at A
-    checkin("A", "R", T + 2 * 3600)            # at A, but long after
-    checkin("C", "S", T)                       # same time, another venue
+    checkin("A", "P", T)  # the infected visitor ...
+    checkin("B", "P", T + 5 * 3600)  # ... twice
+    checkin("A", "Q", T + 10 * MIN)  # exposed at A
+    checkin("A", "R", T + 2 * 3600)  # at A, but long after
+    checkin("C", "S", T)  # same time, another venue
     checkin("B", "U", T + 5 * 3600 - 20 * MIN)  # exposed at B
     checkin("B", "V", T + 5 * 3600 + 45 * MIN)  # outside the 30 minutes
-    checkin("A", "W", T + 5 * MIN, venue="Not the market")   # exposed, and its venue is off
-    for i in range(60):                        # everyone else, elsewhere and other times
+    checkin("A", "W", T + 5 * MIN, venue="Not the market")  # exposed, and its venue is off
+    for i in range(60):  # everyone else, elsewhere and other times
         checkin("ABC"[i % 3], "X", T - DAY + i * 997)
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     committee.add_member(storage, name="Alice", public_key=a.public_key(), key=None, now=NOW)
     committee.add_member(storage, name="Bob", public_key=b.public_key(), key=a, now=NOW)
-    committee.open_case(storage, key=a, case_id="OB-1", reason="infected visitor P reported",
-                        from_ts=T - 2 * DAY, to_ts=NOW, now=NOW)
-    yield dict(tmp=tmp, keys=keys, data=data, storage=storage, kiosks=kiosks, a=a, b=b,
-               trusted=trusted, issuer=issuer)
+    committee.open_case(
+        storage,
+        key=a,
+        case_id="OB-1",
+        reason="infected visitor P reported",
+        from_ts=T - 2 * DAY,
+        to_ts=NOW,
+        now=NOW,
+    )
+    yield dict(
+        tmp=tmp,
+        keys=keys,
+        data=data,
+        storage=storage,
+        kiosks=kiosks,
+        a=a,
+        b=b,
+        trusted=trusted,
+        issuer=issuer,
+    )
     storage.close()
 
 
@@ -100,24 +132,45 @@ def test_trace_needs_an_approved_case_and_a_member(world):
     s, a = world["storage"], world["a"]
     if committee.state_of(s).cases["OB-1"].approved_by is None:
         with pytest.raises(AuditError, match="not approved yet"):
-            trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]), member_key=a,
-                  case_id="OB-1", pass_id=pid("P"), now=NOW)
+            trace(
+                s,
+                committee_keys(world["keys"]),
+                keyring.tag_keys(world["keys"]),
+                member_key=a,
+                case_id="OB-1",
+                pass_id=pid("P"),
+                now=NOW,
+            )
     approved(world)
     with pytest.raises(AuditError, match="not a registered"):
-        trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]),
-              member_key=Ed25519PrivateKey.generate(), case_id="OB-1", pass_id=pid("P"), now=NOW)
+        trace(
+            s,
+            committee_keys(world["keys"]),
+            keyring.tag_keys(world["keys"]),
+            member_key=Ed25519PrivateKey.generate(),
+            case_id="OB-1",
+            pass_id=pid("P"),
+            now=NOW,
+        )
 
 
 def test_trace_finds_exactly_the_passes_present_within_the_overlap(world):
     approved(world)
     s = world["storage"]
-    r = trace(s, committee_keys(world["keys"]), keyring.tag_keys(world["keys"]), member_key=world["a"],
-              case_id="OB-1", pass_id=pid("P"), now=NOW)
+    r = trace(
+        s,
+        committee_keys(world["keys"]),
+        keyring.tag_keys(world["keys"]),
+        member_key=world["a"],
+        case_id="OB-1",
+        pass_id=pid("P"),
+        now=NOW,
+    )
     kiosks = world["kiosks"]
     assert [(v.kiosk_id, v.at) for v in r.visits] == [(kiosks["A"][0], T), (kiosks["B"][0], T + 5 * 3600)]
     assert set(r.visits[0].exposed) == {pid("Q").hex(), pid("W").hex()}
     assert set(r.visits[1].exposed) == {pid("U").hex()}
-    assert r.decrypted == 5                     # P twice, Q, W, U: not the other 63 records
+    assert r.decrypted == 5  # P twice, Q, W, U: not the other 63 records
     assert len(r.flagged) == 1 and "'Not the market'" in r.flagged[0]
     assert r.untagged == 0
     last = json.loads(s.audit_entries()[-1][0])
@@ -128,36 +181,76 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
     from kiosk.core.bundle import verify_bundle
     from kiosk.core.keys import load_ed25519_public
     from kiosk.core.passes import pass_ref
-    from workbench.localserver import LocalServer
     from sync.uploader import Uploader
+    from workbench.localserver import LocalServer
+
     approved(world)
     s, tmp = world["storage"], world["tmp"]
     write_private(tmp / "alice.key", world["a"])
-    out = subprocess.run([BIN / "kiosk-central", "trace", "--data", world["data"], "--keys", world["keys"],
-                          "--member-key", tmp / "alice.key", "--case", "OB-1", "--pass-id",
-                          pid("P").hex(), "--raise-risk", "3", "--risk-days", "2"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            BIN / "kiosk-central",
+            "trace",
+            "--data",
+            world["data"],
+            "--keys",
+            world["keys"],
+            "--member-key",
+            tmp / "alice.key",
+            "--case",
+            "OB-1",
+            "--pass-id",
+            pid("P").hex(),
+            "--raise-risk",
+            "3",
+            "--risk-days",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "the pass checked in 2 times" in out.stdout and "raised 3 passes to level 3" in out.stdout
     assert "FLAGGED" in out.stdout
     # A real kiosk, after one sync, refuses the exposed pass Q and still admits R.
     device = Ed25519PrivateKey.generate()
     kid = s.register_kiosk(venue="Market 2", public_key=raw_public(device.public_key()), now=NOW)
-    kiosk_store = CheckinStore.open(tmp / "kiosk.db", sealing=Sealer(fallback=None, periods=lambda: keyring.public_periods(world["keys"])), venue_id="Market 2")
-    with LocalServer(tmp / "central", keyring.server_keys_folder(world["keys"], tmp / "server-keys")) as server:
-        up = Uploader(store=kiosk_store, server_url=server.url, kiosk_id=kid, device_key=device,
-                      bundle_key=load_ed25519_public(world["keys"] / "bundle.pub"),
-                      bundle_file=tmp / "bundle.json")
+    kiosk_store = CheckinStore.open(
+        tmp / "kiosk.db",
+        sealing=Sealer(fallback=None, periods=lambda: keyring.public_periods(world["keys"])),
+        venue_id="Market 2",
+    )
+    with LocalServer(
+        tmp / "central", keyring.server_keys_folder(world["keys"], tmp / "server-keys")
+    ) as server:
+        up = Uploader(
+            store=kiosk_store,
+            server_url=server.url,
+            kiosk_id=kid,
+            device_key=device,
+            bundle_key=load_ed25519_public(world["keys"] / "bundle.pub"),
+            bundle_file=tmp / "bundle.json",
+        )
         assert up.round().ok
-    bundle = verify_bundle((tmp / "bundle.json").read_bytes(),
-                           load_ed25519_public(world["keys"] / "bundle.pub"))
+    bundle = verify_bundle(
+        (tmp / "bundle.json").read_bytes(), load_ed25519_public(world["keys"] / "bundle.pub")
+    )
     now = time.time()
 
     def verdict(who):
-        text = encode_pass(signing_key=world["issuer"], issuer="t", issued_at=int(now) - 60,
-                           expires_at=int(now) + 600, pass_id=pid(who), risk_level=0)
-        return decide(text, trusted=world["trusted"], risk_list=bundle.risk_list, policy=bundle.policy,
-                      now=now)
+        text = encode_pass(
+            signing_key=world["issuer"],
+            issuer="t",
+            issued_at=int(now) - 60,
+            expires_at=int(now) + 600,
+            pass_id=pid(who),
+            risk_level=0,
+        )
+        return decide(
+            text, trusted=world["trusted"], risk_list=bundle.risk_list, policy=bundle.policy, now=now
+        )
+
     assert (verdict("Q").outcome.value, verdict("Q").reason.value) == ("deny", "risk_list")
     assert verdict("R").outcome.value == "admit"
     assert pass_ref(pid("Q")) in bundle.risk_list.levels
@@ -169,13 +262,21 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
 
 def test_open_records_for_one_pass_opens_only_that_pass_by_its_tags(world):
     from sync.central.committee.reading import open_records
+
     approved(world)
     s = world["storage"]
-    reading = open_records(s, committee_keys(world["keys"]), case_id="OB-1", member_key=world["a"],
-                           pass_id=pid("P"), tag_keys=keyring.tag_keys(world["keys"]), now=NOW)
+    reading = open_records(
+        s,
+        committee_keys(world["keys"]),
+        case_id="OB-1",
+        member_key=world["a"],
+        pass_id=pid("P"),
+        tag_keys=keyring.tag_keys(world["keys"]),
+        now=NOW,
+    )
     assert [r["pass_id"] for r in reading.records] == [pid("P").hex()] * 2
     last = json.loads(s.audit_entries()[-1][0])
-    assert last["detail"]["by_tag"] is True and last["detail"]["records"] == 2   # nobody else's
+    assert last["detail"]["by_tag"] is True and last["detail"]["records"] == 2  # nobody else's
 
 
 def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(tmp_path):
@@ -183,25 +284,38 @@ def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(
     keys to it, one sync brings them, and the kiosk's records carry the committee's tag."""
     import numpy as np
     from gpiozero.pins.mock import MockFactory
-    from workbench.testkit import kiosk_config_text
+
     from kiosk import config
     from kiosk.adapters.frames import ArraySource
-    from workbench.render import camera_frame
     from kiosk.compose import build_app
     from kiosk.core.sealkeys import search_tag
     from sync.central.issuing import issue_pass
     from workbench.localserver import LocalServer
+    from workbench.render import camera_frame
+    from workbench.testkit import kiosk_config_text
+
     keys = tmp_path / "committee"
     init_authority_keys(keys)
     data = tmp_path / "central"
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(kiosk_config_text(keys, tmp_path / "state" / "k.db",
-                                     keys=[f'bundle_key = "{keys / "bundle.pub"}"']))
+    cfg.write_text(
+        kiosk_config_text(keys, tmp_path / "state" / "k.db", keys=[f'bundle_key = "{keys / "bundle.pub"}"'])
+    )
     run = lambda *a: subprocess.run([str(x) for x in a], capture_output=True, text=True, timeout=60)  # noqa: E731
     assert run(BIN / "kiosk", "keys", "init", "--config", cfg).returncode == 0
     assert (tmp_path / "state" / "tag.key").exists()
-    reg = run(BIN / "kiosk-central", "register-kiosk", "--data", data, "--venue", "Market",
-              "--public-key", tmp_path / "state" / "device.pub", "--tag-key", tmp_path / "state" / "tag.pub")
+    reg = run(
+        BIN / "kiosk-central",
+        "register-kiosk",
+        "--data",
+        data,
+        "--venue",
+        "Market",
+        "--public-key",
+        tmp_path / "state" / "device.pub",
+        "--tag-key",
+        tmp_path / "state" / "tag.pub",
+    )
     kid = reg.stdout.strip()
     rot = run(BIN / "kiosk-central", "keys", "rotate", "--keys", keys, "--ahead", "3", "--data", data)
     assert "search-tag keys: 3 new ones sealed" in rot.stdout, rot.stdout + rot.stderr
@@ -215,5 +329,5 @@ def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(
     app.store.close()
     app.signal.close()
     now = time.time()
-    (end, key), = [v for s, v in keyring.tag_keys(keys).items() if s <= now < v[0]]
-    assert tag == search_tag(key, pass_id)          # the committee can find it; nobody else
+    ((end, key),) = [v for s, v in keyring.tag_keys(keys).items() if s <= now < v[0]]
+    assert tag == search_tag(key, pass_id)  # the committee can find it; nobody else

@@ -11,11 +11,17 @@ import pytest
 from workbench.testkit import BIN, ROOT
 
 UNITS = ROOT / "systemd"
-GOALS = {"kiosk.service": 3.0, "kiosk-sync.service": 2.0, "kiosk-purge.service": 2.0,
-         "kiosk-central.service": 2.0, "kiosk-central-purge.service": 2.0}
+GOALS = {
+    "kiosk.service": 3.0,
+    "kiosk-sync.service": 2.0,
+    "kiosk-purge.service": 2.0,
+    "kiosk-central.service": 2.0,
+    "kiosk-central-purge.service": 2.0,
+}
 ANALYZE = shutil.which("systemd-analyze")
-needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here "
-                                   "(scripts/setup --test installs it)")
+needs_analyze = pytest.mark.skipif(
+    ANALYZE is None, reason="systemd-analyze is not installed here (scripts/setup --test installs it)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +37,12 @@ def installed(tmp_path_factory):
 @needs_analyze
 @pytest.mark.parametrize("unit,goal", GOALS.items())
 def test_each_unit_meets_its_hardening_goal(installed, unit, goal):
-    p = subprocess.run([ANALYZE, "security", "--offline=true", str(installed / unit)],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [ANALYZE, "security", "--offline=true", str(installed / unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", p.stdout + p.stderr)
     assert m, p.stdout[-500:] + p.stderr
     assert float(m.group(1)) <= goal, p.stdout
@@ -40,25 +50,52 @@ def test_each_unit_meets_its_hardening_goal(installed, unit, goal):
 
 @needs_analyze
 def test_systemd_analyze_verify_is_clean(installed):
-    p = subprocess.run([ANALYZE, "verify", "--man=no", *[str(installed / u) for u in
-                        ("kiosk.service", "kiosk-sync.service", "kiosk-purge.service",
-                         "kiosk-purge.timer", "kiosk-central.service",
-                         "kiosk-central-purge.service", "kiosk-central-purge.timer")]],
-                       capture_output=True, text=True, timeout=60, cwd=installed)
+    p = subprocess.run(
+        [
+            ANALYZE,
+            "verify",
+            "--man=no",
+            *[
+                str(installed / u)
+                for u in (
+                    "kiosk.service",
+                    "kiosk-sync.service",
+                    "kiosk-purge.service",
+                    "kiosk-purge.timer",
+                    "kiosk-central.service",
+                    "kiosk-central-purge.service",
+                    "kiosk-central-purge.timer",
+                )
+            ],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=installed,
+    )
     assert p.returncode == 0 and p.stderr.strip() == "" and p.stdout.strip() == "", p.stderr
 
 
 def test_units_keep_what_the_kiosk_needs_and_name_the_config_exit():
     kiosk = (UNITS / "kiosk.service").read_text()
-    for line in ("WorkingDirectory=/var/lib/kiosk", "Environment=LG_WD=/run/kiosk",
-                 "RuntimeDirectory=kiosk", "RestartPreventExitStatus=2", "DevicePolicy=closed",
-                 "DeviceAllow=char-gpiochip rw", "DeviceAllow=char-video4linux rw",
-                 "DeviceAllow=char-media rw", "DeviceAllow=char-dma_heap rw",
-                 "SystemCallFilter=@system-service", "CapabilityBoundingSet=\n"):
+    for line in (
+        "WorkingDirectory=/var/lib/kiosk",
+        "Environment=LG_WD=/run/kiosk",
+        "RuntimeDirectory=kiosk",
+        "RestartPreventExitStatus=2",
+        "DevicePolicy=closed",
+        "DeviceAllow=char-gpiochip rw",
+        "DeviceAllow=char-video4linux rw",
+        "DeviceAllow=char-media rw",
+        "DeviceAllow=char-dma_heap rw",
+        "SystemCallFilter=@system-service",
+        "CapabilityBoundingSet=\n",
+    ):
         assert line in kiosk, line
     for name in ("kiosk-sync.service", "kiosk-purge.service"):
         text = (UNITS / name).read_text()
         assert "DeviceAllow" not in text and "RestrictSUIDSGID=yes" in text
         assert "IPAddressDeny=any" in text
     from kiosk.core.faults import EXIT_CONFIG
+
     assert EXIT_CONFIG == 2

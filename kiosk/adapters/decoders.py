@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -63,30 +63,40 @@ def _ascii(symbols) -> list[str]:
 
 class ZxingDecoder:
     name = "zxing"
-    DIM_LEVEL = 70              # a frame whose 99.5th percentile is below this is dim
-    DIM_FRAMES = 4              # dim frames averaged at most
-    REMEMBER_FRAMES = 10        # about a second at 10 fps
+    DIM_LEVEL = 70  # a frame whose 99.5th percentile is below this is dim
+    DIM_FRAMES = 4  # dim frames averaged at most
+    REMEMBER_FRAMES = 10  # about a second at 10 fps
     MAX_REGIONS = 2
     MAX_REGION_PIXELS = 200_000  # upscaled crops stay smaller than a 640x480 frame
 
-    def __init__(self, *, retry_located: bool = True, second_looks: bool = True,
-                 pyzbar: bool = True):
+    def __init__(self, *, retry_located: bool = True, second_looks: bool = True, pyzbar: bool = True):
         import zxingcpp
+
         self._z = zxingcpp
         self._retry = retry_located
         self._second = second_looks and retry_located
-        self._opts = dict(formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain)
-        self._regions: deque = deque()           # (region, frames left)
+        self._opts: dict[str, Any] = dict(
+            formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain
+        )
+        self._regions: deque = deque()  # (region, frames left)
         self._dim: deque = deque(maxlen=self.DIM_FRAMES - 1)
         self._pyzbar = None
         if pyzbar and self._second:
             try:
                 from pyzbar import pyzbar as pz
+
                 self._pyzbar = (pz.decode, [pz.ZBarSymbol.QRCODE])
-            except (ImportError, OSError):    # no libzbar0: zxing's looks only
+            except (ImportError, OSError):  # no libzbar0: zxing's looks only
                 self._pyzbar = None
-        self.looks = {"first": 0, "dim": 0, "dim_average": 0, "region": 0, "pyzbar": 0,
-                      "global": 0, "half": 0}
+        self.looks = {
+            "first": 0,
+            "dim": 0,
+            "dim_average": 0,
+            "region": 0,
+            "pyzbar": 0,
+            "global": 0,
+            "half": 0,
+        }
 
     def _read(self, img: np.ndarray, **kw):
         return self._z.read_barcodes(img, **self._opts, **kw)
@@ -95,8 +105,12 @@ class ZxingDecoder:
         out = []
         for b in found:
             p = b.position
-            pts = [(p.top_left.x, p.top_left.y), (p.top_right.x, p.top_right.y),
-                   (p.bottom_left.x, p.bottom_left.y), (p.bottom_right.x, p.bottom_right.y)]
+            pts = [
+                (p.top_left.x, p.top_left.y),
+                (p.top_right.x, p.top_right.y),
+                (p.bottom_left.x, p.bottom_left.y),
+                (p.bottom_right.x, p.bottom_right.y),
+            ]
             r = looks.region(pts, shape)
             if r:
                 out.append(r)
@@ -116,7 +130,7 @@ class ZxingDecoder:
             self._age_regions(located)
             if texts:
                 return texts
-        if found:          # located but not read: a second binariser often reads it
+        if found:  # located but not read: a second binariser often reads it
             texts = [b.text for b in self._read(grey, binarizer=self._z.Binarizer.GlobalHistogram)]
             self.looks["global"] += bool(texts)
             return texts or self._pyzbar_look(grey)
@@ -124,8 +138,7 @@ class ZxingDecoder:
         # (A look at the frame's centre at twice its size was measured too: it read almost
         # nothing the first look missed, for +0.8x on every empty frame.)
         half = half_size(grey)
-        found = self._read(half, binarizer=self._z.Binarizer.GlobalHistogram,
-                           return_errors=self._second)
+        found = self._read(half, binarizer=self._z.Binarizer.GlobalHistogram, return_errors=self._second)
         texts = [b.text for b in found if b.valid]
         self.looks["half"] += bool(texts)
         if texts or not found:
@@ -208,6 +221,7 @@ class PyzbarDecoder:
 
     def __init__(self):
         from pyzbar import pyzbar
+
         self._decode = pyzbar.decode
         self._symbols = [pyzbar.ZBarSymbol.QRCODE]
 

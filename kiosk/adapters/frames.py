@@ -16,8 +16,9 @@ from __future__ import annotations
 import glob
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,9 +26,20 @@ from kiosk.errors import CameraError
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm"}
-__all__ = ["CameraError", "ArraySource", "ImageSource", "OpenCVSource", "Picamera2Source",
-           "Torch", "camera_controls", "open_source", "Paced", "expand_images", "load_grey",
-           "to_grey"]
+__all__ = [
+    "CameraError",
+    "ArraySource",
+    "ImageSource",
+    "OpenCVSource",
+    "Picamera2Source",
+    "Torch",
+    "camera_controls",
+    "open_source",
+    "Paced",
+    "expand_images",
+    "load_grey",
+    "to_grey",
+]
 
 
 class FrameSource(Protocol):
@@ -36,10 +48,19 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+class InputSource(Protocol):
+    """What the loop reads from: a frame source, or a 2D scanner that reads text itself."""
+
+    def read(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
 def to_grey(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return frame
-    import cv2                       # OpenCV only on the paths that need it (not picamera2)
+    import cv2  # OpenCV only on the paths that need it (not picamera2)
+
     if frame.shape[2] == 4:
         return cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
     return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
@@ -61,6 +82,7 @@ def expand_images(specs: Iterable[str | Path]) -> list[Path]:
 
 def load_grey(path: Path) -> np.ndarray | None:
     import cv2
+
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         log.warning("cannot read image %s", path)
@@ -94,21 +116,26 @@ class ImageSource(ArraySource):
             raise CameraError(f"no images found in {', '.join(map(str, specs)) or '[camera] images'}")
         frames = [f for f in map(load_grey, paths) if f is not None]
         if not frames:
-            raise CameraError(f"none of the {len(paths)} images in {', '.join(map(str, specs))} "
-                              "could be read (not images, or no permission)")
+            raise CameraError(
+                f"none of the {len(paths)} images in {', '.join(map(str, specs))} "
+                "could be read (not images, or no permission)"
+            )
         super().__init__(frames, loop=loop)
 
 
 class OpenCVSource:
     def __init__(self, device: str, *, width: int = 640, height: int = 480, fps: float = 10):
         import cv2
+
         target = int(device) if device.isdigit() else device
         self._is_file = not isinstance(target, int) and Path(device).exists()
         self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
-            what = ("no such video file" if not isinstance(target, int) and "://" not in device
-                    and not self._is_file else "check the cable, `v4l2-ctl --list-devices` and "
-                    "that no other process holds it")
+            what = (
+                "no such video file"
+                if not isinstance(target, int) and "://" not in device and not self._is_file
+                else "check the cable, `v4l2-ctl --list-devices` and that no other process holds it"
+            )
             raise CameraError(f"cannot open camera/video {device!r} ({what})")
         if not self._is_file:
             self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fresh frames, not a backlog
@@ -132,8 +159,14 @@ class OpenCVSource:
 AF_MANUAL, AF_CONTINUOUS, AF_SPEED_FAST, AE_EXPOSURE_SHORT = 0, 2, 1, 1
 
 
-def camera_controls(*, fps: float, autofocus: str = "continuous", lens_position: float = 2.0,
-                    exposure: str = "screens", available=None) -> dict:
+def camera_controls(
+    *,
+    fps: float,
+    autofocus: str = "continuous",
+    lens_position: float = 2.0,
+    exposure: str = "screens",
+    available=None,
+) -> dict:
     """The libcamera controls for a kiosk: ``available`` is the camera's own list
     (Picamera2.camera_controls); controls it lacks (no autofocus on Camera Module 2) are
     left out rather than refused."""
@@ -157,7 +190,7 @@ class Torch:
     ``mode`` "dark": switched on after a few dark frames, off again only when the scene is
     bright with it on, and never flickering faster than ``min_on_s``."""
 
-    DARK, BRIGHT = 45, 150                  # mean grey level of a subsampled frame
+    DARK, BRIGHT = 45, 150  # mean grey level of a subsampled frame
 
     def __init__(self, light, *, mode: str = "dark", min_on_s: float = 30.0, clock=time.monotonic):
         self.light, self.mode, self.min_on_s, self.clock = light, mode, min_on_s, clock
@@ -186,24 +219,41 @@ class Torch:
 
 
 class Picamera2Source:
-    def __init__(self, *, width: int = 640, height: int = 480, fps: float = 10, picamera2=None,
-                 autofocus: str = "continuous", lens_position: float = 2.0,
-                 exposure: str = "screens", torch: Torch | None = None):
+    def __init__(
+        self,
+        *,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 10,
+        picamera2=None,
+        autofocus: str = "continuous",
+        lens_position: float = 2.0,
+        exposure: str = "screens",
+        torch: Torch | None = None,
+    ):
         if picamera2 is None:
             try:
-                from picamera2 import Picamera2 as picamera2  # only on a Pi (apt: python3-picamera2)
+                from picamera2 import Picamera2 as picamera2  # type: ignore[no-redef]  # only on a Pi (apt: python3-picamera2)
             except ImportError as e:
-                raise CameraError("picamera2 is not installed (on Raspberry Pi OS: "
-                                  "apt install python3-picamera2)") from e
+                raise CameraError(
+                    "picamera2 is not installed (on Raspberry Pi OS: apt install python3-picamera2)"
+                ) from e
         try:
             self._cam = picamera2()
-            controls = camera_controls(fps=fps, autofocus=autofocus, lens_position=lens_position,
-                                       exposure=exposure,
-                                       available=getattr(self._cam, "camera_controls", None))
+            controls = camera_controls(
+                fps=fps,
+                autofocus=autofocus,
+                lens_position=lens_position,
+                exposure=exposure,
+                available=getattr(self._cam, "camera_controls", None),
+            )
             config = self._cam.create_video_configuration(
                 main={"size": (width * 2, height * 2), "format": "YUV420"},
                 lores={"size": (width, height), "format": "YUV420"},
-                controls=controls, buffer_count=2, queue=False)
+                controls=controls,
+                buffer_count=2,
+                queue=False,
+            )
             self._cam.configure(config)
             self._cam.start()
         except Exception as e:
@@ -213,8 +263,8 @@ class Picamera2Source:
         self._torch = torch
 
     def read(self) -> np.ndarray | None:
-        yuv = self._cam.capture_array("lores")   # waits for a frame captured after the request
-        grey = yuv[: self._h, : self._w]          # Y (luma) plane, without row padding
+        yuv = self._cam.capture_array("lores")  # waits for a frame captured after the request
+        grey = yuv[: self._h, : self._w]  # Y (luma) plane, without row padding
         if self._torch is not None:
             self._torch.observe(grey)
         return grey
@@ -231,22 +281,33 @@ class Picamera2Source:
 SCANNER_SOURCES = ("evdev", "serial")
 
 
-def open_source(camera, *, torch_light=None) -> FrameSource:
+def open_source(camera: Any, *, torch_light: Any = None) -> InputSource:
     """The frame source a [camera] config section names. ``torch_light``: the LED for
     ``torch_pin`` (made by the caller with its pin factory), if any."""
     if camera.source == "picamera2":
-        torch = Torch(torch_light, mode=camera.torch) if torch_light is not None and \
-            camera.torch != "off" else None
-        return Picamera2Source(width=camera.width, height=camera.height, fps=camera.fps,
-                               autofocus=camera.autofocus, lens_position=camera.lens_position,
-                               exposure=camera.exposure, torch=torch)
+        torch = (
+            Torch(torch_light, mode=camera.torch)
+            if torch_light is not None and camera.torch != "off"
+            else None
+        )
+        return Picamera2Source(
+            width=camera.width,
+            height=camera.height,
+            fps=camera.fps,
+            autofocus=camera.autofocus,
+            lens_position=camera.lens_position,
+            exposure=camera.exposure,
+            torch=torch,
+        )
     if camera.source == "opencv":
         return OpenCVSource(camera.device, width=camera.width, height=camera.height, fps=camera.fps)
     if camera.source == "evdev":
         from kiosk.adapters.scanners import EvdevScanner
+
         return EvdevScanner(camera.scanner_device, grab=camera.scanner_grab)
     if camera.source == "serial":
         from kiosk.adapters.scanners import SerialScanner
+
         return SerialScanner(camera.scanner_device, baud=camera.scanner_baud)
     return ImageSource(camera.images, loop=camera.loop)
 

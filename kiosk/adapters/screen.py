@@ -29,7 +29,7 @@ IDLE, FAULT = "idle", "fault"
 
 @dataclass(frozen=True)
 class Face:
-    symbol: str                   # "check", "cross", "bang", "qr"
+    symbol: str  # "check", "cross", "bang", "qr"
     background: tuple[int, int, int]
     khmer: str
     english: str
@@ -41,29 +41,35 @@ FACES = {
     Outcome.DENY: Face("cross", (170, 20, 20), "មិនអនុញ្ញាតឱ្យចូលទេ", "Entry refused"),
     Outcome.INVALID: Face("bang", (190, 120, 0), "សូមទាក់ទងបុគ្គលិក", "Please see staff"),
     IDLE: Face("qr", (20, 20, 30), "សូមស្កេនកូដ QR របស់អ្នក", "Please scan your pass"),
-    FAULT: Face("bang", (190, 120, 0), "ម៉ាស៊ីនមិនដំណើរការ សូមទាក់ទងបុគ្គលិក",
-                "Out of order: please see staff"),
+    FAULT: Face("bang", (190, 120, 0), "ម៉ាស៊ីនមិនដំណើរការ សូមទាក់ទងបុគ្គលិក", "Out of order: please see staff"),
 }
 WHITE = (255, 255, 255)
 
 
 class ScreenError(Fault):
     """A configured screen cannot be driven: like the lamps, a signal device (exit 3)."""
+
     label = "screen error"
     exit_code = EXIT_GPIO
 
 
 def khmer_font_path(configured: str = "") -> Path:
     """The configured font, or the first Khmer font Debian's packages put in place."""
-    candidates = [configured] if configured else [
-        "/usr/share/fonts/truetype/khmeros/KhmerOS.ttf",                 # fonts-khmeros
-        "/usr/share/fonts/truetype/noto/NotoSansKhmer-Regular.ttf",      # fonts-noto-core
-        "/usr/share/fonts/truetype/noto/NotoSerifKhmer-Regular.ttf"]
+    candidates = (
+        [configured]
+        if configured
+        else [
+            "/usr/share/fonts/truetype/khmeros/KhmerOS.ttf",  # fonts-khmeros
+            "/usr/share/fonts/truetype/noto/NotoSansKhmer-Regular.ttf",  # fonts-noto-core
+            "/usr/share/fonts/truetype/noto/NotoSerifKhmer-Regular.ttf",
+        ]
+    )
     for c in candidates:
         if c and Path(c).is_file():
             return Path(c)
-    raise ScreenError(f"no Khmer font at {configured or candidates[0]} (apt install "
-                      "fonts-khmeros, or set [screen] font)")
+    raise ScreenError(
+        f"no Khmer font at {configured or candidates[0]} (apt install fonts-khmeros, or set [screen] font)"
+    )
 
 
 class Renderer:
@@ -72,12 +78,13 @@ class Renderer:
 
     def __init__(self, size: tuple[int, int], *, font: str = ""):
         import pygame
+
         self.pg = pygame
         pygame.font.init()
         self.size = w, h = size
         khmer = khmer_font_path(font)
         self.khmer = pygame.font.Font(str(khmer), max(16, h // 12))
-        self.khmer.set_script("Khmr")                 # HarfBuzz shaping for Khmer
+        self.khmer.set_script("Khmr")  # HarfBuzz shaping for Khmer
         self.latin = pygame.font.Font(None, max(16, h // 10))
 
     def draw(self, surface, face: Face) -> None:
@@ -88,8 +95,17 @@ class Renderer:
         thick = max(6, r // 5)
         pg.draw.circle(surface, WHITE, (cx, cy), r, width=thick // 2)
         if face.symbol == "check":
-            pg.draw.lines(surface, WHITE, False, [(cx - r * 0.5, cy + r * 0.02), (cx - r * 0.12, cy + r * 0.42),
-                                                  (cx + r * 0.55, cy - r * 0.4)], thick)
+            pg.draw.lines(
+                surface,
+                WHITE,
+                False,
+                [
+                    (cx - r * 0.5, cy + r * 0.02),
+                    (cx - r * 0.12, cy + r * 0.42),
+                    (cx + r * 0.55, cy - r * 0.4),
+                ],
+                thick,
+            )
         elif face.symbol == "cross":
             d = r * 0.45
             pg.draw.line(surface, WHITE, (cx - d, cy - d), (cx + d, cy + d), thick)
@@ -97,7 +113,7 @@ class Renderer:
         elif face.symbol == "bang":
             pg.draw.rect(surface, WHITE, pg.Rect(cx - thick // 2, cy - r * 0.6, thick, r * 0.8))
             pg.draw.circle(surface, WHITE, (cx, int(cy + r * 0.45)), thick // 2 + 2)
-        else:                                  # idle: a small QR-like mark
+        else:  # idle: a small QR-like mark
             q = r // 2
             for dx, dy in ((-1, -1), (1, -1), (-1, 1)):
                 box = pg.Rect(cx + dx * q - q // 2, cy + dy * q - q // 2, q, q)
@@ -105,7 +121,7 @@ class Renderer:
         y = int(h * 0.66)
         for font, text in ((self.khmer, face.khmer), (self.latin, face.english)):
             img = font.render(text, True, WHITE)
-            if img.get_width() > w * 0.94:               # long text: scale down to fit
+            if img.get_width() > w * 0.94:  # long text: scale down to fit
                 f = w * 0.94 / img.get_width()
                 img = pg.transform.smoothscale(img, (int(img.get_width() * f), int(img.get_height() * f)))
             surface.blit(img, (cx - img.get_width() // 2, y))
@@ -118,6 +134,7 @@ class Renderer:
 def render_to_file(face_key, path: Path, *, size=(800, 480), font: str = "") -> None:
     """One face saved as an image (README's screenshots, tests): no display needed."""
     import pygame
+
     r = Renderer(size, font=font)
     surface = pygame.Surface(size)
     r.draw(surface, FACES[face_key])
@@ -127,24 +144,34 @@ def render_to_file(face_key, path: Path, *, size=(800, 480), font: str = "") -> 
 class Screen:
     """The display thread. ``show(outcome)``, ``fault()``, ``clear_fault()`` return at once."""
 
-    def __init__(self, *, driver: str = "", size: tuple[int, int] = (0, 0), show_s: float = 3.0,
-                 font: str = "", ready_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        *,
+        driver: str = "",
+        size: tuple[int, int] = (0, 0),
+        show_s: float = 3.0,
+        font: str = "",
+        ready_timeout_s: float = 10.0,
+    ):
         self.show_s = show_s
         self._q: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._lock = threading.Lock()
-        self._last = None                     # (face key, RGB bytes, size) of the last draw
+        self._last: tuple[str, bytes, tuple[int, int]] | None = None  # the last draw: face, RGB, size
         self.drawn = 0
-        khmer_font_path(font)                 # a missing font is a clear error now, not later
-        self._thread = threading.Thread(target=self._run, args=(driver, size, font),
-                                        name="screen", daemon=True)
+        khmer_font_path(font)  # a missing font is a clear error now, not later
+        self._thread = threading.Thread(
+            target=self._run, args=(driver, size, font), name="screen", daemon=True
+        )
         self._thread.start()
         if not self._ready.wait(ready_timeout_s) or self._error:
-            raise ScreenError(f"cannot open the screen (SDL video driver "
-                              f"{driver or os.environ.get('SDL_VIDEODRIVER', 'default')}): "
-                              f"{self._error or 'no answer'}; check the cable, the driver "
-                              "([screen] driver: kmsdrm on a Pi) and membership of the video group")
+            raise ScreenError(
+                f"cannot open the screen (SDL video driver "
+                f"{driver or os.environ.get('SDL_VIDEODRIVER', 'default')}): "
+                f"{self._error or 'no answer'}; check the cable, the driver "
+                "([screen] driver: kmsdrm on a Pi) and membership of the video group"
+            )
 
     def _run(self, driver: str, size, font: str) -> None:
         try:
@@ -152,12 +179,13 @@ class Screen:
                 os.environ["SDL_VIDEODRIVER"] = driver
             os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
             import pygame
+
             pygame.display.init()
             flags = pygame.FULLSCREEN if size == (0, 0) else 0
             surface = pygame.display.set_mode(size, flags)
             pygame.mouse.set_visible(False)
             renderer = Renderer(surface.get_size(), font=font)
-        except BaseException as e:            # no display, no permission, no font ...
+        except BaseException as e:  # no display, no permission, no font ...
             self._error = e
             self._ready.set()
             return

@@ -21,9 +21,9 @@ from pathlib import Path
 from gpiozero import Buzzer, TrafficLights
 
 from kiosk.config import SignalSection
+from kiosk.core.reasons import Outcome
 from kiosk.errors import GpioError
 from kiosk.patterns import events
-from kiosk.core.reasons import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +42,36 @@ def make_pin_factory(name: str = "auto", *, on_pi: bool | None = None):
     """Returns (factory, is_mock). ``on_pi``: whether this is a Raspberry Pi (read from the
     device tree when None); there, "auto" never falls back to mock pins."""
     from gpiozero.pins.mock import MockFactory
+
     if name == "mock":
         return MockFactory(), True
-    candidates = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
-                  "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
-                  "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
-                  "native": ("gpiozero.pins.native", "NativeFactory")}
+    candidates = {
+        "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
+        "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
+        "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
+        "native": ("gpiozero.pins.native", "NativeFactory"),
+    }
     names = list(candidates) if name == "auto" else [name]
     errors = []
     for n in names:
         module, cls = candidates[n]
         try:
             import importlib
+
             return getattr(importlib.import_module(module), cls)(), False
         except Exception as e:  # missing library, not a Pi, no /dev/gpiomem ...
             errors.append(f"{n}: {type(e).__name__}")
     if name != "auto":
-        raise GpioError(f"GPIO pin factory {name!r} unavailable ({'; '.join(errors)}): "
-                        "install python3-lgpio, check the gpio group")
+        raise GpioError(
+            f"GPIO pin factory {name!r} unavailable ({'; '.join(errors)}): "
+            "install python3-lgpio, check the gpio group"
+        )
     if is_raspberry_pi() if on_pi is None else on_pi:
-        raise GpioError(f"this is a Raspberry Pi but no GPIO library could drive its pins "
-                        f"({'; '.join(errors)}): apt install python3-lgpio, and run as a member "
-                        "of the gpio group with a writable working directory")
+        raise GpioError(
+            f"this is a Raspberry Pi but no GPIO library could drive its pins "
+            f"({'; '.join(errors)}): apt install python3-lgpio, and run as a member "
+            "of the gpio group with a writable working directory"
+        )
     log.warning("no GPIO on this machine: using mock pins (no lamps, no buzzer)")
     return MockFactory(), True
 
@@ -71,23 +79,28 @@ def make_pin_factory(name: str = "auto", *, on_pi: bool | None = None):
 class Signal:
     def __init__(self, cfg: SignalSection, *, pin_factory, echo=None, screen=None):
         self.cfg = cfg
-        self.screen = screen       # optional kiosk.adapters.screen.Screen: the same outcome in words
+        self.screen = screen  # optional kiosk.adapters.screen.Screen: the same outcome in words
         try:
-            self.lights = TrafficLights(red=cfg.red_pin, amber=cfg.amber_pin, green=cfg.green_pin,
-                                        pin_factory=pin_factory)
+            self.lights = TrafficLights(
+                red=cfg.red_pin, amber=cfg.amber_pin, green=cfg.green_pin, pin_factory=pin_factory
+            )
             self.buzzer = Buzzer(cfg.buzzer_pin, pin_factory=pin_factory) if cfg.buzzer else None
-        except Exception as e:               # pin in use, no permission, no such pin ...
-            raise GpioError(f"cannot drive GPIO pins {cfg.red_pin}, {cfg.amber_pin}, "
-                            f"{cfg.green_pin}{f', {cfg.buzzer_pin}' if cfg.buzzer else ''}: "
-                            f"{type(e).__name__}: {e}") from None
+        except Exception as e:  # pin in use, no permission, no such pin ...
+            raise GpioError(
+                f"cannot drive GPIO pins {cfg.red_pin}, {cfg.amber_pin}, "
+                f"{cfg.green_pin}{f', {cfg.buzzer_pin}' if cfg.buzzer else ''}: "
+                f"{type(e).__name__}: {e}"
+            ) from None
         self.echo = echo  # optional callable(str): the demo's stand-in for the lamps
 
     def patterns(self, outcome: Outcome):
         """(lamp, lamp pattern, sound pattern) for an outcome."""
         c = self.cfg
-        return {Outcome.ADMIT: (self.lights.green, c.admit_lamp, c.admit_sound),
-                Outcome.DENY: (self.lights.red, c.deny_lamp, c.deny_sound),
-                Outcome.INVALID: (self.lights.amber, c.invalid_lamp, c.invalid_sound)}[outcome]
+        return {
+            Outcome.ADMIT: (self.lights.green, c.admit_lamp, c.admit_sound),
+            Outcome.DENY: (self.lights.red, c.deny_lamp, c.deny_sound),
+            Outcome.INVALID: (self.lights.amber, c.invalid_lamp, c.invalid_sound),
+        }[outcome]
 
     def show(self, outcome: Outcome) -> None:
         """Start the signal for ``outcome`` and return at once (played in the background);
@@ -102,9 +115,9 @@ class Signal:
             plan += [(t, self.buzzer, on) for t, on in events(sound)]
         plan.sort(key=lambda e: e[0])
         self._stop = threading.Event()
-        self._player = threading.Thread(target=self._play, args=(plan, self._stop),
-                                        name="signal", daemon=True)
-        self._player.start()
+        player = threading.Thread(target=self._play, args=(plan, self._stop), name="signal", daemon=True)
+        self._player: threading.Thread | None = player
+        player.start()
         if self.screen:
             self.screen.show(outcome)
         if self.echo:
@@ -144,11 +157,11 @@ class Signal:
         """At start-up: all three lamps together, then dark. No decision looks like that, so
         a restarting kiosk never shows a waiting visitor a lone green."""
         self._stop_player()
-        self.lights.on()              # red, amber, then green: green never lit alone ...
+        self.lights.on()  # red, amber, then green: green never lit alone ...
         try:
             time.sleep(on_s)
         finally:
-            self.lights.green.off()   # ... nor left alone when they go dark
+            self.lights.green.off()  # ... nor left alone when they go dark
             self.lights.off()
 
     def self_test(self, step_s: float = 0.3) -> None:
@@ -174,12 +187,14 @@ def make_screen(cfg):
     if not cfg.enabled:
         return None
     from kiosk.adapters.screen import Screen
+
     return Screen(driver=cfg.driver, size=(cfg.width, cfg.height), show_s=cfg.show_s, font=cfg.font)
 
 
 def make_torch(pin: int, *, pin_factory):
     """The torch LED on ``pin`` (a gpiozero LED), or GpioError naming it."""
     from gpiozero import LED
+
     try:
         return LED(pin, pin_factory=pin_factory)
     except Exception as e:

@@ -16,6 +16,7 @@ import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -27,7 +28,7 @@ from kiosk.core.sealkeys import PeriodKey, SealedTagKey
 
 FORMAT = "venue-kiosk bundle v1"
 _CONTEXT = FORMAT.encode() + b"\0"
-MAX_BUNDLE_BYTES = 64 * 1024 * 1024      # a national list of a million entries is ~47 MiB
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024  # a national list of a million entries is ~47 MiB
 
 
 class BundleError(Exception):
@@ -40,31 +41,42 @@ class Bundle:
     issued_at: float
     kiosk_id: str
     issuers: Mapping[bytes, Ed25519PublicKey] = field(repr=False)
-    sealing_keys: tuple[tuple[str, bytes], ...] = field(repr=False)   # (kid, raw X25519 public)
+    sealing_keys: tuple[tuple[str, bytes], ...] = field(repr=False)  # (kid, raw X25519 public)
     risk_list: RiskList = field(repr=False)
     policy: Policy
-    sealing_periods: tuple = field(default=(), repr=False)   # kiosk.core.sealkeys.PeriodKey
-    tag_keys: tuple = field(default=(), repr=False)          # kiosk.core.sealkeys.SealedTagKey
-    risk_since: int | None = None     # a delta: the risk-list changes since this version
+    sealing_periods: tuple[PeriodKey, ...] = field(default=(), repr=False)  # kiosk.core.sealkeys.PeriodKey
+    tag_keys: tuple[SealedTagKey, ...] = field(default=(), repr=False)  # kiosk.core.sealkeys.SealedTagKey
+    risk_since: int | None = None  # a delta: the risk-list changes since this version
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def bundle_payload(*, version: int, issued_at: float, kiosk_id: str,
-                   issuer_keys: Iterable[Ed25519PublicKey], sealing_keys: Iterable[tuple[str, bytes]],
-                   levels: Mapping[str, int], policy: Policy, sealing_periods=(),
-                   tag_keys=(), since: int | None = None) -> dict:
+def bundle_payload(
+    *,
+    version: int,
+    issued_at: float,
+    kiosk_id: str,
+    issuer_keys: Iterable[Ed25519PublicKey],
+    sealing_keys: Iterable[tuple[str, bytes]],
+    levels: Mapping[str, int],
+    policy: Policy,
+    sealing_periods: Iterable[PeriodKey] = (),
+    tag_keys: Iterable[SealedTagKey] = (),
+    since: int | None = None,
+) -> dict[str, Any]:
     """The authority's side: the payload :func:`verify_bundle` parses, in one place with it.
     With ``since``, ``levels`` are the changes after that version (0: off the list)."""
-    risk = {"version": str(version), "levels": dict(levels)}
+    risk: dict[str, Any] = {"version": str(version), "levels": dict(levels)}
     if since is not None:
         risk["since"] = int(since)
     return {
         "tag_keys": [k.to_wire() for k in tag_keys],
         "sealing_periods": [k.to_wire() for k in sealing_periods],
-        "version": version, "issued_at": issued_at, "kiosk_id": kiosk_id,
+        "version": version,
+        "issued_at": issued_at,
+        "kiosk_id": kiosk_id,
         "issuer_keys": [_b64(raw_public(k)) for k in issuer_keys],
         "sealing_keys": [{"kid": kid, "public": _b64(raw)} for kid, raw in sealing_keys],
         "risk_list": risk,
@@ -72,15 +84,17 @@ def bundle_payload(*, version: int, issued_at: float, kiosk_id: str,
     }
 
 
-def sign_bundle(payload: Mapping, key: Ed25519PrivateKey) -> bytes:
+def sign_bundle(payload: Mapping[str, Any], key: Ed25519PrivateKey) -> bytes:
     """The authority's side: the signed wire/file form of ``payload``."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return json.dumps({"format": FORMAT, "payload": _b64(body),
-                       "signature": _b64(key.sign(_CONTEXT + body))}).encode()
+    return json.dumps(
+        {"format": FORMAT, "payload": _b64(body), "signature": _b64(key.sign(_CONTEXT + body))}
+    ).encode()
 
 
-def verify_bundle(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = None,
-                  min_version: int = 0) -> Bundle:
+def verify_bundle(
+    data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = None, min_version: int = 0
+) -> Bundle:
     """Check the signature, then parse. Raises BundleError for anything not to be used:
     a bad signature, another kiosk's bundle, an older version than ``min_version``."""
     if len(data) > MAX_BUNDLE_BYTES:
@@ -102,18 +116,26 @@ def verify_bundle(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = 
     try:
         p = json.loads(body)
         bundle = Bundle(
-            version=int(p["version"]), issued_at=float(p["issued_at"]), kiosk_id=str(p["kiosk_id"]),
-            issuers={key_id(k): k for k in (Ed25519PublicKey.from_public_bytes(base64.b64decode(x))
-                                            for x in p["issuer_keys"])},
-            sealing_keys=tuple((str(s["kid"]), base64.b64decode(s["public"]))
-                               for s in p["sealing_keys"]),
-            risk_list=RiskList(levels=_levels(p["risk_list"]["levels"]),
-                               version=str(p["risk_list"]["version"]), issued_at=float(p["issued_at"])),
-            policy=Policy(deny_level=int(p["policy"]["deny_level"]),
-                          clock_skew_s=int(p["policy"]["clock_skew_s"])),
+            version=int(p["version"]),
+            issued_at=float(p["issued_at"]),
+            kiosk_id=str(p["kiosk_id"]),
+            issuers={
+                key_id(k): k
+                for k in (Ed25519PublicKey.from_public_bytes(base64.b64decode(x)) for x in p["issuer_keys"])
+            },
+            sealing_keys=tuple((str(s["kid"]), base64.b64decode(s["public"])) for s in p["sealing_keys"]),
+            risk_list=RiskList(
+                levels=_levels(p["risk_list"]["levels"]),
+                version=str(p["risk_list"]["version"]),
+                issued_at=float(p["issued_at"]),
+            ),
+            policy=Policy(
+                deny_level=int(p["policy"]["deny_level"]), clock_skew_s=int(p["policy"]["clock_skew_s"])
+            ),
             sealing_periods=tuple(PeriodKey.from_wire(k) for k in p.get("sealing_periods", [])),
             tag_keys=tuple(SealedTagKey.from_wire(k) for k in p.get("tag_keys", [])),
-            risk_since=int(p["risk_list"]["since"]) if "since" in p["risk_list"] else None)
+            risk_since=int(p["risk_list"]["since"]) if "since" in p["risk_list"] else None,
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise BundleError(f"malformed bundle payload ({type(e).__name__})") from None
     if kiosk_id is not None and bundle.kiosk_id != kiosk_id:
@@ -125,7 +147,7 @@ def verify_bundle(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = 
 
 # -- a chain: the last whole bundle, then the deltas that followed it --------------------------------
 CHAIN_FORMAT = "venue-kiosk bundle chain v1"
-MAX_CHAIN = 30          # more deltas than this: the kiosk asks for the whole list again
+MAX_CHAIN = 30  # more deltas than this: the kiosk asks for the whole list again
 
 
 def chain_docs(data: bytes) -> list[bytes]:
@@ -148,8 +170,9 @@ def encode_chain(docs: list[bytes]) -> bytes:
     return json.dumps({"format": CHAIN_FORMAT, "chain": [d.decode("ascii") for d in docs]}).encode()
 
 
-def verify_chain(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = None,
-                 min_version: int = 0) -> Bundle:
+def verify_chain(
+    data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = None, min_version: int = 0
+) -> Bundle:
     """Every link verified; the first a whole list, each delta following the version before
     it; the risk lists merged (level 0 takes a pass off). Keys and policy: the newest link's."""
     docs = chain_docs(data)
@@ -159,8 +182,9 @@ def verify_chain(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = N
     levels = dict(links[0].risk_list.levels)
     for before, link in zip(links, links[1:]):
         if link.risk_since != before.version:
-            raise BundleError(f"bundle delta since version {link.risk_since} does not follow "
-                              f"version {before.version}")
+            raise BundleError(
+                f"bundle delta since version {link.risk_since} does not follow version {before.version}"
+            )
         for ref, level in link.risk_list.levels.items():
             if level:
                 levels[ref] = level
@@ -169,15 +193,19 @@ def verify_chain(data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = N
     last = links[-1]
     if last.version < min_version:
         raise BundleError(f"bundle version {last.version} is older than the one held ({min_version})")
-    return replace(last, risk_since=None, risk_list=RiskList(
-        levels=levels, version=str(last.version), issued_at=last.issued_at))
+    return replace(
+        last,
+        risk_since=None,
+        risk_list=RiskList(levels=levels, version=str(last.version), issued_at=last.issued_at),
+    )
 
 
-def _levels(raw) -> dict[str, int]:
+def _levels(raw: Any) -> dict[str, int]:
     levels = {}
     for ref, level in dict(raw).items():
-        if not (isinstance(ref, str) and len(ref) == 32 and isinstance(level, int)
-                and 0 <= level <= MAX_RISK):
+        if not (
+            isinstance(ref, str) and len(ref) == 32 and isinstance(level, int) and 0 <= level <= MAX_RISK
+        ):
             raise ValueError("bad risk-list entry")
         levels[ref] = level
     return levels

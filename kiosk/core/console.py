@@ -9,8 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kiosk.core.faults import (EXIT_BROKEN_PIPE, EXIT_DATABASE, EXIT_INTERNAL, EXIT_INTERRUPTED,
-                               Fault)
+from kiosk.core.faults import EXIT_BROKEN_PIPE, EXIT_DATABASE, EXIT_INTERNAL, EXIT_INTERRUPTED, Fault
 
 #: Maps an exception a command's own libraries raise to (label, text, exit status), or None.
 Translate = Callable[[BaseException], "tuple[str, str, int] | None"]
@@ -19,6 +18,7 @@ Translate = Callable[[BaseException], "tuple[str, str, int] | None"]
 def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version
+
     try:
         return dist_version("venue-kiosk")
     except PackageNotFoundError:
@@ -30,8 +30,7 @@ def fail(prog: str, label: str, error: object, code: int) -> int:
     return code
 
 
-def run_main(prog: str, func: Callable[[Any], int], args: Any, *,
-             translate: Translate | None = None) -> int:
+def run_main(prog: str, func: Callable[[Any], int], args: Any, *, translate: Translate | None = None) -> int:
     """Run one command. A :class:`Fault` ends on its own status; ``translate`` names the
     errors of the command's storage; a bug is one line here and its traceback at DEBUG."""
     try:
@@ -39,7 +38,7 @@ def run_main(prog: str, func: Callable[[Any], int], args: Any, *,
     except Fault as e:
         return fail(prog, e.label, e, e.exit_code)
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)      # the reader left (`| head`): quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)  # the reader left (`| head`): quietly
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
@@ -49,11 +48,16 @@ def run_main(prog: str, func: Callable[[Any], int], args: Any, *,
         if known is not None:
             return fail(prog, *known)
         if isinstance(e, PermissionError):
-            return fail(prog, "permission denied", f"{e.filename or e}: run as the service user "
-                        "or check the file's owner", EXIT_DATABASE)
+            return fail(
+                prog,
+                "permission denied",
+                f"{e.filename or e}: run as the service user or check the file's owner",
+                EXIT_DATABASE,
+            )
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
             return fail(prog, "file error", f"{where}{e.strerror or e}", EXIT_DATABASE)
         logging.getLogger(prog).debug("internal error", exc_info=True)
-        return fail(prog, "internal error", f"{type(e).__name__}: {e} (a bug: please report it)",
-                    EXIT_INTERNAL)
+        return fail(
+            prog, "internal error", f"{type(e).__name__}: {e} (a bug: please report it)", EXIT_INTERNAL
+        )

@@ -20,10 +20,10 @@ MAX_RISK = 3
 
 @dataclass(frozen=True)
 class Policy:
-    deny_level: int = MAX_RISK   # the public rules: only the highest level is refused
-    clock_skew_s: int = 300      # tolerance on issued-at and expiry for a drifting clock
+    deny_level: int = MAX_RISK  # the public rules: only the highest level is refused
+    clock_skew_s: int = 300  # tolerance on issued-at and expiry for a drifting clock
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not 1 <= self.deny_level <= MAX_RISK:
             raise ValueError(f"deny_level must be 1..{MAX_RISK}, not {self.deny_level}")
         if not 0 <= self.clock_skew_s <= 86_400:
@@ -46,8 +46,8 @@ class RiskList:
 class Decision:
     outcome: Outcome
     reason: Reason
-    risk_level: int | None = None      # the level used (higher of pass and list); None if invalid
-    claims: PassClaims | None = None   # None unless the pass verified
+    risk_level: int | None = None  # the level used (higher of pass and list); None if invalid
+    claims: PassClaims | None = None  # None unless the pass verified
 
     @property
     def recordable(self) -> bool:
@@ -59,8 +59,14 @@ def invalid(reason: Reason) -> Decision:
     return Decision(Outcome.INVALID, reason)
 
 
-def decide(text: object, *, trusted: Mapping[bytes, Ed25519PublicKey], risk_list: RiskList,
-           policy: Policy, now: float) -> Decision:
+def decide(
+    text: object,
+    *,
+    trusted: Mapping[bytes, Ed25519PublicKey],
+    risk_list: RiskList,
+    policy: Policy,
+    now: float,
+) -> Decision:
     """Verify ``text`` and decide admit / deny / invalid at wall-clock time ``now``."""
     try:
         if not isinstance(text, str):

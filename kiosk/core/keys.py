@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -16,10 +18,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from kiosk.core.passes import key_id
 
+PrivateKey = Ed25519PrivateKey | X25519PrivateKey
+PublicKey = Ed25519PublicKey | X25519PublicKey
+StrPath = str | os.PathLike[str]
+K = TypeVar("K", Ed25519PrivateKey, Ed25519PublicKey, X25519PrivateKey, X25519PublicKey)
+
 # The files `kiosk-central keys init` writes, and which of them a kiosk needs.
-ISSUER_KEY, ISSUER_PUB = "issuer.key", "issuer.pub"        # signs passes
-SEALING_KEY, SEALING_PUB = "sealing.key", "sealing.pub"    # the committee's: opens records
-BUNDLE_KEY, BUNDLE_PUB = "bundle.key", "bundle.pub"        # signs the bundle kiosks download
+ISSUER_KEY, ISSUER_PUB = "issuer.key", "issuer.pub"  # signs passes
+SEALING_KEY, SEALING_PUB = "sealing.key", "sealing.pub"  # the committee's: opens records
+BUNDLE_KEY, BUNDLE_PUB = "bundle.key", "bundle.pub"  # signs the bundle kiosks download
 KIOSK_FILES = (ISSUER_PUB, SEALING_PUB, BUNDLE_PUB)
 
 
@@ -27,9 +34,10 @@ class KeyFileError(Exception):
     pass
 
 
-def write_private(path: Path, key) -> None:
-    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def write_private(path: Path, key: PrivateKey) -> None:
+    data = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -37,28 +45,32 @@ def write_private(path: Path, key) -> None:
         os.fsync(f.fileno())
 
 
-def write_public(path: Path, public_key) -> None:
+def write_public(path: Path, public_key: PublicKey) -> None:
     path.write_bytes(public_pem(public_key))
     os.chmod(path, 0o644)
 
 
-def public_pem(public_key) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.PEM,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+def public_pem(public_key: PublicKey) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
-def _read(path: Path) -> bytes:
+def _read(path: StrPath) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as e:
         raise KeyFileError(f"{path}: cannot read key file ({e.strerror})") from None
 
 
-def _load(path: Path, private: bool, kind: type, what: str):
+def _load(path: StrPath, private: bool, kind: type[K], what: str) -> K:
     data = _read(path)
     try:
-        key = (serialization.load_pem_private_key(data, password=None) if private
-               else serialization.load_pem_public_key(data))
+        key = (
+            serialization.load_pem_private_key(data, password=None)
+            if private
+            else serialization.load_pem_public_key(data)
+        )
     except (ValueError, TypeError):
         raise KeyFileError(f"{path}: not a PEM {what}") from None
     if not isinstance(key, kind):
@@ -66,29 +78,29 @@ def _load(path: Path, private: bool, kind: type, what: str):
     return key
 
 
-def load_ed25519_private(path) -> Ed25519PrivateKey:
-    return _load(path, True, Ed25519PrivateKey, "Ed25519 private key")
+def load_ed25519_private(path: StrPath) -> Ed25519PrivateKey:
+    return _load(path, True, Ed25519PrivateKey, "Ed25519 private key")  # type: ignore[type-abstract]
 
 
-def load_ed25519_public(path) -> Ed25519PublicKey:
-    return _load(path, False, Ed25519PublicKey, "Ed25519 public key")
+def load_ed25519_public(path: StrPath) -> Ed25519PublicKey:
+    return _load(path, False, Ed25519PublicKey, "Ed25519 public key")  # type: ignore[type-abstract]
 
 
-def load_x25519_private(path) -> X25519PrivateKey:
-    return _load(path, True, X25519PrivateKey, "X25519 private key")
+def load_x25519_private(path: StrPath) -> X25519PrivateKey:
+    return _load(path, True, X25519PrivateKey, "X25519 private key")  # type: ignore[type-abstract]
 
 
-def load_x25519_public(path) -> X25519PublicKey:
-    return _load(path, False, X25519PublicKey, "X25519 public key")
+def load_x25519_public(path: StrPath) -> X25519PublicKey:
+    return _load(path, False, X25519PublicKey, "X25519 public key")  # type: ignore[type-abstract]
 
 
-def trusted_issuers(paths) -> dict[bytes, Ed25519PublicKey]:
+def trusted_issuers(paths: Iterable[StrPath]) -> dict[bytes, Ed25519PublicKey]:
     """kid -> key for each issuer public key file."""
     keys = [load_ed25519_public(p) for p in paths]
     return {key_id(k): k for k in keys}
 
 
-def raw_public(public_key) -> bytes:
+def raw_public(public_key: PublicKey) -> bytes:
     """The raw 32 bytes of an Ed25519 or X25519 public key (what the wire and the server store)."""
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
@@ -105,9 +117,11 @@ def init_authority_keys(directory: Path) -> list[Path]:
     if existing:
         raise KeyFileError(f"{directory / existing[0]}: already exists; not overwriting keys")
     written = []
-    for priv_name, pub_name, key in ((ISSUER_KEY, ISSUER_PUB, Ed25519PrivateKey.generate()),
-                                     (SEALING_KEY, SEALING_PUB, X25519PrivateKey.generate()),
-                                     (BUNDLE_KEY, BUNDLE_PUB, Ed25519PrivateKey.generate())):
+    for priv_name, pub_name, key in (
+        (ISSUER_KEY, ISSUER_PUB, Ed25519PrivateKey.generate()),
+        (SEALING_KEY, SEALING_PUB, X25519PrivateKey.generate()),
+        (BUNDLE_KEY, BUNDLE_PUB, Ed25519PrivateKey.generate()),
+    ):
         write_private(directory / priv_name, key)
         write_public(directory / pub_name, key.public_key())
         written += [directory / priv_name, directory / pub_name]

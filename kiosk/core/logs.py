@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
-PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6,
-            logging.DEBUG: 7}
+PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 
 
 class JournalFormatter(logging.Formatter):
@@ -21,7 +21,7 @@ class JournalFormatter(logging.Formatter):
         return f"<{prio}>{record.name}: {record.getMessage()}"
 
 
-def stderr_is_journal(stream=None) -> bool:
+def stderr_is_journal(stream: TextIO | None = None) -> bool:
     """True when $JOURNAL_STREAM names the very file stderr is (not an inherited variable)."""
     value = os.environ.get("JOURNAL_STREAM", "")
     try:
@@ -32,14 +32,17 @@ def stderr_is_journal(stream=None) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
-def setup_logging(level: str = "INFO", *, stream=None) -> None:
+def setup_logging(level: str = "INFO", *, stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     if stderr_is_journal(stream):
         handler.setFormatter(JournalFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                               datefmt="%Y-%m-%dT%H:%M:%S%z"))
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z"
+            )
+        )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -62,8 +62,10 @@ class PassClaims:
     risk_level: int = 0
 
     def __repr__(self) -> str:
-        return (f"PassClaims(kid={self.kid.hex()}, issuer={self.issuer!r}, issued_at={self.issued_at}, "
-                f"expires_at={self.expires_at}, risk_level={self.risk_level})")
+        return (
+            f"PassClaims(kid={self.kid.hex()}, issuer={self.issuer!r}, issued_at={self.issued_at}, "
+            f"expires_at={self.expires_at}, risk_level={self.risk_level})"
+        )
 
 
 def key_id(public_key: Ed25519PublicKey) -> bytes:
@@ -81,8 +83,15 @@ def _sig_structure(protected: bytes, payload: bytes) -> bytes:
     return cbor2.dumps(["Signature1", protected, b"", payload])
 
 
-def encode_pass(*, signing_key: Ed25519PrivateKey, issuer: str, issued_at: int, expires_at: int,
-                pass_id: bytes, risk_level: int) -> str:
+def encode_pass(
+    *,
+    signing_key: Ed25519PrivateKey,
+    issuer: str,
+    issued_at: int,
+    expires_at: int,
+    pass_id: bytes,
+    risk_level: int,
+) -> str:
     """Issue a pass (the authority's side). Returns the text a QR code holds."""
     if risk_level not in RISK_LEVELS:
         raise ValueError(f"risk level must be 0..3, not {risk_level}")
@@ -90,11 +99,19 @@ def encode_pass(*, signing_key: Ed25519PrivateKey, issuer: str, issued_at: int, 
         raise ValueError(f"pass id must be {PASS_ID_BYTES} bytes")
     kid = key_id(signing_key.public_key())
     protected = cbor2.dumps({HDR_ALG: ALG_EDDSA, HDR_KID: kid})
-    payload = cbor2.dumps({CLAIM_ISS: issuer, CLAIM_IAT: int(issued_at), CLAIM_EXP: int(expires_at),
-                           CLAIM_PASS_ID: pass_id, CLAIM_RISK: risk_level})
+    payload = cbor2.dumps(
+        {
+            CLAIM_ISS: issuer,
+            CLAIM_IAT: int(issued_at),
+            CLAIM_EXP: int(expires_at),
+            CLAIM_PASS_ID: pass_id,
+            CLAIM_RISK: risk_level,
+        }
+    )
     signature = signing_key.sign(_sig_structure(protected, payload))
     cose = cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
-    return PREFIX + base45.b45encode(zlib.compress(cose, 9)).decode("ascii")
+    encoded: bytes = base45.b45encode(zlib.compress(cose, 9))
+    return PREFIX + encoded.decode("ascii")
 
 
 def _inflate(data: bytes) -> bytes:
@@ -117,8 +134,12 @@ def _cose_parts(cose: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     if not (isinstance(obj, Sequence) and not isinstance(obj, (bytes, str)) and len(obj) == 4):
         raise PassError(Reason.MALFORMED)
     protected, unprotected, payload, signature = obj
-    if not (isinstance(protected, bytes) and isinstance(unprotected, Mapping)
-            and isinstance(payload, bytes) and isinstance(signature, bytes)):
+    if not (
+        isinstance(protected, bytes)
+        and isinstance(unprotected, Mapping)
+        and isinstance(payload, bytes)
+        and isinstance(signature, bytes)
+    ):
         raise PassError(Reason.MALFORMED)
     header = cbor2.loads(protected)
     if not isinstance(header, Mapping) or header.get(HDR_ALG) != ALG_EDDSA:
@@ -135,12 +156,18 @@ def _claims(kid: bytes, payload: bytes) -> PassClaims:
         raise PassError(Reason.BAD_CLAIMS)
     iss, iat, exp = claims.get(CLAIM_ISS), claims.get(CLAIM_IAT), claims.get(CLAIM_EXP)
     pass_id, risk = claims.get(CLAIM_PASS_ID), claims.get(CLAIM_RISK)
-    if not (isinstance(iss, str) and type(iat) is int and type(exp) is int and exp > iat
-            and isinstance(pass_id, bytes) and len(pass_id) == PASS_ID_BYTES
-            and type(risk) is int and risk in RISK_LEVELS):
+    if not (
+        isinstance(iss, str)
+        and type(iat) is int
+        and type(exp) is int
+        and exp > iat
+        and isinstance(pass_id, bytes)
+        and len(pass_id) == PASS_ID_BYTES
+        and type(risk) is int
+        and risk in RISK_LEVELS
+    ):
         raise PassError(Reason.BAD_CLAIMS)
-    return PassClaims(kid=kid, issuer=iss, issued_at=iat, expires_at=exp, pass_id=pass_id,
-                      risk_level=risk)
+    return PassClaims(kid=kid, issuer=iss, issued_at=iat, expires_at=exp, pass_id=pass_id, risk_level=risk)
 
 
 def verify_pass(text: str, trusted: Mapping[bytes, Ed25519PublicKey]) -> PassClaims:
@@ -155,7 +182,7 @@ def verify_pass(text: str, trusted: Mapping[bytes, Ed25519PublicKey]) -> PassCla
         if len(text) > MAX_TEXT:
             raise PassError(Reason.TOO_LARGE)
         try:
-            compressed = base45.b45decode(text[len(PREFIX):])
+            compressed = base45.b45decode(text[len(PREFIX) :])
         except Exception:
             raise PassError(Reason.BAD_ENCODING) from None
         try:

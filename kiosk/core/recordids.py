@@ -18,8 +18,8 @@ def time_ordered_id(captured_at: float, *, random_bytes: bytes | None = None) ->
         raise ValueError(f"capture time {captured_at!r} does not fit a UUIDv7")
     rand = random_bytes if random_bytes is not None else os.urandom(10)
     value = (ms << 80) | int.from_bytes(rand[:10], "big") & ((1 << 80) - 1)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)            # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)            # the RFC 9562 variant
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # the RFC 9562 variant
     return str(uuid.UUID(int=value))
 
 

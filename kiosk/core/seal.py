@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives import hpke
@@ -25,7 +26,7 @@ from kiosk.core.keys import sealing_kid
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM)
 INFO_V1 = b"venue-kiosk record v1\x00"
 INFO = b"venue-kiosk record v2\x00"
-PADDED_LEN = 160          # bytes of plaintext: the largest record's CBOR is about 110
+PADDED_LEN = 160  # bytes of plaintext: the largest record's CBOR is about 110
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,10 @@ class SealingKey:
     public: X25519PublicKey
 
     @classmethod
-    def of(cls, public: X25519PublicKey) -> "SealingKey":
+    def of(cls, public: X25519PublicKey) -> SealingKey:
         return cls(sealing_kid(public), public)
 
-    def key_for(self, klass: str, captured_at: float) -> tuple["SealingKey", bool]:
+    def key_for(self, klass: str, captured_at: float) -> tuple[SealingKey, bool]:
         """One key for every record (see kiosk.core.sealkeys.Sealer for per-period keys)."""
         return self, False
 
@@ -50,20 +51,21 @@ def pad(body: bytes) -> bytes:
 
 def unpad(plain: bytes) -> bytes:
     (n,) = struct.unpack(">H", plain[:2])
-    if len(plain) != PADDED_LEN or n > PADDED_LEN - 2 or any(plain[2 + n:]):
+    if len(plain) != PADDED_LEN or n > PADDED_LEN - 2 or any(plain[2 + n :]):
         raise ValueError("bad padding")
-    return plain[2:2 + n]
+    return plain[2 : 2 + n]
 
 
-def seal(fields: dict, key: SealingKey, *, record_id: str) -> bytes:
+def seal(fields: dict[str, Any], key: SealingKey, *, record_id: str) -> bytes:
     return SUITE.encrypt(pad(cbor2.dumps(fields)), key.public, info=INFO + record_id.encode())
 
 
-def open_sealed(blob: bytes, private_key: X25519PrivateKey, *, record_id: str) -> dict:
+def open_sealed(blob: bytes, private_key: X25519PrivateKey, *, record_id: str) -> dict[str, Any]:
     """The committee's side: open one record. Raises on a wrong key or a tampered blob."""
     try:
         plain = unpad(SUITE.decrypt(blob, private_key, info=INFO + record_id.encode()))
     except Exception:
         # A record sealed before padding (v1): the other info string, no padding.
         plain = SUITE.decrypt(blob, private_key, info=INFO_V1 + record_id.encode())
-    return cbor2.loads(plain)
+    opened: dict[str, Any] = cbor2.loads(plain)
+    return opened

@@ -16,8 +16,9 @@ import hashlib
 import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from kiosk.core.keys import sealing_kid
 from kiosk.core.seal import SealingKey
@@ -28,25 +29,35 @@ CLASSES = ("normal", "significant")
 @dataclass(frozen=True)
 class PeriodKey:
     kid: str
-    klass: str              # "normal" or "significant"
-    valid_from: float       # seals records captured in [valid_from, valid_to)
+    klass: str  # "normal" or "significant"
+    valid_from: float  # seals records captured in [valid_from, valid_to)
     valid_to: float
-    destroy_after: float    # the end of its period plus its class's retention
-    public: bytes           # raw X25519 public key
+    destroy_after: float  # the end of its period plus its class's retention
+    public: bytes  # raw X25519 public key
 
     def sealing_key(self) -> SealingKey:
         return SealingKey(self.kid, X25519PublicKey.from_public_bytes(self.public))
 
-    def to_wire(self) -> dict:
-        return {"kid": self.kid, "class": self.klass, "valid_from": self.valid_from,
-                "valid_to": self.valid_to, "destroy_after": self.destroy_after,
-                "public": base64.b64encode(self.public).decode("ascii")}
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kid": self.kid,
+            "class": self.klass,
+            "valid_from": self.valid_from,
+            "valid_to": self.valid_to,
+            "destroy_after": self.destroy_after,
+            "public": base64.b64encode(self.public).decode("ascii"),
+        }
 
     @classmethod
-    def from_wire(cls, d: dict) -> "PeriodKey":
-        key = cls(kid=str(d["kid"]), klass=str(d["class"]), valid_from=float(d["valid_from"]),
-                  valid_to=float(d["valid_to"]), destroy_after=float(d["destroy_after"]),
-                  public=base64.b64decode(d["public"], validate=True))
+    def from_wire(cls, d: dict[str, Any]) -> PeriodKey:
+        key = cls(
+            kid=str(d["kid"]),
+            klass=str(d["class"]),
+            valid_from=float(d["valid_from"]),
+            valid_to=float(d["valid_to"]),
+            destroy_after=float(d["destroy_after"]),
+            public=base64.b64decode(d["public"], validate=True),
+        )
         if key.klass not in CLASSES or not key.valid_from < key.valid_to <= key.destroy_after:
             raise ValueError("bad sealing period")
         if sealing_kid(X25519PublicKey.from_public_bytes(key.public)) != key.kid:
@@ -61,12 +72,11 @@ class Sealer:
     ``periods`` is asked on every record (the kiosk's verified bundle can change while it
     runs); ``key_for`` returns (key, fell_back)."""
 
-    def __init__(self, *, fallback: SealingKey | None,
-                 periods: Callable[[], Sequence[PeriodKey]] = tuple):
+    def __init__(self, *, fallback: SealingKey | None, periods: Callable[[], Sequence[PeriodKey]] = tuple):
         self.fallback, self.periods = fallback, periods
 
     @property
-    def kid(self) -> str:                        # what the store names when no record is made
+    def kid(self) -> str:  # what the store names when no record is made
         return self.fallback.kid if self.fallback else ""
 
     def key_for(self, klass: str, captured_at: float) -> tuple[SealingKey, bool]:
@@ -74,7 +84,7 @@ class Sealer:
         covering = [k for k in keys if k.valid_from <= captured_at < k.valid_to]
         if covering:
             return max(covering, key=lambda k: k.valid_from).sealing_key(), False
-        if keys:                                 # none covers now: the newest held, marked
+        if keys:  # none covers now: the newest held, marked
             return max(keys, key=lambda k: k.valid_to).sealing_key(), True
         if self.fallback is None:
             raise LookupError("no sealing key at all: neither period keys nor [keys] sealing_key")
@@ -116,16 +126,18 @@ def tag_key_info(kiosk_id: str, valid_from: float) -> bytes:
 class SealedTagKey:
     valid_from: float
     valid_to: float
-    sealed: bytes                 # HPKE to the kiosk's tag key, info bound to kiosk and period
+    sealed: bytes  # HPKE to the kiosk's tag key, info bound to kiosk and period
 
-    def to_wire(self) -> dict:
-        return {"valid_from": self.valid_from, "valid_to": self.valid_to,
-                "sealed": base64.b64encode(self.sealed).decode("ascii")}
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "valid_from": self.valid_from,
+            "valid_to": self.valid_to,
+            "sealed": base64.b64encode(self.sealed).decode("ascii"),
+        }
 
     @classmethod
-    def from_wire(cls, d: dict) -> "SealedTagKey":
-        key = cls(float(d["valid_from"]), float(d["valid_to"]),
-                  base64.b64decode(d["sealed"], validate=True))
+    def from_wire(cls, d: dict[str, Any]) -> SealedTagKey:
+        key = cls(float(d["valid_from"]), float(d["valid_to"]), base64.b64decode(d["sealed"], validate=True))
         if not key.valid_from < key.valid_to:
             raise ValueError("bad tag key period")
         return key
@@ -137,23 +149,30 @@ class Tagger:
     dropped once their period is over; no key for the period means no tag (the record can
     then be found only by opening the window's records)."""
 
-    def __init__(self, *, private_key, kiosk_id: str,
-                 sealed_keys: Callable[[], Sequence[SealedTagKey]] = tuple):
+    def __init__(
+        self,
+        *,
+        private_key: X25519PrivateKey,
+        kiosk_id: str,
+        sealed_keys: Callable[[], Sequence[SealedTagKey]] = tuple,
+    ):
         self.private_key, self.kiosk_id, self.sealed_keys = private_key, kiosk_id, sealed_keys
         self._open: dict[float, tuple[float, bytes]] = {}
 
     def tag_for(self, pass_id: bytes, captured_at: float) -> str | None:
         from kiosk.core.seal import SUITE
+
         for start in [s for s, (end, _) in self._open.items() if end <= captured_at]:
-            del self._open[start]                       # its period is over: forget the key
+            del self._open[start]  # its period is over: forget the key
         for start, (end, key) in self._open.items():
             if start <= captured_at < end:
                 return search_tag(key, pass_id)
         for sk in self.sealed_keys():
             if sk.valid_from <= captured_at < sk.valid_to:
                 try:
-                    key = SUITE.decrypt(sk.sealed, self.private_key,
-                                        info=tag_key_info(self.kiosk_id, sk.valid_from))
+                    key = SUITE.decrypt(
+                        sk.sealed, self.private_key, info=tag_key_info(self.kiosk_id, sk.valid_from)
+                    )
                 except Exception:
                     return None
                 self._open[sk.valid_from] = (sk.valid_to, key)

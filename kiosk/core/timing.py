@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-DAY = 86_400                   # seconds in a day: retention, sealing periods, tag days
+DAY = 86_400  # seconds in a day: retention, sealing periods, tag days
 
 # A signed request's timestamp may differ from the server's clock by at most this; beyond it,
 # the request is refused as stale (and the kiosk corrects its offset from the server's time).

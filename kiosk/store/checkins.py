@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlite_utils import Database
 
@@ -24,7 +24,8 @@ from kiosk.store.sqlitedb import MovedAside, migrate, open_checked, truncate_wal
 
 log = logging.getLogger(__name__)
 from kiosk.core.timing import DAY  # noqa: E402
-BUNDLE_COPY = "bundle_verified"     # state key: the last bundle that verified, as downloaded
+
+BUNDLE_COPY = "bundle_verified"  # state key: the last bundle that verified, as downloaded
 
 MIGRATIONS = [
     """
@@ -63,12 +64,11 @@ MIGRATIONS = [
 class Retention:
     normal_days: int = 28
     significant_days: int = 90
-    significant_level: int = 2          # this risk level or more, or a refusal, is significant
-    synced_grace_s: int = 3600          # a synced record leaves the kiosk this long after the ack
+    significant_level: int = 2  # this risk level or more, or a refusal, is significant
+    synced_grace_s: int = 3600  # a synced record leaves the kiosk this long after the ack
 
     def classify(self, decision: Decision) -> tuple[str, int]:
-        significant = (decision.outcome is Outcome.DENY
-                       or (decision.risk_level or 0) >= self.significant_level)
+        significant = decision.outcome is Outcome.DENY or (decision.risk_level or 0) >= self.significant_level
         return ("significant", self.significant_days) if significant else ("normal", self.normal_days)
 
 
@@ -77,10 +77,18 @@ class CheckinStore:
     damaged one was moved aside) starts a new epoch, so the server sees a reset as a reset
     rather than as duplicate or missing sequence numbers."""
 
-    def __init__(self, db: Database, *, sealing: SealingKey, venue_id: str,
-                 retention: Retention = Retention(), now: float | None = None, tagger=None):
+    def __init__(
+        self,
+        db: Database,
+        *,
+        sealing: SealingKey,
+        venue_id: str,
+        retention: Retention = Retention(),
+        now: float | None = None,
+        tagger=None,
+    ):
         self.db = db
-        self.tagger = tagger              # kiosk.core.sealkeys.Tagger, or None: records carry no tag
+        self.tagger = tagger  # kiosk.core.sealkeys.Tagger, or None: records carry no tag
         self.sealing = sealing
         self.venue_id = venue_id
         self.retention = retention
@@ -88,23 +96,29 @@ class CheckinStore:
         self.epoch = self._init_epoch(time.time() if now is None else now)
 
     @classmethod
-    def open(cls, path, *, now: float | None = None, **kwargs) -> "CheckinStore":
+    def open(cls, path, *, now: float | None = None, **kwargs) -> CheckinStore:
         """Open (or create) the kiosk's database file; a damaged one is moved aside first,
         said in the journal, and remembered in the new file for `kiosk doctor`."""
         db, moved = open_checked(path, now=now)
         store = cls(db, now=now, **kwargs)
         if moved:
-            log.error("database %s was damaged (%s): moved aside to %s, kept for recovery; "
-                      "a new sequence epoch %d begins", moved.original, moved.reason,
-                      moved.moved_to, store.epoch)
+            log.error(
+                "database %s was damaged (%s): moved aside to %s, kept for recovery; "
+                "a new sequence epoch %d begins",
+                moved.original,
+                moved.reason,
+                moved.moved_to,
+                store.epoch,
+            )
             store.set_state("moved_aside", json.dumps(moved.__dict__))
         return store
 
     @classmethod
-    def open_readonly(cls, db: Database, **kwargs) -> "CheckinStore":
+    def open_readonly(cls, db: Database, **kwargs) -> CheckinStore:
         """A store for reading only (doctor): no migration, no epoch written."""
         store = cls.__new__(cls)
-        store.db, store.sealing, store.venue_id = db, None, kwargs.get("venue_id", "")
+        store.db, store.venue_id = db, kwargs.get("venue_id", "")
+        store.sealing = None  # type: ignore[assignment]  # reading only: nothing is sealed
         store.retention = kwargs.get("retention", Retention())
         store.epoch = int(store.get_state("epoch", "0") or 0)
         return store
@@ -117,8 +131,7 @@ class CheckinStore:
             row = self.db.execute("SELECT value FROM state WHERE key = 'epoch'").fetchone()
             if row:
                 return int(row[0])
-            used = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'checkins'"
-                                   ).fetchone()
+            used = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'checkins'").fetchone()
             epoch = 0 if used and used[0] else int(now * 1000)
             self.db.execute("INSERT INTO state (key, value) VALUES ('epoch', ?)", [str(epoch)])
         return epoch
@@ -135,28 +148,48 @@ class CheckinStore:
         """Seal and commit one admitted or refused scan; returns its record id."""
         if not decision.recordable or decision.claims is None:
             raise ValueError("only admitted or refused scans are recorded")
-        record_id = time_ordered_id(now)      # the server places it by its capture day
+        record_id = time_ordered_id(now)  # the server places it by its capture day
         retention, days = self.retention.classify(decision)
-        key, fell_back = self.sealing.key_for(retention, now)    # the period's key (or not)
-        sealed = seal({"pass_id": decision.claims.pass_id, "risk_level": decision.risk_level,
-                       "decision": decision.outcome.value, "reason": decision.reason.value,
-                       "venue": self.venue_id}, key, record_id=record_id)
+        key, fell_back = self.sealing.key_for(retention, now)  # the period's key (or not)
+        sealed = seal(
+            {
+                "pass_id": decision.claims.pass_id,
+                "risk_level": decision.risk_level,
+                "decision": decision.outcome.value,
+                "reason": decision.reason.value,
+                "venue": self.venue_id,
+            },
+            key,
+            record_id=record_id,
+        )
         tag = self.tagger.tag_for(decision.claims.pass_id, now) if self.tagger else None
         with self.db.conn:
             self.db.execute(
                 "INSERT INTO checkins (record_id, captured_at, clock_synced, retention, "
                 "delete_after, seal_kid, sealed, seal_fallback, tag) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [record_id, now, int(clock_synced), retention, now + days * DAY,
-                 key.kid, sealed, int(fell_back), tag])
+                [
+                    record_id,
+                    now,
+                    int(clock_synced),
+                    retention,
+                    now + days * DAY,
+                    key.kid,
+                    sealed,
+                    int(fell_back),
+                    tag,
+                ],
+            )
         return record_id
 
     def count_invalid(self, reason: Reason, *, now: float) -> None:
-        day = datetime.fromtimestamp(now, timezone.utc).date().isoformat()
+        day = datetime.fromtimestamp(now, UTC).date().isoformat()
         with self.db.conn:
             self.db.execute(
                 "INSERT INTO invalid_scans (day, reason, count) VALUES (?, ?, 1) "
-                "ON CONFLICT (day, reason) DO UPDATE SET count = count + 1", [day, reason.value])
+                "ON CONFLICT (day, reason) DO UPDATE SET count = count + 1",
+                [day, reason.value],
+            )
 
     def probe(self, *, now: float) -> None:
         """A small write: can the kiosk record again? (The app calls it while the store fails.)"""
@@ -168,41 +201,64 @@ class CheckinStore:
         rows = self.db.execute(
             "SELECT seq, record_id, captured_at, clock_synced, retention, delete_after, seal_kid, "
             "sealed, seal_fallback, tag FROM checkins WHERE synced_at IS NULL AND set_aside_at IS NULL "
-            "ORDER BY seq LIMIT ?", [limit]).fetchall()
-        return [{"seq": r[0], "epoch": self.epoch, "record_id": r[1], "captured_at": r[2],
-                 "clock_synced": bool(r[3]),
-                 "retention": r[4], "delete_after": r[5], "seal_kid": r[6],
-                 "sealed": base64.b64encode(r[7]).decode("ascii"), "seal_fallback": bool(r[8]),
-                 "tag": r[9]}
-                for r in rows]
+            "ORDER BY seq LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [
+            {
+                "seq": r[0],
+                "epoch": self.epoch,
+                "record_id": r[1],
+                "captured_at": r[2],
+                "clock_synced": bool(r[3]),
+                "retention": r[4],
+                "delete_after": r[5],
+                "seal_kid": r[6],
+                "sealed": base64.b64encode(r[7]).decode("ascii"),
+                "seal_fallback": bool(r[8]),
+                "tag": r[9],
+            }
+            for r in rows
+        ]
 
     def _update_many(self, sql: str, record_ids, params: list) -> int:
         ids = list(record_ids)
         changed = 0
         with self.db.conn:
             for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
+                chunk = ids[i : i + 500]
                 cur = self.db.execute(sql.format(marks=",".join("?" * len(chunk))), params + chunk)
                 changed += cur.rowcount
         return changed
 
     def mark_synced(self, record_ids, *, now: float) -> int:
-        return self._update_many("UPDATE checkins SET synced_at = ? WHERE synced_at IS NULL "
-                                 "AND record_id IN ({marks})", record_ids, [now])
+        return self._update_many(
+            "UPDATE checkins SET synced_at = ? WHERE synced_at IS NULL AND record_id IN ({marks})",
+            record_ids,
+            [now],
+        )
 
     def set_aside(self, record_ids, *, reason: str, now: float) -> int:
-        return self._update_many("UPDATE checkins SET set_aside_at = ?, set_aside_reason = ? "
-                                  "WHERE record_id IN ({marks})", record_ids, [now, reason[:200]])
+        return self._update_many(
+            "UPDATE checkins SET set_aside_at = ?, set_aside_reason = ? WHERE record_id IN ({marks})",
+            record_ids,
+            [now, reason[:200]],
+        )
 
     def retry_set_aside(self) -> int:
         """Put every set-aside record back in the upload queue (`kiosk sync --retry-set-aside`)."""
         with self.db.conn:
-            return self.db.execute("UPDATE checkins SET set_aside_at = NULL, set_aside_reason = NULL "
-                                   "WHERE set_aside_at IS NOT NULL").rowcount
+            return self.db.execute(
+                "UPDATE checkins SET set_aside_at = NULL, set_aside_reason = NULL "
+                "WHERE set_aside_at IS NOT NULL"
+            ).rowcount
 
     def set_aside_reasons(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT set_aside_reason, count(*) FROM checkins WHERE "
-                                    "set_aside_at IS NOT NULL GROUP BY 1").fetchall())
+        return dict(
+            self.db.execute(
+                "SELECT set_aside_reason, count(*) FROM checkins WHERE set_aside_at IS NOT NULL GROUP BY 1"
+            ).fetchall()
+        )
 
     # -- retention ----------------------------------------------------------------------------
     def purge(self, *, now: float) -> int:
@@ -210,12 +266,14 @@ class CheckinStore:
         with self.db.conn:
             cur = self.db.execute(
                 "DELETE FROM checkins WHERE delete_after <= ? OR synced_at <= ?",
-                [now, now - self.retention.synced_grace_s])
-            cutoff = datetime.fromtimestamp(now - self.retention.significant_days * DAY,
-                                            timezone.utc).date().isoformat()
+                [now, now - self.retention.synced_grace_s],
+            )
+            cutoff = (
+                datetime.fromtimestamp(now - self.retention.significant_days * DAY, UTC).date().isoformat()
+            )
             self.db.execute("DELETE FROM invalid_scans WHERE day < ?", [cutoff])
         if cur.rowcount:
-            truncate_wal(self.db)          # no copy of a deleted record stays in the WAL
+            truncate_wal(self.db)  # no copy of a deleted record stays in the WAL
         return cur.rowcount
 
     # -- state and figures ----------------------------------------------------------------------
@@ -230,18 +288,26 @@ class CheckinStore:
         """Several keys in one transaction: they change together or not at all."""
         with self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.conn.executemany("INSERT INTO state (key, value) VALUES (?, ?) "
-                                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                     list(values.items()))
+            self.db.conn.executemany(
+                "INSERT INTO state (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
 
     def stats(self) -> dict:
         q = self.db.execute(
             "SELECT count(*), sum(synced_at IS NULL AND set_aside_at IS NULL), "
             "sum(synced_at IS NOT NULL), sum(set_aside_at IS NOT NULL), "
             "min(CASE WHEN synced_at IS NULL AND set_aside_at IS NULL THEN captured_at END), "
-            "sum(seal_fallback) FROM checkins").fetchone()
+            "sum(seal_fallback) FROM checkins"
+        ).fetchone()
         invalid = self.db.execute("SELECT coalesce(sum(count), 0) FROM invalid_scans").fetchone()[0]
-        return {"records": q[0], "pending": q[1] or 0, "synced": q[2] or 0, "set_aside": q[3] or 0,
-                "oldest_pending_age_s": (time.time() - q[4]) if q[4] else None,
-                "seal_fallback": q[5] or 0,
-                "invalid_scans": invalid}
+        return {
+            "records": q[0],
+            "pending": q[1] or 0,
+            "synced": q[2] or 0,
+            "set_aside": q[3] or 0,
+            "oldest_pending_age_s": (time.time() - q[4]) if q[4] else None,
+            "seal_fallback": q[5] or 0,
+            "invalid_scans": invalid,
+        }

@@ -30,8 +30,9 @@ def open_db(path: str | Path | None, *, busy_timeout_ms: int = 5000) -> Database
         db = Database(memory=True)
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
         db = Database(conn)
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         db.enable_wal()
@@ -80,8 +81,10 @@ def migrate(db: Database, migrations: list[str]) -> int:
     try:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         if current > len(migrations):
-            raise RuntimeError(f"database schema version {current} is newer than this program "
-                               f"({len(migrations)}): refusing to run on it")
+            raise RuntimeError(
+                f"database schema version {current} is newer than this program "
+                f"({len(migrations)}): refusing to run on it"
+            )
         for number, sql in enumerate(migrations[current:], start=current + 1):
             for statement in _statements(sql):
                 conn.execute(statement)
@@ -108,8 +111,13 @@ class MovedAside:
 def open_readonly(path: str | Path, *, busy_timeout_ms: int = 5000) -> Database:
     """For looking only (`kiosk doctor`): no schema change, no write. SQLite may still create
     the -wal and -shm files; see :func:`keep_owner`."""
-    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None,
-                           timeout=busy_timeout_ms / 1000, check_same_thread=False)
+    conn = sqlite3.connect(
+        f"file:{Path(path).resolve()}?mode=ro",
+        uri=True,
+        isolation_level=None,
+        timeout=busy_timeout_ms / 1000,
+        check_same_thread=False,
+    )
     db = Database(conn)
     db.execute("PRAGMA secure_delete = ON")
     return db
@@ -145,8 +153,11 @@ def file_damage(path: Path, *, busy_timeout_ms: int = 5000, readonly: bool = Fal
     if damage:
         return damage
     try:
-        conn = (open_readonly(path, busy_timeout_ms=busy_timeout_ms).conn if readonly else
-                sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None))
+        conn = (
+            open_readonly(path, busy_timeout_ms=busy_timeout_ms).conn
+            if readonly
+            else sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None)
+        )
         try:
             result = conn.execute("PRAGMA quick_check").fetchall()
         finally:
@@ -192,8 +203,9 @@ def move_aside(path: Path, reason: str, *, now: float) -> MovedAside:
     return MovedAside(str(path), str(target), reason, now)
 
 
-def open_checked(path: str | Path, *, now: float | None = None,
-                 busy_timeout_ms: int = 5000) -> tuple[Database, MovedAside | None]:
+def open_checked(
+    path: str | Path, *, now: float | None = None, busy_timeout_ms: int = 5000
+) -> tuple[Database, MovedAside | None]:
     """Open the kiosk's own database, moving a damaged one aside first (see module doc)."""
     path = Path(path)
     moved = None

@@ -34,7 +34,7 @@ def _checksum(data: bytes, s0: int, s1: int, big: bool) -> tuple[int, int]:
 def wal_damage(data: bytes) -> str | None:
     """None when SQLite would replay every committed frame this WAL holds; else why not."""
     if len(data) < HEADER:
-        return None                                   # empty or never written: nothing to lose
+        return None  # empty or never written: nothing to lose
     magic, _version, page_size, _ckpt, salt1, salt2, c1, c2 = struct.unpack(">8I", data[:HEADER])
     if magic not in (MAGIC_LE, MAGIC_BE) or page_size < 512 or page_size & (page_size - 1):
         return "WAL header unreadable" if len(data) > HEADER else None
@@ -46,20 +46,22 @@ def wal_damage(data: bytes) -> str | None:
     s0, s1 = c1, c2
     for i in range(frames):
         off = HEADER + i * frame_size
-        page, _commit, f_salt1, f_salt2, f1, f2 = struct.unpack(">6I", data[off:off + FRAME_HEADER])
+        page, _commit, f_salt1, f_salt2, f1, f2 = struct.unpack(">6I", data[off : off + FRAME_HEADER])
         if (f_salt1, f_salt2) != (salt1, salt2):
-            return None                               # an older generation's leftovers: normal
-        s0, s1 = _checksum(data[off:off + 8], s0, s1, big)
-        s0, s1 = _checksum(data[off + FRAME_HEADER:off + frame_size], s0, s1, big)
+            return None  # an older generation's leftovers: normal
+        s0, s1 = _checksum(data[off : off + 8], s0, s1, big)
+        s0, s1 = _checksum(data[off + FRAME_HEADER : off + frame_size], s0, s1, big)
         if (s0, s1) != (f1, f2) or page == 0:
             # Where this generation goes on to commit more, SQLite would drop those commits.
             for j in range(i + 1, frames):
                 o = HEADER + j * frame_size
-                _, later_commit, l1, l2 = struct.unpack(">4I", data[o:o + 16])
+                _, later_commit, l1, l2 = struct.unpack(">4I", data[o : o + 16])
                 if (l1, l2) == (salt1, salt2) and later_commit:
-                    return (f"WAL frame {i + 1} of {frames} fails its checksum and committed "
-                            "frames follow it (SQLite would drop them)")
-            return None                               # a torn, uncommitted tail
+                    return (
+                        f"WAL frame {i + 1} of {frames} fails its checksum and committed "
+                        "frames follow it (SQLite would drop them)"
+                    )
+            return None  # a torn, uncommitted tail
     return None
 
 

@@ -13,7 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -75,21 +75,31 @@ def bench_decode_rates(t: Table) -> None:
                 t.add(f"{name:6s} {folder}: images with a decode", f"{wrong} of {n}", "goal 0")
             else:
                 total_ok, total = total_ok + ok, total + n
-                t.add(f"{name:6s} {folder}: decoded correctly", f"{ok}/{n} ({100 * ok / n:.1f}%)",
-                      f"wrong {wrong}")
-        t.add(f"{name:6s} qrcode-1..6 overall", f"{total_ok}/{total} ({100 * total_ok / total:.1f}%)",
-              "goal >= 92% (default decoder)" if name == "zxing" else "")
+                t.add(
+                    f"{name:6s} {folder}: decoded correctly",
+                    f"{ok}/{n} ({100 * ok / n:.1f}%)",
+                    f"wrong {wrong}",
+                )
+        t.add(
+            f"{name:6s} qrcode-1..6 overall",
+            f"{total_ok}/{total} ({100 * total_ok / total:.1f}%)",
+            "goal >= 92% (default decoder)" if name == "zxing" else "",
+        )
         t.add(f"{name:6s} decoder exceptions caught", str(decoder.errors))
 
 
 def _raw_zxing(frame):
     import zxingcpp
+
     return [b.text for b in zxingcpp.read_barcodes(frame, formats=zxingcpp.BarcodeFormat.QRCode)]
 
 
 def _pyzbar(frame):
     from pyzbar import pyzbar
-    return [s.data.decode("utf-8", "replace") for s in pyzbar.decode(frame, symbols=[pyzbar.ZBarSymbol.QRCODE])]
+
+    return [
+        s.data.decode("utf-8", "replace") for s in pyzbar.decode(frame, symbols=[pyzbar.ZBarSymbol.QRCODE])
+    ]
 
 
 def bench_conditions(t: Table, passes, *, frames: int = 60) -> None:
@@ -113,9 +123,11 @@ def bench_conditions(t: Table, passes, *, frames: int = 60) -> None:
             wrong += any(g != text for g in got)
             raw += text in _raw_zxing(frame)
             zbar += text in _pyzbar(frame)
-        t.add(f"{condition:12s} read per frame: kiosk / raw zxing / pyzbar",
-              f"{kiosk}/{raw}/{zbar} of {frames}",
-              f"kiosk {spent / frames * 1000:.1f} ms a frame; wrong texts {wrong}")
+        t.add(
+            f"{condition:12s} read per frame: kiosk / raw zxing / pyzbar",
+            f"{kiosk}/{raw}/{zbar} of {frames}",
+            f"kiosk {spent / frames * 1000:.1f} ms a frame; wrong texts {wrong}",
+        )
 
 
 def bench_framed_photos(t: Table) -> None:
@@ -143,9 +155,11 @@ def bench_framed_photos(t: Table) -> None:
                 c = expected in decoder.decode(frame)
                 raw, zbar, kiosk = raw + a, zbar + b, kiosk + c
                 missed += (a or b) and not c
-        t.add(f"photos in 640x480 frames ({how}): kiosk / raw zxing / pyzbar",
-              f"{kiosk}/{raw}/{zbar} of {n}",
-              f"read by raw zxing or pyzbar but not the kiosk: {missed}")
+        t.add(
+            f"photos in 640x480 frames ({how}): kiosk / raw zxing / pyzbar",
+            f"{kiosk}/{raw}/{zbar} of {n}",
+            f"read by raw zxing or pyzbar but not the kiosk: {missed}",
+        )
 
 
 def bench_time_to_signal(t: Table, passes, trusted, *, sequences: int = 20, fps: float = 10) -> None:
@@ -155,9 +169,9 @@ def bench_time_to_signal(t: Table, passes, trusted, *, sequences: int = 20, fps:
     signal = frames until the one that decided x frame period + that frame's processing."""
     import cv2
 
+    from kiosk.adapters.decoders import make_decoder
     from kiosk.app import KioskApp, Trust
     from kiosk.clock import SystemClock
-    from kiosk.adapters.decoders import make_decoder
     from workbench.render import camera_frame, motion_kernel
 
     class Nothing:
@@ -166,6 +180,9 @@ def bench_time_to_signal(t: Table, passes, trusted, *, sequences: int = 20, fps:
 
     class NoStore:
         def record(self, decision, **kw):
+            pass
+
+        def probe(self, **kw):
             pass
 
         def count_invalid(self, *a, **kw):
@@ -177,8 +194,9 @@ def bench_time_to_signal(t: Table, passes, trusted, *, sequences: int = 20, fps:
             rng = np.random.default_rng(500 + s)
             text = passes[s % len(passes)]
             frames = [camera_frame(None, rng) for _ in range(3)]
-            for k, (shift, blur) in enumerate([(0.45, 18), (0.3, 14), (0.15, 10), (0.05, 6),
-                                               (0.0, 3), (0.0, 0), (0.0, 0), (0.0, 0)]):
+            for _k, (shift, blur) in enumerate(
+                [(0.45, 18), (0.3, 14), (0.15, 10), (0.05, 6), (0.0, 3), (0.0, 0), (0.0, 0), (0.0, 0)]
+            ):
                 f = camera_frame(text, rng, code_px=200, angle=5.0, noise=0.0).astype(np.float32)
                 f = np.roll(f, int(shift * f.shape[1]), axis=1)
                 if blur:
@@ -188,9 +206,16 @@ def bench_time_to_signal(t: Table, passes, trusted, *, sequences: int = 20, fps:
                 else:
                     f = f + rng.normal(0, 3.0, f.shape)
                 frames.append(np.clip(f, 0, 255).astype(np.uint8))
-            app = KioskApp(source=None, decoder=make_decoder("zxing"), signal=Nothing(),
-                           store=NoStore(), trust=lambda: Trust(issuers=trusted),
-                           clock=SystemClock(), hold_s=0.0, repeat_window_s=0.0)
+            app = KioskApp(
+                source=None,
+                decoder=make_decoder("zxing"),
+                signal=Nothing(),
+                store=NoStore(),
+                trust=lambda: Trust(issuers=trusted),
+                clock=SystemClock(),
+                hold_s=0.0,
+                repeat_window_s=0.0,
+            )
             for i, f in enumerate(frames):
                 t0 = time.perf_counter()
                 events = app.step(f)
@@ -198,9 +223,11 @@ def bench_time_to_signal(t: Table, passes, trusted, *, sequences: int = 20, fps:
                     times.append((i - 3) / fps + (time.perf_counter() - t0))
                     break
         got = len(times)
-        t.add(f"pass entering view to signal, {case}, {fps:.0f} fps: median / worst",
-              f"{statistics.median(times) * 1000:.0f} / {max(times) * 1000:.0f} ms" if times else "never",
-              f"{got}/{sequences} sequences signalled within {len(frames) - 3} frames")
+        t.add(
+            f"pass entering view to signal, {case}, {fps:.0f} fps: median / worst",
+            f"{statistics.median(times) * 1000:.0f} / {max(times) * 1000:.0f} ms" if times else "never",
+            f"{got}/{sequences} sequences signalled within {len(frames) - 3} frames",
+        )
 
 
 def bench_footprint(t: Table, work: Path, keys: Path, passes) -> None:
@@ -209,9 +236,9 @@ def bench_footprint(t: Table, work: Path, keys: Path, passes) -> None:
     import signal as signals
     import subprocess
 
-    from workbench.testkit import kiosk_config_text
-    from workbench.render import camera_frame
     from workbench.localserver import free_port
+    from workbench.render import camera_frame
+    from workbench.testkit import kiosk_config_text
 
     rng = np.random.default_rng(9)
     frames = [camera_frame(None, rng) for _ in range(30)] + [camera_frame(p, rng) for p in passes[:5]]
@@ -219,13 +246,19 @@ def bench_footprint(t: Table, work: Path, keys: Path, passes) -> None:
     img_dir = work / "fp-images"
     img_dir.mkdir(exist_ok=True)
     import cv2
+
     for i, f in enumerate(frames[25:]):
         cv2.imwrite(str(img_dir / f"{i}.png"), f)
     kiosk = str(ROOT / ".venv" / "bin" / "kiosk")
 
     def peak(argv, env=None, run_s=6.0, feed=None) -> tuple[int, str]:
-        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         t0 = time.monotonic()
         while time.monotonic() - t0 < run_s and proc.poll() is None:
             if feed:
@@ -243,9 +276,14 @@ def bench_footprint(t: Table, work: Path, keys: Path, passes) -> None:
         return hwm, err
 
     sources = {
-        "picamera2 (stand-in)": (['source = "picamera2"'], {
-            "PYTHONPATH": str(ROOT / "tests" / "stubs"), "KIOSK_FAKE_CAMERA_FRAMES": str(work / "fp-frames.npy")}),
-        "images (OpenCV)": ([f'source = "images"', f'images = ["{img_dir}"]', "loop = true"], {}),
+        "picamera2 (stand-in)": (
+            ['source = "picamera2"'],
+            {
+                "PYTHONPATH": str(ROOT / "tests" / "stubs"),
+                "KIOSK_FAKE_CAMERA_FRAMES": str(work / "fp-frames.npy"),
+            },
+        ),
+        "images (OpenCV)": (['source = "images"', f'images = ["{img_dir}"]', "loop = true"], {}),
     }
     master, slave = os.openpty()
     sources["serial scanner (pty)"] = (['source = "serial"', f'scanner_device = "{os.ttyname(slave)}"'], {})
@@ -259,18 +297,24 @@ def bench_footprint(t: Table, work: Path, keys: Path, passes) -> None:
     os.close(master)
     os.close(slave)
     cfg = work / "fp-sync.toml"
-    cfg.write_text(kiosk_config_text(keys, work / "fp-sync.db", sync=[
-        f'server_url = "http://127.0.0.1:{free_port()}"', 'kiosk_id = "k-bench"']))
+    cfg.write_text(
+        kiosk_config_text(
+            keys,
+            work / "fp-sync.db",
+            sync=[f'server_url = "http://127.0.0.1:{free_port()}"', 'kiosk_id = "k-bench"'],
+        )
+    )
     subprocess.run([kiosk, "keys", "init", "--config", str(cfg)], capture_output=True)
     # VmHWM of the process itself, read as it exits: ru_maxrss would count the copy of
     # this (large) process that fork made before exec.
-    probe = ("import atexit, sys\n"
-             "atexit.register(lambda: print([l for l in open('/proc/self/status') "
-             "if l.startswith('VmHWM')][0].split()[1], file=sys.stderr))\n"
-             "from kiosk.cli import main\n"
-             f"sys.exit(main(['sync', '--config', {str(cfg)!r}]))\n")
-    r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", probe], capture_output=True,
-                       text=True)
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print([l for l in open('/proc/self/status') "
+        "if l.startswith('VmHWM')][0].split()[1], file=sys.stderr))\n"
+        "from kiosk.cli import main\n"
+        f"sys.exit(main(['sync', '--config', {str(cfg)!r}]))\n"
+    )
+    r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True)
     hwm = int(r.stderr.strip().splitlines()[-1])
     t.add("kiosk sync peak RSS (one round, server down)", f"{hwm / 1024:.0f} MiB", "goal <= 50 MB")
 
@@ -278,9 +322,9 @@ def bench_footprint(t: Table, work: Path, keys: Path, passes) -> None:
 def bench_frame_cost(t: Table, passes) -> None:
     import zxingcpp
 
+    from kiosk.adapters.decoders import make_decoder
     from kiosk.app import KioskApp, Trust
     from kiosk.clock import SystemClock
-    from kiosk.adapters.decoders import make_decoder
     from workbench.render import camera_frame
 
     rng = np.random.default_rng(3)
@@ -293,23 +337,35 @@ def bench_frame_cost(t: Table, passes) -> None:
         def show(self, outcome):
             pass
 
-    app = KioskApp(source=None, decoder=make_decoder("zxing"), signal=Nothing(), store=None,
-                   trust=lambda: Trust(issuers={}), clock=SystemClock())
+    app = KioskApp(
+        source=None,
+        decoder=make_decoder("zxing"),
+        signal=Nothing(),
+        store=None,
+        trust=lambda: Trust(issuers={}),
+        clock=SystemClock(),
+    )
     loop_empty = statistics.median(timed(lambda: [app.step(f) for f in empty], 10)) / 20
     decoder = make_decoder("zxing")
     dec_coded = statistics.median(timed(lambda: [decoder.decode(f) for f in coded], 10)) / 20
     raw_coded = statistics.median(timed(lambda: [zxingcpp.read_barcodes(f, **fmt) for f in coded], 10)) / 20
     t.add("640x480 frame, no code: raw zxing call (median)", ms(raw_empty))
-    t.add("640x480 frame, no code: kiosk app step (median)", ms(loop_empty),
-          f"{loop_empty / raw_empty:.2f}x raw; goal <= 1.5x")
+    t.add(
+        "640x480 frame, no code: kiosk app step (median)",
+        ms(loop_empty),
+        f"{loop_empty / raw_empty:.2f}x raw; goal <= 1.5x",
+    )
     from workbench.render import condition_frame
+
     dim = [condition_frame(None, "dim", rng) for _ in range(20)]
     dim_decoder = make_decoder("zxing")
     dim_cost = statistics.median(timed(lambda: [dim_decoder.decode(f) for f in dim], 10)) / 20
     raw_dim = statistics.median(timed(lambda: [zxingcpp.read_barcodes(f, **fmt) for f in dim], 10)) / 20
-    t.add("dim 640x480 frame (5-10%), no code: raw zxing / kiosk decoder",
-          f"{ms(raw_dim)} / {ms(dim_cost)}",
-          f"{dim_cost / raw_empty:.2f}x a raw call on a lit empty frame (the dim second look)")
+    t.add(
+        "dim 640x480 frame (5-10%), no code: raw zxing / kiosk decoder",
+        f"{ms(raw_dim)} / {ms(dim_cost)}",
+        f"{dim_cost / raw_empty:.2f}x a raw call on a lit empty frame (the dim second look)",
+    )
     t.add("640x480 frame with a pass: raw zxing call (median)", ms(raw_coded))
     t.add("640x480 frame with a pass: kiosk decoder (median)", ms(dec_coded))
 
@@ -320,10 +376,14 @@ def bench_decide(t: Table, passes, trusted) -> None:
 
     now = time.time()
     risk = RiskList(levels={f"{i:032x}": 2 for i in range(10_000)})
-    samples = timed(lambda: [decide(p, trusted=trusted, risk_list=risk, policy=Policy(), now=now)
-                             for p in passes], 50)
-    t.add("verify + decide one pass (median)", ms(statistics.median(samples) / len(passes)),
-          "10,000-entry risk list")
+    samples = timed(
+        lambda: [decide(p, trusted=trusted, risk_list=risk, policy=Policy(), now=now) for p in passes], 50
+    )
+    t.add(
+        "verify + decide one pass (median)",
+        ms(statistics.median(samples) / len(passes)),
+        "10,000-entry risk list",
+    )
 
 
 def bench_commit(t: Table, work: Path, passes, trusted, sealing) -> None:
@@ -332,8 +392,7 @@ def bench_commit(t: Table, work: Path, passes, trusted, sealing) -> None:
 
     store = CheckinStore.open(work / "bench-commit.db", sealing=sealing, venue_id="bench")
     now = time.time()
-    decisions = [decide(p, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=now)
-                 for p in passes]
+    decisions = [decide(p, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=now) for p in passes]
     lat = []
     for i in range(500):
         d = decisions[i % len(decisions)]
@@ -349,35 +408,47 @@ def bench_frame_to_signal(t: Table, work: Path, passes, trusted, sealing) -> Non
     import cv2
     from gpiozero.pins.mock import MockFactory
 
+    from kiosk.adapters.decoders import make_decoder
+    from kiosk.adapters.frames import ImageSource
+    from kiosk.adapters.signal import Signal
     from kiosk.app import KioskApp, Trust
     from kiosk.clock import SystemClock
     from kiosk.config import SignalSection
-    from kiosk.adapters.decoders import make_decoder
-    from kiosk.adapters.frames import ImageSource
-    from workbench.render import camera_frame
-    from kiosk.adapters.signal import Signal
     from kiosk.store.checkins import CheckinStore
+    from workbench.render import camera_frame
 
     folder = work / "frames"
     folder.mkdir()
     rng = np.random.default_rng(5)
     for i, text in enumerate(passes):
-        cv2.imwrite(str(folder / f"{i:04d}-pass.png"), camera_frame(text, rng, code_px=int(rng.integers(150, 260)),
-                                                                angle=float(rng.uniform(-30, 30)),
-                                                                blur=float(rng.uniform(0, 1.0))))
+        cv2.imwrite(
+            str(folder / f"{i:04d}-pass.png"),
+            camera_frame(
+                text,
+                rng,
+                code_px=int(rng.integers(150, 260)),
+                angle=float(rng.uniform(-30, 30)),
+                blur=float(rng.uniform(0, 1.0)),
+            ),
+        )
         cv2.imwrite(str(folder / f"{i:04d}-empty.png"), camera_frame(None, rng))
     store = CheckinStore.open(work / "bench-loop.db", sealing=sealing, venue_id="bench")
     signal = Signal(SignalSection().scaled(0.05), pin_factory=MockFactory())
     events = []
-    app = KioskApp(source=ImageSource([folder]), decoder=make_decoder("zxing"), signal=signal,
-                   store=store, trust=lambda: Trust(issuers=trusted), clock=SystemClock(),
-                   on_event=events.append)
+    app = KioskApp(
+        source=ImageSource([folder]),
+        decoder=make_decoder("zxing"),
+        signal=signal,
+        store=store,
+        trust=lambda: Trust(issuers=trusted),
+        clock=SystemClock(),
+        on_event=events.append,
+    )
     app.run()
     signal.close()
     store.close()
     lat = [e.latency_s for e in events]
-    t.add(f"frame-to-signal in the app loop ({len(lat)} scans), p50",
-          ms(pct(lat, 50)))
+    t.add(f"frame-to-signal in the app loop ({len(lat)} scans), p50", ms(pct(lat, 50)))
     t.add("frame-to-signal in the app loop, p99", ms(pct(lat, 99)), "goal <= 50 ms")
 
 
@@ -385,30 +456,64 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/bench")
     ap.add_argument("--skip-sync", action="store_true", help="only the kiosk's figures")
     ap.add_argument("--backlog", type=int, default=100_000, help="records in the upload backlog")
-    ap.add_argument("--purge-records", type=int, default=1_000_000,
-                    help="server table size for the purge figure (0: skip it)")
-    ap.add_argument("--trace-records", type=int, default=1_000_000,
-                    help="server table size for the trace figure (0: skip it)")
-    ap.add_argument("--backend-preload", type=int, default=2_000_000,
-                    help="rows preloaded for the SQLite server figures (0: skip the server figures)")
-    ap.add_argument("--pg-preload", type=int, default=10_000_000,
-                    help="rows preloaded for the PostgreSQL server figures")
-    ap.add_argument("--backend-kiosks", type=int, default=200,
-                    help="simulated kiosks uploading at once in the server figures")
-    ap.add_argument("--backend-batches", type=int, default=5,
-                    help="500-record batches each simulated kiosk uploads per round")
-    ap.add_argument("--backends", default="sqlite,postgresql",
-                    help="which server backends to measure (comma-separated)")
-    ap.add_argument("--only-backends", action="store_true",
-                    help="only the server backend figures (skip everything before them)")
+    ap.add_argument(
+        "--purge-records",
+        type=int,
+        default=1_000_000,
+        help="server table size for the purge figure (0: skip it)",
+    )
+    ap.add_argument(
+        "--trace-records",
+        type=int,
+        default=1_000_000,
+        help="server table size for the trace figure (0: skip it)",
+    )
+    ap.add_argument(
+        "--backend-preload",
+        type=int,
+        default=2_000_000,
+        help="rows preloaded for the SQLite server figures (0: skip the server figures)",
+    )
+    ap.add_argument(
+        "--pg-preload", type=int, default=10_000_000, help="rows preloaded for the PostgreSQL server figures"
+    )
+    ap.add_argument(
+        "--backend-kiosks",
+        type=int,
+        default=200,
+        help="simulated kiosks uploading at once in the server figures",
+    )
+    ap.add_argument(
+        "--backend-batches",
+        type=int,
+        default=5,
+        help="500-record batches each simulated kiosk uploads per round",
+    )
+    ap.add_argument(
+        "--backends", default="sqlite,postgresql", help="which server backends to measure (comma-separated)"
+    )
+    ap.add_argument(
+        "--only-backends",
+        action="store_true",
+        help="only the server backend figures (skip everything before them)",
+    )
     args = ap.parse_args(argv)
 
-    from kiosk.core.keys import ISSUER_PUB, SEALING_PUB, init_authority_keys, load_x25519_public, trusted_issuers
+    from kiosk.core.keys import (
+        ISSUER_PUB,
+        SEALING_PUB,
+        init_authority_keys,
+        load_x25519_public,
+        trusted_issuers,
+    )
     from kiosk.core.seal import SealingKey
     from sync.central.issuing import issue_pass
 
-    print(f"kiosk benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} cpus", flush=True)
+    print(
+        f"kiosk benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus",
+        flush=True,
+    )
     t = Table()
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-") as tmp:
         work = Path(tmp)
@@ -419,10 +524,16 @@ def main(argv=None) -> int:
         passes = [issue_pass(keys, risk=i % 3)[0] for i in range(200)]
         if args.only_backends:
             from workbench.bench_central import bench_server_backends
+
             bench_server_backends(
-                t, work, keys, kiosks=args.backend_kiosks, batches=args.backend_batches,
+                t,
+                work,
+                keys,
+                kiosks=args.backend_kiosks,
+                batches=args.backend_batches,
                 preload={"sqlite": args.backend_preload, "postgresql": args.pg_preload},
-                backends=args.backends.split(","))
+                backends=args.backends.split(","),
+            )
             return 0
         print("decoding", flush=True)
         bench_decode_rates(t)
@@ -435,11 +546,14 @@ def main(argv=None) -> int:
         bench_decide(t, passes, trusted)
         bench_commit(t, work, passes, trusted, sealing)
         bench_frame_to_signal(t, work, passes, trusted, sealing)
-        t.add("peak RSS of this process (kiosk figures)",
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+        t.add(
+            "peak RSS of this process (kiosk figures)",
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
+        )
         if not args.skip_sync:
             print("sync", flush=True)
             from workbench.bench_central import bench_key_coverage, bench_purge, bench_upload
+
             bench_upload(t, work, keys, backlog=args.backlog)
             print("retention", flush=True)
             bench_key_coverage(t, work)
@@ -448,14 +562,21 @@ def main(argv=None) -> int:
             if args.trace_records:
                 print("committee", flush=True)
                 from workbench.bench_central import bench_trace
+
                 bench_trace(t, work, records=args.trace_records)
             if args.backend_preload:
                 print("central server: SQLite and PostgreSQL", flush=True)
                 from workbench.bench_central import bench_server_backends
+
                 bench_server_backends(
-                    t, work, keys, kiosks=args.backend_kiosks, batches=args.backend_batches,
+                    t,
+                    work,
+                    keys,
+                    kiosks=args.backend_kiosks,
+                    batches=args.backend_batches,
                     preload={"sqlite": args.backend_preload, "postgresql": args.pg_preload},
-                    backends=args.backends.split(","))
+                    backends=args.backends.split(","),
+                )
     return 0
 
 

@@ -15,21 +15,29 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cbor2
 import numpy as np
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.app import KioskApp, ScanEvent, Trust, outcome_counts
 from kiosk.clock import SystemClock
 from kiosk.compose import TrustProvider
 from kiosk.core.decision import Policy
-from kiosk.core.keys import (BUNDLE_PUB, ISSUER_PUB, SEALING_KEY, SEALING_PUB, init_authority_keys,
-                             load_ed25519_public, load_x25519_private, raw_public, trusted_issuers,
-                             write_private)
+from kiosk.core.keys import (
+    BUNDLE_PUB,
+    ISSUER_PUB,
+    SEALING_KEY,
+    SEALING_PUB,
+    init_authority_keys,
+    load_ed25519_public,
+    load_x25519_private,
+    raw_public,
+    trusted_issuers,
+    write_private,
+)
 from kiosk.core.passes import PREFIX
 from kiosk.core.reasons import Outcome, Reason
 from sync.central.keyring import server_keys_folder
@@ -81,15 +89,17 @@ class ReplaySource:
 class Sample:
     label: str
     text: str
-    expect: str           # the outcome a correct kiosk shows
+    expect: str  # the outcome a correct kiosk shows
     pass_id: bytes = b""
 
 
 def tamper(text: str) -> str:
     """Rewrite the risk level inside a signed pass without re-signing it."""
-    import base45
     import zlib
-    cose = cbor2.loads(zlib.decompress(base45.b45decode(text[len(PREFIX):])))
+
+    import base45
+
+    cose = cbor2.loads(zlib.decompress(base45.b45decode(text[len(PREFIX) :])))
     protected, unprotected, payload, sig = cose.value
     claims = dict(cbor2.loads(payload))
     claims[-65538] = 0
@@ -99,27 +109,40 @@ def tamper(text: str) -> str:
 
 def make_samples(keys_dir: Path, *, now: datetime) -> list[Sample]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from sync.central.issuing import issue_pass
 
     samples = []
     for level in range(4):
         text, pid = issue_pass(keys_dir, risk=level, issued=now - timedelta(hours=1))
         samples.append(Sample(f"risk {level} pass", text, "deny" if level == 3 else "admit", pid))
-    text, _ = issue_pass(keys_dir, risk=0, issued=now - timedelta(days=10),
-                         expires=now - timedelta(days=3))
+    text, _ = issue_pass(keys_dir, risk=0, issued=now - timedelta(days=10), expires=now - timedelta(days=3))
     samples.append(Sample("expired pass", text, "invalid"))
-    samples.append(Sample("tampered pass (level 3 rewritten to 0)",
-                          tamper(issue_pass(keys_dir, risk=3)[0]), "invalid"))
-    samples.append(Sample("pass from an unknown issuer",
-                          issue_pass(keys_dir, risk=0, signing_key=Ed25519PrivateKey.generate())[0],
-                          "invalid"))
+    samples.append(
+        Sample("tampered pass (level 3 rewritten to 0)", tamper(issue_pass(keys_dir, risk=3)[0]), "invalid")
+    )
+    samples.append(
+        Sample(
+            "pass from an unknown issuer",
+            issue_pass(keys_dir, risk=0, signing_key=Ed25519PrivateKey.generate())[0],
+            "invalid",
+        )
+    )
     samples.append(Sample("a QR code that is not a pass", "https://example.org/menu", "invalid"))
     return samples
 
 
 # How each pass is held up: (code width px, rotation deg, perspective tilt, blur sigma).
-POSES = [(230, 0, 0.0, 0.0), (150, 12, 0.1, 1.0), (120, -25, 0.2, 0.8), (260, 40, 0.0, 1.6),
-         (180, 8, 0.25, 0.5), (110, -5, 0.05, 0.0), (200, 90, 0.0, 1.2), (170, -15, 0.15, 1.0)]
+POSES = [
+    (230, 0, 0.0, 0.0),
+    (150, 12, 0.1, 1.0),
+    (120, -25, 0.2, 0.8),
+    (260, 40, 0.0, 1.6),
+    (180, 8, 0.25, 0.5),
+    (110, -5, 0.05, 0.0),
+    (200, 90, 0.0, 1.2),
+    (170, -15, 0.15, 1.0),
+]
 
 
 def make_frames(samples: list[Sample], *, seed: int = 7, repeat_first: bool = True):
@@ -133,9 +156,17 @@ def make_frames(samples: list[Sample], *, seed: int = 7, repeat_first: bool = Tr
 
     def show(sample: Sample, pose):
         px, angle, tilt, blur = pose
-        for k in range(3):              # the visitor brings the pass closer, turning it a little
-            frames.append(camera_frame(sample.text, rng, code_px=px + 25 * k, angle=angle + 2 * k,
-                                       tilt=tilt * (1 - 0.3 * k), blur=blur))
+        for k in range(3):  # the visitor brings the pass closer, turning it a little
+            frames.append(
+                camera_frame(
+                    sample.text,
+                    rng,
+                    code_px=px + 25 * k,
+                    angle=angle + 2 * k,
+                    tilt=tilt * (1 - 0.3 * k),
+                    blur=blur,
+                )
+            )
             script.append(sample.label)
 
     def empty(n: int):
@@ -146,8 +177,8 @@ def make_frames(samples: list[Sample], *, seed: int = 7, repeat_first: bool = Tr
     empty(3)
     for i, sample in enumerate(samples):
         show(sample, POSES[i % len(POSES)])
-        empty(25)                       # 2.5 s at 10 fps: past the hold, before the next visitor
-        if i == 1 and repeat_first:     # the first visitor again, inside the repeat window
+        empty(25)  # 2.5 s at 10 fps: past the hold, before the next visitor
+        if i == 1 and repeat_first:  # the first visitor again, inside the repeat window
             show(samples[0], POSES[5])
             empty(25)
     return frames, script
@@ -158,18 +189,20 @@ def _line(event: ScanEvent, label: str) -> str:
     colour = {"admit": "GREEN", "deny": "RED  ", "invalid": "AMBER"}[d.outcome.value]
     what = "repeat, not recorded" if event.repeat else ("recorded" if event.recorded else "counted")
     level = "-" if d.risk_level is None else str(d.risk_level)
-    return (f"  {colour}  {d.outcome.value:7s} {d.reason.value:15s} level {level}  {what:21s}"
-            f" {event.latency_s * 1000:5.1f} ms  <- {label}")
+    return (
+        f"  {colour}  {d.outcome.value:7s} {d.reason.value:15s} level {level}  {what:21s}"
+        f" {event.latency_s * 1000:5.1f} ms  <- {label}"
+    )
 
 
 def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
     from gpiozero.pins.mock import MockFactory
 
-    from kiosk.config import SignalSection
     from kiosk.adapters.decoders import make_decoder
+    from kiosk.adapters.signal import Signal
+    from kiosk.config import SignalSection
     from kiosk.core.keys import load_x25519_public, trusted_issuers
     from kiosk.core.seal import SealingKey, open_sealed
-    from kiosk.adapters.signal import Signal
     from kiosk.store.checkins import CheckinStore
 
     out = out or sys.stdout
@@ -180,50 +213,89 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
         keys_dir = work / "authority"
         if not (keys_dir / ISSUER_PUB).exists():
             init_authority_keys(keys_dir)
-        say(f"kiosk demo: working in {work} (kept)" if keep else
-            "kiosk demo: working in a temporary folder, removed at the end (--keep DIR keeps it)")
+        say(
+            f"kiosk demo: working in {work} (kept)"
+            if keep
+            else "kiosk demo: working in a temporary folder, removed at the end (--keep DIR keeps it)"
+        )
         say(f"  authority keys made in {keys_dir} (issuer, sealing, bundle)")
-        samples = make_samples(keys_dir, now=datetime.now(timezone.utc))
+        samples = make_samples(keys_dir, now=datetime.now(UTC))
         frames, script = make_frames(samples)
-        say(f"  {len(samples)} sample passes rendered into {len(frames)} camera frames "
-            f"(640x480, some blurred, tilted or small; empty frames between)")
+        say(
+            f"  {len(samples)} sample passes rendered into {len(frames)} camera frames "
+            f"(640x480, some blurred, tilted or small; empty frames between)"
+        )
 
         clock = ReplayClock()
         factory = MockFactory()
         signal = Signal(SignalSection().scaled(0.25), pin_factory=factory)
-        store = CheckinStore.open(work / "kiosk.db", venue_id="demo-venue",
-                                  sealing=SealingKey.of(load_x25519_public(keys_dir / SEALING_PUB)))
+        store = CheckinStore.open(
+            work / "kiosk.db",
+            venue_id="demo-venue",
+            sealing=SealingKey.of(load_x25519_public(keys_dir / SEALING_PUB)),
+        )
         trust = Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB]), policy=Policy())
         source = ReplaySource(frames, clock)
 
         def on_event(event: ScanEvent):
             say(_line(event, script[source.i - 1] or "?"))
 
-        app = KioskApp(source=source, decoder=make_decoder("zxing"), signal=signal, store=store,
-                       trust=lambda: trust, clock=clock, repeat_window_s=10.0, hold_s=1.5,
-                       on_event=on_event)
+        app = KioskApp(
+            source=source,
+            decoder=make_decoder("zxing"),
+            signal=signal,
+            store=store,
+            trust=lambda: trust,
+            clock=clock,
+            repeat_window_s=10.0,
+            hold_s=1.5,
+            on_event=on_event,
+        )
         say("scans (signal shown on mock GPIO pins; the kiosk's own loop):")
         totals = app.run()
         counts = outcome_counts(totals)
         stats = store.stats()
-        say(f"totals: frames {totals.frames}, scans {totals.scans}, admitted {counts['admit']}, "
+        say(
+            f"totals: frames {totals.frames}, scans {totals.scans}, admitted {counts['admit']}, "
             f"refused {counts['deny']}, invalid {counts['invalid']}, recorded {totals.recorded}, "
-            f"repeats {totals.repeats}, decoder errors {totals.decoder_errors}")
-        say(f"store: {stats['records']} sealed records in {work / 'kiosk.db'}, "
-            f"{stats['invalid_scans']} invalid scans counted (their text not kept)")
+            f"repeats {totals.repeats}, decoder errors {totals.decoder_errors}"
+        )
+        say(
+            f"store: {stats['records']} sealed records in {work / 'kiosk.db'}, "
+            f"{stats['invalid_scans']} invalid scans counted (their text not kept)"
+        )
         committee = load_x25519_private(keys_dir / SEALING_KEY)
         row = store.db.execute("SELECT record_id, sealed FROM checkins ORDER BY seq LIMIT 1").fetchone()
         opened = open_sealed(row[1], committee, record_id=row[0])
-        say(f"  the kiosk cannot read its records; the committee's key opens record 1: "
-            f"decision {opened['decision']}, level {opened['risk_level']}, venue {opened['venue']}")
+        say(
+            f"  the kiosk cannot read its records; the committee's key opens record 1: "
+            f"decision {opened['decision']}, level {opened['risk_level']}, venue {opened['venue']}"
+        )
         expected = [s.expect for s in samples]
-        ok = (counts == {"admit": expected.count("admit") + 1, "deny": expected.count("deny"),
-                         "invalid": expected.count("invalid")} and totals.repeats == 1
-              and totals.recorded == expected.count("admit") + expected.count("deny"))
+        ok = (
+            counts
+            == {
+                "admit": expected.count("admit") + 1,
+                "deny": expected.count("deny"),
+                "invalid": expected.count("invalid"),
+            }
+            and totals.repeats == 1
+            and totals.recorded == expected.count("admit") + expected.count("deny")
+        )
         if server:
-            ok = demo_sync(work=work, keys_dir=keys_dir, store=store, app=app, samples=samples,
-                           frames_for=lambda s: make_frames([s], repeat_first=False)[0],
-                           say=say, clock=clock) and ok
+            ok = (
+                demo_sync(
+                    work=work,
+                    keys_dir=keys_dir,
+                    store=store,
+                    app=app,
+                    samples=samples,
+                    frames_for=lambda s: make_frames([s], repeat_first=False)[0],
+                    say=say,
+                    clock=clock,
+                )
+                and ok
+            )
         store.close()
         signal.close()
         say("demo " + ("OK" if ok else "FAILED: a scan did not give the expected signal"))
@@ -244,49 +316,70 @@ def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, sa
         device_key = Ed25519PrivateKey.generate()
         write_private(work / "device.key", device_key)
         raw = raw_public(device_key.public_key())
-        admin = SqliteStorage.in_folder(central)       # what `kiosk-central register-kiosk` does
+        admin = SqliteStorage.in_folder(central)  # what `kiosk-central register-kiosk` does
         kiosk_id = admin.register_kiosk(venue="demo-venue", public_key=raw, now=time.time())
         say(f"  kiosk registered as {kiosk_id} with its own device key")
-        uploader = Uploader(store=store, server_url=server.url, kiosk_id=kiosk_id,
-                            device_key=device_key, bundle_key=load_ed25519_public(keys_dir / BUNDLE_PUB),
-                            bundle_file=work / "bundle.json", batch_size=3)
+        uploader = Uploader(
+            store=store,
+            server_url=server.url,
+            kiosk_id=kiosk_id,
+            device_key=device_key,
+            bundle_key=load_ed25519_public(keys_dir / BUNDLE_PUB),
+            bundle_file=work / "bundle.json",
+            batch_size=3,
+        )
         first = uploader.round()
         say(f"  sync: {first.summary()}")
         stats = store.stats()
         say(f"  synced {stats['synced']}, pending {stats['pending']}")
 
-        visitor = samples[0]                           # the risk-0 visitor admitted above
+        visitor = samples[0]  # the risk-0 visitor admitted above
         version = admin.set_risk(visitor.pass_id, 3, now=time.time())
         admin.close()
         say(f"  the committee raises the first visitor's pass to level 3 (risk list version {version})")
         second = uploader.round()
         say(f"  sync: {second.summary()}")
 
-        provider = TrustProvider(Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB])),
-                                 bundle_file=work / "bundle.json",
-                                 bundle_key=load_ed25519_public(keys_dir / BUNDLE_PUB),
-                                 kiosk_id=kiosk_id)
+        provider = TrustProvider(
+            Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB])),
+            bundle_file=work / "bundle.json",
+            bundle_key=load_ed25519_public(keys_dir / BUNDLE_PUB),
+            kiosk_id=kiosk_id,
+        )
         app.trust = provider
-        clock.advance(60.0)                            # a later visit, past the repeat window
+        clock.advance(60.0)  # a later visit, past the repeat window
         app.source = ReplaySource(frames_for(visitor), clock)
         events = []
         app.on_event = events.append
         app.run()
-        refused = [e for e in events if e.decision.outcome is Outcome.DENY
-                   and e.decision.reason is Reason.RISK_LIST]
+        refused = [
+            e for e in events if e.decision.outcome is Outcome.DENY and e.decision.reason is Reason.RISK_LIST
+        ]
         if refused:
-            say(_line(refused[0], f"{visitor.label}: refused on its next scan "
-                                  f"(bundle version {provider.bundle.version})"))
+            say(
+                _line(
+                    refused[0],
+                    f"{visitor.label}: refused on its next scan (bundle version {provider.bundle.version})",
+                )
+            )
         else:
             say(f"  the raised pass was NOT refused: {[e.decision.outcome.value for e in events]}")
         third = uploader.round()
         say(f"  sync: {third.summary()}")
         stats = store.stats()
         on_server = len(SqliteStorage.in_folder(central).record_ids(kiosk_id))
-        say(f"  synced {stats['synced']}, pending {stats['pending']}; the server holds "
-            f"{on_server} sealed records from this kiosk")
-        return (bool(refused) and first.ok and second.ok and third.ok and stats["pending"] == 0
-                and on_server == stats["synced"])
+        say(
+            f"  synced {stats['synced']}, pending {stats['pending']}; the server holds "
+            f"{on_server} sealed records from this kiosk"
+        )
+        return (
+            bool(refused)
+            and first.ok
+            and second.ok
+            and third.ok
+            and stats["pending"] == 0
+            and on_server == stats["synced"]
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,9 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     from kiosk.core.console import run_main
     from kiosk.core.logs import setup_logging
 
-    p = argparse.ArgumentParser(prog="kiosk demo",
-                                description="the whole kiosk on made-up passes: no camera, GPIO "
-                                            "or set-up")
+    p = argparse.ArgumentParser(
+        prog="kiosk demo", description="the whole kiosk on made-up passes: no camera, GPIO or set-up"
+    )
     p.add_argument("--keep", metavar="DIR", help="keep the demo's keys, database and frames here")
     p.add_argument("--no-server", action="store_true", help="skip the central-server part")
     args = p.parse_args(argv)

@@ -27,14 +27,20 @@ from collections import Counter
 
 
 class FaultProxy:
-    def __init__(self, upstream_port: int, *, faults: dict[str, float] | None = None, seed: int = 1,
-                 stall_s: float = 3.0):
+    def __init__(
+        self,
+        upstream_port: int,
+        *,
+        faults: dict[str, float] | None = None,
+        seed: int = 1,
+        stall_s: float = 3.0,
+    ):
         self.upstream_port = upstream_port
         self.faults = faults or {}
         self.rng = random.Random(seed)
         self.stall_s = stall_s
         self.counts: Counter = Counter()
-        self.forced: list[str] = []          # modes to use next, before random ones
+        self.forced: list[str] = []  # modes to use next, before random ones
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -101,7 +107,7 @@ class FaultProxy:
                 while chunk := up.recv(65536):
                     chunks.append(chunk)
                 return b"".join(chunks)
-        except OSError:                      # the server is down (killed, restarting)
+        except OSError:  # the server is down (killed, restarting)
             return None
 
     def _handle(self, client: socket.socket, mode: str) -> None:
@@ -112,16 +118,19 @@ class FaultProxy:
                 return
             request = self._read_request(client)
             if mode == "error503":
-                client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\n"
-                               b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+                client.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\n"
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                )
                 return
             if mode.startswith("html"):
                 status = int(mode[4:])
-                page = (f"<html><body><h1>{status} Bad Request</h1><hr>nginx</body></html>"
-                        ).encode()
-                client.sendall(f"HTTP/1.1 {status} Proxy Says No\r\nContent-Type: text/html\r\n"
-                               f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n"
-                               .encode() + page)
+                page = (f"<html><body><h1>{status} Bad Request</h1><hr>nginx</body></html>").encode()
+                client.sendall(
+                    f"HTTP/1.1 {status} Proxy Says No\r\nContent-Type: text/html\r\n"
+                    f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n".encode()
+                    + page
+                )
                 return
             if mode == "stall":
                 time.sleep(self.stall_s)
@@ -135,7 +144,7 @@ class FaultProxy:
                 i = answer.find(b'"payload": "')
                 if i >= 0:
                     j = i + len(b'"payload": "') + 40
-                    answer = answer[:j] + (b"B" if answer[j:j + 1] != b"B" else b"C") + answer[j + 1:]
+                    answer = answer[:j] + (b"B" if answer[j : j + 1] != b"B" else b"C") + answer[j + 1 :]
             client.sendall(answer)
         except OSError:
             pass

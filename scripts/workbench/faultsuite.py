@@ -32,11 +32,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-ROWS = [("faults_injected", "faults injected"), ("checkins_made", "check-ins made"),
-        ("records_lost", "records lost"), ("duplicates", "duplicates"),
-        ("forged_admits", "forged admits"), ("crashes", "crashes"),
-        ("silent_failures", "silent failures"), ("green_on_failure", "green on failure"),
-        ("stolen_leaks", "pass ids readable on a stolen kiosk")]
+ROWS = [
+    ("faults_injected", "faults injected"),
+    ("checkins_made", "check-ins made"),
+    ("records_lost", "records lost"),
+    ("duplicates", "duplicates"),
+    ("forged_admits", "forged admits"),
+    ("crashes", "crashes"),
+    ("silent_failures", "silent failures"),
+    ("green_on_failure", "green on failure"),
+    ("stolen_leaks", "pass ids readable on a stolen kiosk"),
+]
 BAD = [r for r, _ in ROWS if r not in ("faults_injected", "checkins_made")]
 
 
@@ -52,7 +58,7 @@ class Tally:
     green_on_failure: int = 0
     stolen_leaks: int = 0
 
-    def __iadd__(self, other: "Tally") -> "Tally":
+    def __iadd__(self, other: Tally) -> Tally:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
@@ -66,9 +72,17 @@ class Authority:
     """A throwaway authority: issuer and committee keys, and passes with known ids."""
 
     def __init__(self, folder: Path):
-        from kiosk.core.keys import (ISSUER_KEY, SEALING_KEY, init_authority_keys, load_ed25519_private,
-                                load_x25519_private, load_x25519_public, trusted_issuers)
+        from kiosk.core.keys import (
+            ISSUER_KEY,
+            SEALING_KEY,
+            init_authority_keys,
+            load_ed25519_private,
+            load_x25519_private,
+            load_x25519_public,
+            trusted_issuers,
+        )
         from kiosk.core.seal import SealingKey
+
         self.dir = Path(folder)
         if not (self.dir / ISSUER_KEY).exists():
             init_authority_keys(self.dir)
@@ -80,15 +94,22 @@ class Authority:
 
     def pass_text(self, n: int, risk: int | None = None) -> str:
         from kiosk.core.passes import encode_pass
+
         self.issued.add(n)
         now = int(time.time())
-        return encode_pass(signing_key=self.issuer, issuer="fault-suite", issued_at=now - 60,
-                           expires_at=now + 86_400, pass_id=pass_id(n),
-                           risk_level=n % 4 if risk is None else risk)
+        return encode_pass(
+            signing_key=self.issuer,
+            issuer="fault-suite",
+            issued_at=now - 60,
+            expires_at=now + 86_400,
+            pass_id=pass_id(n),
+            risk_level=n % 4 if risk is None else risk,
+        )
 
     def opened(self, db_path: Path) -> list[dict]:
         """Every record in a kiosk database, opened with the committee's key."""
         from kiosk.core.seal import open_sealed
+
         conn = sqlite3.connect(db_path)
         try:
             rows = conn.execute("SELECT record_id, sealed FROM checkins").fetchall()
@@ -103,6 +124,7 @@ def pass_id(n: int) -> bytes:
 
 class TextDecoder:
     """Stands in for camera + decoder: each 'frame' is already the text a QR code held."""
+
     name = "text"
     errors = 0
 
@@ -115,12 +137,13 @@ class Witness:
 
     def __init__(self, out=None):
         from gpiozero.pins.mock import MockFactory
-        from kiosk.config import SignalSection
+
         from kiosk.adapters.signal import Signal
+        from kiosk.config import SignalSection
+
         self.seen: list[str] = []
         self.out = out
-        self.signal = Signal(SignalSection().scaled(0.05), pin_factory=MockFactory(),
-                             echo=self._echo)
+        self.signal = Signal(SignalSection().scaled(0.05), pin_factory=MockFactory(), echo=self._echo)
 
     def _echo(self, colour: str) -> None:
         self.seen.append(colour)
@@ -131,20 +154,30 @@ class Witness:
     def __getattr__(self, name):
         return getattr(self.signal, name)
 
-    def __enter__(self) -> "Witness":
+    def __enter__(self) -> Witness:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.signal.close()       # not left to the garbage collector in a blink thread
+        self.signal.close()  # not left to the garbage collector in a blink thread
 
 
 def make_app(store, auth: Authority, witness, frames, **kw):
+    from kiosk.adapters.frames import ArraySource
     from kiosk.app import KioskApp, Retry, Trust
     from kiosk.clock import SystemClock
-    from kiosk.adapters.frames import ArraySource
-    return KioskApp(source=ArraySource(frames), decoder=TextDecoder(), signal=witness, store=store,
-                    trust=lambda: Trust(issuers=auth.trusted), clock=SystemClock(), hold_s=0.0,
-                    repeat_window_s=0.0, retry=Retry(0.02, 0.1), **kw)
+
+    return KioskApp(
+        source=ArraySource(frames),
+        decoder=TextDecoder(),
+        signal=witness,
+        store=store,
+        trust=lambda: Trust(issuers=auth.trusted),
+        clock=SystemClock(),
+        hold_s=0.0,
+        repeat_window_s=0.0,
+        retry=Retry(0.02, 0.1),
+        **kw,
+    )
 
 
 def _lost_and_duplicates(auth: Authority, db: Path, shown_ids: list[bytes]) -> tuple[int, int]:
@@ -157,6 +190,7 @@ def child_run(auth_dir: str, db: str, first: int, count: int) -> None:
     """The process the crash scenario kills: scans passes first..first+count, one by one,
     printing "SCAN n" before and "SHOWN colour" after each signal."""
     from kiosk.store.checkins import CheckinStore
+
     auth = Authority(Path(auth_dir))
     store = CheckinStore.open(db, sealing=auth.sealing, venue_id="fault-suite")
     witness = Witness(out=sys.stdout)
@@ -173,9 +207,13 @@ def crash_run(work: Path, auth: Authority, *, kills: int, rng: random.Random) ->
     shown: list[bytes] = []
     next_n = 0
     for _ in range(kills):
-        proc = subprocess.Popen([sys.executable, __file__, "child-run", str(auth.dir), str(db),
-                                 str(next_n), "100000"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "child-run", str(auth.dir), str(db), str(next_n), "100000"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout))
         reader.start()
@@ -197,7 +235,7 @@ def crash_run(work: Path, auth: Authority, *, kills: int, rng: random.Random) ->
         for line in lines:
             if line.startswith("SCAN "):
                 if not answered:
-                    t.silent_failures += 1        # a scan before it without any signal
+                    t.silent_failures += 1  # a scan before it without any signal
                 current, answered = int(line.split()[1]), False
                 auth.issued.add(current)
                 next_n = max(next_n, current + 1)
@@ -218,20 +256,25 @@ def crash_run(work: Path, auth: Authority, *, kills: int, rng: random.Random) ->
 def crash_sync(work: Path, auth: Authority, *, kills: int, records: int, rng: random.Random) -> Tally:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from workbench.testkit import kiosk_config_text
     from kiosk.core.decision import Policy, RiskList, decide
     from kiosk.core.keys import raw_public, write_private
     from kiosk.store.checkins import CheckinStore
-    from workbench.localserver import LocalServer
     from sync.central.storage.sqlite_backend import SqliteStorage
+    from workbench.localserver import LocalServer
+    from workbench.testkit import kiosk_config_text
 
     t = Tally()
     from sync.central.keyring import server_keys_folder
+
     keys = server_keys_folder(auth.dir, work / "server-keys")
     db = work / "crash-sync" / "kiosk.db"
     store = CheckinStore.open(db, sealing=auth.sealing, venue_id="fault-suite")
-    decisions = [decide(auth.pass_text(n), trusted=auth.trusted, risk_list=RiskList(),
-                        policy=Policy(), now=time.time()) for n in range(4)]
+    decisions = [
+        decide(
+            auth.pass_text(n), trusted=auth.trusted, risk_list=RiskList(), policy=Policy(), now=time.time()
+        )
+        for n in range(4)
+    ]
     for i in range(records):
         store.record(decisions[i % 4], now=time.time(), clock_synced=True)
     store.close()
@@ -243,14 +286,29 @@ def crash_sync(work: Path, auth: Authority, *, kills: int, records: int, rng: ra
         kid = admin.register_kiosk(venue="fs", public_key=raw_public(device.public_key()), now=time.time())
         admin.close()
         cfg = work / "crash-sync" / "kiosk.toml"
-        cfg.write_text(kiosk_config_text(auth.dir, db, sync=[
-            f'server_url = "{server.url}"', f'kiosk_id = "{kid}"', "batch_size = 50",
-            "interval_s = 0.2", "backoff_base_s = 0.05", "backoff_max_s = 0.2"],
-            keys=[f'bundle_key = "{auth.dir / "bundle.pub"}"']))
+        cfg.write_text(
+            kiosk_config_text(
+                auth.dir,
+                db,
+                sync=[
+                    f'server_url = "{server.url}"',
+                    f'kiosk_id = "{kid}"',
+                    "batch_size = 50",
+                    "interval_s = 0.2",
+                    "backoff_base_s = 0.05",
+                    "backoff_max_s = 0.2",
+                ],
+                keys=[f'bundle_key = "{auth.dir / "bundle.pub"}"'],
+            )
+        )
         kiosk = Path(sys.executable).parent / "kiosk"
         for _ in range(kills):
-            proc = subprocess.Popen([str(kiosk), "sync", "--config", str(cfg), "--loop"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [str(kiosk), "sync", "--config", str(cfg), "--loop"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             time.sleep(rng.uniform(0.3, 1.2))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -259,8 +317,9 @@ def crash_sync(work: Path, auth: Authority, *, kills: int, records: int, rng: ra
                 t.crashes += 1
             _, err = proc.communicate()
             t.crashes += "Traceback" in err
-        done = subprocess.run([str(kiosk), "sync", "--config", str(cfg)], capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run(
+            [str(kiosk), "sync", "--config", str(cfg)], capture_output=True, text=True, timeout=300
+        )
         t.crashes += "Traceback" in done.stderr
         admin = SqliteStorage.in_folder(server.data_dir)
         on_server = admin.record_ids(kid)
@@ -296,11 +355,16 @@ def _scan_through(app, witness, auth, start: int, count: int, t: Tally, shown_ok
 
 def disk_full(work: Path, auth: Authority, *, rounds: int) -> Tally:
     from kiosk.store.checkins import CheckinStore
+
     t = Tally()
     mnt = work / "small-fs"
     mnt.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+        == 0
+    )
     try:
         db = mnt / "k.db"
         store = CheckinStore.open(db, sealing=auth.sealing, venue_id="fault-suite")
@@ -308,7 +372,7 @@ def disk_full(work: Path, auth: Authority, *, rounds: int) -> Tally:
         app = make_app(store, auth, witness, [])
         n = 0
         cleanup = witness
-        for r in range(rounds):
+        for _r in range(rounds):
             shown: list[bytes] = []
             ballast = mnt / "ballast"
             if mounted:
@@ -335,7 +399,7 @@ def disk_full(work: Path, auth: Authority, *, rounds: int) -> Tally:
             lost, dup = _lost_and_duplicates(auth, db, shown)
             t.records_lost += lost
             t.duplicates += dup
-            store.purge(now=time.time() + 100 * 86_400)     # room for the next round
+            store.purge(now=time.time() + 100 * 86_400)  # room for the next round
         store.close()
         cleanup.signal.close()
     finally:
@@ -345,8 +409,9 @@ def disk_full(work: Path, auth: Authority, *, rounds: int) -> Tally:
 
 
 def write_lock(work: Path, auth: Authority, *, rounds: int) -> Tally:
-    from kiosk.store.sqlitedb import open_db
     from kiosk.store.checkins import CheckinStore
+    from kiosk.store.sqlitedb import open_db
+
     t = Tally()
     db = work / "locked.db"
     CheckinStore.open(db, sealing=auth.sealing, venue_id="fault-suite").close()
@@ -356,11 +421,19 @@ def write_lock(work: Path, auth: Authority, *, rounds: int) -> Tally:
     shown: list[bytes] = []
     n = 0
     for _ in range(rounds):
-        holder = subprocess.Popen([sys.executable, "-c",
-                                   "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
-                                   "isolation_level=None); c.execute('BEGIN IMMEDIATE'); "
-                                   "print('held', flush=True); time.sleep(float(sys.argv[2]))",
-                                   str(db), "0.6"], stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], "
+                "isolation_level=None); c.execute('BEGIN IMMEDIATE'); "
+                "print('held', flush=True); time.sleep(float(sys.argv[2]))",
+                str(db),
+                "0.6",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         holder.stdout.readline()
         _scan_through(app, witness, auth, n, 4, t, shown)
         n += 4
@@ -385,13 +458,15 @@ def corrupt_db(work: Path, auth: Authority, *, variants: int, rng: random.Random
 
     from kiosk.core.decision import Policy, RiskList, decide
     from kiosk.store.checkins import CheckinStore
+
     t = Tally()
-    d = decide(auth.pass_text(1), trusted=auth.trusted, risk_list=RiskList(), policy=Policy(),
-               now=time.time())
+    d = decide(
+        auth.pass_text(1), trusted=auth.trusted, risk_list=RiskList(), policy=Policy(), now=time.time()
+    )
     base = work / "corrupt-base"
     base.mkdir(exist_ok=True)
     live = CheckinStore.open(base / "k.db", sealing=auth.sealing, venue_id="fault-suite")
-    for i in range(60):
+    for _i in range(60):
         live.record(d, now=time.time(), clock_synced=True)
     shutil.copy(base / "k.db", base / "snap.db")
     shutil.copy(base / "k.db-wal", base / "snap.db-wal")
@@ -409,9 +484,9 @@ def corrupt_db(work: Path, auth: Authority, *, variants: int, rng: random.Random
                 data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
         elif kind == "zero-page":
             start = rng.randrange(0, max(1, len(data) - 4096))
-            data[start:start + 4096] = bytes(min(4096, len(data) - start))
+            data[start : start + 4096] = bytes(min(4096, len(data) - start))
         elif kind == "truncate":
-            del data[rng.randrange(len(data)):]
+            del data[rng.randrange(len(data)) :]
         else:
             data = bytearray(os.urandom(len(data)))
         target.write_bytes(bytes(data))
@@ -419,13 +494,13 @@ def corrupt_db(work: Path, auth: Authority, *, variants: int, rng: random.Random
         t.faults_injected += 1
         try:
             store = CheckinStore.open(case / "k.db", sealing=auth.sealing, venue_id="fault-suite")
-            store.record(d, now=time.time(), clock_synced=True)    # and it records again
+            store.record(d, now=time.time(), clock_synced=True)  # and it records again
             moved = store.moved_aside()
             store.close()
         except Exception:
             t.crashes += 1
             continue
-        if moved:                         # kept byte for byte beside the new database
+        if moved:  # kept byte for byte beside the new database
             kept = Path(moved.moved_to)
             for suffix in ("", "-wal"):
                 original = damaged.get("k.db" + suffix)
@@ -439,13 +514,15 @@ def corrupt_db(work: Path, auth: Authority, *, variants: int, rng: random.Random
 def camera_faults(work: Path, auth: Authority, *, rounds: int) -> Tally:
     import numpy as np
 
-    from kiosk.errors import CameraError, CameraGone
     from kiosk.adapters.frames import ArraySource
-    from kiosk.store.sqlitedb import open_db
+    from kiosk.errors import CameraError, CameraGone
     from kiosk.store.checkins import CheckinStore
+    from kiosk.store.sqlitedb import open_db
+
     t = Tally()
     store = CheckinStore(open_db(None), sealing=auth.sealing, venue_id="fault-suite")
     for r in range(rounds):
+
         class Dies:
             def __init__(self):
                 self.n = 0
@@ -458,6 +535,7 @@ def camera_faults(work: Path, auth: Authority, *, rounds: int) -> Tally:
 
             def close(self):
                 pass
+
         comes_back = r % 2 == 0
         tries = []
 
@@ -466,6 +544,7 @@ def camera_faults(work: Path, auth: Authority, *, rounds: int) -> Tally:
             if comes_back and len(tries) >= 2:
                 return ArraySource([np.zeros((8, 8), np.uint8)] * 3)
             raise CameraError("no camera")
+
         with Witness() as witness:
             app = make_app(store, auth, witness, [])
             app.source, app.reopen, app.camera_fail_exit_s = Dies(), reopen, 0.3
@@ -479,9 +558,9 @@ def camera_faults(work: Path, auth: Authority, *, rounds: int) -> Tally:
                 t.crashes += 1
                 continue
         if "AMBER (steady: fault)" not in witness.seen:
-            t.silent_failures += 1        # a visitor would have seen nothing
+            t.silent_failures += 1  # a visitor would have seen nothing
         if (ended == "exit") == comes_back:
-            t.silent_failures += 1        # neither recovered nor exited for systemd
+            t.silent_failures += 1  # neither recovered nor exited for systemd
         if any(c in ("GREEN", "RED") for c in witness.seen):
             t.green_on_failure += 1
     return t
@@ -489,16 +568,16 @@ def camera_faults(work: Path, auth: Authority, *, rounds: int) -> Tally:
 
 # -- a proxy answering what the protocol never says -------------------------------------------------
 def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Random) -> Tally:
+    import requests
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from workbench.faultproxy import FaultProxy
     from kiosk.core.decision import Policy, RiskList, decide
     from kiosk.core.keys import load_ed25519_public, raw_public
     from kiosk.store.checkins import CheckinStore
-    from workbench.localserver import LocalServer
     from sync.central.storage.sqlite_backend import SqliteStorage
     from sync.uploader import Uploader
-    import requests
+    from workbench.faultproxy import FaultProxy
+    from workbench.localserver import LocalServer
 
     t = Tally()
     keys = work / "proxy-keys"
@@ -506,8 +585,12 @@ def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Rando
     for name in ("bundle.key", "issuer.pub", "sealing.pub"):
         (keys / name).write_bytes((auth.dir / name).read_bytes())
     store = CheckinStore.open(work / "proxy" / "k.db", sealing=auth.sealing, venue_id="fault-suite")
-    decisions = [decide(auth.pass_text(n), trusted=auth.trusted, risk_list=RiskList(),
-                        policy=Policy(), now=time.time()) for n in range(4)]
+    decisions = [
+        decide(
+            auth.pass_text(n), trusted=auth.trusted, risk_list=RiskList(), policy=Policy(), now=time.time()
+        )
+        for n in range(4)
+    ]
     ids = [store.record(decisions[i % 4], now=time.time(), clock_synced=True) for i in range(records)]
     t.checkins_made += records
     device = Ed25519PrivateKey.generate()
@@ -515,15 +598,23 @@ def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Rando
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="fs", public_key=raw_public(device.public_key()), now=time.time())
         admin.close()
-        modes = {m: 0.12 for m in ("html400", "html403", "html404", "html413", "html502",
-                                   "error503", "reset")}
+        modes = {
+            m: 0.12 for m in ("html400", "html403", "html404", "html413", "html502", "error503", "reset")
+        }
         proxy = FaultProxy(server.port, faults=modes, seed=rng.randrange(2**31))
         session = requests.Session()
         session.headers["Connection"] = "close"
-        up = Uploader(store=store, server_url=proxy.url, kiosk_id=kid, device_key=device,
-                      bundle_key=load_ed25519_public(auth.dir / "bundle.pub"),
-                      bundle_file=work / "proxy" / "bundle.json", batch_size=20, session=session)
-        deadline = time.monotonic() + 180         # rounds until drained (most fail here)
+        up = Uploader(
+            store=store,
+            server_url=proxy.url,
+            kiosk_id=kid,
+            device_key=device,
+            bundle_key=load_ed25519_public(auth.dir / "bundle.pub"),
+            bundle_file=work / "proxy" / "bundle.json",
+            batch_size=20,
+            session=session,
+        )
+        deadline = time.monotonic() + 180  # rounds until drained (most fail here)
         while time.monotonic() < deadline:
             result = up.round()
             if result.ok and result.pending == 0:
@@ -578,43 +669,67 @@ def hostile_passes(auth: Authority, *, examples: int) -> Tally:
         protected = cbor2.dumps({HDR_ALG: alg, HDR_KID: kid})
         sig = signer.sign(cbor2.dumps(["Signature1", protected, b"", payload]))
         return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, sig]))
+
     real_kid = key_id(auth.issuer.public_key())
     claims = cbor2.dumps({1: "x", 6: int(now) - 60, 4: int(now) + 3600, -65537: b"\1" * 16, -65538: 0})
     crafted = [
-        wrap(b"\0" * 2_000_000),                                        # a zlib bomb
-        wrap(b"\x81" * 50_000 + b"\x00"),                                # deep CBOR nesting
-        wrap(cose_with(-7, auth.issuer, real_kid, claims)),              # wrong algorithm (ES256)
-        wrap(cose_with(ALG_EDDSA, foreign, real_kid, claims)),           # foreign signer, real kid
-        wrap(cose_with(ALG_EDDSA, foreign, key_id(foreign.public_key()), claims)),   # unknown key
-        PREFIX, PREFIX + "%%%%", genuine[:-1], genuine + "A", genuine.lower(),
+        wrap(b"\0" * 2_000_000),  # a zlib bomb
+        wrap(b"\x81" * 50_000 + b"\x00"),  # deep CBOR nesting
+        wrap(cose_with(-7, auth.issuer, real_kid, claims)),  # wrong algorithm (ES256)
+        wrap(cose_with(ALG_EDDSA, foreign, real_kid, claims)),  # foreign signer, real kid
+        wrap(cose_with(ALG_EDDSA, foreign, key_id(foreign.public_key()), claims)),  # unknown key
+        PREFIX,
+        PREFIX + "%%%%",
+        genuine[:-1],
+        genuine + "A",
+        genuine.lower(),
     ]
     for text in crafted:
         judge(text)
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
-    for i in range(len(genuine)):                                       # every single change
+    for i in range(len(genuine)):  # every single change
         for c in alphabet:
             if c != genuine[i]:
-                judge(genuine[:i] + c + genuine[i + 1:])
+                judge(genuine[:i] + c + genuine[i + 1 :])
 
-    quiet = settings(max_examples=examples, deadline=None, database=None,
-                     suppress_health_check=list(HealthCheck))
+    quiet = settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
 
     @quiet
     @given(st.binary(max_size=600))
     def random_bytes(b):
         judge(b.decode("latin-1"))
-        judge(PREFIX + base45.b45encode(b).decode())                    # a broken body
+        judge(PREFIX + base45.b45encode(b).decode())  # a broken body
         judge(wrap(b))
 
     @quiet
-    @given(st.recursive(st.none() | st.booleans() | st.integers() | st.binary(max_size=20)
-                        | st.text(max_size=10),
-                        lambda inner: st.lists(inner, max_size=4)
-                        | st.dictionaries(st.integers(-70000, 10), inner, max_size=4), max_leaves=30))
+    @given(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.binary(max_size=20) | st.text(max_size=10),
+            lambda inner: (
+                st.lists(inner, max_size=4) | st.dictionaries(st.integers(-70000, 10), inner, max_size=4)
+            ),
+            max_leaves=30,
+        )
+    )
     def random_cbor(obj):
         judge(wrap(cbor2.dumps(obj)))
-        judge(wrap(cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [cbor2.dumps({HDR_ALG: ALG_EDDSA,
-              HDR_KID: real_kid}), {}, cbor2.dumps(obj), b"\0" * 64]))))
+        judge(
+            wrap(
+                cbor2.dumps(
+                    cbor2.CBORTag(
+                        COSE_SIGN1_TAG,
+                        [
+                            cbor2.dumps({HDR_ALG: ALG_EDDSA, HDR_KID: real_kid}),
+                            {},
+                            cbor2.dumps(obj),
+                            b"\0" * 64,
+                        ],
+                    )
+                )
+            )
+        )
 
     random_bytes()
     random_cbor()
@@ -654,7 +769,7 @@ def _found(blobs: list[bytes], needles: dict[bytes, bytes]) -> set[bytes]:
         i = blob.find(prefix)
         while i >= 0:
             for n in lengths:
-                pid = needles.get(blob[i:i + n])
+                pid = needles.get(blob[i : i + n])
                 if pid is not None:
                     hits.add(pid)
             i = blob.find(prefix, i + 1)
@@ -674,7 +789,7 @@ def stolen_kiosk(places: list[Path], texts: list[str], ids: list[bytes]) -> Tall
     blobs = [p.read_bytes() for p in files] + [x.encode() for x in texts]
     t.faults_injected += 1
     leaked: set[bytes] = set()
-    for encode in ENCODINGS.values():              # each pass id found, in whatever encoding
+    for encode in ENCODINGS.values():  # each pass id found, in whatever encoding
         leaked |= _found(blobs, {encode(pid): pid for pid in set(ids)})
     t.stolen_leaks += len(leaked)
     return t
@@ -682,37 +797,55 @@ def stolen_kiosk(places: list[Path], texts: list[str], ids: list[bytes]) -> Tall
 
 def kiosk_run_logs(work: Path, auth: Authority) -> tuple[list[str], list[bytes]]:
     """A real `kiosk run` on pass images, its stderr kept as the journal would keep it."""
-    import numpy as np
     import cv2
+    import numpy as np
 
-    from workbench.testkit import kiosk_config_text
     from workbench.render import camera_frame
+    from workbench.testkit import kiosk_config_text
+
     frames = work / "run-frames"
     frames.mkdir(exist_ok=True)
     ids = []
     for n in range(100, 106):
-        cv2.imwrite(str(frames / f"{n}.png"), camera_frame(auth.pass_text(n), np.random.default_rng(n),
-                                                           code_px=220))
+        cv2.imwrite(
+            str(frames / f"{n}.png"), camera_frame(auth.pass_text(n), np.random.default_rng(n), code_px=220)
+        )
         ids.append(pass_id(n))
     cfg = work / "run" / "kiosk.toml"
     cfg.parent.mkdir(exist_ok=True)
-    cfg.write_text(kiosk_config_text(auth.dir, work / "run" / "k.db", camera=[
-        'source = "images"', f'images = ["{frames}"]', "fps = 30.0"], kiosk=["log_level = \"DEBUG\""]))
+    cfg.write_text(
+        kiosk_config_text(
+            auth.dir,
+            work / "run" / "k.db",
+            camera=['source = "images"', f'images = ["{frames}"]', "fps = 30.0"],
+            kiosk=['log_level = "DEBUG"'],
+        )
+    )
     kiosk = Path(sys.executable).parent / "kiosk"
-    p = subprocess.run([str(kiosk), "run", "--config", str(cfg)], capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run([str(kiosk), "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
     return [p.stdout, p.stderr], ids
 
 
 # -- all of it -----------------------------------------------------------------------------------------
-SCALES = {"short": dict(kills=3, sync_kills=3, sync_records=300, rounds=1, variants=12,
-                        proxy_records=60, examples=60),
-          "long": dict(kills=100, sync_kills=20, sync_records=5000, rounds=10, variants=500,
-                       proxy_records=1000, examples=20000)}
+SCALES = {
+    "short": dict(
+        kills=3, sync_kills=3, sync_records=300, rounds=1, variants=12, proxy_records=60, examples=60
+    ),
+    "long": dict(
+        kills=100,
+        sync_kills=20,
+        sync_records=5000,
+        rounds=10,
+        variants=500,
+        proxy_records=1000,
+        examples=20000,
+    ),
+}
 
 
-def run_all(scale: str = "short", *, seed: int = 7, work: Path | None = None,
-            report=print) -> dict[str, Tally]:
+def run_all(
+    scale: str = "short", *, seed: int = 7, work: Path | None = None, report=print
+) -> dict[str, Tally]:
     s = SCALES[scale]
     rng = random.Random(seed)
     work = Path(work or tempfile.mkdtemp(prefix="kiosk-faults-"))
@@ -723,17 +856,23 @@ def run_all(scale: str = "short", *, seed: int = 7, work: Path | None = None,
         t0 = time.monotonic()
         try:
             results[name] = fn()
-        except Exception as e:            # the suite itself failing is a crash, said plainly
+        except Exception as e:  # the suite itself failing is a crash, said plainly
             report(f"  {name}: the scenario failed: {type(e).__name__}: {e}")
             results[name] = Tally(crashes=1)
             return
         t = results[name]
-        counts = ", ".join(f"{label} {getattr(t, key):,}" for key, label in ROWS
-                           if getattr(t, key) or key in ("faults_injected",))
+        counts = ", ".join(
+            f"{label} {getattr(t, key):,}"
+            for key, label in ROWS
+            if getattr(t, key) or key in ("faults_injected",)
+        )
         report(f"  {name:28s} {time.monotonic() - t0:6.1f} s  {counts}")
+
     scenario("crash: kiosk run (SIGKILL)", lambda: crash_run(work, auth, kills=s["kills"], rng=rng))
-    scenario("crash: kiosk sync (SIGKILL)", lambda: crash_sync(work, auth, kills=s["sync_kills"],
-                                                               records=s["sync_records"], rng=rng))
+    scenario(
+        "crash: kiosk sync (SIGKILL)",
+        lambda: crash_sync(work, auth, kills=s["sync_kills"], records=s["sync_records"], rng=rng),
+    )
     scenario("disk full", lambda: disk_full(work, auth, rounds=s["rounds"]))
     scenario("write lock held", lambda: write_lock(work, auth, rounds=s["rounds"] * 2))
     scenario("damaged database / WAL", lambda: corrupt_db(work, auth, variants=s["variants"], rng=rng))
@@ -744,9 +883,12 @@ def run_all(scale: str = "short", *, seed: int = 7, work: Path | None = None,
     def stolen():
         logs, run_ids = kiosk_run_logs(work, auth)
         ids = [pass_id(n) for n in sorted(auth.issued)] + run_ids
-        return stolen_kiosk([work / "crash-run.db", work / "crash-sync", work / "run",
-                             work / "proxy", work / "locked.db"],
-                            logs, ids)
+        return stolen_kiosk(
+            [work / "crash-run.db", work / "crash-sync", work / "run", work / "proxy", work / "locked.db"],
+            logs,
+            ids,
+        )
+
     scenario("stolen kiosk", stolen)
     return results
 

@@ -21,10 +21,19 @@ def free_port() -> int:
 
 
 class LocalServer:
-    def __init__(self, data_dir: Path, keys_dir: Path, *, port: int | None = None,
-                 log_file: Path | None = None, tls: tuple[Path, Path] | None = None,
-                 ca_bundle: Path | None = None, database: str | None = None, workers: int = 1,
-                 ingest_slots: int | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        keys_dir: Path,
+        *,
+        port: int | None = None,
+        log_file: Path | None = None,
+        tls: tuple[Path, Path] | None = None,
+        ca_bundle: Path | None = None,
+        database: str | None = None,
+        workers: int = 1,
+        ingest_slots: int | None = None,
+    ):
         self.data_dir, self.keys_dir = Path(data_dir), Path(keys_dir)
         self.port = port or free_port()
         self.tls, self.ca_bundle, self.database, self.workers = tls, ca_bundle, database, workers
@@ -33,26 +42,47 @@ class LocalServer:
         self.log_file = Path(log_file) if log_file else self.data_dir / "server.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, *, timeout_s: float = 30.0) -> "LocalServer":
+    def start(self, *, timeout_s: float = 30.0) -> LocalServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sync.central.central_cli", "serve",
-             *(["--database", self.database] if self.database else ["--data", str(self.data_dir)]),
-             "--keys", str(self.keys_dir), "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(self.workers),
-             *(["--ingest-slots", str(self.ingest_slots)] if self.ingest_slots else []),
-             *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else [])],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "sync.central.central_cli",
+                "serve",
+                *(["--database", self.database] if self.database else ["--data", str(self.data_dir)]),
+                "--keys",
+                str(self.keys_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                *(["--ingest-slots", str(self.ingest_slots)] if self.ingest_slots else []),
+                *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else []),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"central server exited {self.proc.returncode}: "
-                                   f"{self.log_file.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"central server exited {self.proc.returncode}: {self.log_file.read_text()[-2000:]}"
+                )
             try:
-                if requests.get(self.url + "/healthz", timeout=1,
-                                verify=str(self.ca_bundle) if self.ca_bundle else True).status_code == 200:
+                if (
+                    requests.get(
+                        self.url + "/healthz",
+                        timeout=1,
+                        verify=str(self.ca_bundle) if self.ca_bundle else True,
+                    ).status_code
+                    == 200
+                ):
                     return self
             except requests.RequestException:
                 pass
@@ -77,7 +107,7 @@ class LocalServer:
             self.proc.wait()
         self.proc = None
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

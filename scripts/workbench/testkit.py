@@ -17,13 +17,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from kiosk.clock import SystemClock
-from kiosk.core.keys import (BUNDLE_KEY, BUNDLE_PUB, ISSUER_KEY, ISSUER_PUB, SEALING_KEY,
-                             SEALING_PUB, write_private, write_public)
+from kiosk.core.keys import (
+    BUNDLE_KEY,
+    BUNDLE_PUB,
+    ISSUER_KEY,
+    ISSUER_PUB,
+    SEALING_KEY,
+    SEALING_PUB,
+    write_private,
+    write_public,
+)
 from workbench import ROOT
 
 DATA = ROOT.parent / "shared" / "data" / "qr-photos"
 BIN = Path(sys.executable).parent
-NOW = 1_790_000_000            # a fixed wall-clock time for table tests
+NOW = 1_790_000_000  # a fixed wall-clock time for table tests
 
 
 def seed_bytes(label: str, n: int = 32) -> bytes:
@@ -48,9 +56,10 @@ def seeded_authority(directory: Path, label: str = "authority") -> Path:
     """The files `kiosk-central keys init` writes, from keys that depend only on ``label``."""
     directory.mkdir(parents=True, exist_ok=True)
     for priv_name, pub_name, key in (
-            (ISSUER_KEY, ISSUER_PUB, seeded_ed25519(label + "/issuer")),
-            (SEALING_KEY, SEALING_PUB, seeded_x25519(label + "/sealing")),
-            (BUNDLE_KEY, BUNDLE_PUB, seeded_ed25519(label + "/bundle"))):
+        (ISSUER_KEY, ISSUER_PUB, seeded_ed25519(label + "/issuer")),
+        (SEALING_KEY, SEALING_PUB, seeded_x25519(label + "/sealing")),
+        (BUNDLE_KEY, BUNDLE_PUB, seeded_ed25519(label + "/bundle")),
+    ):
         write_private(directory / priv_name, key)
         write_public(directory / pub_name, key.public_key())
     return directory
@@ -60,8 +69,7 @@ def kiosk_config_text(authority: Path, db: Path, **overrides: list[str]) -> str:
     """A minimal valid kiosk config for tests, with optional raw TOML lines per section."""
     sections = {
         "kiosk": ['venue_id = "venue-test"', f'database = "{db}"'],
-        "keys": [f'issuer_keys = ["{authority / ISSUER_PUB}"]',
-                 f'sealing_key = "{authority / SEALING_PUB}"'],
+        "keys": [f'issuer_keys = ["{authority / ISSUER_PUB}"]', f'sealing_key = "{authority / SEALING_PUB}"'],
         "signal": ['pin_factory = "mock"'],
     }
     for section, lines in overrides.items():
@@ -91,29 +99,38 @@ class FakeClock(SystemClock):
 def fill(store: Any, make_pass: Any, trusted: Any, n: int, *, start: float | None = None) -> list[Any]:
     """n check-ins as the app records them: one sealed, committed row each."""
     from kiosk.core.decision import Policy, RiskList, decide
-    now = time.time() - n if start is None else start      # in the past, as real captures are
+
+    now = time.time() - n if start is None else start  # in the past, as real captures are
     texts = [make_pass(level) for level in range(4)]
-    decisions = [decide(t, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=NOW)
-                 for t in texts]
+    decisions = [decide(t, trusted=trusted, risk_list=RiskList(), policy=Policy(), now=NOW) for t in texts]
     return [store.record(decisions[i % 4], now=now + i, clock_synced=True) for i in range(n)]
 
 
 def closing_session() -> Any:
     """One connection per request, so a fault proxy picks a fault per request."""
     import requests
+
     s = requests.Session()
     s.headers["Connection"] = "close"
     return s
 
 
-def make_uploader(store: Any, url: str, kiosk_id: str, device_key: Any, authority: Path,
-                  tmp_path: Path, **kw: Any) -> Any:
+def make_uploader(
+    store: Any, url: str, kiosk_id: str, device_key: Any, authority: Path, tmp_path: Path, **kw: Any
+) -> Any:
     from kiosk.core.keys import load_ed25519_public
     from sync.uploader import Uploader
-    return Uploader(store=store, server_url=url, kiosk_id=kiosk_id, device_key=device_key,
-                    bundle_key=load_ed25519_public(authority / BUNDLE_PUB),
-                    bundle_file=tmp_path / "bundle.json",
-                    session=kw.pop("session", closing_session()), **kw)
+
+    return Uploader(
+        store=store,
+        server_url=url,
+        kiosk_id=kiosk_id,
+        device_key=device_key,
+        bundle_key=load_ed25519_public(authority / BUNDLE_PUB),
+        bundle_file=tmp_path / "bundle.json",
+        session=kw.pop("session", closing_session()),
+        **kw,
+    )
 
 
 # -- a notify socket, as systemd holds it ------------------------------------------------------
@@ -131,10 +148,24 @@ def received(sock: socket.socket, *, quiet_s: float = 0.2) -> list[str]:
     try:
         while True:
             out.append(sock.recv(4096).decode())
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return out
 
 
-__all__ = ["BIN", "DATA", "NOW", "ROOT", "FakeClock", "bound_socket", "closing_session",
-           "fill", "kiosk_config_text", "make_uploader", "received", "seed_bytes",
-           "seeded_authority", "seeded_ed25519", "seeded_x25519"]
+__all__ = [
+    "BIN",
+    "DATA",
+    "NOW",
+    "ROOT",
+    "FakeClock",
+    "bound_socket",
+    "closing_session",
+    "fill",
+    "kiosk_config_text",
+    "make_uploader",
+    "received",
+    "seed_bytes",
+    "seeded_authority",
+    "seeded_ed25519",
+    "seeded_x25519",
+]

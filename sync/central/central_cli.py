@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC
 from pathlib import Path
 
 from kiosk.core.keys import KeyFileError, init_authority_keys
+from kiosk.core.timing import DAY
 
 
 def cmd_keys_init(args) -> int:
@@ -16,8 +18,9 @@ def cmd_keys_init(args) -> int:
 
 
 def _day(ts: float) -> str:
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
 def cmd_keys_rotate(args) -> int:
@@ -30,6 +33,7 @@ def cmd_keys_rotate(args) -> int:
     made = rotate(Path(args.keys), now=now, ahead_periods=args.ahead)
     if args.data or args.database:
         from sync.central.keyring import distribute_tag_keys
+
         storage = _storage(args)
         try:
             n = distribute_tag_keys(Path(args.keys), storage, now=now)
@@ -37,13 +41,17 @@ def cmd_keys_rotate(args) -> int:
             storage.close()
         print(f"search-tag keys: {n} new ones sealed to registered kiosks' own keys")
     if made:
-        print(f"made {len(made)} sealing key pairs: periods {_day(min(k.valid_from for k in made))} "
-              f"to {_day(max(k.valid_from for k in made))}, normal and significant")
+        print(
+            f"made {len(made)} sealing key pairs: periods {_day(min(k.valid_from for k in made))} "
+            f"to {_day(max(k.valid_from for k in made))}, normal and significant"
+        )
     else:
         print("no new sealing keys needed")
     until = covered_until(public_periods(Path(args.keys)), now)
-    print(f"covered until {_day(until) if until else 'NOT covered now'}; copy "
-          f"{Path(args.keys) / 'sealing-periods.json'} to the central server's keys folder")
+    print(
+        f"covered until {_day(until) if until else 'NOT covered now'}; copy "
+        f"{Path(args.keys) / 'sealing-periods.json'} to the central server's keys folder"
+    )
     return 0
 
 
@@ -56,14 +64,17 @@ def cmd_keys_retire(args) -> int:
     destroyed = retire(Path(args.keys), now=now)
     if (args.data or args.database) and args.member_key and destroyed:
         from sync.central.committee.members import log_keys_retired
+
         storage = _storage(args)
         try:
             log_keys_retired(storage, key=_member_key(args.member_key), periods=destroyed, now=now)
         finally:
             storage.close()
     for k in destroyed:
-        print(f"destroyed: period {_day(k.valid_from)} {k.klass} (key {k.kid}): its records can "
-              "no longer be opened by anyone")
+        print(
+            f"destroyed: period {_day(k.valid_from)} {k.klass} (key {k.kid}): its records can "
+            "no longer be opened by anyone"
+        )
     print(f"{len(destroyed)} private sealing keys destroyed")
     return 0
 
@@ -81,17 +92,23 @@ def cmd_issue_pass(args) -> int:
     else:
         # The pass id is the committee's record of this pass: it goes to the authority's
         # operator, never into a kiosk log.
-        print(f"pass issued: risk {args.risk}, pass id {pass_id.hex()}"
-              + (f", png {args.png}" if args.png else "") + (f", svg {args.svg}" if args.svg else ""))
+        print(
+            f"pass issued: risk {args.risk}, pass id {pass_id.hex()}"
+            + (f", png {args.png}" if args.png else "")
+            + (f", svg {args.svg}" if args.svg else "")
+        )
     return 0
 
 
 def _storage(args):
     from sync.central.storage.interface import ServerRetention, open_storage
-    retention = ServerRetention(normal_days=getattr(args, "normal_days", 28),
-                                significant_days=getattr(args, "significant_days", 90))
-    return open_storage(data=getattr(args, "data", None), database=getattr(args, "database", None),
-                        retention=retention)
+
+    retention = ServerRetention(
+        normal_days=getattr(args, "normal_days", 28), significant_days=getattr(args, "significant_days", 90)
+    )
+    return open_storage(
+        data=getattr(args, "data", None), database=getattr(args, "database", None), retention=retention
+    )
 
 
 def cmd_purge(args) -> int:
@@ -110,6 +127,7 @@ def cmd_purge(args) -> int:
 
 def _positive(text: str) -> int:
     import argparse
+
     try:
         n = int(text)
     except ValueError:
@@ -131,12 +149,24 @@ def cmd_serve(args) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("kiosk-central: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    serve(lambda: _storage(args), keys, where=args.database and "PostgreSQL" or args.data,
-          host=args.host, port=args.port, access_log=args.access_log,
-          tls_cert=args.tls_cert, tls_key=args.tls_key, workers=args.workers,
-          ingest_slots=args.ingest_slots,
-          worker_spec={"data": args.data, "database": args.database,
-                       "normal_days": args.normal_days, "significant_days": args.significant_days})
+    serve(
+        lambda: _storage(args),
+        keys,
+        where=args.database and "PostgreSQL" or args.data,
+        host=args.host,
+        port=args.port,
+        access_log=args.access_log,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        workers=args.workers,
+        ingest_slots=args.ingest_slots,
+        worker_spec={
+            "data": args.data,
+            "database": args.database,
+            "normal_days": args.normal_days,
+            "significant_days": args.significant_days,
+        },
+    )
     return 0
 
 
@@ -154,13 +184,14 @@ def cmd_register(args) -> int:
             print(f"revoked {args.revoke}")
             return 0
         if not (args.venue and args.public_key):
-            print("kiosk-central: register-kiosk needs --venue and --public-key (or --revoke ID)",
-                  file=sys.stderr)
+            print(
+                "kiosk-central: register-kiosk needs --venue and --public-key (or --revoke ID)",
+                file=sys.stderr,
+            )
             return 2
         raw = raw_public(load_ed25519_public(args.public_key))
         tag = raw_public(load_x25519_public(args.tag_key)) if args.tag_key else None
-        print(storage.register_kiosk(venue=args.venue, public_key=raw, now=time.time(),
-                                     tag_public=tag))
+        print(storage.register_kiosk(venue=args.venue, public_key=raw, now=time.time(), tag_public=tag))
     finally:
         storage.close()
     return 0
@@ -169,13 +200,16 @@ def cmd_register(args) -> int:
 def _pass_id(text: str) -> bytes | None:
     """--pass-id as issue-pass printed it; None (after saying why) if it is not one."""
     from kiosk.core.passes import PASS_ID_BYTES
+
     try:
         pass_id = bytes.fromhex(text)
     except ValueError:
         pass_id = b""
     if len(pass_id) != PASS_ID_BYTES:
-        print(f"kiosk-central: --pass-id: expected {2 * PASS_ID_BYTES} hex digits "
-              "(the id issue-pass printed)", file=sys.stderr)
+        print(
+            f"kiosk-central: --pass-id: expected {2 * PASS_ID_BYTES} hex digits (the id issue-pass printed)",
+            file=sys.stderr,
+        )
         return None
     return pass_id
 
@@ -183,7 +217,7 @@ def _pass_id(text: str) -> bytes | None:
 def cmd_set_risk(args) -> int:
     import time
 
-    from sync.central.committee.members import log_risk_change
+    from sync.central.committee.members import change_risk
 
     pass_id = _pass_id(args.pass_id)
     if pass_id is None:
@@ -191,11 +225,17 @@ def cmd_set_risk(args) -> int:
     member = _member_key(args.member_key)
     storage = _storage(args)
     now = time.time()
-    expires = now + args.expires_days * 86_400
+    expires = now + args.expires_days * DAY
     try:
-        log_risk_change(storage, key=member, case_id=args.case, pass_id=pass_id, level=args.level,
-                        expires_at=expires, now=now)            # refused without an open case
-        version = storage.set_risk(pass_id, args.level, now=now, expires_at=expires)
+        version = change_risk(
+            storage,
+            key=member,
+            case_id=args.case,
+            pass_ids=[pass_id],
+            level=args.level,
+            expires_at=expires,
+            now=now,
+        )  # needs an open case
     finally:
         storage.close()
     print(f"risk list version {version}: level {args.level} set, expires in {args.expires_days:g} days")
@@ -207,10 +247,12 @@ def status_lines(storage):
     aggregates ingest keeps (a row per kiosk and epoch, a row per run of missing numbers),
     never from the records, however many are held."""
     from itertools import groupby
-    summaries = {kid: list(rows) for kid, rows in
-                 groupby(storage.sequence_summary(), key=lambda s: s.kiosk_id)}
 
-    gaps = {}
+    summaries = {
+        kid: list(rows) for kid, rows in groupby(storage.sequence_summary(), key=lambda s: s.kiosk_id)
+    }
+
+    gaps: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for kid, epoch, low, high in storage.sequence_gaps():
         gaps.setdefault((kid, epoch), []).append((low, high))
 
@@ -226,14 +268,20 @@ def status_lines(storage):
         n = sum(s.received for s in rows)
         state = "revoked" if k.revoked_at else "active"
         if len(rows) <= 1:
-            yield (f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: "
-                   + (missing_text(rows[0]) + reused(rows[0]) if rows else "none"))
+            yield (
+                f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: "
+                + (missing_text(rows[0]) + reused(rows[0]) if rows else "none")
+            )
             continue
-        yield (f"{k.kiosk_id}  {k.venue}  {state}  records {n}  epochs {len(rows)}: "
-               f"the kiosk's database was reset {len(rows) - 1} time(s)")
+        yield (
+            f"{k.kiosk_id}  {k.venue}  {state}  records {n}  epochs {len(rows)}: "
+            f"the kiosk's database was reset {len(rows) - 1} time(s)"
+        )
         for s in rows:
-            yield (f"  epoch {s.epoch}: {s.received} records, seq {s.low}-{s.high}, missing seq: "
-                   f"{missing_text(s)}{reused(s)}")
+            yield (
+                f"  epoch {s.epoch}: {s.received} records, seq {s.low}-{s.high}, missing seq: "
+                f"{missing_text(s)}{reused(s)}"
+            )
 
 
 def cmd_status(args) -> int:
@@ -263,25 +311,38 @@ def cmd_open_records(args) -> int:
     storage = _storage(args)
     try:
         reading = open_records(
-            storage, keys, case_id=args.case, member_key=member, kiosk_id=args.kiosk,
-            from_ts=_ts(args.start), to_ts=_ts(args.end), pass_id=pass_id,
-            tag_keys=tag_keys(Path(args.keys)), now=time.time())
+            storage,
+            keys,
+            case_id=args.case,
+            member_key=member,
+            kiosk_id=args.kiosk,
+            from_ts=_ts(args.start),
+            to_ts=_ts(args.end),
+            pass_id=pass_id,
+            tag_keys=tag_keys(Path(args.keys)),
+            now=time.time(),
+        )
     finally:
         storage.close()
     for rec in reading.records:
         print(json.dumps(rec))
-    print(f"reading {reading.read_id} logged for case {args.case}: {len(reading.records)} records "
-          f"shown, {reading.unopenable} sealed to keys no longer held", file=sys.stderr)
+    print(
+        f"reading {reading.read_id} logged for case {args.case}: {len(reading.records)} records "
+        f"shown, {reading.unopenable} sealed to keys no longer held",
+        file=sys.stderr,
+    )
     return 0
 
 
 def _ts(text: str | None) -> float | None:
     from sync.central.issuing import parse_time
+
     return parse_time(text).timestamp() if text else None
 
 
 def _member_key(path: str):
     from kiosk.core.keys import load_ed25519_private
+
     return load_ed25519_private(path)
 
 
@@ -289,7 +350,7 @@ def cmd_db_roles(args) -> int:
     from sync.central.storage.pg_backend import PgStorage
     from sync.central.storage.roles import GRANTS, apply
 
-    PgStorage(args.database).close()          # the tables exist (migrations) before grants
+    PgStorage(args.database).close()  # the tables exist (migrations) before grants
     for role in apply(args.database):
         print(f"{role}: " + "; ".join(GRANTS[role]))
     return 0
@@ -299,8 +360,8 @@ def cmd_trace(args) -> int:
     import json
     import time
 
-    from sync.central.committee.trace import trace
     from sync.central.committee.reading import committee_keys
+    from sync.central.committee.trace import trace
     from sync.central.keyring import tag_keys
 
     pass_id = _pass_id(args.pass_id)
@@ -309,31 +370,49 @@ def cmd_trace(args) -> int:
     member = _member_key(args.member_key)
     storage = _storage(args)
     try:
-        result = trace(storage, committee_keys(Path(args.keys)), tag_keys(Path(args.keys)),
-                       member_key=member, case_id=args.case, pass_id=pass_id,
-                       from_ts=_ts(args.start), to_ts=_ts(args.end), overlap_s=args.overlap * 60,
-                       raise_level=args.raise_risk, risk_days=args.risk_days, now=time.time())
+        result = trace(
+            storage,
+            committee_keys(Path(args.keys)),
+            tag_keys(Path(args.keys)),
+            member_key=member,
+            case_id=args.case,
+            pass_id=pass_id,
+            from_ts=_ts(args.start),
+            to_ts=_ts(args.end),
+            overlap_s=args.overlap * 60,
+            raise_level=args.raise_risk,
+            risk_days=args.risk_days,
+            now=time.time(),
+        )
     finally:
         storage.close()
     if args.json:
         print(json.dumps(result.to_json()))
         return 0
     out = result.to_json()
-    print(f"case {args.case}: the pass checked in {len(result.visits)} times "
-          f"({out['from']} to {out['to']}); {result.decrypted} records opened")
+    print(
+        f"case {args.case}: the pass checked in {len(result.visits)} times "
+        f"({out['from']} to {out['to']}); {result.decrypted} records opened"
+    )
     for v in out["visits"]:
-        print(f"  {v['at']}  {v['venue']} ({v['kiosk_id']}): {len(v['exposed'])} other passes "
-              f"within {args.overlap:g} minutes")
+        print(
+            f"  {v['at']}  {v['venue']} ({v['kiosk_id']}): {len(v['exposed'])} other passes "
+            f"within {args.overlap:g} minutes"
+        )
         for e in v["exposed"]:
             print(f"      {e['pass_id']}  {e['count']} check-in(s): {', '.join(e['times'])}")
     for line in result.flagged:
         print(f"  FLAGGED {line}")
     if result.untagged:
-        print(f"  {result.untagged} records in the window carry no search tag and were not searched "
-              "(kiosks without tag keys)")
+        print(
+            f"  {result.untagged} records in the window carry no search tag and were not searched "
+            "(kiosks without tag keys)"
+        )
     if result.raised:
-        print(f"  raised {result.raised} passes to level {args.raise_risk} on the risk list, for "
-              f"{args.risk_days:g} days, tied to case {args.case}")
+        print(
+            f"  raised {result.raised} passes to level {args.raise_risk} on the risk list, for "
+            f"{args.risk_days:g} days, tied to case {args.case}"
+        )
     return 0
 
 
@@ -351,8 +430,11 @@ def cmd_keys_init_member(args) -> int:
     key = Ed25519PrivateKey.generate()
     write_private(d / "member.key", key)
     write_public(d / "member.pub", key.public_key())
-    print(f"# {d / 'member.key'} (0600) is yours alone; register {d / 'member.pub'} with "
-          f"`kiosk-central member add`; member id {member_id(key.public_key())}", file=sys.stderr)
+    print(
+        f"# {d / 'member.key'} (0600) is yours alone; register {d / 'member.pub'} with "
+        f"`kiosk-central member add`; member id {member_id(key.public_key())}",
+        file=sys.stderr,
+    )
     sys.stdout.write(public_pem(key.public_key()).decode())
     return 0
 
@@ -365,9 +447,13 @@ def cmd_member_add(args) -> int:
 
     storage = _storage(args)
     try:
-        mid = add_member(storage, name=args.name, public_key=load_ed25519_public(args.public_key),
-                         key=_member_key(args.member_key) if args.member_key else None,
-                         now=time.time())
+        mid = add_member(
+            storage,
+            name=args.name,
+            public_key=load_ed25519_public(args.public_key),
+            key=_member_key(args.member_key) if args.member_key else None,
+            now=time.time(),
+        )
     finally:
         storage.close()
     print(f"member {mid} ({args.name}) added")
@@ -386,19 +472,24 @@ def cmd_case(args) -> int:
             state = committee.state_of(storage)
             for c in state.cases.values():
                 names = {m.member_id: m.name for m in state.members.values()}
-                print(f"{c.case_id}  {c.state}  {_day(c.from_ts)} to {_day(c.to_ts)}  opened by "
-                      f"{names.get(c.opened_by, c.opened_by)}"
-                      + (f", approved by {names.get(c.approved_by, c.approved_by)}" if c.approved_by else "")
-                      + f"  {c.reason}")
+                print(
+                    f"{c.case_id}  {c.state}  {_day(c.from_ts or 0)} to {_day(c.to_ts or 0)}  opened by "
+                    f"{names.get(c.opened_by, c.opened_by)}"
+                    + (f", approved by {names.get(c.approved_by, c.approved_by)}" if c.approved_by else "")
+                    + f"  {c.reason}"
+                )
             return 0
         key = _member_key(args.member_key)
         if args.case_command == "open":
             end = _ts(args.end) or now
-            start = _ts(args.start) or end - 14 * 86_400
-            committee.open_case(storage, key=key, case_id=args.id, reason=args.reason,
-                                from_ts=start, to_ts=end, now=now)
-            print(f"case {args.id} opened ({_day(start)} to {_day(end)}); it needs a second "
-                  "member's approval: kiosk-central case approve")
+            start = _ts(args.start) or end - 14 * DAY
+            committee.open_case(
+                storage, key=key, case_id=args.id, reason=args.reason, from_ts=start, to_ts=end, now=now
+            )
+            print(
+                f"case {args.id} opened ({_day(start)} to {_day(end)}); it needs a second "
+                "member's approval: kiosk-central case approve"
+            )
         elif args.case_command == "approve":
             committee.approve_case(storage, key=key, case_id=args.id, now=now)
             print(f"case {args.id} approved")
@@ -412,7 +503,7 @@ def cmd_case(args) -> int:
 
 def cmd_audit(args) -> int:
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from sync.central.committee.audit import AuditError, Entry
     from sync.central.committee.members import state_of
@@ -422,9 +513,11 @@ def cmd_audit(args) -> int:
         if args.audit_command == "show":
             for row in storage.audit_entries():
                 e = Entry.parse(*row)
-                when = datetime.fromtimestamp(e.at, timezone.utc).isoformat(timespec="seconds")
-                print(f"{e.seq:5d}  {when}  {e.member:20s}  {e.action:13s}  "
-                      f"{json.dumps(e.detail, sort_keys=True)}  {e.hash[:16]}")
+                when = datetime.fromtimestamp(e.at, UTC).isoformat(timespec="seconds")
+                print(
+                    f"{e.seq:5d}  {when}  {e.member:20s}  {e.action:13s}  "
+                    f"{json.dumps(e.detail, sort_keys=True)}  {e.hash[:16]}"
+                )
             return 0
         try:
             state = state_of(storage, head=getattr(args, "head", None))
@@ -436,20 +529,24 @@ def cmd_audit(args) -> int:
     if args.audit_command == "head":
         print(f"{state.count} {state.head}")
     else:
-        print(f"audit log verifies: {state.count} entries, every link and signature, head "
-              f"{state.head}" + (f"; contains the published head {args.head[:16]}..." if args.head else ""))
+        print(
+            f"audit log verifies: {state.count} entries, every link and signature, head "
+            f"{state.head}" + (f"; contains the published head {args.head[:16]}..." if args.head else "")
+        )
     return 0
 
 
 def cmd_reads(args) -> int:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     storage = _storage(args)
     try:
         for r in storage.reads():
-            when = datetime.fromtimestamp(r["read_at"], timezone.utc).isoformat(timespec="seconds")
-            print(f"{r['read_id']}  {when}  {r['reader']}  case {r['case_id']}  "
-                  f"kiosk {r['kiosk_id'] or 'all'}  {r['records']} records")
+            when = datetime.fromtimestamp(r["read_at"], UTC).isoformat(timespec="seconds")
+            print(
+                f"{r['read_id']}  {when}  {r['reader']}  case {r['case_id']}  "
+                f"kiosk {r['kiosk_id'] or 'all'}  {r['records']} records"
+            )
     finally:
         storage.close()
     return 0
@@ -459,8 +556,9 @@ def _where(p, *, required: bool = True, data_help: str = "the server's SQLite da
     """--data DIR (SQLite in that folder: a pilot) or --database URL (PostgreSQL)."""
     g = p.add_mutually_exclusive_group(required=required)
     g.add_argument("--data", metavar="DIR", help=data_help)
-    g.add_argument("--database", metavar="URL", help="PostgreSQL, e.g. postgresql://user@host/db "
-                                                     "(instead of --data)")
+    g.add_argument(
+        "--database", metavar="URL", help="PostgreSQL, e.g. postgresql://user@host/db (instead of --data)"
+    )
 
 
 def _retention_args(p) -> None:
@@ -470,11 +568,23 @@ def _retention_args(p) -> None:
             if not 1 <= n <= limit:
                 raise argparse.ArgumentTypeError(f"must be 1..{limit} (the public rules)")
             return n
+
         return parse
-    p.add_argument("--normal-days", type=days(28), default=28, metavar="N",
-                   help="days a normal record is kept after capture (default and most 28)")
-    p.add_argument("--significant-days", type=days(90), default=90, metavar="N",
-                   help="days a significant record is kept (default and most 90)")
+
+    p.add_argument(
+        "--normal-days",
+        type=days(28),
+        default=28,
+        metavar="N",
+        help="days a normal record is kept after capture (default and most 28)",
+    )
+    p.add_argument(
+        "--significant-days",
+        type=days(90),
+        default=90,
+        metavar="N",
+        help="days a significant record is kept (default and most 90)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -491,10 +601,18 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_keys_init)
     rot = keys_sub.add_parser("rotate", help="make per-period sealing key pairs ahead (crypto-shredding)")
     rot.add_argument("--keys", required=True, metavar="DIR")
-    rot.add_argument("--ahead", type=int, default=56, metavar="N",
-                     help="periods (days) ahead to cover (default 56: eight weeks offline)")
-    _where(rot, required=False, data_help="also seal the search-tag keys to every registered "
-                                          "kiosk (the server hands them out)")
+    rot.add_argument(
+        "--ahead",
+        type=int,
+        default=56,
+        metavar="N",
+        help="periods (days) ahead to cover (default 56: eight weeks offline)",
+    )
+    _where(
+        rot,
+        required=False,
+        data_help="also seal the search-tag keys to every registered kiosk (the server hands them out)",
+    )
     rot.set_defaults(func=cmd_keys_rotate)
     ret = keys_sub.add_parser("retire", help="destroy private sealing keys past their retention")
     ret.add_argument("--keys", required=True, metavar="DIR")
@@ -507,8 +625,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     member = sub.add_parser("member", help="committee members")
     member_sub = member.add_subparsers(dest="member_command", required=True)
-    madd = member_sub.add_parser("add", help="register a member's public key (the first one "
-                                             "without --member-key; later ones signed by a member)")
+    madd = member_sub.add_parser(
+        "add",
+        help="register a member's public key (the first one "
+        "without --member-key; later ones signed by a member)",
+    )
     _where(madd)
     madd.add_argument("--name", required=True)
     madd.add_argument("--public-key", required=True, metavar="FILE")
@@ -517,8 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     case = sub.add_parser("case", help="outbreak cases: open, approve (a second member), close, list")
     case_sub = case.add_subparsers(dest="case_command", required=True)
-    for name, what in (("open", "open a case (usable once a second member approves it)"),
-                       ("approve", "approve another member's case"), ("close", "close a case")):
+    for name, what in (
+        ("open", "open a case (usable once a second member approves it)"),
+        ("approve", "approve another member's case"),
+        ("close", "close a case"),
+    ):
         c = case_sub.add_parser(name, help=what)
         _where(c)
         c.add_argument("--member-key", required=True, metavar="FILE")
@@ -534,8 +658,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the committee's hash-chained, signed audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    for name, what in (("show", "every entry"), ("head", "count and hash of the head, to publish"),
-                       ("verify", "check every link and signature; non-zero on any change")):
+    for name, what in (
+        ("show", "every entry"),
+        ("head", "count and hash of the head, to publish"),
+        ("verify", "check every link and signature; non-zero on any change"),
+    ):
         a = audit_sub.add_parser(name, help=what)
         _where(a)
         if name == "verify":
@@ -556,14 +683,23 @@ def build_parser() -> argparse.ArgumentParser:
     _where(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--keys", metavar="DIR",
-                       help="authority keys: bundle.key, issuer*.pub, sealing*.pub (default DIR/keys)")
+    serve.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="authority keys: bundle.key, issuer*.pub, sealing*.pub (default DIR/keys)",
+    )
     serve.add_argument("--access-log", action="store_true")
-    serve.add_argument("--workers", type=int, default=1, metavar="N",
-                       help="server processes sharing the port (default 1)")
-    serve.add_argument("--ingest-slots", type=_positive, default=2, metavar="N",
-                       help="batches each process stores at once; more uploads wait without "
-                            "holding a thread, so bundle polls stay fast (default 2)")
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="server processes sharing the port (default 1)"
+    )
+    serve.add_argument(
+        "--ingest-slots",
+        type=_positive,
+        default=2,
+        metavar="N",
+        help="batches each process stores at once; more uploads wait without "
+        "holding a thread, so bundle polls stay fast (default 2)",
+    )
     _retention_args(serve)
     serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", metavar="FILE", help="... and this private key (PEM)")
@@ -574,22 +710,31 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--venue", metavar="NAME")
     reg.add_argument("--public-key", metavar="FILE", help="the PEM `kiosk keys init` printed")
     reg.add_argument("--revoke", metavar="ID", help="revoke this kiosk instead")
-    reg.add_argument("--tag-key", metavar="FILE", help="the kiosk's tag.pub (X25519): it receives "
-                                                       "the search-tag keys sealed to it")
+    reg.add_argument(
+        "--tag-key",
+        metavar="FILE",
+        help="the kiosk's tag.pub (X25519): it receives the search-tag keys sealed to it",
+    )
     reg.set_defaults(func=cmd_register)
 
     risk = sub.add_parser("set-risk", help="set a pass's level on the risk list kiosks download")
     _where(risk)
     risk.add_argument("--pass-id", required=True, metavar="HEX")
     risk.add_argument("--level", required=True, type=int, choices=range(0, 4), metavar="N")
-    risk.add_argument("--expires-days", type=float, default=14.0, metavar="DAYS",
-                      help="the entry leaves the list after this (default 14)")
+    risk.add_argument(
+        "--expires-days",
+        type=float,
+        default=14.0,
+        metavar="DAYS",
+        help="the entry leaves the list after this (default 14)",
+    )
     risk.add_argument("--case", required=True, metavar="CASE", help="the approved, open case")
     risk.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
     risk.set_defaults(func=cmd_set_risk)
 
-    rd = sub.add_parser("open-records", help="the committee opens check-ins for an outbreak case "
-                                              "(logged); JSON lines")
+    rd = sub.add_parser(
+        "open-records", help="the committee opens check-ins for an outbreak case (logged); JSON lines"
+    )
     _where(rd)
     rd.add_argument("--keys", required=True, metavar="DIR", help="holds sealing*.key")
     rd.add_argument("--case", required=True, metavar="CASE", help="the outbreak case this reading is for")
@@ -600,8 +745,11 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
     rd.set_defaults(func=cmd_open_records)
 
-    tr = sub.add_parser("trace", help="contact tracing for an approved case: the pass's check-ins "
-                                      "by search tag, the passes present around them")
+    tr = sub.add_parser(
+        "trace",
+        help="contact tracing for an approved case: the pass's check-ins "
+        "by search tag, the passes present around them",
+    )
     _where(tr)
     tr.add_argument("--keys", required=True, metavar="DIR", help="the committee's keys (sealing, tag)")
     tr.add_argument("--member-key", required=True, metavar="FILE")
@@ -609,17 +757,34 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pass-id", required=True, metavar="HEX", help="the infected visitor's pass")
     tr.add_argument("--from", dest="start", metavar="ISO8601")
     tr.add_argument("--to", dest="end", metavar="ISO8601")
-    tr.add_argument("--overlap", type=float, default=30.0, metavar="MINUTES",
-                    help="either side of each visit (default 30)")
-    tr.add_argument("--raise-risk", type=int, choices=range(0, 4), metavar="N",
-                    help="put the exposed passes on the risk list at level N (tied to the case)")
-    tr.add_argument("--risk-days", type=float, default=14.0, metavar="DAYS",
-                    help="how long a raised entry lasts (default 14)")
+    tr.add_argument(
+        "--overlap",
+        type=float,
+        default=30.0,
+        metavar="MINUTES",
+        help="either side of each visit (default 30)",
+    )
+    tr.add_argument(
+        "--raise-risk",
+        type=int,
+        choices=range(0, 4),
+        metavar="N",
+        help="put the exposed passes on the risk list at level N (tied to the case)",
+    )
+    tr.add_argument(
+        "--risk-days",
+        type=float,
+        default=14.0,
+        metavar="DAYS",
+        help="how long a raised entry lasts (default 14)",
+    )
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_trace)
 
-    dbr = sub.add_parser("db-roles", help="PostgreSQL: create and grant the ingest, purge and "
-                                          "committee roles (run as the database owner)")
+    dbr = sub.add_parser(
+        "db-roles",
+        help="PostgreSQL: create and grant the ingest, purge and committee roles (run as the database owner)",
+    )
     dbr.add_argument("--database", required=True, metavar="URL")
     dbr.set_defaults(func=cmd_db_roles)
 
@@ -627,14 +792,20 @@ def build_parser() -> argparse.ArgumentParser:
     _where(reads)
     reads.set_defaults(func=cmd_reads)
 
-    purge = sub.add_parser("purge", help="delete records past the server's retention, old batch "
-                                          "receipts and expired risk entries (daily timer)")
+    purge = sub.add_parser(
+        "purge",
+        help="delete records past the server's retention, old batch "
+        "receipts and expired risk entries (daily timer)",
+    )
     _where(purge)
     _retention_args(purge)
     purge.set_defaults(func=cmd_purge)
 
-    status = sub.add_parser("status", help="kiosks, the records each delivered (purged ones included) "
-                                              "and missing or reused sequence numbers")
+    status = sub.add_parser(
+        "status",
+        help="kiosks, the records each delivered (purged ones included) "
+        "and missing or reused sequence numbers",
+    )
     _where(status)
     status.set_defaults(func=cmd_status)
     return p
@@ -652,9 +823,11 @@ def main(argv=None) -> int:
             return fail("kiosk-central", "error", e, 2)
         except Exception as e:
             from sync.central.committee.audit import AuditError
+
             if isinstance(e, AuditError):
                 return fail("kiosk-central", "refused", e, 3)
             raise
+
     return run_main("kiosk-central", func, args)
 
 

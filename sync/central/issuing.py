@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kiosk.core.keys import ISSUER_KEY, load_ed25519_private
@@ -16,27 +16,39 @@ ISSUER_NAME = "health-committee"
 def parse_time(text: str) -> datetime:
     """ISO 8601; a time without a zone is taken as UTC."""
     t = datetime.fromisoformat(text)
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def issue_pass(keys_dir: Path, *, risk: int, issued: datetime | None = None,
-               expires: datetime | None = None, pass_id: bytes | None = None,
-               issuer: str = ISSUER_NAME, signing_key=None) -> tuple[str, bytes]:
+def issue_pass(
+    keys_dir: Path,
+    *,
+    risk: int,
+    issued: datetime | None = None,
+    expires: datetime | None = None,
+    pass_id: bytes | None = None,
+    issuer: str = ISSUER_NAME,
+    signing_key=None,
+) -> tuple[str, bytes]:
     """Returns (pass text, pass id). The pass id is the committee's to keep; the kiosk
     never prints or logs it."""
     key = signing_key or load_ed25519_private(Path(keys_dir) / ISSUER_KEY)
-    issued = issued or datetime.now(timezone.utc)
+    issued = issued or datetime.now(UTC)
     expires = expires or issued + DEFAULT_VALIDITY
     if expires <= issued:
         raise ValueError("the expiry must be after the issue time")
     pass_id = pass_id or secrets.token_bytes(PASS_ID_BYTES)
-    text = encode_pass(signing_key=key, issuer=issuer, issued_at=int(issued.timestamp()),
-                       expires_at=int(expires.timestamp()), pass_id=pass_id, risk_level=risk)
+    text = encode_pass(
+        signing_key=key,
+        issuer=issuer,
+        issued_at=int(issued.timestamp()),
+        expires_at=int(expires.timestamp()),
+        pass_id=pass_id,
+        risk_level=risk,
+    )
     return text, pass_id
 
 
-def save_pass(text: str, *, png: str | None = None, svg: str | None = None,
-              scale: int = 8) -> None:
+def save_pass(text: str, *, png: str | None = None, svg: str | None = None, scale: int = 8) -> None:
     """The pass as a QR image for a phone or a printer (segno writes PNG and SVG itself)."""
     import segno
 

@@ -19,13 +19,14 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from kiosk.core.keys import raw_public, sealing_kid, write_private
 from kiosk.core.sealkeys import CLASSES, PeriodKey
-
 from kiosk.core.timing import DAY  # noqa: E402
+
 MANIFEST = "sealing-periods.json"
 PERIODS = "periods"
 
@@ -51,8 +52,7 @@ def public_periods(keys_dir: Path, *, now: float | None = None) -> list[PeriodKe
 def _write_schedule(keys_dir: Path, entries: list[dict]) -> None:
     path = _manifest_path(keys_dir)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"format": "venue-kiosk sealing periods v1", "periods": entries},
-                              indent=1))
+    tmp.write_text(json.dumps({"format": "venue-kiosk sealing periods v1", "periods": entries}, indent=1))
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
@@ -61,8 +61,15 @@ def private_path(keys_dir: Path, kid: str) -> Path:
     return Path(keys_dir) / PERIODS / f"sealing-{kid}.key"
 
 
-def rotate(keys_dir: Path, *, now: float, ahead_periods: int = 56, period_s: int = DAY,
-           normal_days: int = 28, significant_days: int = 90) -> list[PeriodKey]:
+def rotate(
+    keys_dir: Path,
+    *,
+    now: float,
+    ahead_periods: int = 56,
+    period_s: int = DAY,
+    normal_days: int = 28,
+    significant_days: int = 90,
+) -> list[PeriodKey]:
     """Make the key pairs missing for the periods from the current one to ``ahead_periods``
     ahead, for each class. Returns the new ones (none when run again the same day)."""
     keys_dir = Path(keys_dir)
@@ -81,14 +88,18 @@ def rotate(keys_dir: Path, *, now: float, ahead_periods: int = 56, period_s: int
             private = X25519PrivateKey.generate()
             kid = sealing_kid(private.public_key())
             write_private(private_path(keys_dir, kid), private)
-            key = PeriodKey(kid=kid, klass=klass, valid_from=valid_from,
-                            valid_to=valid_from + period_s,
-                            destroy_after=valid_from + period_s + days[klass] * DAY,
-                            public=raw_public(private.public_key()))
+            key = PeriodKey(
+                kid=kid,
+                klass=klass,
+                valid_from=valid_from,
+                valid_to=valid_from + period_s,
+                destroy_after=valid_from + period_s + days[klass] * DAY,
+                public=raw_public(private.public_key()),
+            )
             entries.append(key.to_wire())
             made.append(key)
         tag = tag_key_path(keys_dir, valid_from, valid_from + period_s)
-        if not tag.exists():                  # the period's search-tag key (kiosk.core.sealkeys)
+        if not tag.exists():  # the period's search-tag key (kiosk.core.sealkeys)
             fd = os.open(tag, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(os.urandom(32))
@@ -120,6 +131,7 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
 
     from kiosk.core.seal import SUITE
     from kiosk.core.sealkeys import tag_key_info
+
     held = {start: v for start, v in tag_keys(keys_dir).items() if v[0] > now}
     rows = []
     for kiosk in storage.kiosks():
@@ -129,8 +141,14 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
         public = X25519PublicKey.from_public_bytes(kiosk.tag_public)
         for start, (end, key) in held.items():
             if start not in have:
-                rows.append((kiosk.kiosk_id, start, end,
-                             SUITE.encrypt(key, public, info=tag_key_info(kiosk.kiosk_id, start))))
+                rows.append(
+                    (
+                        kiosk.kiosk_id,
+                        start,
+                        end,
+                        SUITE.encrypt(key, public, info=tag_key_info(kiosk.kiosk_id, start)),
+                    )
+                )
     return storage.put_tag_keys(rows) if rows else 0
 
 
@@ -152,7 +170,7 @@ def retire(keys_dir: Path, *, now: float) -> list[PeriodKey]:
     """Destroy every private half whose ``destroy_after`` has passed, and each period's tag
     key once the last of its sealing keys goes; returns the sealing keys destroyed."""
     entries = load_schedule(keys_dir)
-    last = {}
+    last: dict[Any, Any] = {}
     for e in entries:
         last[float(e["valid_from"])] = max(last.get(float(e["valid_from"]), 0), float(e["destroy_after"]))
     for start, (end, _) in tag_keys(keys_dir).items():
@@ -204,6 +222,7 @@ def private_keys_in(folder: Path) -> list[Path]:
 def period_private_keys(keys_dir: Path) -> dict:
     """kid -> X25519 private key for every period key still held."""
     from kiosk.core.keys import load_x25519_private
+
     out = {}
     for path in sorted((Path(keys_dir) / PERIODS).glob("sealing-*.key")):
         key = load_x25519_private(path)
@@ -211,5 +230,13 @@ def period_private_keys(keys_dir: Path) -> dict:
     return out
 
 
-__all__ = ["rotate", "retire", "load_schedule", "public_periods", "period_private_keys",
-           "private_path", "MANIFEST", "replace"]
+__all__ = [
+    "rotate",
+    "retire",
+    "load_schedule",
+    "public_periods",
+    "period_private_keys",
+    "private_path",
+    "MANIFEST",
+    "replace",
+]

@@ -43,8 +43,7 @@ def member_id(public_key: Ed25519PublicKey) -> str:
 
 
 def canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def entry_hash(entry_json: str) -> str:
@@ -61,21 +60,30 @@ class Entry:
     prev: str
     hash: str
     signature: str | None
-    raw: str                                  # the canonical JSON the hash covers
+    raw: str  # the canonical JSON the hash covers
 
     @classmethod
-    def parse(cls, raw: str, hash_: str, signature: str | None) -> "Entry":
+    def parse(cls, raw: str, hash_: str, signature: str | None) -> Entry:
         e = json.loads(raw)
-        return cls(int(e["seq"]), float(e["at"]), str(e["member"]), str(e["action"]),
-                   dict(e["detail"]), str(e["prev"]), hash_, signature, raw)
+        return cls(
+            int(e["seq"]),
+            float(e["at"]),
+            str(e["member"]),
+            str(e["action"]),
+            dict(e["detail"]),
+            str(e["prev"]),
+            hash_,
+            signature,
+            raw,
+        )
 
 
-def make_entry(*, seq: int, at: float, prev: str, action: str, detail: dict,
-               key: Ed25519PrivateKey | None) -> tuple[str, str, str | None]:
+def make_entry(
+    *, seq: int, at: float, prev: str, action: str, detail: dict, key: Ed25519PrivateKey | None
+) -> tuple[str, str, str | None]:
     """(canonical JSON, hash, signature) of a new entry; ``key`` None only for the bootstrap."""
     who = member_id(key.public_key()) if key else BOOTSTRAP
-    raw = canonical({"seq": seq, "at": at, "member": who, "action": action, "detail": detail,
-                     "prev": prev})
+    raw = canonical({"seq": seq, "at": at, "member": who, "action": action, "detail": detail, "prev": prev})
     h = entry_hash(raw)
     sig = base64.b64encode(key.sign(bytes.fromhex(h))).decode() if key else None
     return raw, h, sig
@@ -107,6 +115,13 @@ class Case:
     def usable(self) -> bool:
         return self.approved_by is not None and self.closed_at is None
 
+    def window(self) -> tuple[float, float]:
+        """(from, to) of the case; a case logged without one (never made by `case open`)
+        allows no read at all."""
+        if self.from_ts is None or self.to_ts is None:
+            raise AuditError(f"case {self.case_id!r} has no time window: nothing can be read for it")
+        return self.from_ts, self.to_ts
+
     @property
     def state(self) -> str:
         return "closed" if self.closed_at else "approved" if self.approved_by else "awaiting approval"
@@ -123,8 +138,7 @@ class State:
         pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
         m = self.members.get(member_id(pub))
         if m is None or m.revoked_at is not None:
-            raise AuditError(f"this key ({member_id(pub)}) is not a registered, active committee "
-                             "member")
+            raise AuditError(f"this key ({member_id(pub)}) is not a registered, active committee member")
         return m
 
     def usable_case(self, case_id: str) -> Case:
@@ -134,8 +148,9 @@ class State:
         if case.closed_at is not None:
             raise AuditError(f"case {case_id!r} is closed")
         if case.approved_by is None:
-            raise AuditError(f"case {case_id!r} is not approved yet: a second member must run "
-                             "`kiosk-central case approve`")
+            raise AuditError(
+                f"case {case_id!r} is not approved yet: a second member must run `kiosk-central case approve`"
+            )
         return case
 
 
@@ -168,8 +183,9 @@ def replay(entries: list[Entry], *, head: str | None = None, head_count: int | N
     state = State()
     for i, e in enumerate(entries, start=1):
         if e.seq != i:
-            raise AuditError(f"entry {i}: sequence {e.seq} where {i} was expected (deleted or "
-                             "reordered entries)")
+            raise AuditError(
+                f"entry {i}: sequence {e.seq} where {i} was expected (deleted or reordered entries)"
+            )
         if entry_hash(e.raw) != e.hash:
             raise AuditError(f"entry {i}: its content does not match its hash (changed)")
         if e.prev != state.head:
@@ -193,6 +209,8 @@ def replay(entries: list[Entry], *, head: str | None = None, head_count: int | N
     if head is not None:
         pinned = [e for e in entries if e.hash == head]
         if not pinned or (head_count is not None and pinned[0].seq != head_count):
-            raise AuditError(f"the published head {head[:16]}... is not in this log (entries "
-                             "below it were changed, removed or truncated)")
+            raise AuditError(
+                f"the published head {head[:16]}... is not in this log (entries "
+                "below it were changed, removed or truncated)"
+            )
     return state

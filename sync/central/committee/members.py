@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -28,8 +28,9 @@ def state_of(storage, *, head: str | None = None, head_count: int | None = None)
     return replay(entries, head=head, head_count=head_count)
 
 
-def _append(storage, *, action: str, detail: dict, key: Ed25519PrivateKey | None, now: float,
-            check=None) -> State:
+def _append(
+    storage, *, action: str, detail: dict, key: Ed25519PrivateKey | None, now: float, check=None
+) -> State:
     """Verify the log, check the signer (and ``check(state)``), append, return the state
     before the entry."""
     state = state_of(storage)
@@ -37,13 +38,15 @@ def _append(storage, *, action: str, detail: dict, key: Ed25519PrivateKey | None
         state.active_member(key)
     if check:
         check(state)
-    storage.audit_append(lambda seq, prev: make_entry(seq=seq, at=now, prev=prev, action=action,
-                                                      detail=detail, key=key))
+    storage.audit_append(
+        lambda seq, prev: make_entry(seq=seq, at=now, prev=prev, action=action, detail=detail, key=key)
+    )
     return state
 
 
-def add_member(storage, *, name: str, public_key: Ed25519PublicKey,
-               key: Ed25519PrivateKey | None, now: float) -> str:
+def add_member(
+    storage, *, name: str, public_key: Ed25519PublicKey, key: Ed25519PrivateKey | None, now: float
+) -> str:
     """The first member is the bootstrap (no signer); every later one is added by a member."""
     if not name.strip():
         raise AuditError("a member needs a name")
@@ -55,14 +58,32 @@ def add_member(storage, *, name: str, public_key: Ed25519PublicKey,
             raise AuditError("the first member is added without --member-key (the bootstrap)")
         if member_id(public_key) in state.members:
             raise AuditError(f"{member_id(public_key)} is already a member")
-    _append(storage, action="member_add", now=now, key=key, check=check, detail={
-        "member_id": member_id(public_key), "name": name.strip(),
-        "public_key": base64.b64encode(raw_public(public_key)).decode()})
+
+    _append(
+        storage,
+        action="member_add",
+        now=now,
+        key=key,
+        check=check,
+        detail={
+            "member_id": member_id(public_key),
+            "name": name.strip(),
+            "public_key": base64.b64encode(raw_public(public_key)).decode(),
+        },
+    )
     return member_id(public_key)
 
 
-def open_case(storage, *, key: Ed25519PrivateKey, case_id: str, reason: str,
-              from_ts: float | None, to_ts: float | None, now: float) -> None:
+def open_case(
+    storage,
+    *,
+    key: Ed25519PrivateKey,
+    case_id: str,
+    reason: str,
+    from_ts: float | None,
+    to_ts: float | None,
+    now: float,
+) -> None:
     if not CASE_ID.match(case_id):
         raise AuditError(f"case id {case_id!r}: 3 to 64 letters, digits, '.', '_' or '-'")
     if len(reason.strip()) < 10:
@@ -73,8 +94,15 @@ def open_case(storage, *, key: Ed25519PrivateKey, case_id: str, reason: str,
     def check(state: State) -> None:
         if case_id in state.cases:
             raise AuditError(f"case {case_id!r} exists already")
-    _append(storage, action="case_open", now=now, key=key, check=check, detail={
-        "case": case_id, "reason": reason.strip(), "from": from_ts, "to": to_ts})
+
+    _append(
+        storage,
+        action="case_open",
+        now=now,
+        key=key,
+        check=check,
+        detail={"case": case_id, "reason": reason.strip(), "from": from_ts, "to": to_ts},
+    )
 
 
 def approve_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -> None:
@@ -86,6 +114,7 @@ def approve_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -
             raise AuditError(f"case {case_id!r} is {case.state} already")
         if case.opened_by == member_id(key.public_key()):
             raise AuditError(f"case {case_id!r} was opened by this member: a second member approves it")
+
     _append(storage, action="case_approve", now=now, key=key, check=check, detail={"case": case_id})
 
 
@@ -94,25 +123,42 @@ def close_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -> 
         case = state.cases.get(case_id)
         if case is None or case.closed_at:
             raise AuditError(f"case {case_id!r}: no such open case")
+
     _append(storage, action="case_close", now=now, key=key, check=check, detail={"case": case_id})
 
 
-def authorise_read(storage, *, key: Ed25519PrivateKey, case_id: str, action: str,
-                   from_ts: float | None, to_ts: float | None, detail: dict, count,
-                   now: float) -> tuple[State, Case, float, float]:
+def authorise_read(
+    storage,
+    *,
+    key: Ed25519PrivateKey,
+    case_id: str,
+    action: str,
+    from_ts: float | None,
+    to_ts: float | None,
+    detail: dict,
+    count,
+    now: float,
+) -> tuple[State, Case, float, float]:
     """Before any record is opened: an active member, an approved, open case, a window inside
     the case's (the case's own when none is asked), and the read logged with how many
     records it opens (``count(start, end)``). Returns (state, case, from, to)."""
     state = state_of(storage)
     state.active_member(key)
     case = state.usable_case(case_id)
-    start = case.from_ts if from_ts is None else from_ts
-    end = case.to_ts if to_ts is None else to_ts
-    if start < case.from_ts or end > case.to_ts or not start < end:
-        raise AuditError(f"case {case_id!r} covers {_iso(case.from_ts)} to {_iso(case.to_ts)}: "
-                         "a read cannot reach outside it")
-    _append(storage, action=action, now=now, key=key, detail={
-        "case": case_id, "from": start, "to": end, **detail, "records": count(start, end)})
+    case_from, case_to = case.window()
+    start = case_from if from_ts is None else from_ts
+    end = case_to if to_ts is None else to_ts
+    if start < case_from or end > case_to or not start < end:
+        raise AuditError(
+            f"case {case_id!r} covers {_iso(case_from)} to {_iso(case_to)}: a read cannot reach outside it"
+        )
+    _append(
+        storage,
+        action=action,
+        now=now,
+        key=key,
+        detail={"case": case_id, "from": start, "to": end, **detail, "records": count(start, end)},
+    )
     return state, case, start, end
 
 
@@ -121,28 +167,52 @@ def case_holds(storage) -> list[tuple[float, float]]:
     case closes (never past the longest retention). A log that does not verify holds nothing
     (retention wins) and says so."""
     import logging
+
     try:
         state = state_of(storage)
     except AuditError as e:
-        logging.getLogger("kiosk-central").error("audit log does not verify (%s): purging "
-                                                 "without case holds", e)
+        logging.getLogger("kiosk-central").error(
+            "audit log does not verify (%s): purging without case holds", e
+        )
         return []
-    return [(c.from_ts, c.to_ts) for c in state.cases.values() if c.usable]
+    return [c.window() for c in state.cases.values() if c.usable]
 
 
-def log_risk_change(storage, *, key: Ed25519PrivateKey, case_id: str, pass_id: bytes, level: int,
-                    expires_at: float, now: float) -> None:
+def change_risk(
+    storage,
+    *,
+    key: Ed25519PrivateKey,
+    case_id: str,
+    pass_ids: list[bytes],
+    level: int,
+    expires_at: float,
+    now: float,
+) -> int:
+    """The one way a risk level changes (`set-risk`, `trace --raise-risk`): the acting member
+    must be active and the case usable; the audit entry is appended first, then the risk list
+    changes. Returns the risk list's version."""
     state = state_of(storage)
     state.active_member(key)
     state.usable_case(case_id)
-    _append(storage, action="risk_change", now=now, key=key, detail={
-        "case": case_id, "pass_ref": pass_ref(pass_id), "level": level, "expires": expires_at})
+    refs = sorted(pass_ref(p) for p in pass_ids)
+    detail: dict = {"case": case_id, "level": level, "expires": expires_at}
+    detail.update({"pass_ref": refs[0]} if len(refs) == 1 else {"pass_refs": refs})
+    _append(storage, action="risk_change", now=now, key=key, detail=detail)
+    version = storage.risk_version()
+    for p in sorted(pass_ids):
+        version = storage.set_risk(p, level, now=now, expires_at=expires_at)
+    return version
 
 
 def log_keys_retired(storage, *, key: Ed25519PrivateKey, periods: list, now: float) -> None:
-    _append(storage, action="keys_retire", now=now, key=key, detail={
-        "periods": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in periods]})
+    _append(
+        storage,
+        action="keys_retire",
+        now=now,
+        key=key,
+        detail={"periods": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in periods]},
+    )
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

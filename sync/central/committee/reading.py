@@ -10,7 +10,7 @@ ended: crypto-shredding) cannot be opened by anyone; it is counted, not shown.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from kiosk.core.keys import load_x25519_private, sealing_kid
@@ -20,14 +20,15 @@ from kiosk.core.seal import open_sealed
 @dataclass(frozen=True)
 class Reading:
     read_id: int
-    records: list[dict]          # opened: when, where, which pass, at what level, what was decided
-    unopenable: int              # sealed to a key not held (or damaged)
+    records: list[dict]  # opened: when, where, which pass, at what level, what was decided
+    unopenable: int  # sealed to a key not held (or damaged)
 
 
 def committee_keys(keys_dir: Path) -> dict:
     """kid -> X25519 private key, for every sealing*.key in the folder and every period key
     not yet retired (periods/sealing-<kid>.key)."""
     from sync.central.keyring import period_private_keys
+
     keys = {}
     for path in sorted(Path(keys_dir).glob("sealing*.key")):
         key = load_x25519_private(path)
@@ -38,9 +39,19 @@ def committee_keys(keys_dir: Path) -> dict:
     return keys
 
 
-def open_records(storage, keys: dict, *, case_id: str, member_key, kiosk_id: str | None = None,
-                 from_ts: float | None = None, to_ts: float | None = None,
-                 pass_id: bytes | None = None, tag_keys: dict | None = None, now: float) -> Reading:
+def open_records(
+    storage,
+    keys: dict,
+    *,
+    case_id: str,
+    member_key,
+    kiosk_id: str | None = None,
+    from_ts: float | None = None,
+    to_ts: float | None = None,
+    pass_id: bytes | None = None,
+    tag_keys: dict | None = None,
+    now: float,
+) -> Reading:
     """Open the records of an approved, open case's window (or a part of it), after logging
     the reading in the audit log (signed) and the reads table. With ``pass_id`` and the tag
     keys, only that pass's records are found (by search tag) and opened, nobody else's."""
@@ -55,15 +66,33 @@ def open_records(storage, keys: dict, *, case_id: str, member_key, kiosk_id: str
             return [r for r in rows if kiosk_id is None or r["kiosk_id"] == kiosk_id]
         return storage.records_between(kiosk_id, a, b)
 
-    filters = {"kiosk": kiosk_id, "pass_ref": pass_ref(pass_id) if pass_id else None,
-               "by_tag": bool(pass_id is not None and tag_keys)}
+    filters = {
+        "kiosk": kiosk_id,
+        "pass_ref": pass_ref(pass_id) if pass_id else None,
+        "by_tag": bool(pass_id is not None and tag_keys),
+    }
     state, case, start, end = authorise_read(
-        storage, key=member_key, case_id=case_id, action="read", from_ts=from_ts, to_ts=to_ts,
-        detail=filters, now=now, count=lambda a, b: len(select(a, b)))
+        storage,
+        key=member_key,
+        case_id=case_id,
+        action="read",
+        from_ts=from_ts,
+        to_ts=to_ts,
+        detail=filters,
+        now=now,
+        count=lambda a, b: len(select(a, b)),
+    )
     rows = select(start, end)
     reader = state.active_member(member_key).name
-    read_id = storage.log_read(reader=reader, case_id=case_id, kiosk_id=kiosk_id, from_ts=start,
-                               to_ts=end, records=len(rows), now=now)
+    read_id = storage.log_read(
+        reader=reader,
+        case_id=case_id,
+        kiosk_id=kiosk_id,
+        from_ts=start,
+        to_ts=end,
+        records=len(rows),
+        now=now,
+    )
     opened, unopenable = [], 0
     for row in rows:
         content = _open(row, keys)
@@ -80,13 +109,20 @@ def _open(row: dict, keys: dict) -> dict | None:
     key = keys.get(row["seal_kid"])
     try:
         return open_sealed(row["sealed"], key, record_id=row["record_id"]) if key else None
-    except Exception:        # a damaged blob: InvalidTag and friends
+    except Exception:  # a damaged blob: InvalidTag and friends
         return None
 
 
 def _shown(row: dict, content: dict) -> dict:
-    return {"record_id": row["record_id"], "kiosk_id": row["kiosk_id"], "seq": row["seq"],
-            "captured_at": datetime.fromtimestamp(row["captured_at"], timezone.utc).isoformat(),
-            "clock_synced": bool(row["clock_synced"]), "venue": content["venue"],
-            "pass_id": content["pass_id"].hex(), "risk_level": content["risk_level"],
-            "decision": content["decision"], "reason": content["reason"]}
+    return {
+        "record_id": row["record_id"],
+        "kiosk_id": row["kiosk_id"],
+        "seq": row["seq"],
+        "captured_at": datetime.fromtimestamp(row["captured_at"], UTC).isoformat(),
+        "clock_synced": bool(row["clock_synced"]),
+        "venue": content["venue"],
+        "pass_id": content["pass_id"].hex(),
+        "risk_level": content["risk_level"],
+        "decision": content["decision"],
+        "reason": content["reason"],
+    }

@@ -18,14 +18,12 @@ counted and reported, never opened wholesale.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kiosk.core.passes import pass_ref
 from kiosk.core.sealkeys import search_tag
-from sync.central.committee import members as committee
-from sync.central.committee.audit import make_entry
-
 from kiosk.core.timing import DAY  # noqa: E402
+from sync.central.committee import members as committee
 
 
 @dataclass
@@ -34,7 +32,7 @@ class Visit:
     venue: str
     at: float
     record_id: str
-    exposed: dict[str, list[float]] = field(default_factory=dict)   # pass id hex -> times
+    exposed: dict[str, list[float]] = field(default_factory=dict)  # pass id hex -> times
 
 
 @dataclass
@@ -45,7 +43,7 @@ class TraceResult:
     visits: list[Visit]
     decrypted: int
     untagged: int
-    flagged: list[str]                   # one line per record whose venue does not match
+    flagged: list[str]  # one line per record whose venue does not match
     raised: int = 0
 
     @property
@@ -53,47 +51,82 @@ class TraceResult:
         return {p for v in self.visits for p in v.exposed}
 
     def to_json(self) -> dict:
-        return {"case": self.case_id, "from": _iso(self.from_ts), "to": _iso(self.to_ts),
-                "records_opened": self.decrypted, "untagged_in_window": self.untagged,
-                "flagged": self.flagged, "raised": self.raised,
-                "visits": [{"kiosk_id": v.kiosk_id, "venue": v.venue, "at": _iso(v.at),
-                            "exposed": [{"pass_id": p, "times": [_iso(t) for t in ts],
-                                         "count": len(ts)} for p, ts in sorted(v.exposed.items())]}
-                           for v in self.visits]}
+        return {
+            "case": self.case_id,
+            "from": _iso(self.from_ts),
+            "to": _iso(self.to_ts),
+            "records_opened": self.decrypted,
+            "untagged_in_window": self.untagged,
+            "flagged": self.flagged,
+            "raised": self.raised,
+            "visits": [
+                {
+                    "kiosk_id": v.kiosk_id,
+                    "venue": v.venue,
+                    "at": _iso(v.at),
+                    "exposed": [
+                        {"pass_id": p, "times": [_iso(t) for t in ts], "count": len(ts)}
+                        for p, ts in sorted(v.exposed.items())
+                    ],
+                }
+                for v in self.visits
+            ],
+        }
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def trace(storage, sealing_keys: dict, tag_keys: dict, *, member_key, case_id: str,
-          pass_id: bytes, from_ts: float | None = None, to_ts: float | None = None,
-          overlap_s: float = 1800, raise_level: int | None = None, risk_days: float = 14,
-          now: float) -> TraceResult:
+def trace(
+    storage,
+    sealing_keys: dict,
+    tag_keys: dict,
+    *,
+    member_key,
+    case_id: str,
+    pass_id: bytes,
+    from_ts: float | None = None,
+    to_ts: float | None = None,
+    overlap_s: float = 1800,
+    raise_level: int | None = None,
+    risk_days: float = 14,
+    now: float,
+) -> TraceResult:
     """``sealing_keys``: kid -> committee private key; ``tag_keys``: valid_from ->
     (valid_to, key), as sync.central.keyring.tag_keys gives them."""
     from sync.central.committee.reading import _open
 
     state = committee.state_of(storage)
     state.active_member(member_key)
-    case = state.usable_case(case_id)
-    start = case.from_ts if from_ts is None else from_ts
-    end = case.to_ts if to_ts is None else to_ts
+    case_from, case_to = state.usable_case(case_id).window()
+    start = case_from if from_ts is None else from_ts
+    end = case_to if to_ts is None else to_ts
     # Plan before opening anything: the pass's own check-ins by tag, then the records
     # around each at the same kiosk, inside the window.
     tags = [search_tag(key, pass_id) for s, (e, key) in tag_keys.items() if s < end and e > start]
     own = storage.records_by_tags(tags, start, end)
     around: dict[str, dict] = {}
     for row in own:
-        for r in storage.records_between(row["kiosk_id"], max(start, row["captured_at"] - overlap_s),
-                                         min(end, row["captured_at"] + overlap_s + 1e-6)):
+        for r in storage.records_between(
+            row["kiosk_id"],
+            max(start, row["captured_at"] - overlap_s),
+            min(end, row["captured_at"] + overlap_s + 1e-6),
+        ):
             around[r["record_id"]] = r
     for row in own:
         around.setdefault(row["record_id"], row)
     committee.authorise_read(
-        storage, key=member_key, case_id=case_id, action="trace", from_ts=start, to_ts=end,
+        storage,
+        key=member_key,
+        case_id=case_id,
+        action="trace",
+        from_ts=start,
+        to_ts=end,
         detail={"pass_ref": pass_ref(pass_id), "overlap_s": overlap_s, "raise_level": raise_level},
-        count=lambda a, b: len(around), now=now)
+        count=lambda a, b: len(around),
+        now=now,
+    )
 
     opened = {rid: _open(r, sealing_keys) for rid, r in around.items()}
     venues = {k.kiosk_id: k.venue for k in storage.kiosks()}
@@ -102,31 +135,47 @@ def trace(storage, sealing_keys: dict, tag_keys: dict, *, member_key, case_id: s
     for row in own:
         content = opened.get(row["record_id"])
         if content is None or content["pass_id"] != pass_id:
-            continue                                     # not this pass (or its key is gone)
+            continue  # not this pass (or its key is gone)
         registered = venues.get(row["kiosk_id"], "?")
         visits.append(Visit(row["kiosk_id"], registered, row["captured_at"], row["record_id"]))
     for rid, content in opened.items():
         r = around[rid]
         registered = venues.get(r["kiosk_id"], "?")
         if content is not None and content["venue"] != registered:
-            flagged.append(f"record {rid} at kiosk {r['kiosk_id']}: sealed venue "
-                           f"{content['venue']!r}, registered venue {registered!r}")
+            flagged.append(
+                f"record {rid} at kiosk {r['kiosk_id']}: sealed venue "
+                f"{content['venue']!r}, registered venue {registered!r}"
+            )
     for v in visits:
         for rid, content in opened.items():
             r = around[rid]
-            if (content is None or content["pass_id"] == pass_id or r["kiosk_id"] != v.kiosk_id
-                    or abs(r["captured_at"] - v.at) > overlap_s):
+            if (
+                content is None
+                or content["pass_id"] == pass_id
+                or r["kiosk_id"] != v.kiosk_id
+                or abs(r["captured_at"] - v.at) > overlap_s
+            ):
                 continue
             v.exposed.setdefault(content["pass_id"].hex(), []).append(r["captured_at"])
-    result = TraceResult(case_id, start, end, visits, decrypted=len(opened),
-                         untagged=storage.untagged_between(start, end), flagged=flagged)
+    result = TraceResult(
+        case_id,
+        start,
+        end,
+        visits,
+        decrypted=len(opened),
+        untagged=storage.untagged_between(start, end),
+        flagged=flagged,
+    )
     if raise_level is not None and result.exposed_passes:
         expires = now + risk_days * DAY
-        refs = sorted(pass_ref(bytes.fromhex(p)) for p in result.exposed_passes)
-        storage.audit_append(lambda seq, prev: make_entry(
-            seq=seq, at=now, prev=prev, action="risk_change", key=member_key,
-            detail={"case": case_id, "pass_refs": refs, "level": raise_level, "expires": expires}))
-        for p in sorted(result.exposed_passes):
-            storage.set_risk(bytes.fromhex(p), raise_level, now=now, expires_at=expires)
+        committee.change_risk(
+            storage,
+            key=member_key,
+            case_id=case_id,
+            pass_ids=[bytes.fromhex(p) for p in result.exposed_passes],
+            level=raise_level,
+            expires_at=expires,
+            now=now,
+        )
         result.raised = len(result.exposed_passes)
     return result

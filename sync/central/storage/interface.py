@@ -5,14 +5,14 @@ provide all of them. Records stay sealed: the server never holds the committee's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from kiosk.core.timing import DAY
 
-TOMBSTONE_DAYS = 30       # how long a removal is kept for kiosks to catch up by delta
+TOMBSTONE_DAYS = 30  # how long a removal is kept for kiosks to catch up by delta
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,15 @@ class ServerRetention:
 
     def capture_problem(self, captured_at: float, *, now: float) -> str | None:
         if captured_at > now + self.future_skew_s:
-            return (f"capture time {captured_at:.0f} is more than {self.future_skew_s} s ahead of "
-                    "the server's clock (the kiosk's clock is wrong)")
+            return (
+                f"capture time {captured_at:.0f} is more than {self.future_skew_s} s ahead of "
+                "the server's clock (the kiosk's clock is wrong)"
+            )
         if captured_at <= now - self.significant_days * DAY:
-            return f"capture time {captured_at:.0f} is older than the longest retention " \
-                   f"({self.significant_days} days): it must already be deleted"
+            return (
+                f"capture time {captured_at:.0f} is older than the longest retention "
+                f"({self.significant_days} days): it must already be deleted"
+            )
         return None
 
 
@@ -50,8 +54,10 @@ class PurgeResult:
         return self.normal + self.significant
 
     def summary(self) -> str:
-        return (f"purged {self.records} records ({self.normal} normal, {self.significant} "
-                f"significant), {self.batches} batches, {self.risk_entries} expired risk entries")
+        return (
+            f"purged {self.records} records ({self.normal} normal, {self.significant} "
+            f"significant), {self.batches} batches, {self.risk_entries} expired risk entries"
+        )
 
 
 @dataclass(frozen=True)
@@ -82,32 +88,48 @@ class IngestResult:
 class Storage(Protocol):
     retention: ServerRetention
 
-    def register_kiosk(self, *, venue: str, public_key: bytes, now: float,
-                       tag_public: bytes | None = None) -> str: ...
+    def register_kiosk(
+        self, *, venue: str, public_key: bytes, now: float, tag_public: bytes | None = None
+    ) -> str: ...
     def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int: ...
     def kiosk_contacts(self) -> list[tuple[str, float, float | None]]: ...
     def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]: ...
-    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]: ...
+    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict[str, Any]]: ...
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool: ...
     def kiosk(self, kiosk_id: str) -> KioskInfo | None: ...
     def kiosks(self) -> list[KioskInfo]: ...
-    def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult: ...
-    def set_risk(self, pass_id: bytes, level: int, *, now: float,
-                 expires_at: float | None = None) -> int: ...
+    def ingest(
+        self, kiosk_id: str, batch_id: str, records: list[dict[str, Any]], *, now: float
+    ) -> IngestResult: ...
+    def set_risk(self, pass_id: bytes, level: int, *, now: float, expires_at: float | None = None) -> int: ...
     def risk_version(self) -> int: ...
     def risk_delta(self, since: int) -> tuple[int, dict[str, int]] | None: ...
     def risk_list(self) -> tuple[int, dict[str, int]]: ...
     def record_ids(self, kiosk_id: str | None = None) -> list[str]: ...
     def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]: ...
     def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]: ...
-    def records_between(self, kiosk_id: str | None, from_ts: float | None,
-                        to_ts: float | None) -> list[dict]: ...
-    def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
-                 to_ts: float | None, records: int, now: float) -> int: ...
-    def reads(self) -> list[dict]: ...
+    def records_between(
+        self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None
+    ) -> list[dict[str, Any]]: ...
+    def log_read(
+        self,
+        *,
+        reader: str,
+        case_id: str,
+        kiosk_id: str | None,
+        from_ts: float | None,
+        to_ts: float | None,
+        records: int,
+        now: float,
+    ) -> int: ...
+    def reads(self) -> list[dict[str, Any]]: ...
     def audit_entries(self) -> list[tuple[str, str, str | None]]: ...
-    def audit_append(self, build) -> tuple[str, str, str | None]: ...
-    def purge(self, *, now: float, holds: list[tuple[float, float]] = ()) -> PurgeResult: ...
+    def audit_append(self, build: Callable[[int, str | None], Any]) -> tuple[str, str, str | None]: ...
+    def purge(self, *, now: float, holds: Sequence[tuple[float, float]] = ()) -> PurgeResult: ...
+    def sequence_summary(self) -> list[SequenceSummary]: ...
+    def sequence_gaps(self, kiosk_id: str | None = None) -> list[tuple[str, int, int, int]]: ...
+    def untagged_between(self, from_ts: float, to_ts: float) -> int: ...
+    def ensure_partitions(self, *, now: float) -> int: ...
     def close(self) -> None: ...
 
 
@@ -115,8 +137,8 @@ class Storage(Protocol):
 class SequenceSummary:
     kiosk_id: str
     epoch: int
-    received: int              # records received (purged ones included; duplicates not)
-    distinct_seq: int          # distinct sequence numbers among them
+    received: int  # records received (purged ones included; duplicates not)
+    distinct_seq: int  # distinct sequence numbers among them
     low: int
     high: int
 
@@ -131,15 +153,18 @@ class SequenceSummary:
         return self.received - self.distinct_seq
 
 
-def open_storage(*, data: str | Path | None = None, database: str | None = None,
-                 retention: ServerRetention | None = None) -> Storage:
+def open_storage(
+    *, data: str | Path | None = None, database: str | None = None, retention: ServerRetention | None = None
+) -> Storage:
     """The one way every command and the server open the authority's storage: PostgreSQL at
     ``database`` (a URL), else SQLite in the folder ``data``."""
     retention = retention or ServerRetention()
     if database:
         from sync.central.storage.pg_backend import PgStorage
+
         return PgStorage(database, retention=retention)
     if data is None:
         raise ValueError("no storage given: --data DIR or --database URL")
     from sync.central.storage.sqlite_backend import SqliteStorage
+
     return SqliteStorage.in_folder(Path(data), retention=retention)

@@ -1,6 +1,6 @@
 """The central server's storage on PostgreSQL (psycopg 3, a connection pool), behind the
-same interface as :class:`sync.central.storage.sqlite_backend.SqliteStorage`: a national deployment runs here, a
-pilot on SQLite. No global lock: each call takes a pooled connection, and what must be
+interface of :mod:`sync.central.storage.interface`: a national deployment runs here, a pilot
+on SQLite. No global lock: each call takes a pooled connection, and what must be
 atomic is one transaction (a batch's ingest is one INSERT ... ON CONFLICT DO NOTHING
 RETURNING; the audit log's end is taken under an advisory lock).
 
@@ -14,16 +14,32 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from kiosk.core.passes import pass_ref
 from kiosk.core.recordids import placed
 from kiosk.core.timing import DAY, RECORD_ID_SKEW_S
-from kiosk.core.timing import DAY
-from sync.central.storage.interface import IngestResult, KioskInfo, PurgeResult, RecordIdConflict, ServerRetention, TOMBSTONE_DAYS
+from sync.central.storage.interface import (
+    TOMBSTONE_DAYS,
+    IngestResult,
+    KioskInfo,
+    PurgeResult,
+    RecordIdConflict,
+    ServerRetention,
+)
 from sync.central.storage.sqlqueries import SEQUENCE_SUMMARY_SQL, SqlQueries
 
-MIGRATION_LOCK = 0x6B696F736B        # pg_advisory_xact_lock keys ("kiosk")
-AUDIT_LOCK = 0x6175646974             # ("audit")
+
+def _scalar(cursor: Any) -> Any:
+    """The first column of the one row a statement answers (an aggregate, a meta value)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the database answered no row where one is always expected")
+    return row[0]
+
+
+MIGRATION_LOCK = 0x6B696F736B  # pg_advisory_xact_lock keys ("kiosk")
+AUDIT_LOCK = 0x6175646974  # ("audit")
 
 MIGRATIONS = [
     """
@@ -113,14 +129,15 @@ MIGRATIONS = [
 ]
 
 RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
-_SELECT_RECORDS = ("SELECT record_id::text, kiosk_id, seq, captured_at, clock_synced, seal_kid, "
-                   "sealed FROM records")
+_SELECT_RECORDS = (
+    "SELECT record_id::text, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed FROM records"
+)
 
 
 def migrate(conn, migrations: Sequence[str] = MIGRATIONS) -> int:
     """Bring the schema up to date (the owner's job); a role that may only read the version
     (ingest, purge, committee) finds it current and writes nothing."""
-    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is not None:
+    if _scalar(conn.execute("SELECT to_regclass('schema_version')")) is not None:
         (current,) = conn.execute("SELECT version FROM schema_version").fetchone()
         if current == len(migrations):
             return current
@@ -132,8 +149,10 @@ def migrate(conn, migrations: Sequence[str] = MIGRATIONS) -> int:
         if row is None:
             conn.execute("INSERT INTO schema_version (version) VALUES (0)")
         if current > len(migrations):
-            raise RuntimeError(f"database schema version {current} is newer than this program "
-                               f"({len(migrations)}): refusing to run on it")
+            raise RuntimeError(
+                f"database schema version {current} is newer than this program "
+                f"({len(migrations)}): refusing to run on it"
+            )
         for number, sql in enumerate(migrations[current:], start=current + 1):
             conn.execute(sql)
             conn.execute("UPDATE schema_version SET version = %s", [number])
@@ -143,23 +162,31 @@ def migrate(conn, migrations: Sequence[str] = MIGRATIONS) -> int:
 class PgStorage(SqlQueries):
     P = "%s"
 
-    def __init__(self, url: str, *, retention: ServerRetention = ServerRetention(),
-                 min_size: int = 1, max_size: int = 8):
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention: ServerRetention = ServerRetention(),
+        min_size: int = 1,
+        max_size: int = 8,
+    ):
         import psycopg
         from psycopg_pool import ConnectionPool
 
         self.retention = retention
         self.url = url
-        try:                # one plain connection first: a wrong URL fails fast, in one line
+        try:  # one plain connection first: a wrong URL fails fast, in one line
             with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
                 migrate(conn)
         except psycopg.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"cannot use the PostgreSQL database ({_safe(url)}): {first}") from None
-        self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=True,
-                                   kwargs={"autocommit": True}, timeout=30)
-        try:                                 # the owner makes the day partitions; roles may not
+        self.pool = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=True, kwargs={"autocommit": True}, timeout=30
+        )
+        try:  # the owner makes the day partitions; roles may not
             import time
+
             self.ensure_partitions(now=time.time())
         except psycopg.errors.InsufficientPrivilege:
             pass
@@ -172,41 +199,58 @@ class PgStorage(SqlQueries):
             return conn.execute(sql, params).fetchall()
 
     # -- kiosks ------------------------------------------------------------------------------
-    def register_kiosk(self, *, venue: str, public_key: bytes, now: float,
-                       tag_public: bytes | None = None) -> str:
+    def register_kiosk(
+        self, *, venue: str, public_key: bytes, now: float, tag_public: bytes | None = None
+    ) -> str:
         kiosk_id = "k-" + secrets.token_hex(8)
         with self.pool.connection() as conn, conn.transaction():
-            held = conn.execute("SELECT kiosk_id FROM kiosks WHERE public_key = %s AND "
-                                "revoked_at IS NULL FOR UPDATE", [public_key]).fetchone()
+            held = conn.execute(
+                "SELECT kiosk_id FROM kiosks WHERE public_key = %s AND revoked_at IS NULL FOR UPDATE",
+                [public_key],
+            ).fetchone()
             if held:
-                raise ValueError(f"this public key is already registered to active kiosk {held[0]} "
-                                 f"(revoke it first: register-kiosk --revoke {held[0]})")
-            conn.execute("INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at, tag_public) "
-                         "VALUES (%s, %s, %s, %s, %s)", [kiosk_id, venue, public_key, now, tag_public])
+                raise ValueError(
+                    f"this public key is already registered to active kiosk {held[0]} "
+                    f"(revoke it first: register-kiosk --revoke {held[0]})"
+                )
+            conn.execute(
+                "INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at, tag_public) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [kiosk_id, venue, public_key, now, tag_public],
+            )
         return kiosk_id
 
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
         with self.pool.connection() as conn:
-            cur = conn.execute("UPDATE kiosks SET revoked_at = %s WHERE kiosk_id = %s AND "
-                               "revoked_at IS NULL", [now, kiosk_id])
+            cur = conn.execute(
+                "UPDATE kiosks SET revoked_at = %s WHERE kiosk_id = %s AND revoked_at IS NULL",
+                [now, kiosk_id],
+            )
             return cur.rowcount == 1
 
     def kiosk(self, kiosk_id: str) -> KioskInfo | None:
-        rows = self._q("SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public "
-                       "FROM kiosks WHERE kiosk_id = %s", [kiosk_id])
+        rows = self._q(
+            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public "
+            "FROM kiosks WHERE kiosk_id = %s",
+            [kiosk_id],
+        )
         return KioskInfo(*_bytes_row(rows[0])) if rows else None
 
     def kiosks(self) -> list[KioskInfo]:
-        return [KioskInfo(*_bytes_row(r)) for r in self._q(
-            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
-            "ORDER BY registered_at, kiosk_id")]
+        return [
+            KioskInfo(*_bytes_row(r))
+            for r in self._q(
+                "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
+                "ORDER BY registered_at, kiosk_id"
+            )
+        ]
 
     # -- records ----------------------------------------------------------------------------
     def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult:
         """Idempotent per (kiosk, record id), in one transaction: another kiosk's record id is
         refused (RecordIdConflict), a known one of this kiosk is a duplicate."""
         ids = list(dict.fromkeys(r["record_id"] for r in records))
-        first = {}
+        first: dict[str, dict[str, Any]] = {}
         for r in records:
             first.setdefault(r["record_id"], r)
         rows = list(first.values())
@@ -221,25 +265,42 @@ class PgStorage(SqlQueries):
             if timed:
                 low = min(float(r["captured_at"]) for r in timed) - RECORD_ID_SKEW_S
                 high = max(float(r["captured_at"]) for r in timed) + RECORD_ID_SKEW_S
-                held += conn.execute("SELECT record_id::text, kiosk_id FROM records WHERE "
-                                     "record_id = ANY(%s::uuid[]) AND captured_at >= %s AND "
-                                     "captured_at <= %s", [sorted(timed_ids), low, high]).fetchall()
+                held += conn.execute(
+                    "SELECT record_id::text, kiosk_id FROM records WHERE "
+                    "record_id = ANY(%s::uuid[]) AND captured_at >= %s AND "
+                    "captured_at <= %s",
+                    [sorted(timed_ids), low, high],
+                ).fetchall()
             if others:
-                held += conn.execute("SELECT record_id::text, kiosk_id FROM records WHERE "
-                                     "record_id = ANY(%s::uuid[])", [others]).fetchall()
+                held += conn.execute(
+                    "SELECT record_id::text, kiosk_id FROM records WHERE record_id = ANY(%s::uuid[])",
+                    [others],
+                ).fetchall()
             foreign = sorted({rid for rid, owner in held if owner != kiosk_id})
             if foreign:
                 raise RecordIdConflict(foreign)
-            known = {rid for rid, _ in held}    # (the key includes the partition columns)
+            known = {rid for rid, _ in held}  # (the key includes the partition columns)
             rows = [r for r in rows if r["record_id"] not in known]
             # The aggregate `status` reads; locked, so one kiosk's batches count one at a time.
-            held = dict(conn.execute("SELECT epoch, high FROM sequence_summary WHERE kiosk_id = %s "
-                                     "FOR UPDATE", [kiosk_id]).fetchall())
-            probe = self._to_probe(rows, held)
-            reused = {tuple(x) for x in conn.execute(
-                "SELECT DISTINCT r.epoch, r.seq FROM records r JOIN unnest(%s::bigint[], %s::bigint[]) "
-                "AS u(epoch, seq) ON r.epoch = u.epoch AND r.seq = u.seq WHERE r.kiosk_id = %s",
-                [[e for e, _ in probe], [q for _, q in probe], kiosk_id]).fetchall()} if probe else set()
+            highs: dict[int, int] = dict(
+                conn.execute(
+                    "SELECT epoch, high FROM sequence_summary WHERE kiosk_id = %s FOR UPDATE", [kiosk_id]
+                ).fetchall()
+            )
+            probe = self._to_probe(rows, highs)
+            reused = (
+                {
+                    tuple(x)
+                    for x in conn.execute(
+                        "SELECT DISTINCT r.epoch, r.seq FROM records r "
+                        "JOIN unnest(%s::bigint[], %s::bigint[]) "
+                        "AS u(epoch, seq) ON r.epoch = u.epoch AND r.seq = u.seq WHERE r.kiosk_id = %s",
+                        [[e for e, _ in probe], [q for _, q in probe], kiosk_id],
+                    ).fetchall()
+                }
+                if probe
+                else set()
+            )
             days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
             inserted = conn.execute(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
@@ -250,62 +311,96 @@ class PgStorage(SqlQueries):
                 "%s::bytea[], %s::bool[], %s::text[]) "
                 "AS u(rid, seq, epoch, cap, cs, ret, days, kid, sealed, fb, tag) "
                 "ON CONFLICT DO NOTHING RETURNING record_id::text, seq, epoch",
-                [kiosk_id, batch_id, now, [r["record_id"] for r in rows], [int(r["seq"]) for r in rows],
-                 [int(r.get("epoch", 0)) for r in rows], [float(r["captured_at"]) for r in rows],
-                 [bool(r["clock_synced"]) for r in rows], [r["retention"] for r in rows],
-                 [days[r["retention"]] for r in rows], [r["seal_kid"] for r in rows],
-                 [r["sealed"] for r in rows], [bool(r.get("seal_fallback", False)) for r in rows],
-                 [r.get("tag") for r in rows]]).fetchall()
+                [
+                    kiosk_id,
+                    batch_id,
+                    now,
+                    [r["record_id"] for r in rows],
+                    [int(r["seq"]) for r in rows],
+                    [int(r.get("epoch", 0)) for r in rows],
+                    [float(r["captured_at"]) for r in rows],
+                    [bool(r["clock_synced"]) for r in rows],
+                    [r["retention"] for r in rows],
+                    [days[r["retention"]] for r in rows],
+                    [r["seal_kid"] for r in rows],
+                    [r["sealed"] for r in rows],
+                    [bool(r.get("seal_fallback", False)) for r in rows],
+                    [r.get("tag") for r in rows],
+                ],
+            ).fetchall()
             accepted = [r[0] for r in inserted]
 
             def execute(sql, params):
                 cur = conn.execute(sql, params)
                 return cur.fetchall() if cur.description else []
-            self._keep_sequences(execute, kiosk_id, [{"seq": q, "epoch": e} for _, q, e in inserted],
-                                 held, reused)
-            conn.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
-                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
-                         [batch_id, kiosk_id, now, len(accepted),
-                          max((r["captured_at"] for r in rows), default=None)])
+
+            self._keep_sequences(
+                execute, kiosk_id, [{"seq": q, "epoch": e} for _, q, e in inserted], highs, reused
+            )
+            conn.execute(
+                "INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
+                [batch_id, kiosk_id, now, len(accepted), max((r["captured_at"] for r in rows), default=None)],
+            )
         acc = set(accepted)
         order = {rid: i for i, rid in enumerate(ids)}
-        return IngestResult(accepted=sorted(acc, key=order.get),
-                            duplicates=[i for i in ids if i not in acc])
+        return IngestResult(
+            accepted=sorted(acc, key=lambda rid: order[rid]), duplicates=[i for i in ids if i not in acc]
+        )
 
     def record_ids(self, kiosk_id: str | None = None) -> list[str]:
         if kiosk_id:
-            return [r[0] for r in self._q("SELECT record_id::text FROM records WHERE kiosk_id = %s "
-                                          "ORDER BY epoch, seq", [kiosk_id])]
+            return [
+                r[0]
+                for r in self._q(
+                    "SELECT record_id::text FROM records WHERE kiosk_id = %s ORDER BY epoch, seq", [kiosk_id]
+                )
+            ]
         return [r[0] for r in self._q("SELECT record_id::text FROM records ORDER BY kiosk_id, epoch, seq")]
 
-    def purge(self, *, now: float, chunk: int = 5000,
-              holds: list[tuple[float, float]] = ()) -> PurgeResult:
+    def purge(
+        self, *, now: float, chunk: int = 5000, holds: Sequence[tuple[float, float]] = ()
+    ) -> PurgeResult:
         keep, params = self._hold_clause(now, holds)
         classes: Counter = Counter(self._drop_due_days(now, holds))
-        while True:                          # what is left: held days, the default partitions
+        while True:  # what is left: held days, the default partitions
             with self.pool.connection() as conn:
                 gone = conn.execute(
                     "DELETE FROM records WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM "
                     f"records WHERE delete_after <= %s{keep} LIMIT %s) RETURNING retention",
-                    [now, *params, chunk]).fetchall()
+                    [now, *params, chunk],
+                ).fetchall()
             classes.update(r[0] for r in gone)
             if len(gone) < chunk:
                 break
         with self.pool.connection() as conn, conn.transaction():
-            batches = conn.execute("DELETE FROM batches WHERE received_at <= %s",
-                                   [now - self.retention.significant_days * DAY]).rowcount
-            risk = conn.execute("SELECT count(*) FROM risk WHERE expires_at <= %s AND level > 0",
-                                [now]).fetchone()[0]
-            if risk:          # off the list: tombstones kiosks receive in their next delta
-                v = conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE "
-                                 "key = 'risk_version' RETURNING value").fetchone()[0]
-                conn.execute("UPDATE risk SET level = 0, expires_at = NULL, updated_at = %s, "
-                             "changed = %s WHERE expires_at <= %s AND level > 0", [now, int(v), now])
-            gone = conn.execute("DELETE FROM risk WHERE level = 0 AND updated_at <= %s RETURNING changed",
-                                [now - TOMBSTONE_DAYS * DAY]).fetchall()
+            batches = conn.execute(
+                "DELETE FROM batches WHERE received_at <= %s", [now - self.retention.significant_days * DAY]
+            ).rowcount
+            risk = _scalar(
+                conn.execute("SELECT count(*) FROM risk WHERE expires_at <= %s AND level > 0", [now])
+            )
+            if risk:  # off the list: tombstones kiosks receive in their next delta
+                v = _scalar(
+                    conn.execute(
+                        "UPDATE meta SET value = (value::bigint + 1)::text WHERE "
+                        "key = 'risk_version' RETURNING value"
+                    )
+                )
+                conn.execute(
+                    "UPDATE risk SET level = 0, expires_at = NULL, updated_at = %s, "
+                    "changed = %s WHERE expires_at <= %s AND level > 0",
+                    [now, int(v), now],
+                )
+            gone = conn.execute(
+                "DELETE FROM risk WHERE level = 0 AND updated_at <= %s RETURNING changed",
+                [now - TOMBSTONE_DAYS * DAY],
+            ).fetchall()
             if gone:
-                conn.execute("UPDATE meta SET value = GREATEST(value::bigint, %s)::text WHERE "
-                             "key = 'delta_floor'", [max(g[0] for g in gone)])
+                conn.execute(
+                    "UPDATE meta SET value = GREATEST(value::bigint, %s)::text WHERE key = 'delta_floor'",
+                    [max(g[0] for g in gone)],
+                )
             conn.execute("DELETE FROM tag_keys WHERE valid_to <= %s", [now])
         return PurgeResult(classes["normal"], classes["significant"], batches, risk)
 
@@ -316,10 +411,14 @@ class PgStorage(SqlQueries):
         start = int(now // DAY) - self.retention.significant_days - 1
         made = 0
         with self.pool.connection() as conn:
-            have = {r[0] for r in conn.execute(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN "
-                "('records_normal', 'records_significant')")}
+            have = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN "
+                    "('records_normal', 'records_significant')"
+                )
+            }
             for klass in ("normal", "significant"):
                 for day in range(start, int(now // DAY) + ahead_days + 1):
                     name = _day_partition(klass, day)
@@ -327,12 +426,14 @@ class PgStorage(SqlQueries):
                         continue
                     try:
                         with conn.transaction():
-                            conn.execute(f"CREATE TABLE {name} PARTITION OF records_{klass} "
-                                         f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})")
+                            conn.execute(
+                                f"CREATE TABLE {name} PARTITION OF records_{klass} "
+                                f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})"
+                            )
                         made += 1
-                    except Exception as e:   # rows for that day sit in the default partition,
+                    except Exception as e:  # rows for that day sit in the default partition,
                         if "would be violated" not in str(e) and "already exists" not in str(e):
-                            raise            # or another worker made it first: fine either way
+                            raise  # or another worker made it first: fine either way
         return made
 
     def _drop_due_days(self, now: float, holds) -> dict[str, int]:
@@ -344,13 +445,15 @@ class PgStorage(SqlQueries):
             # A day detached by an earlier purge that stopped before dropping it: drop it now
             # (it holds only records past retention, outside the partitioned table).
             for (orphan,) in conn.execute(
-                    "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition AND "
-                    "relname ~ '^records_(normal|significant)_[0-9]+$'").fetchall():
+                "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition AND "
+                "relname ~ '^records_(normal|significant)_[0-9]+$'"
+            ).fetchall():
                 conn.execute(f"DROP TABLE IF EXISTS {orphan}")
             parts = conn.execute(
                 "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN "
-                "('records_normal', 'records_significant') AND c.relname NOT LIKE '%%default'").fetchall()
+                "('records_normal', 'records_significant') AND c.relname NOT LIKE '%%default'"
+            ).fetchall()
             for name, parent in parts:
                 klass = parent.removeprefix("records_")
                 day = int(name.rsplit("_", 1)[1])
@@ -358,13 +461,17 @@ class PgStorage(SqlQueries):
                 if end + days[klass] * DAY > now:
                     continue
                 if any(a < end and b > start for a, b in holds) and end + 90 * DAY > now:
-                    continue                 # an open case holds this day: rows go one by one
-                n = conn.execute("SELECT count(*) FROM records WHERE retention = %s AND "
-                                 "captured_at >= %s AND captured_at < %s",
-                                 [klass, start, end]).fetchone()[0]
+                    continue  # an open case holds this day: rows go one by one
+                n = _scalar(
+                    conn.execute(
+                        "SELECT count(*) FROM records WHERE retention = %s AND "
+                        "captured_at >= %s AND captured_at < %s",
+                        [klass, start, end],
+                    )
+                )
                 try:
                     dropped = self._drop_partition(conn, name, parent)
-                except Exception as e:       # not the owner (the purge role): delete rows instead
+                except Exception as e:  # not the owner (the purge role): delete rows instead
                     if "must be owner" not in str(e) and "permission denied" not in str(e):
                         raise
                     break
@@ -381,6 +488,7 @@ class PgStorage(SqlQueries):
         partition). The detached table is then dropped on its own, so unlinking its files
         holds no lock uploads need. False if it never got in: the next purge tries again."""
         import psycopg
+
         for _ in range(tries):
             try:
                 with conn.transaction():
@@ -394,51 +502,81 @@ class PgStorage(SqlQueries):
         conn.execute(f"DROP TABLE {name}")
         return True
 
-    def records_between(self, kiosk_id: str | None, from_ts: float | None,
-                        to_ts: float | None) -> list[dict]:
+    def records_between(self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None) -> list[dict]:
         sql, params = _SELECT_RECORDS + " WHERE true", []
-        for cond, value in (("kiosk_id = %s", kiosk_id), ("captured_at >= %s", from_ts),
-                            ("captured_at < %s", to_ts)):
+        for cond, value in (
+            ("kiosk_id = %s", kiosk_id),
+            ("captured_at >= %s", from_ts),
+            ("captured_at < %s", to_ts),
+        ):
             if value is not None:
                 sql += f" AND {cond}"
                 params.append(value)
         return [_record(r) for r in self._q(sql + " ORDER BY captured_at", params)]
 
-    def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
-                 to_ts: float | None, records: int, now: float) -> int:
-        return self._q("INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records) "
-                       "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING read_id",
-                       [now, reader, case_id, kiosk_id, from_ts, to_ts, records])[0][0]
+    def log_read(
+        self,
+        *,
+        reader: str,
+        case_id: str,
+        kiosk_id: str | None,
+        from_ts: float | None,
+        to_ts: float | None,
+        records: int,
+        now: float,
+    ) -> int:
+        return self._q(
+            "INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING read_id",
+            [now, reader, case_id, kiosk_id, from_ts, to_ts, records],
+        )[0][0]
 
     def reads(self) -> list[dict]:
         keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
         return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
 
     def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:
-        return [tuple(r) for r in self._q(
-            "SELECT DISTINCT ON (kiosk_id) kiosk_id, received_at, received_at - newest_capture "
-            "FROM batches ORDER BY kiosk_id, received_at DESC")]
+        return [
+            tuple(r)
+            for r in self._q(
+                "SELECT DISTINCT ON (kiosk_id) kiosk_id, received_at, received_at - newest_capture "
+                "FROM batches ORDER BY kiosk_id, received_at DESC"
+            )
+        ]
 
     # -- search tags --------------------------------------------------------------------------
     def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int:
         n = 0
         with self.pool.connection() as conn, conn.transaction():
             for row in rows:
-                n += conn.execute("INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed) "
-                                  "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", row).rowcount
+                n += conn.execute(
+                    "INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    row,
+                ).rowcount
         return n
 
     def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
-        return [(a, b, bytes(c)) for a, b, c in self._q(
-            "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = %s AND valid_to > %s "
-            "ORDER BY valid_from", [kiosk_id, now])]
+        return [
+            (a, b, bytes(c))
+            for a, b, c in self._q(
+                "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = %s AND valid_to > %s "
+                "ORDER BY valid_from",
+                [kiosk_id, now],
+            )
+        ]
 
     def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
         if not tags:
             return []
-        return [_record(r) for r in self._q(
-            _SELECT_RECORDS + " WHERE tag = ANY(%s) AND captured_at >= %s AND captured_at < %s "
-            "ORDER BY captured_at", [list(tags), from_ts, to_ts])]
+        return [
+            _record(r)
+            for r in self._q(
+                _SELECT_RECORDS + " WHERE tag = ANY(%s) AND captured_at >= %s AND captured_at < %s "
+                "ORDER BY captured_at",
+                [list(tags), from_ts, to_ts],
+            )
+        ]
 
     # -- the committee's audit log -------------------------------------------------------------
     def audit_entries(self) -> list[tuple[str, str, str | None]]:
@@ -450,34 +588,43 @@ class PgStorage(SqlQueries):
             row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
             raw, h, sig = build(seq, prev)
-            conn.execute("INSERT INTO audit (seq, entry, hash, signature) VALUES (%s, %s, %s, %s)",
-                         [seq, raw, h, sig])
+            conn.execute(
+                "INSERT INTO audit (seq, entry, hash, signature) VALUES (%s, %s, %s, %s)", [seq, raw, h, sig]
+            )
         return raw, h, sig
 
     # -- the risk list ----------------------------------------------------------------------------
-    def set_risk(self, pass_id: bytes, level: int, *, now: float,
-                 expires_at: float | None = None) -> int:
+    def set_risk(self, pass_id: bytes, level: int, *, now: float, expires_at: float | None = None) -> int:
         if not 0 <= level <= 3:
             raise ValueError("risk level must be 0..3")
         with self.pool.connection() as conn, conn.transaction():
-            version = int(conn.execute("UPDATE meta SET value = (value::bigint + 1)::text WHERE "
-                                       "key = 'risk_version' RETURNING value").fetchone()[0])
-            conn.execute("INSERT INTO risk (pass_ref, level, updated_at, expires_at, changed) "
-                         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pass_ref) DO UPDATE SET "
-                         "level = excluded.level, updated_at = excluded.updated_at, "
-                         "expires_at = excluded.expires_at, changed = excluded.changed",
-                         [pass_ref(pass_id), level, now, expires_at, version])
+            version = int(
+                _scalar(
+                    conn.execute(
+                        "UPDATE meta SET value = (value::bigint + 1)::text WHERE "
+                        "key = 'risk_version' RETURNING value"
+                    )
+                )
+            )
+            conn.execute(
+                "INSERT INTO risk (pass_ref, level, updated_at, expires_at, changed) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pass_ref) DO UPDATE SET "
+                "level = excluded.level, updated_at = excluded.updated_at, "
+                "expires_at = excluded.expires_at, changed = excluded.changed",
+                [pass_ref(pass_id), level, now, expires_at, version],
+            )
             return version
 
     def risk_delta(self, since: int) -> tuple[int, dict[str, int]] | None:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            meta: dict[str, str] = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             version, floor = int(meta["risk_version"]), int(meta["delta_floor"])
             if since < floor or since > version:
                 return None
-            return version, dict(conn.execute("SELECT pass_ref, level FROM risk WHERE changed > %s",
-                                              [since]).fetchall())
+            return version, dict(
+                conn.execute("SELECT pass_ref, level FROM risk WHERE changed > %s", [since]).fetchall()
+            )
 
     def risk_version(self) -> int:
         return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
@@ -485,8 +632,10 @@ class PgStorage(SqlQueries):
     def risk_list(self) -> tuple[int, dict[str, int]]:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            version = int(conn.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
-            levels = dict(conn.execute("SELECT pass_ref, level FROM risk WHERE level > 0").fetchall())
+            version = int(_scalar(conn.execute("SELECT value FROM meta WHERE key = 'risk_version'")))
+            levels: dict[str, int] = dict(
+                conn.execute("SELECT pass_ref, level FROM risk WHERE level > 0").fetchall()
+            )
         return version, levels
 
 
@@ -509,4 +658,5 @@ def _bytes_row(row) -> tuple:
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
     import re
+
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

@@ -15,30 +15,36 @@ INGEST, PURGE, COMMITTEE = "kiosk_ingest", "kiosk_purge", "kiosk_committee"
 
 GRANTS = {
     # serve: authenticate kiosks, store batches, answer bundles (reads the risk list)
-    INGEST: ["SELECT ON kiosks, meta, risk, tag_keys, schema_version",
-             "SELECT, INSERT ON records, batches",
-             "SELECT, INSERT, UPDATE ON sequence_summary",
-             "SELECT, INSERT, DELETE ON sequence_gaps"],   # bookkeeping, never records
+    INGEST: [
+        "SELECT ON kiosks, meta, risk, tag_keys, schema_version",
+        "SELECT, INSERT ON records, batches",
+        "SELECT, INSERT, UPDATE ON sequence_summary",
+        "SELECT, INSERT, DELETE ON sequence_gaps",
+    ],  # bookkeeping, never records
     # kiosk-central purge: delete what is due; expire risk entries into tombstones
-    PURGE: ["SELECT ON schema_version",
-            "SELECT, DELETE ON records, batches, tag_keys",
-            "SELECT, UPDATE, DELETE ON risk",
-            "SELECT, UPDATE ON meta"],
+    PURGE: [
+        "SELECT ON schema_version",
+        "SELECT, DELETE ON records, batches, tag_keys",
+        "SELECT, UPDATE, DELETE ON risk",
+        "SELECT, UPDATE ON meta",
+    ],
     # cases, reads, traces, risk changes, tag-key distribution, the audit log
-    COMMITTEE: ["SELECT ON records, batches, kiosks, schema_version, sequence_summary, "
-                "sequence_gaps",
-                "SELECT, INSERT ON audit, reads, tag_keys",
-                "SELECT, INSERT, UPDATE ON risk",
-                "SELECT, UPDATE ON meta",
-                "USAGE ON SEQUENCE reads_read_id_seq"],
+    COMMITTEE: [
+        "SELECT ON records, batches, kiosks, schema_version, sequence_summary, sequence_gaps",
+        "SELECT, INSERT ON audit, reads, tag_keys",
+        "SELECT, INSERT, UPDATE ON risk",
+        "SELECT, UPDATE ON meta",
+        "USAGE ON SEQUENCE reads_read_id_seq",
+    ],
 }
 
 
 def statements() -> list[str]:
     out = []
     for role, grants in GRANTS.items():
-        out.append(f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object "
-                   "THEN NULL; END $$")
+        out.append(
+            f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
         out.append(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
         out += [f"GRANT {g} TO {role}" for g in grants]
     return out
@@ -46,6 +52,7 @@ def statements() -> list[str]:
 
 def apply(url: str) -> list[str]:
     import psycopg
+
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         for sql in statements():
             conn.execute(sql)

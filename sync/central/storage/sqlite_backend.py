@@ -8,12 +8,19 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from kiosk.core.passes import pass_ref
 from kiosk.core.timing import DAY
-from sync.central.storage.interface import (TOMBSTONE_DAYS, IngestResult, KioskInfo, PurgeResult,
-                                            RecordIdConflict, ServerRetention)
+from sync.central.storage.interface import (
+    TOMBSTONE_DAYS,
+    IngestResult,
+    KioskInfo,
+    PurgeResult,
+    RecordIdConflict,
+    ServerRetention,
+)
 from sync.central.storage.sqlite_file import migrate, open_db, truncate_wal
 from sync.central.storage.sqlqueries import SEQUENCE_SUMMARY_SQL, SqlQueries
 
@@ -123,7 +130,7 @@ class SqliteStorage(SqlQueries):
     def __init__(self, path: Path | str | None, *, retention: ServerRetention = ServerRetention()):
         self.db = open_db(path)
         self.retention = retention
-        self._lock = threading.Lock()       # one writer; the server's threads share a connection
+        self._lock = threading.Lock()  # one writer; the server's threads share a connection
         migrate(self.db, MIGRATIONS)
         # Reads on a connection of their own (WAL: readers never wait for the writer), so a
         # bundle poll or a kiosk lookup does not queue behind an ingest or a purge chunk.
@@ -131,15 +138,19 @@ class SqliteStorage(SqlQueries):
         self._read_lock = threading.Lock() if path is not None else self._lock
 
     @classmethod
-    def in_folder(cls, data_dir: Path | str, **kwargs) -> "SqliteStorage":
+    def in_folder(cls, data_dir: Path | str, **kwargs) -> SqliteStorage:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         return cls(Path(data_dir) / DB_NAME, **kwargs)
+
+    def ensure_partitions(self, *, now: float) -> int:
+        """Nothing to make ahead: one SQLite table holds every day."""
+        return 0
 
     def close(self) -> None:
         with self._read_lock:
             if self._reader is not self.db:
                 self._reader.conn.close()
-        with self._lock:                 # not in the middle of a purge chunk or an ingest
+        with self._lock:  # not in the middle of a purge chunk or an ingest
             self.db.conn.close()
 
     def _q(self, sql: str, params=()):
@@ -148,38 +159,52 @@ class SqliteStorage(SqlQueries):
             return self._reader.execute(sql, params).fetchall()
 
     # -- kiosks ------------------------------------------------------------------------------
-    def register_kiosk(self, *, venue: str, public_key: bytes, now: float,
-                       tag_public: bytes | None = None) -> str:
+    def register_kiosk(
+        self, *, venue: str, public_key: bytes, now: float, tag_public: bytes | None = None
+    ) -> str:
         """A new kiosk id for this device key; ValueError when the key is already registered
         to an active kiosk (one key, one kiosk: revoke the old registration first)."""
         kiosk_id = "k-" + secrets.token_hex(8)
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
-            held = self.db.execute("SELECT kiosk_id FROM kiosks WHERE public_key = ? AND "
-                                   "revoked_at IS NULL", [public_key]).fetchone()
+            held = self.db.execute(
+                "SELECT kiosk_id FROM kiosks WHERE public_key = ? AND revoked_at IS NULL", [public_key]
+            ).fetchone()
             if held:
-                raise ValueError(f"this public key is already registered to active kiosk {held[0]} "
-                                 f"(revoke it first: register-kiosk --revoke {held[0]})")
-            self.db.execute("INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at, "
-                            "tag_public) VALUES (?, ?, ?, ?, ?)",
-                            [kiosk_id, venue, public_key, now, tag_public])
+                raise ValueError(
+                    f"this public key is already registered to active kiosk {held[0]} "
+                    f"(revoke it first: register-kiosk --revoke {held[0]})"
+                )
+            self.db.execute(
+                "INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at, "
+                "tag_public) VALUES (?, ?, ?, ?, ?)",
+                [kiosk_id, venue, public_key, now, tag_public],
+            )
         return kiosk_id
 
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
         with self._lock, self.db.conn:
-            cur = self.db.execute("UPDATE kiosks SET revoked_at = ? WHERE kiosk_id = ? "
-                                  "AND revoked_at IS NULL", [now, kiosk_id])
+            cur = self.db.execute(
+                "UPDATE kiosks SET revoked_at = ? WHERE kiosk_id = ? AND revoked_at IS NULL", [now, kiosk_id]
+            )
         return cur.rowcount == 1
 
     def kiosk(self, kiosk_id: str) -> KioskInfo | None:
-        rows = self._q("SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
-                       "WHERE kiosk_id = ?", [kiosk_id])
+        rows = self._q(
+            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
+            "WHERE kiosk_id = ?",
+            [kiosk_id],
+        )
         return KioskInfo(*rows[0]) if rows else None
 
     def kiosks(self) -> list[KioskInfo]:
-        return [KioskInfo(*r) for r in self._q(
-            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
-            "ORDER BY registered_at")]
+        return [
+            KioskInfo(*r)
+            for r in self._q(
+                "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
+                "ORDER BY registered_at"
+            )
+        ]
 
     # -- records ----------------------------------------------------------------------------
     def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult:
@@ -187,14 +212,17 @@ class SqliteStorage(SqlQueries):
         ids = [r["record_id"] for r in records]
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
-            known, foreign = set(), set()
+            known: set[str] = set()
+            foreign: set[str] = set()
             for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
+                chunk = ids[i : i + 500]
                 for rid, owner in self.db.execute(
-                        f"SELECT record_id, kiosk_id FROM records WHERE record_id IN "
-                        f"({','.join('?' * len(chunk))})", chunk):
+                    f"SELECT record_id, kiosk_id FROM records WHERE record_id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                ):
                     (known if owner == kiosk_id else foreign).add(rid)
-            if foreign:      # another kiosk's record ids: never acknowledged as this one's
+            if foreign:  # another kiosk's record ids: never acknowledged as this one's
                 raise RecordIdConflict(sorted(foreign))
             fresh, seen = [], set()
             for r in records:
@@ -203,39 +231,67 @@ class SqliteStorage(SqlQueries):
                 seen.add(r["record_id"])
                 # The server's own deletion time, never the kiosk's say.
                 delete_after = r["captured_at"] + self.retention.days(r["retention"]) * DAY
-                fresh.append((r["record_id"], kiosk_id, r["seq"], r.get("epoch", 0), r["captured_at"],
-                              int(r["clock_synced"]), r["retention"], delete_after,
-                              r["seal_kid"], r["sealed"], batch_id, now,
-                              int(r.get("seal_fallback", False)), r.get("tag")))
+                fresh.append(
+                    (
+                        r["record_id"],
+                        kiosk_id,
+                        r["seq"],
+                        r.get("epoch", 0),
+                        r["captured_at"],
+                        int(r["clock_synced"]),
+                        r["retention"],
+                        delete_after,
+                        r["seal_kid"],
+                        r["sealed"],
+                        batch_id,
+                        now,
+                        int(r.get("seal_fallback", False)),
+                        r.get("tag"),
+                    )
+                )
             new_rows = [{"seq": f[2], "epoch": f[3]} for f in fresh]
-            held = dict(self.db.execute("SELECT epoch, high FROM sequence_summary WHERE kiosk_id = ?",
-                                        [kiosk_id]).fetchall())
-            reused = {tuple(x) for epoch, seq in self._to_probe(new_rows, held)
-                      for x in self.db.execute("SELECT epoch, seq FROM records WHERE kiosk_id = ? "
-                                               "AND epoch = ? AND seq = ? LIMIT 1",
-                                               [kiosk_id, epoch, seq])}
+            held = dict(
+                self.db.execute(
+                    "SELECT epoch, high FROM sequence_summary WHERE kiosk_id = ?", [kiosk_id]
+                ).fetchall()
+            )
+            reused = {
+                tuple(x)
+                for epoch, seq in self._to_probe(new_rows, held)
+                for x in self.db.execute(
+                    "SELECT epoch, seq FROM records WHERE kiosk_id = ? AND epoch = ? AND seq = ? LIMIT 1",
+                    [kiosk_id, epoch, seq],
+                )
+            }
             self.db.conn.executemany(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
                 "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", fresh)
-            self._keep_sequences(lambda sql, params: self.db.execute(sql, params).fetchall(),
-                                 kiosk_id, new_rows, held, reused)
-            self.db.execute("INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
-                            "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
-                            [batch_id, kiosk_id, now, len(fresh),
-                             max((r["captured_at"] for r in records), default=None)])
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                fresh,
+            )
+            self._keep_sequences(
+                lambda sql, params: self.db.execute(sql, params).fetchall(), kiosk_id, new_rows, held, reused
+            )
+            self.db.execute(
+                "INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
+                "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
+                [batch_id, kiosk_id, now, len(fresh), max((r["captured_at"] for r in records), default=None)],
+            )
         accepted = [f[0] for f in fresh]
         acc = set(accepted)
         return IngestResult(accepted=accepted, duplicates=[i for i in dict.fromkeys(ids) if i not in acc])
 
     def record_ids(self, kiosk_id: str | None = None) -> list[str]:
         if kiosk_id:
-            return [r[0] for r in self._q("SELECT record_id FROM records WHERE kiosk_id = ? "
-                                          "ORDER BY seq", [kiosk_id])]
+            return [
+                r[0]
+                for r in self._q("SELECT record_id FROM records WHERE kiosk_id = ? ORDER BY seq", [kiosk_id])
+            ]
         return [r[0] for r in self._q("SELECT record_id FROM records ORDER BY kiosk_id, seq")]
 
-    def purge(self, *, now: float, chunk: int = 2000,
-              holds: list[tuple[float, float]] = ()) -> PurgeResult:
+    def purge(
+        self, *, now: float, chunk: int = 2000, holds: Sequence[tuple[float, float]] = ()
+    ) -> PurgeResult:
         """Delete what is due: records past their deletion time, batch receipts older than the
         longest retention, expired risk entries. In chunks, each its own transaction, so an
         upload waits for one chunk at most; then the WAL is cut to zero bytes.
@@ -249,41 +305,55 @@ class SqliteStorage(SqlQueries):
                 gone = self.db.execute(
                     "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE "
                     f"delete_after <= ?{keep} LIMIT ?) RETURNING retention",
-                    [now, *params, chunk]).fetchall()
+                    [now, *params, chunk],
+                ).fetchall()
             classes.update(r[0] for r in gone)
             if len(gone) < chunk:
                 break
         with self._lock, self.db.conn:
-            batches = self.db.execute("DELETE FROM batches WHERE received_at <= ?",
-                                      [now - self.retention.significant_days * DAY]).rowcount
-            expired = self.db.execute("SELECT count(*) FROM risk WHERE expires_at <= ? AND level > 0",
-                                      [now]).fetchone()[0]
-            if expired:       # off the list: a tombstone kiosks receive in their next delta
-                self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                                "WHERE key = 'risk_version'")
+            batches = self.db.execute(
+                "DELETE FROM batches WHERE received_at <= ?", [now - self.retention.significant_days * DAY]
+            ).rowcount
+            expired = self.db.execute(
+                "SELECT count(*) FROM risk WHERE expires_at <= ? AND level > 0", [now]
+            ).fetchone()[0]
+            if expired:  # off the list: a tombstone kiosks receive in their next delta
+                self.db.execute(
+                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'risk_version'"
+                )
                 self.db.execute(
                     "UPDATE risk SET level = 0, expires_at = NULL, updated_at = ?, changed = "
                     "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'risk_version') "
-                    "WHERE expires_at <= ? AND level > 0", [now, now])
-            gone = self.db.execute("DELETE FROM risk WHERE level = 0 AND updated_at <= ? "
-                                   "RETURNING changed", [now - TOMBSTONE_DAYS * DAY]).fetchall()
-            if gone:          # kiosks older than these tombstones get the whole list
-                self.db.execute("UPDATE meta SET value = ? WHERE key = 'delta_floor' AND "
-                                "CAST(value AS INTEGER) < ?", [str(max(g[0] for g in gone))] * 2)
+                    "WHERE expires_at <= ? AND level > 0",
+                    [now, now],
+                )
+            gone = self.db.execute(
+                "DELETE FROM risk WHERE level = 0 AND updated_at <= ? RETURNING changed",
+                [now - TOMBSTONE_DAYS * DAY],
+            ).fetchall()
+            if gone:  # kiosks older than these tombstones get the whole list
+                self.db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'delta_floor' AND CAST(value AS INTEGER) < ?",
+                    [str(max(g[0] for g in gone))] * 2,
+                )
             risk = expired
-            self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])   # kiosks are done
+            self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])  # kiosks are done
         if classes or batches or risk:
             with self._lock:
                 truncate_wal(self.db)
         return PurgeResult(classes["normal"], classes["significant"], batches, risk)
 
-    def records_between(self, kiosk_id: str | None, from_ts: float | None,
-                        to_ts: float | None) -> list[dict]:
-        sql = ("SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed "
-               "FROM records WHERE 1=1")
+    def records_between(self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None) -> list[dict]:
+        sql = (
+            "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed "
+            "FROM records WHERE 1=1"
+        )
         params: list = []
-        for cond, value in (("kiosk_id = ?", kiosk_id), ("captured_at >= ?", from_ts),
-                            ("captured_at < ?", to_ts)):
+        for cond, value in (
+            ("kiosk_id = ?", kiosk_id),
+            ("captured_at >= ?", from_ts),
+            ("captured_at < ?", to_ts),
+        ):
             if value is not None:
                 sql += f" AND {cond}"
                 params.append(value)
@@ -291,13 +361,26 @@ class SqliteStorage(SqlQueries):
         keys = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
         return [dict(zip(keys, r)) for r in rows]
 
-    def log_read(self, *, reader: str, case_id: str, kiosk_id: str | None, from_ts: float | None,
-                 to_ts: float | None, records: int, now: float) -> int:
+    def log_read(
+        self,
+        *,
+        reader: str,
+        case_id: str,
+        kiosk_id: str | None,
+        from_ts: float | None,
+        to_ts: float | None,
+        records: int,
+        now: float,
+    ) -> int:
         with self._lock, self.db.conn:
-            return self.db.execute(
-                "INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [now, reader, case_id, kiosk_id, from_ts, to_ts, records]).lastrowid
+            return (
+                self.db.execute(
+                    "INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [now, reader, case_id, kiosk_id, from_ts, to_ts, records],
+                ).lastrowid
+                or 0
+            )
 
     def reads(self) -> list[dict]:
         keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
@@ -306,24 +389,36 @@ class SqliteStorage(SqlQueries):
     def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:
         """(kiosk id, last upload time, how long its newest record waited) per kiosk that
         uploaded within the longest retention: the operator's view, from the batch receipts."""
-        return [tuple(r) for r in self._q(
-            "SELECT kiosk_id, received_at, received_at - newest_capture FROM batches b WHERE "
-            "received_at = (SELECT max(received_at) FROM batches WHERE kiosk_id = b.kiosk_id) "
-            "GROUP BY kiosk_id")]
+        return [
+            tuple(r)
+            for r in self._q(
+                "SELECT kiosk_id, received_at, received_at - newest_capture FROM batches b WHERE "
+                "received_at = (SELECT max(received_at) FROM batches WHERE kiosk_id = b.kiosk_id) "
+                "GROUP BY kiosk_id"
+            )
+        ]
 
     # -- search tags --------------------------------------------------------------------------
     def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int:
         """(kiosk id, valid_from, valid_to, sealed) rows not held yet; returns how many were new."""
         with self._lock, self.db.conn:
             before = self.db.conn.total_changes
-            self.db.conn.executemany("INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed) "
-                                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+            self.db.conn.executemany(
+                "INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            )
             return self.db.conn.total_changes - before
 
     def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
-        return [tuple(r) for r in self._q(
-            "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? "
-            "ORDER BY valid_from", [kiosk_id, now])]
+        return [
+            tuple(r)
+            for r in self._q(
+                "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? "
+                "ORDER BY valid_from",
+                [kiosk_id, now],
+            )
+        ]
 
     def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
         if not tags:
@@ -331,7 +426,9 @@ class SqliteStorage(SqlQueries):
         rows = self._q(
             "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed FROM records "
             f"WHERE tag IN ({','.join('?' * len(tags))}) AND captured_at >= ? AND captured_at < ? "
-            "ORDER BY captured_at", [*tags, from_ts, to_ts])
+            "ORDER BY captured_at",
+            [*tags, from_ts, to_ts],
+        )
         keys = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
         return [dict(zip(keys, r)) for r in rows]
 
@@ -348,41 +445,39 @@ class SqliteStorage(SqlQueries):
             row = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
             raw, h, sig = build(seq, prev)
-            self.db.execute("INSERT INTO audit (seq, entry, hash, signature) VALUES (?, ?, ?, ?)",
-                            [seq, raw, h, sig])
+            self.db.execute(
+                "INSERT INTO audit (seq, entry, hash, signature) VALUES (?, ?, ?, ?)", [seq, raw, h, sig]
+            )
         return raw, h, sig
 
     # -- the risk list ----------------------------------------------------------------------------
-    def set_risk(self, pass_id: bytes, level: int, *, now: float,
-                 expires_at: float | None = None) -> int:
+    def set_risk(self, pass_id: bytes, level: int, *, now: float, expires_at: float | None = None) -> int:
         if not 0 <= level <= 3:
             raise ValueError("risk level must be 0..3")
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                            "WHERE key = 'risk_version'")
-            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
-                          .fetchone()[0])
+            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'risk_version'")
+            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
             self.db.execute(
                 "INSERT INTO risk (pass_ref, pass_id, level, updated_at, expires_at, changed) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
                 "updated_at = excluded.updated_at, expires_at = excluded.expires_at, "
                 "changed = excluded.changed",
-                [pass_ref(pass_id), "", level, now, expires_at, version])     # no pass id kept
+                [pass_ref(pass_id), "", level, now, expires_at, version],
+            )  # no pass id kept
             return version
 
     def risk_delta(self, since: int) -> tuple[int, dict[str, int]] | None:
         """(version, {pass_ref: level, 0 = off the list}) changed after ``since``; None when
         ``since`` is older than the tombstones kept (the kiosk then gets the whole list)."""
         with self._lock:
-            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
-                          .fetchone()[0])
-            floor = int(self.db.execute("SELECT value FROM meta WHERE key = 'delta_floor'")
-                        .fetchone()[0])
+            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
+            floor = int(self.db.execute("SELECT value FROM meta WHERE key = 'delta_floor'").fetchone()[0])
             if since < floor or since > version:
                 return None
-            return version, dict(self.db.execute(
-                "SELECT pass_ref, level FROM risk WHERE changed > ?", [since]).fetchall())
+            return version, dict(
+                self.db.execute("SELECT pass_ref, level FROM risk WHERE changed > ?", [since]).fetchall()
+            )
 
     def risk_version(self) -> int:
         return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
@@ -390,8 +485,8 @@ class SqliteStorage(SqlQueries):
     def risk_list(self) -> tuple[int, dict[str, int]]:
         """(version, {pass_ref: level}) for the levels above 0: what kiosks download."""
         with self._lock:
-            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'")
-                          .fetchone()[0])
-            levels = dict(self.db.execute("SELECT pass_ref, level FROM risk WHERE level > 0")
-                          .fetchall())    # expired entries are gone: purge runs hourly
+            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
+            levels = dict(
+                self.db.execute("SELECT pass_ref, level FROM risk WHERE level > 0").fetchall()
+            )  # expired entries are gone: purge runs hourly
         return version, levels

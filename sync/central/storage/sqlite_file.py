@@ -20,13 +20,18 @@ def open_db(path: str | Path | None, *, busy_timeout_ms: int = 5000) -> Database
     if path is None:
         db = Database(memory=True)
     else:
-        conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
         db = Database(conn)
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         db.enable_wal()
-    for pragma in ("synchronous = FULL", "foreign_keys = ON", "secure_delete = ON",
-                   f"journal_size_limit = {JOURNAL_SIZE_LIMIT}"):
+    for pragma in (
+        "synchronous = FULL",
+        "foreign_keys = ON",
+        "secure_delete = ON",
+        f"journal_size_limit = {JOURNAL_SIZE_LIMIT}",
+    ):
         db.execute(f"PRAGMA {pragma}")
     return db
 
@@ -57,8 +62,10 @@ def migrate(db: Database, migrations: list[str]) -> int:
     try:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
         if current > len(migrations):
-            raise RuntimeError(f"database schema version {current} is newer than this program "
-                               f"({len(migrations)}): refusing to run on it")
+            raise RuntimeError(
+                f"database schema version {current} is newer than this program "
+                f"({len(migrations)}): refusing to run on it"
+            )
         for number, sql in enumerate(migrations[current:], start=current + 1):
             for statement in _statements(sql):
                 conn.execute(statement)

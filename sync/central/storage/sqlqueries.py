@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from kiosk.core.timing import DAY
-from sync.central.storage.interface import SequenceSummary
+from sync.central.storage.interface import SequenceSummary, ServerRetention
 
 # What `status` reads instead of counting records: per kiosk and sequence epoch, what was
 # ever received (purged records included), kept by ingest in the same transaction.
@@ -41,11 +44,17 @@ SEQUENCE_SUMMARY_SQL = """
         HAVING min(seq) > 1;
 """
 
+
 class SqlQueries:
     """What both backends ask in the same SQL, but for the placeholder (``P``: "?" for
     SQLite, "%s" for PostgreSQL); each provides ``_q(sql, params)`` and ``retention``."""
 
     P = "?"
+    retention: ServerRetention
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement on the backend's connection; returns its rows."""
+        raise NotImplementedError
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.P)
@@ -54,9 +63,16 @@ class SqlQueries:
         """(epoch, records, lowest seq, highest seq, sequence numbers used twice) per sequence
         epoch of a kiosk, oldest first: more than one epoch means the kiosk's database was
         reset (moved aside) in between; a reused number, that it re-issued one."""
-        return [tuple(r) for r in self._q(self._sql(
-            "SELECT epoch, count(*), min(seq), max(seq), count(*) - count(DISTINCT seq) FROM records "
-            "WHERE kiosk_id = ? GROUP BY epoch ORDER BY epoch"), [kiosk_id])]
+        return [
+            tuple(r)
+            for r in self._q(
+                self._sql(
+                    "SELECT epoch, count(*), min(seq), max(seq), count(*) - count(DISTINCT seq) FROM records "
+                    "WHERE kiosk_id = ? GROUP BY epoch ORDER BY epoch"
+                ),
+                [kiosk_id],
+            )
+        ]
 
     def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
         """Runs of sequence numbers missing below the highest one received from a kiosk in
@@ -64,37 +80,53 @@ class SqlQueries:
         aside on it, or purged there before it was ever online). Purged on the server after
         arriving is not missing. From the runs ingest keeps, not a scan of the records."""
         if epoch is None:
-            epoch = self._q(self._sql("SELECT max(epoch) FROM sequence_summary WHERE kiosk_id = ?"),
-                            [kiosk_id])[0][0]
+            epoch = self._q(
+                self._sql("SELECT max(epoch) FROM sequence_summary WHERE kiosk_id = ?"), [kiosk_id]
+            )[0][0]
             if epoch is None:
                 return []
-        return [(int(lo), int(hi)) for lo, hi in self._q(self._sql(
-            "SELECT low, high FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? ORDER BY low"),
-            [kiosk_id, epoch])]
+        return [
+            (int(lo), int(hi))
+            for lo, hi in self._q(
+                self._sql(
+                    "SELECT low, high FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? ORDER BY low"
+                ),
+                [kiosk_id, epoch],
+            )
+        ]
 
     def sequence_summary(self) -> list[SequenceSummary]:
         """Per kiosk and epoch, what was received: one indexed read of the aggregate that
         ingest keeps, however many records are held (what `status` shows)."""
-        return [SequenceSummary(*r) for r in self._q(
-            "SELECT kiosk_id, epoch, received, distinct_seq, low, high FROM sequence_summary "
-            "ORDER BY kiosk_id, epoch")]
+        return [
+            SequenceSummary(*r)
+            for r in self._q(
+                "SELECT kiosk_id, epoch, received, distinct_seq, low, high FROM sequence_summary "
+                "ORDER BY kiosk_id, epoch"
+            )
+        ]
 
-    def _keep_sequences(self, execute, kiosk_id: str, rows: list[dict], held: dict[int, int],
-                        reused: set[tuple[int, int]]) -> None:
+    def _keep_sequences(
+        self, execute, kiosk_id: str, rows: list[dict], held: dict[int, int], reused: set[tuple[int, int]]
+    ) -> None:
         """In the ingest transaction, for the records a batch added (``rows``: their seq and
         epoch): the summary and the runs of missing numbers. ``held``: each epoch's highest
         number before the batch (its summary rows locked); ``reused``: (epoch, seq) pairs of
         these the server already held. ``execute(sql, params)`` runs one statement."""
         for epoch, *change in self._summary_changes(rows, reused):
-            execute(self._sql(
-                "INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kiosk_id, epoch) DO UPDATE SET "
-                "received = sequence_summary.received + excluded.received, "
-                "distinct_seq = sequence_summary.distinct_seq + excluded.distinct_seq, "
-                "low = CASE WHEN excluded.low < sequence_summary.low THEN excluded.low "
-                "ELSE sequence_summary.low END, "
-                "high = CASE WHEN excluded.high > sequence_summary.high THEN excluded.high "
-                "ELSE sequence_summary.high END"), [kiosk_id, epoch, *change])
+            execute(
+                self._sql(
+                    "INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kiosk_id, epoch) DO UPDATE SET "
+                    "received = sequence_summary.received + excluded.received, "
+                    "distinct_seq = sequence_summary.distinct_seq + excluded.distinct_seq, "
+                    "low = CASE WHEN excluded.low < sequence_summary.low THEN excluded.low "
+                    "ELSE sequence_summary.low END, "
+                    "high = CASE WHEN excluded.high > sequence_summary.high THEN excluded.high "
+                    "ELSE sequence_summary.high END"
+                ),
+                [kiosk_id, epoch, *change],
+            )
         self._update_gaps(execute, kiosk_id, rows, held)
 
     @staticmethod
@@ -116,9 +148,17 @@ class SqlQueries:
     def sequence_gaps(self, kiosk_id: str | None = None) -> list[tuple[str, int, int, int]]:
         """(kiosk, epoch, low, high) for every run of numbers never received."""
         where, params = (" WHERE kiosk_id = ?", [kiosk_id]) if kiosk_id else ("", [])
-        return [tuple(r) for r in self._q(self._sql(
-            "SELECT kiosk_id, epoch, low, high FROM sequence_gaps" + where
-            + " ORDER BY kiosk_id, epoch, low"), params)]
+        return [
+            tuple(r)
+            for r in self._q(
+                self._sql(
+                    "SELECT kiosk_id, epoch, low, high FROM sequence_gaps"
+                    + where
+                    + " ORDER BY kiosk_id, epoch, low"
+                ),
+                params,
+            )
+        ]
 
     def _update_gaps(self, execute, kiosk_id: str, rows: list[dict], held: dict[int, int]) -> None:
         """Keep sequence_gaps for the numbers a batch adds (in the ingest transaction, with
@@ -136,15 +176,21 @@ class SqlQueries:
                 prev = q
             late = sorted(x for x in seqs if x <= high)
             if late:
-                runs = execute(self._sql(
-                    "SELECT low, high FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? "
-                    "AND high >= ? AND low <= ?"), [kiosk_id, epoch, late[0], late[-1]])
+                runs = execute(
+                    self._sql(
+                        "SELECT low, high FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? "
+                        "AND high >= ? AND low <= ?"
+                    ),
+                    [kiosk_id, epoch, late[0], late[-1]],
+                )
                 for low, hi in runs:
                     inside = [q for q in late if low <= q <= hi]
                     if not inside:
                         continue
-                    execute(self._sql("DELETE FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? "
-                                      "AND low = ?"), [kiosk_id, epoch, low])
+                    execute(
+                        self._sql("DELETE FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? AND low = ?"),
+                        [kiosk_id, epoch, low],
+                    )
                     start = low
                     for q in inside:
                         if q > start:
@@ -153,24 +199,38 @@ class SqlQueries:
                     if start <= hi:
                         new_runs.append((start, hi))
             for low, hi in new_runs:
-                execute(self._sql("INSERT INTO sequence_gaps (kiosk_id, epoch, low, high) "
-                                  "VALUES (?, ?, ?, ?)"), [kiosk_id, epoch, low, hi])
+                execute(
+                    self._sql("INSERT INTO sequence_gaps (kiosk_id, epoch, low, high) VALUES (?, ?, ?, ?)"),
+                    [kiosk_id, epoch, low, hi],
+                )
 
     @staticmethod
     def _to_probe(rows: list[dict], held: dict[int, int]) -> list[tuple[int, int]]:
         """The (epoch, seq) pairs that could be a reuse: at or below what was received."""
-        return sorted({(int(r.get("epoch", 0)), int(r["seq"])) for r in rows
-                       if int(r.get("epoch", 0)) in held and int(r["seq"]) <= held[int(r.get("epoch", 0))]})
+        return sorted(
+            {
+                (int(r.get("epoch", 0)), int(r["seq"]))
+                for r in rows
+                if int(r.get("epoch", 0)) in held and int(r["seq"]) <= held[int(r.get("epoch", 0))]
+            }
+        )
 
     def untagged_between(self, from_ts: float, to_ts: float) -> int:
-        return self._q(self._sql("SELECT count(*) FROM records WHERE tag IS NULL AND "
-                                 "captured_at >= ? AND captured_at < ?"), [from_ts, to_ts])[0][0]
+        return self._q(
+            self._sql(
+                "SELECT count(*) FROM records WHERE tag IS NULL AND captured_at >= ? AND captured_at < ?"
+            ),
+            [from_ts, to_ts],
+        )[0][0]
 
     def _hold_clause(self, now: float, holds) -> tuple[str, list]:
         """The purge's exception for open cases: records captured in a hold window are kept,
         but never past the longest retention from capture."""
         if not holds:
             return "", []
-        keep = self._sql(" AND NOT (captured_at > ? AND ("
-                         + " OR ".join("(captured_at >= ? AND captured_at < ?)" for _ in holds) + "))")
+        keep = self._sql(
+            " AND NOT (captured_at > ? AND ("
+            + " OR ".join("(captured_at >= ? AND captured_at < ?)" for _ in holds)
+            + "))"
+        )
         return keep, [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]

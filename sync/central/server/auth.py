@@ -1,0 +1,39 @@
+"""Which kiosk sent a request: its signature over method, path, time and body, checked
+against its registered device key before anything else of the request is used."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import Request
+
+from kiosk.core.timing import REQUEST_SKEW_S
+from sync import protocol
+from sync.central.server.context import ServerContext
+from sync.central.server.models import TIMESTAMP_RE, ApiError
+
+
+def authenticate(ctx: ServerContext, request: Request, body: bytes) -> str:
+    h = request.headers
+    kiosk_id, ts, sig = h.get("x-kiosk-id"), h.get("x-timestamp"), h.get("x-signature")
+    if not (kiosk_id and ts and sig) or not TIMESTAMP_RE.match(ts):
+        raise ApiError(401, "bad_signature", "X-Kiosk-Id, X-Timestamp and X-Signature are required")
+    kiosk = ctx.storage.kiosk(kiosk_id)
+    if kiosk is None:
+        raise ApiError(401, "unknown_kiosk", "no kiosk registered with this id")
+    if kiosk.revoked_at is not None:
+        raise ApiError(403, "revoked", "this kiosk's registration was revoked")
+    now = ctx.clock()
+    if abs(now - int(ts)) > REQUEST_SKEW_S:
+        raise ApiError(
+            401, protocol.STALE, "request timestamp too far from the server's clock", server_time=int(now)
+        )
+    if not protocol.verify_request(
+        Ed25519PublicKey.from_public_bytes(kiosk.public_key),
+        method=request.method,
+        path=request.url.path,
+        timestamp=ts,
+        signature=sig,
+        body=body,
+    ):
+        raise ApiError(401, "bad_signature", "the signature does not match this kiosk's key")
+    return kiosk_id

@@ -1,0 +1,51 @@
+"""What every route needs, made once per app and handed in (FastAPI dependency): the storage,
+the authority's keys, the clock, the metrics and the ingest gate."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from kiosk.core.keys import raw_public
+from sync.central.server.authority_keys import Authority
+from sync.central.server.metrics import Metrics
+from sync.central.storage.interface import Storage
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    storage: Storage
+    authority: Authority
+    clock: Callable[[], float]
+    metrics: Metrics
+    # Batches parsed and stored at once by this process: more uploads wait their turn without
+    # holding a thread, so bundle polls and health checks are never queued behind a burst.
+    ingest_gate: asyncio.Semaphore
+    keys_fingerprint: str
+
+    @classmethod
+    def make(
+        cls, storage: Storage, authority: Authority, *, clock: Callable[[], float], ingest_slots: int
+    ) -> ServerContext:
+        fingerprint = hashlib.sha256(
+            b"".join(raw_public(k) for k in authority.issuer_keys)
+            + b"".join(raw for _, raw in authority.sealing_keys)
+            + b"".join(k.public for k in authority.sealing_periods)
+            + repr(authority.policy).encode()
+        ).hexdigest()[:16]
+        return cls(
+            storage, authority, clock, Metrics(storage, clock), asyncio.Semaphore(ingest_slots), fingerprint
+        )
+
+
+def server_context(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ServerContext, Depends(server_context)]
