@@ -85,3 +85,38 @@ def make_pass(issuer_key):
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def seeded_randomness(request, monkeypatch):
+    """Every test makes the same keys, pass ids, kiosk ids and noise on every run: Python's
+    and numpy's generators are seeded from the test's name, and keys and random bytes made in
+    this process come from a stream seeded the same way. (Processes a test starts, and the
+    ephemeral keys inside HPKE, keep the system's randomness: nothing a test asserts on.)"""
+    import random
+    import secrets
+
+    import numpy as np
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from workbench.testkit import seed_bytes
+
+    name = request.node.nodeid
+    random.seed(name)
+    np.random.seed(int.from_bytes(seed_bytes(name, 4), "big"))
+    counter = iter(range(1 << 30))
+
+    def token_bytes(n=32):
+        return seed_bytes(f"{name}#{next(counter)}", n)
+
+    monkeypatch.setattr(secrets, "token_bytes", token_bytes)
+    monkeypatch.setattr(secrets, "token_hex", lambda n=32: token_bytes(n).hex())
+    monkeypatch.setattr(
+        Ed25519PrivateKey,
+        "generate",
+        staticmethod(lambda: Ed25519PrivateKey.from_private_bytes(token_bytes())),
+    )
+    monkeypatch.setattr(
+        X25519PrivateKey, "generate", staticmethod(lambda: X25519PrivateKey.from_private_bytes(token_bytes()))
+    )

@@ -9,7 +9,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kiosk.core.faults import EXIT_BROKEN_PIPE, EXIT_DATABASE, EXIT_INTERNAL, EXIT_INTERRUPTED, Fault
+from kiosk.core.faults import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CONFIG,
+    EXIT_DATABASE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    Fault,
+)
 
 #: Maps an exception a command's own libraries raise to (label, text, exit status), or None.
 Translate = Callable[[BaseException], "tuple[str, str, int] | None"]
@@ -47,6 +54,14 @@ def run_main(prog: str, func: Callable[[Any], int], args: Any, *, translate: Tra
         known = translate(e) if translate is not None else None
         if known is not None:
             return fail(prog, *known)
+        if isinstance(e, ModuleNotFoundError):
+            return fail(
+                prog,
+                "missing library",
+                f"{e.name} is not installed here: this command needs "
+                'its role\'s set (scripts/setup --role device|central; README, "Installs")',
+                EXIT_CONFIG,
+            )
         if isinstance(e, PermissionError):
             return fail(
                 prog,

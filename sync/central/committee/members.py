@@ -198,10 +198,7 @@ def change_risk(
     detail: dict = {"case": case_id, "level": level, "expires": expires_at}
     detail.update({"pass_ref": refs[0]} if len(refs) == 1 else {"pass_refs": refs})
     _append(storage, action="risk_change", now=now, key=key, detail=detail)
-    version = storage.risk_version()
-    for p in sorted(pass_ids):
-        version = storage.set_risk(p, level, now=now, expires_at=expires_at)
-    return version
+    return storage.set_risks(sorted(pass_ids), level, now=now, expires_at=expires_at)
 
 
 def log_keys_retired(storage, *, key: Ed25519PrivateKey, periods: list, now: float) -> None:

@@ -595,6 +595,11 @@ class PgStorage(SqlQueries):
 
     # -- the risk list ----------------------------------------------------------------------------
     def set_risk(self, pass_id: bytes, level: int, *, now: float, expires_at: float | None = None) -> int:
+        return self.set_risks([pass_id], level, now=now, expires_at=expires_at)
+
+    def set_risks(
+        self, pass_ids: Sequence[bytes], level: int, *, now: float, expires_at: float | None = None
+    ) -> int:
         if not 0 <= level <= 3:
             raise ValueError("risk level must be 0..3")
         with self.pool.connection() as conn, conn.transaction():
@@ -606,12 +611,12 @@ class PgStorage(SqlQueries):
                     )
                 )
             )
-            conn.execute(
+            conn.cursor().executemany(
                 "INSERT INTO risk (pass_ref, level, updated_at, expires_at, changed) "
                 "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pass_ref) DO UPDATE SET "
                 "level = excluded.level, updated_at = excluded.updated_at, "
                 "expires_at = excluded.expires_at, changed = excluded.changed",
-                [pass_ref(pass_id), level, now, expires_at, version],
+                [[pass_ref(p), level, now, expires_at, version] for p in pass_ids],
             )
             return version
 

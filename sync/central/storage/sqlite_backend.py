@@ -452,18 +452,23 @@ class SqliteStorage(SqlQueries):
 
     # -- the risk list ----------------------------------------------------------------------------
     def set_risk(self, pass_id: bytes, level: int, *, now: float, expires_at: float | None = None) -> int:
+        return self.set_risks([pass_id], level, now=now, expires_at=expires_at)
+
+    def set_risks(
+        self, pass_ids: Sequence[bytes], level: int, *, now: float, expires_at: float | None = None
+    ) -> int:
         if not 0 <= level <= 3:
             raise ValueError("risk level must be 0..3")
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'risk_version'")
             version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
-            self.db.execute(
+            self.db.conn.executemany(
                 "INSERT INTO risk (pass_ref, pass_id, level, updated_at, expires_at, changed) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
                 "updated_at = excluded.updated_at, expires_at = excluded.expires_at, "
                 "changed = excluded.changed",
-                [pass_ref(pass_id), "", level, now, expires_at, version],
+                [[pass_ref(p), "", level, now, expires_at, version] for p in pass_ids],
             )  # no pass id kept
             return version
 

@@ -1,5 +1,7 @@
 """Real decoders on real images: the zxing photo samples and passes rendered by segno."""
 
+from datetime import UTC, datetime, timedelta
+
 import cv2
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ import pytest
 from kiosk.adapters.decoders import SafeDecoder, make_decoder
 from kiosk.adapters.frames import expand_images, load_grey
 from workbench.render import camera_frame, qr_image
-from workbench.testkit import DATA
+from workbench.testkit import DATA, NOW
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the repo")
 
@@ -116,7 +118,14 @@ def _pyzbar(frame):
 def door_passes(authority):
     from sync.central.issuing import issue_pass
 
-    return [issue_pass(authority, risk=i % 3)[0] for i in range(6)]
+    # Fixed times and pass ids: the same six codes, so the same frames, on every run.
+    issued = datetime.fromtimestamp(NOW, UTC)
+    return [
+        issue_pass(
+            authority, risk=i % 3, issued=issued, expires=issued + timedelta(days=7), pass_id=bytes([i]) * 16
+        )[0]
+        for i in range(6)
+    ]
 
 
 @pytest.mark.parametrize("condition", ["plain", "small", "dim", "thumb", "backlight", "defocus-near"])

@@ -20,9 +20,12 @@ from kiosk.core.keys import raw_public
 from sync.central.storage.sqlite_backend import SqliteStorage
 from workbench.localserver import LocalServer
 from workbench.render import camera_frame
-from workbench.testkit import BIN, kiosk_config_text
+from workbench.testkit import (
+    BIN,
+    ROOT,  # noqa: E402
+    kiosk_config_text,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 NOT_FOR_SYNC = {
     "cv2",
     "numpy",

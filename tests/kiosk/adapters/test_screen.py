@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,8 @@ from kiosk.adapters.screen import FACES, FAULT, IDLE, Renderer, Screen, ScreenEr
 from kiosk.adapters.signal import Signal  # noqa: E402
 from kiosk.config import SignalSection  # noqa: E402
 from kiosk.core.reasons import Outcome  # noqa: E402
+from workbench.testkit import ROOT  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZE = (800, 480)
 
 
