@@ -133,6 +133,56 @@ def make_uploader(
     )
 
 
+# -- the committee, through the command line -------------------------------------------------
+def committee_with_a_case(run: Any, tmp_path: Path, data: Path, case_id: str) -> list[Path]:
+    """Two members (the first by bootstrap, the second added by the first), and a case one
+    opens and the other approves, all through ``run("kiosk-central", ...)``. Returns their
+    key files."""
+    keys = []
+    for name in ("alice", "bob"):
+        run("kiosk-central", "keys", "init-member", "--dir", tmp_path / name)
+        keys.append(tmp_path / name / "member.key")
+    run(
+        "kiosk-central",
+        "member",
+        "add",
+        "--data",
+        data,
+        "--name",
+        "Alice",
+        "--public-key",
+        tmp_path / "alice" / "member.pub",
+    )
+    run(
+        "kiosk-central",
+        "member",
+        "add",
+        "--data",
+        data,
+        "--name",
+        "Bob",
+        "--public-key",
+        tmp_path / "bob" / "member.pub",
+        "--member-key",
+        keys[0],
+    )
+    run(
+        "kiosk-central",
+        "case",
+        "open",
+        "--data",
+        data,
+        "--member-key",
+        keys[0],
+        "--id",
+        case_id,
+        "--reason",
+        "cluster reported by the district hospital",
+    )
+    run("kiosk-central", "case", "approve", "--data", data, "--member-key", keys[1], "--id", case_id)
+    return keys
+
+
 # -- a notify socket, as systemd holds it ------------------------------------------------------
 def bound_socket(tmp_path: Path) -> tuple[socket.socket, str]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -7,7 +7,7 @@ import stat
 import subprocess
 
 from sync.central.keyring import server_keys_folder
-from workbench.testkit import BIN, ROOT, kiosk_config_text
+from workbench.testkit import BIN, ROOT, committee_with_a_case, kiosk_config_text
 
 README = (ROOT / "README.md").read_text()
 
@@ -242,54 +242,6 @@ def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, 
     assert p.stdout.strip() == "purged 0 records"
 
 
-def committee_with_a_case(tmp_path, data, case_id):
-    """Two members (the first by bootstrap, the second added by the first), and a case one
-    opens and the other approves, all through the command line. Returns their key files."""
-    keys = []
-    for name in ("alice", "bob"):
-        run("kiosk-central", "keys", "init-member", "--dir", tmp_path / name)
-        keys.append(tmp_path / name / "member.key")
-    run(
-        "kiosk-central",
-        "member",
-        "add",
-        "--data",
-        data,
-        "--name",
-        "Alice",
-        "--public-key",
-        tmp_path / "alice" / "member.pub",
-    )
-    run(
-        "kiosk-central",
-        "member",
-        "add",
-        "--data",
-        data,
-        "--name",
-        "Bob",
-        "--public-key",
-        tmp_path / "bob" / "member.pub",
-        "--member-key",
-        keys[0],
-    )
-    run(
-        "kiosk-central",
-        "case",
-        "open",
-        "--data",
-        data,
-        "--member-key",
-        keys[0],
-        "--id",
-        case_id,
-        "--reason",
-        "cluster reported by the district hospital",
-    )
-    run("kiosk-central", "case", "approve", "--data", data, "--member-key", keys[1], "--id", case_id)
-    return keys
-
-
 # -- sync from the command line ----------------------------------------------------------------------
 def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, authority):
     from sync.central.issuing import issue_pass, save_pass
@@ -357,7 +309,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
             == 1
         )
 
-        alice, _ = committee_with_a_case(tmp_path, data, "OB-2026-17")
+        alice, _ = committee_with_a_case(run, tmp_path, data, "OB-2026-17")
         raised = run(
             "kiosk-central",
             "set-risk",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from workbench.localserver import free_port
-from workbench.testkit import ROOT, kiosk_config_text
+from workbench.testkit import ROOT, committee_with_a_case, kiosk_config_text
 
 UV = Path(sys.executable).parent / "uv"
 DEVICE_ONLY = ("cv2", "zxingcpp", "gpiozero", "pygame", "serial", "numpy")
@@ -173,51 +173,7 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
         server.communicate(timeout=30)
 
     # A trace by two members for a case, in the central set alone.
-    keys = []
-    for name in ("alice", "bob"):
-        run(central, "kiosk-central", "keys", "init-member", "--dir", tmp_path / name)
-        keys.append(tmp_path / name / "member.key")
-    run(
-        central,
-        "kiosk-central",
-        "member",
-        "add",
-        "--data",
-        data,
-        "--name",
-        "Alice",
-        "--public-key",
-        tmp_path / "alice" / "member.pub",
-    )
-    run(
-        central,
-        "kiosk-central",
-        "member",
-        "add",
-        "--data",
-        data,
-        "--name",
-        "Bob",
-        "--public-key",
-        tmp_path / "bob" / "member.pub",
-        "--member-key",
-        keys[0],
-    )
-    run(
-        central,
-        "kiosk-central",
-        "case",
-        "open",
-        "--data",
-        data,
-        "--member-key",
-        keys[0],
-        "--id",
-        "OB-1",
-        "--reason",
-        "a test outbreak",
-    )
-    run(central, "kiosk-central", "case", "approve", "--data", data, "--member-key", keys[1], "--id", "OB-1")
+    keys = committee_with_a_case(lambda *a: run(central, *a), tmp_path, data, "OB-1")
     traced = run(
         central,
         "kiosk-central",

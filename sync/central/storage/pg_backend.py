@@ -22,7 +22,6 @@ from kiosk.core.timing import DAY, RECORD_ID_SKEW_S
 from sync.central.storage.interface import (
     TOMBSTONE_DAYS,
     IngestResult,
-    KioskInfo,
     PurgeResult,
     RecordIdConflict,
     ServerRetention,
@@ -227,23 +226,6 @@ class PgStorage(SqlQueries):
                 [now, kiosk_id],
             )
             return cur.rowcount == 1
-
-    def kiosk(self, kiosk_id: str) -> KioskInfo | None:
-        rows = self._q(
-            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public "
-            "FROM kiosks WHERE kiosk_id = %s",
-            [kiosk_id],
-        )
-        return KioskInfo(*_bytes_row(rows[0])) if rows else None
-
-    def kiosks(self) -> list[KioskInfo]:
-        return [
-            KioskInfo(*_bytes_row(r))
-            for r in self._q(
-                "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
-                "ORDER BY registered_at, kiosk_id"
-            )
-        ]
 
     # -- records ----------------------------------------------------------------------------
     def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult:
@@ -531,10 +513,6 @@ class PgStorage(SqlQueries):
             [now, reader, case_id, kiosk_id, from_ts, to_ts, records],
         )[0][0]
 
-    def reads(self) -> list[dict]:
-        keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
-        return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
-
     def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:
         return [
             tuple(r)
@@ -556,16 +534,6 @@ class PgStorage(SqlQueries):
                 ).rowcount
         return n
 
-    def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
-        return [
-            (a, b, bytes(c))
-            for a, b, c in self._q(
-                "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = %s AND valid_to > %s "
-                "ORDER BY valid_from",
-                [kiosk_id, now],
-            )
-        ]
-
     def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
         if not tags:
             return []
@@ -579,9 +547,6 @@ class PgStorage(SqlQueries):
         ]
 
     # -- the committee's audit log -------------------------------------------------------------
-    def audit_entries(self) -> list[tuple[str, str, str | None]]:
-        return [tuple(r) for r in self._q("SELECT entry, hash, signature FROM audit ORDER BY seq")]
-
     def audit_append(self, build) -> tuple[str, str, str | None]:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK])
@@ -631,9 +596,6 @@ class PgStorage(SqlQueries):
                 conn.execute("SELECT pass_ref, level FROM risk WHERE changed > %s", [since]).fetchall()
             )
 
-    def risk_version(self) -> int:
-        return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
-
     def risk_list(self) -> tuple[int, dict[str, int]]:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -654,10 +616,6 @@ def _record(row) -> dict:
     d["sealed"] = bytes(d["sealed"])
     d["clock_synced"] = int(d["clock_synced"])
     return d
-
-
-def _bytes_row(row) -> tuple:
-    return tuple(bytes(x) if isinstance(x, memoryview) else x for x in row)
 
 
 def _safe(url: str) -> str:

@@ -16,7 +16,6 @@ from kiosk.core.timing import DAY
 from sync.central.storage.interface import (
     TOMBSTONE_DAYS,
     IngestResult,
-    KioskInfo,
     PurgeResult,
     RecordIdConflict,
     ServerRetention,
@@ -188,23 +187,6 @@ class SqliteStorage(SqlQueries):
                 "UPDATE kiosks SET revoked_at = ? WHERE kiosk_id = ? AND revoked_at IS NULL", [now, kiosk_id]
             )
         return cur.rowcount == 1
-
-    def kiosk(self, kiosk_id: str) -> KioskInfo | None:
-        rows = self._q(
-            "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
-            "WHERE kiosk_id = ?",
-            [kiosk_id],
-        )
-        return KioskInfo(*rows[0]) if rows else None
-
-    def kiosks(self) -> list[KioskInfo]:
-        return [
-            KioskInfo(*r)
-            for r in self._q(
-                "SELECT kiosk_id, venue, public_key, registered_at, revoked_at, tag_public FROM kiosks "
-                "ORDER BY registered_at"
-            )
-        ]
 
     # -- records ----------------------------------------------------------------------------
     def ingest(self, kiosk_id: str, batch_id: str, records: list[dict], *, now: float) -> IngestResult:
@@ -382,10 +364,6 @@ class SqliteStorage(SqlQueries):
                 or 0
             )
 
-    def reads(self) -> list[dict]:
-        keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
-        return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
-
     def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:
         """(kiosk id, last upload time, how long its newest record waited) per kiosk that
         uploaded within the longest retention: the operator's view, from the batch receipts."""
@@ -410,16 +388,6 @@ class SqliteStorage(SqlQueries):
             )
             return self.db.conn.total_changes - before
 
-    def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
-        return [
-            tuple(r)
-            for r in self._q(
-                "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? "
-                "ORDER BY valid_from",
-                [kiosk_id, now],
-            )
-        ]
-
     def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
         if not tags:
             return []
@@ -433,10 +401,6 @@ class SqliteStorage(SqlQueries):
         return [dict(zip(keys, r)) for r in rows]
 
     # -- the committee's audit log -------------------------------------------------------------
-    def audit_entries(self) -> list[tuple[str, str, str | None]]:
-        """(entry JSON, hash, signature) in order."""
-        return [tuple(r) for r in self._q("SELECT entry, hash, signature FROM audit ORDER BY seq")]
-
     def audit_append(self, build) -> tuple[str, str, str | None]:
         """Append ``build(seq, prev_hash)``'s (entry JSON, hash, signature) at the end of the
         log, atomically with reading where the end is."""
@@ -483,9 +447,6 @@ class SqliteStorage(SqlQueries):
             return version, dict(
                 self.db.execute("SELECT pass_ref, level FROM risk WHERE changed > ?", [since]).fetchall()
             )
-
-    def risk_version(self) -> int:
-        return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
 
     def risk_list(self) -> tuple[int, dict[str, int]]:
         """(version, {pass_ref: level}) for the levels above 0: what kiosks download."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kiosk.core.timing import DAY
-from sync.central.storage.interface import SequenceSummary, ServerRetention
+from sync.central.storage.interface import KioskInfo, SequenceSummary, ServerRetention
 
 # What `status` reads instead of counting records: per kiosk and sequence epoch, what was
 # ever received (purged records included), kept by ingest in the same transaction.
@@ -45,6 +45,14 @@ SEQUENCE_SUMMARY_SQL = """
 """
 
 
+_KIOSK_COLUMNS = "kiosk_id, venue, public_key, registered_at, revoked_at, tag_public"
+
+
+def _blobs(row: Sequence[Any]) -> list[Any]:
+    """PostgreSQL answers bytea as memoryview, SQLite as bytes: bytes either way."""
+    return [bytes(v) if isinstance(v, memoryview) else v for v in row]
+
+
 class SqlQueries:
     """What both backends ask in the same SQL, but for the placeholder (``P``: "?" for
     SQLite, "%s" for PostgreSQL); each provides ``_q(sql, params)`` and ``retention``."""
@@ -58,6 +66,40 @@ class SqlQueries:
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.P)
+
+    # -- reads both backends ask in the same words ----------------------------------------------
+    def kiosk(self, kiosk_id: str) -> KioskInfo | None:
+        rows = self._q(self._sql(f"SELECT {_KIOSK_COLUMNS} FROM kiosks WHERE kiosk_id = ?"), [kiosk_id])
+        return KioskInfo(*_blobs(rows[0])) if rows else None
+
+    def kiosks(self) -> list[KioskInfo]:
+        return [
+            KioskInfo(*_blobs(r))
+            for r in self._q(f"SELECT {_KIOSK_COLUMNS} FROM kiosks ORDER BY registered_at, kiosk_id")
+        ]
+
+    def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
+        return [
+            (a, b, bytes(c))
+            for a, b, c in self._q(
+                self._sql(
+                    "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? "
+                    "ORDER BY valid_from"
+                ),
+                [kiosk_id, now],
+            )
+        ]
+
+    def reads(self) -> list[dict[str, Any]]:
+        keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
+        return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
+
+    def audit_entries(self) -> list[tuple[str, str, str | None]]:
+        """(entry JSON, hash, signature) in order."""
+        return [(e, h, s) for e, h, s in self._q("SELECT entry, hash, signature FROM audit ORDER BY seq")]
+
+    def risk_version(self) -> int:
+        return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
 
     def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]:
         """(epoch, records, lowest seq, highest seq, sequence numbers used twice) per sequence
