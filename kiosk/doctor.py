@@ -366,13 +366,32 @@ def check_clock() -> Check:
     )
 
 
+def check_numpy() -> Check:
+    """apt's compiled modules (picamera2's simplejpeg) import only with the numpy they were
+    built for: a numpy 2 in the venv in front of the system's numpy 1 breaks the camera."""
+    from kiosk.adapters.numpyabi import numpy_clash, numpy_places
+
+    clash = numpy_clash()
+    if clash:
+        return Check("numpy", "FAIL", clash)
+    own, system = numpy_places()
+    used = own or system
+    if used is None:
+        return Check("numpy", "ok", "not installed (a scanner-only kiosk needs none)")
+    source = "this venv" if used is own else f"the system ({used.where})"
+    return Check("numpy", "ok", f"numpy {used.version} from {source}; apt's modules can import")
+
+
 def check_camera(cfg: Config) -> Check:
     from kiosk.adapters.frames import SCANNER_SOURCES, open_source
 
     try:
         source = open_source(cfg.camera)
     except Exception as e:
-        return Check("camera", "FAIL", f"{cfg.camera.source}: {e} (is `kiosk run` holding it?)")
+        busy = any(w in str(e).lower() for w in ("busy", "in use", "acquire"))
+        return Check(
+            "camera", "FAIL", f"{cfg.camera.source}: {e}" + (" (is `kiosk run` holding it?)" if busy else "")
+        )
     if cfg.camera.source in SCANNER_SOURCES:
         source.close()
         return Check(
@@ -407,7 +426,7 @@ def check_screen(cfg: Config) -> Check:
 
 
 def check_signal(cfg: Config, *, test: bool, pin_factory=None) -> Check:
-    from kiosk.adapters.signal import Signal, is_raspberry_pi, make_pin_factory
+    from kiosk.adapters.signal import MODEL_OVERRIDE, Signal, hardware_model, make_pin_factory
     from kiosk.errors import GpioError
 
     try:
@@ -417,10 +436,16 @@ def check_signal(cfg: Config, *, test: bool, pin_factory=None) -> Check:
     except GpioError as e:
         return Check("signal", "FAIL", str(e))
     if not test:
-        where = "Raspberry Pi" if is_raspberry_pi() else "no GPIO here"
+        model = hardware_model()
+        if cfg.signal.pin_factory == "mock" and pin_factory is None:
+            where = 'mock pins: [signal] pin_factory = "mock"'
+        else:
+            where = model or "no GPIO here"
+        if os.environ.get(MODEL_OVERRIDE) is not None:
+            where += f"; the hardware probe is overridden by ${MODEL_OVERRIDE} (tests only)"
         return Check(
             "signal",
-            "warn" if is_mock else "ok",
+            "warn" if is_mock or os.environ.get(MODEL_OVERRIDE) is not None else "ok",
             f"{type(factory).__name__} ({where}); --signal-test cycles the lamps",
         )
     try:
@@ -460,6 +485,7 @@ def run_checks(
     yield from _guarded("database", lambda: check_store(cfg, now))
     yield from _guarded("disk", lambda: check_disk(cfg))
     yield from _guarded("clock", check_clock)
+    yield from _guarded("numpy", check_numpy)
     if camera:
         yield from _guarded("camera", lambda: check_camera(cfg))
     if cfg.screen.enabled:

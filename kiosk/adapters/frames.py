@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import logging
 import time
 from collections.abc import Iterable
@@ -54,6 +56,21 @@ class InputSource(Protocol):
     def read(self) -> Any: ...
 
     def close(self) -> None: ...
+
+
+def picamera2_import_problem(error: BaseException) -> str:
+    """Why picamera2 would not import, in words that point at the real cause."""
+    from kiosk.adapters.numpyabi import numpy_clash
+
+    clash = numpy_clash()
+    if clash:
+        return f"picamera2 cannot be imported ({type(error).__name__}: {error}): {clash}"
+    if isinstance(error, ModuleNotFoundError) and error.name and error.name.startswith("picamera2"):
+        return (
+            "picamera2 is not installed (Raspberry Pi OS: apt install python3-picamera2; plain Debian "
+            "has no python3-picamera2: the camera needs Raspberry Pi OS)"
+        )
+    return f"picamera2 cannot be imported: {type(error).__name__}: {error}"
 
 
 def to_grey(frame: np.ndarray) -> np.ndarray:
@@ -232,12 +249,16 @@ class Picamera2Source:
         torch: Torch | None = None,
     ):
         if picamera2 is None:
+            # numpy 2 prints a traceback of its own when a module built for numpy 1 loads
+            # (simplejpeg, under picamera2): kept off the journal, the cause is named below.
+            noise = io.StringIO()
             try:
-                from picamera2 import Picamera2 as picamera2  # type: ignore[no-redef]  # only on a Pi (apt: python3-picamera2)
-            except ImportError as e:
-                raise CameraError(
-                    "picamera2 is not installed (on Raspberry Pi OS: apt install python3-picamera2)"
-                ) from e
+                with contextlib.redirect_stderr(noise):
+                    # only on a Pi (apt: python3-picamera2)
+                    from picamera2 import Picamera2 as picamera2  # type: ignore[no-redef]
+            except Exception as e:
+                log.debug("picamera2 import: %s", noise.getvalue())
+                raise CameraError(picamera2_import_problem(e)) from e
         try:
             self._cam = picamera2()
             controls = camera_controls(

@@ -14,9 +14,12 @@ it. Nothing here logs which signal was shown: that would put decisions in the jo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gpiozero import Buzzer, TrafficLights
 
@@ -29,19 +32,37 @@ log = logging.getLogger(__name__)
 
 
 PI_MODEL = Path("/proc/device-tree/model")
+# For tests and checks only: the board's model as the probe should read it ("Raspberry Pi 4
+# Model B", or "none"), instead of the device tree. Doctor warns while it is set.
+MODEL_OVERRIDE = "KIOSK_HARDWARE_MODEL"
+
+
+def hardware_model(model_file: Path = PI_MODEL) -> str:
+    """The board's model from the device tree ("" where there is none), or the override."""
+    override = os.environ.get(MODEL_OVERRIDE)
+    if override is not None:
+        return "" if override.strip().lower() == "none" else override
+    try:
+        return model_file.read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return ""
 
 
 def is_raspberry_pi(model_file: Path = PI_MODEL) -> bool:
-    try:
-        return "Raspberry Pi" in model_file.read_text(errors="replace")
-    except OSError:
-        return False
+    return "Raspberry Pi" in hardware_model(model_file)
 
 
-def make_pin_factory(name: str = "auto", *, on_pi: bool | None = None):
-    """Returns (factory, is_mock). ``on_pi``: whether this is a Raspberry Pi (read from the
-    device tree when None); there, "auto" never falls back to mock pins."""
+def make_pin_factory(
+    name: str = "auto", *, on_pi: bool | None = None, importer: Callable[[str], Any] | None = None
+):
+    """Returns (factory, is_mock). ``on_pi``: whether this is a Raspberry Pi (the probe's
+    answer when None); there, "auto" never falls back to mock pins. ``importer``: how a pin
+    library's module is imported (tests hand in one that fails)."""
+    import importlib
+
     from gpiozero.pins.mock import MockFactory
+
+    load = importer or importlib.import_module
 
     if name == "mock":
         return MockFactory(), True
@@ -56,9 +77,7 @@ def make_pin_factory(name: str = "auto", *, on_pi: bool | None = None):
     for n in names:
         module, cls = candidates[n]
         try:
-            import importlib
-
-            return getattr(importlib.import_module(module), cls)(), False
+            return getattr(load(module), cls)(), False
         except Exception as e:  # missing library, not a Pi, no /dev/gpiomem ...
             errors.append(f"{n}: {type(e).__name__}")
     if name != "auto":

@@ -443,17 +443,27 @@ def test_a_tampered_bundle_fails_doctor_and_the_kiosk_keeps_the_verified_risk_li
 
 
 # -- 6. GPIO: on a Pi, the real pins or a failure ------------------------------------------------------
+def no_pin_library(module: str):
+    """What importing a pin library does where none can drive pins (injected: on a Pi whose
+    lgpio works, the real import would succeed)."""
+    raise ImportError(f"{module}: no GPIO library here")
+
+
 def test_on_a_raspberry_pi_auto_never_falls_back_to_mock_pins():
     with pytest.raises(GpioError, match="Raspberry Pi .* python3-lgpio"):
-        make_pin_factory("auto", on_pi=True)
-    factory, is_mock = make_pin_factory("auto", on_pi=False)  # no GPIO at all: mock pins
+        make_pin_factory("auto", on_pi=True, importer=no_pin_library)
+    factory, is_mock = make_pin_factory("auto", on_pi=False, importer=no_pin_library)  # mock pins
     assert is_mock
 
 
 def test_an_unavailable_gpio_library_is_one_line_and_exit_3(tmp_path, authority):
     cfg = _cfg(tmp_path, authority, camera=['source = "images"', f'images = ["{tmp_path}"]'])
     cfg.write_text(cfg.read_text().replace('pin_factory = "mock"', 'pin_factory = "lgpio"'))
-    r = _run("kiosk", "run", "--config", cfg)
+    # lgpio made unavailable on any machine, a Pi whose lgpio drives pins included: a module
+    # of that name that fails to import, first on the path of the `kiosk run` process.
+    (tmp_path / "nolgpio").mkdir()
+    (tmp_path / "nolgpio" / "lgpio.py").write_text('raise ImportError("lgpio: not available (test)")\n')
+    r = _run("kiosk", "run", "--config", cfg, env={**os.environ, "PYTHONPATH": str(tmp_path / "nolgpio")})
     assert r.returncode == 3, r.stderr
     assert (
         r.stderr.strip()

@@ -9,6 +9,13 @@ import time
 
 import numpy as np
 
+# Raspberry Pi OS's picamera2 imports simplejpeg, compiled against apt's numpy: where the
+# compiled stand-in (tests/stubs/simplejpeg) is on the path, this imports it the same way.
+try:
+    import simplejpeg  # noqa: F401
+except ModuleNotFoundError:
+    pass
+
 camera_controls_of_module_3 = {
     "FrameRate": (1, 120, 30), "AfMode": (0, 2, 0), "AfSpeed": (0, 1, 0),
     "LensPosition": (0.0, 15.0, 1.0), "AeExposureMode": (0, 3, 0), "ExposureValue": (-8.0, 8.0, 0.0)}
