@@ -7,12 +7,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.app import KioskApp, Trust
 from kiosk.clock import SystemClock
 from kiosk.config import Config, ConfigError
-from kiosk.core.bundle import BundleError, verify_chain
+from kiosk.core.bundle import Bundle, BundleError, root_of, verify_chain
 from kiosk.core.decision import Policy
 from kiosk.core.keys import (
     KeyFileError,
@@ -23,7 +26,14 @@ from kiosk.core.keys import (
 )
 from kiosk.core.seal import SealingKey
 from kiosk.core.sealkeys import Sealer, Tagger
-from kiosk.store.checkins import BUNDLE_COPY, CheckinStore, Retention
+from kiosk.store.checkins import (
+    BUNDLE_COPY,
+    BUNDLE_FLOOR,
+    MANIFEST_FLOOR,
+    PINNED_ROOT,
+    CheckinStore,
+    Retention,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,34 +100,58 @@ def follow_bundle_keys(store: CheckinStore, provider: TrustProvider) -> None:
         store.tagger.sealed_keys = lambda: provider.bundle.tag_keys if provider.bundle else ()
 
 
+@dataclass(frozen=True)
+class Floors:
+    bundle: int = 0
+    manifest: int = 0
+    root: str | None = None  # a successor root the authority's root named, pinned since
+
+
+def floors_of(store: CheckinStore | None) -> Floors:
+    if store is None:
+        return Floors()
+    return Floors(
+        int(store.get_state(BUNDLE_FLOOR, "0") or 0),
+        int(store.get_state(MANIFEST_FLOOR, "0") or 0),
+        store.get_state(PINNED_ROOT) or None,
+    )
+
+
 class TrustProvider:
     """The current Trust: the config's issuer keys and policy, merged with the bundle that
-    `kiosk sync` downloads (more issuer keys, the risk list, the authority's policy).
+    `kiosk sync` downloads (the root's manifest: more issuer keys, the policy; the members'
+    risk statements).
 
     The bundle file is checked (one stat) on each call, which the app makes once per scan,
-    not per frame; a changed file is verified again with the bundle key before use, since
-    the file on disk is no more trusted than the wire. A bad file is logged and the Trust
-    already held is kept: a verified risk list is never dropped for an unverified one. When
-    no verified bundle is held yet (a start with a tampered file), ``last_verified`` gives
-    the copy the uploader kept in the database, verified again before use."""
+    not per frame; a changed file is verified again against the pinned root key before use,
+    since the file on disk is no more trusted than the wire, and never below the versions the
+    database holds (a damaged or older file cannot roll the kiosk back). A bad file is logged
+    and the Trust already held is kept. When no verified bundle is held yet (a start with a
+    tampered file), ``last_verified`` gives the copy the uploader kept in the database,
+    verified again before use."""
 
     def __init__(
         self,
         base: Trust,
         *,
         bundle_file: Path | None = None,
-        bundle_key=None,
+        root_key: Ed25519PublicKey | None = None,
         kiosk_id: str | None = None,
         last_verified: Callable[[], bytes | None] | None = None,
+        floors: Callable[[], Floors] = Floors,
     ):
-        self.base, self.bundle_file, self.bundle_key = base, bundle_file, bundle_key
+        self.base, self.bundle_file, self.root_key = base, bundle_file, root_key
         self.kiosk_id = kiosk_id or None
-        self.last_verified = last_verified
-        self.current, self.bundle = base, None
+        self.last_verified, self.floors = last_verified, floors
+        self.current: Trust = base
+        self.bundle: Bundle | None = None
         self._stamp: tuple[int, int, int] | None = None
 
+    def anchor(self, floors: Floors) -> Ed25519PublicKey | None:
+        return root_of(floors.root) if floors.root else self.root_key
+
     def __call__(self) -> Trust:
-        if self.bundle_file is None or self.bundle_key is None:
+        if self.bundle_file is None or self.root_key is None:
             return self.current
         try:
             st = self.bundle_file.stat()
@@ -129,16 +163,30 @@ class TrustProvider:
             self._load()
         return self.current
 
+    def _verify(self, data: bytes) -> Bundle:
+        floors = self._floors()
+        anchor = self.anchor(floors)
+        assert anchor is not None
+        return verify_chain(
+            data,
+            anchor,
+            kiosk_id=self.kiosk_id,
+            min_version=max(floors.bundle, self.bundle.version if self.bundle else 0),
+            min_manifest=max(floors.manifest, self.bundle.manifest_version if self.bundle else 0),
+        )
+
+    def _floors(self) -> Floors:
+        try:
+            return self.floors()
+        except Exception as e:  # a failing database must not stop the scan loop
+            log.error("cannot read the version floors: %s", e)
+            return Floors()
+
     def _load(self) -> None:
-        if self.bundle_file is None or self.bundle_key is None:
+        if self.bundle_file is None or self.root_key is None:
             return
         try:
-            bundle = verify_chain(
-                self.bundle_file.read_bytes(),
-                self.bundle_key,
-                kiosk_id=self.kiosk_id,
-                min_version=self.bundle.version if self.bundle else 0,
-            )
+            bundle = self._verify(self.bundle_file.read_bytes())
         except (OSError, BundleError) as e:
             if self.bundle is None and self._load_kept_copy(f"{self.bundle_file}: {e}"):
                 return
@@ -160,7 +208,7 @@ class TrustProvider:
         if not data:
             return False
         try:
-            bundle = verify_chain(data, self.bundle_key, kiosk_id=self.kiosk_id)
+            bundle = self._verify(data)
         except BundleError as e:
             log.error("kept bundle copy not used either: %s", e)
             return False
@@ -168,26 +216,27 @@ class TrustProvider:
         self._use(bundle)
         return True
 
-    def _use(self, bundle) -> None:
+    def _use(self, bundle: Bundle) -> None:
         self.bundle = bundle
         self.current = Trust(
             issuers={**self.base.issuers, **bundle.issuers}, risk_list=bundle.risk_list, policy=bundle.policy
         )
         log.info(
-            "bundle version %d in use: risk list of %d entries, deny level %d",
+            "bundle version %d (manifest %d) in use: risk list of %d entries, deny level %d",
             bundle.version,
+            bundle.manifest_version,
             len(bundle.risk_list.levels),
             bundle.policy.deny_level,
         )
 
 
-def load_bundle_key(cfg: Config):
-    if not cfg.keys.bundle_key:
+def load_root_key(cfg: Config) -> Ed25519PublicKey | None:
+    if not cfg.keys.root_key:
         return None
     try:
-        return load_ed25519_public(cfg.keys.bundle_key)
+        return load_ed25519_public(cfg.keys.root_key)
     except KeyFileError as e:
-        raise ConfigError(f"[keys] bundle_key: {e}") from None
+        raise ConfigError(f"[keys] root_key: {e}") from None
 
 
 def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustProvider:
@@ -200,9 +249,10 @@ def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustPr
     return TrustProvider(
         load_trust(cfg),
         bundle_file=Path(cfg.kiosk.bundle_file),
-        bundle_key=load_bundle_key(cfg),
+        root_key=load_root_key(cfg),
         kiosk_id=cfg.sync.kiosk_id,
         last_verified=kept if store is not None else None,
+        floors=lambda: floors_of(store),
     )
 
 

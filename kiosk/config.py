@@ -47,7 +47,8 @@ class KioskSection:
 class KeysSection:
     issuer_keys: list = opt()  # list of issuer public key files (PEM)
     sealing_key: str = opt(path=True)  # the committee's sealing public key (PEM, X25519)
-    bundle_key: str = opt("", path=True)  # the authority's bundle-signing public key
+    root_key: str = opt("", path=True)  # the authority's offline root key, pinned: trusts bundles
+    bundle_key: str = opt("", path=True)  # no longer used (the root's manifest names the server's keys)
     device_key: str = opt("", path=True)  # this kiosk's Ed25519 key; "" = beside the database
     tag_key: str = opt("", path=True)  # its X25519 key for search-tag keys; "" = beside the database
 
@@ -279,7 +280,7 @@ def load(path: str | Path, *, check_files: bool = True) -> Config:
         for where, p in [
             *(("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys),
             ("[keys] sealing_key", cfg.keys.sealing_key),
-            ("[keys] bundle_key", cfg.keys.bundle_key),
+            ("[keys] root_key", cfg.keys.root_key),
         ]:
             if p:
                 _check_file(where, Path(p))

@@ -76,8 +76,8 @@ def _can_read_as(path: Path, user: pwd.struct_passwd) -> bool:
 def check_key_files(cfg: Config) -> Check:
     files = [("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys]
     files += [("[keys] sealing_key", cfg.keys.sealing_key)]
-    if cfg.keys.bundle_key:
-        files.append(("[keys] bundle_key", cfg.keys.bundle_key))
+    if cfg.keys.root_key:
+        files.append(("[keys] root_key", cfg.keys.root_key))
     if cfg.sync.server_url:
         files.append(("[keys] device_key", cfg.keys.device_key))
     me = pwd.getpwuid(os.geteuid()).pw_name
@@ -110,7 +110,7 @@ def check_key_files(cfg: Config) -> Check:
 
 
 def check_keys(cfg: Config) -> list[Check]:
-    from kiosk.compose import load_bundle_key, load_sealing, load_trust
+    from kiosk.compose import load_root_key, load_sealing, load_trust
 
     out = [check_key_files(cfg)]
     try:
@@ -118,19 +118,29 @@ def check_keys(cfg: Config) -> list[Check]:
         out.append(Check("keys", "ok", f"{len(trust.issuers)} issuer key(s) trusted"))
         sealing = load_sealing(cfg)
         out.append(Check("sealing", "ok", f"records sealed to committee key {sealing.kid}"))
-        bundle_key = load_bundle_key(cfg)
-        if bundle_key:
-            out.append(Check("bundle key", "ok", "set"))
+        if load_root_key(cfg):
+            out.append(Check("root key", "ok", "pinned: bundles and receipts are trusted through it"))
         else:
+            obsolete = "; bundle_key is no longer used" if cfg.keys.bundle_key else ""
             out.append(
                 Check(
-                    "bundle key",
+                    "root key",
                     "FAIL" if cfg.sync.server_url else "warn",
-                    "not set: downloaded bundles (the risk list) cannot be used; set [keys] bundle_key",
+                    "not set: downloaded bundles (the risk list) and upload receipts cannot be trusted; "
+                    f'set [keys] root_key = "keys/root.pub"{obsolete}',
                 )
             )
     except ConfigError as e:
         out.append(Check("keys", "FAIL", str(e)))
+    if cfg.sync.server_url.startswith("http://"):
+        out.append(
+            Check(
+                "transport",
+                "warn",
+                f"{cfg.sync.server_url} is plain HTTP: anyone on the way sees the uploads' metadata; "
+                "receipts and bundles are still checked by signature (use https)",
+            )
+        )
     if cfg.sync.server_url and not cfg.sync.kiosk_id:
         out.append(
             Check(
@@ -243,6 +253,18 @@ def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
             )
         )
     if cfg.sync.server_url:
+        from kiosk.store.checkins import BAD_RECEIPTS
+
+        bad = int(store.get_state(BAD_RECEIPTS, "0") or 0)
+        if bad >= BAD_RECEIPTS_FAIL:
+            out.append(
+                Check(
+                    "receipts",
+                    "FAIL",
+                    f"{bad} upload answers in a row had no receipt the manifest's receipt key signed: "
+                    "records stay queued (a proxy, a wrong server_url, or an impostor answering)",
+                )
+            )
         last = store.get_state("last_sync_at")
         err = store.get_state("last_sync_error") or ""
         if last is None:
@@ -271,6 +293,7 @@ def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
     return out
 
 
+BAD_RECEIPTS_FAIL = 3  # upload answers in a row without a verifiable receipt
 COVERAGE_WARN_S = 14 * 86_400
 
 
@@ -307,25 +330,37 @@ def check_sealing(bundle, store, now: float) -> Check:
 def check_bundle(cfg: Config, store, now: float):
     """The bundle file verified exactly as `kiosk run` verifies it; (check, verified bundle
     in use or None): the file's, or else the last verified copy `kiosk run` falls back to."""
-    from kiosk.compose import load_bundle_key
-    from kiosk.core.bundle import BundleError, verify_chain
+    from kiosk.compose import floors_of, load_root_key
+    from kiosk.core.bundle import BundleError, root_of, verify_chain
     from kiosk.store.checkins import BUNDLE_COPY
 
     try:
-        key = load_bundle_key(cfg)
+        root = load_root_key(cfg)
     except ConfigError as e:
         return Check("risk list", "FAIL", str(e)), None
     path = Path(cfg.kiosk.bundle_file)
-    if key is None or not path.exists():
+    if root is None or not path.exists():
         return Check("risk list", "warn", "no bundle downloaded yet: passes' own levels only"), None
+    floors = floors_of(store)
+    anchor = root_of(floors.root) if floors.root else root
     kept = store.get_state(BUNDLE_COPY)
+
+    def verify(data: bytes):
+        return verify_chain(
+            data,
+            anchor,
+            kiosk_id=cfg.sync.kiosk_id or None,
+            min_version=floors.bundle,
+            min_manifest=floors.manifest,
+        )
+
     try:
-        bundle = verify_chain(path.read_bytes(), key, kiosk_id=cfg.sync.kiosk_id or None)
+        bundle = verify(path.read_bytes())
     except (OSError, BundleError) as e:
         fallback, copy = "no verified copy is held: passes' own levels only", None
         if kept:
             try:
-                copy = verify_chain(kept.encode(), key, kiosk_id=cfg.sync.kiosk_id or None)
+                copy = verify(kept.encode())
                 fallback = f"kiosk run uses the last verified copy (version {copy.version})"
             except BundleError:
                 pass
@@ -336,7 +371,9 @@ def check_bundle(cfg: Config, store, now: float):
     return Check(
         "risk list",
         "ok" if age < RISK_LIST_STALE_S else "warn",
-        f"bundle version {bundle.version} verified, {len(bundle.risk_list.levels)} entries, {_age(age)} old",
+        f"bundle version {bundle.version} (manifest {bundle.manifest_version}) verified against the "
+        f"root{', its successor pinned' if floors.root else ''}, {len(bundle.risk_list.levels)} entries, "
+        f"{_age(age)} old; never below versions {floors.bundle} / {floors.manifest} (kept in the database)",
     ), bundle
 
 

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 UPLOAD_PATH = "/v1/batches"
 RISK_SINCE_HEADER = "X-Risk-Since"  # the risk-list version a kiosk holds: send the changes
+AUDIT_HEAD_HEADER = "X-Audit-Head"  # SEQ:HASH, the highest audit head the kiosk has seen
 BUNDLE_PATH = "/v1/bundle"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # gzip bytes on the wire
 MAX_JSON_BYTES = 32 * 1024 * 1024  # after decompression (a gzip bomb stops here)

@@ -29,11 +29,30 @@ import uuid
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import NoReturn
 
 import requests
 
-from kiosk.core.bundle import MAX_CHAIN, BundleError, chain_docs, encode_chain, verify_bundle, verify_chain
-from kiosk.store.checkins import BUNDLE_COPY
+from kiosk.core.auditheads import AuditHead
+from kiosk.core.bundle import (
+    MAX_CHAIN,
+    BundleError,
+    chain_docs,
+    encode_chain,
+    root_of,
+    root_text,
+    verify_bundle,
+    verify_chain,
+    verify_receipt,
+)
+from kiosk.store.checkins import (
+    AUDIT_HEAD,
+    BAD_RECEIPTS,
+    BUNDLE_COPY,
+    BUNDLE_FLOOR,
+    MANIFEST_FLOOR,
+    PINNED_ROOT,
+)
 from sync import protocol
 
 log = logging.getLogger("kiosk.sync")
@@ -122,7 +141,7 @@ class Uploader:
         server_url: str,
         kiosk_id: str,
         device_key,
-        bundle_key=None,
+        root_key=None,
         bundle_file: Path | None = None,
         batch_size: int = 500,
         timeout_s: float = 10.0,
@@ -132,7 +151,8 @@ class Uploader:
     ):
         self.store, self.kiosk_id, self.device_key = store, kiosk_id, device_key
         self.base = server_url.rstrip("/")
-        self.bundle_key, self.bundle_file = bundle_key, Path(bundle_file) if bundle_file else None
+        self.root_key, self.bundle_file = root_key, Path(bundle_file) if bundle_file else None
+        self._receipt_keys: tuple | None = None  # from the held bundle's manifest
         self.batch_size, self.timeout_s, self.verify, self.clock = batch_size, timeout_s, verify, clock
         self.session = session or requests.Session()
         self.clock_offset = float(store.get_state("server_clock_offset", "0"))
@@ -143,6 +163,9 @@ class Uploader:
         self, method: str, path: str, body: bytes = b"", headers=None, _stale_retry: bool = True
     ) -> requests.Response:
         h = dict(headers or {})
+        head = self.store.get_state(AUDIT_HEAD)
+        if head:  # the highest audit head seen, for the committee to check its log against
+            h[protocol.AUDIT_HEAD_HEADER] = head
         h.update(
             protocol.sign_request(
                 self.device_key,
@@ -230,14 +253,26 @@ class Uploader:
             try:
                 answer = resp.json()
                 accepted, duplicates = list(answer["accepted"]), list(answer["duplicates"])
+                receipt = answer["receipt"]
             except (ValueError, KeyError, TypeError):
-                raise TransientError("upload: unreadable answer from the server") from None
+                self._bad_receipt("an answer without a receipt")
+            keys = self.receipt_keys()
+            if not keys:
+                raise SetupError(
+                    "upload: no verified manifest held yet, so no receipt can be checked; "
+                    "records stay queued until the bundle is fetched"
+                )
+            try:
+                stored = set(verify_receipt(receipt, keys, kiosk_id=self.kiosk_id, batch_id=batch_id))
+            except BundleError as e:
+                self._bad_receipt(str(e))
             sent = {r["record_id"] for r in records}
-            named = [i for i in accepted + duplicates if i in sent]
+            named = [i for i in accepted + duplicates if i in sent and i in stored]
             if not named:
-                raise TransientError("upload: the answer names none of the batch")
+                self._bad_receipt("the receipt names none of the batch")
+            self.store.set_state(BAD_RECEIPTS, "0")
             self.store.mark_synced(named, now=self.clock())
-            return (len([i for i in accepted if i in sent]), len([i for i in duplicates if i in sent]), 0)
+            return (len([i for i in accepted if i in named]), len([i for i in duplicates if i in named]), 0)
         code, detail = _error_code(resp)
         if not code:
             raise SetupError(
@@ -259,9 +294,48 @@ class Uploader:
             return (0, 0, 1)
         raise SetupError(f"upload: HTTP {resp.status_code} {code} {detail}".strip())
 
+    def _bad_receipt(self, why: str) -> NoReturn:
+        """A 200 without a receipt the manifest's receipt key signed: nothing is marked
+        synced (a forged answer cannot make the kiosk delete records it still needs)."""
+        n = int(self.store.get_state(BAD_RECEIPTS, "0") or 0) + 1
+        self.store.set_state(BAD_RECEIPTS, str(n))
+        raise TransientError(f"upload: receipt refused ({why}); records stay queued ({n} in a row)")
+
+    def receipt_keys(self) -> tuple:
+        if self._receipt_keys is None:
+            held = self._held_bundle()
+            self._receipt_keys = held.receipt_keys if held else ()
+        return self._receipt_keys
+
+    def _anchor(self):
+        pinned = self.store.get_state(PINNED_ROOT)
+        return root_of(pinned) if pinned else self.root_key
+
+    def _floors(self) -> tuple[int, int]:
+        return (
+            int(self.store.get_state(BUNDLE_FLOOR, "0") or 0),
+            int(self.store.get_state(MANIFEST_FLOOR, "0") or 0),
+        )
+
+    def _held_bundle(self):
+        copy = self.store.get_state(BUNDLE_COPY)
+        if not copy or self.root_key is None:
+            return None
+        floor, manifest_floor = self._floors()
+        try:
+            return verify_chain(
+                copy.encode("ascii"),
+                self._anchor(),
+                kiosk_id=self.kiosk_id,
+                min_version=floor,
+                min_manifest=manifest_floor,
+            )
+        except BundleError:
+            return None
+
     # -- bundle ------------------------------------------------------------------------------------
     def fetch_bundle(self) -> str:
-        if self.bundle_key is None or self.bundle_file is None:
+        if self.root_key is None or self.bundle_file is None:
             return "not configured"
         copy = self.store.get_state(BUNDLE_COPY)
         try:  # a file changed on disk since it was verified is fetched whole again
@@ -269,12 +343,9 @@ class Uploader:
         except OSError:
             have = False
         held, docs = None, []
-        if have:
-            try:
-                held = verify_chain(copy.encode("ascii"), self.bundle_key, kiosk_id=self.kiosk_id)
-                docs = chain_docs(copy.encode("ascii"))
-            except BundleError:
-                held = None
+        if have and copy is not None:
+            held = self._held_bundle()
+            docs = chain_docs(copy.encode("ascii")) if held else []
         headers = {}
         etag = self.store.get_state("bundle_etag")
         if held and etag:
@@ -288,19 +359,45 @@ class Uploader:
             return f"unchanged (version {self.store.get_state('bundle_version', '?')})"
         if resp.status_code != 200:
             raise SetupError(f"bundle: HTTP {resp.status_code}")
-        current = held.version if held else 0
+        floor, manifest_floor = self._floors()
+        current = max(held.version if held else 0, floor)
+        anchor = self._anchor()
         try:
-            link = verify_bundle(resp.content, self.bundle_key, kiosk_id=self.kiosk_id, min_version=current)
+            link = verify_bundle(
+                resp.content, anchor, kiosk_id=self.kiosk_id, min_version=current, min_manifest=manifest_floor
+            )
             docs = docs + [resp.content] if link.risk_since is not None else [resp.content]
             data = encode_chain(docs)
-            bundle = verify_chain(data, self.bundle_key, kiosk_id=self.kiosk_id)
+            bundle = verify_chain(
+                data, anchor, kiosk_id=self.kiosk_id, min_version=current, min_manifest=manifest_floor
+            )
         except BundleError as e:
             self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})  # whole next time
             log.error("bundle refused, keeping the one held: %s", e)
             return f"refused ({e}); kept version {current or 'none'}"
+        changed = (
+            held is None
+            or bundle.version != held.version
+            or (bundle.manifest_version != held.manifest_version)
+            or bundle.tag_keys != held.tag_keys
+        )
         _write_atomically(self.bundle_file, data)
+        states = {
+            BUNDLE_FLOOR: str(max(floor, bundle.version)),
+            MANIFEST_FLOOR: str(max(manifest_floor, bundle.manifest_version)),
+        }
+        if bundle.audit_head is not None:
+            seen = self.store.get_state(AUDIT_HEAD)
+            if not seen or AuditHead.parse(seen).seq < bundle.audit_head.seq:
+                states[AUDIT_HEAD] = bundle.audit_head.wire()
+        if bundle.manifest.next_root is not None:  # the root named its successor: pin it
+            states[PINNED_ROOT] = root_text(bundle.manifest.next_root)
+            states["bundle_etag"] = ""
+            log.warning("the authority's root named its successor: pinned from now on")
+        self._receipt_keys = bundle.receipt_keys
         self.store.set_states(
             {
+                **states,
                 BUNDLE_COPY: data.decode("ascii"),
                 "bundle_version": str(bundle.version),
                 "bundle_etag": resp.headers.get("ETag", ""),
@@ -316,12 +413,21 @@ class Uploader:
             len(bundle.risk_list.levels),
             f"a delta of {len(link.risk_list.levels)}" if link.risk_since is not None else "whole",
         )
+        if not changed:
+            return f"unchanged (version {bundle.version})"
         return f"updated to version {bundle.version}"
 
     # -- rounds and the service ---------------------------------------------------------------------
     def round(self) -> RoundResult:
         """Upload, then fetch the bundle even when the upload failed."""
         errors, retry_after = [], None
+        first = None
+        if not self.receipt_keys() and self.root_key is not None:
+            try:  # receipts are checked with the manifest's key: fetch it first
+                first = self.fetch_bundle()
+                self._receipt_keys = None
+            except (TransientError, SetupError):
+                pass
         try:
             self.upload_pending()  # counts into self.progress, even if it fails
         except (TransientError, SetupError) as e:
@@ -329,6 +435,8 @@ class Uploader:
             retry_after = getattr(e, "retry_after", None)
         try:
             bundle = self.fetch_bundle()
+            if first and first.startswith("updated") and bundle.startswith("unchanged"):
+                bundle = first  # what this round changed
         except (TransientError, SetupError) as e:
             bundle = "not fetched"
             errors.append(str(e))
@@ -381,7 +489,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
     """The uploader a kiosk's config describes; ConfigError names the key at fault."""
-    from kiosk.compose import load_bundle_key, open_store
+    from kiosk.compose import load_root_key, open_store
     from kiosk.config import ConfigError
     from kiosk.core.keys import KeyFileError, load_ed25519_private
 
@@ -394,13 +502,20 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
         device_key = load_ed25519_private(cfg.keys.device_key)
     except KeyFileError as e:
         raise ConfigError(f"[keys] device_key: {e} (make it with `kiosk keys init`)") from None
+    root_key = load_root_key(cfg)
+    if root_key is None:
+        raise ConfigError(
+            "[keys] root_key: not set: bundles and upload receipts are trusted through the authority's "
+            'offline root key (kiosk-central keys init makes root.pub): set root_key = "keys/root.pub"'
+            + ("; bundle_key is no longer used" if cfg.keys.bundle_key else "")
+        )
     verify: bool | str = s.ca_bundle or s.verify_tls
     return Uploader(
         store=store or open_store(cfg),
         server_url=s.server_url,
         kiosk_id=s.kiosk_id,
         device_key=device_key,
-        bundle_key=load_bundle_key(cfg),
+        root_key=root_key,
         bundle_file=Path(cfg.kiosk.bundle_file) if cfg.kiosk.bundle_file else None,
         batch_size=s.batch_size,
         timeout_s=s.timeout_s,

@@ -1,33 +1,43 @@
-"""The signed bundle a kiosk downloads: issuer keys, sealing keys, risk list, policy.
+"""The bundle a kiosk downloads, and what each part of it is trusted by.
 
 Wire and file form (JSON)::
 
-    {"format": "venue-kiosk bundle v1", "payload": "<base64 of the payload JSON bytes>",
-     "signature": "<base64 Ed25519 signature over b'venue-kiosk bundle v1\\0' + payload bytes>"}
+    {"format": "venue-kiosk bundle v2",
+     "manifest": "<manifest, signed by the offline root key>",
+     "statements": ["<risk statement, signed by the member who made it>", ...],
+     "tag_keys": ["<this kiosk's search-tag key, sealed to it, signed by the root>", ...],
+     "audit_head": {"entry": ..., "hash": ..., "signature": ...} | null,
+     "freshness": "<signed by a server key the manifest allows to sign freshness>"}
 
-The signature covers the exact payload bytes, so nothing is re-serialised before checking
-it. Nothing in a bundle is used before :func:`verify_bundle` has checked it against the
-authority's bundle key from the kiosk's config. Pure: no file, network or clock access.
+The server only relays: it signs nothing but the freshness statement ("for this kiosk,
+nothing newer than risk-list version N, manifest version M; these statements, these tag
+keys, this audit head"), which can delay and withhold, never grant. Issuer keys, sealing
+keys, policy and member keys come from the root's manifest; risk levels from member-signed
+statements, each applying until its own expiry on the kiosk's clock. Pure: no file,
+network or clock access; time and keys are passed in.
 """
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kiosk.core.decision import MAX_RISK, Policy, RiskList
-from kiosk.core.keys import raw_public
-from kiosk.core.passes import key_id
+from kiosk.core.auditheads import AuditHead, verify_head
+from kiosk.core.decision import Policy, RiskList
+from kiosk.core.manifest import FRESHNESS, RECEIPTS, Manifest, ManifestError, verify_manifest
+from kiosk.core.riskstatements import RiskStatement, StatementError, merge, verify_statement
 from kiosk.core.sealkeys import PeriodKey, SealedTagKey
+from kiosk.core.signed import SignedDocError, b64, open_doc, sign_doc, unb64
 
-FORMAT = "venue-kiosk bundle v1"
-_CONTEXT = FORMAT.encode() + b"\0"
+FORMAT = "venue-kiosk bundle v2"
+FRESHNESS_KIND = "venue-kiosk freshness v1"
+TAG_KEY_KIND = "venue-kiosk tag key v1"
+RECEIPT_KIND = "venue-kiosk receipt v1"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024  # a national list of a million entries is ~47 MiB
 
 
@@ -37,112 +47,219 @@ class BundleError(Exception):
 
 @dataclass(frozen=True)
 class Bundle:
-    version: int
+    version: int  # the risk list's version, from the freshness statement
     issued_at: float
     kiosk_id: str
-    issuers: Mapping[bytes, Ed25519PublicKey] = field(repr=False)
-    sealing_keys: tuple[tuple[str, bytes], ...] = field(repr=False)  # (kid, raw X25519 public)
+    manifest: Manifest = field(repr=False)
     risk_list: RiskList = field(repr=False)
-    policy: Policy
-    sealing_periods: tuple[PeriodKey, ...] = field(default=(), repr=False)  # kiosk.core.sealkeys.PeriodKey
-    tag_keys: tuple[SealedTagKey, ...] = field(default=(), repr=False)  # kiosk.core.sealkeys.SealedTagKey
-    risk_since: int | None = None  # a delta: the risk-list changes since this version
+    statements: tuple[RiskStatement, ...] = field(default=(), repr=False)
+    tag_keys: tuple[SealedTagKey, ...] = field(default=(), repr=False)
+    audit_head: AuditHead | None = None
+    risk_since: int | None = None  # a delta: the statements since this version
+
+    @property
+    def manifest_version(self) -> int:
+        return self.manifest.version
+
+    @property
+    def issuers(self) -> Mapping[bytes, Ed25519PublicKey]:
+        return self.manifest.issuers
+
+    @property
+    def sealing_keys(self) -> tuple[tuple[str, bytes], ...]:
+        return self.manifest.sealing_keys
+
+    @property
+    def sealing_periods(self) -> tuple[PeriodKey, ...]:
+        return self.manifest.sealing_periods
+
+    @property
+    def policy(self) -> Policy:
+        return self.manifest.policy
+
+    @property
+    def receipt_keys(self) -> tuple[Ed25519PublicKey, ...]:
+        return self.manifest.keys_for(RECEIPTS)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+def _digest(docs: Iterable[bytes | str]) -> str:
+    h = hashlib.sha256()
+    for d in docs:
+        raw = d.encode() if isinstance(d, str) else d
+        h.update(hashlib.sha256(raw).digest())
+    return h.hexdigest()
 
 
-def bundle_payload(
+# -- the authority's side ---------------------------------------------------------------------
+def tag_key_doc(kiosk_id: str, key: SealedTagKey, root_key: Ed25519PrivateKey) -> bytes:
+    """A kiosk's sealed search-tag key for one period, signed by the root (the committee's
+    machine makes and seals them; the server only stores and relays them)."""
+    return sign_doc(TAG_KEY_KIND, {"kiosk_id": kiosk_id, **key.to_wire()}, root_key)
+
+
+def make_bundle(
     *,
-    version: int,
-    issued_at: float,
+    manifest: bytes | str,
+    statements: Sequence[bytes | str],
+    tag_keys: Sequence[bytes | str],
+    audit_head: Mapping[str, Any] | None,
     kiosk_id: str,
-    issuer_keys: Iterable[Ed25519PublicKey],
-    sealing_keys: Iterable[tuple[str, bytes]],
-    levels: Mapping[str, int],
-    policy: Policy,
-    sealing_periods: Iterable[PeriodKey] = (),
-    tag_keys: Iterable[SealedTagKey] = (),
-    since: int | None = None,
-) -> dict[str, Any]:
-    """The authority's side: the payload :func:`verify_bundle` parses, in one place with it.
-    With ``since``, ``levels`` are the changes after that version (0: off the list)."""
-    risk: dict[str, Any] = {"version": str(version), "levels": dict(levels)}
-    if since is not None:
-        risk["since"] = int(since)
-    return {
-        "tag_keys": [k.to_wire() for k in tag_keys],
-        "sealing_periods": [k.to_wire() for k in sealing_periods],
-        "version": version,
-        "issued_at": issued_at,
+    version: int,
+    manifest_version: int,
+    issued_at: float,
+    since: int | None,
+    key: Ed25519PrivateKey,
+) -> bytes:
+    """The server's side: relay what others signed, and sign only its freshness."""
+
+    def text(d: bytes | str) -> str:
+        return d.decode("ascii") if isinstance(d, bytes) else d
+
+    fresh = {
         "kiosk_id": kiosk_id,
-        "issuer_keys": [_b64(raw_public(k)) for k in issuer_keys],
-        "sealing_keys": [{"kid": kid, "public": _b64(raw)} for kid, raw in sealing_keys],
-        "risk_list": risk,
-        "policy": {"deny_level": policy.deny_level, "clock_skew_s": policy.clock_skew_s},
+        "version": int(version),
+        "since": since,
+        "manifest_version": int(manifest_version),
+        "issued_at": float(issued_at),
+        "statements": _digest(statements),
+        "tag_keys": _digest(tag_keys),
+        "manifest": _digest([manifest]),
+        "audit_head": audit_head["hash"] if audit_head else None,
     }
-
-
-def sign_bundle(payload: Mapping[str, Any], key: Ed25519PrivateKey) -> bytes:
-    """The authority's side: the signed wire/file form of ``payload``."""
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return json.dumps(
-        {"format": FORMAT, "payload": _b64(body), "signature": _b64(key.sign(_CONTEXT + body))}
+        {
+            "format": FORMAT,
+            "manifest": text(manifest),
+            "statements": [text(s) for s in statements],
+            "tag_keys": [text(t) for t in tag_keys],
+            "audit_head": dict(audit_head) if audit_head else None,
+            "freshness": text(sign_doc(FRESHNESS_KIND, fresh, key)),
+        }
     ).encode()
 
 
+# -- the kiosk's side ---------------------------------------------------------------------------
 def verify_bundle(
-    data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = None, min_version: int = 0
+    data: bytes,
+    root: Ed25519PublicKey,
+    *,
+    kiosk_id: str | None = None,
+    min_version: int = 0,
+    min_manifest: int = 0,
 ) -> Bundle:
-    """Check the signature, then parse. Raises BundleError for anything not to be used:
-    a bad signature, another kiosk's bundle, an older version than ``min_version``."""
+    """Check every part against what it is trusted by, then parse. Raises BundleError for
+    anything not to be used: a manifest the root did not sign or older than ``min_manifest``,
+    a freshness statement no allowed server key signed, a statement no member signed, another
+    kiosk's bundle, a risk-list version older than ``min_version``."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError("bundle too large")
     try:
         outer = json.loads(data)
-        if outer.get("format") != FORMAT:
+        if not isinstance(outer, dict) or outer.get("format") != FORMAT:
             raise BundleError(f"not a {FORMAT!r} bundle")
-        body = base64.b64decode(outer["payload"], validate=True)
-        signature = base64.b64decode(outer["signature"], validate=True)
+        manifest_doc = outer["manifest"]
+        statement_docs = list(outer["statements"])
+        tag_docs = list(outer["tag_keys"])
+        head_doc = outer.get("audit_head")
+        fresh_doc = outer["freshness"]
     except BundleError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError):
         raise BundleError("malformed bundle") from None
     try:
-        key.verify(signature, _CONTEXT + body)
-    except InvalidSignature:
-        raise BundleError("bad bundle signature") from None
+        manifest = verify_manifest(manifest_doc, root, min_version=min_manifest)
+    except ManifestError as e:
+        raise BundleError(str(e)) from None
     try:
-        p = json.loads(body)
-        bundle = Bundle(
-            version=int(p["version"]),
-            issued_at=float(p["issued_at"]),
-            kiosk_id=str(p["kiosk_id"]),
-            issuers={
-                key_id(k): k
-                for k in (Ed25519PublicKey.from_public_bytes(base64.b64decode(x)) for x in p["issuer_keys"])
-            },
-            sealing_keys=tuple((str(s["kid"]), base64.b64decode(s["public"])) for s in p["sealing_keys"]),
-            risk_list=RiskList(
-                levels=_levels(p["risk_list"]["levels"]),
-                version=str(p["risk_list"]["version"]),
-                issued_at=float(p["issued_at"]),
-            ),
-            policy=Policy(
-                deny_level=int(p["policy"]["deny_level"]), clock_skew_s=int(p["policy"]["clock_skew_s"])
-            ),
-            sealing_periods=tuple(PeriodKey.from_wire(k) for k in p.get("sealing_periods", [])),
-            tag_keys=tuple(SealedTagKey.from_wire(k) for k in p.get("tag_keys", [])),
-            risk_since=int(p["risk_list"]["since"]) if "since" in p["risk_list"] else None,
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise BundleError(f"malformed bundle payload ({type(e).__name__})") from None
-    if kiosk_id is not None and bundle.kiosk_id != kiosk_id:
+        fresh, _ = open_doc(fresh_doc, FRESHNESS_KIND, manifest.keys_for(FRESHNESS))
+        if (
+            fresh["statements"] != _digest(statement_docs)
+            or fresh["tag_keys"] != _digest(tag_docs)
+            or fresh["manifest"] != _digest([manifest_doc])
+            or fresh["audit_head"] != (head_doc or {}).get("hash")
+            or int(fresh["manifest_version"]) != manifest.version
+        ):
+            raise BundleError("bundle parts do not match their freshness statement")
+        version, issued_at = int(fresh["version"]), float(fresh["issued_at"])
+        for_kiosk = str(fresh["kiosk_id"])
+        since = None if fresh["since"] is None else int(fresh["since"])
+    except SignedDocError as e:
+        raise BundleError(f"bundle freshness refused: {e}") from None
+    except (KeyError, TypeError, ValueError):
+        raise BundleError("malformed bundle freshness") from None
+    if kiosk_id is not None and for_kiosk != kiosk_id:
         raise BundleError("bundle made for another kiosk")
-    if bundle.version < min_version:
-        raise BundleError(f"bundle version {bundle.version} is older than the one held ({min_version})")
-    return bundle
+    if version < min_version:
+        raise BundleError(f"bundle version {version} is older than the one held ({min_version})")
+    statements = []
+    for doc in statement_docs:
+        try:
+            statements.append(verify_statement(doc, manifest.members))
+        except StatementError as e:
+            raise BundleError(f"risk statement refused: {e}") from None
+    tag_keys = []
+    for doc in tag_docs:
+        try:
+            p, _ = open_doc(doc, TAG_KEY_KIND, [root, *([manifest.next_root] if manifest.next_root else [])])
+            if p.get("kiosk_id") != for_kiosk:
+                raise BundleError("a tag key for another kiosk")
+            tag_keys.append(SealedTagKey.from_wire(p))
+        except SignedDocError as e:
+            raise BundleError(f"tag key refused: {e}") from None
+        except (KeyError, TypeError, ValueError):
+            raise BundleError("malformed tag key") from None
+    head = None
+    if head_doc:
+        try:
+            head = verify_head(head_doc, manifest.members)
+        except (ValueError, KeyError, TypeError) as e:
+            raise BundleError(f"audit head refused: {e}") from None
+    return Bundle(
+        version=version,
+        issued_at=issued_at,
+        kiosk_id=for_kiosk,
+        manifest=manifest,
+        risk_list=_risk_list(statements, version, issued_at),
+        statements=tuple(statements),
+        tag_keys=tuple(tag_keys),
+        audit_head=head,
+        risk_since=since,
+    )
+
+
+def _risk_list(statements: Iterable[RiskStatement], version: int, issued_at: float) -> RiskList:
+    merged = merge(statements)
+    return RiskList(
+        levels={ref: level for ref, (level, _, _) in merged.items() if level},
+        expires={ref: exp for ref, (level, exp, _) in merged.items() if level},
+        version=str(version),
+        issued_at=issued_at,
+    )
+
+
+def verify_receipt(
+    data: bytes | str, keys: Iterable[Ed25519PublicKey], *, kiosk_id: str, batch_id: str
+) -> list[str]:
+    """The record ids a receipt, signed by a receipt key of the manifest, says the server
+    stored for this kiosk's batch. Raises BundleError otherwise."""
+    try:
+        p, _ = open_doc(data, RECEIPT_KIND, keys)
+        if p["kiosk_id"] != kiosk_id or p["batch_id"] != batch_id:
+            raise BundleError("receipt for another kiosk or batch")
+        return [str(i) for i in p["stored"]]
+    except SignedDocError as e:
+        raise BundleError(f"receipt refused: {e}") from None
+    except (KeyError, TypeError):
+        raise BundleError("malformed receipt") from None
+
+
+def sign_receipt(
+    *, kiosk_id: str, batch_id: str, stored: Sequence[str], at: float, key: Ed25519PrivateKey
+) -> str:
+    doc = sign_doc(
+        RECEIPT_KIND, {"kiosk_id": kiosk_id, "batch_id": batch_id, "stored": list(stored), "at": at}, key
+    )
+    return doc.decode("ascii")
 
 
 # -- a chain: the last whole bundle, then the deltas that followed it --------------------------------
@@ -171,41 +288,55 @@ def encode_chain(docs: list[bytes]) -> bytes:
 
 
 def verify_chain(
-    data: bytes, key: Ed25519PublicKey, *, kiosk_id: str | None = None, min_version: int = 0
+    data: bytes,
+    root: Ed25519PublicKey,
+    *,
+    kiosk_id: str | None = None,
+    min_version: int = 0,
+    min_manifest: int = 0,
 ) -> Bundle:
     """Every link verified; the first a whole list, each delta following the version before
-    it; the risk lists merged (level 0 takes a pass off). Keys and policy: the newest link's."""
+    it; the statements merged (for each pass the newest wins). Manifest, tag keys and audit
+    head: the newest link's. A link whose manifest names a successor root is followed by
+    links the successor signed."""
     docs = chain_docs(data)
-    links = [verify_bundle(d, key, kiosk_id=kiosk_id) for d in docs]
+    links = []
+    anchor = root
+    for d in docs:
+        link = verify_bundle(d, anchor, kiosk_id=kiosk_id)
+        links.append(link)
+        if link.manifest.next_root is not None:
+            anchor = link.manifest.next_root
     if links[0].risk_since is not None:
         raise BundleError("bundle chain does not start with a whole risk list")
-    levels = dict(links[0].risk_list.levels)
+    statements = list(links[0].statements)
     for before, link in zip(links, links[1:]):
         if link.risk_since != before.version:
             raise BundleError(
                 f"bundle delta since version {link.risk_since} does not follow version {before.version}"
             )
-        for ref, level in link.risk_list.levels.items():
-            if level:
-                levels[ref] = level
-            else:
-                levels.pop(ref, None)
+        statements += link.statements
     last = links[-1]
     if last.version < min_version:
         raise BundleError(f"bundle version {last.version} is older than the one held ({min_version})")
+    if last.manifest.version < min_manifest:
+        raise BundleError(
+            f"manifest version {last.manifest.version} is older than the one held ({min_manifest})"
+        )
     return replace(
         last,
         risk_since=None,
-        risk_list=RiskList(levels=levels, version=str(last.version), issued_at=last.issued_at),
+        statements=tuple(statements),
+        risk_list=_risk_list(statements, last.version, last.issued_at),
     )
 
 
-def _levels(raw: Any) -> dict[str, int]:
-    levels = {}
-    for ref, level in dict(raw).items():
-        if not (
-            isinstance(ref, str) and len(ref) == 32 and isinstance(level, int) and 0 <= level <= MAX_RISK
-        ):
-            raise ValueError("bad risk-list entry")
-        levels[ref] = level
-    return levels
+def root_of(text: str) -> Ed25519PublicKey:
+    """A pinned root key from its base64 form (as the kiosk's database keeps a successor)."""
+    return Ed25519PublicKey.from_public_bytes(unb64(text))
+
+
+def root_text(key: Ed25519PublicKey) -> str:
+    from kiosk.core.keys import raw_public
+
+    return b64(raw_public(key))

@@ -37,9 +37,17 @@ class RiskList:
     levels: Mapping[str, int] = field(default_factory=dict)
     version: str = ""
     issued_at: float | None = None  # when the server made it; None = never downloaded
+    # pass ref -> when its entry stops applying (the member-signed expiry), on the kiosk's clock
+    expires: Mapping[str, float] = field(default_factory=dict)
 
-    def level_for(self, pass_id: bytes) -> int:
-        return self.levels.get(pass_ref(pass_id), 0) if self.levels else 0
+    def level_for(self, pass_id: bytes, *, now: float | None = None) -> int:
+        if not self.levels:
+            return 0
+        ref = pass_ref(pass_id)
+        expires = self.expires.get(ref)
+        if now is not None and expires is not None and now >= expires:
+            return 0
+        return self.levels.get(ref, 0)
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ def decide(
             return invalid(Reason.NOT_YET_VALID)
         if now - policy.clock_skew_s > claims.expires_at:
             return invalid(Reason.EXPIRED)
-        listed = risk_list.level_for(claims.pass_id)
+        listed = risk_list.level_for(claims.pass_id, now=now)
         level = max(claims.risk_level, listed)
         if level >= policy.deny_level:
             reason = Reason.RISK_LEVEL if claims.risk_level >= policy.deny_level else Reason.RISK_LIST

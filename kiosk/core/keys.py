@@ -26,8 +26,11 @@ K = TypeVar("K", Ed25519PrivateKey, Ed25519PublicKey, X25519PrivateKey, X25519Pu
 # The files `kiosk-central keys init` writes, and which of them a kiosk needs.
 ISSUER_KEY, ISSUER_PUB = "issuer.key", "issuer.pub"  # signs passes
 SEALING_KEY, SEALING_PUB = "sealing.key", "sealing.pub"  # the committee's: opens records
-BUNDLE_KEY, BUNDLE_PUB = "bundle.key", "bundle.pub"  # signs the bundle kiosks download
-KIOSK_FILES = (ISSUER_PUB, SEALING_PUB, BUNDLE_PUB)
+BUNDLE_KEY, BUNDLE_PUB = "bundle.key", "bundle.pub"  # the server's: signs only freshness
+RECEIPT_KEY, RECEIPT_PUB = "receipt.key", "receipt.pub"  # the server's: signs upload receipts
+ROOT_KEY, ROOT_PUB = "root.key", "root.pub"  # offline, the committee's: signs manifests
+KIOSK_FILES = (ISSUER_PUB, SEALING_PUB, ROOT_PUB)
+SERVER_PRIVATE = (BUNDLE_KEY, RECEIPT_KEY)  # the only private keys the server may hold
 
 
 class KeyFileError(Exception):
@@ -110,18 +113,24 @@ def sealing_kid(public_key: X25519PublicKey) -> str:
 
 
 def init_authority_keys(directory: Path) -> list[Path]:
-    """Make the issuer, bundle and sealing key pairs in ``directory``; refuses to overwrite."""
+    """Make the authority's key pairs in ``directory``: the offline root (signs manifests),
+    the issuer (passes), the committee's static sealing pair, and the server's two online
+    keys (freshness, receipts). Refuses to overwrite."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    existing = [n for n in (ISSUER_KEY, SEALING_KEY, BUNDLE_KEY) if (directory / n).exists()]
+    names = (ROOT_KEY, ISSUER_KEY, SEALING_KEY, BUNDLE_KEY, RECEIPT_KEY)
+    existing = [n for n in names if (directory / n).exists()]
     if existing:
         raise KeyFileError(f"{directory / existing[0]}: already exists; not overwriting keys")
     written = []
-    for priv_name, pub_name, key in (
+    pairs: tuple[tuple[str, str, Ed25519PrivateKey | X25519PrivateKey], ...] = (
+        (ROOT_KEY, ROOT_PUB, Ed25519PrivateKey.generate()),
         (ISSUER_KEY, ISSUER_PUB, Ed25519PrivateKey.generate()),
         (SEALING_KEY, SEALING_PUB, X25519PrivateKey.generate()),
         (BUNDLE_KEY, BUNDLE_PUB, Ed25519PrivateKey.generate()),
-    ):
+        (RECEIPT_KEY, RECEIPT_PUB, Ed25519PrivateKey.generate()),
+    )
+    for priv_name, pub_name, key in pairs:
         write_private(directory / priv_name, key)
         write_public(directory / pub_name, key.public_key())
         written += [directory / priv_name, directory / pub_name]

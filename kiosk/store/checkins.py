@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 from kiosk.core.timing import DAY  # noqa: E402
 
 BUNDLE_COPY = "bundle_verified"  # state key: the last bundle that verified, as downloaded
+# Kept in the database, never lowered by a damaged or replaced bundle file (no rollback):
+BUNDLE_FLOOR = "bundle_version_floor"  # the highest risk-list version accepted
+MANIFEST_FLOOR = "manifest_version_floor"  # the highest manifest version accepted
+PINNED_ROOT = "root_key_pinned"  # a successor root the authority's root named
+AUDIT_HEAD = "audit_head_seen"  # SEQ:HASH, the highest audit head a verified bundle carried
+BAD_RECEIPTS = "bad_receipts"  # upload answers in a row without a verifiable receipt
 
 MIGRATIONS = [
     """

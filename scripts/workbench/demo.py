@@ -27,8 +27,8 @@ from kiosk.clock import SystemClock
 from kiosk.compose import TrustProvider
 from kiosk.core.decision import Policy
 from kiosk.core.keys import (
-    BUNDLE_PUB,
     ISSUER_PUB,
+    ROOT_PUB,
     SEALING_KEY,
     SEALING_PUB,
     init_authority_keys,
@@ -218,7 +218,7 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
             if keep
             else "kiosk demo: working in a temporary folder, removed at the end (--keep DIR keeps it)"
         )
-        say(f"  authority keys made in {keys_dir} (issuer, sealing, bundle)")
+        say(f"  authority keys made in {keys_dir} (root, issuer, sealing, and the server's two)")
         samples = make_samples(keys_dir, now=datetime.now(UTC))
         frames, script = make_frames(samples)
         say(
@@ -308,23 +308,48 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
 def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, say, clock) -> bool:
     central = work / "central"
     say("central server:")
-    # The server gets the bundle key and public files only: never the authority's private keys.
+    # The server gets its two online keys and public files only: never the root's, the
+    # issuer's or the committee's private keys.
     server_keys = server_keys_folder(keys_dir, work / "server-keys")
     with LocalServer(central, server_keys) as server:
         say(f"  kiosk-central serve on {server.url} (data {central}, OpenAPI at {server.url}/docs)")
-        say(f"  its keys folder {server_keys} holds no private issuer or committee key")
+        say(f"  its keys folder {server_keys} holds no private root, issuer or committee key")
         device_key = Ed25519PrivateKey.generate()
         write_private(work / "device.key", device_key)
         raw = raw_public(device_key.public_key())
         admin = SqliteStorage.in_folder(central)  # what `kiosk-central register-kiosk` does
         kiosk_id = admin.register_kiosk(venue="demo-venue", public_key=raw, now=time.time())
         say(f"  kiosk registered as {kiosk_id} with its own device key")
+        # The committee's machine: two members, an approved case, and a manifest the offline
+        # root signs (issuer keys, sealing keys, policy, the members, the server's own keys).
+        from sync.central.committee.members import add_member, approve_case, change_risk, open_case
+        from sync.central.manifests import publish
+
+        now = time.time()
+        alice, bob = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+        add_member(admin, name="Alice", public_key=alice.public_key(), key=None, now=now, bootstrap=True)
+        add_member(admin, name="Bob", public_key=bob.public_key(), key=alice, now=now)
+        open_case(
+            admin,
+            key=bob,
+            case_id="DEMO-1",
+            reason="a cluster at the demo venue",
+            from_ts=now - 3600,
+            to_ts=now + 3600,
+            now=now,
+        )
+        approve_case(admin, key=alice, case_id="DEMO-1", now=now)
+        manifest = publish(keys_dir, admin, now=now)
+        say(
+            "  committee of two, case DEMO-1 approved by the second member; "
+            f"manifest {manifest} signed by the root"
+        )
         uploader = Uploader(
             store=store,
             server_url=server.url,
             kiosk_id=kiosk_id,
             device_key=device_key,
-            bundle_key=load_ed25519_public(keys_dir / BUNDLE_PUB),
+            root_key=load_ed25519_public(keys_dir / ROOT_PUB),
             bundle_file=work / "bundle.json",
             batch_size=3,
         )
@@ -334,16 +359,28 @@ def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, sa
         say(f"  synced {stats['synced']}, pending {stats['pending']}")
 
         visitor = samples[0]  # the risk-0 visitor admitted above
-        version = admin.set_risk(visitor.pass_id, 3, now=time.time())
+        now = time.time()
+        version = change_risk(
+            admin,
+            key=bob,
+            case_id="DEMO-1",
+            pass_ids=[visitor.pass_id],
+            level=3,
+            expires_at=now + 14 * 86_400,
+            now=now,
+        )
         admin.close()
-        say(f"  the committee raises the first visitor's pass to level 3 (risk list version {version})")
+        say(
+            "  a member raises the first visitor's pass to level 3, signing it for case DEMO-1 "
+            f"(risk list version {version})"
+        )
         second = uploader.round()
         say(f"  sync: {second.summary()}")
 
         provider = TrustProvider(
             Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB])),
             bundle_file=work / "bundle.json",
-            bundle_key=load_ed25519_public(keys_dir / BUNDLE_PUB),
+            root_key=load_ed25519_public(keys_dir / ROOT_PUB),
             kiosk_id=kiosk_id,
         )
         app.trust = provider

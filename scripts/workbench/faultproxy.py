@@ -12,7 +12,7 @@ connection and so its own fault. Modes:
 - ``drop_answer``: forward the request, let the server answer (it has stored the batch),
   then close the client connection without the answer.
 - ``late_answer``: as drop_answer, but send the answer after the client gave up.
-- ``tamper``: forward, and flip one character of the answer's bundle payload.
+- ``tamper``: forward, and flip one character of the answer's bundle (its freshness payload).
 - ``html400``, ``html403``, ``html404``, ``html413``, ``html502``: answer as a misconfigured
   proxy or captive portal would, with an HTML page and no protocol error code.
 """
@@ -141,12 +141,28 @@ class FaultProxy:
             if mode == "late_answer":
                 time.sleep(self.stall_s)
             if mode == "tamper":
-                i = answer.find(b'"payload": "')
-                if i >= 0:
-                    j = i + len(b'"payload": "') + 40
-                    answer = answer[:j] + (b"B" if answer[j : j + 1] != b"B" else b"C") + answer[j + 1 :]
+                answer = _tamper(answer)
             client.sendall(answer)
         except OSError:
             pass
         finally:
             client.close()
+
+
+def _tamper(answer: bytes) -> bytes:
+    """Flip one character of a bundle's last signed part (its freshness payload, escaped in
+    the bundle's JSON), through a gzip body if there is one, as a meddler on the path would."""
+    import gzip
+
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    zipped = b"content-encoding: gzip" in head.lower()
+    data = gzip.decompress(body) if zipped else body
+    needle = b'\\"payload\\": \\"'
+    i = data.rfind(needle)
+    if i < 0:
+        return answer
+    j = i + len(needle) + 40
+    data = data[:j] + (b"B" if data[j : j + 1] != b"B" else b"C") + data[j + 1 :]
+    body = gzip.compress(data) if zipped else data
+    lines = [x for x in head.split(b"\r\n") if not x.lower().startswith(b"content-length:")]
+    return b"\r\n".join(lines) + f"\r\nContent-Length: {len(body)}".encode() + sep + body

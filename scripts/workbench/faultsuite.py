@@ -284,6 +284,9 @@ def crash_sync(work: Path, auth: Authority, *, kills: int, records: int, rng: ra
     with LocalServer(work / "central", keys) as server:
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="fs", public_key=raw_public(device.public_key()), now=time.time())
+        from sync.central.manifests import publish
+
+        publish(auth.dir, admin, now=time.time())  # what the kiosk trusts, signed by the root
         admin.close()
         cfg = work / "crash-sync" / "kiosk.toml"
         cfg.write_text(
@@ -298,7 +301,7 @@ def crash_sync(work: Path, auth: Authority, *, kills: int, records: int, rng: ra
                     "backoff_base_s = 0.05",
                     "backoff_max_s = 0.2",
                 ],
-                keys=[f'bundle_key = "{auth.dir / "bundle.pub"}"'],
+                keys=[f'root_key = "{auth.dir / "root.pub"}"'],
             )
         )
         kiosk = Path(sys.executable).parent / "kiosk"
@@ -582,7 +585,7 @@ def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Rando
     t = Tally()
     keys = work / "proxy-keys"
     keys.mkdir(exist_ok=True)
-    for name in ("bundle.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
         (keys / name).write_bytes((auth.dir / name).read_bytes())
     store = CheckinStore.open(work / "proxy" / "k.db", sealing=auth.sealing, venue_id="fault-suite")
     decisions = [
@@ -597,6 +600,9 @@ def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Rando
     with LocalServer(work / "proxy-central", keys) as server:
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="fs", public_key=raw_public(device.public_key()), now=time.time())
+        from sync.central.manifests import publish
+
+        publish(auth.dir, admin, now=time.time())  # what the kiosk trusts, signed by the root
         admin.close()
         modes = {
             m: 0.12 for m in ("html400", "html403", "html404", "html413", "html502", "error503", "reset")
@@ -609,7 +615,7 @@ def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Rando
             server_url=proxy.url,
             kiosk_id=kid,
             device_key=device,
-            bundle_key=load_ed25519_public(auth.dir / "bundle.pub"),
+            root_key=load_ed25519_public(auth.dir / "root.pub"),
             bundle_file=work / "proxy" / "bundle.json",
             batch_size=20,
             session=session,

@@ -22,6 +22,10 @@ from kiosk.core.keys import (
     BUNDLE_PUB,
     ISSUER_KEY,
     ISSUER_PUB,
+    RECEIPT_KEY,
+    RECEIPT_PUB,
+    ROOT_KEY,
+    ROOT_PUB,
     SEALING_KEY,
     SEALING_PUB,
     write_private,
@@ -55,11 +59,14 @@ def seeded_x25519(label: str) -> X25519PrivateKey:
 def seeded_authority(directory: Path, label: str = "authority") -> Path:
     """The files `kiosk-central keys init` writes, from keys that depend only on ``label``."""
     directory.mkdir(parents=True, exist_ok=True)
-    for priv_name, pub_name, key in (
+    pairs: tuple[tuple[str, str, Any], ...] = (
+        (ROOT_KEY, ROOT_PUB, seeded_ed25519(label + "/root")),
         (ISSUER_KEY, ISSUER_PUB, seeded_ed25519(label + "/issuer")),
         (SEALING_KEY, SEALING_PUB, seeded_x25519(label + "/sealing")),
         (BUNDLE_KEY, BUNDLE_PUB, seeded_ed25519(label + "/bundle")),
-    ):
+        (RECEIPT_KEY, RECEIPT_PUB, seeded_ed25519(label + "/receipt")),
+    )
+    for priv_name, pub_name, key in pairs:
         write_private(directory / priv_name, key)
         write_public(directory / pub_name, key.public_key())
     return directory
@@ -126,26 +133,105 @@ def make_uploader(
         server_url=url,
         kiosk_id=kiosk_id,
         device_key=device_key,
-        bundle_key=load_ed25519_public(authority / BUNDLE_PUB),
+        root_key=load_ed25519_public(authority / ROOT_PUB),
         bundle_file=tmp_path / "bundle.json",
         session=kw.pop("session", closing_session()),
         **kw,
     )
 
 
+# -- the authority's trust: a committee, a case, a manifest, member-signed risk ----------------
+TEST_CASE = "OB-TEST-1"
+
+
+def committee(storage: Any, *, now: float) -> tuple[Ed25519PrivateKey, Ed25519PrivateKey]:
+    """Alice (the first member, as `kiosk-central init` adds her) and Bob (added by Alice)."""
+    from sync.central.committee.members import add_member
+
+    alice, bob = seeded_ed25519("member/alice"), seeded_ed25519("member/bob")
+    add_member(storage, name="Alice", public_key=alice.public_key(), key=None, now=now, bootstrap=True)
+    add_member(storage, name="Bob", public_key=bob.public_key(), key=alice, now=now)
+    return alice, bob
+
+
+def approved_case(
+    storage: Any, alice: Any, bob: Any, *, now: float, case_id: str = TEST_CASE, days_back: float = 60
+) -> str:
+    """A case Bob opens and Alice approves (a member the opener added cannot approve)."""
+    from kiosk.core.timing import DAY
+    from sync.central.committee.members import approve_case, open_case
+
+    open_case(
+        storage,
+        key=bob,
+        case_id=case_id,
+        reason="a cluster reported by the district hospital",
+        from_ts=now - days_back * DAY,
+        to_ts=now + DAY,
+        now=now,
+    )
+    approve_case(storage, key=alice, case_id=case_id, now=now)
+    return case_id
+
+
+def publish_manifest(keys_dir: Path, storage: Any, *, now: float, deny_level: int | None = None) -> int:
+    from sync.central.manifests import publish
+
+    return publish(Path(keys_dir), storage, now=now, deny_level=deny_level)
+
+
+def trusted_world(storage: Any, keys_dir: Path, *, now: float) -> tuple[Any, Any]:
+    """A committee of two, an approved case, and a manifest naming them: what a server needs
+    before kiosks trust its bundles and receipts. Returns (alice, bob)."""
+    alice, bob = committee(storage, now=now)
+    approved_case(storage, alice, bob, now=now)
+    publish_manifest(keys_dir, storage, now=now)
+    return alice, bob
+
+
+def raise_risk(
+    storage: Any,
+    member: Any,
+    pass_ids: list[bytes],
+    level: int,
+    *,
+    now: float,
+    days: float = 14,
+    case_id: str = TEST_CASE,
+) -> int:
+    """A member-signed risk change for ``case_id``, as `set-risk` makes it."""
+    from kiosk.core.timing import DAY
+    from sync.central.committee.members import change_risk
+
+    return change_risk(
+        storage,
+        key=member,
+        case_id=case_id,
+        pass_ids=pass_ids,
+        level=level,
+        expires_at=now + days * DAY,
+        now=now,
+    )
+
+
+def with_storage(data_dir: Path) -> Any:
+    from sync.central.storage.sqlite_backend import SqliteStorage
+
+    return SqliteStorage.in_folder(data_dir)
+
+
 # -- the committee, through the command line -------------------------------------------------
 def committee_with_a_case(run: Any, tmp_path: Path, data: Path, case_id: str) -> list[Path]:
-    """Two members (the first by bootstrap, the second added by the first), and a case one
-    opens and the other approves, all through ``run("kiosk-central", ...)``. Returns their
-    key files."""
+    """Two members (the first by `init`, the second added by the first), and a case the
+    second opens and the first approves (a member the opener added cannot approve the
+    opener's case), all through ``run("kiosk-central", ...)``. Returns their key files."""
     keys = []
     for name in ("alice", "bob"):
         run("kiosk-central", "keys", "init-member", "--dir", tmp_path / name)
         keys.append(tmp_path / name / "member.key")
     run(
         "kiosk-central",
-        "member",
-        "add",
+        "init",
         "--data",
         data,
         "--name",
@@ -173,13 +259,13 @@ def committee_with_a_case(run: Any, tmp_path: Path, data: Path, case_id: str) ->
         "--data",
         data,
         "--member-key",
-        keys[0],
+        keys[1],
         "--id",
         case_id,
         "--reason",
         "cluster reported by the district hospital",
     )
-    run("kiosk-central", "case", "approve", "--data", data, "--member-key", keys[1], "--id", case_id)
+    run("kiosk-central", "case", "approve", "--data", data, "--member-key", keys[0], "--id", case_id)
     return keys
 
 
@@ -200,22 +286,3 @@ def received(sock: socket.socket, *, quiet_s: float = 0.2) -> list[str]:
             out.append(sock.recv(4096).decode())
     except TimeoutError:
         return out
-
-
-__all__ = [
-    "BIN",
-    "DATA",
-    "NOW",
-    "ROOT",
-    "FakeClock",
-    "bound_socket",
-    "closing_session",
-    "fill",
-    "kiosk_config_text",
-    "make_uploader",
-    "received",
-    "seed_bytes",
-    "seeded_authority",
-    "seeded_ed25519",
-    "seeded_x25519",
-]

@@ -33,13 +33,16 @@ def cmd_keys_rotate(args) -> int:
     made = rotate(Path(args.keys), now=now, ahead_periods=args.ahead)
     if args.data or args.database:
         from sync.central.keyring import distribute_tag_keys
+        from sync.central.manifests import publish
 
         storage = _storage(args)
         try:
             n = distribute_tag_keys(Path(args.keys), storage, now=now)
+            version = publish(Path(args.keys), storage, now=now)
         finally:
             storage.close()
         print(f"search-tag keys: {n} new ones sealed to registered kiosks' own keys")
+        print(f"manifest version {version} published (the sealing periods kiosks seal to)")
     if made:
         print(
             f"made {len(made)} sealing key pairs: periods {_day(min(k.valid_from for k in made))} "
@@ -49,8 +52,8 @@ def cmd_keys_rotate(args) -> int:
         print("no new sealing keys needed")
     until = covered_until(public_periods(Path(args.keys)), now)
     print(
-        f"covered until {_day(until) if until else 'NOT covered now'}; copy "
-        f"{Path(args.keys) / 'sealing-periods.json'} to the central server's keys folder"
+        f"covered until {_day(until) if until else 'NOT covered now'}"
+        + ("" if args.data or args.database else "; publish them with --data DIR or --database URL")
     )
     return 0
 
@@ -61,15 +64,32 @@ def cmd_keys_retire(args) -> int:
     from sync.central.keyring import retire
 
     now = time.time()
-    destroyed = retire(Path(args.keys), now=now)
-    if (args.data or args.database) and args.member_key and destroyed:
-        from sync.central.committee.members import log_keys_retired
+    holds: list[tuple[float, float]] = []
+    storage = None
+    if args.data or args.database:
+        from sync.central.committee.members import case_holds, state_of
 
+        if not args.member_key:
+            raise ValueError("keys retire with a store needs --member-key: every destruction is logged")
         storage = _storage(args)
-        try:
-            log_keys_retired(storage, key=_member_key(args.member_key), periods=destroyed, now=now)
-        finally:
+        state_of(storage).active_member(_member_key(args.member_key))  # before anything is destroyed
+        holds = case_holds(storage)
+    else:
+        print("no store given (--data DIR or --database URL): open cases' holds are not known here")
+    try:
+        destroyed, kept = retire(Path(args.keys), now=now, holds=holds)
+        if storage is not None and (destroyed or kept):
+            from sync.central.committee.members import log_keys_retired
+
+            log_keys_retired(storage, key=_member_key(args.member_key), periods=destroyed, now=now, kept=kept)
+    finally:
+        if storage is not None:
             storage.close()
+    for k in kept:
+        print(
+            f"kept: period {_day(k.valid_from)} {k.klass} (key {k.kid}): an approved, open case holds its "
+            "records (kept until the case closes, never past 90 days after the period)"
+        )
     for k in destroyed:
         print(
             f"destroyed: period {_day(k.valid_from)} {k.klass} (key {k.kid}): its records can "
@@ -439,6 +459,72 @@ def cmd_keys_init_member(args) -> int:
     return 0
 
 
+def cmd_init(args) -> int:
+    """Create the authority's store, and with --name/--public-key add its first member (the
+    only way a first member is ever added)."""
+    import time
+
+    from kiosk.core.keys import load_ed25519_public
+    from sync.central.committee.members import add_member
+
+    storage = _storage(args)
+    try:
+        if storage.audit_length() > 0 or storage.audit_entries():
+            raise ValueError("this store is initialised already (its audit log has entries)")
+        if args.name or args.public_key:
+            if not (args.name and args.public_key):
+                raise ValueError("the first member needs both --name and --public-key")
+            mid = add_member(
+                storage,
+                name=args.name,
+                public_key=load_ed25519_public(args.public_key),
+                key=None,
+                now=time.time(),
+                bootstrap=True,
+            )
+            print(f"store initialised; first member {mid} ({args.name})")
+        else:
+            print("store initialised (no member yet: run init again with --name and --public-key)")
+    finally:
+        storage.close()
+    return 0
+
+
+def cmd_member_approve(args) -> int:
+    import time
+
+    from sync.central.committee.members import approve_member, revoke_member
+
+    storage = _storage(args)
+    try:
+        act = approve_member if args.member_command == "approve" else revoke_member
+        print(act(storage, key=_member_key(args.member_key), member=args.member, now=time.time()))
+    finally:
+        storage.close()
+    print("run `kiosk-central manifest publish` so kiosks follow the committee's members")
+    return 0
+
+
+def cmd_manifest_publish(args) -> int:
+    import time
+
+    from sync.central.manifests import publish
+
+    storage = _storage(args)
+    try:
+        version = publish(
+            Path(args.keys),
+            storage,
+            now=time.time(),
+            deny_level=args.deny_level,
+            next_root=Path(args.next_root) if args.next_root else None,
+        )
+    finally:
+        storage.close()
+    print(f"manifest version {version} signed by the root and published: kiosks take it at their next sync")
+    return 0
+
+
 def cmd_member_add(args) -> int:
     import time
 
@@ -454,9 +540,15 @@ def cmd_member_add(args) -> int:
             key=_member_key(args.member_key) if args.member_key else None,
             now=time.time(),
         )
+        from sync.central.committee.members import state_of
+
+        pending = not state_of(storage).members[mid].approved
     finally:
         storage.close()
-    print(f"member {mid} ({args.name}) added")
+    if pending:
+        print(f"member {mid} ({args.name}) added, pending: a second member runs `member approve`")
+    else:
+        print(f"member {mid} ({args.name}) added")
     return 0
 
 
@@ -587,6 +679,19 @@ def _retention_args(p) -> None:
     )
 
 
+def entry_days(text: str) -> float:
+    """How long a risk entry lasts: above 0 and at most 90 days (the longest retention)."""
+    import math
+
+    try:
+        n = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, not {text!r}") from None
+    if not math.isfinite(n) or not 0 < n <= 90:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 90 days, not {text}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kiosk.core.console import version
 
@@ -635,6 +740,40 @@ def build_parser() -> argparse.ArgumentParser:
     madd.add_argument("--public-key", required=True, metavar="FILE")
     madd.add_argument("--member-key", metavar="FILE", help="the adding member's key")
     madd.set_defaults(func=cmd_member_add)
+    for name, what in (
+        ("approve", "approve a pending addition, or confirm a revocation (a second member)"),
+        ("revoke", "revoke a member (confirmed by a second member once two are active)"),
+    ):
+        m = member_sub.add_parser(name, help=what)
+        _where(m)
+        m.add_argument("--member", required=True, metavar="ID|NAME", help="the member concerned")
+        m.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
+        m.set_defaults(func=cmd_member_approve)
+
+    ini = sub.add_parser(
+        "init", help="create the authority's store; with --name/--public-key its first member"
+    )
+    _where(ini)
+    ini.add_argument("--name", help="the first committee member's name")
+    ini.add_argument("--public-key", metavar="FILE", help="the first member's member.pub")
+    ini.set_defaults(func=cmd_init)
+
+    man = sub.add_parser("manifest", help="what kiosks trust, signed by the offline root key")
+    man_sub = man.add_subparsers(dest="manifest_command", required=True)
+    pub = man_sub.add_parser(
+        "publish", help="sign the next manifest (issuer keys, sealing periods, policy, members, server keys)"
+    )
+    _where(pub)
+    pub.add_argument("--keys", required=True, metavar="DIR", help="the authority's keys folder (root.key)")
+    pub.add_argument(
+        "--deny-level",
+        type=int,
+        choices=range(1, 4),
+        metavar="N",
+        help="refuse entry from this level (default: as before; 3 at first)",
+    )
+    pub.add_argument("--next-root", metavar="FILE", help="a successor root's public key kiosks pin next")
+    pub.set_defaults(func=cmd_manifest_publish)
 
     case = sub.add_parser("case", help="outbreak cases: open, approve (a second member), close, list")
     case_sub = case.add_subparsers(dest="case_command", required=True)
@@ -723,7 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--level", required=True, type=int, choices=range(0, 4), metavar="N")
     risk.add_argument(
         "--expires-days",
-        type=float,
+        type=entry_days,
         default=14.0,
         metavar="DAYS",
         help="the entry leaves the list after this (default 14)",
@@ -773,7 +912,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--risk-days",
-        type=float,
+        type=entry_days,
         default=14.0,
         metavar="DAYS",
         help="how long a raised entry lasts (default 14)",

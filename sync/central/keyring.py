@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from kiosk.core.keys import raw_public, sealing_kid, write_private
 from kiosk.core.sealkeys import CLASSES, PeriodKey
-from kiosk.core.timing import DAY  # noqa: E402
+from kiosk.core.timing import DAY
 
 MANIFEST = "sealing-periods.json"
 PERIODS = "periods"
@@ -126,12 +127,16 @@ def tag_keys(keys_dir: Path) -> dict[float, tuple[float, bytes]]:
 def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
     """Seal every tag key not yet over to every active kiosk's own X25519 key, for the
     server to hand out in that kiosk's bundle; the server never sees a tag key in clear.
-    Returns how many sealed keys were new."""
+    Each is signed by the root (in ``keys_dir``), so the server cannot hand a kiosk a key of
+    its own choosing. Returns how many sealed keys were new."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+    from kiosk.core.bundle import tag_key_doc
+    from kiosk.core.keys import ROOT_KEY, load_ed25519_private
     from kiosk.core.seal import SUITE
-    from kiosk.core.sealkeys import tag_key_info
+    from kiosk.core.sealkeys import SealedTagKey, tag_key_info
 
+    root = load_ed25519_private(Path(keys_dir) / ROOT_KEY)
     held = {start: v for start, v in tag_keys(keys_dir).items() if v[0] > now}
     rows = []
     for kiosk in storage.kiosks():
@@ -141,14 +146,9 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
         public = X25519PublicKey.from_public_bytes(kiosk.tag_public)
         for start, (end, key) in held.items():
             if start not in have:
-                rows.append(
-                    (
-                        kiosk.kiosk_id,
-                        start,
-                        end,
-                        SUITE.encrypt(key, public, info=tag_key_info(kiosk.kiosk_id, start)),
-                    )
-                )
+                sealed = SUITE.encrypt(key, public, info=tag_key_info(kiosk.kiosk_id, start))
+                doc = tag_key_doc(kiosk.kiosk_id, SealedTagKey(start, end, sealed), root)
+                rows.append((kiosk.kiosk_id, start, end, sealed, doc.decode("ascii")))
     return storage.put_tag_keys(rows) if rows else 0
 
 
@@ -166,9 +166,21 @@ def _shred(path: Path) -> None:
         os.close(fd)
 
 
-def retire(keys_dir: Path, *, now: float) -> list[PeriodKey]:
+HOLD_LIMIT_DAYS = 90  # a case holds a period's key at most this long after the period
+
+
+def retire(
+    keys_dir: Path, *, now: float, holds: Sequence[tuple[float, float]] = ()
+) -> tuple[list[PeriodKey], list[PeriodKey]]:
     """Destroy every private half whose ``destroy_after`` has passed, and each period's tag
-    key once the last of its sealing keys goes; returns the sealing keys destroyed."""
+    key once the last of its sealing keys goes. A period an approved, open case's window
+    (``holds``) overlaps is kept, as the server keeps its records, until the case closes but
+    never past the longest retention after the period. Returns (destroyed, kept)."""
+
+    def held(e: dict[str, Any]) -> bool:
+        start, end = float(e["valid_from"]), float(e["valid_to"])
+        return now < end + HOLD_LIMIT_DAYS * DAY and any(f < end and t > start for f, t in holds)
+
     entries = load_schedule(keys_dir)
     last: dict[Any, Any] = {}
     for e in entries:
@@ -176,9 +188,12 @@ def retire(keys_dir: Path, *, now: float) -> list[PeriodKey]:
     for start, (end, _) in tag_keys(keys_dir).items():
         if last.get(start, end + 90 * DAY) <= now:
             _shred(tag_key_path(keys_dir, start, end))
-    destroyed = []
+    destroyed, kept = [], []
     for e in entries:
         if float(e["destroy_after"]) > now or e.get("destroyed_at"):
+            continue
+        if held(e):
+            kept.append(PeriodKey.from_wire({k: v for k, v in e.items() if k != "destroyed_at"}))
             continue
         path = private_path(keys_dir, e["kid"])
         if path.exists():
@@ -187,15 +202,17 @@ def retire(keys_dir: Path, *, now: float) -> list[PeriodKey]:
         destroyed.append(PeriodKey.from_wire({k: v for k, v in e.items() if k != "destroyed_at"}))
     if destroyed:
         _write_schedule(keys_dir, entries)
-    return destroyed
+    return destroyed, kept
 
 
-SERVER_FILES = ("bundle.key", "issuer*.pub", "sealing*.pub", MANIFEST)
+SERVER_FILES = ("bundle.key", "receipt.key", "*.pub")
 
 
 def server_keys_folder(authority_dir: Path, dest: Path) -> Path:
-    """The central server's keys folder made from the authority's: the bundle signing key
-    and public files only, never a private issuer, sealing or member key."""
+    """The central server's keys folder made from the authority's: its two online keys
+    (freshness, receipts) and public files only, never the root's, an issuer's, the
+    committee's or a member's private key. What grants power reaches the server as manifests
+    the root signed, through its storage."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for pattern in SERVER_FILES:
@@ -206,11 +223,14 @@ def server_keys_folder(authority_dir: Path, dest: Path) -> Path:
 
 
 def private_keys_in(folder: Path) -> list[Path]:
-    """Every file below ``folder`` holding a private key other than the bundle signing key:
-    what the central server must refuse to start beside."""
+    """Every file below ``folder`` holding a private key other than the server's own two
+    (bundle.key: freshness; receipt.key: receipts): what the server must refuse to start
+    beside (the root's, an issuer's, the committee's or a member's)."""
+    from kiosk.core.keys import SERVER_PRIVATE
+
     found = []
     for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and path.name != "bundle.key":
+        if path.is_file() and path.name not in SERVER_PRIVATE:
             try:
                 if b"PRIVATE KEY" in path.read_bytes()[:65536]:
                     found.append(path)

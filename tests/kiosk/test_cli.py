@@ -66,7 +66,18 @@ def test_keys_init_makes_private_files_0600_and_refuses_to_overwrite(tmp_path):
     d = tmp_path / "auth"
     run("kiosk-central", "keys", "init", "--dir", d)
     names = sorted(p.name for p in d.iterdir())
-    assert names == ["bundle.key", "bundle.pub", "issuer.key", "issuer.pub", "sealing.key", "sealing.pub"]
+    assert names == [
+        "bundle.key",
+        "bundle.pub",
+        "issuer.key",
+        "issuer.pub",
+        "receipt.key",
+        "receipt.pub",
+        "root.key",
+        "root.pub",
+        "sealing.key",
+        "sealing.pub",
+    ]
     for p in d.iterdir():
         mode = stat.S_IMODE(p.stat().st_mode)
         assert (mode == 0o600) if p.suffix == ".key" else (mode & 0o077 == 0o044), (p, oct(mode))
@@ -252,7 +263,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
     base = kiosk_config_text(
         authority,
         db,
-        keys=[f'bundle_key = "{authority / "bundle.pub"}"', 'device_key = "device.key"'],
+        keys=[f'root_key = "{authority / "root.pub"}"', 'device_key = "device.key"'],
         kiosk=['bundle_file = "bundle.json"'],
     )
     cfg.write_text(base)
@@ -300,6 +311,10 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         )
         store.close()
 
+        # The committee's machine: its members and case, then the manifest the root signs.
+        alice, _ = committee_with_a_case(run, tmp_path, data, "OB-2026-17")
+        published = run("kiosk-central", "manifest", "publish", "--keys", authority, "--data", data)
+        assert published.stdout.startswith("manifest version 1 signed by the root")
         first = run("kiosk", "sync", "--config", cfg)
         assert first.stdout.strip() == (
             "uploaded 1 (duplicates 0), set aside 0, pending 0; bundle updated to version 1"
@@ -309,7 +324,6 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
             == 1
         )
 
-        alice, _ = committee_with_a_case(run, tmp_path, data, "OB-2026-17")
         raised = run(
             "kiosk-central",
             "set-risk",
@@ -465,6 +479,7 @@ def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path
         db,
         kiosk=["repeat_window_s = 0.0", "hold_s = 0.0"],
         camera=['source = "images"', f'images = ["{imgs}"]', "loop = true", "fps = 30.0"],
+        keys=[f'root_key = "{authority / "root.pub"}"'],
     )
     cfg.write_text(base)
     run("kiosk", "keys", "init", "--config", cfg)
@@ -478,6 +493,7 @@ def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path
         "--public-key",
         tmp_path / "device.pub",
     ).stdout.strip()
+    run("kiosk-central", "manifest", "publish", "--keys", authority, "--data", data)
     with LocalServer(data, server_keys_folder(authority, tmp_path / "server-keys")) as server:
         cfg.write_text(
             base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n'

@@ -325,7 +325,7 @@ def test_a_reset_shows_on_the_server_as_a_new_epoch(tmp_path, sealing, make_pass
 
 # -- 3, 4. what the uploader does with non-protocol answers, and the bundle after a failure ----------
 @pytest.fixture
-def wire(tmp_path, server_keys):
+def wire(tmp_path, server_keys, authority):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from kiosk.core.keys import raw_public
@@ -336,8 +336,12 @@ def wire(tmp_path, server_keys):
         key = Ed25519PrivateKey.generate()
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="v1", public_key=raw_public(key.public_key()), now=time.time())
-        version = admin.set_risk(b"\x07" * 16, 3, now=time.time())
+        from workbench.testkit import raise_risk, trusted_world
+
+        alice, _ = trusted_world(admin, authority, now=time.time())
+        version = raise_risk(admin, alice, [b"\x07" * 16], 3, now=time.time())
         admin.close()
+        server.alice = alice  # for tests that change the risk list again
         yield server, kid, key, version
 
 
@@ -384,18 +388,22 @@ def test_the_bundle_is_fetched_even_when_the_upload_fails(
     tmp_path, wire, authority, sealing, make_pass, trusted
 ):
     from workbench.faultproxy import FaultProxy
-    from workbench.testkit import fill, make_uploader
+    from workbench.testkit import fill, make_uploader, raise_risk, with_storage
 
     server, kid, key, version = wire
     store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v1")
     fill(store, make_pass, trusted, 10)
     proxy = FaultProxy(server.port)
-    proxy.forced = ["error503"]  # the upload fails, the next one passes
     up = make_uploader(store, proxy.url, kid, key, authority, tmp_path)
+    assert up.fetch_bundle() == f"updated to version {version}"  # the manifest and its receipt key
+    admin = with_storage(server.data_dir)
+    newer = raise_risk(admin, server.alice, [b"\x08" * 16], 3, now=time.time())
+    admin.close()
+    proxy.forced = ["error503"]  # the upload fails, the next one passes
     result = up.round()
     proxy.close()
     assert not result.ok and "503" in result.error
-    assert result.bundle == f"updated to version {version}"
+    assert result.bundle == f"updated to version {newer}"
     assert store.stats()["pending"] == 10
     store.close()
 
@@ -416,14 +424,15 @@ def test_a_tampered_bundle_fails_doctor_and_the_kiosk_keeps_the_verified_risk_li
     cfg_path = _cfg(
         tmp_path,
         authority,
-        keys=[f'bundle_key = "{authority / "bundle.pub"}"', f'device_key = "{key_file}"'],
+        keys=[f'root_key = "{authority / "root.pub"}"', f'device_key = "{key_file}"'],
         sync=[f'server_url = "{server.url}"', f'kiosk_id = "{kid}"'],
     )
     r = _run("kiosk", "sync", "--config", cfg_path)
     assert r.returncode == 0, r.stdout + r.stderr
     bundle = tmp_path / "state" / "bundle.json"
     good = bundle.read_bytes()
-    bad = good.replace(b'"payload": "', b'"payload": "A', 1)
+    middle = len(good) // 2  # one byte of damage
+    bad = good[:middle] + bytes([good[middle] ^ 0x01]) + good[middle + 1 :]
     bundle.write_bytes(bad)
     d = _run("kiosk", "doctor", "--config", cfg_path, "--no-camera")
     line = next(x for x in d.stdout.splitlines() if "risk list" in x)
@@ -593,18 +602,13 @@ def test_open_records_into_head_is_quiet(tmp_path, authority):
             }
         )
     s.ingest(kid, "00000000-0000-4000-8000-000000000001", rows, now=time.time())
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from kiosk.core.keys import write_private
-    from sync.central.committee import members as committee
+    from workbench.testkit import approved_case
+    from workbench.testkit import committee as make_committee
 
-    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=0)
-    committee.add_member(s, name="b", public_key=b.public_key(), key=a, now=0)
-    committee.open_case(
-        s, key=a, case_id="C-1", reason="an outbreak to trace", from_ts=0, to_ts=time.time() + 60, now=0
-    )
-    committee.approve_case(s, key=b, case_id="C-1", now=0)
+    a, b = make_committee(s, now=time.time())
+    approved_case(s, a, b, now=time.time(), case_id="C-1")
     write_private(tmp_path / "a.key", a)
     s.close()
     p = subprocess.run(
@@ -740,7 +744,7 @@ def test_serve_on_a_busy_port_is_one_line_without_serving_on(tmp_path, authority
     port = busy.getsockname()[1]
     keys = tmp_path / "keys"
     keys.mkdir()
-    for name in ("bundle.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
         shutil.copy(authority / name, keys / name)
     p = _run("kiosk-central", "serve", "--data", tmp_path / "c", "--keys", keys, "--port", port)
     busy.close()
@@ -785,14 +789,15 @@ def test_under_journald_lines_carry_syslog_priorities(tmp_path, authority):
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} INFO ", p.stderr), p.stderr
 
 
-def test_doctor_checks_disk_kiosk_id_and_bundle_key(tmp_path, authority):
+def test_doctor_checks_disk_kiosk_id_root_key_and_plain_http(tmp_path, authority):
     cfg = _cfg(tmp_path, authority, sync=['server_url = "http://127.0.0.1:9/"'])
     cfg.write_text(cfg.read_text().replace("[kiosk]", "[kiosk]\ndisk_warn_mb = 100000000\ndisk_fail_mb = 0"))
     d = _run("kiosk", "doctor", "--config", cfg, "--no-camera")
     lines = {line[6:18].strip(): line for line in d.stdout.splitlines()}
     assert lines["disk"].startswith("warn") and "MB free" in lines["disk"]
     assert lines["kiosk id"].startswith("FAIL") and "register" in lines["kiosk id"]
-    assert lines["bundle key"].startswith("FAIL")
+    assert lines["root key"].startswith("FAIL") and "root_key" in lines["root key"]
+    assert lines["transport"].startswith("warn") and "plain HTTP" in lines["transport"]
     assert lines["key files"].startswith("FAIL") and "keys init" in lines["key files"]
     assert d.returncode == 1 and "Traceback" not in d.stdout + d.stderr
 

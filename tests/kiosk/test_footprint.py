@@ -24,6 +24,7 @@ from workbench.testkit import (
     BIN,
     ROOT,  # noqa: E402
     kiosk_config_text,
+    publish_manifest,
 )
 
 NOT_FOR_SYNC = {
@@ -70,9 +71,15 @@ def test_kiosk_sync_uploads_without_camera_decoder_gpio_or_numpy(
         key = load_pem_private_key((tmp_path / "device.key").read_bytes(), None)
         admin = SqliteStorage.in_folder(srv.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw_public(key.public_key()), now=time.time())
+        publish_manifest(authority, admin, now=time.time())
         admin.close()
         cfg.write_text(
-            kiosk_config_text(authority, db, sync=[f'server_url = "{srv.url}"', f'kiosk_id = "{kid}"'])
+            kiosk_config_text(
+                authority,
+                db,
+                sync=[f'server_url = "{srv.url}"', f'kiosk_id = "{kid}"'],
+                keys=[f'root_key = "{authority / "root.pub"}"'],
+            )
         )
         store = CheckinStore.open(db, sealing=sealing, venue_id="venue-test")
         now = time.time()

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.core.bundle import verify_bundle
-from kiosk.core.keys import BUNDLE_PUB, load_ed25519_public
+from kiosk.core.keys import ROOT_PUB, load_ed25519_public
 from kiosk.core.keys import raw_public as raw
 from kiosk.store.checkins import CheckinStore
 from sync import protocol
@@ -24,12 +24,17 @@ from sync.central.storage.sqlite_backend import SqliteStorage
 from sync.uploader import Backoff, Uploader
 from workbench.faultproxy import FaultProxy
 from workbench.localserver import LocalServer
-from workbench.testkit import NOW, fill, make_uploader
+from workbench.testkit import NOW, fill, make_uploader, raise_risk, trusted_world, with_storage
 
 
 @pytest.fixture
-def central(tmp_path, server_keys):
+def central(tmp_path, server_keys, authority):
+    """The real server, its store holding what the committee's machine publishes: a committee
+    of two, an approved case, and the root-signed manifest kiosks trust."""
     with LocalServer(tmp_path / "central", server_keys) as server:
+        admin = with_storage(server.data_dir)
+        server.alice, server.bob = trusted_world(admin, authority, now=time.time())
+        admin.close()
         yield server
 
 
@@ -346,8 +351,17 @@ def test_the_same_batch_or_record_again_is_stored_once(central, kiosk_id, device
     first = post(central.url, device_key, kiosk_id, gz(batch)).json()
     again = post(central.url, device_key, kiosk_id, gz(batch)).json()
     ids = [r["record_id"] for r in recs]
+    receipts = [first.pop("receipt"), again.pop("receipt")]  # signed by the manifest's receipt key
     assert first == {"batch_id": batch["batch_id"], "accepted": ids, "duplicates": []}
     assert again == {"batch_id": batch["batch_id"], "accepted": [], "duplicates": ids}
+    from kiosk.core.bundle import verify_receipt
+    from kiosk.core.keys import RECEIPT_PUB
+
+    receipt_key = load_ed25519_public(central.keys_dir / RECEIPT_PUB)
+    for r in receipts:
+        assert sorted(
+            verify_receipt(r, [receipt_key], kiosk_id=kiosk_id, batch_id=batch["batch_id"])
+        ) == sorted(ids)
     mixed = {"batch_id": str(uuid.uuid4()), "records": [recs[1], record(4)]}
     answer = post(central.url, device_key, kiosk_id, gz(mixed)).json()
     assert answer["accepted"] == [mixed["records"][1]["record_id"]] and answer["duplicates"] == [ids[1]]
@@ -378,22 +392,22 @@ def test_openapi_describes_upload_and_bundle(central):
 def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_kept(
     tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
 ):
-    bundle_key = load_ed25519_public(authority / BUNDLE_PUB)
+    root = load_ed25519_public(authority / ROOT_PUB)
     proxy = FaultProxy(central.port)
     uploader = make_uploader(kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path)
     assert uploader.fetch_bundle() == "updated to version 1"
     held = (tmp_path / "bundle.json").read_bytes()
-    b1 = verify_bundle(held, bundle_key, kiosk_id=kiosk_id)
+    b1 = verify_bundle(held, root, kiosk_id=kiosk_id)
     assert b1.risk_list.levels == {} and b1.policy.deny_level == 3 and set(b1.issuers) == set(trusted)
     assert uploader.fetch_bundle() == "unchanged (version 1)"  # one small 304
 
     pass_id = bytes(range(16))
     admin = SqliteStorage.in_folder(central.data_dir)
-    admin.set_risk(pass_id, 3, now=time.time())
+    raise_risk(admin, central.alice, [pass_id], 3, now=time.time())
     admin.close()
     proxy.forced = ["tamper"]  # one byte of the payload changed on the way
     result = uploader.fetch_bundle()
-    assert result.startswith("refused (bad bundle signature)")
+    assert result.startswith("refused (") and "kept version 1" in result
     assert (tmp_path / "bundle.json").read_bytes() == held  # the old one kept
     assert kiosk_store.get_state("bundle_version") == "1"
     assert proxy.counts["tamper"] == 1
@@ -403,9 +417,9 @@ def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_ke
 
     data = (tmp_path / "bundle.json").read_bytes()
     assert len(chain_docs(data)) == 2  # the whole list, then a one-entry delta
-    assert verify_bundle(chain_docs(data)[1], bundle_key).risk_since == 1
-    b2 = verify_chain(data, bundle_key, kiosk_id=kiosk_id)
-    assert b2.risk_list.level_for(pass_id) == 3
+    assert verify_bundle(chain_docs(data)[1], root).risk_since == 1
+    b2 = verify_chain(data, root, kiosk_id=kiosk_id)
+    assert b2.risk_list.level_for(pass_id, now=time.time()) == 3
     assert pass_id.hex() not in (tmp_path / "bundle.json").read_text()  # refs, not pass ids
     proxy.close()
 
@@ -422,9 +436,10 @@ def test_a_bundle_signed_by_another_key_is_refused(
     with LocalServer(tmp_path / "impostor-data", server_keys_folder(impostor, tmp_path / "ik")) as fake:
         admin = SqliteStorage.in_folder(fake.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw(device_key.public_key()), now=time.time())
+        trusted_world(admin, impostor, now=time.time())  # a manifest its own root signed
         admin.close()
         uploader = make_uploader(kiosk_store, fake.url, kid, device_key, authority, tmp_path)
-        assert uploader.fetch_bundle().startswith("refused (bad bundle signature)")
+        assert uploader.fetch_bundle().startswith("refused (manifest refused")
     assert not (tmp_path / "bundle.json").exists()
 
 
@@ -505,6 +520,7 @@ def test_tls_is_verified_by_default_and_a_private_ca_bundle_is_accepted(
         assert server.url.startswith("https://")
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw(device_key.public_key()), now=time.time())
+        trusted_world(admin, authority, now=time.time())
         admin.close()
         fill(kiosk_store, make_pass, trusted, 3)
         unverified = make_uploader(kiosk_store, server.url, kid, device_key, authority, tmp_path).round()
@@ -529,7 +545,15 @@ def test_several_kiosks_upload_at_once_and_each_record_lands_once(
     results = {}
 
     def go(kid, key, store):
-        up = Uploader(store=store, server_url=central.url, kiosk_id=kid, device_key=key, batch_size=50)
+        up = Uploader(
+            store=store,
+            server_url=central.url,
+            kiosk_id=kid,
+            device_key=key,
+            root_key=load_ed25519_public(authority / ROOT_PUB),
+            bundle_file=tmp_path / f"{kid}.json",
+            batch_size=50,
+        )
         results[kid] = up.round()
 
     threads = [threading.Thread(target=go, args=k[:3]) for k in kiosks]
@@ -578,14 +602,16 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
             r["sealed"] = base64.b64decode(r["sealed"])
         storage.ingest(kid, str(uuid.uuid4()), rows, now=0)
     nurse, doctor = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    committee.add_member(storage, name="nurse", public_key=nurse.public_key(), key=None, now=1)
+    committee.add_member(
+        storage, name="nurse", public_key=nurse.public_key(), key=None, now=1, bootstrap=True
+    )
     committee.add_member(storage, name="doctor", public_key=doctor.public_key(), key=nurse, now=2)
-    committee.open_case(
-        storage, key=nurse, case_id="OB-1", reason="a cluster at the market", from_ts=0, to_ts=1000, now=3
+    committee.open_case(  # the doctor opens; the nurse approves (she added the doctor, not he her)
+        storage, key=doctor, case_id="OB-1", reason="a cluster at the market", from_ts=0, to_ts=1000, now=3
     )
     with pytest.raises(AuditError, match="not approved"):
         open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse, now=4)
-    committee.approve_case(storage, key=doctor, case_id="OB-1", now=4)
+    committee.approve_case(storage, key=nurse, case_id="OB-1", now=4)
     reading = open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse, now=5)
     assert len(reading.records) == 3 and reading.unopenable == 2
     assert {r["venue"] for r in reading.records} == {"v"}

@@ -19,7 +19,7 @@ from workbench.testkit import ROOT
 PROBE_TESTS = [
     "tests/kiosk/test_faults.py::test_on_a_raspberry_pi_auto_never_falls_back_to_mock_pins",
     "tests/kiosk/test_faults.py::test_an_unavailable_gpio_library_is_one_line_and_exit_3",
-    "tests/kiosk/test_faults.py::test_doctor_checks_disk_kiosk_id_and_bundle_key",
+    "tests/kiosk/test_faults.py::test_doctor_checks_disk_kiosk_id_root_key_and_plain_http",
     "tests/kiosk/test_faults.py::test_set_aside_records_are_re_queued_and_doctor_warns_meanwhile",
     "tests/kiosk/test_cli.py::test_register_sync_set_risk_and_doctor_as_a_technician_would",
     "tests/system/test_install.py",

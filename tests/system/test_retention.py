@@ -140,10 +140,10 @@ def test_after_retire_nothing_on_disk_opens_a_retired_periods_records(
         (backup / f"{p.parent.name}-{p.name}").write_bytes(p.read_bytes())
     sealed = {r["record_id"]: r["sealed"] for r in rows}
 
-    destroyed = keyring.retire(committee, now=T0 + DAY + 28 * DAY)  # normal day 0 is due
-    assert [(k.klass, k.valid_from) for k in destroyed] == [("normal", T0)]
+    destroyed, kept = keyring.retire(committee, now=T0 + DAY + 28 * DAY)  # normal day 0 is due
+    assert [(k.klass, k.valid_from) for k in destroyed] == [("normal", T0)] and kept == []
     assert not keyring.private_path(committee, destroyed[0].kid).exists()
-    assert keyring.retire(committee, now=T0 + DAY + 28 * DAY) == []  # once
+    assert keyring.retire(committee, now=T0 + DAY + 28 * DAY) == ([], [])  # once
 
     keys = [
         k
@@ -182,7 +182,7 @@ def test_keys_rotate_and_retire_from_the_command_line(tmp_path):
     )
     assert r.returncode == 0 and "made 28 sealing key pairs" in r.stdout and "covered until" in r.stdout
     r = subprocess.run([BIN / "kiosk-central", "keys", "retire", "--keys", d], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.strip() == "0 private sealing keys destroyed"
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "0 private sealing keys destroyed"
 
 
 # -- retention the server enforces -------------------------------------------------------------------
@@ -224,7 +224,7 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
 
     keys = tmp_path / "keys"
     keys.mkdir()
-    for name in ("bundle.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
         (keys / name).write_bytes((authority / name).read_bytes())
     device = Ed25519PrivateKey.generate()
     with LocalServer(tmp_path / "c", keys) as server:
@@ -296,7 +296,7 @@ def test_kiosk_central_purge_prints_counts_per_class(tmp_path):
         ],
         now=now - 29 * DAY,
     )
-    s.set_risk(b"\x01" * 16, 3, now=now - 20 * DAY, expires_at=now - 6 * DAY)
+    s.add_statement("expired-long-ago", "a statement", expires_at=now - 31 * DAY, now=now - 40 * DAY)
     s.close()
     r = subprocess.run(
         [BIN / "kiosk-central", "purge", "--data", tmp_path / "c"], capture_output=True, text=True
@@ -428,13 +428,16 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     keyring.rotate(committee, now=time.time(), ahead_periods=30)
     server_keys = tmp_path / "server-keys"
     server_keys.mkdir()
-    for name in ("bundle.key", "issuer.pub", "sealing.pub", "sealing-periods.json"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
         (server_keys / name).write_bytes((committee / name).read_bytes())
     device = Ed25519PrivateKey.generate()
     write_private(tmp_path / "device.key", device)
     with LocalServer(tmp_path / "central", server_keys) as server:
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw_public(device.public_key()), now=0)
+        from workbench.testkit import publish_manifest
+
+        publish_manifest(committee, admin, now=time.time())  # the periods kiosks seal to
         admin.close()
         cfg = tmp_path / "kiosk.toml"
         cfg.write_text(
@@ -442,7 +445,7 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
                 committee,
                 tmp_path / "state" / "k.db",
                 keys=[
-                    f'bundle_key = "{committee / "bundle.pub"}"',
+                    f'root_key = "{committee / "root.pub"}"',
                     f'device_key = "{tmp_path / "device.key"}"',
                 ],
                 sync=[f'server_url = "{server.url}"', f'kiosk_id = "{kid}"'],
@@ -485,7 +488,7 @@ def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
 
     keys = tmp_path / "keys"
     keys.mkdir()
-    for name in ("bundle.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
         (keys / name).write_bytes((authority / name).read_bytes())
     server = LocalServer(tmp_path / "c", keys).start()
     admin = SqliteStorage.in_folder(server.data_dir)
@@ -506,12 +509,12 @@ def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     s.ingest(kid, str(uuid.uuid4()), [server_record(1, T0), server_record(2, T0 + 5 * DAY)], now=T0)
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=T0)
+    committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=T0, bootstrap=True)
     committee.add_member(s, name="b", public_key=b.public_key(), key=a, now=T0)
     committee.open_case(
-        s, key=a, case_id="OB-3", reason="cluster in the window", from_ts=T0 - DAY, to_ts=T0 + DAY, now=T0
+        s, key=b, case_id="OB-3", reason="cluster in the window", from_ts=T0 - DAY, to_ts=T0 + DAY, now=T0
     )
-    committee.approve_case(s, key=b, case_id="OB-3", now=T0)
+    committee.approve_case(s, key=a, case_id="OB-3", now=T0)
     holds = committee.case_holds(s)
     assert holds == [(T0 - DAY, T0 + DAY)]
     assert s.purge(now=T0 + 40 * DAY, holds=holds).normal == 1  # only the one outside

@@ -85,7 +85,7 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
     run(central, "kiosk-central", "keys", "init", "--dir", authority)
     server_keys = tmp_path / "server-keys"
     server_keys.mkdir()
-    for name in ("bundle.key", "issuer.pub", "sealing.pub", "bundle.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub", "bundle.pub"):
         shutil.copy(authority / name, server_keys / name)
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -105,7 +105,7 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
     base = kiosk_config_text(
         authority,
         db,
-        keys=[f'bundle_key = "{authority / "bundle.pub"}"', 'device_key = "device.key"'],
+        keys=[f'root_key = "{authority / "root.pub"}"', 'device_key = "device.key"'],
         kiosk=['bundle_file = "bundle.json"'],
         camera=['source = "images"', f'images = ["{imgs}"]', "loop = true", "fps = 20.0"],
     )
@@ -123,6 +123,9 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
         "--public-key",
         tmp_path / "device.pub",
     ).stdout.strip()
+    # The committee's machine (the central set): members, a case, the root-signed manifest.
+    keys = committee_with_a_case(lambda *a: run(central, *a), tmp_path, data, "OB-1")
+    run(central, "kiosk-central", "manifest", "publish", "--keys", authority, "--data", data)
 
     proc = subprocess.Popen(
         [str(device / "kiosk"), "run", "--config", str(cfg)],
@@ -173,7 +176,6 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
         server.communicate(timeout=30)
 
     # A trace by two members for a case, in the central set alone.
-    keys = committee_with_a_case(lambda *a: run(central, *a), tmp_path, data, "OB-1")
     traced = run(
         central,
         "kiosk-central",

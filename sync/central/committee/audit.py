@@ -20,17 +20,14 @@ deleting, reordering or truncating any entry at or below a published head fails
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kiosk.core.keys import raw_public
+from kiosk.core.auditheads import CONTEXT, GENESIS, entry_hash, member_id  # noqa: F401 (re-exported)
 
-CONTEXT = b"venue-kiosk audit v1\0"
-GENESIS = "0" * 64
 BOOTSTRAP = "bootstrap"
 
 
@@ -38,16 +35,8 @@ class AuditError(Exception):
     """The log does not verify, or an action is not allowed; the message says which entry."""
 
 
-def member_id(public_key: Ed25519PublicKey) -> str:
-    return "m-" + hashlib.sha256(raw_public(public_key)).hexdigest()[:16]
-
-
 def canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def entry_hash(entry_json: str) -> str:
-    return hashlib.sha256(CONTEXT + entry_json.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -96,6 +85,13 @@ class Member:
     public_key: Ed25519PublicKey
     added_at: float
     revoked_at: float | None = None
+    added_by: str = BOOTSTRAP
+    approved: bool = True  # an addition made once two members were active waits for a second
+    revoke_requested_by: str | None = None  # a revocation waiting for a second member
+
+    @property
+    def active(self) -> bool:
+        return self.approved and self.revoked_at is None
 
 
 @dataclass
@@ -139,7 +135,19 @@ class State:
         m = self.members.get(member_id(pub))
         if m is None or m.revoked_at is not None:
             raise AuditError(f"this key ({member_id(pub)}) is not a registered, active committee member")
+        if not m.approved:
+            raise AuditError(
+                f"member {m.name} ({m.member_id}) is not approved yet: a second member runs "
+                "`kiosk-central member approve`"
+            )
         return m
+
+    def active_members(self) -> list[Member]:
+        return [m for m in self.members.values() if m.active]
+
+    def name_of(self, mid: str | None) -> str:
+        m = self.members.get(mid or "")
+        return m.name if m else (mid or "-")
 
     def usable_case(self, case_id: str) -> Case:
         case = self.cases.get(case_id)
@@ -161,9 +169,24 @@ def _apply(state: State, e: Entry) -> None:
         mid = member_id(pub)
         if mid != d["member_id"] or mid in state.members:
             raise AuditError(f"entry {e.seq}: bad or repeated member_add")
-        state.members[mid] = Member(mid, str(d["name"]), pub, e.at)
+        # Once two members are active, an addition waits for a second member's approval.
+        pending = len(state.active_members()) >= 2
+        state.members[mid] = Member(mid, str(d["name"]), pub, e.at, added_by=e.member, approved=not pending)
+    elif e.action == "member_approve":
+        m = state.members[d["member_id"]]
+        if m.approved or e.member in (m.added_by, m.member_id):
+            raise AuditError(f"entry {e.seq}: an addition is approved by a member other than who made it")
+        m.approved = True
     elif e.action == "member_revoke":
-        state.members[d["member_id"]].revoked_at = e.at
+        m = state.members[d["member_id"]]
+        if m.revoked_at is not None:
+            raise AuditError(f"entry {e.seq}: member revoked twice")
+        if len(state.active_members()) >= 2 and m.revoke_requested_by is None:
+            m.revoke_requested_by = e.member  # a request: a second member confirms it
+        elif m.revoke_requested_by is not None and e.member == m.revoke_requested_by:
+            raise AuditError(f"entry {e.seq}: a revocation is confirmed by a second member")
+        else:
+            m.revoked_at = e.at
     elif e.action == "case_open":
         if d["case"] in state.cases:
             raise AuditError(f"entry {e.seq}: case {d['case']!r} opened twice")
@@ -172,6 +195,8 @@ def _apply(state: State, e: Entry) -> None:
         case = state.cases[d["case"]]
         if e.member == case.opened_by:
             raise AuditError(f"entry {e.seq}: a case is approved by a second member")
+        if state.members[e.member].added_by == case.opened_by:
+            raise AuditError(f"entry {e.seq}: a member the opener added cannot approve the opener's case")
         case.approved_by, case.approved_at = e.member, e.at
     elif e.action == "case_close":
         state.cases[d["case"]].closed_by, state.cases[d["case"]].closed_at = e.member, e.at
@@ -195,7 +220,11 @@ def replay(entries: list[Entry], *, head: str | None = None, head_count: int | N
                 raise AuditError("entry 1: the log must start with the bootstrap member_add")
         else:
             signer = state.members.get(e.member)
-            if signer is None or (signer.revoked_at is not None and signer.revoked_at <= e.at):
+            if (
+                signer is None
+                or not signer.approved
+                or (signer.revoked_at is not None and signer.revoked_at <= e.at)
+            ):
                 raise AuditError(f"entry {i}: signed by {e.member}, not an active member then")
             try:
                 signer.public_key.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))

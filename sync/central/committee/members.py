@@ -17,14 +17,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from kiosk.core.keys import raw_public
 from kiosk.core.passes import pass_ref
+from kiosk.core.timing import DAY
 from sync.central.committee.audit import AuditError, Case, Entry, State, make_entry, member_id, replay
 
+CASE_MAX_AGE_DAYS = 90  # a window reaches back at most the longest retention
+CASE_MAX_AHEAD_DAYS = 14  # and ends at most this far ahead
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 
 
 def state_of(storage, *, head: str | None = None, head_count: int | None = None) -> State:
-    """The verified log, folded: raises AuditError if any entry was tampered with."""
+    """The verified log, folded: raises AuditError if any entry was tampered with, or if the
+    log is shorter than the length the store recorded (entries deleted from its end)."""
     entries = [Entry.parse(*row) for row in storage.audit_entries()]
+    recorded = storage.audit_length()
+    if len(entries) < recorded:
+        raise AuditError(
+            f"tampering: the audit log holds {len(entries)} entries but the store recorded {recorded}: "
+            "entries were deleted from its end; every command refuses until it is restored from a backup"
+        )
     return replay(entries, head=head, head_count=head_count)
 
 
@@ -45,17 +55,27 @@ def _append(
 
 
 def add_member(
-    storage, *, name: str, public_key: Ed25519PublicKey, key: Ed25519PrivateKey | None, now: float
+    storage,
+    *,
+    name: str,
+    public_key: Ed25519PublicKey,
+    key: Ed25519PrivateKey | None,
+    now: float,
+    bootstrap: bool = False,
 ) -> str:
-    """The first member is the bootstrap (no signer); every later one is added by a member."""
+    """The first member is the bootstrap, added only by `kiosk-central init` on an empty
+    store (``bootstrap``); every later one is added by an active member, and once two are
+    active it waits for a second member's approval."""
     if not name.strip():
         raise AuditError("a member needs a name")
 
     def check(state: State) -> None:
         if state.members and key is None:
             raise AuditError("adding a member needs --member-key of an active member")
-        if not state.members and key is not None:
-            raise AuditError("the first member is added without --member-key (the bootstrap)")
+        if not state.members and (key is not None or not bootstrap):
+            raise AuditError("the first member is added only by `kiosk-central init` on an empty store")
+        if not state.members and storage.audit_length() > 0:
+            raise AuditError("tampering: this store was initialised but its audit log is empty")
         if member_id(public_key) in state.members:
             raise AuditError(f"{member_id(public_key)} is already a member")
 
@@ -74,6 +94,48 @@ def add_member(
     return member_id(public_key)
 
 
+def approve_member(storage, *, key: Ed25519PrivateKey, member: str, now: float) -> str:
+    """A second member approves a pending addition or confirms a requested revocation.
+    ``member``: the member's id or name. Returns what was done."""
+
+    def target(state: State):
+        found = [m for m in state.members.values() if member in (m.member_id, m.name)]
+        if len(found) != 1:
+            raise AuditError(f"member {member!r}: no such member (or the name is not unique: use the id)")
+        return found[0]
+
+    state = state_of(storage)
+    m = target(state)
+    me = member_id(key.public_key())
+    if not m.approved:
+        if me in (m.added_by, m.member_id):
+            raise AuditError(f"{m.name} was added by this member: a second member approves the addition")
+        _append(storage, action="member_approve", now=now, key=key, detail={"member_id": m.member_id})
+        return f"member {m.name} ({m.member_id}) approved: active"
+    if m.revoke_requested_by is not None and m.revoked_at is None:
+        if me == m.revoke_requested_by:
+            raise AuditError(f"this member asked to revoke {m.name}: a second member confirms it")
+        _append(storage, action="member_revoke", now=now, key=key, detail={"member_id": m.member_id})
+        return f"member {m.name} ({m.member_id}) revoked"
+    raise AuditError(f"member {m.name}: nothing waits for approval")
+
+
+def revoke_member(storage, *, key: Ed25519PrivateKey, member: str, now: float) -> str:
+    """Revoke a member: at once while one member is active, else a request a second member
+    confirms with `member approve`."""
+    state = state_of(storage)
+    found = [m for m in state.members.values() if member in (m.member_id, m.name)]
+    if len(found) != 1:
+        raise AuditError(f"member {member!r}: no such member (or the name is not unique: use the id)")
+    m = found[0]
+    if m.revoked_at is not None or m.revoke_requested_by is not None:
+        raise AuditError(f"member {m.name} is revoked already, or a revocation waits for approval")
+    after = _append(storage, action="member_revoke", now=now, key=key, detail={"member_id": m.member_id})
+    if len(after.active_members()) >= 2:
+        return f"revocation of {m.name} requested: a second member confirms it with `member approve`"
+    return f"member {m.name} ({m.member_id}) revoked"
+
+
 def open_case(
     storage,
     *,
@@ -90,6 +152,13 @@ def open_case(
         raise AuditError("a case needs a reason (what outbreak, who reported it): at least 10 characters")
     if from_ts is None or to_ts is None or not from_ts < to_ts:
         raise AuditError("a case needs the time window it covers: --from T --to T, from before to")
+    if from_ts < now - CASE_MAX_AGE_DAYS * DAY:
+        raise AuditError(
+            f"--from: a case window starts at most {CASE_MAX_AGE_DAYS} days ago (the longest retention): "
+            "nothing older is kept"
+        )
+    if to_ts > now + CASE_MAX_AHEAD_DAYS * DAY:
+        raise AuditError(f"--to: a case window ends at most {CASE_MAX_AHEAD_DAYS} days ahead")
 
     def check(state: State) -> None:
         if case_id in state.cases:
@@ -112,8 +181,14 @@ def approve_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -
             raise AuditError(f"case {case_id!r}: no such case")
         if case.approved_by or case.closed_at:
             raise AuditError(f"case {case_id!r} is {case.state} already")
-        if case.opened_by == member_id(key.public_key()):
+        me = member_id(key.public_key())
+        if case.opened_by == me:
             raise AuditError(f"case {case_id!r} was opened by this member: a second member approves it")
+        if state.members[me].added_by == case.opened_by:
+            raise AuditError(
+                f"case {case_id!r}: this member was added by the case's opener, so cannot approve "
+                "the opener's case (a member independent of the opener approves it)"
+            )
 
     _append(storage, action="case_approve", now=now, key=key, check=check, detail={"case": case_id})
 
@@ -189,25 +264,52 @@ def change_risk(
     now: float,
 ) -> int:
     """The one way a risk level changes (`set-risk`, `trace --raise-risk`): the acting member
-    must be active and the case usable; the audit entry is appended first, then the risk list
-    changes. Returns the risk list's version."""
+    must be active and the case usable; the member signs a statement kiosks verify against
+    the member keys in the root's manifest (so the server cannot make one), the audit entry
+    is appended first, then the statement is kept for kiosks. A lowering (level 0) lasts at
+    least as long as what it lowers. Returns the risk list's version."""
+    import secrets
+
+    from kiosk.core.riskstatements import MAX_EXPIRY_DAYS, sign_statement, statement_payload
+
+    if not now < expires_at <= now + MAX_EXPIRY_DAYS * DAY:
+        raise AuditError(f"a risk entry expires after now and within {MAX_EXPIRY_DAYS} days")
     state = state_of(storage)
     state.active_member(key)
     state.usable_case(case_id)
     refs = sorted(pass_ref(p) for p in pass_ids)
+    if level == 0:  # a lowering must outlast the raise it undoes
+        expires_at = now + MAX_EXPIRY_DAYS * DAY
     detail: dict = {"case": case_id, "level": level, "expires": expires_at}
     detail.update({"pass_ref": refs[0]} if len(refs) == 1 else {"pass_refs": refs})
+    statement_id = secrets.token_hex(16)
+    detail["statement"] = statement_id
+    payload = statement_payload(
+        statement_id=statement_id,
+        pass_refs=refs,
+        level=level,
+        case_id=case_id,
+        at=now,
+        expires_at=expires_at,
+        member_id=member_id(key.public_key()),
+    )
     _append(storage, action="risk_change", now=now, key=key, detail=detail)
-    return storage.set_risks(sorted(pass_ids), level, now=now, expires_at=expires_at)
+    doc = sign_statement(payload, key).decode("ascii")
+    return storage.add_statement(statement_id, doc, expires_at=expires_at, now=now)
 
 
-def log_keys_retired(storage, *, key: Ed25519PrivateKey, periods: list, now: float) -> None:
+def log_keys_retired(
+    storage, *, key: Ed25519PrivateKey, periods: list, now: float, kept: list | None = None
+) -> None:
     _append(
         storage,
         action="keys_retire",
         now=now,
         key=key,
-        detail={"periods": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in periods]},
+        detail={
+            "periods": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in periods],
+            "kept_for_cases": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in kept or []],
+        },
     )
 
 

@@ -6,10 +6,24 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Request
 
+from kiosk.core.auditheads import AuditHead
 from kiosk.core.timing import REQUEST_SKEW_S
 from sync import protocol
 from sync.central.server.context import ServerContext
 from sync.central.server.models import TIMESTAMP_RE, ApiError
+
+
+def report_head(ctx: ServerContext, request: Request, kiosk_id: str) -> None:
+    """Keep the highest audit head this kiosk says it has seen (X-Audit-Head: SEQ:HASH),
+    for `audit verify` to check the log against: a tail deleted after kiosks saw it shows."""
+    text = request.headers.get(protocol.AUDIT_HEAD_HEADER.lower())
+    if not text:
+        return
+    try:
+        head = AuditHead.parse(text)
+    except ValueError:
+        return
+    ctx.storage.report_head(kiosk_id, head.seq, head.hash, now=ctx.clock())
 
 
 def authenticate(ctx: ServerContext, request: Request, body: bytes) -> str:

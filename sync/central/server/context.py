@@ -33,10 +33,7 @@ class ServerContext:
         cls, storage: Storage, authority: Authority, *, clock: Callable[[], float], ingest_slots: int
     ) -> ServerContext:
         fingerprint = hashlib.sha256(
-            b"".join(raw_public(k) for k in authority.issuer_keys)
-            + b"".join(raw for _, raw in authority.sealing_keys)
-            + b"".join(k.public for k in authority.sealing_periods)
-            + repr(authority.policy).encode()
+            raw_public(authority.bundle_key.public_key()) + raw_public(authority.receipt_key.public_key())
         ).hexdigest()[:16]
         return cls(
             storage, authority, clock, Metrics(storage, clock), asyncio.Semaphore(ingest_slots), fingerprint

@@ -55,6 +55,10 @@ class Accepted(BaseModel):
     batch_id: str
     accepted: list[str]
     duplicates: list[str]
+    receipt: str = Field(
+        description="the record ids stored (accepted and duplicates), signed by the server's receipt key "
+        "that the root's manifest names: a kiosk marks a record synced only on this"
+    )
 
 
 class ErrorBody(BaseModel):

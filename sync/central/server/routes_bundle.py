@@ -7,65 +7,64 @@ import hashlib
 
 from fastapi import APIRouter, Request, Response
 
-from kiosk.core.bundle import bundle_payload, sign_bundle
-from kiosk.core.sealkeys import SealedTagKey
+from kiosk.core.bundle import make_bundle
 from sync import protocol
-from sync.central.server.auth import authenticate
+from sync.central.server.auth import authenticate, report_head
 from sync.central.server.context import Ctx, ServerContext
-from sync.central.server.models import AUTH_ERRORS, _errors
+from sync.central.server.models import AUTH_ERRORS, ApiError, _errors
 
 router = APIRouter()
 
 
-def etag_of(ctx: ServerContext, kiosk_id: str, version: int, period_tag: str = "") -> str:
-    tag = hashlib.sha256(f"{kiosk_id}/{ctx.keys_fingerprint}/{period_tag}".encode()).hexdigest()[:12]
-    return f'"{version}-{tag}"'
+def etag_of(ctx: ServerContext, kiosk_id: str, version: int, tag: str = "") -> str:
+    digest = hashlib.sha256(f"{kiosk_id}/{ctx.keys_fingerprint}/{tag}".encode()).hexdigest()[:12]
+    return f'"{version}-{digest}"'
 
 
 def bundle_for(
     ctx: ServerContext, kiosk_id: str, if_none_match: str | None, since: str | None = None
 ) -> Response:
-    # The common answer, 304, reads one row; the whole risk list only when it changed.
-    # The period keys on offer change once a period: their first kid is in the ETag.
+    """Relay what the root and the members signed, sign only the freshness. The common
+    answer, 304, reads a few small rows; the statements only when something changed."""
     now = ctx.clock()
-    periods = ctx.authority.periods_at(now)
-    tag_keys = ctx.storage.tag_keys_for(kiosk_id, now)
-    period_tag = (
-        (periods[0].kid if periods else "")
-        + "/"
-        + ",".join(str(int(v)) for v, _, _ in tag_keys[:1] + tag_keys[-1:])
-    )
-    etag = etag_of(ctx, kiosk_id, ctx.storage.risk_version(), period_tag)
+    manifest = ctx.storage.latest_manifest()
+    if manifest is None:
+        raise ApiError(
+            503,
+            "no_manifest",
+            "no manifest published yet: the committee runs `kiosk-central manifest publish`",
+        )
+    manifest_version, manifest_doc = manifest
+    tag_docs = ctx.storage.tag_key_docs(kiosk_id, now)
+    head = ctx.storage.audit_head_doc()
+    tag = f"{manifest_version}/{len(tag_docs)}/{_short(tag_docs)}/{head['hash'] if head else ''}"
+    etag = etag_of(ctx, kiosk_id, ctx.storage.risk_version(), tag)
     if if_none_match == etag:
         ctx.metrics.bundles.labels(answer="304").inc()
         return Response(status_code=304, headers={"ETag": etag})
     ctx.metrics.bundles.labels(answer="200").inc()
-    delta = (
-        ctx.storage.risk_delta(int(since))
-        if since and since.isascii() and since.isdigit() and len(since) < 19
-        else None
-    )
-    if delta is not None:  # only what changed since the kiosk's version
-        version, levels = delta
-    else:
-        version, levels = ctx.storage.risk_list()
-    payload = bundle_payload(
-        version=version,
-        issued_at=ctx.clock(),
+    wanted = int(since) if since and since.isascii() and since.isdigit() and len(since) < 19 else None
+    delta = ctx.storage.statements(now=now, since=wanted) if wanted is not None else None
+    version, statements = delta if delta is not None else ctx.storage.statements(now=now) or (0, [])
+    body = make_bundle(
+        manifest=manifest_doc,
+        statements=statements,
+        tag_keys=tag_docs,
+        audit_head=head,
         kiosk_id=kiosk_id,
-        since=int(since) if delta is not None and since is not None else None,
-        issuer_keys=ctx.authority.issuer_keys,
-        sealing_keys=ctx.authority.sealing_keys,
-        levels=levels,
-        policy=ctx.authority.policy,
-        sealing_periods=periods,
-        tag_keys=[SealedTagKey(*k) for k in tag_keys],
+        version=version,
+        manifest_version=manifest_version,
+        issued_at=now,
+        since=wanted if delta is not None else None,
+        key=ctx.authority.bundle_key,
     )
     return Response(
-        sign_bundle(payload, ctx.authority.bundle_key),
-        media_type="application/json",
-        headers={"ETag": etag_of(ctx, kiosk_id, version, period_tag)},
+        body, media_type="application/json", headers={"ETag": etag_of(ctx, kiosk_id, version, tag)}
     )
+
+
+def _short(docs: list[str]) -> str:
+    return hashlib.sha256("".join(docs[:1] + docs[-1:]).encode()).hexdigest()[:8] if docs else ""
 
 
 @router.get(
@@ -77,10 +76,14 @@ def bundle_for(
             for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")
         ]
     },
-    responses={304: {"description": "unchanged since the ETag in If-None-Match"}, **_errors(*AUTH_ERRORS)},
+    responses={
+        304: {"description": "unchanged since the ETag in If-None-Match"},
+        **_errors(*AUTH_ERRORS, ("503", "no manifest published yet (no_manifest)")),
+    },
 )
 def bundle(request: Request, ctx: Ctx) -> Response:
     kiosk_id = authenticate(ctx, request, b"")
+    report_head(ctx, request, kiosk_id)
     return bundle_for(
         ctx,
         kiosk_id,

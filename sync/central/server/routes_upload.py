@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from kiosk.core.bundle import sign_receipt
 from kiosk.core.recordids import placed
 from sync import protocol
-from sync.central.server.auth import authenticate
+from sync.central.server.auth import authenticate, report_head
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, Accepted, ApiError, Batch, _errors
 from sync.central.storage.interface import RecordIdConflict
@@ -80,7 +81,7 @@ def ingest(ctx: ServerContext, request: Request, body: bytes) -> dict[str, Any]:
         result = ctx.storage.ingest(kiosk_id, batch.batch_id, rows, now=ctx.clock())
     except RecordIdConflict as e:
         raise ApiError(409, protocol.RECORD_ID_CONFLICT, f"{e}: {', '.join(e.record_ids[:5])}") from None
-    log.info(
+    log.debug(
         "batch from %s: %d records, %d accepted, %d duplicates",
         kiosk_id,
         len(rows),
@@ -90,7 +91,20 @@ def ingest(ctx: ServerContext, request: Request, body: bytes) -> dict[str, Any]:
     ctx.metrics.batches.inc()
     ctx.metrics.accepted.inc(len(result.accepted))
     ctx.metrics.duplicates.inc(len(result.duplicates))
-    return {"batch_id": batch.batch_id, "accepted": result.accepted, "duplicates": result.duplicates}
+    receipt = sign_receipt(
+        kiosk_id=kiosk_id,
+        batch_id=batch.batch_id,
+        stored=result.accepted + result.duplicates,
+        at=ctx.clock(),
+        key=ctx.authority.receipt_key,
+    )
+    report_head(ctx, request, kiosk_id)
+    return {
+        "batch_id": batch.batch_id,
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "receipt": receipt,
+    }
 
 
 batch_schema = Batch.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -10,13 +10,14 @@ under an advisory lock so that many workers starting at once migrate once.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from kiosk.core.passes import pass_ref
+from kiosk.core.auditheads import head_document
 from kiosk.core.recordids import placed
 from kiosk.core.timing import DAY, RECORD_ID_SKEW_S
 from sync.central.storage.interface import (
@@ -125,6 +126,27 @@ MIGRATIONS = [
     );
     """,
     SEQUENCE_SUMMARY_SQL,
+    """
+    CREATE TABLE manifests (
+        version BIGINT PRIMARY KEY,
+        doc TEXT NOT NULL,
+        published_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE risk_statements (
+        statement_id TEXT PRIMARY KEY,
+        changed BIGINT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX risk_statements_changed ON risk_statements (changed);
+    ALTER TABLE tag_keys ADD COLUMN doc TEXT;
+    CREATE TABLE audit_witness (
+        kiosk_id TEXT PRIMARY KEY REFERENCES kiosks (kiosk_id),
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        reported_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]
 
 RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
@@ -359,30 +381,16 @@ class PgStorage(SqlQueries):
             batches = conn.execute(
                 "DELETE FROM batches WHERE received_at <= %s", [now - self.retention.significant_days * DAY]
             ).rowcount
-            risk = _scalar(
-                conn.execute("SELECT count(*) FROM risk WHERE expires_at <= %s AND level > 0", [now])
-            )
-            if risk:  # off the list: tombstones kiosks receive in their next delta
-                v = _scalar(
-                    conn.execute(
-                        "UPDATE meta SET value = (value::bigint + 1)::text WHERE "
-                        "key = 'risk_version' RETURNING value"
-                    )
-                )
-                conn.execute(
-                    "UPDATE risk SET level = 0, expires_at = NULL, updated_at = %s, "
-                    "changed = %s WHERE expires_at <= %s AND level > 0",
-                    [now, int(v), now],
-                )
             gone = conn.execute(
-                "DELETE FROM risk WHERE level = 0 AND updated_at <= %s RETURNING changed",
+                "DELETE FROM risk_statements WHERE expires_at <= %s RETURNING changed",
                 [now - TOMBSTONE_DAYS * DAY],
             ).fetchall()
-            if gone:
+            if gone:  # kiosks older than these get the whole list
                 conn.execute(
                     "UPDATE meta SET value = GREATEST(value::bigint, %s)::text WHERE key = 'delta_floor'",
                     [max(g[0] for g in gone)],
                 )
+            risk = len(gone)
             conn.execute("DELETE FROM tag_keys WHERE valid_to <= %s", [now])
         return PurgeResult(classes["normal"], classes["significant"], batches, risk)
 
@@ -523,13 +531,13 @@ class PgStorage(SqlQueries):
         ]
 
     # -- search tags --------------------------------------------------------------------------
-    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int:
+    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes, str]]) -> int:
         n = 0
         with self.pool.connection() as conn, conn.transaction():
             for row in rows:
                 n += conn.execute(
-                    "INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    "INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed, doc) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                     row,
                 ).rowcount
         return n
@@ -556,17 +564,31 @@ class PgStorage(SqlQueries):
             conn.execute(
                 "INSERT INTO audit (seq, entry, hash, signature) VALUES (%s, %s, %s, %s)", [seq, raw, h, sig]
             )
+            conn.execute(  # the length the log must keep: a shorter log is tampering
+                "INSERT INTO meta (key, value) VALUES ('audit_length', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [str(seq)],
+            )
+            if sig is not None:  # the head bundles carry: number, hash, signature; no content
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('audit_head', %s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [json.dumps(head_document(seq, h, sig))],
+                )
         return raw, h, sig
 
-    # -- the risk list ----------------------------------------------------------------------------
-    def set_risk(self, pass_id: bytes, level: int, *, now: float, expires_at: float | None = None) -> int:
-        return self.set_risks([pass_id], level, now=now, expires_at=expires_at)
+    # -- trust rooted offline: manifests, risk statements, tag keys, witnessed heads -----------
+    def put_manifest(self, version: int, doc: str, *, now: float) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE manifests IN EXCLUSIVE MODE")
+            held = _scalar(conn.execute("SELECT max(version) FROM manifests"))
+            if held is not None and version <= held:
+                raise ValueError(f"manifest version {version} is not newer than the one held ({held})")
+            conn.execute(
+                "INSERT INTO manifests (version, doc, published_at) VALUES (%s, %s, %s)", [version, doc, now]
+            )
 
-    def set_risks(
-        self, pass_ids: Sequence[bytes], level: int, *, now: float, expires_at: float | None = None
-    ) -> int:
-        if not 0 <= level <= 3:
-            raise ValueError("risk level must be 0..3")
+    def add_statement(self, statement_id: str, doc: str, *, expires_at: float, now: float) -> int:
         with self.pool.connection() as conn, conn.transaction():
             version = int(
                 _scalar(
@@ -576,34 +598,38 @@ class PgStorage(SqlQueries):
                     )
                 )
             )
-            conn.cursor().executemany(
-                "INSERT INTO risk (pass_ref, level, updated_at, expires_at, changed) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (pass_ref) DO UPDATE SET "
-                "level = excluded.level, updated_at = excluded.updated_at, "
-                "expires_at = excluded.expires_at, changed = excluded.changed",
-                [[pass_ref(p), level, now, expires_at, version] for p in pass_ids],
+            conn.execute(
+                "INSERT INTO risk_statements (statement_id, changed, expires_at, doc) "
+                "VALUES (%s, %s, %s, %s)",
+                [statement_id, version, expires_at, doc],
             )
             return version
 
-    def risk_delta(self, since: int) -> tuple[int, dict[str, int]] | None:
+    def statements(self, *, now: float, since: int | None = None) -> tuple[int, list[str]] | None:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             meta: dict[str, str] = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             version, floor = int(meta["risk_version"]), int(meta["delta_floor"])
-            if since < floor or since > version:
-                return None
-            return version, dict(
-                conn.execute("SELECT pass_ref, level FROM risk WHERE changed > %s", [since]).fetchall()
-            )
+            if since is not None:
+                if since < floor or since > version:
+                    return None
+                rows = conn.execute(
+                    "SELECT doc FROM risk_statements WHERE changed > %s ORDER BY changed", [since]
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT doc FROM risk_statements WHERE expires_at > %s ORDER BY changed", [now]
+                ).fetchall()
+        return version, [r[0] for r in rows]
 
-    def risk_list(self) -> tuple[int, dict[str, int]]:
-        with self.pool.connection() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            version = int(_scalar(conn.execute("SELECT value FROM meta WHERE key = 'risk_version'")))
-            levels: dict[str, int] = dict(
-                conn.execute("SELECT pass_ref, level FROM risk WHERE level > 0").fetchall()
+    def report_head(self, kiosk_id: str, seq: int, hash_: str, *, now: float) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO audit_witness (kiosk_id, seq, hash, reported_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (kiosk_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+                "reported_at = excluded.reported_at WHERE excluded.seq >= audit_witness.seq",
+                [kiosk_id, seq, hash_, now],
             )
-        return version, levels
 
 
 def _day_partition(klass: str, day: int) -> str:

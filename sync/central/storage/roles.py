@@ -16,7 +16,8 @@ INGEST, PURGE, COMMITTEE = "kiosk_ingest", "kiosk_purge", "kiosk_committee"
 GRANTS = {
     # serve: authenticate kiosks, store batches, answer bundles (reads the risk list)
     INGEST: [
-        "SELECT ON kiosks, meta, risk, tag_keys, schema_version",
+        "SELECT ON kiosks, meta, risk, tag_keys, schema_version, manifests, risk_statements",
+        "SELECT, INSERT, UPDATE ON audit_witness",
         "SELECT, INSERT ON records, batches",
         "SELECT, INSERT, UPDATE ON sequence_summary",
         "SELECT, INSERT, DELETE ON sequence_gaps",
@@ -26,6 +27,7 @@ GRANTS = {
         "SELECT ON schema_version",
         "SELECT, DELETE ON records, batches, tag_keys",
         "SELECT, UPDATE, DELETE ON risk",
+        "SELECT, DELETE ON risk_statements",
         "SELECT, UPDATE ON meta",
     ],
     # cases, reads, traces, risk changes, tag-key distribution, the audit log
@@ -33,7 +35,9 @@ GRANTS = {
         "SELECT ON records, batches, kiosks, schema_version, sequence_summary, sequence_gaps",
         "SELECT, INSERT ON audit, reads, tag_keys",
         "SELECT, INSERT, UPDATE ON risk",
-        "SELECT, UPDATE ON meta",
+        "SELECT, INSERT ON risk_statements, manifests",
+        "SELECT ON audit_witness",
+        "SELECT, INSERT, UPDATE ON meta",
         "USAGE ON SEQUENCE reads_read_id_seq",
     ],
 }

@@ -5,13 +5,14 @@ connection of their own. The interface is :mod:`sync.central.storage.interface`.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from kiosk.core.passes import pass_ref
+from kiosk.core.auditheads import head_document
 from kiosk.core.timing import DAY
 from sync.central.storage.interface import (
     TOMBSTONE_DAYS,
@@ -122,6 +123,25 @@ MIGRATIONS = [
     );
     """,
     SEQUENCE_SUMMARY_SQL,
+    """
+    -- Trust rooted offline: manifests the root signed, risk statements members signed,
+    -- tag keys in their root-signed form, and the audit heads kiosks report having seen.
+    CREATE TABLE manifests (version INTEGER PRIMARY KEY, doc TEXT NOT NULL, published_at REAL NOT NULL);
+    CREATE TABLE risk_statements (
+        statement_id TEXT PRIMARY KEY,
+        changed INTEGER NOT NULL,
+        expires_at REAL NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE INDEX risk_statements_changed ON risk_statements (changed);
+    ALTER TABLE tag_keys ADD COLUMN doc TEXT;
+    CREATE TABLE audit_witness (
+        kiosk_id TEXT PRIMARY KEY REFERENCES kiosks (kiosk_id),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        reported_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -296,29 +316,18 @@ class SqliteStorage(SqlQueries):
             batches = self.db.execute(
                 "DELETE FROM batches WHERE received_at <= ?", [now - self.retention.significant_days * DAY]
             ).rowcount
-            expired = self.db.execute(
-                "SELECT count(*) FROM risk WHERE expires_at <= ? AND level > 0", [now]
-            ).fetchone()[0]
-            if expired:  # off the list: a tombstone kiosks receive in their next delta
-                self.db.execute(
-                    "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'risk_version'"
-                )
-                self.db.execute(
-                    "UPDATE risk SET level = 0, expires_at = NULL, updated_at = ?, changed = "
-                    "(SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'risk_version') "
-                    "WHERE expires_at <= ? AND level > 0",
-                    [now, now],
-                )
+            # Expired statements apply nowhere (kiosks stop applying them at their expiry):
+            # kept a while for kiosks catching up by delta, then deleted.
             gone = self.db.execute(
-                "DELETE FROM risk WHERE level = 0 AND updated_at <= ? RETURNING changed",
+                "DELETE FROM risk_statements WHERE expires_at <= ? RETURNING changed",
                 [now - TOMBSTONE_DAYS * DAY],
             ).fetchall()
-            if gone:  # kiosks older than these tombstones get the whole list
+            if gone:  # kiosks older than these get the whole list
                 self.db.execute(
                     "UPDATE meta SET value = ? WHERE key = 'delta_floor' AND CAST(value AS INTEGER) < ?",
                     [str(max(g[0] for g in gone))] * 2,
                 )
-            risk = expired
+            risk = len(gone)
             self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])  # kiosks are done
         if classes or batches or risk:
             with self._lock:
@@ -377,13 +386,14 @@ class SqliteStorage(SqlQueries):
         ]
 
     # -- search tags --------------------------------------------------------------------------
-    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes]]) -> int:
-        """(kiosk id, valid_from, valid_to, sealed) rows not held yet; returns how many were new."""
+    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes, str]]) -> int:
+        """(kiosk id, valid_from, valid_to, sealed, root-signed doc) rows not held yet;
+        returns how many were new."""
         with self._lock, self.db.conn:
             before = self.db.conn.total_changes
             self.db.conn.executemany(
-                "INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed, doc) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 rows,
             )
             return self.db.conn.total_changes - before
@@ -412,47 +422,62 @@ class SqliteStorage(SqlQueries):
             self.db.execute(
                 "INSERT INTO audit (seq, entry, hash, signature) VALUES (?, ?, ?, ?)", [seq, raw, h, sig]
             )
+            self.db.execute(  # the length the log must keep: a shorter log is tampering
+                "INSERT INTO meta (key, value) VALUES ('audit_length', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [str(seq)],
+            )
+            if sig is not None:  # the head bundles carry: number, hash, signature; no content
+                self.db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('audit_head', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [json.dumps(head_document(seq, h, sig))],
+                )
         return raw, h, sig
 
-    # -- the risk list ----------------------------------------------------------------------------
-    def set_risk(self, pass_id: bytes, level: int, *, now: float, expires_at: float | None = None) -> int:
-        return self.set_risks([pass_id], level, now=now, expires_at=expires_at)
+    # -- trust rooted offline: manifests, risk statements, tag keys, witnessed heads -----------
+    def put_manifest(self, version: int, doc: str, *, now: float) -> None:
+        with self._lock, self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            held = self.db.execute("SELECT max(version) FROM manifests").fetchone()[0]
+            if held is not None and version <= held:
+                raise ValueError(f"manifest version {version} is not newer than the one held ({held})")
+            self.db.execute(
+                "INSERT INTO manifests (version, doc, published_at) VALUES (?, ?, ?)", [version, doc, now]
+            )
 
-    def set_risks(
-        self, pass_ids: Sequence[bytes], level: int, *, now: float, expires_at: float | None = None
-    ) -> int:
-        if not 0 <= level <= 3:
-            raise ValueError("risk level must be 0..3")
+    def add_statement(self, statement_id: str, doc: str, *, expires_at: float, now: float) -> int:
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'risk_version'")
             version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
-            self.db.conn.executemany(
-                "INSERT INTO risk (pass_ref, pass_id, level, updated_at, expires_at, changed) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pass_ref) DO UPDATE SET level = excluded.level, "
-                "updated_at = excluded.updated_at, expires_at = excluded.expires_at, "
-                "changed = excluded.changed",
-                [[pass_ref(p), "", level, now, expires_at, version] for p in pass_ids],
-            )  # no pass id kept
+            self.db.execute(
+                "INSERT INTO risk_statements (statement_id, changed, expires_at, doc) VALUES (?, ?, ?, ?)",
+                [statement_id, version, expires_at, doc],
+            )
             return version
 
-    def risk_delta(self, since: int) -> tuple[int, dict[str, int]] | None:
-        """(version, {pass_ref: level, 0 = off the list}) changed after ``since``; None when
-        ``since`` is older than the tombstones kept (the kiosk then gets the whole list)."""
-        with self._lock:
+    def statements(self, *, now: float, since: int | None = None) -> tuple[int, list[str]] | None:
+        with self._lock:  # one snapshot: the version and the statements it counts
             version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
-            floor = int(self.db.execute("SELECT value FROM meta WHERE key = 'delta_floor'").fetchone()[0])
-            if since < floor or since > version:
-                return None
-            return version, dict(
-                self.db.execute("SELECT pass_ref, level FROM risk WHERE changed > ?", [since]).fetchall()
-            )
+            if since is not None:
+                floor = int(self.db.execute("SELECT value FROM meta WHERE key = 'delta_floor'").fetchone()[0])
+                if since < floor or since > version:
+                    return None
+                rows = self.db.execute(
+                    "SELECT doc FROM risk_statements WHERE changed > ? ORDER BY changed", [since]
+                ).fetchall()
+            else:
+                rows = self.db.execute(
+                    "SELECT doc FROM risk_statements WHERE expires_at > ? ORDER BY changed", [now]
+                ).fetchall()
+        return version, [r[0] for r in rows]
 
-    def risk_list(self) -> tuple[int, dict[str, int]]:
-        """(version, {pass_ref: level}) for the levels above 0: what kiosks download."""
-        with self._lock:
-            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
-            levels = dict(
-                self.db.execute("SELECT pass_ref, level FROM risk WHERE level > 0").fetchall()
-            )  # expired entries are gone: purge runs hourly
-        return version, levels
+    def report_head(self, kiosk_id: str, seq: int, hash_: str, *, now: float) -> None:
+        with self._lock, self.db.conn:
+            self.db.execute(
+                "INSERT INTO audit_witness (kiosk_id, seq, hash, reported_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (kiosk_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, "
+                "reported_at = excluded.reported_at WHERE excluded.seq >= audit_witness.seq",
+                [kiosk_id, seq, hash_, now],
+            )

@@ -98,6 +98,45 @@ class SqlQueries:
         """(entry JSON, hash, signature) in order."""
         return [(e, h, s) for e, h, s in self._q("SELECT entry, hash, signature FROM audit ORDER BY seq")]
 
+    def latest_manifest(self) -> tuple[int, str] | None:
+        rows = self._q("SELECT version, doc FROM manifests ORDER BY version DESC LIMIT 1")
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def tag_key_docs(self, kiosk_id: str, now: float) -> list[str]:
+        """This kiosk's tag keys in their root-signed form, for its bundle."""
+        return [
+            r[0]
+            for r in self._q(
+                self._sql(
+                    "SELECT doc FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? AND doc IS NOT NULL "
+                    "ORDER BY valid_from"
+                ),
+                [kiosk_id, now],
+            )
+        ]
+
+    def audit_head_doc(self) -> dict[str, Any] | None:
+        """The newest signed entry's head, as bundles carry it (kept in meta at each append,
+        so the serving role reads it without reading the log)."""
+        import json
+
+        rows = self._q("SELECT value FROM meta WHERE key = 'audit_head'")
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    def witnessed_heads(self) -> list[tuple[str, int, str, float]]:
+        """(kiosk id, seq, hash, reported at): the highest audit head each kiosk saw."""
+        return [
+            (str(k), int(s), str(h), float(t))
+            for k, s, h, t in self._q(
+                "SELECT kiosk_id, seq, hash, reported_at FROM audit_witness ORDER BY kiosk_id"
+            )
+        ]
+
+    def audit_length(self) -> int:
+        """How many entries the audit log had at its last append (0: never initialised)."""
+        rows = self._q("SELECT value FROM meta WHERE key = 'audit_length'")
+        return int(rows[0][0]) if rows else 0
+
     def risk_version(self) -> int:
         return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
 

@@ -1,5 +1,8 @@
-"""The signed bundle: checked before use, on the wire and on disk; the kiosk's Trust follows
-the bundle file; the uploader's backoff."""
+"""The bundle and what each part of it is trusted by: the manifest by the offline root, the
+freshness by a server key the manifest allows, each risk change by the member who made it
+(until its own expiry), tag keys by the root; checked before use, on the wire and on disk;
+the kiosk's Trust follows the bundle file and never goes below the versions its database
+holds; the uploader's backoff."""
 
 import base64
 import json
@@ -7,122 +10,252 @@ import os
 import random
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.app import Trust
-from kiosk.compose import TrustProvider
-from kiosk.core.bundle import BundleError, sign_bundle, verify_bundle
-from kiosk.core.decision import decide
-from kiosk.core.keys import raw_public
+from kiosk.compose import Floors, TrustProvider
+from kiosk.core.auditheads import member_id
+from kiosk.core.bundle import (
+    BundleError,
+    make_bundle,
+    sign_receipt,
+    verify_bundle,
+    verify_chain,
+    verify_receipt,
+)
+from kiosk.core.decision import Policy, decide
+from kiosk.core.manifest import FRESHNESS, RECEIPTS, manifest_payload, sign_manifest
 from kiosk.core.passes import pass_ref
 from kiosk.core.reasons import Outcome, Reason
+from kiosk.core.riskstatements import sign_statement, statement_payload
+from kiosk.core.timing import DAY
 from sync.uploader import Backoff
-from workbench.testkit import NOW
+from workbench.testkit import NOW, seeded_ed25519
 
-BUNDLE_KEY = Ed25519PrivateKey.generate()
-
-
-def payload(issuer_pub, *, version=1, levels=None, kiosk_id="k-1", deny_level=3):
-    raw = raw_public(issuer_pub)
-    return {
-        "version": version,
-        "issued_at": NOW,
-        "kiosk_id": kiosk_id,
-        "issuer_keys": [base64.b64encode(raw).decode()],
-        "sealing_keys": [{"kid": "abcd", "public": base64.b64encode(b"\0" * 32).decode()}],
-        "risk_list": {"version": str(version), "levels": levels or {}},
-        "policy": {"deny_level": deny_level, "clock_skew_s": 300},
-    }
+ROOT = seeded_ed25519("test-bundle/root")
+FRESH = seeded_ed25519("test-bundle/freshness")
+RECEIPT = seeded_ed25519("test-bundle/receipt")
+MEMBER = seeded_ed25519("test-bundle/member")
+STRANGER = seeded_ed25519("test-bundle/stranger")
+P7 = b"\7" * 16
 
 
-def test_a_signed_bundle_round_trips(issuer_key):
-    ref = pass_ref(b"\1" * 16)
-    data = sign_bundle(payload(issuer_key.public_key(), levels={ref: 3}), BUNDLE_KEY)
-    b = verify_bundle(data, BUNDLE_KEY.public_key(), kiosk_id="k-1")
-    assert b.version == 1 and b.kiosk_id == "k-1" and b.policy.deny_level == 3
-    assert b.risk_list.level_for(b"\1" * 16) == 3 and b.risk_list.level_for(b"\2" * 16) == 0
-    assert len(b.issuers) == 1 and b.sealing_keys == (("abcd", b"\0" * 32),)
+def manifest(issuer_pub, *, version=1, deny_level=3, members=(MEMBER,), root=ROOT, next_root=None):
+    return sign_manifest(
+        manifest_payload(
+            version=version,
+            issued_at=NOW,
+            issuer_keys=[issuer_pub],
+            policy=Policy(deny_level=deny_level),
+            members={member_id(m.public_key()): m.public_key() for m in members},
+            server_keys=[(FRESH.public_key(), [FRESHNESS]), (RECEIPT.public_key(), [RECEIPTS])],
+            next_root=next_root,
+        ),
+        root,
+    )
 
 
-def test_every_change_to_a_signed_bundle_is_refused(issuer_key):
-    data = sign_bundle(payload(issuer_key.public_key()), BUNDLE_KEY)
+def statement(level, *, pass_id=P7, at=NOW - 60, days=14, member=MEMBER, sid="s1"):
+    return sign_statement(
+        statement_payload(
+            statement_id=sid,
+            pass_refs=[pass_ref(pass_id)],
+            level=level,
+            case_id="OB-1",
+            at=at,
+            expires_at=at + days * DAY,
+            member_id=member_id(member.public_key()),
+        ),
+        member,
+    )
+
+
+def bundle(issuer_pub, *, version=1, statements=(), manifest_doc=None, kiosk_id="k-1", key=FRESH, since=None):
+    doc = manifest_doc or manifest(issuer_pub)
+    mv = json.loads(base64.b64decode(json.loads(doc)["payload"]))["version"]
+    return make_bundle(
+        manifest=doc,
+        statements=list(statements),
+        tag_keys=[],
+        audit_head=None,
+        kiosk_id=kiosk_id,
+        version=version,
+        manifest_version=mv,
+        issued_at=NOW,
+        since=since,
+        key=key,
+    )
+
+
+def test_a_bundle_round_trips_through_its_three_signers(issuer_key):
+    b = verify_bundle(
+        bundle(issuer_key.public_key(), statements=[statement(3)]), ROOT.public_key(), kiosk_id="k-1"
+    )
+    assert b.version == 1 and b.kiosk_id == "k-1" and b.policy.deny_level == 3 and b.manifest_version == 1
+    assert b.risk_list.level_for(P7, now=NOW) == 3 and b.risk_list.level_for(b"\2" * 16, now=NOW) == 0
+    assert len(b.issuers) == 1 and b.receipt_keys == (RECEIPT.public_key(),)
+
+
+def test_the_server_key_cannot_grant_power(issuer_key):
+    """What a thief of the server's keys folder tried: their own issuer, a lower deny level,
+    a risk entry: none of it is signed by the root or a member, so none of it is used."""
+    forged_manifest = manifest(STRANGER.public_key(), deny_level=1, root=FRESH)  # signed by the server key
+    with pytest.raises(BundleError, match="manifest refused"):
+        verify_bundle(bundle(issuer_key.public_key(), manifest_doc=forged_manifest), ROOT.public_key())
+    forged_statement = statement(3, member=FRESH)  # a risk entry the server signed itself
+    with pytest.raises(BundleError, match="risk statement refused"):
+        verify_bundle(bundle(issuer_key.public_key(), statements=[forged_statement]), ROOT.public_key())
+    with pytest.raises(BundleError, match="freshness refused"):  # freshness from a key not allowed
+        verify_bundle(bundle(issuer_key.public_key(), key=STRANGER), ROOT.public_key())
+    with pytest.raises(BundleError, match="freshness refused"):  # the receipt key may not sign it
+        verify_bundle(bundle(issuer_key.public_key(), key=RECEIPT), ROOT.public_key())
+
+
+def test_every_change_to_a_bundle_part_is_refused(issuer_key):
+    data = bundle(issuer_key.public_key(), statements=[statement(3)])
     outer = json.loads(data)
-    body = bytearray(base64.b64decode(outer["payload"]))
     rng = random.Random(4)
-    for i in rng.sample(range(len(body)), 60):
-        forged = bytearray(body)
-        forged[i] ^= 1 << rng.randrange(8)
-        bad = json.dumps({**outer, "payload": base64.b64encode(bytes(forged)).decode()}).encode()
-        with pytest.raises(BundleError):
-            verify_bundle(bad, BUNDLE_KEY.public_key())
+    for part in ("manifest", "freshness"):
+        doc = json.loads(outer[part])
+        body = bytearray(base64.b64decode(doc["payload"]))
+        for i in rng.sample(range(len(body)), 30):
+            forged = bytearray(body)
+            forged[i] ^= 1 << rng.randrange(8)
+            doc2 = {**doc, "payload": base64.b64encode(bytes(forged)).decode()}
+            bad = json.dumps({**outer, part: json.dumps(doc2)}).encode()
+            with pytest.raises(BundleError):
+                verify_bundle(bad, ROOT.public_key())
+    # A statement dropped or swapped in transit no longer matches the freshness statement.
+    with pytest.raises(BundleError, match="do not match"):
+        verify_bundle(json.dumps({**outer, "statements": []}).encode(), ROOT.public_key())
 
 
 @pytest.mark.parametrize(
     "data,why",
     [
         (b"", "malformed"),
-        (b"[]", "malformed"),
+        (b"[]", "not a"),
         (b'{"format": "other"}', "not a"),
-        (
-            json.dumps({"format": "venue-kiosk bundle v1", "payload": "!!", "signature": "AA=="}).encode(),
-            "malformed",
-        ),
+        (json.dumps({"format": "venue-kiosk bundle v2"}).encode(), "malformed"),
     ],
 )
 def test_garbage_is_a_clear_bundle_error(data, why):
     with pytest.raises(BundleError, match=why):
-        verify_bundle(data, BUNDLE_KEY.public_key())
+        verify_bundle(data, ROOT.public_key())
 
 
-def test_wrong_key_other_kiosk_rollback_and_bad_levels_are_refused(issuer_key):
+def test_other_kiosk_rollback_and_out_of_bounds_statements_are_refused(issuer_key):
     pub = issuer_key.public_key()
-    data = sign_bundle(payload(pub, version=3), BUNDLE_KEY)
-    with pytest.raises(BundleError, match="signature"):
-        verify_bundle(data, Ed25519PrivateKey.generate().public_key())
+    data = bundle(pub, version=3, manifest_doc=manifest(pub, version=5))
+    with pytest.raises(BundleError, match="manifest refused"):
+        verify_bundle(data, STRANGER.public_key())
     with pytest.raises(BundleError, match="another kiosk"):
-        verify_bundle(data, BUNDLE_KEY.public_key(), kiosk_id="k-2")
+        verify_bundle(data, ROOT.public_key(), kiosk_id="k-2")
     with pytest.raises(BundleError, match="older"):
-        verify_bundle(data, BUNDLE_KEY.public_key(), min_version=4)
-    for levels in ({"short": 3}, {pass_ref(b"\1" * 16): 4}, {pass_ref(b"\1" * 16): "3"}):
-        with pytest.raises(BundleError, match="payload"):
-            verify_bundle(sign_bundle(payload(pub, levels=levels), BUNDLE_KEY), BUNDLE_KEY.public_key())
-    with pytest.raises(BundleError, match="payload"):  # the public rules: deny_level 1..3
-        verify_bundle(sign_bundle(payload(pub, deny_level=0), BUNDLE_KEY), BUNDLE_KEY.public_key())
+        verify_bundle(data, ROOT.public_key(), min_version=4)
+    with pytest.raises(BundleError, match="older than the one held"):
+        verify_bundle(data, ROOT.public_key(), min_manifest=6)
+    too_long = json.loads(statement(3, days=14))
+    body = json.loads(base64.b64decode(too_long["payload"]))
+    body["expires"] = body["at"] + 365 * DAY  # a year, re-signed by the member: still refused
+    with pytest.raises(ValueError, match="90 days"):
+        statement_payload(
+            statement_id="x",
+            pass_refs=[pass_ref(P7)],
+            level=3,
+            case_id="c",
+            at=0,
+            expires_at=365 * DAY,
+            member_id="m",
+        )
 
 
-def test_the_kiosk_trust_follows_the_bundle_file_and_keeps_the_old_one_on_a_bad_file(
-    tmp_path, issuer_key, make_pass
-):
-    """What `kiosk run` does between scans while `kiosk sync` writes bundle.json."""
-    path = tmp_path / "bundle.json"
-    provider = TrustProvider(
-        Trust(issuers={}), bundle_file=path, bundle_key=BUNDLE_KEY.public_key(), kiosk_id="k-1"
+def test_an_entry_stops_applying_at_its_expiry_on_the_kiosks_clock(issuer_key):
+    b = verify_bundle(bundle(issuer_key.public_key(), statements=[statement(3, days=1)]), ROOT.public_key())
+    assert b.risk_list.level_for(P7, now=NOW) == 3
+    assert b.risk_list.level_for(P7, now=NOW - 60 + DAY + 1) == 0  # offline, a day later
+
+
+def test_the_newest_statement_for_a_pass_wins(issuer_key):
+    raised = statement(3, at=NOW - 120, sid="a")
+    lowered = statement(0, at=NOW - 60, sid="b", days=90)
+    b = verify_bundle(bundle(issuer_key.public_key(), statements=[lowered, raised]), ROOT.public_key())
+    assert b.risk_list.level_for(P7, now=NOW) == 0
+
+
+def test_a_root_names_its_successor_and_the_chain_follows_it(issuer_key):
+    pub = issuer_key.public_key()
+    new_root = seeded_ed25519("test-bundle/new-root")
+    first = bundle(pub, manifest_doc=manifest(pub, version=1, next_root=new_root.public_key()))
+    b = verify_bundle(first, ROOT.public_key())
+    assert b.manifest.next_root is not None
+    second = bundle(
+        pub,
+        version=2,
+        manifest_doc=manifest(pub, version=2, root=new_root),
+        since=1,
+        statements=[statement(3)],
     )
-    text = make_pass(0, pass_id=b"\7" * 16)
+    chain = json.dumps({"format": "venue-kiosk bundle chain v1", "chain": [first.decode(), second.decode()]})
+    merged = verify_chain(chain.encode(), ROOT.public_key())
+    assert merged.version == 2 and merged.risk_list.level_for(P7, now=NOW) == 3
+
+
+def test_receipts_verify_only_with_a_receipt_key_for_this_kiosk_and_batch():
+    r = sign_receipt(kiosk_id="k-1", batch_id="b-1", stored=["a", "b"], at=NOW, key=RECEIPT)
+    assert verify_receipt(r, [RECEIPT.public_key()], kiosk_id="k-1", batch_id="b-1") == ["a", "b"]
+    with pytest.raises(BundleError):
+        verify_receipt(r, [FRESH.public_key()], kiosk_id="k-1", batch_id="b-1")
+    with pytest.raises(BundleError, match="another kiosk or batch"):
+        verify_receipt(r, [RECEIPT.public_key()], kiosk_id="k-2", batch_id="b-1")
+    forged = sign_receipt(kiosk_id="k-1", batch_id="b-1", stored=["a"], at=NOW, key=STRANGER)
+    with pytest.raises(BundleError, match="receipt refused"):
+        verify_receipt(forged, [RECEIPT.public_key()], kiosk_id="k-1", batch_id="b-1")
+
+
+def test_the_kiosk_trust_follows_the_bundle_file_and_never_goes_back(tmp_path, issuer_key, make_pass):
+    """What `kiosk run` does between scans while `kiosk sync` writes bundle.json; the
+    versions the database holds are the floor, whatever the file says."""
+    path = tmp_path / "bundle.json"
+    floors = {"f": Floors()}
+    provider = TrustProvider(
+        Trust(issuers={}),
+        bundle_file=path,
+        root_key=ROOT.public_key(),
+        kiosk_id="k-1",
+        floors=lambda: floors["f"],
+    )
+    text = make_pass(0, pass_id=P7)
     assert provider().issuers == {}  # no bundle yet
 
     def scan():
         t = provider()
         return decide(text, trusted=t.issuers, risk_list=t.risk_list, policy=t.policy, now=NOW)
 
+    pub = issuer_key.public_key()
     assert scan().reason is Reason.UNKNOWN_KEY
-    path.write_bytes(sign_bundle(payload(issuer_key.public_key()), BUNDLE_KEY))
-    assert scan().outcome is Outcome.ADMIT  # the bundle's issuer key
-    path.write_bytes(
-        sign_bundle(payload(issuer_key.public_key(), version=2, levels={pass_ref(b"\7" * 16): 3}), BUNDLE_KEY)
-    )
+    path.write_bytes(bundle(pub))
+    assert scan().outcome is Outcome.ADMIT  # the manifest's issuer key
+    path.write_bytes(bundle(pub, version=2, statements=[statement(3)]))
+    floors["f"] = Floors(bundle=2, manifest=1)  # what the uploader keeps in the database
     d = scan()
     assert (d.outcome, d.reason, d.risk_level) == (Outcome.DENY, Reason.RISK_LIST, 3)
-
     # Someone edits the file on the SD card to lift the refusal: not used, old Trust kept.
-    forged = payload(issuer_key.public_key(), version=3)
-    data = json.loads(sign_bundle(forged, BUNDLE_KEY))
-    data["payload"] = base64.b64encode(json.dumps({**forged, "version": 4}).encode()).decode()
-    path.write_text(json.dumps(data))
+    outer = json.loads(bundle(pub, version=2, statements=[statement(3)]))
+    outer["statements"] = []
+    path.write_text(json.dumps(outer) + " ")
     assert scan().outcome is Outcome.DENY
     # An old, genuinely signed bundle put back (rollback): not used either.
-    path.write_bytes(sign_bundle(payload(issuer_key.public_key(), version=1), BUNDLE_KEY) + b" ")
+    path.write_bytes(bundle(pub, version=1) + b"  ")
     assert scan().outcome is Outcome.DENY and provider.bundle.version == 2
+    # A fresh start (the provider's memory gone) with the old file: the database's floor holds.
+    again = TrustProvider(
+        Trust(issuers={}),
+        bundle_file=path,
+        root_key=ROOT.public_key(),
+        kiosk_id="k-1",
+        floors=lambda: floors["f"],
+    )
+    assert again().issuers == {} and again.bundle is None
     os.remove(path)
     assert scan().outcome is Outcome.DENY  # a missing file changes nothing
 

@@ -22,19 +22,20 @@ def board(tmp_path):
     """A server database with three members and one approved case."""
     s = SqliteStorage.in_folder(tmp_path / "central")
     a, b, c = (Ed25519PrivateKey.generate() for _ in range(3))
-    committee.add_member(s, name="Alice", public_key=a.public_key(), key=None, now=1)
+    committee.add_member(s, name="Alice", public_key=a.public_key(), key=None, now=1, bootstrap=True)
     committee.add_member(s, name="Bob", public_key=b.public_key(), key=a, now=2)
-    committee.add_member(s, name="Chan", public_key=c.public_key(), key=b, now=3)
+    committee.add_member(s, name="Chan", public_key=c.public_key(), key=b, now=3)  # two active: pending
+    committee.approve_member(s, key=a, member="Chan", now=3)  # a member other than who added her
     committee.open_case(
         s,
-        key=a,
+        key=b,
         case_id="OB-7",
         reason="cluster at the night market",
         from_ts=1000,
-        to_ts=1000 + 14 * DAY,
+        to_ts=1000 + 13 * DAY,
         now=4,
     )
-    committee.approve_case(s, key=b, case_id="OB-7", now=5)
+    committee.approve_case(s, key=a, case_id="OB-7", now=5)  # Alice: not added by Bob, the opener
     yield s, (a, b, c), tmp_path / "central"
     s.close()
 
@@ -63,7 +64,7 @@ def test_a_case_needs_a_second_member_and_reads_stay_in_its_window(board):
         )
 
     _, case, start, end = read(from_ts=None, to_ts=None)
-    assert (start, end) == (1000, 1000 + 14 * DAY)  # the case's own window
+    assert (start, end) == (1000, 1000 + 13 * DAY)  # the case's own window
     with pytest.raises(AuditError, match="cannot reach outside"):
         read(from_ts=0, to_ts=2000)
     with pytest.raises(AuditError, match="no such outbreak case"):
@@ -162,17 +163,21 @@ def test_audit_show_head_and_verify_from_the_command_line(board):
         [BIN / "kiosk-central", "audit", "head", "--data", data], capture_output=True, text=True
     )
     count, h = head.stdout.split()
-    assert count == "5" and len(h) == 64
+    assert count == "6" and len(h) == 64
     ok = subprocess.run(
         [BIN / "kiosk-central", "audit", "verify", "--data", data, "--head", h],
         capture_output=True,
         text=True,
     )
-    assert ok.returncode == 0 and "5 entries" in ok.stdout
+    assert ok.returncode == 0 and "6 entries" in ok.stdout
     shown = subprocess.run(
         [BIN / "kiosk-central", "audit", "show", "--data", data], capture_output=True, text=True
     ).stdout.splitlines()
-    assert [line.split()[3] for line in shown] == ["member_add"] * 3 + ["case_open", "case_approve"]
+    assert [line.split()[3] for line in shown] == ["member_add"] * 3 + [
+        "member_approve",
+        "case_open",
+        "case_approve",
+    ]
 
 
 def test_set_risk_is_refused_without_an_approved_case_and_keeps_no_pass_id(board, tmp_path):

@@ -98,11 +98,14 @@ def world(tmp_path_factory):
     for i in range(60):  # everyone else, elsewhere and other times
         checkin("ABC"[i % 3], "X", T - DAY + i * 997)
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    committee.add_member(storage, name="Alice", public_key=a.public_key(), key=None, now=NOW)
+    committee.add_member(storage, name="Alice", public_key=a.public_key(), key=None, now=NOW, bootstrap=True)
     committee.add_member(storage, name="Bob", public_key=b.public_key(), key=a, now=NOW)
-    committee.open_case(
+    from sync.central.manifests import publish
+
+    publish(keys, storage, now=NOW)  # what kiosks trust: the members among it
+    committee.open_case(  # Bob opens, Alice approves (she added him: he cannot approve hers)
         storage,
-        key=a,
+        key=b,
         case_id="OB-1",
         reason="infected visitor P reported",
         from_ts=T - 2 * DAY,
@@ -125,7 +128,7 @@ def world(tmp_path_factory):
 
 def approved(world):
     if committee.state_of(world["storage"]).cases["OB-1"].approved_by is None:
-        committee.approve_case(world["storage"], key=world["b"], case_id="OB-1", now=NOW)
+        committee.approve_case(world["storage"], key=world["a"], case_id="OB-1", now=NOW)
 
 
 def test_trace_needs_an_approved_case_and_a_member(world):
@@ -229,12 +232,12 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
             server_url=server.url,
             kiosk_id=kid,
             device_key=device,
-            bundle_key=load_ed25519_public(world["keys"] / "bundle.pub"),
+            root_key=load_ed25519_public(world["keys"] / "root.pub"),
             bundle_file=tmp / "bundle.json",
         )
         assert up.round().ok
     bundle = verify_bundle(
-        (tmp / "bundle.json").read_bytes(), load_ed25519_public(world["keys"] / "bundle.pub")
+        (tmp / "bundle.json").read_bytes(), load_ed25519_public(world["keys"] / "root.pub")
     )
     now = time.time()
 
@@ -254,9 +257,11 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
     assert (verdict("Q").outcome.value, verdict("Q").reason.value) == ("deny", "risk_list")
     assert verdict("R").outcome.value == "admit"
     assert pass_ref(pid("Q")) in bundle.risk_list.levels
-    # Two days on, the entries expire and the purge removes them.
-    result = s.purge(now=now + 2 * DAY + 1)
-    assert result.risk_entries == 3 and s.risk_list()[1] == {}
+    # Two days on, the entries stop applying on the kiosk's own clock, offline too ...
+    assert bundle.risk_list.level_for(pid("Q"), now=now + 2 * DAY + 1) == 0
+    assert verdict("Q").outcome.value == "deny"  # (today it still applies)
+    # ... and whole lists made after that leave it out (the purge deletes it later).
+    assert s.statements(now=now + 3 * DAY)[1] == []
     kiosk_store.close()
 
 
@@ -299,7 +304,7 @@ def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(
     data = tmp_path / "central"
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text(
-        kiosk_config_text(keys, tmp_path / "state" / "k.db", keys=[f'bundle_key = "{keys / "bundle.pub"}"'])
+        kiosk_config_text(keys, tmp_path / "state" / "k.db", keys=[f'root_key = "{keys / "root.pub"}"'])
     )
     run = lambda *a: subprocess.run([str(x) for x in a], capture_output=True, text=True, timeout=60)  # noqa: E731
     assert run(BIN / "kiosk", "keys", "init", "--config", cfg).returncode == 0

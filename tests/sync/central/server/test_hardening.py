@@ -12,15 +12,15 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.core.keys import raw_public
+from kiosk.core.keys import load_ed25519_public, raw_public
 from sync import protocol
 from sync.central.storage.sqlite_backend import SqliteStorage
 from workbench.localserver import LocalServer
-from workbench.testkit import BIN
+from workbench.testkit import BIN, publish_manifest
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, server_keys):
+def server(tmp_path_factory, server_keys, authority):
     tmp = tmp_path_factory.mktemp("hardening")
     with LocalServer(tmp / "central", server_keys) as srv:
         s = SqliteStorage.in_folder(srv.data_dir)
@@ -29,6 +29,7 @@ def server(tmp_path_factory, server_keys):
             s.register_kiosk(venue=f"v{i}", public_key=raw_public(k.public_key()), now=0)
             for i, k in enumerate(keys)
         ]
+        publish_manifest(authority, s, now=time.time())
         s.close()
         yield srv, list(zip(kids, keys))
 
@@ -87,7 +88,7 @@ def test_gzip_with_trailing_data_or_a_second_member_is_refused(server, extra):
 
 
 def test_another_kiosks_record_ids_are_refused_and_its_records_are_not_marked_synced(
-    server, tmp_path, sealing, make_pass, trusted
+    server, tmp_path, sealing, make_pass, trusted, authority
 ):
     """A kiosk that uploads the victim's record ids first: the victim is told so (409,
     coded), sets those records aside (reported by doctor) and never marks them synced."""
@@ -101,7 +102,14 @@ def test_another_kiosks_record_ids_are_refused_and_its_records_are_not_marked_sy
     stolen = [r for r in victim.pending(10)[:2]]
     r = post(srv, kiosks[1], gzip.compress(batch(*stolen)))  # the attacker, first
     assert r.status_code == 200
-    up = Uploader(store=victim, server_url=srv.url, kiosk_id=kiosks[0][0], device_key=kiosks[0][1])
+    up = Uploader(
+        store=victim,
+        server_url=srv.url,
+        kiosk_id=kiosks[0][0],
+        device_key=kiosks[0][1],
+        root_key=load_ed25519_public(authority / "root.pub"),
+        bundle_file=tmp_path / "bundle.json",
+    )
     result = up.round()
     stats = victim.stats()
     assert (result.accepted, stats["synced"], stats["set_aside"]) == (4, 4, 2)

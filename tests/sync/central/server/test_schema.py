@@ -60,7 +60,7 @@ class AsAKiosk(requests.auth.AuthBase):
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def live(request, tmp_path_factory, server_keys):
+def live(request, tmp_path_factory, server_keys, authority):
     tmp = tmp_path_factory.mktemp(f"schema-{request.param}")
     url = None
     if request.param == "postgresql":
@@ -76,6 +76,9 @@ def live(request, tmp_path_factory, server_keys):
     kiosk_id = storage.register_kiosk(
         venue="schema", public_key=raw_public(key.public_key()), now=time.time()
     )
+    from workbench.testkit import publish_manifest
+
+    publish_manifest(authority, storage, now=time.time())
     storage.close()
     with LocalServer(tmp / "central", server_keys, database=url) as srv:
         yield srv, AsAKiosk(kiosk_id, key)

@@ -2,15 +2,18 @@
 (a real server the tests start: tests/pgserver.py). Everything the server and the committee
 commands rely on is a method of the storage; each behaves the same on both."""
 
+import time
 import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.core.keys import load_ed25519_public
 from kiosk.core.timing import DAY
 from sync.central.committee import members as committee
 from sync.central.storage.interface import RecordIdConflict
 from sync.central.storage.sqlite_backend import SqliteStorage
+from workbench.testkit import publish_manifest
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY
 
@@ -170,20 +173,42 @@ def test_records_between_and_by_tag(storage):
     assert storage.untagged_between(T0, T0 + DAY) == 1
 
 
-def test_risk_list_versions_and_expiry(storage):
+def test_risk_statements_versions_and_expiry(storage):
+    """The storage keeps member-signed statements as they are (kiosks verify them); whole
+    lists leave out the expired, the purge deletes them once kiosks no longer need them."""
+    from sync.central.storage.interface import TOMBSTONE_DAYS
+
     v0 = storage.risk_version()
-    v1 = storage.set_risk(b"\x01" * 16, 3, now=T0, expires_at=T0 + DAY)
+    v1 = storage.add_statement("s1", '{"doc": 1}', expires_at=T0 + DAY, now=T0)
     assert v1 == v0 + 1
-    version, levels = storage.risk_list()
-    assert version == v1 and list(levels.values()) == [3]
-    assert storage.purge(now=T0 + DAY).risk_entries == 1
-    assert storage.risk_list() == (v1 + 1, {})
+    assert storage.statements(now=T0) == (v1, ['{"doc": 1}'])
+    assert storage.statements(now=T0 + DAY) == (v1, [])  # expired: not in a whole list
+    assert storage.purge(now=T0 + DAY).risk_entries == 0  # kept for kiosks catching up
+    assert storage.purge(now=T0 + (TOMBSTONE_DAYS + 2) * DAY).risk_entries == 1
+    with pytest.raises(Exception):  # noqa: B017 -- a statement id is kept once
+        storage.add_statement("s2", "x", expires_at=T0 + DAY, now=T0)
+        storage.add_statement("s2", "y", expires_at=T0 + DAY, now=T0)
+
+
+def test_manifests_only_go_forward_and_kiosks_heads_only_go_up(storage):
+    assert storage.latest_manifest() is None
+    storage.put_manifest(1, "m1", now=T0)
+    storage.put_manifest(2, "m2", now=T0)
+    with pytest.raises(ValueError, match="not newer"):
+        storage.put_manifest(2, "forged", now=T0)
+    assert storage.latest_manifest() == (2, "m2")
+    k = storage.register_kiosk(venue="v", public_key=b"w" * 32, now=0)
+    storage.report_head(k, 5, "a" * 64, now=T0)
+    storage.report_head(k, 3, "b" * 64, now=T0)  # lower: ignored
+    assert storage.witnessed_heads() == [(k, 5, "a" * 64, T0)]
 
 
 def test_tag_keys_per_kiosk_and_their_end(storage):
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
-    assert storage.put_tag_keys([(a, T0, T0 + DAY, b"s1"), (a, T0 + DAY, T0 + 2 * DAY, b"s2")]) == 2
-    assert storage.put_tag_keys([(a, T0, T0 + DAY, b"s1")]) == 0
+    rows = [(a, T0, T0 + DAY, b"s1", "d1"), (a, T0 + DAY, T0 + 2 * DAY, b"s2", "d2")]
+    assert storage.put_tag_keys(rows) == 2
+    assert storage.put_tag_keys(rows[:1]) == 0
+    assert storage.tag_key_docs(a, T0 + DAY) == ["d2"]
     assert storage.tag_keys_for(a, T0 + DAY) == [(T0 + DAY, T0 + 2 * DAY, b"s2")]
     storage.purge(now=T0 + DAY)
     assert storage.tag_keys_for(a, 0) == [(T0 + DAY, T0 + 2 * DAY, b"s2")]
@@ -191,12 +216,13 @@ def test_tag_keys_per_kiosk_and_their_end(storage):
 
 def test_the_audit_log_and_reads_verify_on_both(storage):
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=1)
+    committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=1, bootstrap=True)
     committee.add_member(storage, name="b", public_key=b.public_key(), key=a, now=2)
     committee.open_case(
-        storage, key=a, case_id="OB-1", reason="backend parity case", from_ts=0, to_ts=10, now=3
+        storage, key=b, case_id="OB-1", reason="backend parity case", from_ts=0, to_ts=10, now=3
     )
-    committee.approve_case(storage, key=b, case_id="OB-1", now=4)
+    committee.approve_case(storage, key=a, case_id="OB-1", now=4)
+    assert storage.audit_length() == 4 and storage.audit_head_doc()["seq"] == 4
     state = committee.state_of(storage)
     assert state.count == 4 and state.usable_case("OB-1")
     rid = storage.log_read(reader="a", case_id="OB-1", kiosk_id=None, from_ts=0, to_ts=10, records=0, now=5)
@@ -229,7 +255,7 @@ def test_a_kiosk_central_command_on_postgresql(pg_url, tmp_path):
 
 
 def test_serve_on_postgresql_takes_a_real_kiosks_upload(
-    pg_url, tmp_path, server_keys, sealing, make_pass, trusted
+    pg_url, tmp_path, server_keys, sealing, make_pass, trusted, authority
 ):
     from kiosk.core.keys import raw_public
     from kiosk.store.checkins import CheckinStore
@@ -241,10 +267,19 @@ def test_serve_on_postgresql_takes_a_real_kiosks_upload(
     device = Ed25519PrivateKey.generate()
     admin = PgStorage(pg_url)
     kid = admin.register_kiosk(venue="v", public_key=raw_public(device.public_key()), now=0)
+    publish_manifest(authority, admin, now=time.time())
     store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v")
     ids = fill(store, make_pass, trusted, 1200)
     with LocalServer(tmp_path / "log", server_keys, database=pg_url) as server:
-        up = Uploader(store=store, server_url=server.url, kiosk_id=kid, device_key=device, batch_size=500)
+        up = Uploader(
+            store=store,
+            server_url=server.url,
+            kiosk_id=kid,
+            device_key=device,
+            batch_size=500,
+            root_key=load_ed25519_public(authority / "root.pub"),
+            bundle_file=tmp_path / "b.json",
+        )
         result = up.round()
     assert result.ok and result.accepted == 1200 and store.stats()["pending"] == 0
     assert set(admin.record_ids(kid)) == set(ids) and admin.gaps(kid) == []
@@ -254,7 +289,7 @@ def test_serve_on_postgresql_takes_a_real_kiosks_upload(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_serve_with_several_workers_on_either_backend(
-    backend, request, tmp_path, server_keys, sealing, make_pass, trusted
+    backend, request, tmp_path, server_keys, sealing, make_pass, trusted, authority
 ):
     """`serve --workers 3`: the uploads land once each, whichever process answers."""
     import threading
@@ -278,6 +313,7 @@ def test_serve_with_several_workers_on_either_backend(
             admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0)
             for i, d in enumerate(devices)
         ]
+        publish_manifest(authority, admin, now=time.time())
         stores = [
             CheckinStore.open(tmp_path / f"k{i}.db", sealing=sealing, venue_id=f"v{i}") for i in range(4)
         ]
@@ -286,7 +322,13 @@ def test_serve_with_several_workers_on_either_backend(
 
         def up(i):
             results[i] = Uploader(
-                store=stores[i], server_url=server.url, kiosk_id=kids[i], device_key=devices[i], batch_size=50
+                store=stores[i],
+                server_url=server.url,
+                kiosk_id=kids[i],
+                device_key=devices[i],
+                batch_size=50,
+                root_key=load_ed25519_public(authority / "root.pub"),
+                bundle_file=tmp_path / f"b{i}.json",
             ).round()
 
         threads = [threading.Thread(target=up, args=(i,)) for i in range(4)]
@@ -304,20 +346,17 @@ def test_serve_with_several_workers_on_either_backend(
     assert "with 3 workers" in log and log.count("Application startup complete") == 3
 
 
-def test_risk_deltas_and_tombstones(storage):
+def test_risk_deltas(storage):
     from sync.central.storage.interface import TOMBSTONE_DAYS
 
-    v1 = storage.set_risk(b"\x01" * 16, 3, now=T0, expires_at=T0 + DAY)
-    v2 = storage.set_risk(b"\x02" * 16, 2, now=T0, expires_at=T0 + 5 * DAY)
-    version, changes = storage.risk_delta(v1)
-    assert version == v2 and list(changes.values()) == [2]
-    assert storage.purge(now=T0 + DAY).risk_entries == 1  # the first expires
-    version, changes = storage.risk_delta(v2)
-    assert sorted(changes.values()) == [0]  # a tombstone
-    assert storage.risk_delta(version + 5) is None  # ahead of the server: whole
+    v1 = storage.add_statement("a", "doc-a", expires_at=T0 + DAY, now=T0)
+    v2 = storage.add_statement("b", "doc-b", expires_at=T0 + 5 * DAY, now=T0)
+    assert storage.statements(now=T0, since=v1) == (v2, ["doc-b"])
+    assert storage.statements(now=T0, since=v2) == (v2, [])
+    assert storage.statements(now=T0, since=v2 + 5) is None  # ahead of the server: whole
     storage.purge(now=T0 + (TOMBSTONE_DAYS + 2) * DAY)
-    assert storage.risk_delta(v2) is None  # tombstone gone: whole list
-    assert storage.risk_delta(storage.risk_version()) == (storage.risk_version(), {})
+    assert storage.statements(now=T0, since=v1 - 1) is None  # it missed one that is gone: whole
+    assert storage.statements(now=T0, since=v1) == (v2, ["doc-b"])
 
 
 def test_postgresql_roles_ingest_purge_and_committee_may_do_only_their_part(pg_url, pg_server):
@@ -348,7 +387,9 @@ def test_postgresql_roles_ingest_purge_and_committee_may_do_only_their_part(pg_u
     owner.close()
     ingest = PgStorage(url("u_ingest"))
     assert ingest.ingest(kid, str(uuid.uuid4()), [rec(1)], now=T0).accepted == [rec(1)["record_id"]]
-    ingest.risk_list()
+    ingest.statements(now=T0)
+    ingest.latest_manifest()
+    ingest.report_head(kid, 1, "c" * 64, now=T0)
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         ingest._q("DELETE FROM records")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -361,7 +402,7 @@ def test_postgresql_roles_ingest_purge_and_committee_may_do_only_their_part(pg_u
     purge.close()
     member = Ed25519PrivateKey.generate()
     board = PgStorage(url("u_committee"))
-    committee.add_member(board, name="m", public_key=member.public_key(), key=None, now=1)
+    committee.add_member(board, name="m", public_key=member.public_key(), key=None, now=1, bootstrap=True)
     assert committee.state_of(board).count == 1
     board.log_read(reader="m", case_id="C", kiosk_id=None, from_ts=0, to_ts=1, records=0, now=2)
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
