@@ -88,6 +88,15 @@ def make_pass(issuer_key):
 
 
 @pytest.fixture(autouse=True)
+def witness_file(tmp_path, monkeypatch):
+    """Each test's own record of the audit heads "this machine" verified (never the real
+    ~/.local/state/kiosk-central), inherited by the commands it runs."""
+    path = tmp_path / "witnessed.json"
+    monkeypatch.setenv("KIOSK_CENTRAL_WITNESS", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
 def seeded_randomness(request, monkeypatch):
     """Every test makes the same keys, pass ids, kiosk ids and noise on every run: Python's
     and numpy's generators are seeded from the test's name, and keys and random bytes made in

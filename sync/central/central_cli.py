@@ -613,6 +613,17 @@ def cmd_audit(args) -> int:
             return 0
         try:
             state = state_of(storage, head=getattr(args, "head", None))
+            if args.audit_command == "verify":
+                from sync.central.committee.witness import check_extends, check_reported
+
+                entries = [Entry.parse(*row) for row in storage.audit_entries()]
+                check_extends(_store_name(args), entries)
+                problems = check_reported(entries, storage.witnessed_heads())
+                if problems:
+                    raise AuditError(
+                        "; ".join(problems[:5])
+                        + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+                    )
         except AuditError as e:
             print(f"kiosk-central: audit log does NOT verify: {e}", file=sys.stderr)
             return 1
@@ -623,7 +634,9 @@ def cmd_audit(args) -> int:
     else:
         print(
             f"audit log verifies: {state.count} entries, every link and signature, head "
-            f"{state.head}" + (f"; contains the published head {args.head[:16]}..." if args.head else "")
+            f"{state.head}"
+            + (f"; contains the published head {args.head[:16]}..." if args.head else "")
+            + "; it extends every head kiosks reported"
         )
     return 0
 
@@ -950,10 +963,69 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that act on the committee's log: each checks that the log still extends the head
+# this machine verified last (a deleted or rewritten tail is refused), and remembers the new one.
+WITNESSED = {
+    "cmd_init",
+    "cmd_member_add",
+    "cmd_member_approve",
+    "cmd_case",
+    "cmd_set_risk",
+    "cmd_trace",
+    "cmd_open_records",
+    "cmd_audit",
+    "cmd_manifest_publish",
+    "cmd_keys_retire",
+    "cmd_reads",
+}
+
+
+def _store_name(args) -> str:
+    import re
+
+    if getattr(args, "database", None):
+        return "postgresql:" + re.sub(r"(://[^:/@]+):[^@]*@", r"\1@", args.database)
+    return "sqlite:" + str(Path(args.data).resolve())
+
+
+def witnessed(func):
+    """Run a committee command between the two witness steps (sync.central.committee.witness)."""
+
+    def run(args) -> int:
+        if not (getattr(args, "data", None) or getattr(args, "database", None)):
+            return func(args)
+        from sync.central.committee.audit import Entry
+        from sync.central.committee.witness import check_extends, remember
+
+        store = _store_name(args)
+        if func.__name__ != "cmd_audit":  # audit verify reports it as a failed verification
+            storage = _storage(args)
+            try:
+                check_extends(store, [Entry.parse(*row) for row in storage.audit_entries()])
+            finally:
+                storage.close()
+        code = func(args)
+        if code != 0:
+            return code
+        storage = _storage(args)
+        try:
+            rows = storage.audit_entries()
+            if rows:
+                last = Entry.parse(*rows[-1])
+                remember(store, last.seq, last.hash)
+        finally:
+            storage.close()
+        return code
+
+    return run
+
+
 def main(argv=None) -> int:
     from kiosk.core.console import fail, run_main
 
     args = build_parser().parse_args(argv)
+    if getattr(args.func, "__name__", "") in WITNESSED:
+        args.func = witnessed(args.func)
 
     def func(a):
         try:
