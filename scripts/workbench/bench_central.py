@@ -65,11 +65,11 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def child(db_path: str, url: str, kiosk_id: str, key_path: str, batch_size: int) -> None:
+def child(db_path: str, url: str, kiosk_id: str, key_path: str, batch_size: int, root_path: str) -> None:
     """Runs in the uploader's own process: one round, then figures as JSON on stdout."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from kiosk.core.keys import load_ed25519_private
+    from kiosk.core.keys import load_ed25519_private, load_ed25519_public
     from kiosk.core.seal import SealingKey
     from kiosk.store.checkins import CheckinStore
     from sync.uploader import Uploader
@@ -83,6 +83,8 @@ def child(db_path: str, url: str, kiosk_id: str, key_path: str, batch_size: int)
         device_key=load_ed25519_private(key_path),
         batch_size=batch_size,
         timeout_s=60,
+        root_key=load_ed25519_public(root_path),
+        bundle_file=Path(db_path).with_suffix(".bundle.json"),
     )
     rss_before = peak_rss_kib()
     t0 = time.perf_counter()
@@ -122,6 +124,9 @@ def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch
         data = work / f"central-{n}"
         admin = SqliteStorage.in_folder(data)
         kiosk_id = admin.register_kiosk(venue="bench", public_key=raw, now=time.time())
+        from sync.central.manifests import publish
+
+        publish(keys_dir, admin, now=time.time())
         admin.close()
         from sync.central.keyring import server_keys_folder
 
@@ -136,6 +141,7 @@ def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch
                     kiosk_id,
                     str(work / "bench-device.key"),
                     str(batch_size),
+                    str(keys_dir / "root.pub"),
                 ],
                 capture_output=True,
                 text=True,
@@ -189,8 +195,8 @@ def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch
 
 
 if __name__ == "__main__":
-    db_path, url, kiosk_id, key_path, batch_size = sys.argv[1:6]
-    child(db_path, url, kiosk_id, key_path, int(batch_size))
+    db_path, url, kiosk_id, key_path, batch_size, root_path = sys.argv[1:7]
+    child(db_path, url, kiosk_id, key_path, int(batch_size), root_path)
 
 
 def bulk_records(storage, rows) -> None:
@@ -369,18 +375,18 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
     bulk_records(storage, rows)
     build_s = time.perf_counter() - t0
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=now)
+    committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=now, bootstrap=True)
     committee.add_member(storage, name="b", public_key=b.public_key(), key=a, now=now)
-    committee.open_case(
+    committee.open_case(  # b opens, a approves (b was added by a: a approves b's case)
         storage,
-        key=a,
+        key=b,
         case_id="BENCH-1",
         reason="the trace benchmark's case",
         from_ts=start,
         to_ts=now,
         now=now,
     )
-    committee.approve_case(storage, key=b, case_id="BENCH-1", now=now)
+    committee.approve_case(storage, key=a, case_id="BENCH-1", now=now)
     sk = committee_keys(keys)
     t0 = time.perf_counter()
     result = trace(storage, sk, tkeys, member_key=a, case_id="BENCH-1", pass_id=infected, now=now)
@@ -543,6 +549,9 @@ def bench_server_backends(
                 admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0)
                 for i, d in enumerate(devices)
             ]
+            from sync.central.manifests import publish
+
+            publish(keys_dir, admin, now=time.time())  # bundles need a root-signed manifest
 
             def batch_body(i, b, round_no):
                 now = time.time()

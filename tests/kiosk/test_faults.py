@@ -880,3 +880,20 @@ def test_doctor_as_root_leaves_no_file_the_owner_cannot_write(tmp_path, authorit
     assert "Traceback" not in d.stdout + d.stderr
     for p in db.parent.iterdir():
         assert p.stat().st_uid == nobody.pw_uid, f"{p.name} is owned by root now"
+
+
+def test_doctor_fails_after_repeated_bad_receipts_and_names_plain_http(tmp_path, authority):
+    """Upload answers without a receipt the manifest's receipt key signed (a forged 200 on a
+    plain-HTTP path): nothing was marked synced; after three in a row doctor says FAIL."""
+    from kiosk import config
+    from kiosk.compose import open_store
+    from kiosk.store.checkins import BAD_RECEIPTS
+
+    cfg = _cfg(tmp_path, authority, sync=['server_url = "http://127.0.0.1:9/"', 'kiosk_id = "k-1"'])
+    store = open_store(config.load(cfg))
+    store.set_state(BAD_RECEIPTS, "3")
+    store.close()
+    d = _run("kiosk", "doctor", "--config", cfg, "--no-camera")
+    lines = {line[6:18].strip(): line for line in d.stdout.splitlines()}
+    assert lines["receipts"].startswith("FAIL") and "3 upload answers in a row" in lines["receipts"]
+    assert lines["transport"].startswith("warn") and d.returncode == 1
