@@ -11,7 +11,6 @@ from kiosk.core.keys import (
     BUNDLE_PUB,
     RECEIPT_PUB,
     ROOT_KEY,
-    ROOT_PUB,
     load_ed25519_private,
     load_ed25519_public,
     load_x25519_public,
@@ -38,11 +37,10 @@ def publish(
     Returns its version."""
     keys_dir = Path(keys_dir)
     root = load_ed25519_private(keys_dir / ROOT_KEY)
-    held = storage.latest_manifest()
-    policy = Policy()
-    if held is not None:
-        previous = verify_manifest(held[1], load_ed25519_public(keys_dir / ROOT_PUB))
-        policy = previous.policy
+    # What the committee decided lives on its own machine, beside the root: nothing read
+    # back from the server's store (which its operator could change) goes into a manifest.
+    local = _load_state(keys_dir)
+    policy = Policy(deny_level=int(local.get("deny_level", Policy().deny_level)))
     if deny_level is not None:
         policy = Policy(deny_level=deny_level, clock_skew_s=policy.clock_skew_s)
     issuers = [load_ed25519_public(p) for p in sorted(keys_dir.glob("issuer*.pub"))]
@@ -54,7 +52,8 @@ def publish(
         sealing.append((sealing_kid(pub), raw_public(pub)))
     state = state_of(storage)
     members = {mid: m.public_key for mid, m in state.members.items() if m.active}
-    version = (held[0] if held else 0) + 1
+    held = storage.latest_manifest()
+    version = max(int(local.get("version", 0)), held[0] if held else 0) + 1
     payload = manifest_payload(
         version=version,
         issued_at=now,
@@ -69,5 +68,32 @@ def publish(
         ],
         next_root=load_ed25519_public(next_root) if next_root else None,
     )
-    storage.put_manifest(version, sign_manifest(payload, root).decode("ascii"), now=now)
+    doc = sign_manifest(payload, root).decode("ascii")
+    verify_manifest(doc, root.public_key())  # what kiosks will check, checked here first
+    storage.put_manifest(version, doc, now=now)
+    _save_state(keys_dir, {"version": version, "deny_level": policy.deny_level})
     return version
+
+
+STATE = "manifest-state.json"  # the last version published and the deny level, beside the root
+
+
+def _load_state(keys_dir: Path) -> dict[str, int]:
+    import json
+
+    try:
+        data = json.loads((keys_dir / STATE).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{keys_dir / STATE}: cannot be read ({e}): restore it from the committee's backup")
+    return {k: int(v) for k, v in data.items() if k in ("version", "deny_level")}
+
+
+def _save_state(keys_dir: Path, state: dict[str, int]) -> None:
+    import json
+    import os
+
+    tmp = keys_dir / (STATE + ".tmp")
+    tmp.write_text(json.dumps(state, sort_keys=True) + "\n")
+    os.replace(tmp, keys_dir / STATE)

@@ -6,6 +6,7 @@ server process; no request is mocked."""
 import base64
 import gzip
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -640,3 +641,68 @@ def open_db_memory():
     from kiosk.store.sqlitedb import open_db
 
     return open_db(None)
+
+
+# -- trust rooted offline, end to end ------------------------------------------------------------------
+def test_kiosks_report_the_audit_head_and_verify_catches_a_tail_cut_below_it(
+    tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority, monkeypatch
+):
+    """A kiosk keeps the highest audit head its bundles carried and reports it; after the
+    tail is cut (with the recorded length forged too, and on a member machine that never saw
+    the head), `audit verify` still fails: the kiosk saw an entry the log no longer has."""
+    from workbench.testkit import BIN
+
+    fill(kiosk_store, make_pass, trusted, 3)
+    up = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path)
+    admin = with_storage(central.data_dir)
+    raise_risk(admin, central.alice, [b"\x09" * 16], 3, now=time.time())  # a signed entry: the head
+    head = admin.audit_head_doc()
+    admin.close()
+    assert up.round().ok and up.round().ok  # the second round reports what the first fetched
+    assert kiosk_store.get_state("audit_head_seen") == f"{head['seq']}:{head['hash']}"
+    db = __import__("sqlite3").connect(central.data_dir / "central.db")
+    db.execute("DELETE FROM audit WHERE seq = ?", [head["seq"]])
+    db.execute("UPDATE meta SET value = ? WHERE key = 'audit_length'", [str(head["seq"] - 1)])
+    db.commit()
+    db.close()
+    monkeypatch.setenv("KIOSK_CENTRAL_WITNESS", str(tmp_path / "another-machine.json"))
+    r = subprocess.run(
+        [BIN / "kiosk-central", "audit", "verify", "--data", central.data_dir], capture_output=True, text=True
+    )
+    assert r.returncode == 1 and f"kiosk {kiosk_id} saw entry {head['seq']}" in r.stderr, r.stderr
+
+
+def test_the_root_names_its_successor_and_kiosks_follow_it(
+    tmp_path, central, kiosk_id, device_key, kiosk_store, authority
+):
+    """A successor root, named in a manifest the old root signed, is pinned by the kiosk
+    (in its database); from then on only the new root's manifests are taken."""
+    import shutil
+
+    from kiosk.core.keys import write_private, write_public
+    from workbench.testkit import publish_manifest, seeded_ed25519
+
+    up = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path)
+    assert up.fetch_bundle().startswith("updated")
+    committee = tmp_path / "committee"
+    shutil.copytree(authority, committee)
+    new_root = seeded_ed25519("successor-root")
+    write_public(tmp_path / "new-root.pub", new_root.public_key())
+    admin = with_storage(central.data_dir)
+    from sync.central.manifests import publish
+
+    publish(committee, admin, now=time.time(), next_root=tmp_path / "new-root.pub")
+    up.fetch_bundle()
+    assert kiosk_store.get_state("root_key_pinned")  # the successor, pinned
+    (committee / "root.key").unlink()  # the committee switches to it
+    (committee / "root.pub").unlink()
+    write_private(committee / "root.key", new_root)
+    write_public(committee / "root.pub", new_root.public_key())
+    v = publish_manifest(committee, admin, now=time.time())
+    assert up.fetch_bundle().startswith("updated") and up._held_bundle().manifest_version == v
+    # A manifest the old root signs now is refused.
+    old = tmp_path / "old-root-dir"
+    shutil.copytree(authority, old)
+    publish_manifest(old, admin, now=time.time())
+    assert up.fetch_bundle().startswith("refused (manifest refused")
+    admin.close()

@@ -3,8 +3,10 @@ enforces, purges at their boundaries on both sides (a clock passed in), no lefto
 raw bytes of a database, its WAL or shm, and sealed records of one size."""
 
 import base64
+import json
 import re
 import sqlite3
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +23,7 @@ from kiosk.store.checkins import CheckinStore, Retention
 from kiosk.store.sqlitedb import open_db
 from sync.central import keyring
 from sync.central.storage.sqlite_backend import SqliteStorage
-from workbench.testkit import NOW
+from workbench.testkit import BIN, NOW
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY  # a UTC midnight
 
@@ -527,3 +529,56 @@ def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
     assert committee.case_holds(s) == []
     assert s.purge(now=T0 + 41 * DAY, holds=committee.case_holds(s)).normal == 1
     s.close()
+
+
+def test_retire_keeps_the_periods_an_open_case_holds_and_logs_both(tmp_path, witness_file):
+    """An approved, open case's window holds its periods' keys past their retention (never
+    past 90 days after the period); `keys retire` with a store needs a member key, prints what
+    it kept and why, and logs what it destroyed and kept."""
+    import shutil
+
+    from kiosk.core.keys import write_private
+    from workbench.testkit import approved_case, seeded_authority
+    from workbench.testkit import committee as make_committee
+
+    keys = seeded_authority(tmp_path / "committee")
+    start = time.time() - 40 * DAY
+    keyring.rotate(keys, now=start, ahead_periods=3)
+    s = SqliteStorage.in_folder(tmp_path / "central")
+    alice, bob = make_committee(s, now=time.time())
+    approved_case(s, alice, bob, now=time.time(), days_back=41)  # its window covers those days
+    s.close()
+    write_private(tmp_path / "alice.key", alice)
+    spare = tmp_path / "spare-keys"
+    shutil.copytree(keys, spare)
+    r = subprocess.run(
+        [BIN / "kiosk-central", "keys", "retire", "--keys", keys, "--data", tmp_path / "central"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "--member-key" in r.stderr  # nothing destroyed unlogged
+    r = subprocess.run(
+        [
+            BIN / "kiosk-central",
+            "keys",
+            "retire",
+            "--keys",
+            keys,
+            "--data",
+            tmp_path / "central",
+            "--member-key",
+            tmp_path / "alice.key",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "kept: period" in r.stdout and "an approved, open case holds" in r.stdout
+    assert "0 private sealing keys destroyed" in r.stdout  # normal periods held, significant not due
+    s = SqliteStorage.in_folder(tmp_path / "central")
+    last = json.loads(s.audit_entries()[-1][0])
+    s.close()
+    assert last["action"] == "keys_retire" and len(last["detail"]["kept_for_cases"]) == 3
+    # Without the case (no holds), the same keys are due and destroyed.
+    destroyed, kept = keyring.retire(spare, now=time.time())
+    assert len(destroyed) == 3 and kept == []
