@@ -33,6 +33,7 @@ from kiosk.store.checkins import (
     PINNED_ROOT,
     CheckinStore,
     Retention,
+    carried_of,
 )
 
 log = logging.getLogger(__name__)
@@ -139,10 +140,11 @@ class TrustProvider:
         kiosk_id: str | None = None,
         last_verified: Callable[[], bytes | None] | None = None,
         floors: Callable[[], Floors] = Floors,
+        carried: Callable[[], list[str]] = list,
     ):
         self.base, self.bundle_file, self.root_key = base, bundle_file, root_key
         self.kiosk_id = kiosk_id or None
-        self.last_verified, self.floors = last_verified, floors
+        self.last_verified, self.floors, self.carried = last_verified, floors, carried
         self.current: Trust = base
         self.bundle: Bundle | None = None
         self._stamp: tuple[int, int, int] | None = None
@@ -173,7 +175,15 @@ class TrustProvider:
             kiosk_id=self.kiosk_id,
             min_version=max(floors.bundle, self.bundle.version if self.bundle else 0),
             min_manifest=max(floors.manifest, self.bundle.manifest_version if self.bundle else 0),
+            carried=self._carried(),
         )
+
+    def _carried(self) -> list[str]:
+        try:
+            return self.carried()
+        except Exception as e:  # a failing database must not stop the scan loop
+            log.error("cannot read the carried risk statements: %s", e)
+            return []
 
     def _floors(self) -> Floors:
         try:
@@ -253,6 +263,7 @@ def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustPr
         kiosk_id=cfg.sync.kiosk_id,
         last_verified=kept if store is not None else None,
         floors=lambda: floors_of(store),
+        carried=lambda: carried_of(store),
     )
 
 

@@ -332,7 +332,7 @@ def check_bundle(cfg: Config, store, now: float):
     in use or None): the file's, or else the last verified copy `kiosk run` falls back to."""
     from kiosk.compose import floors_of, load_root_key
     from kiosk.core.bundle import BundleError, root_of, verify_chain
-    from kiosk.store.checkins import BUNDLE_COPY
+    from kiosk.store.checkins import BUNDLE_COPY, carried_of
 
     try:
         root = load_root_key(cfg)
@@ -352,6 +352,7 @@ def check_bundle(cfg: Config, store, now: float):
             kiosk_id=cfg.sync.kiosk_id or None,
             min_version=floors.bundle,
             min_manifest=floors.manifest,
+            carried=carried_of(store),
         )
 
     try:

@@ -20,6 +20,7 @@ shared SQLite file (WAL, busy timeout).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -41,6 +42,7 @@ from kiosk.core.bundle import (
     encode_chain,
     root_of,
     root_text,
+    statement_docs,
     verify_bundle,
     verify_chain,
     verify_receipt,
@@ -50,8 +52,10 @@ from kiosk.store.checkins import (
     BAD_RECEIPTS,
     BUNDLE_COPY,
     BUNDLE_FLOOR,
+    CARRIED,
     MANIFEST_FLOOR,
     PINNED_ROOT,
+    carried_of,
 )
 from sync import protocol
 
@@ -329,9 +333,13 @@ class Uploader:
                 kiosk_id=self.kiosk_id,
                 min_version=floor,
                 min_manifest=manifest_floor,
+                carried=self._carried(),
             )
         except BundleError:
             return None
+
+    def _carried(self) -> list[str]:
+        return carried_of(self.store)
 
     # -- bundle ------------------------------------------------------------------------------------
     def fetch_bundle(self) -> str:
@@ -366,11 +374,23 @@ class Uploader:
             link = verify_bundle(
                 resp.content, anchor, kiosk_id=self.kiosk_id, min_version=current, min_manifest=manifest_floor
             )
+            carried = self._carried()
+            if link.risk_since is None and held is not None and copy is not None:
+                # A whole list replaces the chain: what the kiosk held and the list leaves
+                # out is carried over (a server may withhold, never take back).
+                fresh = set(statement_docs(resp.content))
+                carried = [d for d in statement_docs(copy.encode("ascii")) + carried if d not in fresh]
             docs = docs + [resp.content] if link.risk_since is not None else [resp.content]
             data = encode_chain(docs)
             bundle = verify_chain(
-                data, anchor, kiosk_id=self.kiosk_id, min_version=current, min_manifest=manifest_floor
+                data,
+                anchor,
+                kiosk_id=self.kiosk_id,
+                min_version=current,
+                min_manifest=manifest_floor,
+                carried=carried,
             )
+            carried = _unexpired(carried, bundle, now)
         except BundleError as e:
             self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})  # whole next time
             log.error("bundle refused, keeping the one held: %s", e)
@@ -383,6 +403,7 @@ class Uploader:
         )
         _write_atomically(self.bundle_file, data)
         states = {
+            CARRIED: json.dumps(carried),
             BUNDLE_FLOOR: str(max(floor, bundle.version)),
             MANIFEST_FLOOR: str(max(manifest_floor, bundle.manifest_version)),
         }
@@ -470,6 +491,21 @@ class Uploader:
                     "sync failed (%d in a row): %s; next try in %.1f s", failures, result.error, delay
                 )
             stop.wait(delay)
+
+
+def _unexpired(docs: list[str], bundle, now: float) -> list[str]:
+    """The carried statements still worth keeping: signed by a member of the manifest, and not
+    expired (an expired one applies nowhere)."""
+    from kiosk.core.riskstatements import StatementError, verify_statement
+
+    keep = []
+    for d in docs:
+        try:
+            if verify_statement(d, bundle.manifest.members).expires_at > now:
+                keep.append(d)
+        except StatementError:
+            continue
+    return keep
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

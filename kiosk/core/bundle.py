@@ -294,11 +294,15 @@ def verify_chain(
     kiosk_id: str | None = None,
     min_version: int = 0,
     min_manifest: int = 0,
+    carried: Sequence[str] = (),
 ) -> Bundle:
     """Every link verified; the first a whole list, each delta following the version before
     it; the statements merged (for each pass the newest wins). Manifest, tag keys and audit
     head: the newest link's. A link whose manifest names a successor root is followed by
-    links the successor signed."""
+    links the successor signed. ``carried``: statements the kiosk held before a whole list
+    replaced its chain and the list left out (a server can withhold a statement, never take
+    back one a kiosk already holds); each is verified again against the newest manifest's
+    members, and one no member of it signed is dropped."""
     docs = chain_docs(data)
     links = []
     anchor = root
@@ -317,6 +321,11 @@ def verify_chain(
             )
         statements += link.statements
     last = links[-1]
+    for doc in carried:
+        try:
+            statements.append(verify_statement(doc, last.manifest.members))
+        except StatementError:
+            continue
     if last.version < min_version:
         raise BundleError(f"bundle version {last.version} is older than the one held ({min_version})")
     if last.manifest.version < min_manifest:
@@ -329,6 +338,17 @@ def verify_chain(
         statements=tuple(statements),
         risk_list=_risk_list(statements, last.version, last.issued_at),
     )
+
+
+def statement_docs(data: bytes) -> list[str]:
+    """The signed statements a bundle file's links hold, as documents."""
+    out: list[str] = []
+    for d in chain_docs(data):
+        try:
+            out += [str(s) for s in json.loads(d)["statements"]]
+        except (ValueError, KeyError, TypeError):
+            raise BundleError("malformed bundle") from None
+    return out
 
 
 def root_of(text: str) -> Ed25519PublicKey:

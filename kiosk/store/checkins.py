@@ -32,6 +32,20 @@ MANIFEST_FLOOR = "manifest_version_floor"  # the highest manifest version accept
 PINNED_ROOT = "root_key_pinned"  # a successor root the authority's root named
 AUDIT_HEAD = "audit_head_seen"  # SEQ:HASH, the highest audit head a verified bundle carried
 BAD_RECEIPTS = "bad_receipts"  # upload answers in a row without a verifiable receipt
+CARRIED = "carried_statements"  # JSON: held statements a whole list left out (kept until expiry)
+
+
+def carried_of(store: CheckinStore | None) -> list[str]:
+    """The carried statements a store keeps (verified again wherever they are used)."""
+    import json
+
+    text = store.get_state(CARRIED) if store is not None else None
+    try:
+        docs = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [d for d in docs if isinstance(d, str)] if isinstance(docs, list) else []
+
 
 MIGRATIONS = [
     """

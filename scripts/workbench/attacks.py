@@ -100,7 +100,7 @@ class World:
         from kiosk.app import Trust
         from kiosk.compose import TrustProvider, floors_of
         from kiosk.core.keys import trusted_issuers
-        from kiosk.store.checkins import BUNDLE_COPY
+        from kiosk.store.checkins import BUNDLE_COPY, carried_of
 
         return TrustProvider(
             Trust(issuers=trusted_issuers([self.keys / "issuer.pub"])),
@@ -109,6 +109,7 @@ class World:
             kiosk_id=self.kid,
             last_verified=lambda: (self.store.get_state(BUNDLE_COPY) or "").encode() or None,
             floors=lambda: floors_of(self.store),
+            carried=lambda: carried_of(self.store),
         )()
 
     def decide(self, text: str) -> Any:
@@ -238,6 +239,34 @@ def server_signed_risk(w: World) -> list[Row]:
             "refused; the visitor is admitted",
             f"bundle {fetched[:40]}; visitor: {verdict}",
             verdict == "admit",
+        )
+    ]
+
+
+def withdrawn_statement(w: World) -> list[Row]:
+    """The server's database: the exposed pass's risk statement deleted and a whole list
+    forced (the delta floor raised), to take back a refusal kiosks already hold."""
+    from workbench.testkit import raise_risk
+
+    s = w.storage()
+    version = raise_risk(s, w.alice, [b"\x34" * 16], 2, now=time.time())  # something new to fetch
+    s.close()
+    db = sqlite3.connect(w.server.data_dir / "central.db")
+    db.execute("DELETE FROM risk_statements WHERE doc LIKE ?", ["%"])  # every statement gone
+    db.execute("UPDATE meta SET value = ? WHERE key = 'delta_floor'", [str(version + 1)])
+    db.commit()
+    db.close()
+    s = w.storage()
+    raise_risk(s, w.alice, [b"\x35" * 16], 2, now=time.time())
+    s.close()
+    fetched = w.up.fetch_bundle()
+    verdict = w.decide(w.pass_text(w.exposed)).outcome.value
+    return [
+        Row(
+            "server DB: a held risk entry deleted, a whole list forced",
+            "the exposed pass still refused",
+            f"bundle {fetched[:30]}; exposed pass: {verdict}",
+            verdict == "deny",
         )
     ]
 
@@ -518,6 +547,7 @@ def live_manifest(w: World) -> list[Row]:
 SCENARIOS: list[Callable[[World], list[Row]]] = [
     live_manifest,
     server_signed_risk,
+    withdrawn_statement,
     forged_receipt,
     rollback,
     bounds_and_expiry,
