@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +116,28 @@ def search_tag(tag_key: bytes, pass_id: bytes) -> str:
     opening everyone's: an HMAC of the pass id under the period's tag key. Only the committee
     and the kiosks (which get the key sealed to their own X25519 key) can compute it."""
     return hmac.new(tag_key, TAG_CONTEXT + pass_id, hashlib.sha256).hexdigest()[:32]
+
+
+VENUE_TAG_INFO = b"venue-kiosk venue tag key v1\0"
+
+
+def venue_tag_key(day_key: bytes, kiosk_id: str) -> bytes:
+    """The tag key of one kiosk for one day, derived by the committee from the day's key
+    (HKDF-SHA256 with the kiosk id): tags made at two venues never match, so nobody holding
+    the records alone can join one pass's visits across venues; the committee computes the
+    tag for each venue-day it searches."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=VENUE_TAG_INFO + kiosk_id.encode()
+    ).derive(day_key)
+
+
+def venue_tags(day_keys: Iterable[bytes], kiosk_ids: Iterable[str], pass_id: bytes) -> list[str]:
+    """The tags one pass would carry at each of these venues on each of these days."""
+    kiosks = list(kiosk_ids)
+    return [search_tag(venue_tag_key(k, kid), pass_id) for k in day_keys for kid in kiosks]
 
 
 def tag_key_info(kiosk_id: str, valid_from: float) -> bytes:

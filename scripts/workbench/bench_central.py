@@ -296,7 +296,7 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
 
     from kiosk.core.keys import init_authority_keys, load_x25519_public
     from kiosk.core.seal import SealingKey, seal
-    from kiosk.core.sealkeys import search_tag
+    from kiosk.core.sealkeys import search_tag, venue_tag_key
     from kiosk.core.timing import DAY
     from sync.central.committee import members as committee
     from sync.central.committee.reading import committee_keys
@@ -369,7 +369,7 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
                     sealing,
                     record_id=rid,
                 ),
-                search_tag(tkeys[period][1], infected),
+                search_tag(venue_tag_key(tkeys[period][1], kid), infected),
             )
         )
     bulk_records(storage, rows)

@@ -134,7 +134,7 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
     from kiosk.core.bundle import tag_key_doc
     from kiosk.core.keys import ROOT_KEY, load_ed25519_private
     from kiosk.core.seal import SUITE
-    from kiosk.core.sealkeys import SealedTagKey, tag_key_info
+    from kiosk.core.sealkeys import SealedTagKey, tag_key_info, venue_tag_key
 
     root = load_ed25519_private(Path(keys_dir) / ROOT_KEY)
     held = {start: v for start, v in tag_keys(keys_dir).items() if v[0] > now}
@@ -145,8 +145,10 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
         have = {v for v, _, _ in storage.tag_keys_for(kiosk.kiosk_id, now)}
         public = X25519PublicKey.from_public_bytes(kiosk.tag_public)
         for start, (end, key) in held.items():
-            if start not in have:
-                sealed = SUITE.encrypt(key, public, info=tag_key_info(kiosk.kiosk_id, start))
+            if start not in have:  # this venue's own key of the day, never the day's key itself
+                sealed = SUITE.encrypt(
+                    venue_tag_key(key, kiosk.kiosk_id), public, info=tag_key_info(kiosk.kiosk_id, start)
+                )
                 doc = tag_key_doc(kiosk.kiosk_id, SealedTagKey(start, end, sealed), root)
                 rows.append((kiosk.kiosk_id, start, end, sealed, doc.decode("ascii")))
     return storage.put_tag_keys(rows) if rows else 0

@@ -56,12 +56,13 @@ def open_records(
     the reading in the audit log (signed) and the reads table. With ``pass_id`` and the tag
     keys, only that pass's records are found (by search tag) and opened, nobody else's."""
     from kiosk.core.passes import pass_ref
-    from kiosk.core.sealkeys import search_tag
+    from kiosk.core.sealkeys import venue_tags
     from sync.central.committee.members import authorise_read
 
     def select(a: float, b: float) -> list[dict]:
         if pass_id is not None and tag_keys:
-            tags = [search_tag(k, pass_id) for s, (e, k) in tag_keys.items() if s < b and e > a]
+            days = [k for s, (e, k) in tag_keys.items() if s < b and e > a]
+            tags = venue_tags(days, [k.kiosk_id for k in storage.kiosks()], pass_id)
             rows = storage.records_by_tags(tags, a, b)
             return [r for r in rows if kiosk_id is None or r["kiosk_id"] == kiosk_id]
         return storage.records_between(kiosk_id, a, b)

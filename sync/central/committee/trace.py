@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kiosk.core.passes import pass_ref
-from kiosk.core.sealkeys import search_tag
+from kiosk.core.sealkeys import venue_tags
 from kiosk.core.timing import DAY  # noqa: E402
 from sync.central.committee import members as committee
 
@@ -104,7 +104,8 @@ def trace(
     end = case_to if to_ts is None else to_ts
     # Plan before opening anything: the pass's own check-ins by tag, then the records
     # around each at the same kiosk, inside the window.
-    tags = [search_tag(key, pass_id) for s, (e, key) in tag_keys.items() if s < end and e > start]
+    days = [key for s, (e, key) in tag_keys.items() if s < end and e > start]
+    tags = venue_tags(days, [k.kiosk_id for k in storage.kiosks()], pass_id)  # per venue and day
     own = storage.records_by_tags(tags, start, end)
     around: dict[str, dict] = {}
     for row in own:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from kiosk.core.decision import Policy, RiskList, decide
 from kiosk.core.keys import init_authority_keys, load_ed25519_private, raw_public, write_private
 from kiosk.core.passes import encode_pass
-from kiosk.core.sealkeys import SealedTagKey, Sealer, Tagger
+from kiosk.core.sealkeys import SealedTagKey, Sealer, Tagger, venue_tag_key
 from kiosk.store.checkins import CheckinStore
 from kiosk.store.sqlitedb import open_db
 from sync.central import keyring
@@ -335,4 +335,20 @@ def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(
     app.signal.close()
     now = time.time()
     ((end, key),) = [v for s, v in keyring.tag_keys(keys).items() if s <= now < v[0]]
-    assert tag == search_tag(key, pass_id)  # the committee can find it; nobody else
+    assert tag == search_tag(venue_tag_key(key, kid), pass_id)  # the committee can find it
+    assert tag != search_tag(key, pass_id)  # the day's key itself never reaches a kiosk
+
+
+def test_the_server_cannot_join_one_pass_across_venues(world):
+    """The itinerary attack on the server's database alone: group records by (day, tag).
+    With a tag key per venue and day, a pass's visits at two venues on the same day carry
+    different tags: no group spans two venues."""
+    from collections import defaultdict
+
+    s = world["storage"]
+    rows = s._q("SELECT kiosk_id, captured_at, tag FROM records WHERE tag IS NOT NULL")
+    groups = defaultdict(set)
+    for kiosk_id, at, tag in rows:
+        groups[(int(at // DAY), tag)].add(kiosk_id)
+    linked = [g for g, kiosks in groups.items() if len(kiosks) > 1]
+    assert rows and linked == []  # P was at A and at B that day; X at A, B and C
