@@ -29,6 +29,7 @@ import base64
 import gzip
 import hashlib
 import json
+import os
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -80,9 +81,50 @@ def verify_request(
         return False
 
 
-def encode_batch(batch_id: str, records: list[dict[str, Any]]) -> bytes:
-    body = json.dumps({"batch_id": batch_id, "records": records}, separators=(",", ":")).encode()
-    return gzip.compress(body, compresslevel=5)
+# Sizes on the wire say nothing of how many check-ins a batch holds: an upload is padded to
+# the next size bucket (16 KiB, then doubling), and so is the server's answer to it.
+MIN_BUCKET = 16 * 1024
+
+
+def bucket_size(n: int) -> int:
+    size = MIN_BUCKET
+    while size < n:
+        size *= 2
+    return size
+
+
+def _gz(obj: dict[str, Any]) -> bytes:
+    return gzip.compress(json.dumps(obj, separators=(",", ":")).encode(), compresslevel=5, mtime=0)
+
+
+def encode_batch(batch_id: str, records: list[dict[str, Any]], *, pad: bool = True) -> bytes:
+    """The gzip JSON body of an upload. ``pad``: filled with random bytes (which do not
+    compress) up to its size bucket, within a few bytes, so its size no longer gives the
+    number of records."""
+    batch: dict[str, Any] = {"batch_id": batch_id, "records": records}
+    plain = _gz(batch)
+    if not pad:
+        return plain
+    target = bucket_size(len(plain) + 64)
+    filler = os.urandom(target)
+    k = max(0, target - len(plain) - 32)
+    body = _gz({**batch, "padding": base64.b64encode(filler[:k]).decode()})
+    for _ in range(4):  # random bytes grow the gzip body about one byte each: converge on it
+        k = max(0, min(len(filler), k + (target - len(body)) - (1 if len(body) < target else 0)))
+        body = _gz({**batch, "padding": base64.b64encode(filler[:k]).decode()})
+        if target - 8 <= len(body) <= target:
+            break
+    while len(body) > target and k > 0:
+        k -= 1
+        body = _gz({**batch, "padding": base64.b64encode(filler[:k]).decode()})
+    return body
+
+
+def pad_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """An answer's JSON padded (random characters) to exactly its size bucket."""
+    size = len(json.dumps({**answer, "padding": ""}, separators=(",", ":")).encode())
+    fill = bucket_size(size) - size
+    return {**answer, "padding": base64.b64encode(os.urandom(fill))[:fill].decode()}
 
 
 def decompress_limited(data: bytes, limit: int = MAX_JSON_BYTES) -> bytes:

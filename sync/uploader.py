@@ -251,7 +251,8 @@ class Uploader:
             "POST",
             protocol.UPLOAD_PATH,
             body,
-            {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+            # identity: the answer is padded to its size bucket; compressed, it would not be
+            {"Content-Type": "application/json", "Content-Encoding": "gzip", "Accept-Encoding": "identity"},
         )
         if resp.status_code == 200:
             try:

@@ -353,6 +353,7 @@ def test_the_same_batch_or_record_again_is_stored_once(central, kiosk_id, device
     again = post(central.url, device_key, kiosk_id, gz(batch)).json()
     ids = [r["record_id"] for r in recs]
     receipts = [first.pop("receipt"), again.pop("receipt")]  # signed by the manifest's receipt key
+    first.pop("padding"), again.pop("padding")  # fills the answer to its size bucket
     assert first == {"batch_id": batch["batch_id"], "accepted": ids, "duplicates": []}
     assert again == {"batch_id": batch["batch_id"], "accepted": [], "duplicates": ids}
     from kiosk.core.bundle import verify_receipt
@@ -706,3 +707,46 @@ def test_the_root_names_its_successor_and_kiosks_follow_it(
     publish_manifest(old, admin, now=time.time())
     assert up.fetch_bundle().startswith("refused (manifest refused")
     admin.close()
+
+
+def test_upload_sizes_on_the_wire_do_not_give_the_number_of_check_ins(
+    tmp_path, central, kiosk_id, device_key, authority, sealing, make_pass, trusted
+):
+    """What a network observer sees of an upload and its answer (TLS hides the rest): the
+    sizes, which are padded to buckets. 1 and 40 check-ins look the same; so do their answers."""
+    seen = {}
+    for n in (1, 40):
+        store = CheckinStore.open(tmp_path / f"k{n}.db", sealing=sealing, venue_id="v1")
+        fill(store, make_pass, trusted, n)
+        records = store.pending(100)
+        body = protocol.encode_batch(
+            str(uuid.uuid4()),
+            [
+                {
+                    k: r[k]
+                    for k in (
+                        "record_id",
+                        "seq",
+                        "epoch",
+                        "captured_at",
+                        "clock_synced",
+                        "retention",
+                        "delete_after",
+                        "seal_kid",
+                        "sealed",
+                        "seal_fallback",
+                        "tag",
+                    )
+                }
+                for r in records
+            ],
+        )
+        answer = post(central.url, device_key, kiosk_id, body, headers={"Accept-Encoding": "identity"})
+        assert answer.status_code == 200 and len(answer.json()["accepted"]) == n
+        seen[n] = (len(body), len(answer.content))
+        store.close()
+    assert protocol.MIN_BUCKET - 8 <= seen[1][0] <= protocol.MIN_BUCKET
+    assert abs(seen[1][0] - seen[40][0]) <= 8  # the same bucket, within a few random bytes
+    assert seen[1][1] == seen[40][1] == protocol.MIN_BUCKET  # answers: exactly the bucket
+    big = protocol.encode_batch(str(uuid.uuid4()), [record(i) for i in range(1, 3000)])
+    assert len(big) > protocol.MIN_BUCKET and protocol.bucket_size(len(big)) - 8 <= len(big)

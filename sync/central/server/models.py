@@ -49,6 +49,12 @@ class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     batch_id: str = Field(pattern=UUID_RE)
     records: list[Record] = Field(min_length=1, max_length=protocol.MAX_RECORDS)
+    padding: str | None = Field(
+        default=None,
+        max_length=8 * 1024 * 1024,
+        pattern=BASE64_RE,
+        description="random bytes that fill the upload to its size bucket (ignored)",
+    )
 
 
 class Accepted(BaseModel):
@@ -59,6 +65,7 @@ class Accepted(BaseModel):
         description="the record ids stored (accepted and duplicates), signed by the server's receipt key "
         "that the root's manifest names: a kiosk marks a record synced only on this"
     )
+    padding: str = Field(default="", description="fills the answer to its size bucket (ignored)")
 
 
 class ErrorBody(BaseModel):

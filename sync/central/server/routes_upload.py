@@ -99,12 +99,14 @@ def ingest(ctx: ServerContext, request: Request, body: bytes) -> dict[str, Any]:
         key=ctx.authority.receipt_key,
     )
     report_head(ctx, request, kiosk_id)
-    return {
-        "batch_id": batch.batch_id,
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "receipt": receipt,
-    }
+    return protocol.pad_answer(
+        {
+            "batch_id": batch.batch_id,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "receipt": receipt,
+        }
+    )
 
 
 batch_schema = Batch.model_json_schema(ref_template="#/components/schemas/{model}")
