@@ -319,7 +319,7 @@ def cmd_open_records(args) -> int:
     import time
 
     from sync.central.committee.reading import committee_keys, open_records
-    from sync.central.keyring import tag_keys
+    from sync.central.keyring import audit_hash_key, tag_keys
 
     pass_id = None
     if args.pass_id:
@@ -340,6 +340,7 @@ def cmd_open_records(args) -> int:
             to_ts=_ts(args.end),
             pass_id=pass_id,
             tag_keys=tag_keys(Path(args.keys)),
+            hash_key=audit_hash_key(Path(args.keys)),
             now=time.time(),
         )
     finally:
@@ -351,6 +352,13 @@ def cmd_open_records(args) -> int:
         f"shown, {reading.unopenable} sealed to keys no longer held",
         file=sys.stderr,
     )
+    if reading.unsearched:
+        print(
+            f"{reading.unsearched} records in the window carry no search tag and could not be searched "
+            "for this pass (kiosks that had no tag keys then); open the window without --pass-id to "
+            "read them",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -382,7 +390,7 @@ def cmd_trace(args) -> int:
 
     from sync.central.committee.reading import committee_keys
     from sync.central.committee.trace import trace
-    from sync.central.keyring import tag_keys
+    from sync.central.keyring import audit_hash_key, tag_keys
 
     pass_id = _pass_id(args.pass_id)
     if pass_id is None:
@@ -402,6 +410,7 @@ def cmd_trace(args) -> int:
             overlap_s=args.overlap * 60,
             raise_level=args.raise_risk,
             risk_days=args.risk_days,
+            hash_key=audit_hash_key(Path(args.keys)),
             now=time.time(),
         )
     finally:
@@ -647,10 +656,16 @@ def cmd_reads(args) -> int:
     storage = _storage(args)
     try:
         for r in storage.reads():
-            when = datetime.fromtimestamp(r["read_at"], UTC).isoformat(timespec="seconds")
+
+            def iso(ts):
+                return (
+                    datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts is not None else "-"
+                )
+
             print(
-                f"{r['read_id']}  {when}  {r['reader']}  case {r['case_id']}  "
-                f"kiosk {r['kiosk_id'] or 'all'}  {r['records']} records"
+                f"{r['read_id']}  {iso(r['read_at'])}  {r.get('kind', 'read'):5s}  {r['reader']}  "
+                f"case {r['case_id']}  kiosk {r['kiosk_id'] or 'all'}  window {iso(r['from_ts'])} to "
+                f"{iso(r['to_ts'])}  {r['records']} records"
             )
     finally:
         storage.close()

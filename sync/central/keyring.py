@@ -241,6 +241,22 @@ def private_keys_in(folder: Path) -> list[Path]:
     return found
 
 
+AUDIT_HASH_KEY = "audit-hash.key"  # the committee's key for naming opened records in the log
+
+
+def audit_hash_key(keys_dir: Path) -> bytes:
+    """The committee's secret for the keyed hashes the audit log names opened records by
+    (made on first use, 0600, beside the period keys; it never goes to the server)."""
+    path = Path(keys_dir) / AUDIT_HASH_KEY
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+        return path.read_bytes()
+
+
 def period_private_keys(keys_dir: Path) -> dict:
     """kid -> X25519 private key for every period key still held."""
     from kiosk.core.keys import load_x25519_private

@@ -627,6 +627,7 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
             "from_ts": 0,
             "to_ts": 1000,
             "records": 5,
+            "kind": "read",
         }
     ]
     with pytest.raises(AuditError, match="cannot reach outside"):

@@ -211,12 +211,17 @@ def authorise_read(
     from_ts: float | None,
     to_ts: float | None,
     detail: dict,
-    count,
+    count=None,
+    touched=None,
+    hash_key: bytes | None = None,
     now: float,
 ) -> tuple[State, Case, float, float]:
     """Before any record is opened: an active member, an approved, open case, a window inside
     the case's (the case's own when none is asked), and the read logged with how many
-    records it opens (``count(start, end)``). Returns (state, case, from, to)."""
+    records it opens (``count(start, end)``), or, given ``touched(start, end)`` (the rows it
+    will open), with the kiosks they come from and their record ids as keyed hashes under
+    ``hash_key`` (the committee's: the server cannot tell which of its records were opened).
+    Returns (state, case, from, to)."""
     state = state_of(storage)
     state.active_member(key)
     case = state.usable_case(case_id)
@@ -227,14 +232,25 @@ def authorise_read(
         raise AuditError(
             f"case {case_id!r} covers {_iso(case_from)} to {_iso(case_to)}: a read cannot reach outside it"
         )
-    _append(
-        storage,
-        action=action,
-        now=now,
-        key=key,
-        detail={"case": case_id, "from": start, "to": end, **detail, "records": count(start, end)},
-    )
+    logged = {"case": case_id, "from": start, "to": end, **detail}
+    if touched is not None:
+        rows = list(touched(start, end))
+        logged["records"] = len(rows)
+        logged["kiosks"] = sorted({r["kiosk_id"] for r in rows})
+        if hash_key is not None:
+            logged["opened"] = sorted(opened_hash(hash_key, r["record_id"]) for r in rows)
+    else:
+        logged["records"] = count(start, end) if count is not None else 0
+    _append(storage, action=action, now=now, key=key, detail=logged)
     return state, case, start, end
+
+
+def opened_hash(hash_key: bytes, record_id: str) -> str:
+    """A record id as the audit log names it: a keyed hash only the committee can match."""
+    import hashlib
+    import hmac
+
+    return hmac.new(hash_key, record_id.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def case_holds(storage) -> list[tuple[float, float]]:

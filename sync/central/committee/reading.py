@@ -22,6 +22,7 @@ class Reading:
     read_id: int
     records: list[dict]  # opened: when, where, which pass, at what level, what was decided
     unopenable: int  # sealed to a key not held (or damaged)
+    unsearched: int = 0  # with a pass id: records in the window carrying no search tag
 
 
 def committee_keys(keys_dir: Path) -> dict:
@@ -50,6 +51,7 @@ def open_records(
     to_ts: float | None = None,
     pass_id: bytes | None = None,
     tag_keys: dict | None = None,
+    hash_key: bytes | None = None,
     now: float,
 ) -> Reading:
     """Open the records of an approved, open case's window (or a part of it), after logging
@@ -81,7 +83,8 @@ def open_records(
         to_ts=to_ts,
         detail=filters,
         now=now,
-        count=lambda a, b: len(select(a, b)),
+        touched=select,
+        hash_key=hash_key,
     )
     rows = select(start, end)
     reader = state.active_member(member_key).name
@@ -103,7 +106,8 @@ def open_records(
         if pass_id is not None and content["pass_id"] != pass_id:
             continue
         opened.append(_shown(row, content))
-    return Reading(read_id, opened, unopenable)
+    unsearched = storage.untagged_between(start, end) if filters["by_tag"] else 0
+    return Reading(read_id, opened, unopenable, unsearched)
 
 
 def _open(row: dict, keys: dict) -> dict | None:

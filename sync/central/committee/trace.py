@@ -91,6 +91,7 @@ def trace(
     overlap_s: float = 1800,
     raise_level: int | None = None,
     risk_days: float = 14,
+    hash_key: bytes | None = None,
     now: float,
 ) -> TraceResult:
     """``sealing_keys``: kid -> committee private key; ``tag_keys``: valid_from ->
@@ -125,8 +126,19 @@ def trace(
         from_ts=start,
         to_ts=end,
         detail={"pass_ref": pass_ref(pass_id), "overlap_s": overlap_s, "raise_level": raise_level},
-        count=lambda a, b: len(around),
+        touched=lambda a, b: list(around.values()),
+        hash_key=hash_key,
         now=now,
+    )
+    storage.log_read(
+        reader=state.active_member(member_key).name,
+        case_id=case_id,
+        kiosk_id=None,
+        from_ts=start,
+        to_ts=end,
+        records=len(around),
+        now=now,
+        kind="trace",
     )
 
     opened = {rid: _open(r, sealing_keys) for rid, r in around.items()}

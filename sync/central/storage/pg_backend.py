@@ -140,6 +140,7 @@ MIGRATIONS = [
     );
     CREATE INDEX risk_statements_changed ON risk_statements (changed);
     ALTER TABLE tag_keys ADD COLUMN doc TEXT;
+    ALTER TABLE reads ADD COLUMN kind TEXT NOT NULL DEFAULT 'read';  -- read, or trace
     CREATE TABLE audit_witness (
         kiosk_id TEXT PRIMARY KEY REFERENCES kiosks (kiosk_id),
         seq BIGINT NOT NULL,
@@ -514,11 +515,12 @@ class PgStorage(SqlQueries):
         to_ts: float | None,
         records: int,
         now: float,
+        kind: str = "read",
     ) -> int:
         return self._q(
-            "INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING read_id",
-            [now, reader, case_id, kiosk_id, from_ts, to_ts, records],
+            "INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records, kind) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING read_id",
+            [now, reader, case_id, kiosk_id, from_ts, to_ts, records, kind],
         )[0][0]
 
     def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:

@@ -135,6 +135,7 @@ MIGRATIONS = [
     );
     CREATE INDEX risk_statements_changed ON risk_statements (changed);
     ALTER TABLE tag_keys ADD COLUMN doc TEXT;
+    ALTER TABLE reads ADD COLUMN kind TEXT NOT NULL DEFAULT 'read';  -- read, or trace
     CREATE TABLE audit_witness (
         kiosk_id TEXT PRIMARY KEY REFERENCES kiosks (kiosk_id),
         seq INTEGER NOT NULL,
@@ -362,13 +363,14 @@ class SqliteStorage(SqlQueries):
         to_ts: float | None,
         records: int,
         now: float,
+        kind: str = "read",
     ) -> int:
         with self._lock, self.db.conn:
             return (
                 self.db.execute(
-                    "INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [now, reader, case_id, kiosk_id, from_ts, to_ts, records],
+                    "INSERT INTO reads (read_at, reader, case_id, kiosk_id, from_ts, to_ts, records, kind) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [now, reader, case_id, kiosk_id, from_ts, to_ts, records, kind],
                 ).lastrowid
                 or 0
             )

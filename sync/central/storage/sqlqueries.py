@@ -91,7 +91,7 @@ class SqlQueries:
         ]
 
     def reads(self) -> list[dict[str, Any]]:
-        keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records")
+        keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records", "kind")
         return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
 
     def audit_entries(self) -> list[tuple[str, str, str | None]]:

@@ -167,6 +167,7 @@ def test_trace_finds_exactly_the_passes_present_within_the_overlap(world):
         member_key=world["a"],
         case_id="OB-1",
         pass_id=pid("P"),
+        hash_key=b"k" * 32,
         now=NOW,
     )
     kiosks = world["kiosks"]
@@ -178,6 +179,17 @@ def test_trace_finds_exactly_the_passes_present_within_the_overlap(world):
     assert r.untagged == 0
     last = json.loads(s.audit_entries()[-1][0])
     assert last["action"] == "trace" and last["detail"]["records"] == 5
+    # Every opening accounted for: the kiosks and the records it opened (keyed hashes only the
+    # committee can match), and the trace in the reads log with its window and count.
+    from sync.central.committee.members import opened_hash
+
+    assert last["detail"]["kiosks"] == sorted({kiosks["A"][0], kiosks["B"][0]})
+    opened_ids = s._q("SELECT record_id FROM records")
+    hashes = {opened_hash(b"k" * 32, rid) for (rid,) in opened_ids}
+    assert len(last["detail"]["opened"]) == 5 and set(last["detail"]["opened"]) <= hashes
+    assert not any(rid in json.dumps(last) for (rid,) in opened_ids)  # no record id in clear
+    read = s.reads()[-1]
+    assert (read["kind"], read["records"], read["case_id"]) == ("trace", 5, "OB-1")
 
 
 def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_expires(world):
@@ -280,6 +292,7 @@ def test_open_records_for_one_pass_opens_only_that_pass_by_its_tags(world):
         now=NOW,
     )
     assert [r["pass_id"] for r in reading.records] == [pid("P").hex()] * 2
+    assert reading.unsearched == 0  # every record in the window carries a tag here
     last = json.loads(s.audit_entries()[-1][0])
     assert last["detail"]["by_tag"] is True and last["detail"]["records"] == 2  # nobody else's
 
