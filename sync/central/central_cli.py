@@ -663,9 +663,9 @@ def cmd_reads(args) -> int:
                 )
 
             print(
-                f"{r['read_id']}  {iso(r['read_at'])}  {r.get('kind', 'read'):5s}  {r['reader']}  "
-                f"case {r['case_id']}  kiosk {r['kiosk_id'] or 'all'}  window {iso(r['from_ts'])} to "
-                f"{iso(r['to_ts'])}  {r['records']} records"
+                f"{r['read_id']}  {iso(r['read_at'])}  {r['reader']}  case {r['case_id']}  "
+                f"kiosk {r['kiosk_id'] or 'all'}  {r['records']} records  ({r.get('kind', 'read')}, "
+                f"window {iso(r['from_ts'])} to {iso(r['to_ts'])})"
             )
     finally:
         storage.close()
