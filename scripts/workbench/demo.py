@@ -209,6 +209,12 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
     say = lambda *a: print(*a, file=out, flush=True)  # noqa: E731
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     work.mkdir(parents=True, exist_ok=True)
+
+    def shown(path: Path) -> str:
+        """A path as the demo prints it: in full when kept, else within the temporary folder
+        (which is gone when the demo ends, so a full path would point nowhere)."""
+        return str(path) if keep else f"<demo folder>/{path.relative_to(work)}"
+
     try:
         keys_dir = work / "authority"
         if not (keys_dir / ISSUER_PUB).exists():
@@ -218,7 +224,7 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
             if keep
             else "kiosk demo: working in a temporary folder, removed at the end (--keep DIR keeps it)"
         )
-        say(f"  authority keys made in {keys_dir} (root, issuer, sealing, and the server's two)")
+        say(f"  authority keys made in {shown(keys_dir)} (root, issuer, sealing, and the server's two)")
         samples = make_samples(keys_dir, now=datetime.now(UTC))
         frames, script = make_frames(samples)
         say(
@@ -261,7 +267,7 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
             f"repeats {totals.repeats}, decoder errors {totals.decoder_errors}"
         )
         say(
-            f"store: {stats['records']} sealed records in {work / 'kiosk.db'}, "
+            f"store: {stats['records']} sealed records in {shown(work / 'kiosk.db')}, "
             f"{stats['invalid_scans']} invalid scans counted (their text not kept)"
         )
         committee = load_x25519_private(keys_dir / SEALING_KEY)
@@ -285,6 +291,7 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
         if server:
             ok = (
                 demo_sync(
+                    shown=shown,
                     work=work,
                     keys_dir=keys_dir,
                     store=store,
@@ -305,15 +312,15 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, say, clock) -> bool:
+def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, say, clock, shown=str) -> bool:
     central = work / "central"
     say("central server:")
     # The server gets its two online keys and public files only: never the root's, the
     # issuer's or the committee's private keys.
     server_keys = server_keys_folder(keys_dir, work / "server-keys")
     with LocalServer(central, server_keys) as server:
-        say(f"  kiosk-central serve on {server.url} (data {central}, OpenAPI at {server.url}/docs)")
-        say(f"  its keys folder {server_keys} holds no private root, issuer or committee key")
+        say(f"  kiosk-central serve on {server.url} (data {shown(central)}, OpenAPI at {server.url}/docs)")
+        say(f"  its keys folder {shown(server_keys)} holds no private root, issuer or committee key")
         device_key = Ed25519PrivateKey.generate()
         write_private(work / "device.key", device_key)
         raw = raw_public(device_key.public_key())

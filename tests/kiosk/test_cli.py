@@ -532,3 +532,10 @@ def server_ids_of(data, kiosk_id):
         return s.record_ids(kiosk_id)
     finally:
         s.close()
+
+
+def test_the_demo_without_keep_prints_no_folder_it_then_deletes(tmp_path):
+    p = run("kiosk", "demo", "--no-server", timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert p.stdout.rstrip().endswith("demo OK")
+    assert str(tmp_path) not in p.stdout and "<demo folder>/" in p.stdout
+    assert list(tmp_path.iterdir()) == []  # and it is gone
