@@ -81,6 +81,21 @@ def verify_request(
         return False
 
 
+# What an upload carries of each stored record (the rest of a row never leaves the kiosk).
+RECORD_FIELDS = (
+    "record_id",
+    "seq",
+    "epoch",
+    "captured_at",
+    "clock_synced",
+    "retention",
+    "delete_after",
+    "seal_kid",
+    "sealed",
+    "seal_fallback",
+    "tag",
+)
+
 # Sizes on the wire say nothing of how many check-ins a batch holds: an upload is padded to
 # the next size bucket (16 KiB, then doubling), and so is the server's answer to it.
 MIN_BUCKET = 16 * 1024

@@ -227,25 +227,7 @@ class Uploader:
         batch_id = str(uuid.uuid4())
         body = protocol.encode_batch(
             batch_id,
-            [
-                {
-                    k: r[k]
-                    for k in (
-                        "record_id",
-                        "seq",
-                        "epoch",
-                        "captured_at",
-                        "clock_synced",
-                        "retention",
-                        "delete_after",
-                        "seal_kid",
-                        "sealed",
-                        "seal_fallback",
-                        "tag",
-                    )
-                }
-                for r in records
-            ],
+            [{k: r[k] for k in protocol.RECORD_FIELDS} for r in records],
         )
         resp = self._request(
             "POST",

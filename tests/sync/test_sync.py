@@ -722,25 +722,7 @@ def test_upload_sizes_on_the_wire_do_not_give_the_number_of_check_ins(
         records = store.pending(100)
         body = protocol.encode_batch(
             str(uuid.uuid4()),
-            [
-                {
-                    k: r[k]
-                    for k in (
-                        "record_id",
-                        "seq",
-                        "epoch",
-                        "captured_at",
-                        "clock_synced",
-                        "retention",
-                        "delete_after",
-                        "seal_kid",
-                        "sealed",
-                        "seal_fallback",
-                        "tag",
-                    )
-                }
-                for r in records
-            ],
+            [{k: r[k] for k in protocol.RECORD_FIELDS} for r in records],
         )
         answer = post(central.url, device_key, kiosk_id, body, headers={"Accept-Encoding": "identity"})
         assert answer.status_code == 200 and len(answer.json()["accepted"]) == n
