@@ -428,8 +428,7 @@ class Uploader:
         first = None
         if not self.receipt_keys() and self.root_key is not None:
             try:  # receipts are checked with the manifest's key: fetch it first
-                first = self.fetch_bundle()
-                self._receipt_keys = None
+                first = self.fetch_bundle()  # (it keeps the new manifest's receipt keys)
             except (TransientError, SetupError):
                 pass
         try:

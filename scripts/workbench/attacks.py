@@ -57,6 +57,7 @@ class World:
         rotate(self.keys, now=self.now, ahead_periods=7)
         admin = with_storage(server.data_dir)
         self.device = Ed25519PrivateKey.generate()
+        self.up: Any = None  # the kiosk's uploader, made once its store exists
         self.kid = admin.register_kiosk(
             venue="Market", public_key=raw_public(self.device.public_key()), now=0
         )
@@ -81,7 +82,7 @@ class World:
         assert self.up.round().ok
 
     def periods(self) -> Any:
-        held = self.up._held_bundle() if hasattr(self, "up") else None
+        held = self.up._held_bundle() if self.up is not None else None
         return held.sealing_periods if held else ()
 
     def uploader(self, url: str) -> Any:

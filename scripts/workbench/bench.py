@@ -522,7 +522,8 @@ def main(argv=None) -> int:
         trusted = trusted_issuers([keys / ISSUER_PUB])
         sealing = SealingKey.of(load_x25519_public(keys / SEALING_PUB))
         passes = [issue_pass(keys, risk=i % 3)[0] for i in range(200)]
-        if args.only_backends:
+
+        def server_backends() -> None:
             from workbench.bench_central import bench_server_backends
 
             bench_server_backends(
@@ -534,6 +535,9 @@ def main(argv=None) -> int:
                 preload={"sqlite": args.backend_preload, "postgresql": args.pg_preload},
                 backends=args.backends.split(","),
             )
+
+        if args.only_backends:
+            server_backends()
             return 0
         print("decoding", flush=True)
         bench_decode_rates(t)
@@ -566,17 +570,7 @@ def main(argv=None) -> int:
                 bench_trace(t, work, records=args.trace_records)
             if args.backend_preload:
                 print("central server: SQLite and PostgreSQL", flush=True)
-                from workbench.bench_central import bench_server_backends
-
-                bench_server_backends(
-                    t,
-                    work,
-                    keys,
-                    kiosks=args.backend_kiosks,
-                    batches=args.backend_batches,
-                    preload={"sqlite": args.backend_preload, "postgresql": args.pg_preload},
-                    backends=args.backends.split(","),
-                )
+                server_backends()
     return 0
 
 

@@ -211,16 +211,15 @@ def authorise_read(
     from_ts: float | None,
     to_ts: float | None,
     detail: dict,
-    count=None,
-    touched=None,
+    touched,
     hash_key: bytes | None = None,
     now: float,
 ) -> tuple[State, Case, float, float]:
     """Before any record is opened: an active member, an approved, open case, a window inside
-    the case's (the case's own when none is asked), and the read logged with how many
-    records it opens (``count(start, end)``), or, given ``touched(start, end)`` (the rows it
-    will open), with the kiosks they come from and their record ids as keyed hashes under
-    ``hash_key`` (the committee's: the server cannot tell which of its records were opened).
+    the case's (the case's own when none is asked), and the read logged with the rows it
+    will open (``touched(start, end)``): how many, the kiosks they come from and, with
+    ``hash_key``, their record ids as keyed hashes (the committee's: the server cannot tell
+    which of its records were opened).
     Returns (state, case, from, to)."""
     state = state_of(storage)
     state.active_member(key)
@@ -232,15 +231,11 @@ def authorise_read(
         raise AuditError(
             f"case {case_id!r} covers {_iso(case_from)} to {_iso(case_to)}: a read cannot reach outside it"
         )
-    logged = {"case": case_id, "from": start, "to": end, **detail}
-    if touched is not None:
-        rows = list(touched(start, end))
-        logged["records"] = len(rows)
-        logged["kiosks"] = sorted({r["kiosk_id"] for r in rows})
-        if hash_key is not None:
-            logged["opened"] = sorted(opened_hash(hash_key, r["record_id"]) for r in rows)
-    else:
-        logged["records"] = count(start, end) if count is not None else 0
+    rows = list(touched(start, end))
+    logged = {"case": case_id, "from": start, "to": end, **detail, "records": len(rows)}
+    logged["kiosks"] = sorted({r["kiosk_id"] for r in rows})
+    if hash_key is not None:
+        logged["opened"] = sorted(opened_hash(hash_key, r["record_id"]) for r in rows)
     _append(storage, action=action, now=now, key=key, detail=logged)
     return state, case, start, end
 

@@ -58,7 +58,7 @@ def test_a_case_needs_a_second_member_and_reads_stay_in_its_window(board):
             case_id=kw.pop("case", "OB-7"),
             action="read",
             detail={},
-            count=lambda x, y: 0,
+            touched=lambda x, y: [],
             now=8,
             **kw,
         )
@@ -77,7 +77,7 @@ def test_a_case_needs_a_second_member_and_reads_stay_in_its_window(board):
             case_id="OB-7",
             action="read",
             detail={},
-            count=lambda x, y: 0,
+            touched=lambda x, y: [],
             from_ts=None,
             to_ts=None,
             now=9,
