@@ -36,11 +36,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.core.decision import Decision, Policy, RiskList, decide
 from kiosk.core.reasons import Outcome, Reason
+from kiosk.core.sealkeys import NoSealingKey
 from kiosk.errors import CameraGone, StoreFailing
 
 log = logging.getLogger(__name__)
 
-STORE_ERRORS = (sqlite3.Error, OSError)
+STORE_ERRORS = (sqlite3.Error, OSError, NoSealingKey)
 __all__ = [
     "KioskApp",
     "Trust",
@@ -107,6 +108,8 @@ class Retry:
 
 
 def _store_hint(error: BaseException) -> str:
+    if isinstance(error, NoSealingKey):
+        return "nothing to seal records to: install the sealing periods or sync; see `kiosk doctor`"
     text = str(error).lower()
     if "full" in text or getattr(error, "errno", None) == 28:
         return "the disk is full: free space on the SD card"
@@ -224,7 +227,8 @@ class KioskApp:
             log.error(
                 "cannot record check-ins: %s (%s); showing amber and retrying", error, _store_hint(error)
             )
-            self._status("NOT RECORDING: database write failed; see `kiosk doctor`")
+            cause = "no sealing key" if isinstance(error, NoSealingKey) else "database write failed"
+            self._status(f"NOT RECORDING: {cause}; see `kiosk doctor`")
 
     def _store_recovered(self, now_m: float) -> None:
         if self._store_failing_since is not None:

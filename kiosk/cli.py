@@ -125,15 +125,23 @@ def cmd_scan(args) -> int:
 def cmd_purge(args) -> int:
     _without_numpy()
     from kiosk.compose import open_store
+    from kiosk.store.sqlitedb import purge_moved_aside
 
     cfg = _load_config(args.config)
+    now = time.time()
     store = open_store(cfg)
     try:
-        n = store.purge(now=time.time())
+        n = store.purge(now=now)
+        pruned = store.prune_bundle(now=now, bundle_file=Path(cfg.kiosk.bundle_file))
     finally:
         store.close()
+    aside = purge_moved_aside(cfg.kiosk.database, now=now, after_days=cfg.retention.significant_days)
     log.info("purge: %d records past their retention (or synced) deleted", n)
     print(f"purged {n} records")
+    if aside:
+        print(f"deleted {len(aside)} damaged database(s) moved aside, past the longest retention")
+    if pruned:
+        print("dropped the search-tag keys of days already over from the stored bundle")
     return 0
 
 

@@ -21,11 +21,9 @@ from kiosk.core.keys import (
     KeyFileError,
     load_ed25519_public,
     load_x25519_private,
-    load_x25519_public,
     trusted_issuers,
 )
-from kiosk.core.seal import SealingKey
-from kiosk.core.sealkeys import Sealer, Tagger
+from kiosk.core.sealkeys import PeriodKey, Sealer, Tagger
 from kiosk.store.checkins import (
     BUNDLE_COPY,
     BUNDLE_FLOOR,
@@ -51,11 +49,25 @@ def load_trust(cfg: Config) -> Trust:
     return Trust(issuers=issuers, policy=policy_of(cfg))
 
 
-def load_sealing(cfg: Config) -> SealingKey:
+def installed_periods(cfg: Config) -> tuple[PeriodKey, ...]:
+    """The sealing schedule installed with the kiosk ([keys] sealing_periods: the committee's
+    sealing-periods.json, public halves only); () when none is configured."""
+    import json
+
+    if not cfg.keys.sealing_periods:
+        return ()
+    path = Path(cfg.keys.sealing_periods)
     try:
-        return SealingKey.of(load_x25519_public(cfg.keys.sealing_key))
-    except KeyFileError as e:
-        raise ConfigError(f"[keys] sealing_key: {e}") from None
+        entries = json.loads(path.read_text(encoding="utf-8"))["periods"]
+        return tuple(
+            PeriodKey.from_wire({k: v for k, v in e.items() if k != "destroyed_at"}) for e in entries
+        )
+    except OSError as e:
+        raise ConfigError(f"[keys] sealing_periods: {path}: cannot read ({e.strerror})") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(
+            f"[keys] sealing_periods: {path}: not the committee's sealing-periods.json ({e})"
+        ) from None
 
 
 def retention_of(cfg: Config) -> Retention:
@@ -70,8 +82,12 @@ def retention_of(cfg: Config) -> Retention:
 
 def open_store(cfg: Config, *, periods=None) -> CheckinStore:
     """The kiosk's store. Records are sealed to the period key of their capture time and
-    class from ``periods()`` (the verified bundle's), else to [keys] sealing_key."""
-    sealer = Sealer(fallback=load_sealing(cfg), periods=periods or tuple)
+    class from ``periods()`` (the verified bundle's), else from the schedule installed with
+    the kiosk; never to a static key (every key here is destroyed when its retention ends).
+    With no period key at all, nothing is recorded: the door shows amber (see staff)."""
+    installed = installed_periods(cfg)
+    sealer = Sealer(fallback=None, periods=periods or (lambda: installed))
+    sealer.installed = installed
     return CheckinStore.open(
         Path(cfg.kiosk.database),
         sealing=sealer,
@@ -96,7 +112,12 @@ def follow_bundle_keys(store: CheckinStore, provider: TrustProvider) -> None:
     """Seal with the period keys of whatever bundle the provider holds (it re-verifies the
     bundle file when it changes)."""
     if isinstance(store.sealing, Sealer):
-        store.sealing.periods = lambda: provider.bundle.sealing_periods if provider.bundle else ()
+        installed = store.sealing.installed
+        store.sealing.periods = lambda: (
+            provider.bundle.sealing_periods
+            if provider.bundle and provider.bundle.sealing_periods
+            else installed
+        )
     if store.tagger is not None:
         store.tagger.sealed_keys = lambda: provider.bundle.tag_keys if provider.bundle else ()
 

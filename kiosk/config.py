@@ -46,7 +46,10 @@ class KioskSection:
 @dataclass(frozen=True)
 class KeysSection:
     issuer_keys: list = opt()  # list of issuer public key files (PEM)
-    sealing_key: str = opt(path=True)  # the committee's sealing public key (PEM, X25519)
+    # The committee's sealing schedule as installed (its sealing-periods.json: public halves
+    # only): what records are sealed to until the first verified bundle brings newer periods.
+    sealing_periods: str = opt("", path=True)
+    sealing_key: str = opt("", path=True)  # no longer used: never a static key (doctor warns)
     root_key: str = opt("", path=True)  # the authority's offline root key, pinned: trusts bundles
     bundle_key: str = opt("", path=True)  # no longer used (the root's manifest names the server's keys)
     device_key: str = opt("", path=True)  # this kiosk's Ed25519 key; "" = beside the database
@@ -142,6 +145,8 @@ class SyncSection:
     backoff_max_s: float = opt(300.0, min=0.01, max=86_400)
     ca_bundle: str = opt("", path=True)  # a private CA for the server's TLS certificate
     verify_tls: bool = opt(True)
+    # Days of search-tag keys the kiosk holds ahead (its offline margin); none of a past day.
+    key_margin_days: int = opt(7, min=1, max=56)
 
 
 @dataclass(frozen=True)
@@ -279,7 +284,7 @@ def load(path: str | Path, *, check_files: bool = True) -> Config:
     if check_files:
         for where, p in [
             *(("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys),
-            ("[keys] sealing_key", cfg.keys.sealing_key),
+            ("[keys] sealing_periods", cfg.keys.sealing_periods),
             ("[keys] root_key", cfg.keys.root_key),
         ]:
             if p:

@@ -75,7 +75,8 @@ def _can_read_as(path: Path, user: pwd.struct_passwd) -> bool:
 
 def check_key_files(cfg: Config) -> Check:
     files = [("[keys] issuer_keys", p) for p in cfg.keys.issuer_keys]
-    files += [("[keys] sealing_key", cfg.keys.sealing_key)]
+    if cfg.keys.sealing_periods:
+        files.append(("[keys] sealing_periods", cfg.keys.sealing_periods))
     if cfg.keys.root_key:
         files.append(("[keys] root_key", cfg.keys.root_key))
     if cfg.sync.server_url:
@@ -110,14 +111,12 @@ def check_key_files(cfg: Config) -> Check:
 
 
 def check_keys(cfg: Config) -> list[Check]:
-    from kiosk.compose import load_root_key, load_sealing, load_trust
+    from kiosk.compose import load_root_key, load_trust
 
     out = [check_key_files(cfg)]
     try:
         trust = load_trust(cfg)
         out.append(Check("keys", "ok", f"{len(trust.issuers)} issuer key(s) trusted"))
-        sealing = load_sealing(cfg)
-        out.append(Check("sealing", "ok", f"records sealed to committee key {sealing.kid}"))
         if load_root_key(cfg):
             out.append(Check("root key", "ok", "pinned: bundles and receipts are trusted through it"))
         else:
@@ -282,7 +281,8 @@ def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
         out.append(Check("last sync", "ok", "offline kiosk ([sync] server_url not set)"))
     bundle_check, bundle = check_bundle(cfg, store, now)
     out.append(bundle_check)
-    out.append(check_sealing(bundle, store, now))
+    out.append(check_sealing(bundle, store, now, cfg=cfg))
+    out.append(check_tag_keys(bundle, store, now, cfg=cfg))
     out.append(
         Check(
             "secure del",
@@ -294,22 +294,31 @@ def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
 
 
 BAD_RECEIPTS_FAIL = 3  # upload answers in a row without a verifiable receipt
-COVERAGE_WARN_S = 14 * 86_400
 
 
-def check_sealing(bundle, store, now: float) -> Check:
-    """How far ahead the per-period sealing keys cover this kiosk (crypto-shredding)."""
+def check_sealing(bundle, store, now: float, *, cfg: Config) -> Check:
+    """How far ahead the per-period sealing keys cover this kiosk (crypto-shredding): those
+    of the verified bundle, else the schedule installed with the kiosk. Without any, nothing
+    is recorded (amber at the door): a FAIL; ending within the offline margin: a warning."""
+    from kiosk.compose import installed_periods
     from kiosk.core.sealkeys import covered_until
 
-    periods = bundle.sealing_periods if bundle else ()
+    try:
+        installed = installed_periods(cfg)
+    except ConfigError as e:
+        return Check("key periods", "FAIL", str(e))
+    periods = bundle.sealing_periods if bundle and bundle.sealing_periods else installed
+    source = "the bundle's" if bundle and bundle.sealing_periods else "the installed schedule's"
     fallback = store.stats()["seal_fallback"]
     marked = f"; {fallback} records sealed to a fallback key" if fallback else ""
+    obsolete = "; [keys] sealing_key is no longer used (never a static key)" if cfg.keys.sealing_key else ""
     if not periods:
         return Check(
             "key periods",
-            "warn",
-            "no per-period sealing keys in the bundle: records "
-            "are sealed to [keys] sealing_key, which is never retired" + marked,
+            "FAIL",
+            "no sealing period keys: nothing can be recorded (the door shows amber); install the "
+            'committee\'s sealing-periods.json ([keys] sealing_periods = "keys/sealing-periods.json") '
+            "or run `kiosk sync`" + obsolete,
         )
     until = covered_until(periods, now)
     if until is None:
@@ -317,13 +326,46 @@ def check_sealing(bundle, store, now: float) -> Check:
             "key periods",
             "FAIL",
             "no sealing key covers now: records are sealed to the "
-            "newest key held and marked; sync to fetch new keys" + marked,
+            "newest key held and marked; sync to fetch new keys" + marked + obsolete,
         )
     day = time.strftime("%Y-%m-%d", time.gmtime(until))
+    margin = cfg.sync.key_margin_days * 86_400
     return Check(
         "key periods",
-        "ok" if until - now >= COVERAGE_WARN_S else "warn",
-        f"sealing keys cover until {day} ({_age(until - now)} ahead){marked}",
+        "ok" if until - now >= margin and not obsolete else "warn",
+        f"{source} sealing keys cover until {day} ({_age(until - now)} ahead"
+        + (f", within the {cfg.sync.key_margin_days}-day margin: sync" if until - now < margin else "")
+        + f"){marked}{obsolete}",
+    )
+
+
+def check_tag_keys(bundle, store, now: float, *, cfg: Config) -> Check:
+    """Whether today's check-ins carry a search tag (the committee's trace finds a pass's
+    visits by it): the kiosk's tag keys from its bundle, now and for its offline margin."""
+    registered = bool(cfg.sync.server_url and cfg.sync.kiosk_id)
+    keys = sorted(bundle.tag_keys, key=lambda k: k.valid_from) if bundle else []
+    end = now
+    for k in keys:
+        if k.valid_from <= end < k.valid_to:
+            end = k.valid_to
+    untagged = store.stats().get("untagged", 0)
+    held = f"; {untagged} records held without a tag" if untagged else ""
+    if end == now:
+        return Check(
+            "tag keys",
+            "FAIL" if registered else "warn",
+            "no search-tag key for today: check-ins carry no tag and a trace cannot find them; "
+            "the authority seals them (`kiosk-central register-kiosk --keys DIR` or `keys rotate --data`), "
+            "then `kiosk sync`" + ("" if registered else " (an offline kiosk: none is expected)") + held,
+        )
+    margin = cfg.sync.key_margin_days * 86_400
+    day = time.strftime("%Y-%m-%d", time.gmtime(end))
+    return Check(
+        "tag keys",
+        "ok" if end - now >= margin - 86_400 else "warn",
+        f"search-tag keys until {day} ({_age(end - now)} ahead"
+        + (f", within the {cfg.sync.key_margin_days}-day margin: sync" if end - now < margin - 86_400 else "")
+        + f"); none of a past day kept{held}",
     )
 
 

@@ -39,6 +39,18 @@ UPLOAD_PATH = "/v1/batches"
 RISK_SINCE_HEADER = "X-Risk-Since"  # the risk-list version a kiosk holds: send the changes
 AUDIT_HEAD_HEADER = "X-Audit-Head"  # SEQ:HASH, the highest audit head the kiosk has seen
 BUNDLE_PATH = "/v1/bundle"
+# The days ahead of search-tag keys a kiosk wants (its offline margin): it holds no more.
+KEY_MARGIN_HEADER = "X-Key-Margin-Days"
+KEY_MARGIN_DAYS, KEY_MARGIN_MAX_DAYS = 7, 56
+
+
+def key_margin_days(text: str | None) -> int:
+    """The margin a request asks for, clamped to 1..KEY_MARGIN_MAX_DAYS (default 7)."""
+    if text and text.isascii() and text.isdigit() and len(text) < 4:
+        return min(max(int(text), 1), KEY_MARGIN_MAX_DAYS)
+    return KEY_MARGIN_DAYS
+
+
 MAX_BODY_BYTES = 4 * 1024 * 1024  # gzip bytes on the wire
 MAX_JSON_BYTES = 32 * 1024 * 1024  # after decompression (a gzip bomb stops here)
 MAX_RECORDS = 5000  # per batch

@@ -40,6 +40,7 @@ from kiosk.core.bundle import (
     BundleError,
     chain_docs,
     encode_chain,
+    prune_tag_keys,
     root_of,
     root_text,
     statement_docs,
@@ -152,8 +153,10 @@ class Uploader:
         verify: bool | str = True,
         session: requests.Session | None = None,
         clock=time.time,
+        key_margin_days: int = protocol.KEY_MARGIN_DAYS,
     ):
         self.store, self.kiosk_id, self.device_key = store, kiosk_id, device_key
+        self.key_margin_days = key_margin_days
         self.base = server_url.rstrip("/")
         self.root_key, self.bundle_file = root_key, Path(bundle_file) if bundle_file else None
         self._receipt_keys: tuple | None = None  # from the held bundle's manifest
@@ -337,7 +340,7 @@ class Uploader:
         if have and copy is not None:
             held = self._held_bundle()
             docs = chain_docs(copy.encode("ascii")) if held else []
-        headers = {}
+        headers = {protocol.KEY_MARGIN_HEADER: str(self.key_margin_days)}
         etag = self.store.get_state("bundle_etag")
         if held and etag:
             headers["If-None-Match"] = etag
@@ -384,6 +387,7 @@ class Uploader:
             or (bundle.manifest_version != held.manifest_version)
             or bundle.tag_keys != held.tag_keys
         )
+        data = prune_tag_keys(data, now)  # no key of a day already over is kept
         _write_atomically(self.bundle_file, data)
         states = {
             CARRIED: json.dumps(carried),
@@ -539,4 +543,5 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
         timeout_s=s.timeout_s,
         verify=verify,
         session=session,
+        key_margin_days=s.key_margin_days,
     )

@@ -5,16 +5,12 @@ import pytest
 from kiosk.core.keys import (
     ISSUER_KEY,
     ISSUER_PUB,
-    SEALING_KEY,
-    SEALING_PUB,
     load_ed25519_private,
-    load_x25519_private,
-    load_x25519_public,
     trusted_issuers,
 )
 from kiosk.core.passes import encode_pass
 from kiosk.core.seal import SealingKey
-from workbench.testkit import NOW, seeded_authority
+from workbench.testkit import NOW, seeded_authority, seeded_x25519
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +58,15 @@ def trusted(authority):
 
 
 @pytest.fixture(scope="session")
-def sealing(authority):
-    return SealingKey.of(load_x25519_public(authority / SEALING_PUB))
+def sealing(committee_key):
+    """A fixed sealing key handed to the store in unit tests (the kiosk itself seals only to
+    the committee's period keys: see kiosk.compose.open_store)."""
+    return SealingKey.of(committee_key.public_key())
 
 
 @pytest.fixture(scope="session")
-def committee_key(authority):
-    return load_x25519_private(authority / SEALING_KEY)
+def committee_key():
+    return seeded_x25519("test/sealing")
 
 
 @pytest.fixture(scope="session")

@@ -114,19 +114,19 @@ def sealing_kid(public_key: X25519PublicKey) -> str:
 
 def init_authority_keys(directory: Path) -> list[Path]:
     """Make the authority's key pairs in ``directory``: the offline root (signs manifests),
-    the issuer (passes), the committee's static sealing pair, and the server's two online
-    keys (freshness, receipts). Refuses to overwrite."""
+    the issuer (passes), and the server's two online keys (freshness, receipts). No static
+    sealing pair: records are sealed only to the per-period keys `keys rotate` makes, each
+    destroyed when its retention ends. Refuses to overwrite."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    names = (ROOT_KEY, ISSUER_KEY, SEALING_KEY, BUNDLE_KEY, RECEIPT_KEY)
+    names = (ROOT_KEY, ISSUER_KEY, BUNDLE_KEY, RECEIPT_KEY)
     existing = [n for n in names if (directory / n).exists()]
     if existing:
         raise KeyFileError(f"{directory / existing[0]}: already exists; not overwriting keys")
     written = []
-    pairs: tuple[tuple[str, str, Ed25519PrivateKey | X25519PrivateKey], ...] = (
+    pairs: tuple[tuple[str, str, Ed25519PrivateKey], ...] = (
         (ROOT_KEY, ROOT_PUB, Ed25519PrivateKey.generate()),
         (ISSUER_KEY, ISSUER_PUB, Ed25519PrivateKey.generate()),
-        (SEALING_KEY, SEALING_PUB, X25519PrivateKey.generate()),
         (BUNDLE_KEY, BUNDLE_PUB, Ed25519PrivateKey.generate()),
         (RECEIPT_KEY, RECEIPT_PUB, Ed25519PrivateKey.generate()),
     )

@@ -65,15 +65,21 @@ class PeriodKey:
         return key
 
 
+class NoSealingKey(LookupError):
+    """No period key at all: the record cannot be sealed, so it is not made (amber)."""
+
+
 class Sealer:
-    """The key for each record: the period key of its capture time and class; without any
-    period keys (a deployment that has not started rotating), the configured committee key.
+    """The key for each record: the period key of its capture time and class (when none
+    covers it, the newest held, and the record is marked). ``fallback``: a fixed key, for
+    tools and tests only; the kiosk passes none, so without periods nothing is recorded.
 
     ``periods`` is asked on every record (the kiosk's verified bundle can change while it
     runs); ``key_for`` returns (key, fell_back)."""
 
     def __init__(self, *, fallback: SealingKey | None, periods: Callable[[], Sequence[PeriodKey]] = tuple):
         self.fallback, self.periods = fallback, periods
+        self.installed: tuple[PeriodKey, ...] = ()  # what the kiosk was installed with
 
     @property
     def kid(self) -> str:  # what the store names when no record is made
@@ -87,7 +93,10 @@ class Sealer:
         if keys:  # none covers now: the newest held, marked
             return max(keys, key=lambda k: k.valid_to).sealing_key(), True
         if self.fallback is None:
-            raise LookupError("no sealing key at all: neither period keys nor [keys] sealing_key")
+            raise NoSealingKey(
+                "no sealing period key at all: install the committee's sealing-periods.json "
+                "([keys] sealing_periods) or run `kiosk sync`"
+            )
         return self.fallback, False
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlite_utils import Database
 
@@ -281,6 +283,32 @@ class CheckinStore:
         )
 
     # -- retention ----------------------------------------------------------------------------
+    def prune_bundle(self, *, now: float, bundle_file: Path | None) -> bool:
+        """Drop the search-tag keys of days already over from the stored bundle (its copy
+        here and its file): a kiosk keeps no key of a past day. True if anything was dropped."""
+        from kiosk.core.bundle import BundleError, prune_tag_keys
+
+        copy = self.get_state(BUNDLE_COPY)
+        if not copy:
+            return False
+        try:
+            pruned = prune_tag_keys(copy.encode("ascii"), now)
+        except (BundleError, ValueError):
+            return False  # not readable: `kiosk doctor` reports the bundle
+        if pruned == copy.encode("ascii"):
+            return False
+        if bundle_file is not None:
+            try:
+                same = bundle_file.read_bytes() == copy.encode("ascii")
+            except OSError:
+                same = False
+            if same:
+                tmp = bundle_file.with_name(bundle_file.name + ".tmp")
+                tmp.write_bytes(pruned)
+                os.replace(tmp, bundle_file)
+        self.set_state(BUNDLE_COPY, pruned.decode("ascii"))
+        return True
+
     def purge(self, *, now: float) -> int:
         """Delete records past their retention, and synced ones past the grace after the ack."""
         with self.db.conn:
@@ -319,7 +347,7 @@ class CheckinStore:
             "SELECT count(*), sum(synced_at IS NULL AND set_aside_at IS NULL), "
             "sum(synced_at IS NOT NULL), sum(set_aside_at IS NOT NULL), "
             "min(CASE WHEN synced_at IS NULL AND set_aside_at IS NULL THEN captured_at END), "
-            "sum(seal_fallback) FROM checkins"
+            "sum(seal_fallback), sum(tag IS NULL) FROM checkins"
         ).fetchone()
         invalid = self.db.execute("SELECT coalesce(sum(count), 0) FROM invalid_scans").fetchone()[0]
         return {
@@ -329,5 +357,6 @@ class CheckinStore:
             "set_aside": q[3] or 0,
             "oldest_pending_age_s": (time.time() - q[4]) if q[4] else None,
             "seal_fallback": q[5] or 0,
+            "untagged": q[6] or 0,
             "invalid_scans": invalid,
         }

@@ -203,6 +203,38 @@ def move_aside(path: Path, reason: str, *, now: float) -> MovedAside:
     return MovedAside(str(path), str(target), reason, now)
 
 
+def purge_moved_aside(path: str | Path, *, now: float, after_days: float) -> list[Path]:
+    """Delete the damaged databases moved aside from ``path`` once every record they can hold
+    is past the longest retention (``after_days`` after the move: nothing in one was captured
+    later). The file is overwritten before it is unlinked; it is not read (it is damaged).
+    Returns what was deleted."""
+    import calendar
+
+    path = Path(path)
+    gone = []
+    for aside in sorted(path.parent.glob(f"{path.name}.damaged-*")):
+        stamp = aside.name[len(path.name) + len(".damaged-") :][:16]
+        try:
+            moved_at = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            continue  # not one this module made
+        if moved_at + after_days * 86_400 > now:
+            continue
+        try:
+            size = aside.stat().st_size
+            with open(aside, "r+b") as f:
+                for _ in range(0, size, 1 << 20):
+                    f.write(os.urandom(1 << 20))
+                f.truncate(size)
+                f.flush()
+                os.fsync(f.fileno())
+            aside.unlink()
+        except FileNotFoundError:
+            continue
+        gone.append(aside)
+    return gone
+
+
 def open_checked(
     path: str | Path, *, now: float | None = None, busy_timeout_ms: int = 5000
 ) -> tuple[Database, MovedAside | None]:

@@ -29,18 +29,24 @@ from kiosk.core.decision import Policy
 from kiosk.core.keys import (
     ISSUER_PUB,
     ROOT_PUB,
-    SEALING_KEY,
-    SEALING_PUB,
     init_authority_keys,
     load_ed25519_public,
-    load_x25519_private,
     raw_public,
     trusted_issuers,
     write_private,
 )
 from kiosk.core.passes import PREFIX
 from kiosk.core.reasons import Outcome, Reason
-from sync.central.keyring import server_keys_folder
+from kiosk.core.sealkeys import Sealer
+from sync.central.committee.audit import member_id
+from sync.central.committee.custody import CustodyError, issue, unlock, wrap_document
+from sync.central.keyring import (
+    audit_hash_key,
+    period_private_keys,
+    public_periods,
+    rotate,
+    server_keys_folder,
+)
 from sync.central.storage.sqlite_backend import SqliteStorage
 from sync.uploader import Uploader
 from workbench.localserver import LocalServer
@@ -201,8 +207,8 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
     from kiosk.adapters.decoders import make_decoder
     from kiosk.adapters.signal import Signal
     from kiosk.config import SignalSection
-    from kiosk.core.keys import load_x25519_public, trusted_issuers
-    from kiosk.core.seal import SealingKey, open_sealed
+    from kiosk.core.keys import trusted_issuers
+    from kiosk.core.seal import open_sealed
     from kiosk.store.checkins import CheckinStore
 
     out = out or sys.stdout
@@ -224,7 +230,18 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
             if keep
             else "kiosk demo: working in a temporary folder, removed at the end (--keep DIR keeps it)"
         )
-        say(f"  authority keys made in {shown(keys_dir)} (root, issuer, sealing, and the server's two)")
+        say(f"  authority keys made in {shown(keys_dir)} (root, issuer, and the server's two)")
+        # The committee: two members; the key that wraps its period keys is split between
+        # them (2 of 2), so opening a record needs both.
+        alice, bob = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+        members = {member_id(k.public_key()): k.public_key() for k in (alice, bob)}
+        if wrap_document(keys_dir) is None:
+            issue(keys_dir, members, now=time.time())
+        rotate(keys_dir, now=time.time(), ahead_periods=14)
+        say(
+            "  sealing keys for 14 days (one a day per retention class), their private halves sealed "
+            "to a key split between two committee members: one alone opens nothing"
+        )
         samples = make_samples(keys_dir, now=datetime.now(UTC))
         frames, script = make_frames(samples)
         say(
@@ -238,7 +255,7 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
         store = CheckinStore.open(
             work / "kiosk.db",
             venue_id="demo-venue",
-            sealing=SealingKey.of(load_x25519_public(keys_dir / SEALING_PUB)),
+            sealing=Sealer(fallback=None, periods=lambda: public_periods(keys_dir)),
         )
         trust = Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB]), policy=Policy())
         source = ReplaySource(frames, clock)
@@ -270,11 +287,17 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
             f"store: {stats['records']} sealed records in {shown(work / 'kiosk.db')}, "
             f"{stats['invalid_scans']} invalid scans counted (their text not kept)"
         )
-        committee = load_x25519_private(keys_dir / SEALING_KEY)
-        row = store.db.execute("SELECT record_id, sealed FROM checkins ORDER BY seq LIMIT 1").fetchone()
-        opened = open_sealed(row[1], committee, record_id=row[0])
+        row = store.db.execute(
+            "SELECT record_id, sealed, seal_kid FROM checkins ORDER BY seq LIMIT 1"
+        ).fetchone()
+        try:
+            unlock(keys_dir, [alice], active=set(members))
+        except CustodyError:
+            say("  one member's key alone opens nothing (refused: two members must act together)")
+        both = unlock(keys_dir, [alice, bob], active=set(members))
+        opened = open_sealed(row[1], period_private_keys(keys_dir, both)[row[2]], record_id=row[0])
         say(
-            f"  the kiosk cannot read its records; the committee's key opens record 1: "
+            f"  the kiosk cannot read its records; two members together open record 1: "
             f"decision {opened['decision']}, level {opened['risk_level']}, venue {opened['venue']}"
         )
         expected = [s.expect for s in samples]
@@ -300,6 +323,7 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
                     frames_for=lambda s: make_frames([s], repeat_first=False)[0],
                     say=say,
                     clock=clock,
+                    members=(alice, bob),
                 )
                 and ok
             )
@@ -312,7 +336,9 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, say, clock, shown=str) -> bool:
+def demo_sync(
+    *, work: Path, keys_dir: Path, store, app, samples, frames_for, say, clock, members, shown=str
+) -> bool:
     central = work / "central"
     say("central server:")
     # The server gets its two online keys and public files only: never the root's, the
@@ -333,7 +359,7 @@ def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, sa
         from sync.central.manifests import publish
 
         now = time.time()
-        alice, bob = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+        alice, bob = members
         add_member(admin, name="Alice", public_key=alice.public_key(), key=None, now=now, bootstrap=True)
         add_member(admin, name="Bob", public_key=bob.public_key(), key=alice, now=now)
         open_case(
@@ -374,6 +400,7 @@ def demo_sync(*, work: Path, keys_dir: Path, store, app, samples, frames_for, sa
             pass_ids=[visitor.pass_id],
             level=3,
             expires_at=now + 14 * 86_400,
+            hash_key=audit_hash_key(keys_dir, now=now),
             now=now,
         )
         admin.close()

@@ -26,8 +26,6 @@ from kiosk.core.keys import (
     RECEIPT_PUB,
     ROOT_KEY,
     ROOT_PUB,
-    SEALING_KEY,
-    SEALING_PUB,
     write_private,
     write_public,
 )
@@ -62,21 +60,58 @@ def seeded_authority(directory: Path, label: str = "authority") -> Path:
     pairs: tuple[tuple[str, str, Any], ...] = (
         (ROOT_KEY, ROOT_PUB, seeded_ed25519(label + "/root")),
         (ISSUER_KEY, ISSUER_PUB, seeded_ed25519(label + "/issuer")),
-        (SEALING_KEY, SEALING_PUB, seeded_x25519(label + "/sealing")),
         (BUNDLE_KEY, BUNDLE_PUB, seeded_ed25519(label + "/bundle")),
         (RECEIPT_KEY, RECEIPT_PUB, seeded_ed25519(label + "/receipt")),
     )
     for priv_name, pub_name, key in pairs:
         write_private(directory / priv_name, key)
         write_public(directory / pub_name, key.public_key())
+    seeded_committee_keys(directory)
     return directory
+
+
+def members() -> tuple[Ed25519PrivateKey, Ed25519PrivateKey]:
+    """Alice's and Bob's member keys (the committee the tests use)."""
+    return seeded_ed25519("member/alice"), seeded_ed25519("member/bob")
+
+
+def seeded_committee_keys(keys_dir: Path, *, now: float | None = None, ahead: int = 56) -> None:
+    """What `keys share` and `keys rotate` make: the wrap key split between Alice and Bob,
+    and the per-period sealing keys (sealed to it) with their public schedule."""
+    from sync.central.committee.audit import member_id
+    from sync.central.committee.custody import issue, wrap_document
+    from sync.central.keyring import rotate
+
+    now = time.time() if now is None else now
+    if wrap_document(keys_dir) is None:
+        issue(keys_dir, {member_id(k.public_key()): k.public_key() for k in members()}, now=now)
+    rotate(keys_dir, now=now, ahead_periods=ahead)
+
+
+def unlocked(keys_dir: Path) -> Any:
+    """The wrap key rebuilt from Alice's and Bob's shares, as two members acting do."""
+    from sync.central.committee.audit import member_id
+    from sync.central.committee.custody import unlock
+
+    alice, bob = members()
+    return unlock(keys_dir, [alice, bob], active={member_id(k.public_key()) for k in (alice, bob)})
+
+
+def period_keys(keys_dir: Path) -> dict[str, Any]:
+    """kid -> private key of every period key held (for tests that open records)."""
+    from sync.central.keyring import period_private_keys
+
+    return period_private_keys(keys_dir, unlocked(keys_dir))
 
 
 def kiosk_config_text(authority: Path, db: Path, **overrides: list[str]) -> str:
     """A minimal valid kiosk config for tests, with optional raw TOML lines per section."""
     sections = {
         "kiosk": ['venue_id = "venue-test"', f'database = "{db}"'],
-        "keys": [f'issuer_keys = ["{authority / ISSUER_PUB}"]', f'sealing_key = "{authority / SEALING_PUB}"'],
+        "keys": [
+            f'issuer_keys = ["{authority / ISSUER_PUB}"]',
+            f'sealing_periods = "{authority / "sealing-periods.json"}"',
+        ],
         "signal": ['pin_factory = "mock"'],
     }
     for section, lines in overrides.items():
@@ -148,7 +183,7 @@ def committee(storage: Any, *, now: float) -> tuple[Ed25519PrivateKey, Ed25519Pr
     """Alice (the first member, as `kiosk-central init` adds her) and Bob (added by Alice)."""
     from sync.central.committee.members import add_member
 
-    alice, bob = seeded_ed25519("member/alice"), seeded_ed25519("member/bob")
+    alice, bob = members()
     add_member(storage, name="Alice", public_key=alice.public_key(), key=None, now=now, bootstrap=True)
     add_member(storage, name="Bob", public_key=bob.public_key(), key=alice, now=now)
     return alice, bob
@@ -210,6 +245,7 @@ def raise_risk(
         pass_ids=pass_ids,
         level=level,
         expires_at=now + days * DAY,
+        hash_key=seed_bytes("audit-hash"),
         now=now,
     )
 
@@ -221,13 +257,19 @@ def with_storage(data_dir: Path) -> Any:
 
 
 # -- the committee, through the command line -------------------------------------------------
-def committee_with_a_case(run: Any, tmp_path: Path, data: Path, case_id: str) -> list[Path]:
+def committee_with_a_case(
+    run: Any, tmp_path: Path, data: Path, case_id: str, *, to: str | None = None
+) -> list[Path]:
     """Two members (the first by `init`, the second added by the first), and a case the
     second opens and the first approves (a member the opener added cannot approve the
     opener's case), all through ``run("kiosk-central", ...)``. Returns their key files."""
     keys = []
-    for name in ("alice", "bob"):
-        run("kiosk-central", "keys", "init-member", "--dir", tmp_path / name)
+    for name, key in zip(("alice", "bob"), members(), strict=True):
+        # Alice's and Bob's seeded keys (what `keys init-member` makes): the seeded authority's
+        # wrap key is split between exactly these two (seeded_committee_keys).
+        (tmp_path / name).mkdir(parents=True, exist_ok=True)
+        write_private(tmp_path / name / "member.key", key)
+        write_public(tmp_path / name / "member.pub", key.public_key())
         keys.append(tmp_path / name / "member.key")
     run(
         "kiosk-central",
@@ -264,6 +306,7 @@ def committee_with_a_case(run: Any, tmp_path: Path, data: Path, case_id: str) ->
         case_id,
         "--reason",
         "cluster reported by the district hospital",
+        *(("--to", to) if to else ()),
     )
     run("kiosk-central", "case", "approve", "--data", data, "--member-key", keys[0], "--id", case_id)
     return keys

@@ -61,34 +61,28 @@ def cmd_keys_rotate(args) -> int:
 def cmd_keys_retire(args) -> int:
     import time
 
+    from sync.central.committee.members import log_keys_retired
     from sync.central.keyring import retire
 
     now = time.time()
-    holds: list[tuple[float, float]] = []
-    storage = None
-    if args.data or args.database:
-        from sync.central.committee.members import case_holds, state_of
-
-        if not args.member_key:
-            raise ValueError("keys retire with a store needs --member-key: every destruction is logged")
-        storage = _storage(args)
-        state_of(storage).active_member(_member_key(args.member_key))  # before anything is destroyed
-        holds = case_holds(storage)
-    else:
-        print("no store given (--data DIR or --database URL): open cases' holds are not known here")
+    if not (args.data or args.database):
+        raise ValueError(
+            "keys retire needs the store (--data DIR or --database URL): the records open cases "
+            "hold are kept, and every destruction is logged there"
+        )
+    member, second = _two_member_keys(args.member_key)
+    storage = _storage(args)
     try:
-        destroyed, kept = retire(Path(args.keys), now=now, holds=holds)
-        if storage is not None and (destroyed or kept):
-            from sync.central.committee.members import log_keys_retired
-
-            log_keys_retired(storage, key=_member_key(args.member_key), periods=destroyed, now=now, kept=kept)
+        _unlock(args.keys, storage, member, second)  # two members act, before anything is destroyed
+        destroyed, kept = retire(Path(args.keys), now=now, holds=storage.held_kids())
+        if destroyed or kept:
+            log_keys_retired(storage, key=member, second=second, periods=destroyed, now=now, kept=kept)
     finally:
-        if storage is not None:
-            storage.close()
+        storage.close()
     for k in kept:
         print(
-            f"kept: period {_day(k.valid_from)} {k.klass} (key {k.kid}): an approved, open case holds its "
-            "records (kept until the case closes, never past 90 days after the period)"
+            f"kept: period {_day(k.valid_from)} {k.klass} (key {k.kid}): an open case holds records "
+            "sealed to it (kept until the case closes, never past 90 days after the period)"
         )
     for k in destroyed:
         print(
@@ -96,6 +90,40 @@ def cmd_keys_retire(args) -> int:
             "no longer be opened by anyone"
         )
     print(f"{len(destroyed)} private sealing keys destroyed")
+    return 0
+
+
+def cmd_keys_share(args) -> int:
+    """Split the committee's wrap key between the active members (2 of n): the first time,
+    with no member key; after a member joins or leaves, two members re-issue it."""
+    import time
+
+    from sync.central.committee.custody import issue, wrap_document
+    from sync.central.committee.members import state_of
+    from sync.central.keyring import wrap_clear_keys
+
+    storage = _storage(args)
+    try:
+        state = state_of(storage)
+        members = {m.member_id: m.public_key for m in state.active_members()}
+        unlocked = None
+        if wrap_document(Path(args.keys)) is not None:
+            member, second = _two_member_keys(args.member_key)
+            unlocked = _unlock(args.keys, storage, member, second)
+        elif args.member_key:
+            raise ValueError("there is no wrap key to re-issue yet: run keys share without --member-key")
+        wrap_id = issue(Path(args.keys), members, now=time.time(), unlocked=unlocked)
+    finally:
+        storage.close()
+    moved = wrap_clear_keys(Path(args.keys))
+    names = ", ".join(sorted(state.name_of(m) for m in members))
+    print(
+        f"committee wrap key {wrap_id}: one share each for {len(members)} members ({names}); any two "
+        "together open records, one alone opens nothing"
+        + ("; the earlier shares are destroyed" if unlocked else "")
+    )
+    if moved:
+        print(f"{moved} period keys kept in clear until now are sealed to it and their clear files shredded")
     return 0
 
 
@@ -134,11 +162,9 @@ def _storage(args):
 def cmd_purge(args) -> int:
     import time
 
-    from sync.central.committee.members import case_holds
-
     storage = _storage(args)
     try:
-        result = storage.purge(now=time.time(), holds=case_holds(storage))
+        result = storage.purge(now=time.time())
     finally:
         storage.close()
     print(result.summary())
@@ -211,7 +237,24 @@ def cmd_register(args) -> int:
             return 2
         raw = raw_public(load_ed25519_public(args.public_key))
         tag = raw_public(load_x25519_public(args.tag_key)) if args.tag_key else None
-        print(storage.register_kiosk(venue=args.venue, public_key=raw, now=time.time(), tag_public=tag))
+        if args.keys and not tag:
+            raise ValueError("--keys seals search-tag keys to the kiosk's --tag-key: give its tag.pub too")
+        now = time.time()
+        kiosk_id = storage.register_kiosk(venue=args.venue, public_key=raw, now=now, tag_public=tag)
+        print(kiosk_id)
+        if args.keys:
+            from sync.central.keyring import distribute_tag_keys
+
+            n = distribute_tag_keys(Path(args.keys), storage, now=now)
+            print(f"search-tag keys: {n} sealed to this kiosk; it holds them after its first `kiosk sync`")
+        else:
+            print(
+                "kiosk-central: warning: no search-tag keys for this kiosk yet (no --keys DIR): its "
+                "check-ins "
+                "cannot be traced until `kiosk-central keys rotate --keys DIR --data ...` seals them; "
+                "register with --tag-key and --keys to seal them now",
+                file=sys.stderr,
+            )
     finally:
         storage.close()
     return 0
@@ -238,6 +281,7 @@ def cmd_set_risk(args) -> int:
     import time
 
     from sync.central.committee.members import change_risk
+    from sync.central.keyring import audit_hash_key
 
     pass_id = _pass_id(args.pass_id)
     if pass_id is None:
@@ -254,6 +298,7 @@ def cmd_set_risk(args) -> int:
             pass_ids=[pass_id],
             level=args.level,
             expires_at=expires,
+            hash_key=audit_hash_key(Path(args.keys), now=now),
             now=now,
         )  # needs an open case
     finally:
@@ -283,6 +328,12 @@ def status_lines(storage):
     def reused(s) -> str:
         return f"  REUSED seq: {s.reused}" if s.reused else ""
 
+    untagged = storage.untagged_by_kiosk()
+
+    def untraceable(kiosk_id: str) -> str:
+        n = untagged.get(kiosk_id, 0)
+        return f"  UNTAGGED {n}: records without a search tag (trace cannot find them)" if n else ""
+
     for k in storage.kiosks():
         rows = summaries.get(k.kiosk_id, [])
         n = sum(s.received for s in rows)
@@ -291,11 +342,12 @@ def status_lines(storage):
             yield (
                 f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: "
                 + (missing_text(rows[0]) + reused(rows[0]) if rows else "none")
+                + untraceable(k.kiosk_id)
             )
             continue
         yield (
             f"{k.kiosk_id}  {k.venue}  {state}  records {n}  epochs {len(rows)}: "
-            f"the kiosk's database was reset {len(rows) - 1} time(s)"
+            f"the kiosk's database was reset {len(rows) - 1} time(s)" + untraceable(k.kiosk_id)
         )
         for s in rows:
             yield (
@@ -326,22 +378,24 @@ def cmd_open_records(args) -> int:
         pass_id = _pass_id(args.pass_id)
         if pass_id is None:
             return 2
-    keys = committee_keys(Path(args.keys))
-    member = _member_key(args.member_key)
+    member, second = _two_member_keys(args.member_key)
     storage = _storage(args)
     try:
+        now = time.time()
+        keys = committee_keys(Path(args.keys), _unlock(args.keys, storage, member, second))
         reading = open_records(
             storage,
             keys,
             case_id=args.case,
             member_key=member,
+            second_key=second,
             kiosk_id=args.kiosk,
             from_ts=_ts(args.start),
             to_ts=_ts(args.end),
             pass_id=pass_id,
             tag_keys=tag_keys(Path(args.keys)),
-            hash_key=audit_hash_key(Path(args.keys)),
-            now=time.time(),
+            hash_key=audit_hash_key(Path(args.keys), now=now),
+            now=now,
         )
     finally:
         storage.close()
@@ -374,6 +428,33 @@ def _member_key(path: str):
     return load_ed25519_private(path)
 
 
+TWO_MEMBERS = (
+    "needs two committee members acting together: give --member-key twice, one key file of "
+    "each (the committee's keys are split between members; one alone opens nothing)"
+)
+
+
+def _two_member_keys(paths: list[str] | None):
+    if not paths or len(paths) != 2:
+        raise ValueError(f"this command {TWO_MEMBERS}")
+    first, second = _member_key(paths[0]), _member_key(paths[1])
+    if first.public_key() == second.public_key():
+        raise ValueError(f"both --member-key files hold the same member's key: this command {TWO_MEMBERS}")
+    return first, second
+
+
+def _unlock(keys: str, storage, first, second):
+    """The committee's wrap key, rebuilt in memory from the two members' shares (both must
+    be active members in the verified audit log)."""
+    from sync.central.committee.custody import unlock
+    from sync.central.committee.members import state_of
+
+    state = state_of(storage)
+    state.active_member(first)
+    state.active_member(second)
+    return unlock(Path(keys), [first, second], active={m.member_id for m in state.active_members()})
+
+
 def cmd_db_roles(args) -> int:
     from sync.central.storage.pg_backend import PgStorage
     from sync.central.storage.roles import GRANTS, apply
@@ -395,14 +476,16 @@ def cmd_trace(args) -> int:
     pass_id = _pass_id(args.pass_id)
     if pass_id is None:
         return 2
-    member = _member_key(args.member_key)
+    member, second = _two_member_keys(args.member_key)
     storage = _storage(args)
     try:
+        now = time.time()
         result = trace(
             storage,
-            committee_keys(Path(args.keys)),
+            committee_keys(Path(args.keys), _unlock(args.keys, storage, member, second)),
             tag_keys(Path(args.keys)),
             member_key=member,
+            second_key=second,
             case_id=args.case,
             pass_id=pass_id,
             from_ts=_ts(args.start),
@@ -410,8 +493,8 @@ def cmd_trace(args) -> int:
             overlap_s=args.overlap * 60,
             raise_level=args.raise_risk,
             risk_days=args.risk_days,
-            hash_key=audit_hash_key(Path(args.keys)),
-            now=time.time(),
+            hash_key=audit_hash_key(Path(args.keys), now=now),
+            now=now,
         )
     finally:
         storage.close()
@@ -729,7 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="authority keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    init = keys_sub.add_parser("init", help="make the issuer, bundle and sealing key pairs")
+    init = keys_sub.add_parser("init", help="make the root, issuer and the server's two key pairs")
     init.add_argument("--dir", required=True)
     init.set_defaults(func=cmd_keys_init)
     rot = keys_sub.add_parser("rotate", help="make per-period sealing key pairs ahead (crypto-shredding)")
@@ -750,8 +833,27 @@ def build_parser() -> argparse.ArgumentParser:
     ret = keys_sub.add_parser("retire", help="destroy private sealing keys past their retention")
     ret.add_argument("--keys", required=True, metavar="DIR")
     _where(ret, required=False, data_help="log the retirement in the audit log there")
-    ret.add_argument("--member-key", metavar="FILE", help="the member signing that entry")
+    ret.add_argument(
+        "--member-key",
+        action="append",
+        metavar="FILE",
+        help="twice: the two members acting together (both are logged)",
+    )
     ret.set_defaults(func=cmd_keys_retire)
+    share = keys_sub.add_parser(
+        "share",
+        help="split the committee's wrap key between the active members (2 of n); "
+        "re-issue after a member leaves",
+    )
+    share.add_argument("--keys", required=True, metavar="DIR")
+    _where(share)
+    share.add_argument(
+        "--member-key",
+        action="append",
+        metavar="FILE",
+        help="twice, to re-issue: two members holding shares of the current key",
+    )
+    share.set_defaults(func=cmd_keys_share)
     im = keys_sub.add_parser("init-member", help="an Ed25519 key for one committee member")
     im.add_argument("--dir", required=True)
     im.set_defaults(func=cmd_keys_init_member)
@@ -882,6 +984,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the kiosk's tag.pub (X25519): it receives the search-tag keys sealed to it",
     )
+    reg.add_argument(
+        "--keys",
+        metavar="DIR",
+        help="the committee's keys folder: seal this kiosk's search-tag keys now "
+        "(traceable from its first check-in)",
+    )
     reg.set_defaults(func=cmd_register)
 
     risk = sub.add_parser("set-risk", help="set a pass's level on the risk list kiosks download")
@@ -897,19 +1005,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     risk.add_argument("--case", required=True, metavar="CASE", help="the approved, open case")
     risk.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
+    risk.add_argument(
+        "--keys",
+        required=True,
+        metavar="DIR",
+        help="the committee's keys (the audit log names the pass by them)",
+    )
     risk.set_defaults(func=cmd_set_risk)
 
     rd = sub.add_parser(
         "open-records", help="the committee opens check-ins for an outbreak case (logged); JSON lines"
     )
     _where(rd)
-    rd.add_argument("--keys", required=True, metavar="DIR", help="holds sealing*.key")
+    rd.add_argument("--keys", required=True, metavar="DIR", help="the committee's keys folder")
     rd.add_argument("--case", required=True, metavar="CASE", help="the outbreak case this reading is for")
     rd.add_argument("--kiosk", metavar="ID")
     rd.add_argument("--from", dest="start", metavar="ISO8601")
     rd.add_argument("--to", dest="end", metavar="ISO8601")
     rd.add_argument("--pass-id", metavar="HEX", help="only this pass's check-ins")
-    rd.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
+    rd.add_argument(
+        "--member-key",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="twice: the key files of the two members acting together",
+    )
     rd.set_defaults(func=cmd_open_records)
 
     tr = sub.add_parser(
@@ -919,7 +1039,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _where(tr)
     tr.add_argument("--keys", required=True, metavar="DIR", help="the committee's keys (sealing, tag)")
-    tr.add_argument("--member-key", required=True, metavar="FILE")
+    tr.add_argument(
+        "--member-key",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="twice: the key files of the two members acting together",
+    )
     tr.add_argument("--case", required=True, metavar="CASE")
     tr.add_argument("--pass-id", required=True, metavar="HEX", help="the infected visitor's pass")
     tr.add_argument("--from", dest="start", metavar="ISO8601")
@@ -991,6 +1117,7 @@ WITNESSED = {
     "cmd_audit",
     "cmd_manifest_publish",
     "cmd_keys_retire",
+    "cmd_keys_share",
     "cmd_reads",
 }
 
@@ -1049,8 +1176,9 @@ def main(argv=None) -> int:
             return fail("kiosk-central", "error", e, 2)
         except Exception as e:
             from sync.central.committee.audit import AuditError
+            from sync.central.committee.custody import CustodyError
 
-            if isinstance(e, AuditError):
+            if isinstance(e, AuditError | CustodyError):
                 return fail("kiosk-central", "refused", e, 3)
             raise
 

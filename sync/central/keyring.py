@@ -5,7 +5,11 @@ In the committee's keys folder::
 
     sealing-periods.json             the schedule and the public halves: safe to copy to the
                                      central server's keys folder (it goes into the bundle)
-    periods/sealing-<kid>.key        one private half per period and class (0600)
+    periods/sealing-<kid>.sealed     one private half per period and class, sealed to the
+                                     committee's wrap key (committee/custody.py): usable only
+                                     when two members act together
+    periods/tag-<from>-<to>.key      the period's search-tag key (kiosks get per-venue keys
+                                     derived from it, sealed to each; see distribute_tag_keys)
 
 Periods are whole UTC days by default. A key's ``destroy_after`` is the end of its period
 plus its class's retention, so no record it sealed outlives its retention by more than one
@@ -17,14 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from kiosk.core.keys import raw_public, sealing_kid, write_private
+from kiosk.core.keys import raw_public, sealing_kid
 from kiosk.core.sealkeys import CLASSES, PeriodKey
 from kiosk.core.timing import DAY
 
@@ -59,7 +63,39 @@ def _write_schedule(keys_dir: Path, entries: list[dict]) -> None:
 
 
 def private_path(keys_dir: Path, kid: str) -> Path:
-    return Path(keys_dir) / PERIODS / f"sealing-{kid}.key"
+    """Where a period's private half is kept: sealed to the committee's wrap key."""
+    return Path(keys_dir) / PERIODS / f"sealing-{kid}.sealed"
+
+
+def _write_wrapped(keys_dir: Path, kid: str, private: X25519PrivateKey) -> None:
+    from cryptography.hazmat.primitives import serialization as ser
+
+    from sync.central.committee.custody import wrap
+
+    raw = private.private_bytes(ser.Encoding.Raw, ser.PrivateFormat.Raw, ser.NoEncryption())
+    path = private_path(keys_dir, kid)
+    sealed = wrap(keys_dir, raw, info=path.stem.encode())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(sealed)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def wrap_clear_keys(keys_dir: Path) -> int:
+    """Seal every period private half still kept in clear (``sealing-<kid>.key``, from before
+    the committee's keys were split) to the wrap key, and shred the clear file."""
+    from kiosk.core.keys import load_x25519_private
+
+    n = 0
+    for path in sorted((Path(keys_dir) / PERIODS).glob("sealing-*.key")):
+        key = load_x25519_private(path)
+        kid = sealing_kid(key.public_key())
+        if not private_path(keys_dir, kid).exists():
+            _write_wrapped(keys_dir, kid, key)
+        _shred(path)
+        n += 1
+    return n
 
 
 def rotate(
@@ -73,7 +109,10 @@ def rotate(
 ) -> list[PeriodKey]:
     """Make the key pairs missing for the periods from the current one to ``ahead_periods``
     ahead, for each class. Returns the new ones (none when run again the same day)."""
+    from sync.central.committee.custody import wrap_public
+
     keys_dir = Path(keys_dir)
+    wrap_public(keys_dir)  # no private half is ever written in clear: the wrap key comes first
     (keys_dir / PERIODS).mkdir(parents=True, exist_ok=True)
     os.chmod(keys_dir / PERIODS, 0o700)
     entries = load_schedule(keys_dir)
@@ -88,7 +127,7 @@ def rotate(
                 continue
             private = X25519PrivateKey.generate()
             kid = sealing_kid(private.public_key())
-            write_private(private_path(keys_dir, kid), private)
+            _write_wrapped(keys_dir, kid, private)
             key = PeriodKey(
                 kid=kid,
                 klass=klass,
@@ -172,16 +211,16 @@ HOLD_LIMIT_DAYS = 90  # a case holds a period's key at most this long after the 
 
 
 def retire(
-    keys_dir: Path, *, now: float, holds: Sequence[tuple[float, float]] = ()
+    keys_dir: Path, *, now: float, holds: Collection[str] = ()
 ) -> tuple[list[PeriodKey], list[PeriodKey]]:
     """Destroy every private half whose ``destroy_after`` has passed, and each period's tag
-    key once the last of its sealing keys goes. A period an approved, open case's window
-    (``holds``) overlaps is kept, as the server keeps its records, until the case closes but
-    never past the longest retention after the period. Returns (destroyed, kept)."""
+    key once the last of its sealing keys goes. A period key that sealed a record an open
+    case holds (``holds``: the held records' key ids) is kept, as the server keeps those
+    records, until the case closes but never past the longest retention after the period.
+    Returns (destroyed, kept)."""
 
     def held(e: dict[str, Any]) -> bool:
-        start, end = float(e["valid_from"]), float(e["valid_to"])
-        return now < end + HOLD_LIMIT_DAYS * DAY and any(f < end and t > start for f, t in holds)
+        return now < float(e["valid_to"]) + HOLD_LIMIT_DAYS * DAY and e["kid"] in holds
 
     entries = load_schedule(keys_dir)
     last: dict[Any, Any] = {}
@@ -197,9 +236,9 @@ def retire(
         if held(e):
             kept.append(PeriodKey.from_wire({k: v for k, v in e.items() if k != "destroyed_at"}))
             continue
-        path = private_path(keys_dir, e["kid"])
-        if path.exists():
-            _shred(path)
+        for path in (private_path(keys_dir, e["kid"]), private_path(keys_dir, e["kid"]).with_suffix(".key")):
+            if path.exists():
+                _shred(path)
         e["destroyed_at"] = now
         destroyed.append(PeriodKey.from_wire({k: v for k, v in e.items() if k != "destroyed_at"}))
     if destroyed:
@@ -241,29 +280,33 @@ def private_keys_in(folder: Path) -> list[Path]:
     return found
 
 
-AUDIT_HASH_KEY = "audit-hash.key"  # the committee's key for naming opened records in the log
+AUDIT_HASH_INFO = b"venue-kiosk audit hash v1\0"
 
 
-def audit_hash_key(keys_dir: Path) -> bytes:
-    """The committee's secret for the keyed hashes the audit log names opened records by
-    (made on first use, 0600, beside the period keys; it never goes to the server)."""
-    path = Path(keys_dir) / AUDIT_HASH_KEY
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(32))
-        return path.read_bytes()
+def audit_hash_key(keys_dir: Path, *, now: float) -> bytes:
+    """The committee's secret for the keyed hashes the audit log names opened records and
+    exposed passes by: derived from the search-tag key of the day the entry is made, so it is
+    destroyed with that day's keys at `keys retire` (after the longest retention) and the
+    log's hashes can then be matched by nobody. It never goes to the server."""
+    import hashlib
+    import hmac
+
+    for start, (end, key) in tag_keys(keys_dir).items():
+        if start <= now < end:
+            return hmac.new(key, AUDIT_HASH_INFO, hashlib.sha256).digest()
+    raise FileNotFoundError(
+        f"{keys_dir}: no search-tag key covers today (the audit log's hash key comes from it): "
+        "run `kiosk-central keys rotate` first"
+    )
 
 
-def period_private_keys(keys_dir: Path) -> dict:
-    """kid -> X25519 private key for every period key still held."""
-    from kiosk.core.keys import load_x25519_private
-
+def period_private_keys(keys_dir: Path, unlocked) -> dict:
+    """kid -> X25519 private key for every period key still held, unwrapped in memory with
+    the wrap key two members rebuilt (``unlocked``: committee/custody.Unlocked)."""
     out = {}
-    for path in sorted((Path(keys_dir) / PERIODS).glob("sealing-*.key")):
-        key = load_x25519_private(path)
+    for path in sorted((Path(keys_dir) / PERIODS).glob("sealing-*.sealed")):
+        raw = unlocked.unwrap(path.read_bytes(), info=path.stem.encode())
+        key = X25519PrivateKey.from_private_bytes(raw)
         out[sealing_kid(key.public_key())] = key
     return out
 

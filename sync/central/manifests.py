@@ -13,9 +13,6 @@ from kiosk.core.keys import (
     ROOT_KEY,
     load_ed25519_private,
     load_ed25519_public,
-    load_x25519_public,
-    raw_public,
-    sealing_kid,
 )
 from kiosk.core.manifest import FRESHNESS, RECEIPTS, manifest_payload, sign_manifest, verify_manifest
 from sync.central.committee.members import state_of
@@ -30,7 +27,8 @@ def publish(
     deny_level: int | None = None,
     next_root: Path | None = None,
 ) -> int:
-    """Sign and keep the next manifest: the issuer keys, sealing keys and periods of
+    """Sign and keep the next manifest: the issuer keys and sealing periods (never a static
+    sealing key) of
     ``keys_dir``, the committee's active members from the audit log, the server's two online
     keys with what each may sign, the policy (the deny level held so far unless changed).
     ``next_root``: a successor root's public key, which kiosks pin from this manifest on.
@@ -46,10 +44,6 @@ def publish(
     issuers = [load_ed25519_public(p) for p in sorted(keys_dir.glob("issuer*.pub"))]
     if not issuers:
         raise FileNotFoundError(f"{keys_dir}: no issuer public key (issuer.pub): is this the keys folder?")
-    sealing = []
-    for p in sorted(keys_dir.glob("sealing*.pub")):
-        pub = load_x25519_public(p)
-        sealing.append((sealing_kid(pub), raw_public(pub)))
     state = state_of(storage)
     members = {mid: m.public_key for mid, m in state.members.items() if m.active}
     held = storage.latest_manifest()
@@ -58,7 +52,6 @@ def publish(
         version=version,
         issued_at=now,
         issuer_keys=issuers,
-        sealing_keys=sealing,
         sealing_periods=[k for k in public_periods(keys_dir) if k.valid_to > now],
         policy=policy,
         members=members,

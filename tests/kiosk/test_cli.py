@@ -5,6 +5,8 @@ import os
 import re
 import stat
 import subprocess
+import time
+from datetime import UTC, datetime
 
 from sync.central.keyring import server_keys_folder
 from workbench.testkit import BIN, ROOT, committee_with_a_case, kiosk_config_text
@@ -54,7 +56,8 @@ def test_the_demo_runs_and_prints_its_totals(tmp_path):
         "repeats 1, decoder errors 0"
     ) in out
     assert out.count("GREEN") >= 4 and out.count("RED") >= 1 and out.count("AMBER") == 4
-    assert "the committee's key opens record 1: decision admit, level 0, venue demo-venue" in out
+    assert "one member's key alone opens nothing" in out
+    assert "two members together open record 1: decision admit, level 0, venue demo-venue" in out
     assert re.search(r"synced \d+, pending 0", out)
     assert "refused on its next scan" in out
     assert out.rstrip().endswith("demo OK")
@@ -75,9 +78,7 @@ def test_keys_init_makes_private_files_0600_and_refuses_to_overwrite(tmp_path):
         "receipt.pub",
         "root.key",
         "root.pub",
-        "sealing.key",
-        "sealing.pub",
-    ]
+    ]  # no static sealing pair: records are sealed only to period keys that retire
     for p in d.iterdir():
         mode = stat.S_IMODE(p.stat().st_mode)
         assert (mode == 0o600) if p.suffix == ".key" else (mode & 0o077 == 0o044), (p, oct(mode))
@@ -287,23 +288,40 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         "Market hall",
         "--public-key",
         tmp_path / "device.pub",
-    ).stdout.strip()
+        "--tag-key",
+        tmp_path / "tag.pub",
+        "--keys",
+        authority,
+    ).stdout.splitlines()[0]
     assert re.fullmatch(r"k-[0-9a-f]{16}", kid)
 
     text, pid = issue_pass(authority, risk=0)
     save_pass(text, png=tmp_path / "pass.png")
     with LocalServer(data, server_keys_folder(authority, tmp_path / "server-keys")) as server:
         cfg.write_text(base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n')
+        # The committee's machine: its members and case, then the manifest the root signs.
+        soon = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat(timespec="seconds")
+        alice, bob = committee_with_a_case(run, tmp_path, data, "OB-2026-17", to=soon)
+        published = run("kiosk-central", "manifest", "publish", "--keys", authority, "--data", data)
+        assert published.stdout.startswith("manifest version 1 signed by the root")
+        # Installed: its first sync brings its bundle (today's search-tag keys included)
+        # before it records anything, so it is traceable from its first check-in.
+        installed = run("kiosk", "sync", "--config", cfg)
+        assert installed.stdout.strip() == (
+            "uploaded 0 (duplicates 0), set aside 0, pending 0; bundle updated to version 1"
+        )
         # a check-in, as `kiosk run` would record it
         import time as _time
 
         from kiosk import config as config_mod
-        from kiosk.compose import open_store, trust_provider
+        from kiosk.compose import follow_bundle_keys, open_store, trust_provider
         from kiosk.core.decision import decide
 
         c = config_mod.load(cfg)
-        t = trust_provider(c)()
         store = open_store(c)
+        provider = trust_provider(c, store=store)
+        follow_bundle_keys(store, provider)  # as `kiosk run` wires it: the bundle's keys
+        t = provider()
         store.record(
             decide(text, trusted=t.issuers, risk_list=t.risk_list, policy=t.policy, now=_time.time()),
             now=_time.time(),
@@ -311,13 +329,10 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         )
         store.close()
 
-        # The committee's machine: its members and case, then the manifest the root signs.
-        alice, _ = committee_with_a_case(run, tmp_path, data, "OB-2026-17")
-        published = run("kiosk-central", "manifest", "publish", "--keys", authority, "--data", data)
-        assert published.stdout.startswith("manifest version 1 signed by the root")
         first = run("kiosk", "sync", "--config", cfg)
-        assert first.stdout.strip() == (
-            "uploaded 1 (duplicates 0), set aside 0, pending 0; bundle updated to version 1"
+        assert (
+            first.stdout.strip()
+            == "uploaded 1 (duplicates 0), set aside 0, pending 0; bundle unchanged (version 1)"
         )
         assert (
             run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout.count('"admit"')
@@ -337,6 +352,8 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
             "OB-2026-17",
             "--member-key",
             alice,
+            "--keys",
+            authority,
         )
         assert raised.stdout.strip() == "risk list version 2: level 3 set, expires in 14 days"
         second = run("kiosk", "sync", "--config", cfg)
@@ -381,6 +398,8 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         pid.hex(),
         "--member-key",
         alice,
+        "--member-key",
+        bob,
     )
     rows = [json.loads(line) for line in opened.stdout.splitlines()]
     assert [(r["pass_id"], r["decision"], r["risk_level"], r["kiosk_id"]) for r in rows] == [
@@ -408,6 +427,8 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         authority,
         "--member-key",
         alice,
+        "--member-key",
+        bob,
         "--case",
         "lunch",
         check=False,

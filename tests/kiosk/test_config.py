@@ -71,8 +71,8 @@ def test_a_minimal_config_loads_with_defaults(tmp_path, authority):
             "[signal] invalid_lamp: '5 5 x9': lasts 90.0 s, at most 30 s",
         ),
         (
-            {"keys": ['sealing_key = "/nonexistent/sealing.pub"']},
-            "[keys] sealing_key: /nonexistent/sealing.pub: file not found",
+            {"keys": ['sealing_periods = "/nonexistent/sealing-periods.json"']},
+            "[keys] sealing_periods: /nonexistent/sealing-periods.json: file not found",
         ),
     ],
 )
@@ -111,15 +111,15 @@ def test_bad_toml_and_missing_file(tmp_path):
         config.load(tmp_path / "absent.toml")
 
 
-def test_a_key_file_that_is_not_a_key_names_the_key(tmp_path, authority):
-    from kiosk.compose import load_sealing
+def test_a_schedule_file_that_is_not_one_names_the_key(tmp_path, authority):
+    from kiosk.compose import installed_periods
 
-    junk = tmp_path / "junk.pub"
-    junk.write_text("not a key")
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"periods": [{"kid": "x"}]}')
     p = write(tmp_path, authority)
-    p.write_text(p.read_text().replace(str(authority / "sealing.pub"), str(junk)))
-    with pytest.raises(ConfigError, match=r"^\[keys\] sealing_key: .*junk.pub: not a PEM X25519"):
-        load_sealing(config.load(p))
+    p.write_text(p.read_text().replace(str(authority / "sealing-periods.json"), str(junk)))
+    with pytest.raises(ConfigError, match=r"^\[keys\] sealing_periods: .*junk.json: not the committee's"):
+        installed_periods(config.load(p))
 
 
 def test_kiosk_run_stops_with_one_clear_line(tmp_path, authority):

@@ -572,10 +572,11 @@ def test_open_records_into_head_is_quiet(tmp_path, authority):
     data = tmp_path / "central"
     s = SqliteStorage.in_folder(data)
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
-    from kiosk.core.keys import load_x25519_public
-    from kiosk.core.seal import SealingKey, seal
+    from kiosk.core.seal import seal
+    from kiosk.core.sealkeys import Sealer
+    from sync.central.keyring import public_periods
 
-    key = SealingKey.of(load_x25519_public(authority / "sealing.pub"))
+    key, _ = Sealer(fallback=None, periods=lambda: public_periods(authority)).key_for("normal", time.time())
     rows = []
     for i in range(3000):
         rid = f"00000000-0000-4000-8000-{i:012d}"
@@ -610,10 +611,11 @@ def test_open_records_into_head_is_quiet(tmp_path, authority):
     a, b = make_committee(s, now=time.time())
     approved_case(s, a, b, now=time.time(), case_id="C-1")
     write_private(tmp_path / "a.key", a)
+    write_private(tmp_path / "b.key", b)
     s.close()
     p = subprocess.run(
         f"'{BIN / 'kiosk-central'}' open-records --data '{data}' --keys '{authority}' "
-        f"--case C-1 --member-key '{tmp_path / 'a.key'}' | head -n 1",
+        f"--case C-1 --member-key '{tmp_path / 'a.key'}' --member-key '{tmp_path / 'b.key'}' | head -n 1",
         shell=True,
         capture_output=True,
         text=True,
@@ -663,8 +665,8 @@ def test_doctor_as_a_user_who_cannot_read_the_key_is_one_fail_line(tmp_path, aut
 def test_processes_opening_a_fresh_database_at_once_all_succeed(tmp_path, authority):
     script = (
         "import sys; from kiosk.store.checkins import CheckinStore; from kiosk.core.seal import SealingKey; "
-        "from kiosk.core.keys import load_x25519_public as l; "
-        f"s = CheckinStore.open(sys.argv[1], sealing=SealingKey.of(l('{authority}/sealing.pub')), "
+        "from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey as X; "
+        "s = CheckinStore.open(sys.argv[1], sealing=SealingKey.of(X.generate().public_key()), "
         "venue_id='v'); print(s.epoch); s.close()"
     )
     python = str(BIN / "python")
@@ -744,7 +746,7 @@ def test_serve_on_a_busy_port_is_one_line_without_serving_on(tmp_path, authority
     port = busy.getsockname()[1]
     keys = tmp_path / "keys"
     keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub"):
         shutil.copy(authority / name, keys / name)
     p = _run("kiosk-central", "serve", "--data", tmp_path / "c", "--keys", keys, "--port", port)
     busy.close()

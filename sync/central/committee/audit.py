@@ -162,8 +162,42 @@ class State:
         return case
 
 
+COSIGNER, COSIGNATURE = "with", "with_signature"
+
+
+def _cosigned_bytes(action: str, detail: dict) -> bytes:
+    plain = {k: v for k, v in detail.items() if k not in (COSIGNER, COSIGNATURE)}
+    return b"venue-kiosk audit cosign v1\0" + canonical({"action": action, "detail": plain}).encode()
+
+
+def cosigned(action: str, detail: dict, second: Ed25519PrivateKey) -> dict:
+    """``detail`` naming a second member, who signs the action and the detail: two people
+    acted, and the log shows both."""
+    sig = second.sign(_cosigned_bytes(action, detail))
+    return {**detail, COSIGNER: member_id(second.public_key()), COSIGNATURE: base64.b64encode(sig).decode()}
+
+
+def _check_cosigner(state: State, e: Entry) -> None:
+    if COSIGNER not in e.detail:
+        return
+    m = state.members.get(str(e.detail[COSIGNER]))
+    if m is None or not m.approved or (m.revoked_at is not None and m.revoked_at <= e.at):
+        raise AuditError(
+            f"entry {e.seq}: its second member {e.detail[COSIGNER]} was not an active member then"
+        )
+    if m.member_id == e.member:
+        raise AuditError(f"entry {e.seq}: the second member is the signer")
+    try:
+        m.public_key.verify(
+            base64.b64decode(e.detail.get(COSIGNATURE, "")), _cosigned_bytes(e.action, e.detail)
+        )
+    except (InvalidSignature, ValueError):
+        raise AuditError(f"entry {e.seq}: the second member's signature does not verify") from None
+
+
 def _apply(state: State, e: Entry) -> None:
     d = e.detail
+    _check_cosigner(state, e)
     if e.action == "member_add":
         pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(d["public_key"]))
         mid = member_id(pub)

@@ -18,7 +18,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kiosk.core.keys import raw_public
 from kiosk.core.passes import pass_ref
 from kiosk.core.timing import DAY
-from sync.central.committee.audit import AuditError, Case, Entry, State, make_entry, member_id, replay
+from sync.central.committee.audit import (
+    AuditError,
+    Case,
+    Entry,
+    State,
+    cosigned,
+    make_entry,
+    member_id,
+    replay,
+)
 
 CASE_MAX_AGE_DAYS = 90  # a window reaches back at most the longest retention
 CASE_MAX_AHEAD_DAYS = 14  # and ends at most this far ahead
@@ -39,13 +48,26 @@ def state_of(storage, *, head: str | None = None, head_count: int | None = None)
 
 
 def _append(
-    storage, *, action: str, detail: dict, key: Ed25519PrivateKey | None, now: float, check=None
+    storage,
+    *,
+    action: str,
+    detail: dict,
+    key: Ed25519PrivateKey | None,
+    now: float,
+    check=None,
+    second: Ed25519PrivateKey | None = None,
 ) -> State:
     """Verify the log, check the signer (and ``check(state)``), append, return the state
-    before the entry."""
+    before the entry. ``second``: the other member acting with the signer (opening records
+    needs two): named in the entry and countersigning its action and detail."""
     state = state_of(storage)
     if key is not None:
         state.active_member(key)
+    if second is not None:
+        state.active_member(second)
+        if key is None or member_id(second.public_key()) == member_id(key.public_key()):
+            raise AuditError("the second member must be a different member from the first")
+        detail = cosigned(action, detail, second)
     if check:
         check(state)
     storage.audit_append(
@@ -200,6 +222,7 @@ def close_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -> 
             raise AuditError(f"case {case_id!r}: no such open case")
 
     _append(storage, action="case_close", now=now, key=key, check=check, detail={"case": case_id})
+    storage.release_holds(case_id)  # its records go at their own deletion time again
 
 
 def authorise_read(
@@ -213,6 +236,7 @@ def authorise_read(
     detail: dict,
     touched,
     hash_key: bytes | None = None,
+    second: Ed25519PrivateKey | None = None,
     now: float,
 ) -> tuple[State, Case, float, float]:
     """Before any record is opened: an active member, an approved, open case, a window inside
@@ -236,32 +260,24 @@ def authorise_read(
     logged["kiosks"] = sorted({r["kiosk_id"] for r in rows})
     if hash_key is not None:
         logged["opened"] = sorted(opened_hash(hash_key, r["record_id"]) for r in rows)
-    _append(storage, action=action, now=now, key=key, detail=logged)
+    _append(storage, action=action, now=now, key=key, detail=logged, second=second)
+    storage.hold_records(case_id, rows)  # kept while the case is open
     return state, case, start, end
 
 
+def readers(state: State, key: Ed25519PrivateKey, second: Ed25519PrivateKey | None) -> str:
+    """Who read, as the reads table names them: both members when two acted."""
+    names = [state.active_member(key).name] + ([state.active_member(second).name] if second else [])
+    return " + ".join(names)
+
+
 def opened_hash(hash_key: bytes, record_id: str) -> str:
-    """A record id as the audit log names it: a keyed hash only the committee can match."""
+    """A record id (or a pass id in hex) as the audit log names it: a keyed hash only the
+    committee can match, while it holds the key (destroyed with the day's keys)."""
     import hashlib
     import hmac
 
     return hmac.new(hash_key, record_id.encode(), hashlib.sha256).hexdigest()[:24]
-
-
-def case_holds(storage) -> list[tuple[float, float]]:
-    """The windows of approved, open cases: the records captured in them are kept until the
-    case closes (never past the longest retention). A log that does not verify holds nothing
-    (retention wins) and says so."""
-    import logging
-
-    try:
-        state = state_of(storage)
-    except AuditError as e:
-        logging.getLogger("kiosk-central").error(
-            "audit log does not verify (%s): purging without case holds", e
-        )
-        return []
-    return [c.window() for c in state.cases.values() if c.usable]
 
 
 def change_risk(
@@ -272,6 +288,8 @@ def change_risk(
     pass_ids: list[bytes],
     level: int,
     expires_at: float,
+    hash_key: bytes,
+    second: Ed25519PrivateKey | None = None,
     now: float,
 ) -> int:
     """The one way a risk level changes (`set-risk`, `trace --raise-risk`): the acting member
@@ -292,7 +310,9 @@ def change_risk(
     if level == 0:  # a lowering must outlast the raise it undoes
         expires_at = now + MAX_EXPIRY_DAYS * DAY
     detail: dict = {"case": case_id, "level": level, "expires": expires_at}
-    detail.update({"pass_ref": refs[0]} if len(refs) == 1 else {"pass_refs": refs})
+    # The log names the passes by keyed hashes under a key retired with the periods: once it
+    # is gone, nobody can tell from the log which passes a case exposed.
+    detail["passes"] = sorted(opened_hash(hash_key, p.hex()) for p in pass_ids)
     statement_id = secrets.token_hex(16)
     detail["statement"] = statement_id
     payload = statement_payload(
@@ -304,19 +324,26 @@ def change_risk(
         expires_at=expires_at,
         member_id=member_id(key.public_key()),
     )
-    _append(storage, action="risk_change", now=now, key=key, detail=detail)
+    _append(storage, action="risk_change", now=now, key=key, detail=detail, second=second)
     doc = sign_statement(payload, key).decode("ascii")
     return storage.add_statement(statement_id, doc, expires_at=expires_at, now=now)
 
 
 def log_keys_retired(
-    storage, *, key: Ed25519PrivateKey, periods: list, now: float, kept: list | None = None
+    storage,
+    *,
+    key: Ed25519PrivateKey,
+    periods: list,
+    now: float,
+    kept: list | None = None,
+    second: Ed25519PrivateKey | None = None,
 ) -> None:
     _append(
         storage,
         action="keys_retire",
         now=now,
         key=key,
+        second=second,
         detail={
             "periods": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in periods],
             "kept_for_cases": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in kept or []],

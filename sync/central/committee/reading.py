@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kiosk.core.keys import load_x25519_private, sealing_kid
 from kiosk.core.seal import open_sealed
 
 
@@ -25,18 +24,16 @@ class Reading:
     unsearched: int = 0  # with a pass id: records in the window carrying no search tag
 
 
-def committee_keys(keys_dir: Path) -> dict:
-    """kid -> X25519 private key, for every sealing*.key in the folder and every period key
-    not yet retired (periods/sealing-<kid>.key)."""
+def committee_keys(keys_dir: Path, unlocked) -> dict:
+    """kid -> X25519 private key for every period key not yet retired, unwrapped in memory
+    with the wrap key two members rebuilt (committee/custody.unlock)."""
     from sync.central.keyring import period_private_keys
 
-    keys = {}
-    for path in sorted(Path(keys_dir).glob("sealing*.key")):
-        key = load_x25519_private(path)
-        keys[sealing_kid(key.public_key())] = key
-    keys.update(period_private_keys(keys_dir))
+    keys = period_private_keys(keys_dir, unlocked)
     if not keys:
-        raise FileNotFoundError(f"{keys_dir}: no sealing*.key (the committee's private key)")
+        raise FileNotFoundError(
+            f"{keys_dir}: no period sealing keys held (periods/sealing-*.sealed): nothing can be opened"
+        )
     return keys
 
 
@@ -46,6 +43,7 @@ def open_records(
     *,
     case_id: str,
     member_key,
+    second_key=None,
     kiosk_id: str | None = None,
     from_ts: float | None = None,
     to_ts: float | None = None,
@@ -57,9 +55,8 @@ def open_records(
     """Open the records of an approved, open case's window (or a part of it), after logging
     the reading in the audit log (signed) and the reads table. With ``pass_id`` and the tag
     keys, only that pass's records are found (by search tag) and opened, nobody else's."""
-    from kiosk.core.passes import pass_ref
     from kiosk.core.sealkeys import venue_tags
-    from sync.central.committee.members import authorise_read
+    from sync.central.committee.members import authorise_read, opened_hash, readers
 
     def select(a: float, b: float) -> list[dict]:
         if pass_id is not None and tag_keys:
@@ -71,7 +68,7 @@ def open_records(
 
     filters = {
         "kiosk": kiosk_id,
-        "pass_ref": pass_ref(pass_id) if pass_id else None,
+        "pass": opened_hash(hash_key, pass_id.hex()) if pass_id and hash_key else None,
         "by_tag": bool(pass_id is not None and tag_keys),
     }
     state, case, start, end = authorise_read(
@@ -85,9 +82,10 @@ def open_records(
         now=now,
         touched=select,
         hash_key=hash_key,
+        second=second_key,
     )
     rows = select(start, end)
-    reader = state.active_member(member_key).name
+    reader = readers(state, member_key, second_key)
     read_id = storage.log_read(
         reader=reader,
         case_id=case_id,

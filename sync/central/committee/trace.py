@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from kiosk.core.passes import pass_ref
 from kiosk.core.sealkeys import venue_tags
 from kiosk.core.timing import DAY  # noqa: E402
 from sync.central.committee import members as committee
@@ -78,12 +77,19 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
+def _need(hash_key: bytes | None) -> bytes:
+    if hash_key is None:
+        raise ValueError("raising risk needs the audit hash key (the exposed passes are logged by it)")
+    return hash_key
+
+
 def trace(
     storage,
     sealing_keys: dict,
     tag_keys: dict,
     *,
     member_key,
+    second_key=None,
     case_id: str,
     pass_id: bytes,
     from_ts: float | None = None,
@@ -125,13 +131,18 @@ def trace(
         action="trace",
         from_ts=start,
         to_ts=end,
-        detail={"pass_ref": pass_ref(pass_id), "overlap_s": overlap_s, "raise_level": raise_level},
+        detail={
+            "pass": committee.opened_hash(hash_key, pass_id.hex()) if hash_key else None,
+            "overlap_s": overlap_s,
+            "raise_level": raise_level,
+        },
         touched=lambda a, b: list(around.values()),
         hash_key=hash_key,
+        second=second_key,
         now=now,
     )
     storage.log_read(
-        reader=state.active_member(member_key).name,
+        reader=committee.readers(state, member_key, second_key),
         case_id=case_id,
         kiosk_id=None,
         from_ts=start,
@@ -188,6 +199,8 @@ def trace(
             pass_ids=[bytes.fromhex(p) for p in result.exposed_passes],
             level=raise_level,
             expires_at=expires,
+            hash_key=_need(hash_key),
+            second=second_key,
             now=now,
         )
         result.raised = len(result.exposed_passes)

@@ -8,6 +8,7 @@ import hashlib
 from fastapi import APIRouter, Request, Response
 
 from kiosk.core.bundle import make_bundle
+from kiosk.core.timing import DAY
 from sync import protocol
 from sync.central.server.auth import authenticate, report_head
 from sync.central.server.context import Ctx, ServerContext
@@ -22,7 +23,12 @@ def etag_of(ctx: ServerContext, kiosk_id: str, version: int, tag: str = "") -> s
 
 
 def bundle_for(
-    ctx: ServerContext, kiosk_id: str, if_none_match: str | None, since: str | None = None
+    ctx: ServerContext,
+    kiosk_id: str,
+    if_none_match: str | None,
+    since: str | None = None,
+    *,
+    margin_days: int = protocol.KEY_MARGIN_DAYS,
 ) -> Response:
     """Relay what the root and the members signed, sign only the freshness. The common
     answer, 304, reads a few small rows; the statements only when something changed."""
@@ -35,7 +41,8 @@ def bundle_for(
             "no manifest published yet: the committee runs `kiosk-central manifest publish`",
         )
     manifest_version, manifest_doc = manifest
-    tag_docs = ctx.storage.tag_key_docs(kiosk_id, now)
+    # Only the tag keys of today and the kiosk's offline margin: a stolen kiosk holds no more.
+    tag_docs = ctx.storage.tag_key_docs(kiosk_id, now, until=now + margin_days * DAY)
     head = ctx.storage.audit_head_doc()
     tag = f"{manifest_version}/{len(tag_docs)}/{_short(tag_docs)}/{head['hash'] if head else ''}"
     etag = etag_of(ctx, kiosk_id, ctx.storage.risk_version(), tag)
@@ -89,4 +96,5 @@ def bundle(request: Request, ctx: Ctx) -> Response:
         kiosk_id,
         request.headers.get("if-none-match"),
         request.headers.get(protocol.RISK_SINCE_HEADER.lower()),
+        margin_days=protocol.key_margin_days(request.headers.get(protocol.KEY_MARGIN_HEADER.lower())),
     )

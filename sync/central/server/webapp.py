@@ -102,12 +102,10 @@ def create_app(
 def _purge_hourly(
     storage: Storage, clock: Callable[[], float], stop: threading.Event, every_s: float
 ) -> None:
-    from sync.central.committee.members import case_holds
-
     while not stop.is_set():
         try:
             storage.ensure_partitions(now=clock())  # PostgreSQL: days ahead
-            result = storage.purge(now=clock(), holds=case_holds(storage))
+            result = storage.purge(now=clock())
             if result.records or result.batches or result.risk_entries:
                 log.info("purge: %s", result.summary())
         except Exception as e:  # keep serving; the next hour tries again

@@ -148,6 +148,31 @@ MIGRATIONS = [
         reported_at DOUBLE PRECISION NOT NULL
     );
     """,
+    """
+    -- Deletion without holes: a case holds only the records its traces and openings
+    -- touched (not a whole window), until it closes, never past the longest retention.
+    CREATE TABLE held (
+        case_id TEXT NOT NULL,
+        record_id UUID NOT NULL,
+        seal_kid TEXT NOT NULL,
+        captured_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (case_id, record_id)
+    );
+    CREATE INDEX held_record ON held (record_id);
+    CREATE INDEX held_captured ON held (captured_at);
+    DROP TABLE risk;                          -- replaced by risk_statements (members sign them)
+    -- Records that arrived without a search tag, per kiosk and day (kept by ingest): what
+    -- trace and `status` report as unsearchable, without a scan of the records.
+    CREATE TABLE untagged_days (
+        kiosk_id TEXT NOT NULL,
+        day BIGINT NOT NULL,
+        records BIGINT NOT NULL,
+        PRIMARY KEY (kiosk_id, day)
+    );
+    INSERT INTO untagged_days (kiosk_id, day, records)
+        SELECT kiosk_id, CAST(floor(captured_at / 86400) AS BIGINT), count(*)
+        FROM records WHERE tag IS NULL GROUP BY 1, 2;
+    """,
 ]
 
 RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
@@ -315,7 +340,7 @@ class PgStorage(SqlQueries):
                 "%s::bigint[], %s::float8[], %s::bool[], %s::text[], %s::int[], %s::text[], "
                 "%s::bytea[], %s::bool[], %s::text[]) "
                 "AS u(rid, seq, epoch, cap, cs, ret, days, kid, sealed, fb, tag) "
-                "ON CONFLICT DO NOTHING RETURNING record_id::text, seq, epoch",
+                "ON CONFLICT DO NOTHING RETURNING record_id::text, seq, epoch, captured_at, tag",
                 [
                     kiosk_id,
                     batch_id,
@@ -340,7 +365,11 @@ class PgStorage(SqlQueries):
                 return cur.fetchall() if cur.description else []
 
             self._keep_sequences(
-                execute, kiosk_id, [{"seq": q, "epoch": e} for _, q, e in inserted], highs, reused
+                execute,
+                kiosk_id,
+                [{"seq": q, "epoch": e, "captured_at": c, "tag": g} for _, q, e, c, g in inserted],
+                highs,
+                reused,
             )
             conn.execute(
                 "INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
@@ -363,11 +392,9 @@ class PgStorage(SqlQueries):
             ]
         return [r[0] for r in self._q("SELECT record_id::text FROM records ORDER BY kiosk_id, epoch, seq")]
 
-    def purge(
-        self, *, now: float, chunk: int = 5000, holds: Sequence[tuple[float, float]] = ()
-    ) -> PurgeResult:
-        keep, params = self._hold_clause(now, holds)
-        classes: Counter = Counter(self._drop_due_days(now, holds))
+    def purge(self, *, now: float, chunk: int = 5000) -> PurgeResult:
+        keep, params = self._hold_clause(now)
+        classes: Counter = Counter(self._drop_due_days(now))
         while True:  # what is left: held days, the default partitions
             with self.pool.connection() as conn:
                 gone = conn.execute(
@@ -379,9 +406,16 @@ class PgStorage(SqlQueries):
             if len(gone) < chunk:
                 break
         with self.pool.connection() as conn, conn.transaction():
-            batches = conn.execute(
-                "DELETE FROM batches WHERE received_at <= %s", [now - self.retention.significant_days * DAY]
+            batches = conn.execute(  # receipts keep no time past the shortest retention
+                "DELETE FROM batches WHERE received_at <= %s", [now - self.retention.normal_days * DAY]
             ).rowcount
+            conn.execute(
+                "DELETE FROM held WHERE captured_at <= %s", [now - self.retention.significant_days * DAY]
+            )
+            conn.execute(
+                "DELETE FROM untagged_days WHERE day < %s",
+                [int(now // DAY) - self.retention.significant_days - 1],
+            )
             gone = conn.execute(
                 "DELETE FROM risk_statements WHERE expires_at <= %s RETURNING changed",
                 [now - TOMBSTONE_DAYS * DAY],
@@ -427,7 +461,7 @@ class PgStorage(SqlQueries):
                             raise  # or another worker made it first: fine either way
         return made
 
-    def _drop_due_days(self, now: float, holds) -> dict[str, int]:
+    def _drop_due_days(self, now: float) -> dict[str, int]:
         """Drop each day partition whose every record is past its retention (the day's end
         plus the class's days) and no open case holds: instant, no dead rows."""
         counts: Counter = Counter()
@@ -451,8 +485,14 @@ class PgStorage(SqlQueries):
                 start, end = day * DAY, (day + 1) * DAY
                 if end + days[klass] * DAY > now:
                     continue
-                if any(a < end and b > start for a, b in holds) and end + 90 * DAY > now:
-                    continue  # an open case holds this day: rows go one by one
+                if (
+                    end + 90 * DAY > now
+                    and conn.execute(
+                        "SELECT 1 FROM held WHERE captured_at >= %s AND captured_at < %s LIMIT 1",
+                        [start, end],
+                    ).fetchall()
+                ):
+                    continue  # an open case holds records of this day: rows go one by one
                 n = _scalar(
                     conn.execute(
                         "SELECT count(*) FROM records WHERE retention = %s AND "
@@ -504,6 +544,18 @@ class PgStorage(SqlQueries):
                 sql += f" AND {cond}"
                 params.append(value)
         return [_record(r) for r in self._q(sql + " ORDER BY captured_at", params)]
+
+    def hold_records(self, case_id: str, rows: Sequence[dict]) -> None:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO held (case_id, record_id, seal_kid, captured_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                [(case_id, r["record_id"], r["seal_kid"], r["captured_at"]) for r in rows],
+            )
+
+    def release_holds(self, case_id: str) -> int:
+        with self.pool.connection() as conn:
+            return conn.execute("DELETE FROM held WHERE case_id = %s", [case_id]).rowcount
 
     def log_read(
         self,

@@ -16,25 +16,25 @@ INGEST, PURGE, COMMITTEE = "kiosk_ingest", "kiosk_purge", "kiosk_committee"
 GRANTS = {
     # serve: authenticate kiosks, store batches, answer bundles (reads the risk list)
     INGEST: [
-        "SELECT ON kiosks, meta, risk, tag_keys, schema_version, manifests, risk_statements",
+        "SELECT ON kiosks, meta, tag_keys, schema_version, manifests, risk_statements",
         "SELECT, INSERT, UPDATE ON audit_witness",
         "SELECT, INSERT ON records, batches",
         "SELECT, INSERT, UPDATE ON sequence_summary",
         "SELECT, INSERT, DELETE ON sequence_gaps",
+        "SELECT, INSERT, UPDATE ON untagged_days",
     ],  # bookkeeping, never records
     # kiosk-central purge: delete what is due; expire risk entries into tombstones
     PURGE: [
         "SELECT ON schema_version",
-        "SELECT, DELETE ON records, batches, tag_keys",
-        "SELECT, UPDATE, DELETE ON risk",
+        "SELECT, DELETE ON records, batches, tag_keys, held, untagged_days",
         "SELECT, DELETE ON risk_statements",
         "SELECT, UPDATE ON meta",
     ],
     # cases, reads, traces, risk changes, tag-key distribution, the audit log
     COMMITTEE: [
-        "SELECT ON records, batches, kiosks, schema_version, sequence_summary, sequence_gaps",
+        "SELECT ON records, batches, kiosks, schema_version, sequence_summary, sequence_gaps, untagged_days",
         "SELECT, INSERT ON audit, reads, tag_keys",
-        "SELECT, INSERT, UPDATE ON risk",
+        "SELECT, INSERT, DELETE ON held",
         "SELECT, INSERT ON risk_statements, manifests",
         "SELECT ON audit_witness",
         "SELECT, INSERT, UPDATE ON meta",

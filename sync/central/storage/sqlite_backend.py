@@ -143,6 +143,31 @@ MIGRATIONS = [
         reported_at REAL NOT NULL
     );
     """,
+    """
+    -- Deletion without holes: a case holds only the records its traces and openings
+    -- touched (not a whole window), until it closes, never past the longest retention.
+    CREATE TABLE held (
+        case_id TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        seal_kid TEXT NOT NULL,
+        captured_at REAL NOT NULL,
+        PRIMARY KEY (case_id, record_id)
+    );
+    CREATE INDEX held_record ON held (record_id);
+    CREATE INDEX held_captured ON held (captured_at);
+    DROP TABLE risk;                          -- replaced by risk_statements (members sign them)
+    -- Records that arrived without a search tag, per kiosk and day (kept by ingest): what
+    -- trace and `status` report as unsearchable, without a scan of the records.
+    CREATE TABLE untagged_days (
+        kiosk_id TEXT NOT NULL,
+        day BIGINT NOT NULL,
+        records BIGINT NOT NULL,
+        PRIMARY KEY (kiosk_id, day)
+    );
+    INSERT INTO untagged_days (kiosk_id, day, records)
+        SELECT kiosk_id, CAST(captured_at / 86400 AS INTEGER), count(*)
+        FROM records WHERE tag IS NULL GROUP BY 1, 2;
+    """,
 ]
 
 
@@ -252,7 +277,7 @@ class SqliteStorage(SqlQueries):
                         r.get("tag"),
                     )
                 )
-            new_rows = [{"seq": f[2], "epoch": f[3]} for f in fresh]
+            new_rows = [{"seq": f[2], "epoch": f[3], "captured_at": f[4], "tag": f[13]} for f in fresh]
             held = dict(
                 self.db.execute(
                     "SELECT epoch, high FROM sequence_summary WHERE kiosk_id = ?", [kiosk_id]
@@ -292,16 +317,14 @@ class SqliteStorage(SqlQueries):
             ]
         return [r[0] for r in self._q("SELECT record_id FROM records ORDER BY kiosk_id, seq")]
 
-    def purge(
-        self, *, now: float, chunk: int = 2000, holds: Sequence[tuple[float, float]] = ()
-    ) -> PurgeResult:
+    def purge(self, *, now: float, chunk: int = 2000) -> PurgeResult:
         """Delete what is due: records past their deletion time, batch receipts older than the
         longest retention, expired risk entries. In chunks, each its own transaction, so an
         upload waits for one chunk at most; then the WAL is cut to zero bytes.
 
-        ``holds``: the time windows of open outbreak cases. A record captured inside one is
-        kept until the case closes, but never past the longest retention from capture."""
-        keep, params = self._hold_clause(now, holds)
+        A record an open case's trace or opening touched (held) is kept until the case
+        closes, but never past the longest retention from capture."""
+        keep, params = self._hold_clause(now)
         classes: Counter = Counter()
         while True:
             with self._lock, self.db.conn:
@@ -314,9 +337,16 @@ class SqliteStorage(SqlQueries):
             if len(gone) < chunk:
                 break
         with self._lock, self.db.conn:
-            batches = self.db.execute(
-                "DELETE FROM batches WHERE received_at <= ?", [now - self.retention.significant_days * DAY]
+            batches = self.db.execute(  # receipts keep no time past the shortest retention
+                "DELETE FROM batches WHERE received_at <= ?", [now - self.retention.normal_days * DAY]
             ).rowcount
+            self.db.execute(
+                "DELETE FROM held WHERE captured_at <= ?", [now - self.retention.significant_days * DAY]
+            )
+            self.db.execute(
+                "DELETE FROM untagged_days WHERE day < ?",
+                [int(now // DAY) - self.retention.significant_days - 1],
+            )
             # Expired statements apply nowhere (kiosks stop applying them at their expiry):
             # kept a while for kiosks catching up by delta, then deleted.
             gone = self.db.execute(
@@ -352,6 +382,17 @@ class SqliteStorage(SqlQueries):
         rows = self._q(sql + " ORDER BY captured_at", params)
         keys = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
         return [dict(zip(keys, r)) for r in rows]
+
+    def hold_records(self, case_id: str, rows: Sequence[dict]) -> None:
+        with self._lock, self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO held (case_id, record_id, seal_kid, captured_at) VALUES (?, ?, ?, ?)",
+                [(case_id, r["record_id"], r["seal_kid"], r["captured_at"]) for r in rows],
+            )
+
+    def release_holds(self, case_id: str) -> int:
+        with self._lock, self.db.conn:
+            return self.db.execute("DELETE FROM held WHERE case_id = ?", [case_id]).rowcount
 
     def log_read(
         self,

@@ -102,16 +102,17 @@ class SqlQueries:
         rows = self._q("SELECT version, doc FROM manifests ORDER BY version DESC LIMIT 1")
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
-    def tag_key_docs(self, kiosk_id: str, now: float) -> list[str]:
-        """This kiosk's tag keys in their root-signed form, for its bundle."""
+    def tag_key_docs(self, kiosk_id: str, now: float, *, until: float | None = None) -> list[str]:
+        """This kiosk's tag keys in their root-signed form, for its bundle: those not over at
+        ``now`` and (with ``until``) starting before it."""
         return [
             r[0]
             for r in self._q(
                 self._sql(
-                    "SELECT doc FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? AND doc IS NOT NULL "
-                    "ORDER BY valid_from"
+                    "SELECT doc FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? AND valid_from < ? "
+                    "AND doc IS NOT NULL ORDER BY valid_from"
                 ),
-                [kiosk_id, now],
+                [kiosk_id, now, until if until is not None else float("inf")],
             )
         ]
 
@@ -194,6 +195,20 @@ class SqlQueries:
         epoch): the summary and the runs of missing numbers. ``held``: each epoch's highest
         number before the batch (its summary rows locked); ``reused``: (epoch, seq) pairs of
         these the server already held. ``execute(sql, params)`` runs one statement."""
+        untagged: dict[int, int] = {}
+        for r in rows:
+            if r.get("tag") is None:
+                day = int(float(r["captured_at"]) // DAY)
+                untagged[day] = untagged.get(day, 0) + 1
+        for day, n in sorted(untagged.items()):
+            execute(
+                self._sql(
+                    "INSERT INTO untagged_days (kiosk_id, day, records) VALUES (?, ?, ?) "
+                    "ON CONFLICT (kiosk_id, day) DO UPDATE SET "
+                    "records = untagged_days.records + excluded.records"
+                ),
+                [kiosk_id, day, n],
+            )
         for epoch, *change in self._summary_changes(rows, reused):
             execute(
                 self._sql(
@@ -297,21 +312,36 @@ class SqlQueries:
         )
 
     def untagged_between(self, from_ts: float, to_ts: float) -> int:
-        return self._q(
-            self._sql(
-                "SELECT count(*) FROM records WHERE tag IS NULL AND captured_at >= ? AND captured_at < ?"
-            ),
-            [from_ts, to_ts],
-        )[0][0]
-
-    def _hold_clause(self, now: float, holds) -> tuple[str, list]:
-        """The purge's exception for open cases: records captured in a hold window are kept,
-        but never past the longest retention from capture."""
-        if not holds:
-            return "", []
-        keep = self._sql(
-            " AND NOT (captured_at > ? AND ("
-            + " OR ".join("(captured_at >= ? AND captured_at < ?)" for _ in holds)
-            + "))"
+        """Records without a search tag captured on the days the window touches (whole
+        days: an upper bound), from the aggregate ingest keeps: time grows with the days,
+        not with the records."""
+        rows = self._q(
+            self._sql("SELECT sum(records) FROM untagged_days WHERE day >= ? AND day <= ?"),
+            [int(from_ts // DAY), int((to_ts - 1e-6) // DAY)],
         )
-        return keep, [now - self.retention.significant_days * DAY] + [x for h in holds for x in h]
+        return int(rows[0][0] or 0)
+
+    def untagged_by_kiosk(self) -> dict[str, int]:
+        """Records held without a search tag, per kiosk (days within the longest retention)."""
+        return {
+            str(k): int(n)
+            for k, n in self._q("SELECT kiosk_id, sum(records) FROM untagged_days GROUP BY kiosk_id")
+        }
+
+    def _hold_clause(self, now: float) -> tuple[str, list]:
+        """The purge's exception for open cases: a record a case's trace or opening touched
+        (the held table) is kept until the case closes, never past the longest retention."""
+        keep = self._sql(
+            " AND NOT (captured_at > ? AND EXISTS "
+            "(SELECT 1 FROM held h WHERE h.record_id = records.record_id))"
+        )
+        return keep, [now - self.retention.significant_days * DAY]
+
+    def held_kids(self) -> set[str]:
+        """The sealing keys of held records: `keys retire` keeps these periods' keys."""
+        return {str(r[0]) for r in self._q("SELECT DISTINCT seal_kid FROM held")}
+
+    def held_count(self, case_id: str | None = None) -> int:
+        if case_id is None:
+            return int(self._q("SELECT count(*) FROM held")[0][0])
+        return int(self._q(self._sql("SELECT count(*) FROM held WHERE case_id = ?"), [case_id])[0][0])
