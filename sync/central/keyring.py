@@ -271,6 +271,11 @@ def private_keys_in(folder: Path) -> list[Path]:
 
     found = []
     for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and (
+            path.suffix in (".sealed", ".share") or (path.name.startswith("tag-") and path.suffix == ".key")
+        ):  # the committee's wrapped period keys, a member's share, a day's search-tag key
+            found.append(path)
+            continue
         if path.is_file() and path.name not in SERVER_PRIVATE:
             try:
                 if b"PRIVATE KEY" in path.read_bytes()[:65536]:

@@ -583,7 +583,7 @@ def test_the_server_purges_by_its_own_retention_not_the_kiosks_say():
 
 
 def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
-    tmp_path, authority, sealing, make_pass, trusted
+    tmp_path, committee_key, sealing, make_pass, trusted
 ):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -591,8 +591,9 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
     from kiosk.core.seal import SealingKey
     from sync.central.committee import members as committee
     from sync.central.committee.audit import AuditError
-    from sync.central.committee.reading import committee_keys, open_records
+    from sync.central.committee.reading import open_records
 
+    held = {sealing.kid: committee_key}  # what two members unwrap: the keys not yet retired
     storage = SqliteStorage(None)
     kid = storage.register_kiosk(venue="v", public_key=b"\0" * 32, now=0)
     old_period = SealingKey.of(X25519PrivateKey.generate().public_key())  # its key destroyed since
@@ -612,9 +613,9 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
         storage, key=doctor, case_id="OB-1", reason="a cluster at the market", from_ts=0, to_ts=1000, now=3
     )
     with pytest.raises(AuditError, match="not approved"):
-        open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse, now=4)
+        open_records(storage, held, case_id="OB-1", member_key=nurse, now=4)
     committee.approve_case(storage, key=nurse, case_id="OB-1", now=4)
-    reading = open_records(storage, committee_keys(authority), case_id="OB-1", member_key=nurse, now=5)
+    reading = open_records(storage, held, case_id="OB-1", member_key=nurse, now=5)
     assert len(reading.records) == 3 and reading.unopenable == 2
     assert {r["venue"] for r in reading.records} == {"v"}
     assert storage.reads() == [
@@ -631,9 +632,7 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
         }
     ]
     with pytest.raises(AuditError, match="cannot reach outside"):
-        open_records(
-            storage, committee_keys(authority), case_id="OB-1", member_key=nurse, from_ts=0, to_ts=5000, now=6
-        )
+        open_records(storage, held, case_id="OB-1", member_key=nurse, from_ts=0, to_ts=5000, now=6)
     assert len(storage.reads()) == 1
     last = committee.state_of(storage)
     assert last.count == 5 and json.loads(storage.audit_entries()[-1][0])["detail"]["records"] == 5

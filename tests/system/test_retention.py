@@ -9,12 +9,13 @@ import sqlite3
 import subprocess
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from kiosk.core.decision import Policy, RiskList, decide
-from kiosk.core.keys import init_authority_keys, load_x25519_private
+from kiosk.core.keys import init_authority_keys
 from kiosk.core.reasons import Reason
 from kiosk.core.seal import open_sealed
 from kiosk.core.sealkeys import Sealer, covered_until
@@ -22,8 +23,9 @@ from kiosk.core.timing import DAY
 from kiosk.store.checkins import CheckinStore, Retention
 from kiosk.store.sqlitedb import open_db
 from sync.central import keyring
+from sync.central.committee.audit import member_id as committee_member_id
 from sync.central.storage.sqlite_backend import SqliteStorage
-from workbench.testkit import BIN, NOW
+from workbench.testkit import BIN, NOW, period_keys, seeded_committee_keys
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY  # a UTC midnight
 
@@ -32,7 +34,7 @@ T0 = 1_790_000_000 - 1_790_000_000 % DAY  # a UTC midnight
 def committee(tmp_path):
     d = tmp_path / "committee"
     init_authority_keys(d)
-    keyring.rotate(d, now=T0 + 3600, ahead_periods=10)
+    seeded_committee_keys(d, now=T0 + 3600, ahead=10)
     return d
 
 
@@ -92,7 +94,7 @@ def test_the_kiosk_seals_each_record_to_its_period_and_class(tmp_path, committee
             assert by_kid[kid].valid_from == T0 + day * DAY
         else:
             assert fallback == 1  # no key covers day 25
-        private = load_x25519_private(keyring.private_path(committee, kid))
+        private = period_keys(committee)[kid]
         assert open_sealed(sealed, private, record_id=rid)["venue"] == "v"
     assert store.stats()["seal_fallback"] == 1
 
@@ -147,12 +149,15 @@ def test_after_retire_nothing_on_disk_opens_a_retired_periods_records(
     assert not keyring.private_path(committee, destroyed[0].kid).exists()
     assert keyring.retire(committee, now=T0 + DAY + 28 * DAY) == ([], [])  # once
 
+    # The worst case: a thief of every folder and backup, and of two members' keys too.
     keys = [
         k
         for k in every_private_key_on_disk(committee, kiosk_dir, server_dir, backup)
         if isinstance(k, X25519PrivateKey)
     ]
-    assert len(keys) == 20  # sealing.key and the 19 period keys not retired
+    assert keys == []  # no private sealing key anywhere in clear (no static one, periods wrapped)
+    keys = list(period_keys(committee).values())
+    assert len(keys) == 19  # the period keys not retired, unwrapped by two members
 
     def opens(rid):
         for k in keys:
@@ -171,20 +176,33 @@ def test_after_retire_nothing_on_disk_opens_a_retired_periods_records(
 
 
 def test_keys_rotate_and_retire_from_the_command_line(tmp_path):
+    """The committee's own order: keys, a store with two members, their shares, the periods,
+    and retire with both members' keys; rotate and retire refuse before that."""
     import subprocess
 
-    from workbench.testkit import BIN
+    from workbench.testkit import BIN, committee_with_a_case
 
-    d = tmp_path / "k"
+    def run(*args, check=True):
+        r = subprocess.run([BIN / args[0], *map(str, args[1:])], capture_output=True, text=True, timeout=60)
+        assert not check or r.returncode == 0, r.stdout + r.stderr
+        return r
+
+    d, data = tmp_path / "k", tmp_path / "central"
     init_authority_keys(d)
-    r = subprocess.run(
-        [BIN / "kiosk-central", "keys", "rotate", "--keys", d, "--ahead", "14"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0 and "made 28 sealing key pairs" in r.stdout and "covered until" in r.stdout
-    r = subprocess.run([BIN / "kiosk-central", "keys", "retire", "--keys", d], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "0 private sealing keys destroyed"
+    early = run("kiosk-central", "keys", "rotate", "--keys", d, "--ahead", "14", check=False)
+    assert early.returncode == 3 and "no committee wrap key yet" in early.stderr
+    assert "Traceback" not in early.stderr
+    alice, bob = committee_with_a_case(run, tmp_path, data, "OB-1")
+    shared = run("kiosk-central", "keys", "share", "--keys", d, "--data", data)
+    assert "one share each for 2 members (Alice, Bob)" in shared.stdout
+    r = run("kiosk-central", "keys", "rotate", "--keys", d, "--ahead", "14")
+    assert "made 28 sealing key pairs" in r.stdout and "covered until" in r.stdout
+    assert not list((d / "periods").glob("sealing-*.key"))  # none in clear
+    retire = ["kiosk-central", "keys", "retire", "--keys", d, "--data", data, "--member-key", alice]
+    alone = run(*retire, check=False)
+    assert alone.returncode == 2 and "two committee members" in alone.stderr
+    r = run(*retire, "--member-key", bob)
+    assert r.stdout.strip().splitlines()[-1] == "0 private sealing keys destroyed"
 
 
 # -- retention the server enforces -------------------------------------------------------------------
@@ -226,7 +244,7 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
 
     keys = tmp_path / "keys"
     keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub"):
         (keys / name).write_bytes((authority / name).read_bytes())
     device = Ed25519PrivateKey.generate()
     with LocalServer(tmp_path / "c", keys) as server:
@@ -304,7 +322,7 @@ def test_kiosk_central_purge_prints_counts_per_class(tmp_path):
         [BIN / "kiosk-central", "purge", "--data", tmp_path / "c"], capture_output=True, text=True
     )
     assert r.stdout.strip() == (
-        "purged 2 records (2 normal, 0 significant), 0 batches, 1 expired risk entries"
+        "purged 2 records (2 normal, 0 significant), 1 batches, 1 expired risk entries"
     )
 
 
@@ -427,10 +445,10 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
 
     committee = tmp_path / "committee"
     init_authority_keys(committee)
-    keyring.rotate(committee, now=time.time(), ahead_periods=30)
+    seeded_committee_keys(committee, now=time.time(), ahead=30)
     server_keys = tmp_path / "server-keys"
     server_keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub"):
         (server_keys / name).write_bytes((committee / name).read_bytes())
     device = Ed25519PrivateKey.generate()
     write_private(tmp_path / "device.key", device)
@@ -480,8 +498,15 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
 
     store = CheckinStore.open_readonly(open_db(c.kiosk.database))
     check, bundle = doctor.check_bundle(c, store, time.time())
-    assert doctor.check_sealing(bundle, store, time.time() + 20 * DAY).status == "warn"
-    assert doctor.check_sealing(bundle, store, time.time() + 40 * DAY).status == "FAIL"
+    assert doctor.check_sealing(bundle, store, time.time() + 20 * DAY, cfg=c).status == "ok"
+    short = doctor.check_sealing(bundle, store, time.time() + 25 * DAY, cfg=c)  # within 7 days
+    assert short.status == "warn" and "within the 7-day margin" in short.detail
+    assert doctor.check_sealing(bundle, store, time.time() + 40 * DAY, cfg=c).status == "FAIL"
+    # No periods at all (none installed, no bundle): nothing can be recorded, a FAIL.
+    none = doctor.check_sealing(
+        None, store, time.time(), cfg=replace(c, keys=replace(c.keys, sealing_periods=""))
+    )
+    assert none.status == "FAIL" and "nothing can be recorded" in none.detail
 
 
 def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
@@ -490,7 +515,7 @@ def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
 
     keys = tmp_path / "keys"
     keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub"):
         (keys / name).write_bytes((authority / name).read_bytes())
     server = LocalServer(tmp_path / "c", keys).start()
     admin = SqliteStorage.in_folder(server.data_dir)
@@ -503,82 +528,94 @@ def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
 
 
 def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
+    """A case holds the records its readings touched, not its whole window: the others in
+    the window go at their own time; the held ones until the case closes, never past 90 days."""
     from sync.central.committee import members as committee
+    from workbench.testkit import members
 
     s = SqliteStorage(None)
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
-    s.ingest(kid, str(uuid.uuid4()), [server_record(1, T0), server_record(2, T0 + 5 * DAY)], now=T0)
-    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    inside = [server_record(i, T0 + i) for i in (1, 3, 4)]
+    s.ingest(kid, str(uuid.uuid4()), [*inside, server_record(2, T0 + 5 * DAY)], now=T0)
+    a, b = members()
     committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=T0, bootstrap=True)
     committee.add_member(s, name="b", public_key=b.public_key(), key=a, now=T0)
     committee.open_case(
         s, key=b, case_id="OB-3", reason="cluster in the window", from_ts=T0 - DAY, to_ts=T0 + DAY, now=T0
     )
     committee.approve_case(s, key=a, case_id="OB-3", now=T0)
-    holds = committee.case_holds(s)
-    assert holds == [(T0 - DAY, T0 + DAY)]
-    assert s.purge(now=T0 + 40 * DAY, holds=holds).normal == 1  # only the one outside
+    # A reading of record 1 alone (as a trace touches only the records around a visit).
+    committee.authorise_read(
+        s,
+        key=a,
+        second=b,
+        case_id="OB-3",
+        action="read",
+        from_ts=None,
+        to_ts=None,
+        detail={},
+        touched=lambda x, y: [r for r in s.records_between(kid, x, y) if r["seq"] == 1],
+        now=T0,
+    )
+    assert s.held_count("OB-3") == 1
+    assert s.purge(now=T0 + 40 * DAY).normal == 3  # 3 and 4 in the window, 2 outside: not held
     assert s.record_ids(kid) == [str(uuid.UUID(int=1))]
-    assert s.purge(now=T0 + 90 * DAY, holds=holds).normal == 1  # never past 90 days
-    # Another record inside the window: the case closes, the hold ends, the purge takes it.
-    s.ingest(kid, str(uuid.uuid4()), [server_record(3, T0 + 3600)], now=T0 + 3600)
-    assert s.purge(now=T0 + 40 * DAY, holds=committee.case_holds(s)).records == 0
+    assert s.purge(now=T0 + 90 * DAY + 2).normal == 1  # never past 90 days from capture
+    # Held again, then the case closes: the hold ends and the purge takes it.
+    s.ingest(kid, str(uuid.uuid4()), [server_record(5, T0 + 3600)], now=T0 + 3600)
+    s.hold_records("OB-3", s.records_between(kid, None, None))
+    assert s.purge(now=T0 + 40 * DAY).records == 0
     committee.close_case(s, key=b, case_id="OB-3", now=T0 + 41 * DAY)
-    assert committee.case_holds(s) == []
-    assert s.purge(now=T0 + 41 * DAY, holds=committee.case_holds(s)).normal == 1
+    assert s.held_count() == 0
+    assert s.purge(now=T0 + 41 * DAY).normal == 1
     s.close()
 
 
 def test_retire_keeps_the_periods_an_open_case_holds_and_logs_both(tmp_path, witness_file):
-    """An approved, open case's window holds its periods' keys past their retention (never
-    past 90 days after the period); `keys retire` with a store needs a member key, prints what
-    it kept and why, and logs what it destroyed and kept."""
+    """A period key that sealed a record an open case touched is kept past its retention
+    (never past 90 days after the period); the others of the case's window are not. `keys
+    retire` needs two members' keys, prints what it kept and why, and logs both members."""
     import shutil
 
     from kiosk.core.keys import write_private
+    from kiosk.core.sealkeys import Sealer
     from workbench.testkit import approved_case, seeded_authority
     from workbench.testkit import committee as make_committee
 
     keys = seeded_authority(tmp_path / "committee")
     start = time.time() - 40 * DAY
-    keyring.rotate(keys, now=start, ahead_periods=3)
+    start -= start % DAY
+    seeded_committee_keys(keys, now=start, ahead=3)
     s = SqliteStorage.in_folder(tmp_path / "central")
+    kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
+    sealer = Sealer(fallback=None, periods=lambda: keyring.public_periods(keys))
+    key, _ = sealer.key_for("normal", start + 3600)  # a record of the first of those days
+    record = {**server_record(1, start + 3600), "seal_kid": key.kid}
+    s.ingest(kid, str(uuid.uuid4()), [record], now=start + 7200)
     alice, bob = make_committee(s, now=time.time())
     approved_case(s, alice, bob, now=time.time(), days_back=41)  # its window covers those days
+    s.hold_records("OB-TEST-1", s.records_between(kid, None, None))  # what its trace touched
     s.close()
     write_private(tmp_path / "alice.key", alice)
+    write_private(tmp_path / "bob.key", bob)
     spare = tmp_path / "spare-keys"
     shutil.copytree(keys, spare)
+    base = [BIN / "kiosk-central", "keys", "retire", "--keys", keys, "--data", tmp_path / "central"]
+    r = subprocess.run(base + ["--member-key", tmp_path / "alice.key"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--member-key twice" in r.stderr  # one member alone: nothing
     r = subprocess.run(
-        [BIN / "kiosk-central", "keys", "retire", "--keys", keys, "--data", tmp_path / "central"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 2 and "--member-key" in r.stderr  # nothing destroyed unlogged
-    r = subprocess.run(
-        [
-            BIN / "kiosk-central",
-            "keys",
-            "retire",
-            "--keys",
-            keys,
-            "--data",
-            tmp_path / "central",
-            "--member-key",
-            tmp_path / "alice.key",
-        ],
+        base + ["--member-key", tmp_path / "alice.key", "--member-key", tmp_path / "bob.key"],
         capture_output=True,
         text=True,
     )
     assert r.returncode == 0, r.stderr
-    assert "kept: period" in r.stdout and "an approved, open case holds" in r.stdout
-    assert "0 private sealing keys destroyed" in r.stdout  # normal periods held, significant not due
+    assert "kept: period" in r.stdout and "an open case holds records sealed to it" in r.stdout
+    assert "2 private sealing keys destroyed" in r.stdout  # the two other normal days of the window
     s = SqliteStorage.in_folder(tmp_path / "central")
     last = json.loads(s.audit_entries()[-1][0])
     s.close()
-    assert last["action"] == "keys_retire" and len(last["detail"]["kept_for_cases"]) == 3
+    assert last["action"] == "keys_retire" and len(last["detail"]["kept_for_cases"]) == 1
+    assert last["detail"]["with"] == committee_member_id(bob.public_key())  # both members logged
     # Without the case (no holds), the same keys are due and destroyed.
     destroyed, kept = keyring.retire(spare, now=time.time())
     assert len(destroyed) == 3 and kept == []

@@ -25,7 +25,7 @@ from sync.central.committee.audit import AuditError
 from sync.central.committee.reading import committee_keys
 from sync.central.committee.trace import trace
 from sync.central.storage.sqlite_backend import SqliteStorage
-from workbench.testkit import BIN
+from workbench.testkit import BIN, members, seeded_committee_keys, unlocked
 
 DAY, MIN = 86_400, 60
 NOW = time.time()
@@ -41,7 +41,7 @@ def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trace")
     keys = tmp / "committee"
     init_authority_keys(keys)
-    keyring.rotate(keys, now=T - 3 * DAY, ahead_periods=10)
+    seeded_committee_keys(keys, now=T - 3 * DAY, ahead=10)
     issuer = load_ed25519_private(keys / "issuer.key")
     from kiosk.core.keys import trusted_issuers
 
@@ -97,7 +97,7 @@ def world(tmp_path_factory):
     checkin("A", "W", T + 5 * MIN, venue="Not the market")  # exposed, and its venue is off
     for i in range(60):  # everyone else, elsewhere and other times
         checkin("ABC"[i % 3], "X", T - DAY + i * 997)
-    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    a, b = members()  # the two the wrap key is split between
     committee.add_member(storage, name="Alice", public_key=a.public_key(), key=None, now=NOW, bootstrap=True)
     committee.add_member(storage, name="Bob", public_key=b.public_key(), key=a, now=NOW)
     from sync.central.manifests import publish
@@ -137,9 +137,10 @@ def test_trace_needs_an_approved_case_and_a_member(world):
         with pytest.raises(AuditError, match="not approved yet"):
             trace(
                 s,
-                committee_keys(world["keys"]),
+                committee_keys(world["keys"], unlocked(world["keys"])),
                 keyring.tag_keys(world["keys"]),
                 member_key=a,
+                second_key=world["b"],
                 case_id="OB-1",
                 pass_id=pid("P"),
                 now=NOW,
@@ -148,7 +149,7 @@ def test_trace_needs_an_approved_case_and_a_member(world):
     with pytest.raises(AuditError, match="not a registered"):
         trace(
             s,
-            committee_keys(world["keys"]),
+            committee_keys(world["keys"], unlocked(world["keys"])),
             keyring.tag_keys(world["keys"]),
             member_key=Ed25519PrivateKey.generate(),
             case_id="OB-1",
@@ -162,9 +163,10 @@ def test_trace_finds_exactly_the_passes_present_within_the_overlap(world):
     s = world["storage"]
     r = trace(
         s,
-        committee_keys(world["keys"]),
+        committee_keys(world["keys"], unlocked(world["keys"])),
         keyring.tag_keys(world["keys"]),
         member_key=world["a"],
+        second_key=world["b"],
         case_id="OB-1",
         pass_id=pid("P"),
         hash_key=b"k" * 32,
@@ -202,6 +204,7 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
     approved(world)
     s, tmp = world["storage"], world["tmp"]
     write_private(tmp / "alice.key", world["a"])
+    write_private(tmp / "bob.key", world["b"])
     out = subprocess.run(
         [
             BIN / "kiosk-central",
@@ -212,6 +215,8 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
             world["keys"],
             "--member-key",
             tmp / "alice.key",
+            "--member-key",
+            tmp / "bob.key",
             "--case",
             "OB-1",
             "--pass-id",
@@ -284,9 +289,10 @@ def test_open_records_for_one_pass_opens_only_that_pass_by_its_tags(world):
     s = world["storage"]
     reading = open_records(
         s,
-        committee_keys(world["keys"]),
+        committee_keys(world["keys"], unlocked(world["keys"])),
         case_id="OB-1",
         member_key=world["a"],
+        second_key=world["b"],
         pass_id=pid("P"),
         tag_keys=keyring.tag_keys(world["keys"]),
         now=NOW,
@@ -314,6 +320,7 @@ def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(
 
     keys = tmp_path / "committee"
     init_authority_keys(keys)
+    seeded_committee_keys(keys, ahead=0)  # the wrap key (as `keys share` makes it), no periods yet
     data = tmp_path / "central"
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text(

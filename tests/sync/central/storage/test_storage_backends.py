@@ -75,16 +75,29 @@ def test_the_server_sets_deletion_itself_and_purges_by_class_with_holds(storage)
     storage.ingest(
         a,
         str(uuid.uuid4()),
-        [rec(1), rec(2, retention="significant"), rec(3, captured_at=T0 + 5 * DAY)],
+        [rec(1), rec(2, retention="significant"), rec(3, captured_at=T0 + 5 * DAY), rec(4)],
         now=T0,
     )
     assert storage.purge(now=T0 + 28 * DAY - 1).records == 0
-    held = storage.purge(now=T0 + 28 * DAY, holds=[(T0 - 1, T0 + 1)])
-    assert held.records == 0  # inside an open case's window
+    # A case holds only what its trace or opening touched: record 1, not record 4 beside it.
+    storage.hold_records("OB-1", [{**rec(1), "record_id": rec(1)["record_id"]}])
+    assert storage.held_kids() == {"k"} and storage.held_count("OB-1") == 1
+    held = storage.purge(now=T0 + 28 * DAY)
+    assert (held.normal, held.significant) == (1, 0)  # record 4 went; record 1 is held
+    assert storage.record_ids(a) == [rec(i)["record_id"] for i in (1, 2, 3)]
+    assert storage.release_holds("OB-1") == 1  # the case closed
     r = storage.purge(now=T0 + 28 * DAY)
     assert (r.normal, r.significant) == (1, 0)
     assert storage.purge(now=T0 + 90 * DAY).records == 2  # the significant and the later one
     assert storage.record_ids(a) == []
+
+
+def test_a_hold_never_outlasts_the_longest_retention(storage):
+    a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
+    storage.ingest(a, str(uuid.uuid4()), [rec(1)], now=T0)
+    storage.hold_records("OB-1", [rec(1)])
+    assert storage.purge(now=T0 + 90 * DAY - 1).records == 0
+    assert storage.purge(now=T0 + 90 * DAY).records == 1 and storage.held_count() == 0
 
 
 def test_sequence_gaps_epochs_and_reused_numbers(storage):
@@ -131,7 +144,10 @@ def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_pu
     assert (e0.epoch, e0.received, e0.distinct_seq, e0.low, e0.high) == (0, 6, 4, 1, 8)
     assert (e0.missing, e0.reused) == (4, 2) and (e2.missing, e2.reused) == (8, 0)
     lines = list(status_lines(storage))
-    assert lines[0] == f"{a}  A  active  records 7  epochs 2: the kiosk's database was reset 1 time(s)"
+    assert lines[0] == (
+        f"{a}  A  active  records 7  epochs 2: the kiosk's database was reset 1 time(s)"
+        "  UNTAGGED 7: records without a search tag (trace cannot find them)"
+    )
     assert lines[1] == "  epoch 0: 6 records, seq 1-8, missing seq: 3-4, 6-7  REUSED seq: 2"
     assert lines[2] == "  epoch 2: 1 records, seq 9-9, missing seq: 1-8"
     # Purged records were received: they do not become missing, and the counts stay.
@@ -444,7 +460,8 @@ def test_postgresql_retention_drops_whole_day_partitions(pg_url):
     )  # too old for any day partition
     assert s._q(f"SELECT count(*) FROM records_normal_{old_day}")[0][0] == 5
     assert s._q("SELECT count(*) FROM records_normal_default")[0][0] == 1
-    result = s.purge(now=now, holds=[(held_day * DAY, (held_day + 1) * DAY)])
+    s.hold_records("OB-1", [rec(i, (held_day + 0.5) * DAY) for i in range(6, 9)])  # a trace touched them
+    result = s.purge(now=now)
     assert result.normal == 6  # 5 by dropping a day, 1 row
     assert f"records_normal_{old_day}" not in parts()  # gone whole: no dead rows
     assert f"records_normal_{held_day}" in parts()  # the case's day is kept
