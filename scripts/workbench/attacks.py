@@ -48,13 +48,14 @@ class World:
 
     def __init__(self, work: Path, server: Any):
         from kiosk.store.checkins import CheckinStore
-        from sync.central.keyring import rotate
-        from workbench.testkit import raise_risk, trusted_world, with_storage
+        from sync.central.keyring import public_periods
+        from workbench.testkit import raise_risk, seeded_committee_keys, trusted_world, with_storage
 
         self.work, self.server = work, server
         self.keys = work / "committee"
         self.now = time.time()
-        rotate(self.keys, now=self.now, ahead_periods=7)
+        seeded_committee_keys(self.keys, now=self.now, ahead=7)  # split between Alice and Bob
+        self.installed = public_periods(self.keys)  # the schedule the kiosk is installed with
         admin = with_storage(server.data_dir)
         self.device = Ed25519PrivateKey.generate()
         self.up: Any = None  # the kiosk's uploader, made once its store exists
@@ -63,16 +64,10 @@ class World:
         )
         self.alice, self.bob = trusted_world(admin, self.keys, now=self.now)
         self.exposed = b"\x33" * 16
-        from kiosk.core.keys import SEALING_PUB, load_x25519_public
-        from kiosk.core.seal import SealingKey
         from kiosk.core.sealkeys import Sealer
 
         self.store = CheckinStore.open(
-            work / "kiosk.db",
-            venue_id="Market",
-            sealing=Sealer(
-                fallback=SealingKey.of(load_x25519_public(self.keys / SEALING_PUB)), periods=self.periods
-            ),
+            work / "kiosk.db", venue_id="Market", sealing=Sealer(fallback=None, periods=self.periods)
         )
         self.up = self.uploader(server.url)
         assert self.up.round().ok
@@ -83,7 +78,7 @@ class World:
 
     def periods(self) -> Any:
         held = self.up._held_bundle() if self.up is not None else None
-        return held.sealing_periods if held else ()
+        return held.sealing_periods if held and held.sealing_periods else self.installed
 
     def uploader(self, url: str) -> Any:
         from sync.uploader import Uploader

@@ -72,24 +72,42 @@ class Authority:
     """A throwaway authority: issuer and committee keys, and passes with known ids."""
 
     def __init__(self, folder: Path):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         from kiosk.core.keys import (
             ISSUER_KEY,
-            SEALING_KEY,
             init_authority_keys,
             load_ed25519_private,
-            load_x25519_private,
-            load_x25519_public,
             trusted_issuers,
+            write_private,
         )
-        from kiosk.core.seal import SealingKey
+        from kiosk.core.sealkeys import Sealer
+        from sync.central.committee.audit import member_id
+        from sync.central.committee.custody import issue, unlock, wrap_document
+        from sync.central.keyring import period_private_keys, public_periods, rotate
 
         self.dir = Path(folder)
         if not (self.dir / ISSUER_KEY).exists():
             init_authority_keys(self.dir)
         self.issuer = load_ed25519_private(self.dir / ISSUER_KEY)
         self.trusted = trusted_issuers([self.dir / "issuer.pub"])
-        self.sealing = SealingKey.of(load_x25519_public(self.dir / "sealing.pub"))
-        self.committee = load_x25519_private(self.dir / SEALING_KEY)
+        # The committee: two members the wrap key is split between, and a week of periods
+        # (sealing-periods.json, which the kiosks here are installed with).
+        # A rig, not an authority: its two members' keys are kept beside it (in its own
+        # "members" folder) so that the processes the suite starts find the same committee.
+        (self.dir / "members").mkdir(exist_ok=True)
+        paths = [self.dir / "members" / f"{n}.key" for n in "ab"]
+        if not all(p.exists() for p in paths):
+            for p in paths:
+                write_private(p, Ed25519PrivateKey.generate())
+        members = [load_ed25519_private(p) for p in paths]
+        ids = {member_id(k.public_key()): k.public_key() for k in members}
+        if wrap_document(self.dir) is None:
+            issue(self.dir, ids, now=time.time())
+            rotate(self.dir, now=time.time(), ahead_periods=7)
+        periods = public_periods(self.dir)
+        self.sealing = Sealer(fallback=None, periods=lambda: periods)
+        self.committee = period_private_keys(self.dir, unlock(self.dir, members, active=set(ids)))
         self.issued: set[int] = set()
 
     def pass_text(self, n: int, risk: int | None = None) -> str:
@@ -112,10 +130,10 @@ class Authority:
 
         conn = sqlite3.connect(db_path)
         try:
-            rows = conn.execute("SELECT record_id, sealed FROM checkins").fetchall()
+            rows = conn.execute("SELECT record_id, sealed, seal_kid FROM checkins").fetchall()
         finally:
             conn.close()
-        return [open_sealed(blob, self.committee, record_id=rid) for rid, blob in rows]
+        return [open_sealed(blob, self.committee[kid], record_id=rid) for rid, blob, kid in rows]
 
 
 def pass_id(n: int) -> bytes:
@@ -585,7 +603,7 @@ def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Rando
     t = Tally()
     keys = work / "proxy-keys"
     keys.mkdir(exist_ok=True)
-    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub"):
         (keys / name).write_bytes((auth.dir / name).read_bytes())
     store = CheckinStore.open(work / "proxy" / "k.db", sealing=auth.sealing, venue_id="fault-suite")
     decisions = [

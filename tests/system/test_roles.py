@@ -85,8 +85,14 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
     run(central, "kiosk-central", "keys", "init", "--dir", authority)
     server_keys = tmp_path / "server-keys"
     server_keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub", "sealing.pub", "bundle.pub"):
+    for name in ("bundle.key", "receipt.key", "issuer.pub", "bundle.pub"):
         shutil.copy(authority / name, server_keys / name)
+    # The committee's machine (the central set): members and a case, the members' shares of
+    # the key the period keys are sealed to, and the periods.
+    data = tmp_path / "central"
+    keys = committee_with_a_case(lambda *a: run(central, *a), tmp_path, data, "OB-1")
+    run(central, "kiosk-central", "keys", "share", "--keys", authority, "--data", data)
+    run(central, "kiosk-central", "keys", "rotate", "--keys", authority, "--data", data)
     imgs = tmp_path / "imgs"
     imgs.mkdir()
     pass_id = run(
@@ -111,7 +117,6 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
     )
     cfg.write_text(base)
     run(device, "kiosk", "keys", "init", "--config", cfg)
-    data = tmp_path / "central"
     kiosk_id = run(
         central,
         "kiosk-central",
@@ -122,9 +127,11 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
         "Market",
         "--public-key",
         tmp_path / "device.pub",
-    ).stdout.strip()
-    # The committee's machine (the central set): members, a case, the root-signed manifest.
-    keys = committee_with_a_case(lambda *a: run(central, *a), tmp_path, data, "OB-1")
+        "--tag-key",
+        tmp_path / "tag.pub",
+        "--keys",
+        authority,
+    ).stdout.splitlines()[0]
     run(central, "kiosk-central", "manifest", "publish", "--keys", authority, "--data", data)
 
     proc = subprocess.Popen(
@@ -186,6 +193,8 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
         authority,
         "--member-key",
         keys[0],
+        "--member-key",
+        keys[1],
         "--case",
         "OB-1",
         "--pass-id",
