@@ -1,0 +1,263 @@
+"""README's privacy claims held against the code: the "held in clear" table names every table
+and column of both sides' schemas (SQLite and PostgreSQL), the committee's set-up block runs
+exactly as typed, and one member with the keys folder and a database copy opens nothing."""
+
+import os
+import re
+import shlex
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from workbench.testkit import BIN, ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def held_in_clear_rows() -> dict[tuple[str, str], str]:
+    """(side, table) -> the row's text, from README's table."""
+    section = README.split("### What is held in clear, and what it reveals", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0] in ("kiosk", "server"):
+            for table in re.findall(r"`([a-z_]+)`", cells[1]):
+                rows[(cells[0], table)] = line
+    return rows
+
+
+def assert_named(side: str, schema: dict[str, list[str]]) -> None:
+    rows = held_in_clear_rows()
+    missing = []
+    for table, columns in schema.items():
+        row = rows.get((side, table))
+        if row is None:
+            missing.append(f"{side} table {table}")
+            continue
+        named = set(re.findall(r"`([a-z_]+)`", row))
+        if side == "server" and table == "records":  # "the kiosk's columns above", plus these
+            named |= set(re.findall(r"`([a-z_]+)`", rows[("kiosk", "checkins")]))
+        missing += [f"{side} {table}.{c}" for c in columns if c not in named]
+    assert missing == [], f"README's 'held in clear' table omits: {missing}"
+
+
+def sqlite_schema(conn) -> dict[str, list[str]]:
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+
+def test_the_held_in_clear_table_names_every_table_and_column_of_the_kiosk_and_sqlite_server(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from kiosk.core.seal import SealingKey
+    from kiosk.store.checkins import CheckinStore
+    from sync.central.storage.sqlite_backend import SqliteStorage
+
+    server = SqliteStorage.in_folder(tmp_path / "central")
+    kiosk = CheckinStore.open(
+        tmp_path / "k.db", sealing=SealingKey.of(X25519PrivateKey.generate().public_key()), venue_id="v"
+    )
+    try:
+        assert_named("server", sqlite_schema(server.db.conn))
+        assert_named("kiosk", sqlite_schema(kiosk.db.conn))
+    finally:
+        server.close()
+        kiosk.close()
+
+
+def test_the_held_in_clear_table_names_every_table_and_column_on_postgresql(pg_url):
+    import psycopg
+
+    from sync.central.storage.pg_backend import PgStorage
+
+    PgStorage(pg_url).close()
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid WHERE n.nspname = 'public' "
+            "AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum"
+        ).fetchall()
+    schema: dict[str, list[str]] = {}
+    for table, column in rows:
+        # The partitions' parents: records_normal and records_significant are records.
+        schema.setdefault("records" if table.startswith("records_") else table, []).append(column)
+    assert "records" in schema and "held" in schema
+    assert_named("server", schema)
+
+
+def test_readmes_committee_block_runs_as_typed(tmp_path):
+    """The authority's set-up, exactly as README shows it, in an empty folder."""
+    block = README.split("On the committee's machine (never on the server):\n\n```\n", 1)[1].split("```", 1)[
+        0
+    ]
+    lines = [line for line in block.splitlines() if line.strip()]
+    assert lines[0] == "kiosk-central keys init --dir authority/" and len(lines) >= 8
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    for line in lines:
+        r = subprocess.run(
+            shlex.split(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert r.returncode == 0, f"{line}\n{r.stdout}{r.stderr}"
+        assert "Traceback" not in r.stderr and "[Errno" not in r.stderr
+    assert (tmp_path / "authority" / "committee-wrap.json").exists()
+    assert sorted(p.name for p in (tmp_path / "authority" / "shares").iterdir()) == sorted(
+        p.name for p in (tmp_path / "authority" / "shares").glob("*.share")
+    )
+    assert len(list((tmp_path / "authority" / "shares").glob("*.share"))) == 2
+    assert not list(tmp_path.joinpath("authority").rglob("sealing*.key"))  # no period key in clear
+
+
+@pytest.fixture
+def one_member_world(tmp_path):
+    """The committee's keys folder, a copy of the server's database with records of an
+    approved case, and Alice's key: what one member alone could get hold of."""
+    from kiosk.core.sealkeys import Sealer
+    from sync.central.keyring import public_periods
+    from sync.central.storage.sqlite_backend import SqliteStorage
+    from workbench.testkit import approved_case, committee, seeded_authority
+
+    keys = seeded_authority(tmp_path / "authority")
+    s = SqliteStorage.in_folder(tmp_path / "central")
+    kid = s.register_kiosk(venue="Market", public_key=b"k" * 32, now=0)
+    from kiosk.core.seal import seal
+
+    now = time.time()
+    rows = []
+    for i in range(20):
+        key, _ = Sealer(fallback=None, periods=lambda: public_periods(keys)).key_for("normal", now - 60 + i)
+        rid = str(uuid.uuid4())
+        fields = {
+            "pass_id": bytes([i]) * 16,
+            "risk_level": 0,
+            "decision": "admit",
+            "reason": "valid",
+            "venue": "Market",
+        }
+        rows.append(
+            {
+                "record_id": rid,
+                "seq": i + 1,
+                "captured_at": now - 60 + i,
+                "clock_synced": True,
+                "retention": "normal",
+                "delete_after": now + 86_400,
+                "seal_kid": key.kid,
+                "sealed": seal(fields, key, record_id=rid),
+            }
+        )
+    s.ingest(kid, str(uuid.uuid4()), rows, now=now)
+    alice, bob = committee(s, now=now)
+    approved_case(s, alice, bob, now=now)
+    s.close()
+    return keys, tmp_path / "central", alice, bob, rows
+
+
+def test_one_member_with_the_keys_folder_and_a_database_copy_opens_nothing(tmp_path, one_member_world):
+    from kiosk.core.keys import load_x25519_private, write_private
+    from kiosk.core.seal import open_sealed
+    from sync.central.committee.custody import CustodyError, unlock
+
+    keys, data, alice, bob, rows = one_member_world
+    write_private(tmp_path / "alice.key", alice)
+    write_private(tmp_path / "bob.key", bob)
+    # Every file in the keys folder, tried as a key: none opens a record.
+    opened = 0
+    for path in keys.rglob("*"):
+        try:
+            key = load_x25519_private(path)
+        except Exception:
+            continue
+        for r in rows:
+            try:
+                open_sealed(r["sealed"], key, record_id=r["record_id"])
+                opened += 1
+            except Exception:
+                pass
+    assert opened == 0
+    # One member's share alone (or the same member twice) rebuilds nothing.
+    with pytest.raises(CustodyError, match="two different members"):
+        unlock(keys, [alice], active=set())
+    with pytest.raises(CustodyError, match="two different members"):
+        unlock(keys, [alice, alice], active=set())
+    for command in (
+        ["open-records", "--case", "OB-TEST-1"],
+        ["trace", "--case", "OB-TEST-1", "--pass-id", "00" * 16],
+    ):
+        base = [BIN / "kiosk-central", *command, "--data", data, "--keys", keys]
+        alone = subprocess.run(
+            base + ["--member-key", tmp_path / "alice.key"], capture_output=True, text=True
+        )
+        assert alone.returncode == 2 and "two committee members" in alone.stderr and alone.stdout == ""
+        twice = subprocess.run(
+            base + ["--member-key", tmp_path / "alice.key", "--member-key", tmp_path / "alice.key"],
+            capture_output=True,
+            text=True,
+        )
+        assert twice.returncode == 2 and "same member" in twice.stderr and twice.stdout == ""
+    # Two members together do open them, and the log names both.
+    both = subprocess.run(
+        [BIN / "kiosk-central", "open-records", "--case", "OB-TEST-1", "--data", data, "--keys", keys]
+        + ["--member-key", tmp_path / "alice.key", "--member-key", tmp_path / "bob.key"],
+        capture_output=True,
+        text=True,
+    )
+    assert both.returncode == 0, both.stderr
+    assert len(both.stdout.splitlines()) == 20
+    from sync.central.storage.sqlite_backend import SqliteStorage
+
+    s = SqliteStorage.in_folder(data)
+    try:
+        assert s.reads()[-1]["reader"] == "Alice + Bob"
+    finally:
+        s.close()
+
+
+def test_a_departed_members_share_combines_with_nothing_after_reissue(tmp_path, one_member_world):
+    from kiosk.core.keys import write_private
+    from sync.central.committee import members as committee
+    from sync.central.committee.audit import member_id
+    from sync.central.committee.custody import CustodyError, unlock, wrap_document
+    from sync.central.storage.sqlite_backend import SqliteStorage
+    from workbench.testkit import seeded_ed25519
+
+    keys, data, alice, bob, _ = one_member_world
+    carol = seeded_ed25519("member/carol")
+    s = SqliteStorage.in_folder(data)
+    committee.add_member(s, name="Carol", public_key=carol.public_key(), key=alice, now=time.time())
+    committee.approve_member(s, key=bob, member="Carol", now=time.time())
+    s.close()
+    for name, key in (("alice", alice), ("bob", bob), ("carol", carol)):
+        write_private(tmp_path / f"{name}.key", key)
+    share = [BIN / "kiosk-central", "keys", "share", "--keys", keys, "--data", data]
+    r = subprocess.run(
+        share + ["--member-key", tmp_path / "alice.key", "--member-key", tmp_path / "bob.key"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "one share each for 3 members" in r.stdout, r.stderr
+    old_bob_share = (keys / "shares" / f"{member_id(bob.public_key())}.share").read_bytes()
+    # Bob leaves: Alice asks, Carol confirms; Alice and Carol re-issue the shares.
+    s = SqliteStorage.in_folder(data)
+    committee.revoke_member(s, key=alice, member="Bob", now=time.time())
+    committee.approve_member(s, key=carol, member="Bob", now=time.time())
+    s.close()
+    before = wrap_document(keys)["wrap_id"]
+    r = subprocess.run(
+        share + ["--member-key", tmp_path / "alice.key", "--member-key", tmp_path / "carol.key"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "one share each for 2 members (Alice, Carol)" in r.stdout, r.stderr
+    assert wrap_document(keys)["wrap_id"] != before
+    assert not (keys / "shares" / f"{member_id(bob.public_key())}.share").exists()
+    # Bob's old share (kept by him) against the new key: refused; the two remaining open.
+    (keys / "shares" / f"{member_id(bob.public_key())}.share").write_bytes(old_bob_share)
+    active = {member_id(k.public_key()) for k in (alice, bob, carol)}
+    with pytest.raises(CustodyError, match="earlier wrap key"):
+        unlock(keys, [alice, bob], active=active)
+    assert unlock(keys, [alice, carol], active=active).members == (
+        member_id(alice.public_key()),
+        member_id(carol.public_key()),
+    )
