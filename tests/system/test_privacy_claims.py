@@ -77,7 +77,8 @@ def test_the_held_in_clear_table_names_every_table_and_column_on_postgresql(pg_u
         rows = conn.execute(
             "SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "JOIN pg_attribute a ON a.attrelid = c.oid WHERE n.nspname = 'public' "
-            "AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum"
+            "AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 "
+            "AND NOT a.attisdropped ORDER BY c.relname, a.attnum"
         ).fetchall()
     schema: dict[str, list[str]] = {}
     for table, column in rows:
