@@ -95,24 +95,38 @@ def cmd_keys_retire(args) -> int:
 
 def cmd_keys_share(args) -> int:
     """Split the committee's wrap key between the active members (2 of n): the first time,
-    with no member key; after a member joins or leaves, two members re-issue it."""
+    signed by one member; after a member joins or leaves, two members re-issue it."""
     import time
 
     from sync.central.committee.custody import issue, wrap_document
-    from sync.central.committee.members import state_of
+    from sync.central.committee.members import log_keys_shared, state_of
     from sync.central.keyring import wrap_clear_keys
 
+    now = time.time()
     storage = _storage(args)
     try:
         state = state_of(storage)
         members = {m.member_id: m.public_key for m in state.active_members()}
-        unlocked = None
+        unlocked, second = None, None
         if wrap_document(Path(args.keys)) is not None:
-            member, second = _two_member_keys(args.member_key)
-            unlocked = _unlock(args.keys, storage, member, second)
-        elif args.member_key:
-            raise ValueError("there is no wrap key to re-issue yet: run keys share without --member-key")
-        wrap_id = issue(Path(args.keys), members, now=time.time(), unlocked=unlocked)
+            signer, second = _two_member_keys(args.member_key)
+            unlocked = _unlock(args.keys, storage, signer, second)
+        elif not args.member_key or len(args.member_key) > 2:
+            raise ValueError("keys share needs --member-key of an active member (it signs the log entry)")
+        else:
+            signer = _member_key(args.member_key[0])
+            second = _member_key(args.member_key[1]) if len(args.member_key) == 2 else None
+            state.active_member(signer)
+        wrap_id = issue(Path(args.keys), members, now=now, unlocked=unlocked)
+        log_keys_shared(
+            storage,
+            key=signer,
+            second=second,
+            wrap_id=wrap_id,
+            members=sorted(members),
+            reissued=bool(unlocked),
+            now=now,
+        )
     finally:
         storage.close()
     moved = wrap_clear_keys(Path(args.keys))
@@ -851,7 +865,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--member-key",
         action="append",
         metavar="FILE",
-        help="twice, to re-issue: two members holding shares of the current key",
+        help="the member signing the log entry; to re-issue, twice: two members holding shares "
+        "of the current key",
     )
     share.set_defaults(func=cmd_keys_share)
     im = keys_sub.add_parser("init-member", help="an Ed25519 key for one committee member")

@@ -262,3 +262,19 @@ def test_a_departed_members_share_combines_with_nothing_after_reissue(tmp_path, 
         member_id(alice.public_key()),
         member_id(carol.public_key()),
     )
+
+
+def test_the_privacy_suite_finds_nothing_any_adversary_could_link_or_open(tmp_path):
+    """`scripts/privacy`, run short: every adversary at its goal of 0, in a world where the
+    committee's own trace does find the pass (so the zeros are not an empty world's)."""
+    from workbench import privacy
+
+    kept: list = []
+    rows, facts = privacy.run(tmp_path, privacy.SHORT, keep=kept)
+    assert [r for r in rows if not r.held] == [], privacy.table(rows, facts)
+    assert len(rows) == 8 and facts["check-ins"] > 100 and facts["uploads"] >= facts["kiosks"]
+    visits = int(re.search(r"the pass checked in (\d+) times", facts["trace"]).group(1))
+    assert visits > 0  # two members do find the pass's visits across venues and days
+    # Without the padding, the same observer would read most counts off the sizes.
+    (unpadded,) = privacy.network_observer(kept[0], pad=False)
+    assert unpadded.found > len(kept[0].uploads) // 2

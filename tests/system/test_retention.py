@@ -193,7 +193,7 @@ def test_keys_rotate_and_retire_from_the_command_line(tmp_path):
     assert early.returncode == 3 and "no committee wrap key yet" in early.stderr
     assert "Traceback" not in early.stderr
     alice, bob = committee_with_a_case(run, tmp_path, data, "OB-1")
-    shared = run("kiosk-central", "keys", "share", "--keys", d, "--data", data)
+    shared = run("kiosk-central", "keys", "share", "--keys", d, "--data", data, "--member-key", alice)
     assert "one share each for 2 members (Alice, Bob)" in shared.stdout
     r = run("kiosk-central", "keys", "rotate", "--keys", d, "--ahead", "14")
     assert "made 28 sealing key pairs" in r.stdout and "covered until" in r.stdout

@@ -91,7 +91,18 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
     # the key the period keys are sealed to, and the periods.
     data = tmp_path / "central"
     keys = committee_with_a_case(lambda *a: run(central, *a), tmp_path, data, "OB-1")
-    run(central, "kiosk-central", "keys", "share", "--keys", authority, "--data", data)
+    run(
+        central,
+        "kiosk-central",
+        "keys",
+        "share",
+        "--keys",
+        authority,
+        "--data",
+        data,
+        "--member-key",
+        keys[0],
+    )
     run(central, "kiosk-central", "keys", "rotate", "--keys", authority, "--data", data)
     imgs = tmp_path / "imgs"
     imgs.mkdir()

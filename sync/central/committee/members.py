@@ -329,6 +329,27 @@ def change_risk(
     return storage.add_statement(statement_id, doc, expires_at=expires_at, now=now)
 
 
+def log_keys_shared(
+    storage,
+    *,
+    key: Ed25519PrivateKey,
+    wrap_id: str,
+    members: list[str],
+    reissued: bool,
+    now: float,
+    second: Ed25519PrivateKey | None = None,
+) -> None:
+    """Who holds a share of the committee's wrap key from now on (and who re-issued it)."""
+    _append(
+        storage,
+        action="keys_share",
+        now=now,
+        key=key,
+        second=second,
+        detail={"wrap_id": wrap_id, "members": members, "reissued": reissued},
+    )
+
+
 def log_keys_retired(
     storage,
     *,
