@@ -39,6 +39,8 @@ class LocalServer:
         self.tls, self.ca_bundle, self.database, self.workers = tls, ca_bundle, database, workers
         self.ingest_slots = ingest_slots
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.metrics_port = free_port()  # /metrics listens apart from kiosks, on loopback
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self.log_file = Path(log_file) if log_file else self.data_dir / "server.log"
         self.proc: subprocess.Popen | None = None
 
@@ -61,6 +63,8 @@ class LocalServer:
                 "--workers",
                 str(self.workers),
                 *(["--ingest-slots", str(self.ingest_slots)] if self.ingest_slots else []),
+                "--metrics-port",
+                str(self.metrics_port),
                 *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else []),
             ],
             stdout=log,

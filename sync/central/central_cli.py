@@ -220,6 +220,7 @@ def cmd_serve(args) -> int:
         tls_key=args.tls_key,
         workers=args.workers,
         ingest_slots=args.ingest_slots,
+        metrics=(args.metrics_host, args.metrics_port),
         worker_spec={
             "data": args.data,
             "database": args.database,
@@ -973,6 +974,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="authority keys: bundle.key, issuer*.pub, sealing*.pub (default DIR/keys)",
     )
     serve.add_argument("--access-log", action="store_true")
+    serve.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="where /metrics listens, apart from kiosks (default 127.0.0.1: loopback only)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9464,
+        metavar="PORT",
+        help="its port (default 9464; with --workers N, the first free of PORT..PORT+N-1 each; 0: none)",
+    )
     serve.add_argument(
         "--workers", type=int, default=1, metavar="N", help="server processes sharing the port (default 1)"
     )

@@ -26,11 +26,18 @@ def report_head(ctx: ServerContext, request: Request, kiosk_id: str) -> None:
     ctx.storage.report_head(kiosk_id, head.seq, head.hash, now=ctx.clock())
 
 
-def authenticate(ctx: ServerContext, request: Request, body: bytes) -> str:
+def authenticate(ctx: ServerContext, request: Request, body: bytes | None = None) -> str:
+    """Who sent it, from the headers alone: the kiosk id, the time, and the signature over
+    method, path, time and the body's digest. For a body not read yet (``body`` None), the
+    digest is the one its X-Content-SHA256 header claims (required): the caller reads the body
+    only after this, and checks it against that digest (:func:`check_digest`)."""
     h = request.headers
     kiosk_id, ts, sig = h.get("x-kiosk-id"), h.get("x-timestamp"), h.get("x-signature")
     if not (kiosk_id and ts and sig) or not TIMESTAMP_RE.match(ts):
         raise ApiError(401, "bad_signature", "X-Kiosk-Id, X-Timestamp and X-Signature are required")
+    digest = h.get(protocol.DIGEST_HEADER.lower())
+    if body is None and not digest:
+        raise ApiError(401, "bad_signature", f"{protocol.DIGEST_HEADER} is required (the body's SHA-256)")
     kiosk = ctx.storage.kiosk(kiosk_id)
     if kiosk is None:
         raise ApiError(401, "unknown_kiosk", "no kiosk registered with this id")
@@ -48,6 +55,16 @@ def authenticate(ctx: ServerContext, request: Request, body: bytes) -> str:
         timestamp=ts,
         signature=sig,
         body=body,
+        digest=digest if body is None else None,
     ):
         raise ApiError(401, "bad_signature", "the signature does not match this kiosk's key")
+    ctx.metrics.seen(kiosk_id)
     return kiosk_id
+
+
+def check_digest(request: Request, body: bytes) -> None:
+    """The body read after :func:`authenticate` is the one the kiosk signed."""
+    import hashlib
+
+    if hashlib.sha256(body).hexdigest() != request.headers.get(protocol.DIGEST_HEADER.lower()):
+        raise ApiError(401, "bad_signature", f"the body does not match its signed {protocol.DIGEST_HEADER}")

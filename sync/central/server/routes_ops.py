@@ -1,10 +1,11 @@
-"""What operators ask: /healthz (the server and its database answer) and /metrics."""
+"""What operators ask: /healthz (the server and its database answer). /metrics is on a listener
+of its own (server/metrics.py), never on the port kiosks reach."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from sync.central.server.context import Ctx
@@ -23,14 +24,3 @@ def healthz(ctx: Ctx) -> Any:
     except Exception as e:
         return JSONResponse({"status": "database unavailable", "detail": type(e).__name__}, status_code=503)
     return {"status": "ok"}
-
-
-@router.get(
-    "/metrics",
-    summary="Prometheus metrics: ingest, rejections by reason, bundles, per-kiosk last upload and lag",
-    response_class=Response,
-)
-def metrics_endpoint(ctx: Ctx) -> Response:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -14,12 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from kiosk.core.bundle import sign_receipt
 from kiosk.core.recordids import placed
 from sync import protocol
-from sync.central.server.auth import authenticate, report_head
+from sync.central.server.auth import authenticate, check_digest, report_head
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, Accepted, ApiError, Batch, _errors
 from sync.central.storage.interface import RecordIdConflict
 
 log = logging.getLogger("kiosk-central")
+BODY_DEADLINE_S = 30.0  # a whole batch (at most 4 MiB) from an authenticated kiosk
 router = APIRouter()
 
 
@@ -74,8 +76,9 @@ def parse_batch(ctx: ServerContext, request: Request, body: bytes) -> tuple[Batc
     return batch, rows
 
 
-def ingest(ctx: ServerContext, request: Request, body: bytes) -> dict[str, Any]:
-    kiosk_id = authenticate(ctx, request, body)  # before anything is decompressed or parsed
+def ingest(ctx: ServerContext, request: Request, kiosk_id: str, body: bytes) -> dict[str, Any]:
+    """``kiosk_id``: authenticated from the headers before the body was read; the body has
+    been checked against the digest they signed."""
     batch, rows = parse_batch(ctx, request, body)
     try:
         result = ctx.storage.ingest(kiosk_id, batch.batch_id, rows, now=ctx.clock())
@@ -126,10 +129,11 @@ batch_schema.pop("$defs", None)
         },
         "parameters": [
             {"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
-            for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")
+            for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature", "X-Content-SHA256")
         ],
         "responses": _errors(
             ("400", "malformed batch, or a capture time outside what the server keeps"),
+            ("408", "the body did not arrive within the deadline (slow_body)"),
             *AUTH_ERRORS,
             ("409", "a record id already held for another kiosk (record_id_conflict)"),
             ("413", "body or batch too large"),
@@ -137,6 +141,16 @@ batch_schema.pop("$defs", None)
     },
 )
 async def upload(request: Request, ctx: Ctx) -> dict[str, Any]:
-    body = await read_body(request)
+    # Who is sending, from the signed headers, before a byte of the body is read: a stranger's
+    # body is never read, and a kiosk's must arrive within a deadline.
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > protocol.MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"body over {protocol.MAX_BODY_BYTES} bytes")
+    kiosk_id = await run_in_threadpool(authenticate, ctx, request)
+    try:
+        body = await asyncio.wait_for(read_body(request), timeout=BODY_DEADLINE_S)
+    except TimeoutError:
+        raise ApiError(408, "slow_body", f"the body did not arrive within {BODY_DEADLINE_S:g} s") from None
+    check_digest(request, body)
     async with ctx.ingest_gate:
-        return await run_in_threadpool(ingest, ctx, request, body)
+        return await run_in_threadpool(ingest, ctx, request, kiosk_id, body)

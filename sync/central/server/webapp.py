@@ -121,6 +121,15 @@ def _purge_hourly(
 
 WORKER_ENV = "KIOSK_CENTRAL_WORKER"  # JSON: what each worker process opens
 
+# uvicorn's own limits (nginx in front holds the slow clients: config/nginx/): connections
+# served at once (more get a 503 at once), idle keep-alive, the largest header block.
+UVICORN_LIMITS: dict[str, Any] = {
+    "limit_concurrency": 1000,
+    "timeout_keep_alive": 5,
+    "h11_max_incomplete_event_size": 16 * 1024,
+    "backlog": 2048,
+}
+
 
 def worker_app():
     """The app of one worker process (``serve --workers N``): its own storage connection(s),
@@ -133,12 +142,18 @@ def worker_app():
     spec = json.loads(os.environ[WORKER_ENV])
     retention = ServerRetention(spec["normal_days"], spec["significant_days"])
     storage = open_storage(data=spec.get("data"), database=spec.get("database"), retention=retention)
-    return create_app(
+    app = create_app(
         storage,
         Authority.from_dir(Path(spec["keys"])),
         close_on_shutdown=True,
         ingest_slots=spec.get("ingest_slots", INGEST_SLOTS),
     )
+    host, port = spec.get("metrics") or ("127.0.0.1", 0)
+    if port:
+        from sync.central.server.metrics import start_listener
+
+        start_listener(app.state.ctx.metrics, host=host, port=port, tries=int(spec.get("workers", 1)))
+    return app
 
 
 def serve(
@@ -154,6 +169,7 @@ def serve(
     workers: int = 1,
     worker_spec: dict | None = None,
     ingest_slots: int = INGEST_SLOTS,
+    metrics: tuple[str, int] = ("127.0.0.1", 0),
 ) -> None:
     """``open_storage()``: the storage to serve from (SQLite or PostgreSQL), opened once the
     port is bound; ``where`` names it in the log. ``workers`` > 1: that many processes share
@@ -195,7 +211,13 @@ def serve(
 
         storage.close()
         os.environ[WORKER_ENV] = json.dumps(
-            {**(worker_spec or {}), "keys": str(keys_dir), "ingest_slots": ingest_slots}
+            {
+                **(worker_spec or {}),
+                "keys": str(keys_dir),
+                "ingest_slots": ingest_slots,
+                "metrics": list(metrics),
+                "workers": workers,
+            }
         )
         config = uvicorn.Config(
             "sync.central.server.webapp:worker_app",
@@ -206,6 +228,7 @@ def serve(
             timeout_graceful_shutdown=5,
             ssl_certfile=tls_cert,
             ssl_keyfile=tls_key,
+            **UVICORN_LIMITS,
         )
         log.info(
             "serving on %s://%s:%d (data %s) with %d workers",
@@ -221,6 +244,19 @@ def serve(
             sock.close()
         return
     app = create_app(storage, authority, close_on_shutdown=True, ingest_slots=ingest_slots)
+    if metrics[1]:
+        from sync.central.server.metrics import start_listener
+
+        try:
+            port_m = start_listener(app.state.ctx.metrics, host=metrics[0], port=metrics[1])
+        except OSError:
+            sock.close()
+            storage.close()
+            raise ServeError(
+                f"cannot listen for metrics on {metrics[0]}:{metrics[1]} (another server there? choose "
+                "--metrics-port, or 0 for none)"
+            ) from None
+        log.info("metrics on http://%s:%d/metrics", metrics[0], port_m)
     config = uvicorn.Config(
         app,
         log_level="info",
@@ -228,6 +264,7 @@ def serve(
         timeout_graceful_shutdown=5,
         ssl_certfile=tls_cert,
         ssl_keyfile=tls_key,
+        **UVICORN_LIMITS,
     )
     log.info(
         "serving on %s://%s:%d (data %s)", "https" if tls_cert else "http", host, sock.getsockname()[1], where

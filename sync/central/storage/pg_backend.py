@@ -291,6 +291,9 @@ class PgStorage(SqlQueries):
         timed_ids = {r["record_id"] for r in timed}
         others = [i for i in ids if i not in timed_ids]
         with self.pool.connection() as conn, conn.transaction():
+            # One kiosk's batches one at a time (its first two of an epoch too, when no summary
+            # row exists yet to lock): else each counts the other's numbers as missing.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [kiosk_id])
             held = []
             if timed:
                 low = min(float(r["captured_at"]) for r in timed) - RECORD_ID_SKEW_S
@@ -371,11 +374,12 @@ class PgStorage(SqlQueries):
                 highs,
                 reused,
             )
-            conn.execute(
-                "INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
-                [batch_id, kiosk_id, now, len(accepted), max((r["captured_at"] for r in rows), default=None)],
-            )
+            if inserted:  # a receipt for what was new: records sent again add none
+                conn.execute(
+                    "INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
+                    [batch_id, kiosk_id, now, len(accepted), max(r[3] for r in inserted)],
+                )
         acc = set(accepted)
         order = {rid: i for i, rid in enumerate(ids)}
         return IngestResult(

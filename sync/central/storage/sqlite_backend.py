@@ -300,11 +300,12 @@ class SqliteStorage(SqlQueries):
             self._keep_sequences(
                 lambda sql, params: self.db.execute(sql, params).fetchall(), kiosk_id, new_rows, held, reused
             )
-            self.db.execute(
-                "INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
-                "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
-                [batch_id, kiosk_id, now, len(fresh), max((r["captured_at"] for r in records), default=None)],
-            )
+            if fresh:  # a receipt for what was new: records sent again add none
+                self.db.execute(
+                    "INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
+                    "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
+                    [batch_id, kiosk_id, now, len(fresh), max(f[4] for f in fresh)],
+                )
         accepted = [f[0] for f in fresh]
         acc = set(accepted)
         return IngestResult(accepted=accepted, duplicates=[i for i in dict.fromkeys(ids) if i not in acc])

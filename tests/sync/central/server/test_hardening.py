@@ -134,17 +134,88 @@ def test_status_reports_a_reused_sequence_number(tmp_path):
     assert "REUSED seq: 1" in out
 
 
-def test_metrics_count_ingest_and_rejections_and_show_each_kiosks_last_upload(server):
+def test_metrics_listen_apart_count_ingest_and_rejections_and_give_no_check_in_time(server):
     srv, kiosks = server
     assert post(srv, kiosks[0], gzip.compress(batch(record(), record()))).status_code == 200
     post(srv, kiosks[0], gzip.compress(batch(record())), ts="x")
-    text = requests.get(srv.url + "/metrics", timeout=10).text
+    assert requests.get(srv.url + "/metrics", timeout=10).status_code == 404  # not where kiosks reach
+    text = requests.get(srv.metrics_url, timeout=10).text
     assert "kiosk_central_records_accepted_total" in text and "kiosk_central_batches_total" in text
     assert 'kiosk_central_requests_rejected_total{reason="bad_signature"}' in text
-    assert f'kiosk_central_kiosk_last_upload_timestamp_seconds{{kiosk="{kiosks[0][0]}"}}' in text
-    assert f'kiosk_central_kiosk_upload_lag_seconds{{kiosk="{kiosks[0][0]}"}}' in text
+    # Per kiosk: only the hour it was last seen; no upload time, no lag.
+    line = next(
+        x
+        for x in text.splitlines()
+        if x.startswith("kiosk_central_kiosk_last_seen_hour_timestamp") and f'kiosk="{kiosks[0][0]}"' in x
+    )
+    assert float(line.split()[-1]) % 3600 == 0
+    assert "upload_lag" not in text and "last_upload" not in text
+    assert 'kiosk_central_kiosks_seen{within="1h"} ' in text
     health = requests.get(srv.url + "/healthz", timeout=10)
     assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
+def test_a_stranger_is_refused_before_its_body_is_read(server):
+    """Signed headers first: an unknown kiosk's 4 MiB - 1 body is never read (the answer
+    comes while the body is still being sent), and a body that is not the signed one is
+    refused."""
+    import socket
+
+    srv, kiosks = server
+    port = int(srv.url.rsplit(":", 1)[1])
+    body_size = protocol.MAX_BODY_BYTES - 1
+    head = (
+        f"POST {protocol.UPLOAD_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Encoding: gzip\r\nContent-Length: {body_size}\r\nX-Kiosk-Id: k-stranger\r\n"
+        f"X-Timestamp: {int(time.time())}\r\nX-Signature: AAAA\r\nX-Content-SHA256: {'0' * 64}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head.encode() + b"\0" * 1024)  # a first kilobyte, then nothing more
+        answer = ""
+        while "unknown_kiosk" not in answer:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk.decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 401") and "unknown_kiosk" in answer
+    # A kiosk's signature over one digest, and another body: refused.
+    kid, key = kiosks[0]
+    body = gzip.compress(batch(record()))
+    h = protocol.sign_request(
+        key, kiosk_id=kid, method="POST", path=protocol.UPLOAD_PATH, timestamp=int(time.time()), body=body
+    )
+    r = requests.post(
+        srv.url + protocol.UPLOAD_PATH,
+        data=gzip.compress(batch(record())),
+        headers={**h, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert r.status_code == 401 and "does not match its signed" in r.json()["detail"]
+    no_digest = {k: v for k, v in h.items() if k != protocol.DIGEST_HEADER}
+    r = requests.post(
+        srv.url + protocol.UPLOAD_PATH,
+        data=body,
+        headers={**no_digest, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert r.status_code == 401 and protocol.DIGEST_HEADER in r.json()["detail"]
+
+
+def test_a_record_sent_again_under_new_batch_ids_adds_no_receipt(server):
+    srv, kiosks = server
+
+    def receipts() -> int:
+        s = SqliteStorage.in_folder(srv.data_dir)
+        try:
+            return int(s._q("SELECT count(*) FROM batches WHERE kiosk_id = ?", [kiosks[1][0]])[0][0])
+        finally:
+            s.close()
+
+    before = receipts()
+    rec = record()
+    for _ in range(5):
+        assert post(srv, kiosks[1], gzip.compress(batch(rec))).status_code == 200
+    assert receipts() == before + 1
 
 
 def test_openapi_lists_every_status_each_path_answers(server):

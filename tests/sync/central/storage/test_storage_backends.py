@@ -488,3 +488,34 @@ def test_a_day_left_detached_by_an_interrupted_purge_is_dropped_by_the_next(pg_u
             assert conn.execute("SELECT to_regclass(%s)", [day]).fetchone()[0] is None
     finally:
         storage.close()
+
+
+def test_first_batches_of_an_epoch_arriving_together_leave_no_false_gap(storage):
+    """Two batches of a new epoch (numbers 1-50 and 51-100) stored at the same moment from
+    two threads (a barrier), ten times: neither counts the other's numbers as missing."""
+    import threading
+
+    for trial in range(10):
+        kid = storage.register_kiosk(venue=f"v{trial}", public_key=bytes([trial]) * 32, now=0)
+        halves = [
+            [rec(1000 * trial + s, seq=s, epoch=5) for s in range(1, 51)],
+            [rec(1000 * trial + s, seq=s, epoch=5) for s in range(51, 101)],
+        ]
+        barrier, errors = threading.Barrier(2), []
+
+        def send(rows, barrier=barrier, kid=kid, errors=errors):
+            try:
+                barrier.wait()
+                storage.ingest(kid, str(uuid.uuid4()), rows, now=T0)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=send, args=(h,)) for h in halves]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert storage.gaps(kid, 5) == [], f"trial {trial}: a false gap"
+        (summary,) = [s for s in storage.sequence_summary() if s.kiosk_id == kid]
+        assert (summary.received, summary.distinct_seq, summary.low, summary.high) == (100, 100, 1, 100)
