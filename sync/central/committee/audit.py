@@ -129,6 +129,7 @@ class State:
     cases: dict[str, Case] = field(default_factory=dict)
     count: int = 0
     head: str = GENESIS
+    risk_version: int = 0  # set by a risk change: the list's version with its statement
 
     def active_member(self, key: Ed25519PrivateKey | Ed25519PublicKey) -> Member:
         pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key

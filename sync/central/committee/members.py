@@ -56,6 +56,7 @@ def _append(
     now: float,
     check=None,
     second: Ed25519PrivateKey | None = None,
+    statement: tuple[str, str, float] | None = None,
 ) -> State:
     """Verify the log, check the signer (and ``check(state)``), append, return the state
     before the entry. ``second``: the other member acting with the signer (opening records
@@ -70,9 +71,15 @@ def _append(
         detail = cosigned(action, detail, second)
     if check:
         check(state)
-    storage.audit_append(
-        lambda seq, prev: make_entry(seq=seq, at=now, prev=prev, action=action, detail=detail, key=key)
-    )
+
+    def build(seq: int, prev: str):
+        return make_entry(seq=seq, at=now, prev=prev, action=action, detail=detail, key=key)
+
+    if statement is None:
+        storage.audit_append(build)
+    else:  # a risk statement, kept in the same transaction as its entry
+        statement_id, doc, expires_at = statement
+        state.risk_version = storage.audit_append_statement(build, statement_id, doc, expires_at=expires_at)
     return state
 
 
@@ -324,9 +331,17 @@ def change_risk(
         expires_at=expires_at,
         member_id=member_id(key.public_key()),
     )
-    _append(storage, action="risk_change", now=now, key=key, detail=detail, second=second)
     doc = sign_statement(payload, key).decode("ascii")
-    return storage.add_statement(statement_id, doc, expires_at=expires_at, now=now)
+    after = _append(
+        storage,
+        action="risk_change",
+        now=now,
+        key=key,
+        detail=detail,
+        second=second,
+        statement=(statement_id, doc, expires_at),
+    )
+    return after.risk_version
 
 
 def log_keys_shared(

@@ -11,6 +11,7 @@ under an advisory lock so that many workers starting at once migrate once.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections import Counter
@@ -39,7 +40,10 @@ def _scalar(cursor: Any) -> Any:
 
 
 MIGRATION_LOCK = 0x6B696F736B  # pg_advisory_xact_lock keys ("kiosk")
-AUDIT_LOCK = 0x6175646974  # ("audit")
+log = logging.getLogger("kiosk-central")
+AUDIT_LOCK = 0x6175646974  # ("audit"; the same number in kiosk_audit_append)
+MANIFEST_LOCK = 0x6D616E6966  # ("manif")
+PURGE_LOCK = 0x7075726765  # ("purge"): one purge at a time, across processes and machines
 
 MIGRATIONS = [
     """
@@ -172,6 +176,131 @@ MIGRATIONS = [
     INSERT INTO untagged_days (kiosk_id, day, records)
         SELECT kiosk_id, CAST(floor(captured_at / 86400) AS BIGINT), count(*)
         FROM records WHERE tag IS NULL GROUP BY 1, 2;
+    """,
+    """
+    -- Least privilege in the database itself (sync/central/storage/roles.py). The purge
+    -- role deletes only through these functions, by the database's own clock: what is past
+    -- its deletion time and not held, never earlier (it may not pass a time of its own).
+    CREATE FUNCTION kiosk_purge_records(p_chunk integer) RETURNS TABLE (retention text, n bigint)
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+        WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::double precision AS now),
+        gone AS (
+            DELETE FROM records WHERE (tableoid, ctid) IN (
+                SELECT r.tableoid, r.ctid FROM records r, clock
+                WHERE r.delete_after <= clock.now
+                AND NOT (r.captured_at > clock.now - 90 * 86400
+                         AND EXISTS (SELECT 1 FROM held h WHERE h.record_id = r.record_id))
+                LIMIT p_chunk)
+            RETURNING records.retention)
+        SELECT retention, count(*) FROM gone GROUP BY retention
+    $fn$;
+    CREATE FUNCTION kiosk_purge_rest(p_normal_days integer) RETURNS TABLE (batches bigint, risk bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+    DECLARE
+        now_s double precision := extract(epoch FROM clock_timestamp());
+        b bigint;
+        floor_v bigint;
+        r bigint;
+    BEGIN
+        DELETE FROM batches WHERE received_at <= now_s - greatest(p_normal_days, 1) * 86400;
+        GET DIAGNOSTICS b = ROW_COUNT;
+        DELETE FROM held WHERE captured_at <= now_s - 90 * 86400;
+        DELETE FROM untagged_days WHERE day < floor(now_s / 86400) - 91;
+        WITH gone AS (DELETE FROM risk_statements WHERE expires_at <= now_s - 30 * 86400 RETURNING changed)
+            SELECT count(*), max(changed) INTO r, floor_v FROM gone;
+        IF floor_v IS NOT NULL THEN
+            UPDATE meta SET value = greatest(value::bigint, floor_v)::text WHERE key = 'delta_floor';
+        END IF;
+        DELETE FROM tag_keys WHERE valid_to <= now_s;
+        RETURN QUERY SELECT b, r;
+    END
+    $fn$;
+    -- The committee's log, and the risk list with it: appended only here, each entry after
+    -- the last (its seq and prev), and a risk statement only with its own risk_change entry,
+    -- in the same transaction; the log's length and head kept with them.
+    CREATE FUNCTION kiosk_audit_append(
+        p_seq bigint, p_entry text, p_hash text, p_signature text, p_head text,
+        p_statement_id text DEFAULT NULL, p_doc text DEFAULT NULL, p_expires double precision DEFAULT NULL
+    ) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+    DECLARE
+        last_seq bigint;
+        last_hash text;
+        e jsonb := p_entry::jsonb;
+        v bigint;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(418581342580);
+        SELECT seq, hash INTO last_seq, last_hash FROM audit ORDER BY seq DESC LIMIT 1;
+        IF p_seq <> coalesce(last_seq, 0) + 1 OR (e ->> 'seq')::bigint <> p_seq
+           OR (e ->> 'prev') <> coalesce(last_hash, repeat('0', 64)) THEN
+            RAISE EXCEPTION 'audit entry % does not follow the end of the log', p_seq;
+        END IF;
+        INSERT INTO audit (seq, entry, hash, signature) VALUES (p_seq, p_entry, p_hash, p_signature);
+        INSERT INTO meta (key, value) VALUES ('audit_length', p_seq::text)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        IF p_head IS NOT NULL THEN
+            INSERT INTO meta (key, value) VALUES ('audit_head', p_head)
+                ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+        END IF;
+        IF p_statement_id IS NOT NULL THEN
+            IF (e ->> 'action') <> 'risk_change' OR (e -> 'detail' ->> 'statement') <> p_statement_id THEN
+                RAISE EXCEPTION 'a risk statement is kept only with its own risk_change entry';
+            END IF;
+            UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'risk_version'
+                RETURNING value::bigint INTO v;
+            INSERT INTO risk_statements (statement_id, changed, expires_at, doc)
+                VALUES (p_statement_id, v, p_expires, p_doc);
+        END IF;
+        RETURN v;
+    END
+    $fn$;
+    -- Ingest keeps the aggregates status reads; it may only move them forward: counts never
+    -- fall, a kiosk's numbers are never forgotten, and a run of missing numbers goes only
+    -- when every number in it arrived (or a smaller run still covers it).
+    CREATE FUNCTION kiosk_summary_forward() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        IF NEW.kiosk_id <> OLD.kiosk_id OR NEW.epoch <> OLD.epoch OR NEW.received < OLD.received
+           OR NEW.distinct_seq < OLD.distinct_seq OR NEW.high < OLD.high OR NEW.low > OLD.low THEN
+            RAISE EXCEPTION 'sequence_summary only moves forward';
+        END IF;
+        RETURN NEW;
+    END
+    $fn$;
+    CREATE TRIGGER sequence_summary_forward BEFORE UPDATE ON sequence_summary
+        FOR EACH ROW EXECUTE FUNCTION kiosk_summary_forward();
+    CREATE FUNCTION kiosk_untagged_forward() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        IF NEW.kiosk_id <> OLD.kiosk_id OR NEW.day <> OLD.day OR NEW.records < OLD.records THEN
+            RAISE EXCEPTION 'untagged_days only moves forward';
+        END IF;
+        RETURN NEW;
+    END
+    $fn$;
+    CREATE TRIGGER untagged_days_forward BEFORE UPDATE ON untagged_days
+        FOR EACH ROW EXECUTE FUNCTION kiosk_untagged_forward();
+    CREATE FUNCTION kiosk_gap_closed() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+    DECLARE
+        arrived bigint;
+        still bigint;
+    BEGIN
+        SELECT count(DISTINCT seq) INTO arrived FROM records
+            WHERE kiosk_id = OLD.kiosk_id AND epoch = OLD.epoch AND seq BETWEEN OLD.low AND OLD.high;
+        SELECT coalesce(sum(least(g.high, OLD.high) - greatest(g.low, OLD.low) + 1), 0) INTO still
+            FROM sequence_gaps g WHERE g.kiosk_id = OLD.kiosk_id AND g.epoch = OLD.epoch
+            AND g.low <= OLD.high AND g.high >= OLD.low;
+        IF arrived + still < OLD.high - OLD.low + 1 THEN
+            RAISE EXCEPTION 'missing numbers % to % of kiosk % did not arrive',
+                OLD.low, OLD.high, OLD.kiosk_id;
+        END IF;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE CONSTRAINT TRIGGER sequence_gaps_closed AFTER DELETE ON sequence_gaps
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kiosk_gap_closed();
+    REVOKE ALL ON FUNCTION kiosk_purge_records(integer) FROM PUBLIC;
+    REVOKE ALL ON FUNCTION kiosk_purge_rest(integer) FROM PUBLIC;
+    REVOKE ALL ON FUNCTION kiosk_audit_append(bigint, text, text, text, text, text, text, double precision)
+        FROM PUBLIC;
     """,
 ]
 
@@ -397,6 +526,40 @@ class PgStorage(SqlQueries):
         return [r[0] for r in self._q("SELECT record_id::text FROM records ORDER BY kiosk_id, epoch, seq")]
 
     def purge(self, *, now: float, chunk: int = 5000) -> PurgeResult:
+        """One purge at a time across processes and machines (an advisory lock: a second one
+        finds it held and stops). The owner deletes with ``now`` as given (and drops whole
+        days); the purge role only through kiosk_purge_records and kiosk_purge_rest, which
+        go by the database's own clock."""
+        with self.pool.connection() as lock:
+            if not _scalar(lock.execute("SELECT pg_try_advisory_lock(%s)", [PURGE_LOCK])):
+                log.info("purge: another purge is running; this one leaves it the work")
+                return PurgeResult(0, 0, 0, 0)
+            try:
+                if _scalar(lock.execute("SELECT has_table_privilege('records', 'DELETE')")):
+                    return self._purge_as_owner(now=now, chunk=chunk)
+                return self._purge_by_functions(chunk=chunk)
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", [PURGE_LOCK])
+
+    def _purge_by_functions(self, *, chunk: int) -> PurgeResult:
+        classes: Counter = Counter()
+        while True:
+            with self.pool.connection() as conn:
+                gone: dict[str, int] = {
+                    str(k): int(n)
+                    for k, n in conn.execute("SELECT retention, n FROM kiosk_purge_records(%s)", [chunk])
+                }
+            classes.update(gone)
+            if sum(gone.values()) < chunk:
+                break
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT batches, risk FROM kiosk_purge_rest(%s)", [self.retention.normal_days]
+            ).fetchone()
+        batches, risk = row if row else (0, 0)
+        return PurgeResult(classes["normal"], classes["significant"], int(batches), int(risk))
+
+    def _purge_as_owner(self, *, now: float, chunk: int) -> PurgeResult:
         keep, params = self._hold_clause(now)
         classes: Counter = Counter(self._drop_due_days(now))
         while True:  # what is left: held days, the default partitions
@@ -614,31 +777,45 @@ class PgStorage(SqlQueries):
 
     # -- the committee's audit log -------------------------------------------------------------
     def audit_append(self, build) -> tuple[str, str, str | None]:
-        with self.pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK])
-            row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
-            raw, h, sig = build(seq, prev)
-            conn.execute(
-                "INSERT INTO audit (seq, entry, hash, signature) VALUES (%s, %s, %s, %s)", [seq, raw, h, sig]
-            )
-            conn.execute(  # the length the log must keep: a shorter log is tampering
-                "INSERT INTO meta (key, value) VALUES ('audit_length', %s) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [str(seq)],
-            )
-            if sig is not None:  # the head bundles carry: number, hash, signature; no content
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('audit_head', %s) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [json.dumps(head_document(seq, h, sig))],
-                )
+        raw, h, sig, _ = self._append_entry(build, None)
         return raw, h, sig
+
+    def audit_append_statement(self, build, statement_id: str, doc: str, *, expires_at: float) -> int:
+        """The risk_change entry ``build`` makes and its statement, in one transaction."""
+        version = self._append_entry(build, (statement_id, doc, expires_at))[3]
+        assert version is not None
+        return int(version)
+
+    def _append_entry(self, build, statement) -> tuple[str, str, str | None, int | None]:
+        """Through kiosk_audit_append (the committee's role may not write the log, the meta
+        or the statements otherwise): it appends only after the current end; a race with
+        another member's entry is tried again on the new end."""
+        import psycopg
+
+        for attempt in range(5):
+            try:
+                with self.pool.connection() as conn, conn.transaction():
+                    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                    seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
+                    raw, h, sig = build(seq, prev)
+                    head = json.dumps(head_document(seq, h, sig)) if sig is not None else None
+                    sid, doc, expires = statement or (None, None, None)
+                    version = _scalar(
+                        conn.execute(
+                            "SELECT kiosk_audit_append(%s, %s, %s, %s, %s, %s, %s, %s)",
+                            [seq, raw, h, sig, head, sid, doc, expires],
+                        )
+                    )
+                return raw, h, sig, version
+            except psycopg.errors.RaiseException as e:
+                if "does not follow" not in str(e) or attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     # -- trust rooted offline: manifests, risk statements, tag keys, witnessed heads -----------
     def put_manifest(self, version: int, doc: str, *, now: float) -> None:
         with self.pool.connection() as conn, conn.transaction():
-            conn.execute("LOCK TABLE manifests IN EXCLUSIVE MODE")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [MANIFEST_LOCK])  # one publisher at a time
             held = _scalar(conn.execute("SELECT max(version) FROM manifests"))
             if held is not None and version <= held:
                 raise ValueError(f"manifest version {version} is not newer than the one held ({held})")

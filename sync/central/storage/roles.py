@@ -13,8 +13,15 @@ from __future__ import annotations
 
 INGEST, PURGE, COMMITTEE = "kiosk_ingest", "kiosk_purge", "kiosk_committee"
 
+FUNCTIONS = {
+    "purge_records": "kiosk_purge_records(integer)",
+    "purge_rest": "kiosk_purge_rest(integer)",
+    "audit_append": "kiosk_audit_append(bigint, text, text, text, text, text, text, double precision)",
+}
+
 GRANTS = {
-    # serve: authenticate kiosks, store batches, answer bundles (reads the risk list)
+    # serve: authenticate kiosks, store batches, answer bundles; keep the aggregates `status`
+    # reads (which move only forward: triggers refuse anything else)
     INGEST: [
         "SELECT ON kiosks, meta, tag_keys, schema_version, manifests, risk_statements",
         "SELECT, INSERT, UPDATE ON audit_witness",
@@ -23,33 +30,35 @@ GRANTS = {
         "SELECT, INSERT, DELETE ON sequence_gaps",
         "SELECT, INSERT, UPDATE ON untagged_days",
     ],  # bookkeeping, never records
-    # kiosk-central purge: delete what is due; expire risk entries into tombstones
+    # kiosk-central purge: only through two functions that go by the database's own clock:
+    # what is past its deletion time and not held; no DELETE on any table
     PURGE: [
         "SELECT ON schema_version",
-        "SELECT, DELETE ON records, batches, tag_keys, held, untagged_days",
-        "SELECT, DELETE ON risk_statements",
-        "SELECT, UPDATE ON meta",
+        f"EXECUTE ON FUNCTION {FUNCTIONS['purge_records']}, {FUNCTIONS['purge_rest']}",
     ],
-    # cases, reads, traces, risk changes, tag-key distribution, the audit log
+    # cases, reads, traces, risk changes, tag-key distribution, manifests: the audit log, the
+    # risk list and meta change only through kiosk_audit_append (an entry, and a risk
+    # statement only with its own entry, in one transaction)
     COMMITTEE: [
         "SELECT ON records, batches, kiosks, schema_version, sequence_summary, sequence_gaps, untagged_days",
-        "SELECT, INSERT ON audit, reads, tag_keys",
+        "SELECT ON audit, meta, risk_statements, audit_witness",
+        "SELECT, INSERT ON reads, tag_keys, manifests",
         "SELECT, INSERT, DELETE ON held",
-        "SELECT, INSERT ON risk_statements, manifests",
-        "SELECT ON audit_witness",
-        "SELECT, INSERT, UPDATE ON meta",
         "USAGE ON SEQUENCE reads_read_id_seq",
+        f"EXECUTE ON FUNCTION {FUNCTIONS['audit_append']}",
     ],
 }
 
 
 def statements() -> list[str]:
-    out = []
+    # Functions run as their owner: nobody but a role granted one may call it.
+    out = [f"REVOKE ALL ON FUNCTION {f} FROM PUBLIC" for f in FUNCTIONS.values()]
     for role, grants in GRANTS.items():
         out.append(
             f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         )
         out.append(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+        out.append(f"REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM {role}")
         out += [f"GRANT {g} TO {role}" for g in grants]
     return out
 

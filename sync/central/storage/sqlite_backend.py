@@ -460,23 +460,43 @@ class SqliteStorage(SqlQueries):
         log, atomically with reading where the end is."""
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
-            row = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
-            raw, h, sig = build(seq, prev)
+            return self._append_entry(build)
+
+    def audit_append_statement(self, build, statement_id: str, doc: str, *, expires_at: float) -> int:
+        """The risk_change entry ``build`` makes and its statement, in one transaction."""
+        with self._lock, self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            raw, _, _ = self._append_entry(build)
+            entry = json.loads(raw)
+            if entry["action"] != "risk_change" or entry["detail"].get("statement") != statement_id:
+                raise ValueError("a risk statement is kept only with its own risk_change entry")
+            self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'risk_version'")
+            version = int(self.db.execute("SELECT value FROM meta WHERE key = 'risk_version'").fetchone()[0])
             self.db.execute(
-                "INSERT INTO audit (seq, entry, hash, signature) VALUES (?, ?, ?, ?)", [seq, raw, h, sig]
+                "INSERT INTO risk_statements (statement_id, changed, expires_at, doc) VALUES (?, ?, ?, ?)",
+                [statement_id, version, expires_at, doc],
             )
-            self.db.execute(  # the length the log must keep: a shorter log is tampering
-                "INSERT INTO meta (key, value) VALUES ('audit_length', ?) "
+            return version
+
+    def _append_entry(self, build) -> tuple[str, str, str | None]:
+        """In the caller's transaction: the entry after the current end."""
+        row = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
+        raw, h, sig = build(seq, prev)
+        self.db.execute(
+            "INSERT INTO audit (seq, entry, hash, signature) VALUES (?, ?, ?, ?)", [seq, raw, h, sig]
+        )
+        self.db.execute(  # the length the log must keep: a shorter log is tampering
+            "INSERT INTO meta (key, value) VALUES ('audit_length', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [str(seq)],
+        )
+        if sig is not None:  # the head bundles carry: number, hash, signature; no content
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('audit_head', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [str(seq)],
+                [json.dumps(head_document(seq, h, sig))],
             )
-            if sig is not None:  # the head bundles carry: number, hash, signature; no content
-                self.db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('audit_head', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [json.dumps(head_document(seq, h, sig))],
-                )
         return raw, h, sig
 
     # -- trust rooted offline: manifests, risk statements, tag keys, witnessed heads -----------
