@@ -190,8 +190,8 @@ def test_every_forbidden_statement_is_refused_for_each_role(roles):
     rid = str(uuid.uuid4())
     now = time.time()
     row = {
-        "record_id": rid, "seq": 5, "epoch": 0, "captured_at": now - 60, "clock_synced": True, "retention": "normal",
-        "delete_after": 1e300, "seal_kid": "k", "sealed": b"s" * 64, "tag": None,
+        "record_id": rid, "seq": 5, "epoch": 0, "captured_at": now - 60, "clock_synced": True,
+        "retention": "normal", "delete_after": 1e300, "seal_kid": "k", "sealed": b"s" * 64, "tag": None,
     }  # fmt: skip
     owner.ingest(kid, str(uuid.uuid4()), [row], now=now)  # numbers 1-4 now missing
     owner.close()
