@@ -96,3 +96,50 @@ class PgServer:
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def replica(self) -> PgServer:
+        """A streaming replica of this server, made as a DBA would: `pg_basebackup -R` (a
+        standby.signal and the primary's address written into it), then started on a port of
+        its own, read-only (hot standby). Stop it with its own stop()."""
+        standby = PgServer.__new__(PgServer)
+        standby.bin, standby.as_user = self.bin, self.as_user
+        standby.dir = Path(tempfile.mkdtemp(prefix="kiosk-pg-replica-"))
+        if self.as_user:
+            pw = pwd.getpwnam("postgres")
+            os.chown(standby.dir, pw.pw_uid, pw.pw_gid)
+        os.chmod(standby.dir, 0o755)
+        standby.data, standby.port = standby.dir / "data", _free_port()
+        standby._run(
+            str(self.bin / "pg_basebackup"),
+            "-D",
+            str(standby.data),
+            "-R",
+            "-X",
+            "stream",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-c",
+            "fast",
+        )
+        opts = (
+            f"-p {standby.port} -k {standby.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c hot_standby=on"
+        )
+        standby._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(standby.data),
+            "-o",
+            opts,
+            "-l",
+            str(standby.dir / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        return standby

@@ -169,7 +169,10 @@ def _storage(args):
         normal_days=getattr(args, "normal_days", 28), significant_days=getattr(args, "significant_days", 90)
     )
     return open_storage(
-        data=getattr(args, "data", None), database=getattr(args, "database", None), retention=retention
+        data=getattr(args, "data", None),
+        database=getattr(args, "database", None),
+        retention=retention,
+        read_database=getattr(args, "read_database", None),
     )
 
 
@@ -779,6 +782,15 @@ def _where(p, *, required: bool = True, data_help: str = "the server's SQLite da
     )
 
 
+def _read_replica(p) -> None:
+    p.add_argument(
+        "--read-database",
+        metavar="URL",
+        help="a PostgreSQL streaming replica of --database: reads of records and aggregates go there "
+        "(the audit log, and what this command writes, stay on --database)",
+    )
+
+
 def _retention_args(p) -> None:
     def days(limit):
         def parse(text):
@@ -1046,6 +1058,7 @@ def build_parser() -> argparse.ArgumentParser:
         "open-records", help="the committee opens check-ins for an outbreak case (logged); JSON lines"
     )
     _where(rd)
+    _read_replica(rd)
     rd.add_argument("--keys", required=True, metavar="DIR", help="the committee's keys folder")
     rd.add_argument("--case", required=True, metavar="CASE", help="the outbreak case this reading is for")
     rd.add_argument("--kiosk", metavar="ID")
@@ -1067,6 +1080,7 @@ def build_parser() -> argparse.ArgumentParser:
         "by search tag, the passes present around them",
     )
     _where(tr)
+    _read_replica(tr)
     tr.add_argument("--keys", required=True, metavar="DIR", help="the committee's keys (sealing, tag)")
     tr.add_argument(
         "--member-key",
@@ -1112,6 +1126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reads = sub.add_parser("reads", help="the audit log of every opening of check-ins")
     _where(reads)
+    _read_replica(reads)
     reads.set_defaults(func=cmd_reads)
 
     purge = sub.add_parser(
@@ -1129,6 +1144,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and missing or reused sequence numbers",
     )
     _where(status)
+    _read_replica(status)
     status.set_defaults(func=cmd_status)
     return p
 

@@ -270,3 +270,56 @@ def test_one_purge_at_a_time_across_processes(roles):
             s.close()
         other.execute("SELECT pg_advisory_unlock(%s)", [PURGE_LOCK])
     assert DAY
+
+
+def test_committee_reads_go_to_a_streaming_replica(pg_url, pg_server, tmp_path):
+    """`--read-database`: status, reads, open-records and trace read records and aggregates
+    from a real replica (made with pg_basebackup); with its replay paused, what it shows is
+    the replica's, while the log they append to stays on the primary."""
+    from sync.central.storage.pg_backend import PgStorage
+
+    s = PgStorage(pg_url)
+    kid = s.register_kiosk(venue="Market", public_key=b"r" * 32, now=0)
+    now = time.time()
+
+    def rows(first, n):
+        return [
+            {"record_id": str(uuid.uuid4()), "seq": first + i, "epoch": 0, "captured_at": now - 60,
+             "clock_synced": True, "retention": "normal", "delete_after": 1e300, "seal_kid": "k",
+             "sealed": b"s" * 64, "tag": None}
+            for i in range(n)
+        ]  # fmt: skip
+
+    s.ingest(kid, str(uuid.uuid4()), rows(1, 10), now=now)
+    replica = pg_server.replica()
+    try:
+        read_url = replica.url(pg_url.rsplit("/", 1)[1])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # caught up
+            try:
+                with psycopg.connect(read_url, autocommit=True) as conn:
+                    if conn.execute("SELECT count(*) FROM records").fetchone()[0] == 10:
+                        break
+            except psycopg.Error:
+                pass
+            time.sleep(0.2)
+        with psycopg.connect(read_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+        s.ingest(kid, str(uuid.uuid4()), rows(11, 5), now=now)  # on the primary only, for now
+        on_primary = cli("status", "--database", pg_url).stdout
+        on_replica = cli("status", "--database", pg_url, "--read-database", read_url).stdout
+        assert "records 15" in on_primary and "records 10" in on_replica, (on_primary, on_replica)
+        with psycopg.connect(read_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+        wrong = cli(
+            "status",
+            "--database",
+            pg_url,
+            "--read-database",
+            "postgresql://nobody@127.0.0.1:1/x",
+            check=False,
+        )
+        assert wrong.returncode == 2 and "cannot use the read database" in wrong.stderr
+    finally:
+        s.close()
+        replica.stop()

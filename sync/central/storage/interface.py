@@ -186,15 +186,22 @@ class SequenceSummary:
 
 
 def open_storage(
-    *, data: str | Path | None = None, database: str | None = None, retention: ServerRetention | None = None
+    *,
+    data: str | Path | None = None,
+    database: str | None = None,
+    retention: ServerRetention | None = None,
+    read_database: str | None = None,
 ) -> Storage:
     """The one way every command and the server open the authority's storage: PostgreSQL at
-    ``database`` (a URL), else SQLite in the folder ``data``."""
+    ``database`` (a URL), else SQLite in the folder ``data``. ``read_database``: a streaming
+    replica of ``database`` the committee's reads of records and aggregates go to."""
     retention = retention or ServerRetention()
+    if read_database and not database:
+        raise ValueError("--read-database is a replica of --database URL (PostgreSQL only)")
     if database:
         from sync.central.storage.pg_backend import PgStorage
 
-        return PgStorage(database, retention=retention)
+        return PgStorage(database, retention=retention, read_url=read_database)
     if data is None:
         raise ValueError("no storage given: --data DIR or --database URL")
     from sync.central.storage.sqlite_backend import SqliteStorage

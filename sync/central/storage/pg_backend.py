@@ -345,6 +345,7 @@ class PgStorage(SqlQueries):
         retention: ServerRetention = ServerRetention(),
         min_size: int = 1,
         max_size: int = 8,
+        read_url: str | None = None,
     ):
         import psycopg
         from psycopg_pool import ConnectionPool
@@ -360,18 +361,39 @@ class PgStorage(SqlQueries):
         self.pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, open=True, kwargs={"autocommit": True}, timeout=30
         )
+        self.read_pool = None
+        if read_url:  # a streaming replica for the committee's reads (records, aggregates)
+            try:
+                with psycopg.connect(read_url, autocommit=True, connect_timeout=10) as conn:
+                    if not _scalar(conn.execute("SELECT pg_is_in_recovery()")):
+                        log.warning(
+                            "--read-database %s is not a replica (reads go there anyway)", _safe(read_url)
+                        )
+            except psycopg.Error as e:
+                self.pool.close()
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ValueError(f"cannot use the read database ({_safe(read_url)}): {first}") from None
+            self.read_pool = ConnectionPool(
+                read_url, min_size=1, max_size=max_size, open=True, kwargs={"autocommit": True}, timeout=30
+            )
         try:  # the owner makes the day partitions; roles may not
             import time
 
             self.ensure_partitions(now=time.time())
-        except psycopg.errors.InsufficientPrivilege:
-            pass
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction):
+            pass  # a role, or a replica (read-only): the owner's server makes them
 
     def close(self) -> None:
         self.pool.close()
+        if self.read_pool is not None:
+            self.read_pool.close()
 
     def _q(self, sql: str, params=()):
         with self.pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _qr(self, sql: str, params=()):
+        with (self.read_pool or self.pool).connection() as conn:
             return conn.execute(sql, params).fetchall()
 
     # -- kiosks ------------------------------------------------------------------------------
@@ -710,7 +732,7 @@ class PgStorage(SqlQueries):
             if value is not None:
                 sql += f" AND {cond}"
                 params.append(value)
-        return [_record(r) for r in self._q(sql + " ORDER BY captured_at", params)]
+        return [_record(r) for r in self._qr(sql + " ORDER BY captured_at", params)]
 
     def hold_records(self, case_id: str, rows: Sequence[dict]) -> None:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -768,7 +790,7 @@ class PgStorage(SqlQueries):
             return []
         return [
             _record(r)
-            for r in self._q(
+            for r in self._qr(
                 _SELECT_RECORDS + " WHERE tag = ANY(%s) AND captured_at >= %s AND captured_at < %s "
                 "ORDER BY captured_at",
                 [list(tags), from_ts, to_ts],

@@ -67,6 +67,11 @@ class SqlQueries:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.P)
 
+    def _qr(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """A read the committee may take from a streaming replica (``--read-database``):
+        records and the aggregates, never the audit log it appends to."""
+        return self._q(sql, params)
+
     # -- reads both backends ask in the same words ----------------------------------------------
     def kiosk(self, kiosk_id: str) -> KioskInfo | None:
         rows = self._q(self._sql(f"SELECT {_KIOSK_COLUMNS} FROM kiosks WHERE kiosk_id = ?"), [kiosk_id])
@@ -75,7 +80,7 @@ class SqlQueries:
     def kiosks(self) -> list[KioskInfo]:
         return [
             KioskInfo(*_blobs(r))
-            for r in self._q(f"SELECT {_KIOSK_COLUMNS} FROM kiosks ORDER BY registered_at, kiosk_id")
+            for r in self._qr(f"SELECT {_KIOSK_COLUMNS} FROM kiosks ORDER BY registered_at, kiosk_id")
         ]
 
     def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
@@ -92,7 +97,7 @@ class SqlQueries:
 
     def reads(self) -> list[dict[str, Any]]:
         keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records", "kind")
-        return [dict(zip(keys, r)) for r in self._q(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
+        return [dict(zip(keys, r)) for r in self._qr(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
 
     def audit_entries(self) -> list[tuple[str, str, str | None]]:
         """(entry JSON, hash, signature) in order."""
@@ -182,7 +187,7 @@ class SqlQueries:
         ingest keeps, however many records are held (what `status` shows)."""
         return [
             SequenceSummary(*r)
-            for r in self._q(
+            for r in self._qr(
                 "SELECT kiosk_id, epoch, received, distinct_seq, low, high FROM sequence_summary "
                 "ORDER BY kiosk_id, epoch"
             )
@@ -246,7 +251,7 @@ class SqlQueries:
         where, params = (" WHERE kiosk_id = ?", [kiosk_id]) if kiosk_id else ("", [])
         return [
             tuple(r)
-            for r in self._q(
+            for r in self._qr(
                 self._sql(
                     "SELECT kiosk_id, epoch, low, high FROM sequence_gaps"
                     + where
@@ -315,7 +320,7 @@ class SqlQueries:
         """Records without a search tag captured on the days the window touches (whole
         days: an upper bound), from the aggregate ingest keeps: time grows with the days,
         not with the records."""
-        rows = self._q(
+        rows = self._qr(
             self._sql("SELECT sum(records) FROM untagged_days WHERE day >= ? AND day <= ?"),
             [int(from_ts // DAY), int((to_ts - 1e-6) // DAY)],
         )
@@ -325,7 +330,7 @@ class SqlQueries:
         """Records held without a search tag, per kiosk (days within the longest retention)."""
         return {
             str(k): int(n)
-            for k, n in self._q("SELECT kiosk_id, sum(records) FROM untagged_days GROUP BY kiosk_id")
+            for k, n in self._qr("SELECT kiosk_id, sum(records) FROM untagged_days GROUP BY kiosk_id")
         }
 
     def _hold_clause(self, now: float) -> tuple[str, list]:
