@@ -519,3 +519,38 @@ def test_first_batches_of_an_epoch_arriving_together_leave_no_false_gap(storage)
         assert storage.gaps(kid, 5) == [], f"trial {trial}: a false gap"
         (summary,) = [s for s in storage.sequence_summary() if s.kiosk_id == kid]
         assert (summary.received, summary.distinct_seq, summary.low, summary.high) == (100, 100, 1, 100)
+
+
+def test_the_duplicate_probe_uses_the_record_id_index_whatever_the_statistics(pg_url):
+    """A fresh day partition, its statistics taken when it was empty, then filled: the
+    probe ingest runs for a batch's ids still goes by record id (EXPLAIN), never by time."""
+    import psycopg
+
+    from sync.central.storage.pg_backend import DUPLICATE_PROBE, PROBE_PLAN, PgStorage
+
+    s = PgStorage(pg_url)
+    now = time.time()
+    kid = s.register_kiosk(venue="v", public_key=b"e" * 32, now=0)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ANALYZE records")  # while the day is empty: the stale statistics
+    rows = [
+        rec(i, now - 60 - i % 3000, "normal" if i % 2 else "significant", seq=i) for i in range(1, 20_001)
+    ]
+    s.ingest(kid, str(uuid.uuid4()), rows, now=now)
+    ids = [str(uuid.UUID(int=i)) for i in range(1, 501)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        with conn.transaction():  # as ingest runs it
+            for setting in PROBE_PLAN:
+                conn.execute(setting)
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + DUPLICATE_PROBE, [ids, now - 3700, now]))
+            found = conn.execute(DUPLICATE_PROBE, [ids, now - 3700, now]).fetchall()
+    s.close()
+    assert len(found) == 500
+    # Each day partition (both classes hold rows) is probed per id by an index on the id.
+    lines = [line.strip() for line in plan.splitlines()]
+    scans = [i for i, x in enumerate(lines) if "Scan" in x and "records_" in x and "_20" in x]
+    assert len(scans) == 2 and "Nested Loop" in lines[0], lines[:3]
+    for i in scans:
+        assert "Seq Scan" not in lines[i] and lines[i + 1].startswith("Index Cond: ((record_id = u.id)"), (
+            lines[i : i + 2]
+        )
