@@ -499,13 +499,9 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
 
-    from kiosk.core.keys import (
-        ISSUER_PUB,
-        SEALING_PUB,
-        init_authority_keys,
-        load_x25519_public,
-        trusted_issuers,
-    )
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from kiosk.core.keys import ISSUER_PUB, init_authority_keys, trusted_issuers
     from kiosk.core.seal import SealingKey
     from sync.central.issuing import issue_pass
 
@@ -520,7 +516,7 @@ def main(argv=None) -> int:
         keys = work / "authority"
         init_authority_keys(keys)
         trusted = trusted_issuers([keys / ISSUER_PUB])
-        sealing = SealingKey.of(load_x25519_public(keys / SEALING_PUB))
+        sealing = SealingKey.of(X25519PrivateKey.generate().public_key())  # a key handed to the store
         passes = [issue_pass(keys, risk=i % 3)[0] for i in range(200)]
 
         def server_backends() -> None:

@@ -107,13 +107,14 @@ def child(db_path: str, url: str, kiosk_id: str, key_path: str, batch_size: int,
 
 def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch_size: int = 500) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from kiosk.core.keys import SEALING_PUB, load_x25519_public, raw_public, write_private
+    from kiosk.core.keys import raw_public, write_private
     from kiosk.core.seal import SealingKey
     from sync.central.storage.sqlite_backend import SqliteStorage
     from workbench.localserver import LocalServer
 
-    sealing = SealingKey.of(load_x25519_public(keys_dir / SEALING_PUB))
+    sealing = SealingKey.of(X25519PrivateKey.generate().public_key())  # a key handed to the store
     key = Ed25519PrivateKey.generate()
     write_private(work / "bench-device.key", key)
     raw = raw_public(key.public_key())
@@ -254,14 +255,17 @@ def bench_key_coverage(t, work: Path) -> None:
     """What doctor prints after `keys rotate` (default 56 days ahead), and how big the
     bundle's period keys are."""
     import json as _json
+    from types import SimpleNamespace
 
     from kiosk.core.keys import init_authority_keys
     from kiosk.core.sealkeys import covered_until
     from kiosk.doctor import check_sealing
     from sync.central.keyring import public_periods, rotate
+    from workbench.testkit import seeded_committee_keys
 
     keys = work / "coverage-keys"
     init_authority_keys(keys)
+    seeded_committee_keys(keys, ahead=0)  # the wrap key the private halves are sealed to
     t0 = time.perf_counter()
     rotate(keys, now=time.time())
     rotate_s = time.perf_counter() - t0
@@ -274,7 +278,10 @@ def bench_key_coverage(t, work: Path) -> None:
     class B:
         sealing_periods = tuple(periods)
 
-    check = check_sealing(B(), Held(), time.time())
+    cfg = SimpleNamespace(
+        keys=SimpleNamespace(sealing_periods="", sealing_key=""), sync=SimpleNamespace(key_margin_days=7)
+    )
+    check = check_sealing(B(), Held(), time.time(), cfg=cfg)  # type: ignore[arg-type]
     size = len(_json.dumps([k.to_wire() for k in periods]))
     t.add(
         "keys rotate (56 days x 2 classes)",
@@ -292,26 +299,25 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
     of a sealed record and random tags (the trace must never open them)."""
     import random
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from kiosk.core.keys import init_authority_keys, load_x25519_public
-    from kiosk.core.seal import SealingKey, seal
-    from kiosk.core.sealkeys import search_tag, venue_tag_key
+    from kiosk.core.keys import init_authority_keys
+    from kiosk.core.seal import seal
+    from kiosk.core.sealkeys import Sealer, search_tag, venue_tag_key
     from kiosk.core.timing import DAY
     from sync.central.committee import members as committee
     from sync.central.committee.reading import committee_keys
     from sync.central.committee.trace import trace
-    from sync.central.keyring import rotate, tag_keys
+    from sync.central.keyring import public_periods, tag_keys
     from sync.central.storage.sqlite_backend import SqliteStorage
+    from workbench.testkit import members, seeded_committee_keys, unlocked
 
     rng = random.Random(5)
     keys = work / "trace-keys"
     init_authority_keys(keys)
     now = time.time()
     start = now - 14 * DAY
-    rotate(keys, now=start, ahead_periods=16)
+    seeded_committee_keys(keys, now=start, ahead=16)  # split between the two members below
     tkeys = tag_keys(keys)
-    sealing = SealingKey.of(load_x25519_public(keys / "sealing.pub"))
+    sealing, _ = Sealer(fallback=None, periods=lambda: public_periods(keys)).key_for("normal", start + 3600)
     storage = SqliteStorage.in_folder(work / "trace-bench")
     kids = [
         storage.register_kiosk(venue=f"venue-{i}", public_key=rng.randbytes(32), now=start)
@@ -374,7 +380,7 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
         )
     bulk_records(storage, rows)
     build_s = time.perf_counter() - t0
-    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    a, b = members()
     committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=now, bootstrap=True)
     committee.add_member(storage, name="b", public_key=b.public_key(), key=a, now=now)
     committee.open_case(  # b opens, a approves (b was added by a: a approves b's case)
@@ -387,9 +393,11 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
         now=now,
     )
     committee.approve_case(storage, key=a, case_id="BENCH-1", now=now)
-    sk = committee_keys(keys)
+    sk = committee_keys(keys, unlocked(keys))
     t0 = time.perf_counter()
-    result = trace(storage, sk, tkeys, member_key=a, case_id="BENCH-1", pass_id=infected, now=now)
+    result = trace(
+        storage, sk, tkeys, member_key=a, second_key=b, case_id="BENCH-1", pass_id=infected, now=now
+    )
     trace_s = time.perf_counter() - t0
     in_window = storage._q(
         "SELECT count(*) FROM records WHERE captured_at >= ? AND captured_at < ?", [start, now]
