@@ -493,6 +493,17 @@ def main(argv=None) -> int:
         "--backends", default="sqlite,postgresql", help="which server backends to measure (comma-separated)"
     )
     ap.add_argument(
+        "--front-kiosks",
+        type=int,
+        default=200,
+        help="kiosks uploading at once through nginx in the front figures (0: skip them)",
+    )
+    ap.add_argument(
+        "--only-front",
+        action="store_true",
+        help="only the front figures: nginx and two servers on PostgreSQL against the raw limits",
+    )
+    ap.add_argument(
         "--only-backends",
         action="store_true",
         help="only the server backend figures (skip everything before them)",
@@ -532,6 +543,15 @@ def main(argv=None) -> int:
                 backends=args.backends.split(","),
             )
 
+        def front() -> None:
+            from workbench.bench_front import bench_front
+
+            print("central server as an internet service: nginx, two servers, PostgreSQL", flush=True)
+            bench_front(t, work, keys, kiosks=args.front_kiosks)
+
+        if args.only_front:
+            front()
+            return 0
         if args.only_backends:
             server_backends()
             return 0
@@ -567,6 +587,8 @@ def main(argv=None) -> int:
             if args.backend_preload:
                 print("central server: SQLite and PostgreSQL", flush=True)
                 server_backends()
+            if args.front_kiosks:
+                front()
     return 0
 
 

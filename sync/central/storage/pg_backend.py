@@ -10,6 +10,7 @@ under an advisory lock so that many workers starting at once migrate once.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
@@ -508,31 +509,35 @@ class PgStorage(SqlQueries):
                 else set()
             )
             days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
+            # The batch as one JSON parameter, unpacked by the database (jsonb_to_recordset):
+            # eleven text arrays cost psycopg about 15 us a record to quote in Python.
+            packed = json.dumps(
+                [
+                    {
+                        "r": r["record_id"],
+                        "s": int(r["seq"]),
+                        "e": int(r.get("epoch", 0)),
+                        "c": float(r["captured_at"]),
+                        "y": bool(r["clock_synced"]),
+                        "k": r["retention"],
+                        "d": days[r["retention"]],
+                        "i": r["seal_kid"],
+                        "b": base64.b64encode(r["sealed"]).decode("ascii"),
+                        "f": bool(r.get("seal_fallback", False)),
+                        "t": r.get("tag"),
+                    }
+                    for r in rows
+                ],
+                separators=(",", ":"),
+            )
             inserted = conn.execute(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
                 "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
-                "SELECT u.rid, %s, u.seq, u.epoch, u.cap, u.cs, u.ret, u.cap + u.days * 86400, "
-                "u.kid, u.sealed, %s, %s, u.fb, u.tag FROM unnest(%s::uuid[], %s::bigint[], "
-                "%s::bigint[], %s::float8[], %s::bool[], %s::text[], %s::int[], %s::text[], "
-                "%s::bytea[], %s::bool[], %s::text[]) "
-                "AS u(rid, seq, epoch, cap, cs, ret, days, kid, sealed, fb, tag) "
+                "SELECT u.r, %s, u.s, u.e, u.c, u.y, u.k, u.c + u.d * 86400, u.i, decode(u.b, 'base64'), "
+                "%s, %s, u.f, u.t FROM jsonb_to_recordset(%s::jsonb) AS u(r uuid, s bigint, e bigint, "
+                "c float8, y bool, k text, d int, i text, b text, f bool, t text) "
                 "ON CONFLICT DO NOTHING RETURNING record_id::text, seq, epoch, captured_at, tag",
-                [
-                    kiosk_id,
-                    batch_id,
-                    now,
-                    [r["record_id"] for r in rows],
-                    [int(r["seq"]) for r in rows],
-                    [int(r.get("epoch", 0)) for r in rows],
-                    [float(r["captured_at"]) for r in rows],
-                    [bool(r["clock_synced"]) for r in rows],
-                    [r["retention"] for r in rows],
-                    [days[r["retention"]] for r in rows],
-                    [r["seal_kid"] for r in rows],
-                    [r["sealed"] for r in rows],
-                    [bool(r.get("seal_fallback", False)) for r in rows],
-                    [r.get("tag") for r in rows],
-                ],
+                [kiosk_id, batch_id, now, packed],
             ).fetchall()
             accepted = [r[0] for r in inserted]
 
