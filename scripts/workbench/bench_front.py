@@ -120,8 +120,8 @@ def bench_raw(t, url: str, kid: str, pg, *, records: int) -> dict[str, float]:
                     part = rows[i : i + 500]
                     conn.execute(
                         "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
-                        "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
-                        "SELECT u.rid, %s, u.seq, 2, u.cap, true, 'normal', u.cap + 2419200, 'k', u.sealed, "
+                        "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, "
+                        "tag) SELECT u.rid, %s, u.seq, 2, u.cap, true, 'normal', u.cap + 2419200, 'k', u.sealed, "
                         "'b', %s, false, u.tag FROM unnest(%s::uuid[], %s::bigint[], %s::float8[], "
                         "%s::bytea[], %s::text[]) AS u(rid, seq, cap, sealed, tag) ON CONFLICT DO NOTHING",
                         [
@@ -205,8 +205,18 @@ class Poller:
         return sorted(self.polls)[int(0.99 * (len(self.polls) - 1))] * 1000 if self.polls else float("nan")
 
 
-def bench_front(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: int = 3, raw_records: int = 300_000,
-                metrics_receipts: int = 1_000_000, slow: int = 150, scrapers: int = 12) -> None:  # fmt: skip
+def bench_front(
+    t,
+    work: Path,
+    keys_dir: Path,
+    *,
+    kiosks: int = 200,
+    batches: int = 3,
+    raw_records: int = 300_000,
+    metrics_receipts: int = 1_000_000,
+    slow: int = 150,
+    scrapers: int = 12,
+) -> None:
     import requests
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -228,7 +238,10 @@ def bench_front(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: in
         url = pg.fresh_database()
         admin = PgStorage(url)
         devices = [Ed25519PrivateKey.generate() for _ in range(kiosks)]
-        kids = [admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0) for i, d in enumerate(devices)]  # fmt: skip
+        kids = [
+            admin.register_kiosk(venue=f"v{i}", public_key=raw_public(d.public_key()), now=0)
+            for i, d in enumerate(devices)
+        ]
         publish(keys_dir, admin, now=time.time())
         raw = bench_raw(t, url, kids[0], pg, records=raw_records)
         ca, cert, key = make_private_ca(work / "front-tls")
@@ -240,18 +253,31 @@ def bench_front(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: in
         try:
             with Poller(nginx.url, kids[0], devices[0], str(ca)) as idle:
                 time.sleep(5)
-            t.add("bundle poll through nginx, idle: p99", f"{idle.p99_ms():.0f} ms", f"p50 {statistics.median(idle.polls) * 1000:.0f} ms")  # fmt: skip
+            t.add(
+                "bundle poll through nginx, idle: p99",
+                f"{idle.p99_ms():.0f} ms",
+                f"p50 {statistics.median(idle.polls) * 1000:.0f} ms",
+            )
 
             blob = base64.b64encode(b"\x5a" * 208).decode()
 
             def body(i, j):
                 now = time.time()
                 recs = [
-                    {"record_id": time_ordered_id(now - 60), "seq": j * 500 + n + 1, "epoch": 1, "captured_at": now - 60,
-                     "clock_synced": True, "retention": "normal", "delete_after": 0, "seal_kid": "k", "sealed": blob,
-                     "tag": os.urandom(16).hex()}
+                    {
+                        "record_id": time_ordered_id(now - 60),
+                        "seq": j * 500 + n + 1,
+                        "epoch": 1,
+                        "captured_at": now - 60,
+                        "clock_synced": True,
+                        "retention": "normal",
+                        "delete_after": 0,
+                        "seal_kid": "k",
+                        "sealed": blob,
+                        "tag": os.urandom(16).hex(),
+                    }
                     for n in range(500)
-                ]  # fmt: skip
+                ]
                 return gzip.compress(json.dumps({"batch_id": str(uuid.uuid4()), "records": recs}).encode(), 5)
 
             bodies = {(i, j): body(i, j) for i in range(kiosks) for j in range(batches)}
@@ -260,11 +286,22 @@ def bench_front(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: in
             def kiosk(i):
                 s = from_address(f"127.0.{1 + i // 250}.{1 + i % 250}")  # each kiosk its own address
                 for j in range(batches):
-                    h = protocol.sign_request(devices[i], kiosk_id=kids[i], method="POST", path=protocol.UPLOAD_PATH,
-                                              timestamp=int(time.time()), body=bodies[(i, j)])  # fmt: skip
+                    h = protocol.sign_request(
+                        devices[i],
+                        kiosk_id=kids[i],
+                        method="POST",
+                        path=protocol.UPLOAD_PATH,
+                        timestamp=int(time.time()),
+                        body=bodies[(i, j)],
+                    )
                     for _ in range(20):  # over the per-client rate (all from 127.0.0.1 here): again
-                        r = s.post(nginx.url + protocol.UPLOAD_PATH, data=bodies[(i, j)], verify=str(ca), timeout=120,
-                                   headers={**h, "Content-Encoding": "gzip"})  # fmt: skip
+                        r = s.post(
+                            nginx.url + protocol.UPLOAD_PATH,
+                            data=bodies[(i, j)],
+                            verify=str(ca),
+                            timeout=120,
+                            headers={**h, "Content-Encoding": "gzip"},
+                        )
                         if r.status_code != 429:
                             break
                         time.sleep(0.2)
@@ -284,10 +321,17 @@ def bench_front(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: in
             n = kiosks * batches * 500
             cpu = cpu_s(servers() + tree(nginx.proc.pid) + tree(postmaster(pg))) - c0
             limit = raw["INSERT ... ON CONFLICT"]
-            t.add(f"ingest through nginx + 2 servers, {kiosks} kiosks, {n:,} records", f"{n / took:,.0f} rec/s",
-                  f"{n / took / limit:.2f}x the raw INSERT (goal >= 0.8x); {cpu / n * 1e6:.0f} us CPU a record "
-                  f"(servers + nginx + PostgreSQL){'; ' + str(len(errors)) + ' errors' if errors else ''}")  # fmt: skip
-            t.add("bundle poll p99 while they upload", f"{busy.p99_ms():.0f} ms", f"goal <= 2x idle ({2 * idle.p99_ms():.0f} ms)")  # fmt: skip
+            t.add(
+                f"ingest through nginx + 2 servers, {kiosks} kiosks, {n:,} records",
+                f"{n / took:,.0f} rec/s",
+                f"{n / took / limit:.2f}x the raw INSERT (goal >= 0.8x); {cpu / n * 1e6:.0f} us CPU a record "
+                f"(servers + nginx + PostgreSQL){'; ' + str(len(errors)) + ' errors' if errors else ''}",
+            )
+            t.add(
+                "bundle poll p99 while they upload",
+                f"{busy.p99_ms():.0f} ms",
+                f"goal <= 2x idle ({2 * idle.p99_ms():.0f} ms)",
+            )
 
             # Strangers holding slow bodies, and scrapers on both servers' metrics.
             rss0 = rss_mib(servers() + tree(nginx.proc.pid))
@@ -296,8 +340,15 @@ def bench_front(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: in
 
             def stranger():
                 try:
-                    s = ctx_tls.wrap_socket(socket.create_connection(("127.0.0.1", nginx.port), timeout=30), server_hostname="127.0.0.1")  # fmt: skip
-                    s.sendall(f"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Length: {protocol.MAX_BODY_BYTES - 1}\r\n\r\n".encode() + b"\0" * 1024)  # fmt: skip
+                    s = ctx_tls.wrap_socket(
+                        socket.create_connection(("127.0.0.1", nginx.port), timeout=30),
+                        server_hostname="127.0.0.1",
+                    )
+                    s.sendall(
+                        "POST /v1/batches HTTP/1.1\r\nHost: x\r\n"
+                        f"Content-Length: {protocol.MAX_BODY_BYTES - 1}\r\n\r\n".encode()
+                        + b"\0" * 1024
+                    )
                     while not stop.is_set() and s.recv(1024):
                         pass
                 except OSError:
@@ -324,8 +375,11 @@ def bench_front(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: in
                 stop.set()
             for th in bad:
                 th.join(timeout=30)
-            t.add(f"bundle poll p99, {slow} slow-body strangers + {scrapers} metric scrapers", f"{attacked.p99_ms():.0f} ms",
-                  f"goal <= 2x idle; servers + nginx memory {rss1 - rss0:+.0f} MiB (goal < 100 MiB)")  # fmt: skip
+            t.add(
+                f"bundle poll p99, {slow} slow-body strangers + {scrapers} metric scrapers",
+                f"{attacked.p99_ms():.0f} ms",
+                f"goal <= 2x idle; servers + nginx memory {rss1 - rss0:+.0f} MiB (goal < 100 MiB)",
+            )
 
             # /metrics with a million batch receipts in the database: in memory, no scan.
             import psycopg
@@ -345,7 +399,11 @@ def bench_front(t, work: Path, keys_dir: Path, *, kiosks: int = 200, batches: in
                 t1 = time.perf_counter()
                 s.get(a.metrics_url, timeout=10)
                 times.append(time.perf_counter() - t1)
-            t.add(f"/metrics with {metrics_receipts:,} receipts held", f"{statistics.median(times) * 1000:.1f} ms", "goal <= 10 ms")  # fmt: skip
+            t.add(
+                f"/metrics with {metrics_receipts:,} receipts held",
+                f"{statistics.median(times) * 1000:.1f} ms",
+                "goal <= 10 ms",
+            )
         finally:
             nginx.stop()
             a.stop()
@@ -378,26 +436,51 @@ def bench_kill(
     kid = s.register_kiosk(venue="killed", public_key=raw_public(device.public_key()), now=0)
     issuer = load_ed25519_private(keys_dir / "issuer.key")
     trusted = trusted_issuers([keys_dir / "issuer.pub"])
-    store = CheckinStore.open(work / "kill.db", sealing=SealingKey.of(X25519PrivateKey.generate().public_key()), venue_id="v")  # fmt: skip
+    store = CheckinStore.open(
+        work / "kill.db", sealing=SealingKey.of(X25519PrivateKey.generate().public_key()), venue_id="v"
+    )
     now = time.time()
-    texts = [encode_pass(signing_key=issuer, issuer="b", issued_at=int(now) - 60, expires_at=int(now) + 3600,
-                         pass_id=bytes([i]) * 16, risk_level=0) for i in range(4)]  # fmt: skip
+    texts = [
+        encode_pass(
+            signing_key=issuer,
+            issuer="b",
+            issued_at=int(now) - 60,
+            expires_at=int(now) + 3600,
+            pass_id=bytes([i]) * 16,
+            risk_level=0,
+        )
+        for i in range(4)
+    ]
     for i in range(3000):
-        store.record(decide(texts[i % 4], trusted=trusted, risk_list=RiskList(), policy=Policy(), now=now), now=now - 3000 + i, clock_synced=True)  # fmt: skip
+        store.record(
+            decide(texts[i % 4], trusted=trusted, risk_list=RiskList(), policy=Policy(), now=now),
+            now=now - 3000 + i,
+            clock_synced=True,
+        )
     a = LocalServer(work / "kill-a", server_keys, database=url).start()
     b = LocalServer(work / "kill-b", server_keys, database=url).start()
     nginx = NginxFront(work / "kill-nginx", [a.port, b.port], cert=cert, key=key).start()
     try:
-        up = Uploader(store=store, server_url=nginx.url, kiosk_id=kid, device_key=device,
-                      root_key=load_ed25519_public(keys_dir / "root.pub"), bundle_file=work / "kill-bundle.json",
-                      verify=str(ca), batch_size=100)  # fmt: skip
+        up = Uploader(
+            store=store,
+            server_url=nginx.url,
+            kiosk_id=kid,
+            device_key=device,
+            root_key=load_ed25519_public(keys_dir / "root.pub"),
+            bundle_file=work / "kill-bundle.json",
+            verify=str(ca),
+            batch_size=100,
+        )
         threading.Timer(0.5, a.kill).start()
         deadline = time.monotonic() + 120
         while store.stats()["pending"] and time.monotonic() < deadline:
             up.round()
         held = len(s.record_ids(kid))
-        t.add("a serve SIGKILLed mid-upload behind nginx: records lost", f"{3000 - held}",
-              f"goal 0 ({held:,} of 3,000 on the server, {store.stats()['pending']} pending)")  # fmt: skip
+        t.add(
+            "a serve SIGKILLed mid-upload behind nginx: records lost",
+            f"{3000 - held}",
+            f"goal 0 ({held:,} of 3,000 on the server, {store.stats()['pending']} pending)",
+        )
     finally:
         nginx.stop()
         a.stop()
