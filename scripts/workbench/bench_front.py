@@ -121,8 +121,8 @@ def bench_raw(t, url: str, kid: str, pg, *, records: int) -> dict[str, float]:
                     conn.execute(
                         "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
                         "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, "
-                        "tag) SELECT u.rid, %s, u.seq, 2, u.cap, true, 'normal', u.cap + 2419200, 'k', u.sealed, "
-                        "'b', %s, false, u.tag FROM unnest(%s::uuid[], %s::bigint[], %s::float8[], "
+                        "tag) SELECT u.rid, %s, u.seq, 2, u.cap, true, 'normal', u.cap + 2419200, 'k', "
+                        "u.sealed, 'b', %s, false, u.tag FROM unnest(%s::uuid[], %s::bigint[], %s::float8[], "
                         "%s::bytea[], %s::text[]) AS u(rid, seq, cap, sealed, tag) ON CONFLICT DO NOTHING",
                         [
                             kid,
