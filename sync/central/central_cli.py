@@ -165,6 +165,10 @@ def cmd_issue_pass(args) -> int:
 def _storage(args):
     from sync.central.storage.interface import ServerRetention, open_storage
 
+    data = getattr(args, "data", None)
+    if data is not None and Path(data).exists() and not Path(data).is_dir():
+        raise ValueError(f"--data {data}: not a folder (a store is a folder holding central.db)")
+
     retention = ServerRetention(
         normal_days=getattr(args, "normal_days", 28), significant_days=getattr(args, "significant_days", 90)
     )
@@ -1218,6 +1222,8 @@ def main(argv=None) -> int:
         try:
             return args.func(a)
         except (KeyFileError, ValueError, FileNotFoundError) as e:
+            if isinstance(e, OSError) and e.strerror:  # one line, never a raw "[Errno 2] ..."
+                return fail("kiosk-central", "error", f"{e.filename}: {e.strerror}", 2)
             return fail("kiosk-central", "error", e, 2)
         except Exception as e:
             from sync.central.committee.audit import AuditError

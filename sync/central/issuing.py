@@ -15,7 +15,12 @@ ISSUER_NAME = "health-committee"
 
 def parse_time(text: str) -> datetime:
     """ISO 8601; a time without a zone is taken as UTC."""
-    t = datetime.fromisoformat(text)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: expected ISO 8601, for example 2026-12-01 or 2026-12-01T08:00:00+00:00"
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 

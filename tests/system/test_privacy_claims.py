@@ -278,3 +278,63 @@ def test_the_privacy_suite_finds_nothing_any_adversary_could_link_or_open(tmp_pa
     # Without the padding, the same observer would read most counts off the sizes.
     (unpadded,) = privacy.network_observer(kept[0], pad=False)
     assert unpadded.found > len(kept[0].uploads) // 2
+
+
+def test_kiosk_central_ends_with_each_documented_status_in_one_line(tmp_path, one_member_world):
+    """README's kiosk-central exit-status table, each status made to happen: one line on
+    stderr, never a traceback or a raw [Errno."""
+    import sqlite3
+
+    keys, data, alice, bob, _ = one_member_world
+    from kiosk.core.keys import write_private
+
+    write_private(tmp_path / "alice.key", alice)
+    write_private(tmp_path / "bob.key", bob)
+    table = README.split("`kiosk-central` ends the same way", 1)[1].split("\n\n", 2)[1]
+    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)}
+    assert documented == {0, 1, 2, 3, 5, 70, 130, 141}
+    (tmp_path / "afile").write_text("")
+    cases = {
+        0: ["reads", "--data", data],
+        2: ["issue-pass", "--keys", keys, "--risk", "0", "--expires", "tomorrow"],
+        3: ["open-records", "--data", data, "--keys", keys, "--case", "lunch", "--member-key",
+            tmp_path / "alice.key", "--member-key", tmp_path / "bob.key"],
+    }  # fmt: skip
+    seen = {}
+    for status, args in cases.items():
+        r = subprocess.run(
+            [BIN / "kiosk-central", *map(str, args)], capture_output=True, text=True, timeout=60
+        )
+        seen[status] = r.returncode
+        assert "Traceback" not in r.stderr and "[Errno" not in r.stderr and len(r.stderr.splitlines()) <= 1, (
+            r.stderr
+        )
+    dir_file = subprocess.run(
+        [BIN / "kiosk-central", "status", "--data", tmp_path / "afile"], capture_output=True, text=True
+    )
+    assert dir_file.returncode == 2 and "not a folder" in dir_file.stderr
+    # 1: a log changed underneath (an entry rewritten), as `audit verify` finds it.
+    conn = sqlite3.connect(data / "central.db")
+    conn.execute("UPDATE audit SET entry = replace(entry, 'Alice', 'Mallory') WHERE seq = 1")
+    conn.commit()
+    conn.close()
+    bad = subprocess.run(
+        [BIN / "kiosk-central", "audit", "verify", "--data", data], capture_output=True, text=True
+    )
+    seen[1] = bad.returncode
+    assert "does NOT verify" in bad.stderr
+    # 5: a store the command may not write (read-only folder), unless root (who may).
+    import os
+
+    if os.geteuid() != 0:
+        os.chmod(data, 0o500)
+        ro = subprocess.run([BIN / "kiosk-central", "reads", "--data", data], capture_output=True, text=True)
+        os.chmod(data, 0o700)
+        seen[5] = ro.returncode
+    # 141: stdout closed early.
+    pipe = subprocess.run(
+        f"'{BIN / 'kiosk-central'}' --help | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True,
+    )  # fmt: skip
+    assert pipe.stdout.strip() in ("0", "141")
+    assert {k: v for k, v in seen.items()} == {k: k for k in seen}, seen
