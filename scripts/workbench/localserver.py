@@ -46,6 +46,15 @@ class LocalServer:
 
     def start(self, *, timeout_s: float = 30.0) -> LocalServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.database is not None or not (self.data_dir / "central.db").exists():
+            # As a deployment does first: `serve` refuses a store `init` did not make
+            # (init on a store that exists already leaves it as it is).
+            where = ["--database", self.database] if self.database else ["--data", str(self.data_dir)]
+            subprocess.run(
+                [sys.executable, "-m", "sync.central.central_cli", "init", *where],
+                capture_output=True,
+                timeout=60,
+            )
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(
             [

@@ -162,12 +162,23 @@ def cmd_issue_pass(args) -> int:
     return 0
 
 
-def _storage(args):
+def _storage(args, *, create: bool = False):
+    """The store a command names. Only `init` (``create``) makes one: any other command given
+    a folder or database that holds no store refuses, naming the path and `init` (a mistyped
+    --data must not become a silent new, empty world)."""
     from sync.central.storage.interface import ServerRetention, open_storage
 
-    data = getattr(args, "data", None)
-    if data is not None and Path(data).exists() and not Path(data).is_dir():
-        raise ValueError(f"--data {data}: not a folder (a store is a folder holding central.db)")
+    data, database = getattr(args, "data", None), getattr(args, "database", None)
+    if data is not None:
+        if Path(data).exists() and not Path(data).is_dir():
+            raise ValueError(f"--data {data}: not a folder (a store is a folder holding central.db)")
+        if not create and not (Path(data) / "central.db").exists():
+            raise ValueError(
+                f"--data {data}: no store here (no central.db): check the path, or create one with "
+                f"`kiosk-central init --data {data}`"
+            )
+    elif database is not None and not create:
+        _require_schema(database)
 
     retention = ServerRetention(
         normal_days=getattr(args, "normal_days", 28), significant_days=getattr(args, "significant_days", 90)
@@ -178,6 +189,25 @@ def _storage(args):
         retention=retention,
         read_database=getattr(args, "read_database", None),
     )
+
+
+def _require_schema(url: str) -> None:
+    """A PostgreSQL database `init` (or a server) set up; else refuse, naming `init`."""
+    import psycopg
+
+    from sync.central.storage.pg_backend import _safe
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            held = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+    except psycopg.Error as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot use the PostgreSQL database ({_safe(url)}): {first}") from None
+    if not held or held[0] is None:
+        raise ValueError(
+            f"--database {_safe(url)}: no store in this database: check the URL, or create one with "
+            "`kiosk-central init --database URL`"
+        )
 
 
 def cmd_purge(args) -> int:
@@ -581,7 +611,7 @@ def cmd_init(args) -> int:
     from kiosk.core.keys import load_ed25519_public
     from sync.central.committee.members import add_member
 
-    storage = _storage(args)
+    storage = _storage(args, create=True)
     try:
         if storage.audit_length() > 0 or storage.audit_entries():
             raise ValueError("this store is initialised already (its audit log has entries)")
@@ -1189,7 +1219,8 @@ def witnessed(func):
         from sync.central.committee.witness import check_extends, remember
 
         store = _store_name(args)
-        if func.__name__ != "cmd_audit":  # audit verify reports it as a failed verification
+        # audit verify reports it as a failed verification; init makes the store
+        if func.__name__ not in ("cmd_audit", "cmd_init"):
             storage = _storage(args)
             try:
                 check_extends(store, [Entry.parse(*row) for row in storage.audit_entries()])

@@ -279,6 +279,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
     assert offline.returncode == 2 and "[sync] server_url: not set" in offline.stderr
 
     data = tmp_path / "central"
+    run("kiosk-central", "init", "--data", data)  # the store, made on purpose
     kid = run(
         "kiosk-central",
         "register-kiosk",
@@ -504,6 +505,7 @@ def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path
     )
     cfg.write_text(base)
     run("kiosk", "keys", "init", "--config", cfg)
+    run("kiosk-central", "init", "--data", tmp_path / "central")
     kid = run(
         "kiosk-central",
         "register-kiosk",

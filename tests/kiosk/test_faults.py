@@ -722,6 +722,7 @@ def test_register_kiosk_refuses_a_key_already_active(tmp_path):
     pub = tmp_path / "device.pub"
     write_public(pub, Ed25519PrivateKey.generate().public_key())
     data = tmp_path / "central"
+    assert _run("kiosk-central", "init", "--data", data).returncode == 0
     first = _run("kiosk-central", "register-kiosk", "--data", data, "--venue", "v", "--public-key", pub)
     assert first.returncode == 0
     kid = first.stdout.strip()

@@ -309,6 +309,12 @@ def test_kiosk_central_ends_with_each_documented_status_in_one_line(tmp_path, on
         assert "Traceback" not in r.stderr and "[Errno" not in r.stderr and len(r.stderr.splitlines()) <= 1, (
             r.stderr
         )
+    for wrong in (["audit", "verify"], ["reads"], ["purge"], ["status"], ["case", "list"]):
+        r = subprocess.run(
+            [BIN / "kiosk-central", *wrong, "--data", tmp_path / "typo"], capture_output=True, text=True
+        )
+        assert r.returncode == 2 and "no store here" in r.stderr and "kiosk-central init" in r.stderr, wrong
+    assert not (tmp_path / "typo").exists()  # nothing made at a mistyped path
     dir_file = subprocess.run(
         [BIN / "kiosk-central", "status", "--data", tmp_path / "afile"], capture_output=True, text=True
     )

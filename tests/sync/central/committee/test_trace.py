@@ -329,6 +329,7 @@ def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(
     run = lambda *a: subprocess.run([str(x) for x in a], capture_output=True, text=True, timeout=60)  # noqa: E731
     assert run(BIN / "kiosk", "keys", "init", "--config", cfg).returncode == 0
     assert (tmp_path / "state" / "tag.key").exists()
+    assert run(BIN / "kiosk-central", "init", "--data", data).returncode == 0
     reg = run(
         BIN / "kiosk-central",
         "register-kiosk",

@@ -259,6 +259,7 @@ def test_a_kiosk_central_command_on_postgresql(pg_url, tmp_path):
         text=True,
         timeout=60,
     )
+    assert run("init", "--database", pg_url).returncode == 0  # the store, made on purpose
     kid = run(
         "register-kiosk", "--database", pg_url, "--venue", "Hall", "--public-key", tmp_path / "d.pub"
     ).stdout.strip()
