@@ -100,8 +100,10 @@ def test_a_write_lock_held_shows_amber_never_green_then_recovers(
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "write lock" in errors[0].getMessage()
     holder.execute("ROLLBACK")
-    time.sleep(0.25)  # past the backoff
-    app._probe_store()  # the loop probes; recording resumes
+    deadline = time.monotonic() + 10  # past the backoff, however loaded this machine is
+    while app._store_failing_since is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        app._probe_store()  # the loop probes; recording resumes
     events = app.step(frame(fresh_pass(make_pass, 0, 3)))
     assert events[0].shown is Outcome.ADMIT and events[0].recorded and shown.seen[-1] == "GREEN"
     assert store.stats()["records"] == 1
