@@ -194,12 +194,24 @@ class Uploader:
             )
         except requests.exceptions.SSLError as e:
             raise SetupError(
-                f"TLS: {e.__class__.__name__} (check ca_bundle / the server certificate)"
+                f"TLS to {self.base}: {e.__class__.__name__} (check ca_bundle / the server certificate)"
+            ) from None
+        except (
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidURL,
+        ):
+            raise SetupError(
+                f"{self.base}: not a server URL ([sync] server_url: http:// or https:// and a host)"
+            ) from None
+        except requests.exceptions.ConnectionError as e:
+            raise TransientError(
+                f"{method} {self.base}{path}: ConnectionError (no answer there: {_reason(e)})"
             ) from None
         except requests.RequestException as e:
-            raise TransientError(f"{method} {path}: {e.__class__.__name__}") from None
+            raise TransientError(f"{method} {self.base}{path}: {e.__class__.__name__}") from None
         if resp.status_code >= 500 or resp.status_code in (408, 429):
-            raise TransientError(f"{method} {path}: HTTP {resp.status_code}", _retry_after(resp))
+            raise TransientError(f"{method} {self.base}{path}: HTTP {resp.status_code}", _retry_after(resp))
         if resp.status_code == 401:
             code, detail = _error_code(resp)
             if code == protocol.STALE and _stale_retry:
@@ -492,6 +504,17 @@ def _unexpired(docs: list[str], bundle, now: float) -> list[str]:
         except StatementError:
             continue
     return keep
+
+
+def _reason(e: BaseException) -> str:
+    """The innermost cause's words, without a raw "[Errno 111]": "Connection refused"."""
+    import re
+
+    while e.__context__ is not None or e.__cause__ is not None:
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    text = str(e.args[-1] if e.args else e)
+    text = re.sub(r"\[Errno -?\d+\] ?", "", text)
+    return text.split(": ", 1)[-1][:80] if "Errno" not in text else "no answer"
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

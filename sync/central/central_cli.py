@@ -451,8 +451,26 @@ def cmd_open_records(args) -> int:
         )
     finally:
         storage.close()
-    for rec in reading.records:
-        print(json.dumps(rec))
+    if args.csv:  # for a call centre: a header, then one row a record
+        import csv
+
+        out = csv.writer(sys.stdout)
+        columns = [
+            "captured_at",
+            "venue",
+            "kiosk_id",
+            "pass_id",
+            "risk_level",
+            "decision",
+            "reason",
+            "record_id",
+        ]
+        out.writerow(columns)
+        for rec in reading.records:
+            out.writerow([rec[c] for c in columns])
+    else:
+        for rec in reading.records:
+            print(json.dumps(rec))
     print(
         f"reading {reading.read_id} logged for case {args.case}: {len(reading.records)} records "
         f"shown, {reading.unopenable} sealed to keys no longer held",
@@ -554,6 +572,17 @@ def cmd_trace(args) -> int:
         print(json.dumps(result.to_json()))
         return 0
     out = result.to_json()
+    if args.csv:  # for a call centre: one row per exposed pass and visit it shared
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(["exposed_pass_id", "venue", "kiosk_id", "visit_at", "check_ins", "check_in_times"])
+        for v in out["visits"]:
+            for e in v["exposed"]:
+                w.writerow(
+                    [e["pass_id"], v["venue"], v["kiosk_id"], v["at"], e["count"], " ".join(e["times"])]
+                )
+        return 0
     print(
         f"case {args.case}: the pass checked in {len(result.visits)} times "
         f"({out['from']} to {out['to']}); {result.decrypted} records opened"
@@ -1099,6 +1128,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--from", dest="start", metavar="ISO8601")
     rd.add_argument("--to", dest="end", metavar="ISO8601")
     rd.add_argument("--pass-id", metavar="HEX", help="only this pass's check-ins")
+    rd.add_argument("--csv", action="store_true", help="CSV with a header instead of JSON lines")
     rd.add_argument(
         "--member-key",
         required=True,
@@ -1148,7 +1178,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DAYS",
         help="how long a raised entry lasts (default 14)",
     )
-    tr.add_argument("--json", action="store_true")
+    fmt = tr.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument(
+        "--csv",
+        action="store_true",
+        help="the exposed passes as CSV (one row per pass and visit), for a call centre",
+    )
     tr.set_defaults(func=cmd_trace)
 
     dbr = sub.add_parser(

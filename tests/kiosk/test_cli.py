@@ -383,7 +383,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
 
     assert pid.hex() not in (data / "server.log").read_text()  # the server's log neither
     down = run("kiosk", "sync", "--config", cfg, check=False)  # the server is gone
-    assert down.returncode == 1 and "ConnectionError" in down.stdout
+    assert down.returncode == 1 and "ConnectionError" in down.stdout and "http://127.0.0.1:" in down.stdout
 
     # The committee, for an outbreak case: the reading is logged before anything is opened.
     opened = run(

@@ -206,6 +206,26 @@ def test_one_member_with_the_keys_folder_and_a_database_copy_opens_nothing(tmp_p
     )
     assert both.returncode == 0, both.stderr
     assert len(both.stdout.splitlines()) == 20
+    as_csv = subprocess.run(
+        [
+            BIN / "kiosk-central",
+            "open-records",
+            "--case",
+            "OB-TEST-1",
+            "--data",
+            data,
+            "--keys",
+            keys,
+            "--csv",
+        ]
+        + ["--member-key", tmp_path / "alice.key", "--member-key", tmp_path / "bob.key"],
+        capture_output=True,
+        text=True,
+    )
+    import csv
+
+    rows = list(csv.DictReader(as_csv.stdout.splitlines()))
+    assert len(rows) == 20 and {r["venue"] for r in rows} == {"Market"} and len(rows[0]["pass_id"]) == 32
     from sync.central.storage.sqlite_backend import SqliteStorage
 
     s = SqliteStorage.in_folder(data)

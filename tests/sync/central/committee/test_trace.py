@@ -232,6 +232,26 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
     )
     assert out.returncode == 0, out.stderr
     assert "the pass checked in 2 times" in out.stdout and "raised 3 passes to level 3" in out.stdout
+    as_csv = subprocess.run(
+        [BIN / "kiosk-central", "trace", "--data", world["data"], "--keys", world["keys"], "--case", "OB-1"]
+        + [
+            "--member-key",
+            tmp / "alice.key",
+            "--member-key",
+            tmp / "bob.key",
+            "--pass-id",
+            pid("P").hex(),
+            "--csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    import csv
+
+    rows = list(csv.DictReader(as_csv.stdout.splitlines()))
+    assert {r["exposed_pass_id"] for r in rows} == {pid(x).hex() for x in "QWU"}, as_csv.stderr
+    assert all(r["venue"] in ("Market", "School") and r["visit_at"].endswith("+00:00") for r in rows)
     assert "FLAGGED" in out.stdout
     # A real kiosk, after one sync, refuses the exposed pass Q and still admits R.
     device = Ed25519PrivateKey.generate()
