@@ -194,7 +194,7 @@ class Uploader:
             )
         except requests.exceptions.SSLError as e:
             raise SetupError(
-                f"TLS to {self.base}: {e.__class__.__name__} (check ca_bundle / the server certificate)"
+                f"TLS: {e.__class__.__name__} from {self.base} (check ca_bundle / the server certificate)"
             ) from None
         except (
             requests.exceptions.InvalidSchema,
