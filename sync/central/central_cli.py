@@ -776,14 +776,35 @@ def cmd_audit(args) -> int:
     storage = _storage(args)
     try:
         if args.audit_command == "show":
-            for row in storage.audit_entries():
-                e = Entry.parse(*row)
+            entries = [Entry.parse(*row) for row in storage.audit_entries()]
+            # Members by name (from the log's own additions), times as ISO 8601 in UTC.
+            names = {
+                str(e.detail["member_id"]): str(e.detail["name"]) for e in entries if e.action == "member_add"
+            }
+
+            def iso(x: object) -> object:
+                if isinstance(x, int | float) and not isinstance(x, bool):
+                    return datetime.fromtimestamp(float(x), UTC).isoformat(timespec="seconds")
+                return x
+
+            for e in entries:
                 when = datetime.fromtimestamp(e.at, UTC).isoformat(timespec="seconds")
+                detail = {
+                    k: iso(v) if k in ("from", "to", "expires") else names.get(v, v) if k == "with" else v
+                    for k, v in e.detail.items()
+                    if k != "with_signature"
+                }
                 print(
-                    f"{e.seq:5d}  {when}  {e.member:20s}  {e.action:13s}  "
-                    f"{json.dumps(e.detail, sort_keys=True)}  {e.hash[:16]}"
+                    f"{e.seq:5d}  {when}  {names.get(e.member, e.member):20s}  {e.action:13s}  "
+                    f"{json.dumps(detail, sort_keys=True, ensure_ascii=False)}  {e.hash}"
                 )
             return 0
+        head = getattr(args, "head", None)
+        if head is not None and len(head) != 64:
+            raise ValueError(
+                f"--head {head}: {len(head)} of a head's 64 hex digits (a shortened hash): give the whole "
+                "head, as `kiosk-central audit head` prints it"
+            )
         try:
             state = state_of(storage, head=getattr(args, "head", None))
             if args.audit_command == "verify":

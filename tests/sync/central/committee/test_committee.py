@@ -178,6 +178,16 @@ def test_audit_show_head_and_verify_from_the_command_line(board):
         "case_open",
         "case_approve",
     ]
+    import re
+
+    assert not any(re.search(r"\b1[0-9]{9}\.[0-9]", line) for line in shown)  # no epoch floats
+    assert h in shown[-1]  # the whole head, as verify --head takes it
+    short = subprocess.run(
+        [BIN / "kiosk-central", "audit", "verify", "--data", data, "--head", h[:16]],
+        capture_output=True,
+        text=True,
+    )
+    assert short.returncode == 2 and "shortened" in short.stderr
 
 
 def test_set_risk_is_refused_without_an_approved_case_and_keeps_no_pass_id(board, tmp_path, authority):
