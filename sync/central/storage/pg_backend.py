@@ -324,10 +324,9 @@ DUPLICATE_PROBE = (
     "(SELECT record_id, kiosk_id FROM records WHERE record_id = u.id AND captured_at >= %s "
     "AND captured_at <= %s LIMIT 1) r"
 )
-PROBE_PLAN = (
-    "SET LOCAL enable_seqscan = off",
-    "SET LOCAL enable_hashjoin = off",
-    "SET LOCAL enable_mergejoin = off",
+PROBE_PLAN = (  # for this transaction only (set_config(..., true) is SET LOCAL)
+    "set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "
+    "set_config('enable_mergejoin', 'off', true)"
 )
 
 RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
@@ -470,9 +469,8 @@ class PgStorage(SqlQueries):
         with self.pool.connection() as conn, conn.transaction():
             # One kiosk's batches one at a time (its first two of an epoch too, when no summary
             # row exists yet to lock): else each counts the other's numbers as missing.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", [kiosk_id])
-            for setting in PROBE_PLAN:  # the probe below: by the record-id index only
-                conn.execute(setting)
+            # ... and the probe below by the record-id index only: one round trip for both.
+            conn.execute(f"SELECT pg_advisory_xact_lock(hashtextextended(%s, 7)), {PROBE_PLAN}", [kiosk_id])
             held = []
             if timed:
                 low = min(float(r["captured_at"]) for r in timed) - RECORD_ID_SKEW_S

@@ -541,8 +541,7 @@ def test_the_duplicate_probe_uses_the_record_id_index_whatever_the_statistics(pg
     ids = [str(uuid.UUID(int=i)) for i in range(1, 501)]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         with conn.transaction():  # as ingest runs it
-            for setting in PROBE_PLAN:
-                conn.execute(setting)
+            conn.execute("SELECT " + PROBE_PLAN)
             plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + DUPLICATE_PROBE, [ids, now - 3700, now]))
             found = conn.execute(DUPLICATE_PROBE, [ids, now - 3700, now]).fetchall()
     s.close()
