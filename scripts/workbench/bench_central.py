@@ -473,9 +473,10 @@ def _bench_drop_a_day(t, name: str, storage, kiosk_id: str, *, oldest: float) ->
     )
 
 
-def _poll_bundle(url: str, kiosk_id: str, raw_key: bytes, stop, back) -> None:
+def _poll_bundle(url: str, kiosk_id: str, raw_key: bytes, stop, back, verify: bool | str = True) -> None:
     """A kiosk polling its bundle every 50 ms, as the uploader does it (If-None-Match: the
-    common answer is a 304); puts the latencies in ``back`` when ``stop`` is set."""
+    common answer is a 304); puts the latencies in ``back`` when ``stop`` is set. ``verify``:
+    a CA file for a server behind TLS with a private CA."""
     import requests
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -495,7 +496,7 @@ def _poll_bundle(url: str, kiosk_id: str, raw_key: bytes, stop, back) -> None:
         if etag:
             h["If-None-Match"] = etag
         t1 = time.perf_counter()
-        r = session.get(url + protocol.BUNDLE_PATH, headers=h, timeout=30)
+        r = session.get(url + protocol.BUNDLE_PATH, headers=h, timeout=30, verify=verify)
         polls.append(time.perf_counter() - t1)
         etag = r.headers.get("ETag", etag)
         time.sleep(0.05)

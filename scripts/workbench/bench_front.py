@@ -140,33 +140,6 @@ def bench_raw(t, url: str, kid: str, pg, *, records: int) -> dict[str, float]:
     return out
 
 
-def _poll(url: str, kiosk_id: str, raw_key: bytes, ca: str, stop, back) -> None:
-    import requests
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from sync import protocol
-
-    key = Ed25519PrivateKey.from_private_bytes(raw_key)
-    s, etag, polls = requests.Session(), None, []
-    while not stop.is_set():
-        h = protocol.sign_request(
-            key,
-            kiosk_id=kiosk_id,
-            method="GET",
-            path=protocol.BUNDLE_PATH,
-            timestamp=int(time.time()),
-            body=b"",
-        )
-        if etag:
-            h["If-None-Match"] = etag
-        t1 = time.perf_counter()
-        r = s.get(url + protocol.BUNDLE_PATH, headers=h, timeout=30, verify=ca)
-        polls.append(time.perf_counter() - t1)
-        etag = r.headers.get("ETag", etag)
-        time.sleep(0.05)
-    back.put(polls)
-
-
 def from_address(source: str):
     """A requests session whose connections come from ``source`` (any 127.x.y.z works on
     Linux): each simulated kiosk is its own client to nginx's per-address limits."""
@@ -188,8 +161,10 @@ class Poller:
     def __init__(self, url, kid, device, ca):
         ctx = multiprocessing.get_context("fork")
         self.stop, self.back = ctx.Event(), ctx.Queue()
+        from workbench.bench_central import _poll_bundle  # the same poller, verifying the private CA
+
         self.proc = ctx.Process(
-            target=_poll, args=(url, kid, device.private_bytes_raw(), ca, self.stop, self.back)
+            target=_poll_bundle, args=(url, kid, device.private_bytes_raw(), self.stop, self.back, ca)
         )
 
     def __enter__(self):

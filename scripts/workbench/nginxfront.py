@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from workbench import ROOT
+from workbench.localserver import free_port
 
 SHIPPED = ROOT / "config" / "nginx" / "kiosk-central.conf"
 
@@ -91,12 +92,6 @@ def make_private_ca(folder: Path) -> tuple[Path, Path, Path]:
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return folder / "ca.pem", folder / "server.pem", folder / "server.key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class NginxFront:

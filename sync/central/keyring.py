@@ -93,7 +93,7 @@ def wrap_clear_keys(keys_dir: Path) -> int:
         kid = sealing_kid(key.public_key())
         if not private_path(keys_dir, kid).exists():
             _write_wrapped(keys_dir, kid, key)
-        _shred(path)
+        shred(path)
         n += 1
     return n
 
@@ -193,7 +193,8 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
     return storage.put_tag_keys(rows) if rows else 0
 
 
-def _shred(path: Path) -> None:
+def shred(path: Path) -> None:
+    """Overwrite a key file with random bytes, fsync, unlink, fsync its folder."""
     size = path.stat().st_size
     with open(path, "r+b") as f:
         f.write(os.urandom(max(size, 1)))
@@ -228,7 +229,7 @@ def retire(
         last[float(e["valid_from"])] = max(last.get(float(e["valid_from"]), 0), float(e["destroy_after"]))
     for start, (end, _) in tag_keys(keys_dir).items():
         if last.get(start, end + 90 * DAY) <= now:
-            _shred(tag_key_path(keys_dir, start, end))
+            shred(tag_key_path(keys_dir, start, end))
     destroyed, kept = [], []
     for e in entries:
         if float(e["destroy_after"]) > now or e.get("destroyed_at"):
@@ -238,7 +239,7 @@ def retire(
             continue
         for path in (private_path(keys_dir, e["kid"]), private_path(keys_dir, e["kid"]).with_suffix(".key")):
             if path.exists():
-                _shred(path)
+                shred(path)
         e["destroyed_at"] = now
         destroyed.append(PeriodKey.from_wire({k: v for k, v in e.items() if k != "destroyed_at"}))
     if destroyed:

@@ -118,15 +118,6 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def _shred(path: Path) -> None:
-    size = path.stat().st_size
-    with open(path, "r+b") as f:
-        f.write(os.urandom(max(size, 1)))
-        f.flush()
-        os.fsync(f.fileno())
-    path.unlink()
-
-
 def wrapped_files(keys_dir: Path) -> list[Path]:
     """Every file sealed to the wrap key (the period keys' private halves)."""
     return sorted((Path(keys_dir) / "periods").glob("*.sealed"))
@@ -192,8 +183,10 @@ def issue(
         "made_at": now,
     }
     _atomic_write(_wrap_path(keys_dir), json.dumps(doc, indent=1).encode(), 0o644)
+    from sync.central.keyring import shred  # the keyring's own: overwrite, fsync, unlink
+
     for path in old_shares:
-        _shred(path)
+        shred(path)
     for path in new_files:
         os.replace(path, path.with_name(path.name.removesuffix(".new")))
     return wrap_id
