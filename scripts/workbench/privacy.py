@@ -230,15 +230,20 @@ class World:
 
 
 # -- the adversaries ----------------------------------------------------------------------------
-def server_copy(world: World) -> list[Row]:
-    """From the server's database alone: one pass's visits joined across venues by tag."""
+def server_rows(folder: Path, sql: str, params: Any = ()) -> list[Any]:
+    """What a copy of the server's database (the folder holding central.db) answers."""
     from sync.central.storage.sqlite_backend import SqliteStorage
 
-    s = SqliteStorage.in_folder(world.data)
+    s = SqliteStorage.in_folder(folder)
     try:
-        rows = s._q("SELECT kiosk_id, captured_at, tag FROM records WHERE tag IS NOT NULL")
+        return list(s._q(sql, params))
     finally:
         s.close()
+
+
+def server_copy(world: World) -> list[Row]:
+    """From the server's database alone: one pass's visits joined across venues by tag."""
+    rows = server_rows(world.data, "SELECT kiosk_id, captured_at, tag FROM records WHERE tag IS NOT NULL")
     groups: dict[tuple[int, str], set[str]] = defaultdict(set)
     for kiosk_id, at, tag in rows:
         groups[(int(at // DAY), tag)].add(kiosk_id)
@@ -276,7 +281,6 @@ def stolen_kiosk(world: World, *, now: float) -> list[Row]:
 
     from kiosk.core.keys import load_x25519_private
     from kiosk.core.sealkeys import Tagger
-    from sync.central.storage.sqlite_backend import SqliteStorage
 
     k = world.kiosks[0]
     held = kiosk_tag_keys(world, k, now=now)
@@ -294,11 +298,9 @@ def stolen_kiosk(world: World, *, now: float) -> list[Row]:
         )
     finally:
         conn.close()
-    s = SqliteStorage.in_folder(world.data)
-    try:
-        past = s._q("SELECT tag FROM records WHERE captured_at < ? AND tag IS NOT NULL", [today])
-    finally:
-        s.close()
+    past = server_rows(
+        world.data, "SELECT tag FROM records WHERE captured_at < ? AND tag IS NOT NULL", [today]
+    )
     both = sum(1 for (t,) in past if t in tags)
     return [
         Row("stolen kiosk", f"visits before today of {len(known)} known passes, in its own files", own),
@@ -312,14 +314,11 @@ def one_member(world: World) -> list[Row]:
     """Alice with the committee's keys folder and a database copy, without Bob."""
     from kiosk.core.keys import load_ed25519_private, load_x25519_private
     from kiosk.core.seal import open_sealed
+    from sync.central.committee.audit import member_id
     from sync.central.committee.custody import CustodyError, unlock
-    from sync.central.storage.sqlite_backend import SqliteStorage
+    from sync.central.keyring import period_private_keys
 
-    s = SqliteStorage.in_folder(world.data)
-    try:
-        rows = s._q("SELECT record_id, sealed FROM records")
-    finally:
-        s.close()
+    rows = server_rows(world.data, "SELECT record_id, sealed FROM records")
     candidates = []
     for path in world.keys.rglob("*"):
         try:
@@ -327,8 +326,10 @@ def one_member(world: World) -> list[Row]:
         except Exception:
             continue
     alice = load_ed25519_private(world.work / "alice" / "member.key")
-    try:
-        unlock(world.keys, [alice], active=set())
+    try:  # her share alone: were it to rebuild the wrap key, every period key would be hers
+        candidates += period_private_keys(
+            world.keys, unlock(world.keys, [alice], active={member_id(alice.public_key())})
+        ).values()
     except CustodyError:
         pass
     opened = 0
@@ -369,11 +370,7 @@ def after_retirement(world: World, *, backup: Path, at: float) -> list[Row]:
     keys = period_private_keys(
         world.keys, unlock(world.keys, members, active={member_id(m.public_key()) for m in members})
     )
-    b = SqliteStorage.in_folder(backup)
-    try:
-        rows = b._q("SELECT record_id, sealed, seal_kid FROM records")
-    finally:
-        b.close()
+    rows = server_rows(backup, "SELECT record_id, sealed, seal_kid FROM records")
     readable = 0
     for rid, blob, kid in rows:
         if kid in keys:
@@ -444,14 +441,9 @@ def run(
     shutil.copytree(world.data, backup)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(world.t0))  # moved aside on the first day
     shutil.copy(world.kiosks[0]["dir"] / "k.db", world.kiosks[0]["dir"] / f"k.db.damaged-{stamp}")
-    from sync.central.storage.sqlite_backend import SqliteStorage
 
-    s = SqliteStorage.in_folder(world.data)
-    try:
-        held = len(s._q("SELECT record_id FROM records"))
-        venue_days = len({(k, int(a // DAY)) for k, a in s._q("SELECT kiosk_id, captured_at FROM records")})
-    finally:
-        s.close()
+    placed = server_rows(world.data, "SELECT kiosk_id, captured_at FROM records")
+    held, venue_days = len(placed), len({(k, int(a // DAY)) for k, a in placed})
     facts = {
         "kiosks": size.kiosks,
         "passes": size.passes,
