@@ -82,6 +82,7 @@ class _Seen:
     last: float
     shown: Outcome
     done: bool  # recorded (or nothing to record): a repeat is not recorded again
+    level: int = 0  # the risk level shown with it (the exposed screen's text depends on it)
 
 
 @dataclass
@@ -192,7 +193,7 @@ class KioskApp:
             return None
         if seen and seen.done and now_m - seen.first < self.repeat_window_s:
             seen.last = now_m
-            self.signal.show(seen.shown)
+            self.signal.show(seen.shown, level=seen.level)
             return self._emit(ScanEvent(decision, False, True, self.clock.monotonic() - t0, seen.shown))
         if decision.recordable:
             ok = self._commit(lambda: self.store.record(decision, now=now, clock_synced=self.clock.synced()))
@@ -200,8 +201,9 @@ class KioskApp:
             self._commit(lambda: self.store.count_invalid(decision.reason, now=now))
             ok = True
         shown = decision.outcome if ok else Outcome.INVALID  # never green or red unrecorded
-        self.signal.show(shown)  # ... after the commit
-        self._seen[key] = _Seen(now_m, now_m, shown, ok)
+        level = decision.risk_level or 0
+        self.signal.show(shown, level=level)  # ... after the commit
+        self._seen[key] = _Seen(now_m, now_m, shown, ok, level)
         recorded = ok and decision.recordable
         return self._emit(ScanEvent(decision, recorded, False, self.clock.monotonic() - t0, shown))
 

@@ -105,6 +105,8 @@ class SignalSection:
     deny_sound: str = opt("0.5 0.2 x3", pattern=True)  # three long beeps
     invalid_lamp: str = opt("0.5 0.5 x2", pattern=True)  # amber, slow blinking
     invalid_sound: str = opt("0.08 0.12 x2", pattern=True)  # two short pips
+    exposed_lamp: str = opt("0.8 0.2 0.2 0.2 x2", pattern=True)  # green, long-short twice
+    exposed_sound: str = opt("0.1 0.1 0.1 0.1 0.1 0.3 0.6", pattern=True)  # three pips, a long tone
 
     def scaled(self, factor: float) -> "SignalSection":
         """The same rhythms, ``factor`` times as long (the demo and tests play them fast)."""
@@ -124,6 +126,16 @@ class ScreenSection:
     height: int = opt(0, min=0, max=8192)
     show_s: float = opt(3.0, min=0.5, max=30)
     font: str = opt("", path=True)  # a Khmer TrueType font; "": fonts-khmeros or Noto Khmer
+    # What an exposed visitor (a level above 0, below the deny level) reads, per level; the
+    # wording is the health authority's to review.
+    exposed_1_km: str = opt("សូមអញ្ជើញចូល — អ្នកអាចបានប៉ះពាល់ជំងឺ៖ សូមទៅធ្វើតេស្ត")
+    exposed_1_en: str = opt("Enter — you may have been exposed: get tested")
+    exposed_2_km: str = opt("សូមអញ្ជើញចូល — អ្នកទំនងជាបានប៉ះពាល់ជំងឺ៖ សូមធ្វើតេស្តនៅថ្ងៃនេះ")
+    exposed_2_en: str = opt("Enter — you were probably exposed: get tested today")
+
+    def exposed_texts(self) -> dict[int, tuple[str, str]]:
+        """level -> (Khmer, English) of the exposed screen."""
+        return {1: (self.exposed_1_km, self.exposed_1_en), 2: (self.exposed_2_km, self.exposed_2_en)}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """An optional screen at the door (HDMI or DSI, through pygame-ce on SDL's KMS/DRM driver):
-a large symbol (✓ enter, ✗ refused, ! see staff) that differs in shape, not only in colour,
+a large symbol (✓ enter, ✓ in a triangle enter and get tested, ✗ refused, ! see staff) that
+differs in shape, not only in colour,
 and a short text in Khmer and English. Khmer is shaped by SDL_ttf's HarfBuzz (the script
 set to Khmr), so subscript consonants and vowel signs sit where they belong.
 
@@ -29,7 +30,7 @@ IDLE, FAULT = "idle", "fault"
 
 @dataclass(frozen=True)
 class Face:
-    symbol: str  # "check", "cross", "bang", "qr"
+    symbol: str  # "check", "exposed", "cross", "bang", "qr"
     background: tuple[int, int, int]
     khmer: str
     english: str
@@ -38,6 +39,12 @@ class Face:
 # Short, plain texts (reviewed wording belongs to the venue's authority: change them here).
 FACES = {
     Outcome.ADMIT: Face("check", (0, 110, 50), "សូមអញ្ជើញចូល", "Welcome, please enter"),
+    Outcome.EXPOSED: Face(
+        "exposed",
+        (0, 80, 110),
+        "សូមអញ្ជើញចូល — អ្នកអាចបានប៉ះពាល់ជំងឺ៖ សូមទៅធ្វើតេស្ត",
+        "Enter — you may have been exposed: get tested",
+    ),
     Outcome.DENY: Face("cross", (170, 20, 20), "មិនអនុញ្ញាតឱ្យចូលទេ", "Entry refused"),
     Outcome.INVALID: Face("bang", (190, 120, 0), "សូមទាក់ទងបុគ្គលិក", "Please see staff"),
     IDLE: Face("qr", (20, 20, 30), "សូមស្កេនកូដ QR របស់អ្នក", "Please scan your pass"),
@@ -93,7 +100,18 @@ class Renderer:
         surface.fill(face.background)
         cx, cy, r = w // 2, int(h * 0.36), int(min(w, h) * 0.24)
         thick = max(6, r // 5)
-        pg.draw.circle(surface, WHITE, (cx, cy), r, width=thick // 2)
+        if face.symbol == "exposed":  # a triangle, not a circle: a check that says "take care"
+            tri = [(cx, cy - r * 1.05), (cx + r * 1.05, cy + r * 0.75), (cx - r * 1.05, cy + r * 0.75)]
+            pg.draw.polygon(surface, WHITE, tri, width=thick // 2)
+            pg.draw.lines(
+                surface,
+                WHITE,
+                False,
+                [(cx - r * 0.4, cy + r * 0.2), (cx - r * 0.1, cy + r * 0.5), (cx + r * 0.42, cy - r * 0.15)],
+                thick,
+            )
+        else:
+            pg.draw.circle(surface, WHITE, (cx, cy), r, width=thick // 2)
         if face.symbol == "check":
             pg.draw.lines(
                 surface,
@@ -113,6 +131,8 @@ class Renderer:
         elif face.symbol == "bang":
             pg.draw.rect(surface, WHITE, pg.Rect(cx - thick // 2, cy - r * 0.6, thick, r * 0.8))
             pg.draw.circle(surface, WHITE, (cx, int(cy + r * 0.45)), thick // 2 + 2)
+        elif face.symbol == "exposed":
+            pass  # drawn above
         else:  # idle: a small QR-like mark
             q = r // 2
             for dx, dy in ((-1, -1), (1, -1), (-1, 1)):
@@ -152,8 +172,10 @@ class Screen:
         show_s: float = 3.0,
         font: str = "",
         ready_timeout_s: float = 10.0,
+        exposed: dict[int, tuple[str, str]] | None = None,
     ):
         self.show_s = show_s
+        self.exposed = dict(exposed or {})  # level -> (Khmer, English) of the exposed face
         self._q: queue.Queue = queue.Queue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -214,15 +236,23 @@ class Screen:
             self._draw(pygame, surface, renderer, item)
         pygame.display.quit()
 
+    def face(self, key) -> Face:
+        """The face for a key: an outcome, ("exposed", level), idle or fault."""
+        if isinstance(key, tuple):
+            base = FACES[Outcome.EXPOSED]
+            texts = self.exposed.get(key[1])
+            return Face(base.symbol, base.background, *texts) if texts else base
+        return FACES[key]
+
     def _draw(self, pygame, surface, renderer: Renderer, key) -> None:
-        renderer.draw(surface, FACES[key])
+        renderer.draw(surface, self.face(key))
         pygame.display.flip()
         with self._lock:
             self._last = (key, pygame.image.tobytes(surface, "RGB"), surface.get_size())
             self.drawn += 1
 
-    def show(self, outcome: Outcome) -> None:
-        self._q.put(outcome)
+    def show(self, outcome: Outcome, *, level: int = 0) -> None:
+        self._q.put((Outcome.EXPOSED.value, level) if outcome is Outcome.EXPOSED else outcome)
 
     def fault(self) -> None:
         self._q.put(FAULT)

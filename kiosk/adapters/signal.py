@@ -2,7 +2,8 @@
 
 Each outcome has its own lamp and its own rhythm, on the lamp and on the buzzer
 (``[signal] *_lamp``, ``*_sound``: kiosk/patterns.py): by default enter is green steady
-and one short beep, refused is red flashing fast and three long beeps, see staff is amber
+and one short beep, enter-and-get-tested (exposed) is green long-short twice and three
+pips then a long tone, refused is red flashing fast and three long beeps, see staff is amber
 blinking slowly and two short pips; a visitor who cannot tell red from green can still
 tell them apart (and an optional screen says it in words: kiosk/screen.py).
 The pin factory is handed in (gpiozero's own ``pin_factory=``). On a Raspberry Pi the real
@@ -95,6 +96,15 @@ def make_pin_factory(
     return MockFactory(), True
 
 
+# The demo's stand-in for the lamps: each outcome's lamp and rhythm in words.
+ECHO = {
+    Outcome.ADMIT: "GREEN",
+    Outcome.EXPOSED: "GREEN, long-short (enter; get tested)",
+    Outcome.DENY: "RED",
+    Outcome.INVALID: "AMBER",
+}
+
+
 class Signal:
     def __init__(self, cfg: SignalSection, *, pin_factory, echo=None, screen=None):
         self.cfg = cfg
@@ -117,13 +127,15 @@ class Signal:
         c = self.cfg
         return {
             Outcome.ADMIT: (self.lights.green, c.admit_lamp, c.admit_sound),
+            Outcome.EXPOSED: (self.lights.green, c.exposed_lamp, c.exposed_sound),
             Outcome.DENY: (self.lights.red, c.deny_lamp, c.deny_sound),
             Outcome.INVALID: (self.lights.amber, c.invalid_lamp, c.invalid_sound),
         }[outcome]
 
-    def show(self, outcome: Outcome) -> None:
+    def show(self, outcome: Outcome, *, level: int = 0) -> None:
         """Start the signal for ``outcome`` and return at once (played in the background);
-        a new signal replaces one still showing."""
+        a new signal replaces one still showing. ``level``: the risk level behind an EXPOSED
+        outcome (its screen text)."""
         self._stop_player()
         self.lights.off()
         if self.buzzer:
@@ -138,9 +150,9 @@ class Signal:
         self._player: threading.Thread | None = player
         player.start()
         if self.screen:
-            self.screen.show(outcome)
+            self.screen.show(outcome, level=level)
         if self.echo:
-            self.echo({Outcome.ADMIT: "GREEN", Outcome.DENY: "RED", Outcome.INVALID: "AMBER"}[outcome])
+            self.echo(ECHO[outcome])
 
     @staticmethod
     def _play(plan, stop: threading.Event) -> None:
@@ -207,7 +219,13 @@ def make_screen(cfg):
         return None
     from kiosk.adapters.screen import Screen
 
-    return Screen(driver=cfg.driver, size=(cfg.width, cfg.height), show_s=cfg.show_s, font=cfg.font)
+    return Screen(
+        driver=cfg.driver,
+        size=(cfg.width, cfg.height),
+        show_s=cfg.show_s,
+        font=cfg.font,
+        exposed=cfg.exposed_texts(),
+    )
 
 
 def make_torch(pin: int, *, pin_factory):

@@ -75,7 +75,9 @@ def decide(
     policy: Policy,
     now: float,
 ) -> Decision:
-    """Verify ``text`` and decide admit / deny / invalid at wall-clock time ``now``."""
+    """Verify ``text`` and decide admit / exposed / deny / invalid at wall-clock time ``now``.
+    A pass at a level above 0 and below the deny level is admitted as EXPOSED: the door
+    tells its holder to get tested."""
     try:
         if not isinstance(text, str):
             return invalid(Reason.NOT_A_PASS)
@@ -92,6 +94,9 @@ def decide(
         if level >= policy.deny_level:
             reason = Reason.RISK_LEVEL if claims.risk_level >= policy.deny_level else Reason.RISK_LIST
             return Decision(Outcome.DENY, reason, level, claims)
+        if level > 0:  # below the deny level: admitted, and told to get tested
+            reason = Reason.RISK_LEVEL if claims.risk_level >= listed else Reason.RISK_LIST
+            return Decision(Outcome.EXPOSED, reason, level, claims)
         return Decision(Outcome.ADMIT, Reason.VALID, level, claims)
     except Exception:  # belt and braces: the core must never take the loop down
         return invalid(Reason.MALFORMED)

@@ -5,6 +5,7 @@ from enum import StrEnum
 
 class Outcome(StrEnum):
     ADMIT = "admit"  # green: enter
+    EXPOSED = "exposed"  # green, its own rhythm: enter, and get tested (a level below deny)
     DENY = "deny"  # red: the visitor is at the deny level, entry refused
     INVALID = "invalid"  # amber: not a valid pass, see staff
 

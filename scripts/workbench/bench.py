@@ -175,7 +175,7 @@ def bench_time_to_signal(t: Table, passes, trusted, *, sequences: int = 20, fps:
     from workbench.render import camera_frame, motion_kernel
 
     class Nothing:
-        def show(self, outcome):
+        def show(self, outcome, *, level=0):
             pass
 
     class NoStore:
@@ -334,7 +334,7 @@ def bench_frame_cost(t: Table, passes) -> None:
     raw_empty = statistics.median(timed(lambda: [zxingcpp.read_barcodes(f, **fmt) for f in empty], 10)) / 20
 
     class Nothing:
-        def show(self, outcome):
+        def show(self, outcome, *, level=0):
             pass
 
     app = KioskApp(

@@ -121,7 +121,7 @@ def make_samples(keys_dir: Path, *, now: datetime) -> list[Sample]:
     samples = []
     for level in range(4):
         text, pid = issue_pass(keys_dir, risk=level, issued=now - timedelta(hours=1))
-        samples.append(Sample(f"risk {level} pass", text, "deny" if level == 3 else "admit", pid))
+        samples.append(Sample(f"risk {level} pass", text, {0: "admit", 3: "deny"}.get(level, "exposed"), pid))
     text, _ = issue_pass(keys_dir, risk=0, issued=now - timedelta(days=10), expires=now - timedelta(days=3))
     samples.append(Sample("expired pass", text, "invalid"))
     samples.append(
@@ -192,7 +192,7 @@ def make_frames(samples: list[Sample], *, seed: int = 7, repeat_first: bool = Tr
 
 def _line(event: ScanEvent, label: str) -> str:
     d = event.decision
-    colour = {"admit": "GREEN", "deny": "RED  ", "invalid": "AMBER"}[d.outcome.value]
+    colour = {"admit": "GREEN", "exposed": "GREEN", "deny": "RED  ", "invalid": "AMBER"}[d.outcome.value]
     what = "repeat, not recorded" if event.repeat else ("recorded" if event.recorded else "counted")
     level = "-" if d.risk_level is None else str(d.risk_level)
     return (
@@ -280,7 +280,8 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
         stats = store.stats()
         say(
             f"totals: frames {totals.frames}, scans {totals.scans}, admitted {counts['admit']}, "
-            f"refused {counts['deny']}, invalid {counts['invalid']}, recorded {totals.recorded}, "
+            f"admitted and told to get tested {counts['exposed']}, refused {counts['deny']}, "
+            f"invalid {counts['invalid']}, recorded {totals.recorded}, "
             f"repeats {totals.repeats}, decoder errors {totals.decoder_errors}"
         )
         say(
@@ -305,11 +306,12 @@ def run_demo(*, keep: str | None = None, server: bool = True, out=None) -> int:
             counts
             == {
                 "admit": expected.count("admit") + 1,
+                "exposed": expected.count("exposed"),
                 "deny": expected.count("deny"),
                 "invalid": expected.count("invalid"),
             }
             and totals.repeats == 1
-            and totals.recorded == expected.count("admit") + expected.count("deny")
+            and totals.recorded == len(expected) - expected.count("invalid")
         )
         if server:
             ok = (

@@ -96,12 +96,13 @@ def assert_plays(pin_, pattern_text):
         assert tg == pytest.approx(tw, abs=0.06)
 
 
-@pytest.mark.parametrize("outcome", [Outcome.ADMIT, Outcome.DENY, Outcome.INVALID])
+@pytest.mark.parametrize("outcome", [Outcome.ADMIT, Outcome.EXPOSED, Outcome.DENY, Outcome.INVALID])
 def test_each_outcome_plays_its_own_lamp_and_sound_pattern(rig, make_pass, outcome):
     app, factory, store, clock = rig
     now = int(time.time())
     text = {
-        Outcome.ADMIT: make_pass(1, issued=now - 60, expires=now + 60),
+        Outcome.ADMIT: make_pass(0, issued=now - 60, expires=now + 60),
+        Outcome.EXPOSED: make_pass(1, issued=now - 60, expires=now + 60),
         Outcome.DENY: make_pass(3, issued=now - 60, expires=now + 60),
         Outcome.INVALID: "VC1:NOT-A-REAL-PASS",
     }[outcome]
@@ -112,6 +113,7 @@ def test_each_outcome_plays_its_own_lamp_and_sound_pattern(rig, make_pass, outco
     a.run()
     lamp_pin, lamp, sound = {
         Outcome.ADMIT: (GREEN, CFG.admit_lamp, CFG.admit_sound),
+        Outcome.EXPOSED: (GREEN, CFG.exposed_lamp, CFG.exposed_sound),
         Outcome.DENY: (RED, CFG.deny_lamp, CFG.deny_sound),
         Outcome.INVALID: (AMBER, CFG.invalid_lamp, CFG.invalid_sound),
     }[outcome]
@@ -126,9 +128,9 @@ def test_default_patterns_differ_without_colour():
     """What a colour-blind visitor has: the rhythm of a lamp and of the buzzer. The defaults
     give each outcome a different count of flashes and of beeps."""
     d = SignalSection()
-    lamps = [patterns.pulses(x) for x in (d.admit_lamp, d.deny_lamp, d.invalid_lamp)]
-    sounds = [patterns.pulses(x) for x in (d.admit_sound, d.deny_sound, d.invalid_sound)]
-    assert len(set(lamps)) == 3 and len(set(sounds)) == 3, (lamps, sounds)
+    lamps = [patterns.pulses(x) for x in (d.admit_lamp, d.deny_lamp, d.invalid_lamp, d.exposed_lamp)]
+    sounds = [patterns.pulses(x) for x in (d.admit_sound, d.deny_sound, d.invalid_sound, d.exposed_sound)]
+    assert len(set(lamps)) == 4 and len(set(sounds)) == 4, (lamps, sounds)
     assert lamps[0] == 1 and sounds[0] == 1  # enter: one steady light, one beep
 
 
@@ -150,9 +152,9 @@ def test_commit_happens_before_the_signal(rig, make_pass):
     a = app(ArraySource([frame(make_pass(0, issued=now - 60, expires=now + 60))]))
     original = a.signal.show
 
-    def show(outcome):
+    def show(outcome, *, level=0):
         seen["records_when_shown"] = store.stats()["records"]
-        original(outcome)
+        original(outcome, level=level)
 
     a.signal.show = show
     a.run()

@@ -52,7 +52,8 @@ def test_the_demo_runs_and_prints_its_totals(tmp_path):
     p = run("kiosk", "demo", "--keep", tmp_path / "demo", timeout=300)
     out = p.stdout
     assert (
-        "totals: frames 255, scans 9, admitted 4, refused 1, invalid 4, recorded 4, "
+        "totals: frames 255, scans 9, admitted 2, admitted and told to get tested 2, refused 1, "
+        "invalid 4, recorded 4, "
         "repeats 1, decoder errors 0"
     ) in out
     assert out.count("GREEN") >= 4 and out.count("RED") >= 1 and out.count("AMBER") == 4
@@ -106,8 +107,8 @@ def test_issue_pass_text_is_exactly_one_line_the_kiosk_admits(tmp_path, authorit
     scan = run("kiosk", "scan", "--keys", authority, "--json", tmp_path / "p.png")
     assert json.loads(scan.stdout) == {
         "path": str(tmp_path / "p.png"),
-        "decision": "admit",
-        "reason": "valid",
+        "decision": "exposed",  # admitted, and told to get tested
+        "reason": "risk_level",
         "risk_level": 1,
     }
 

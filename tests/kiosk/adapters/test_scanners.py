@@ -141,7 +141,7 @@ def test_kiosk_run_on_a_serial_scanner_records_and_signals_each_scan(tmp_path, a
             if (records, invalid) == (2, 1):
                 break
             time.sleep(0.2)
-        assert (records, invalid) == (2, 1)
+        assert (records, invalid) == (2, 1), proc.kill() or proc.communicate()[1][-3000:]
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)

@@ -56,9 +56,9 @@ def symbol_mask(img: np.ndarray) -> np.ndarray:
 
 def test_each_outcome_has_its_own_colour_symbol_and_text_and_the_idle_screen_returns(screen):
     drawn = {}
-    for outcome in (Outcome.ADMIT, Outcome.DENY, Outcome.INVALID):
-        screen.show(outcome)
-        img = wait_for(screen, outcome)
+    for outcome in (Outcome.ADMIT, Outcome.EXPOSED, Outcome.DENY, Outcome.INVALID):
+        screen.show(outcome, level=1)
+        img = wait_for(screen, ("exposed", 1) if outcome is Outcome.EXPOSED else outcome)
         drawn[outcome] = img
         assert tuple(img[5, 5]) == FACES[outcome].background  # the colour
         assert symbol_mask(img).sum() > 2000  # a big white symbol
@@ -72,6 +72,24 @@ def test_each_outcome_has_its_own_colour_symbol_and_text_and_the_idle_screen_ret
         for b in keys[i + 1 :]:
             iou = (masks[a] & masks[b]).sum() / (masks[a] | masks[b]).sum()
             assert iou < 0.5, (a, b, iou)
+
+
+def test_the_exposed_screen_says_the_text_of_its_level():
+    from kiosk.config import ScreenSection
+
+    texts = ScreenSection().exposed_texts()
+    s = Screen(driver="dummy", size=SIZE, show_s=5.0, exposed=texts)
+    try:
+        assert s.face(("exposed", 2)).english == "Enter — you were probably exposed: get tested today"
+        assert s.face(("exposed", 1)).khmer == texts[1][0]
+        rows = {}
+        for level in (1, 2):
+            s.show(Outcome.EXPOSED, level=level)
+            img = wait_for(s, ("exposed", level))
+            rows[level] = img[int(SIZE[1] * 0.66) :, :, :].min(axis=2) > 200
+        assert (rows[1] != rows[2]).sum() > 1000  # another text, drawn
+    finally:
+        s.close()
 
 
 def test_a_fault_stays_until_cleared(screen):
@@ -118,11 +136,15 @@ def test_an_unusable_video_driver_is_one_clear_error():
 def test_readme_screenshots_are_what_the_screen_draws(tmp_path):
     readme = (ROOT / "README.md").read_text()
     shots = re.findall(r"\]\((docs/screen-[a-z]+\.png)\)", readme)
-    assert len(shots) == 4, shots
+    assert len(shots) == 5, shots
     for shot in shots:
-        key = {"admit": Outcome.ADMIT, "deny": Outcome.DENY, "invalid": Outcome.INVALID, "idle": IDLE}[
-            shot.split("-")[1][:-4]
-        ]
+        key = {
+            "admit": Outcome.ADMIT,
+            "exposed": Outcome.EXPOSED,
+            "deny": Outcome.DENY,
+            "invalid": Outcome.INVALID,
+            "idle": IDLE,
+        }[shot.split("-")[1][:-4]]
         render_to_file(key, tmp_path / "now.png", size=SIZE)
         now = pygame.surfarray.array3d(pygame.image.load(str(tmp_path / "now.png"))).astype(int)
         kept = pygame.surfarray.array3d(pygame.image.load(str(ROOT / shot))).astype(int)

@@ -26,8 +26,8 @@ def run(text, trusted, *, now=NOW, risk_list=EMPTY, policy=POLICY) -> Decision:
     "level,outcome,reason",
     [
         (0, Outcome.ADMIT, Reason.VALID),
-        (1, Outcome.ADMIT, Reason.VALID),
-        (2, Outcome.ADMIT, Reason.VALID),
+        (1, Outcome.EXPOSED, Reason.RISK_LEVEL),  # admitted, and told to get tested
+        (2, Outcome.EXPOSED, Reason.RISK_LEVEL),
         (3, Outcome.DENY, Reason.RISK_LEVEL),
     ],
 )
@@ -142,11 +142,13 @@ def test_risk_list_raises_the_level_never_lowers_it(make_pass, trusted):
     raised = RiskList(levels={pass_ref(pid): 3})
     d = run(p1, trusted, risk_list=raised)
     assert (d.outcome, d.reason, d.risk_level) == (Outcome.DENY, Reason.RISK_LIST, 3)
-    assert run(p1, trusted, risk_list=RiskList(levels={pass_ref(pid): 2})).risk_level == 2
+    d = run(p1, trusted, risk_list=RiskList(levels={pass_ref(pid): 2}))
+    assert (d.outcome, d.reason, d.risk_level) == (Outcome.EXPOSED, Reason.RISK_LIST, 2)
     lowered = RiskList(levels={pass_ref(pid): 0})
     assert run(p3, trusted, risk_list=lowered).outcome is Outcome.DENY
     other = RiskList(levels={pass_ref(b"\x43" * 16): 3})
-    assert run(p1, trusted, risk_list=other).outcome is Outcome.ADMIT
+    assert run(p1, trusted, risk_list=other).outcome is Outcome.EXPOSED  # its own level 1
+    assert run(make_pass(0, pass_id=pid), trusted, risk_list=other).outcome is Outcome.ADMIT
 
 
 def test_policy_deny_level(make_pass, trusted):
