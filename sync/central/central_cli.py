@@ -146,6 +146,8 @@ def cmd_issue_pass(args) -> int:
 
     issued = parse_time(args.issued) if args.issued else None
     expires = parse_time(args.expires) if args.expires else None
+    from kiosk.core.passnumbers import pass_number
+
     text, pass_id = issue_pass(Path(args.keys), risk=args.risk, issued=issued, expires=expires)
     if args.png or args.svg:
         save_pass(text, png=args.png, svg=args.svg)
@@ -155,10 +157,158 @@ def cmd_issue_pass(args) -> int:
         # The pass id is the committee's record of this pass: it goes to the authority's
         # operator, never into a kiosk log.
         print(
-            f"pass issued: risk {args.risk}, pass id {pass_id.hex()}"
+            f"pass issued: risk {args.risk}, number {pass_number(pass_id)}, pass id {pass_id.hex()}"
             + (f", png {args.png}" if args.png else "")
             + (f", svg {args.svg}" if args.svg else "")
         )
+    return 0
+
+
+def cmd_issue_passes(args) -> int:
+    from datetime import datetime
+
+    from kiosk.core.keys import ISSUER_KEY, load_ed25519_private
+    from sync.central.issuing import ISSUER_NAME
+    from sync.central.passcards import (
+        DEFAULT_CARD_DAYS,
+        MAX_VALIDITY_DAYS,
+        counted_requests,
+        csv_requests,
+        issue_batch,
+    )
+
+    issued = datetime.now(UTC).replace(microsecond=0)
+    days = DEFAULT_CARD_DAYS if args.expires is None else args.expires
+    if not 1 <= days <= MAX_VALIDITY_DAYS:
+        raise ValueError(f"--expires: 1 to {MAX_VALIDITY_DAYS} days (cards last at most a year), not {days}")
+    if args.csv:
+        requests = csv_requests(Path(args.csv), issued=issued, days=days, risk=args.risk)
+    else:
+        requests = counted_requests(args.count, issued=issued, days=days, risk=args.risk)
+    key = load_ed25519_private(Path(args.keys) / ISSUER_KEY)
+    result = issue_batch(
+        requests,
+        Path(args.out),
+        key=key,
+        issuer=ISSUER_NAME,
+        issued=issued,
+        images=args.images,
+        check_url=args.check_url or "",
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    total = result.sign_s + result.cards_s + result.images_s
+    print(
+        f"{result.count:,} passes issued into {result.out}: cards.pdf ({result.pages:,} A4 pages, "
+        f"{result.count / max(result.cards_s, 1e-9):,.0f} cards a second), "
+        + (f"{args.images.upper()} images in images/, " if args.images != "none" else "")
+        + f"manifest.csv ({result.count / max(total, 1e-9):,.0f} passes a second in all)"
+    )
+    print(
+        "manifest.csv links each reference to its pass id: it stays with the issuing office "
+        "(mode 0600), never on the central server"
+    )
+    return 0
+
+
+def _pass_from(args) -> tuple[str | None, bytes | None]:
+    """(pass text, pass id) from what `pass show` was given."""
+    from kiosk.core.passnumbers import parse_pass_number
+    from sync.central.issuing import read_qr_image
+
+    if args.number:
+        return None, parse_pass_number(args.number)
+    if args.image:
+        texts = read_qr_image(Path(args.image))
+        passes = [t for t in texts if t.startswith("VC1:")]
+        if not passes:
+            raise ValueError(
+                f"{args.image}: "
+                + (
+                    "no QR code found in it (a sharper, larger or straighter photo?)"
+                    if not texts
+                    else "its QR code is not a pass (it does not start with VC1:)"
+                )
+            )
+        if len(set(passes)) > 1:
+            raise ValueError(f"{args.image}: {len(set(passes))} passes in one image: crop it to one")
+        return passes[0], None
+    return args.text.strip(), None
+
+
+def cmd_pass_show(args) -> int:
+    import csv as csvmod
+    from datetime import datetime
+
+    from kiosk.core.keys import trusted_issuers
+    from kiosk.core.passes import PassError, unverified_claims, verify_pass
+    from kiosk.core.passnumbers import pass_number
+
+    if sum(bool(x) for x in (args.text, args.image, args.number)) != 1:
+        raise ValueError("pass show takes one of: the pass TEXT, --image FILE or --number N")
+    text, pass_id = _pass_from(args)
+
+    def when(ts: float) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    if text is not None:
+        try:
+            claims = unverified_claims(text)
+        except PassError as e:
+            raise ValueError(
+                f"not a pass ({e.reason.value}): "
+                f"{'the image' if args.image else 'the text'} holds no readable pass"
+            ) from None
+        signature = "not checked (give --keys DIR to check it)"
+        if args.keys:
+            files = sorted(Path(args.keys).glob("issuer*.pub"))
+            if not files:
+                raise ValueError(f"--keys {args.keys}: no issuer*.pub in it (the authority's keys folder?)")
+            try:
+                verify_pass(text, trusted_issuers(files))
+                signature = f"valid (issuer key {claims.kid.hex()})"
+            except PassError as e:
+                print(f"number:    {pass_number(claims.pass_id)}")
+                print(f"pass id:   {claims.pass_id.hex()}")
+                print(
+                    f"kiosk-central: refused: this pass does not verify ({e.reason.value}): "
+                    f"forged, altered, or not signed by an issuer key in {args.keys}",
+                    file=sys.stderr,
+                )
+                return 1
+        print(f"number:    {pass_number(claims.pass_id)}")
+        print(f"pass id:   {claims.pass_id.hex()}")
+        print(f"issuer:    {claims.issuer} (key {claims.kid.hex()})")
+        print(f"issued:    {when(claims.issued_at)}")
+        print(f"expires:   {when(claims.expires_at)}")
+        print(f"risk:      {claims.risk_level} (as issued; the committee's risk list may raise it)")
+        print(f"signature: {signature}")
+        return 0
+    assert pass_id is not None
+    print(f"number:    {pass_number(pass_id)}")
+    print(f"pass id:   {pass_id.hex()}")
+    for manifest in args.manifest or []:
+        try:
+            with open(manifest, newline="", encoding="utf-8") as f:
+                for row in csvmod.DictReader(f):
+                    if row.get("pass_id") == pass_id.hex():
+                        print(f"issuer:    {row['issuer']}")
+                        print(f"issued:    {row['issued']}")
+                        print(f"expires:   {row['expires']}")
+                        print(f"risk:      {row['risk']} (as issued; the committee's risk list may raise it)")
+                        print(f"reference: {row['reference'] or '-'} (from {manifest})")
+                        return 0
+        except (KeyError, csvmod.Error, UnicodeDecodeError):
+            raise ValueError(f"--manifest {manifest}: not a manifest.csv written by issue-passes") from None
+    if args.manifest:
+        print(
+            f"kiosk-central: not found: no pass with this number in {', '.join(args.manifest)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        "issuer, issued, expires, risk: not in the number; give --manifest FILE (the issuing "
+        "office's manifest.csv), or the card itself (TEXT or --image FILE)"
+    )
     return 0
 
 
@@ -356,6 +506,70 @@ def cmd_set_risk(args) -> int:
     finally:
         storage.close()
     print(f"risk list version {version}: level {args.level} set, expires in {args.expires_days:g} days")
+    return 0
+
+
+def current_exposures(storage, root_pub, *, now: float) -> dict[str, tuple[int, float]]:
+    """pass ref -> (level, expires) the risk statements in force say now, each statement
+    checked against the member keys of the root's latest manifest (what kiosks apply)."""
+    from kiosk.core.manifest import verify_manifest
+    from kiosk.core.riskstatements import StatementError, merge, verify_statement
+
+    held = storage.latest_manifest()
+    if held is None:
+        raise ValueError("no manifest published yet: run `kiosk-central manifest publish` first")
+    manifest = verify_manifest(held[1], root_pub)
+    statements = []
+    _, docs = storage.statements(now=now) or (0, [])
+    for doc in docs:
+        try:
+            statements.append(verify_statement(doc, manifest.members))
+        except StatementError:
+            continue  # not what kiosks apply either
+    return {ref: (level, expires) for ref, (level, expires, _) in merge(statements).items() if expires > now}
+
+
+def cmd_exposures_publish(args) -> int:
+    import time
+    from datetime import datetime
+
+    from kiosk.core.keys import ROOT_PUB, load_ed25519_public, raw_public
+    from sync.central.committee.exposures import list_payload, sign_list
+    from sync.central.committee.members import state_of
+
+    now = time.time()
+    member = _member_key(args.member_key)
+    root_pub = load_ed25519_public(Path(args.keys) / ROOT_PUB)
+    storage = _storage(args)
+    try:
+        who = state_of(storage).active_member(member)
+        levels = current_exposures(storage, root_pub, now=now)
+        held = storage.latest_exposure_list(now=0.0)
+        version = (held[0] if held else 0) + 1
+        payload = list_payload(levels, version=version, member_id=who.member_id, now=now)
+        doc = sign_list(payload, member).decode()
+        expires_at = max([payload["valid_until"], *(e[3] for e in payload["entries"])])
+        storage.put_exposure_list(version, doc, expires_at=expires_at, now=now)
+        manifest_doc = storage.latest_manifest()[1]  # checked in current_exposures
+    finally:
+        storage.close()
+    counts = {lvl: sum(1 for e in payload["entries"] if e[1] == lvl) for lvl in (1, 2, 3)}
+    until = datetime.fromtimestamp(payload["valid_until"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(
+        f"exposure list version {version} published, signed by {who.name}: {len(payload['entries'])} passes "
+        f"(level 1: {counts[1]}, level 2: {counts[2]}, level 3: {counts[3]}); pages call it out of date "
+        f"after {until}: publish again before then"
+    )
+    if args.site:
+        from sync.central.checkpage import write_site
+
+        write_site(
+            Path(args.site), root_public=raw_public(root_pub), manifest_doc=manifest_doc, exposures_doc=doc
+        )
+        print(
+            f"the check page, its manifest and this list written to {args.site}: "
+            "serve that folder from any web host"
+        )
     return 0
 
 
@@ -1060,6 +1274,51 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--svg", metavar="FILE")
     issue.set_defaults(func=cmd_issue_pass)
 
+    exposures = sub.add_parser("exposures", help="the exposure list visitors check on their phones (/check)")
+    exposures_sub = exposures.add_subparsers(dest="exposures_command", required=True)
+    publish_list = exposures_sub.add_parser(
+        "publish",
+        help="sign the list of passes at level 1 or more now (keyed hashes, levels, advice, expiries only)",
+    )
+    _where(publish_list)
+    publish_list.add_argument("--keys", required=True, metavar="DIR", help="the authority's keys (root.pub)")
+    publish_list.add_argument("--member-key", required=True, metavar="FILE", help="your member key: it signs")
+    publish_list.add_argument(
+        "--site", metavar="DIR", help="also write the /check page with the list into DIR, for any web host"
+    )
+    publish_list.set_defaults(func=cmd_exposures_publish)
+
+    bulk = sub.add_parser(
+        "issue-passes",
+        help="issue passes in bulk: a printable PDF of cards, an image per pass, the office's manifest",
+    )
+    bulk.add_argument("--keys", required=True, metavar="DIR")
+    source = bulk.add_mutually_exclusive_group(required=True)
+    source.add_argument("--count", type=int, metavar="N", help="N passes with no reference")
+    source.add_argument(
+        "--csv", metavar="FILE", help="one pass per row: a 'reference' column, optional 'expires' and 'risk'"
+    )
+    bulk.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder for the batch")
+    bulk.add_argument("--expires", type=int, metavar="DAYS", help="days from now, 1 to 366 (default 365)")
+    bulk.add_argument("--risk", type=int, default=0, choices=range(0, 4), metavar="N", help="default 0")
+    bulk.add_argument(
+        "--images", choices=("png", "svg", "none"), default="png", help="one image per pass for phones"
+    )
+    bulk.add_argument("--check-url", metavar="URL", help="the exposure check page to print on the cards")
+    bulk.set_defaults(func=cmd_issue_passes)
+
+    pass_ = sub.add_parser("pass", help="read a pass: from its text, a photo of it, or its number")
+    pass_sub = pass_.add_subparsers(dest="pass_command", required=True)
+    show = pass_sub.add_parser("show", help="a pass's number, id, issuer, issued, expiry and risk level")
+    show.add_argument("text", nargs="?", metavar="TEXT", help="the pass text (VC1:...)")
+    show.add_argument("--image", metavar="FILE", help="a photo or image of the pass's QR code")
+    show.add_argument("--number", metavar="N", help="the pass number printed under the QR code")
+    show.add_argument("--keys", metavar="DIR", help="check the signature against the issuer keys in DIR")
+    show.add_argument(
+        "--manifest", action="append", metavar="FILE", help="issue-passes' manifest.csv (for --number)"
+    )
+    show.set_defaults(func=cmd_pass_show)
+
     serve = sub.add_parser("serve", help="run the central server (OpenAPI at /openapi.json)")
     _where(serve)
     serve.add_argument("--host", default="127.0.0.1")
@@ -1255,6 +1514,7 @@ WITNESSED = {
     "cmd_keys_retire",
     "cmd_keys_share",
     "cmd_reads",
+    "cmd_exposures_publish",
 }
 
 

@@ -62,3 +62,22 @@ def save_pass(text: str, *, png: str | None = None, svg: str | None = None, scal
         qr.save(png, kind="png", scale=scale, border=4)
     if svg:
         qr.save(svg, kind="svg", scale=scale, border=4)
+
+
+def read_qr_image(path: Path) -> list[str]:
+    """The QR texts in an image file (a photo or scan of a card, a phone's PNG), read by
+    zxing-cpp; ValueError names a file that is no image."""
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            grey = im.convert("L")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(
+            f"{path}: not an image this can read ({type(e).__name__}): a PNG, JPEG or similar"
+        ) from None
+    found = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
+    return [r.text for r in found if r.text]

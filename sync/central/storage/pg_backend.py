@@ -312,6 +312,41 @@ MIGRATIONS = [
     CREATE INDEX records_kiosk_captured ON records (kiosk_id, captured_at);
     ALTER TABLE records DROP CONSTRAINT records_kiosk_id_fkey;
     """,
+    """
+    -- The exposure list the committee published last (member-signed: keyed hashes of pass
+    -- refs, levels, advice, expiries; no venue, time or case), served at /check. Only the
+    -- newest is kept, and none past its last entry's expiry (kiosk_purge_rest).
+    CREATE TABLE exposure_lists (
+        version BIGINT PRIMARY KEY,
+        doc TEXT NOT NULL,
+        published_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE OR REPLACE FUNCTION kiosk_purge_rest(p_normal_days integer)
+    RETURNS TABLE (batches bigint, risk bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+    DECLARE
+        now_s double precision := extract(epoch FROM clock_timestamp());
+        b bigint;
+        floor_v bigint;
+        r bigint;
+    BEGIN
+        DELETE FROM batches WHERE received_at <= now_s - greatest(p_normal_days, 1) * 86400;
+        GET DIAGNOSTICS b = ROW_COUNT;
+        DELETE FROM held WHERE captured_at <= now_s - 90 * 86400;
+        DELETE FROM untagged_days WHERE day < floor(now_s / 86400) - 91;
+        WITH gone AS (DELETE FROM risk_statements WHERE expires_at <= now_s - 30 * 86400 RETURNING changed)
+            SELECT count(*), max(changed) INTO r, floor_v FROM gone;
+        IF floor_v IS NOT NULL THEN
+            UPDATE meta SET value = greatest(value::bigint, floor_v)::text WHERE key = 'delta_floor';
+        END IF;
+        DELETE FROM tag_keys WHERE valid_to <= now_s;
+        DELETE FROM exposure_lists WHERE expires_at <= now_s;
+        RETURN QUERY SELECT b, r;
+    END
+    $fn$;
+    REVOKE ALL ON FUNCTION kiosk_purge_rest(integer) FROM PUBLIC;
+    """,
 ]
 
 # A batch's ids looked up one at a time (a nested loop over them), each by the record-id
@@ -641,6 +676,7 @@ class PgStorage(SqlQueries):
                 )
             risk = len(gone)
             conn.execute("DELETE FROM tag_keys WHERE valid_to <= %s", [now])
+            conn.execute("DELETE FROM exposure_lists WHERE expires_at <= %s", [now])
         return PurgeResult(classes["normal"], classes["significant"], batches, risk)
 
     # -- partitions by day ---------------------------------------------------------------------
@@ -869,6 +905,18 @@ class PgStorage(SqlQueries):
             conn.execute(
                 "INSERT INTO manifests (version, doc, published_at) VALUES (%s, %s, %s)", [version, doc, now]
             )
+
+    def put_exposure_list(self, version: int, doc: str, *, expires_at: float, now: float) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [MANIFEST_LOCK])  # one publisher at a time
+            held = _scalar(conn.execute("SELECT max(version) FROM exposure_lists"))
+            if held is not None and version <= held:
+                raise ValueError(f"exposure list version {version} is not newer than the one held ({held})")
+            conn.execute(
+                "INSERT INTO exposure_lists (version, doc, published_at, expires_at) VALUES (%s, %s, %s, %s)",
+                [version, doc, now, expires_at],
+            )
+            conn.execute("DELETE FROM exposure_lists WHERE version < %s", [version])
 
     def add_statement(self, statement_id: str, doc: str, *, expires_at: float, now: float) -> int:
         with self.pool.connection() as conn, conn.transaction():

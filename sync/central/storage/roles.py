@@ -23,7 +23,7 @@ GRANTS = {
     # serve: authenticate kiosks, store batches, answer bundles; keep the aggregates `status`
     # reads (which move only forward: triggers refuse anything else)
     INGEST: [
-        "SELECT ON kiosks, meta, tag_keys, schema_version, manifests, risk_statements",
+        "SELECT ON kiosks, meta, tag_keys, schema_version, manifests, risk_statements, exposure_lists",
         "SELECT, INSERT, UPDATE ON audit_witness",
         "SELECT, INSERT ON records, batches",
         "SELECT, INSERT, UPDATE ON sequence_summary",
@@ -43,6 +43,7 @@ GRANTS = {
         "SELECT ON records, batches, kiosks, schema_version, sequence_summary, sequence_gaps, untagged_days",
         "SELECT ON audit, meta, risk_statements, audit_witness",
         "SELECT, INSERT ON reads, tag_keys, manifests",
+        "SELECT, INSERT, DELETE ON exposure_lists",  # only the newest is kept
         "SELECT, INSERT, DELETE ON held",
         "USAGE ON SEQUENCE reads_read_id_seq",
         f"EXECUTE ON FUNCTION {FUNCTIONS['audit_append']}",

@@ -168,6 +168,17 @@ MIGRATIONS = [
         SELECT kiosk_id, CAST(captured_at / 86400 AS INTEGER), count(*)
         FROM records WHERE tag IS NULL GROUP BY 1, 2;
     """,
+    """
+    -- The exposure list the committee published last (member-signed: keyed hashes of pass
+    -- refs, levels, advice, expiries; no venue, time or case), served at /check. Only the
+    -- newest is kept, and none past its last entry's expiry.
+    CREATE TABLE exposure_lists (
+        version INTEGER PRIMARY KEY,
+        doc TEXT NOT NULL,
+        published_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 ]
 
 
@@ -361,6 +372,7 @@ class SqliteStorage(SqlQueries):
                 )
             risk = len(gone)
             self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])  # kiosks are done
+            self.db.execute("DELETE FROM exposure_lists WHERE expires_at <= ?", [now])
         if classes or batches or risk:
             with self._lock:
                 truncate_wal(self.db)
@@ -509,6 +521,17 @@ class SqliteStorage(SqlQueries):
             self.db.execute(
                 "INSERT INTO manifests (version, doc, published_at) VALUES (?, ?, ?)", [version, doc, now]
             )
+
+    def put_exposure_list(self, version: int, doc: str, *, expires_at: float, now: float) -> None:
+        with self._lock, self.db.conn:
+            held = self.db.execute("SELECT max(version) FROM exposure_lists").fetchone()[0]
+            if held is not None and version <= held:
+                raise ValueError(f"exposure list version {version} is not newer than the one held ({held})")
+            self.db.execute(
+                "INSERT INTO exposure_lists (version, doc, published_at, expires_at) VALUES (?, ?, ?, ?)",
+                [version, doc, now, expires_at],
+            )
+            self.db.execute("DELETE FROM exposure_lists WHERE version < ?", [version])
 
     def add_statement(self, statement_id: str, doc: str, *, expires_at: float, now: float) -> int:
         with self._lock, self.db.conn:

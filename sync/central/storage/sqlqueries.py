@@ -107,6 +107,16 @@ class SqlQueries:
         rows = self._q("SELECT version, doc FROM manifests ORDER BY version DESC LIMIT 1")
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
+    def latest_exposure_list(self, *, now: float) -> tuple[int, str] | None:
+        """The newest exposure list the committee published, unless all of it has expired."""
+        rows = self._q(
+            self._sql(
+                "SELECT version, doc FROM exposure_lists WHERE expires_at > ? ORDER BY version DESC LIMIT 1"
+            ),
+            [now],
+        )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
     def tag_key_docs(self, kiosk_id: str, now: float, *, until: float | None = None) -> list[str]:
         """This kiosk's tag keys in their root-signed form, for its bundle: those not over at
         ``now`` and (with ``until``) starting before it."""

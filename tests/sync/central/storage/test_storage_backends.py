@@ -219,6 +219,19 @@ def test_manifests_only_go_forward_and_kiosks_heads_only_go_up(storage):
     assert storage.witnessed_heads() == [(k, 5, "a" * 64, T0)]
 
 
+def test_only_the_newest_exposure_list_is_kept_and_none_past_its_expiry(storage):
+    assert storage.latest_exposure_list(now=T0) is None
+    storage.put_exposure_list(1, "l1", expires_at=T0 + 10 * DAY, now=T0)
+    storage.put_exposure_list(2, "l2", expires_at=T0 + 5 * DAY, now=T0)
+    with pytest.raises(ValueError, match="not newer"):
+        storage.put_exposure_list(2, "forged", expires_at=T0 + DAY, now=T0)
+    assert storage.latest_exposure_list(now=T0) == (2, "l2")
+    assert storage._q("SELECT count(*) FROM exposure_lists")[0][0] == 1  # the older one is gone
+    assert storage.latest_exposure_list(now=T0 + 6 * DAY) is None  # not served past its expiry
+    storage.purge(now=T0 + 6 * DAY)
+    assert storage._q("SELECT count(*) FROM exposure_lists")[0][0] == 0  # nor kept
+
+
 def test_tag_keys_per_kiosk_and_their_end(storage):
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
     rows = [(a, T0, T0 + DAY, b"s1", "d1"), (a, T0 + DAY, T0 + 2 * DAY, b"s2", "d2")]

@@ -1,0 +1,59 @@
+"""The /check page: static files (HTML, the bundled JavaScript, ZXing-C++ as WebAssembly)
+that check a visitor's pass against the committee's exposure list in the browser.
+
+The JavaScript is built from web/check/ (npm packages, bundled by esbuild: scripts/build-page)
+and kept here, so neither the server nor a kiosk needs Node.js. The page is built with the
+root's public key and the advice texts; beside it go the root's latest manifest and the
+exposure list (``manifest.json``, ``exposures.json``). Served by `kiosk-central serve` at
+/check/, or written to a folder for any web host (`kiosk-central exposures publish --site`).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+from kiosk.core.signed import b64
+from sync.central.committee.exposures import ADVICE
+
+PAGE, SCRIPT, WASM = "index.html", "check.js", "zxing_reader.wasm"
+MANIFEST, EXPOSURES = "manifest.json", "exposures.json"
+TYPES = {
+    PAGE: "text/html; charset=utf-8",
+    SCRIPT: "text/javascript; charset=utf-8",
+    WASM: "application/wasm",
+    MANIFEST: "application/json",
+    EXPOSURES: "application/json",
+}
+
+
+def static_file(name: str) -> bytes:
+    return files("sync.central.checkpage").joinpath("static", name).read_bytes()
+
+
+def page(root_public: bytes) -> bytes:
+    """index.html with what the page trusts (the root key) and says (advice) filled in."""
+    config = {"root": b64(root_public), "advice": {k: list(v) for k, v in ADVICE.items()}}
+    text = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+    return static_file(PAGE).replace(b"__CONFIG__", text.encode())
+
+
+def write_site(folder: Path, *, root_public: bytes, manifest_doc: str, exposures_doc: str) -> list[Path]:
+    """Every file of the page, ready for any static web host."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {
+        PAGE: page(root_public),
+        SCRIPT: static_file(SCRIPT),
+        WASM: static_file(WASM),
+        MANIFEST: manifest_doc.encode(),
+        EXPOSURES: exposures_doc.encode(),
+    }
+    written = []
+    for name, data in out.items():
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(folder / name)
+        written.append(folder / name)
+    return written
