@@ -99,7 +99,7 @@ def make_pin_factory(
 # The demo's stand-in for the lamps: each outcome's lamp and rhythm in words.
 ECHO = {
     Outcome.ADMIT: "GREEN",
-    Outcome.EXPOSED: "GREEN, long-short (enter; get tested)",
+    Outcome.EXPOSED: "GREEN-TESTED (long-short: enter, and get tested)",
     Outcome.DENY: "RED",
     Outcome.INVALID: "AMBER",
 }

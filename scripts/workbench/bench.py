@@ -503,6 +503,8 @@ def main(argv=None) -> int:
         action="store_true",
         help="only the front figures: nginx and two servers on PostgreSQL against the raw limits",
     )
+    ap.add_argument("--only-passes", action="store_true", help="only the bulk pass issuing figures")
+    ap.add_argument("--passes", type=int, default=100_000, help="passes in the bulk issuing figures")
     ap.add_argument(
         "--only-backends",
         action="store_true",
@@ -549,6 +551,15 @@ def main(argv=None) -> int:
             print("central server as an internet service: nginx, two servers, PostgreSQL", flush=True)
             bench_front(t, work, keys, kiosks=args.front_kiosks)
 
+        def bulk_passes() -> None:
+            from workbench.bench_passes import bench_passes
+
+            print(f"passes in bulk: {args.passes:,} passes", flush=True)
+            bench_passes(t, work, keys, count=args.passes)
+
+        if args.only_passes:
+            bulk_passes()
+            return 0
         if args.only_front:
             front()
             return 0
@@ -589,6 +600,8 @@ def main(argv=None) -> int:
                 server_backends()
             if args.front_kiosks:
                 front()
+        if args.passes:
+            bulk_passes()
     return 0
 
 

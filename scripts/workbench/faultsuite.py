@@ -67,6 +67,11 @@ class Tally:
         return {k: getattr(self, k) for k in BAD if getattr(self, k)}
 
 
+# What the signal's echo says for a decision a visitor acts on (kiosk.adapters.signal.ECHO):
+# enter, enter and get tested, refused. AMBER is no decision.
+DECISIONS = ("GREEN", "GREEN-TESTED", "RED")
+
+
 # -- shared parts --------------------------------------------------------------------------------
 class Authority:
     """A throwaway authority: issuer and committee keys, and passes with known ids."""
@@ -259,7 +264,7 @@ def crash_run(work: Path, auth: Authority, *, kills: int, rng: random.Random) ->
                 next_n = max(next_n, current + 1)
             elif line.startswith("SHOWN ") and current is not None:
                 answered = True
-                if line.split()[1] in ("GREEN", "RED"):
+                if line.split()[1] in DECISIONS:
                     shown.append(pass_id(current))
                     t.checkins_made += 1
                 elif line.split()[1] != "AMBER":
@@ -368,7 +373,7 @@ def _scan_through(app, witness, auth, start: int, count: int, t: Tally, shown_ok
         ev = events[0]
         if ev.store_failed:
             t.faults_injected += 1
-        if witness.seen[-1] in ("GREEN", "RED"):
+        if witness.seen[-1].split()[0] in DECISIONS:
             shown_ok.append(pass_id(n))
             if ev.store_failed:
                 t.green_on_failure += 1
@@ -582,7 +587,7 @@ def camera_faults(work: Path, auth: Authority, *, rounds: int) -> Tally:
             t.silent_failures += 1  # a visitor would have seen nothing
         if (ended == "exit") == comes_back:
             t.silent_failures += 1  # neither recovered nor exited for systemd
-        if any(c in ("GREEN", "RED") for c in witness.seen):
+        if any(c.split()[0] in DECISIONS for c in witness.seen):
             t.green_on_failure += 1
     return t
 

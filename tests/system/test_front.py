@@ -86,6 +86,13 @@ def test_a_kiosk_syncs_over_tls_through_nginx_and_both_servers_answer(
     )
     plain = requests.get(front["nginx"].url + "/healthz", verify=str(front["ca"]), timeout=10)
     assert plain.status_code == 200
+    # the visitors' check page passes the front, read-only
+    page = requests.get(front["nginx"].url + "/check/", verify=str(front["ca"]), timeout=10)
+    assert page.status_code == 200 and "check.js" in page.text
+    script = requests.get(front["nginx"].url + "/check/check.js", verify=str(front["ca"]), timeout=10)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    posted = requests.post(front["nginx"].url + "/check/", data="VC1:x", verify=str(front["ca"]), timeout=10)
+    assert posted.status_code == 403
 
 
 def tls_socket(front) -> ssl.SSLSocket:

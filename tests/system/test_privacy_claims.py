@@ -110,6 +110,43 @@ def test_readmes_committee_block_runs_as_typed(tmp_path):
     assert not list(tmp_path.joinpath("authority").rglob("sealing*.key"))  # no period key in clear
 
 
+def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path):
+    """The visitor's side as README shows it (bulk passes, pass show, the exposure list and its
+    site), in bash, after the committee's set-up block, in an empty folder."""
+    committee = README.split("On the committee's machine (never on the server):\n\n```\n", 1)[1].split("```")[
+        0
+    ]
+    side = README.split("## The visitor's side", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```\n(.*?)```", side, re.S)
+    assert len(blocks) == 3, blocks
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    outputs = []
+    for block in [committee, *blocks]:
+        r = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 0, f"{block}\n{r.stdout}{r.stderr}"
+        assert "Traceback" not in r.stderr and "[Errno" not in r.stderr
+        outputs.append(r.stdout)
+    assert "20 passes issued into batch-1: cards.pdf (2 A4 pages" in outputs[1]
+    shown = outputs[2].split("number:    ")
+    assert len(shown) == 3 and shown[1].splitlines()[0] == shown[2].splitlines()[0]  # the same pass
+    assert "signature: valid" in outputs[2] and "reference: -" in outputs[2]
+    assert "exposure list version 1 published, signed by Alice" in outputs[3]
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == [
+        "check.js",
+        "exposures.json",
+        "index.html",
+        "manifest.json",
+        "zxing_reader.wasm",
+    ]
+
+
 @pytest.fixture
 def one_member_world(tmp_path):
     """The committee's keys folder, a copy of the server's database with records of an
