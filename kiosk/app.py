@@ -38,6 +38,7 @@ from kiosk.core.decision import Decision, Policy, RiskList, decide
 from kiosk.core.reasons import Outcome, Reason
 from kiosk.core.sealkeys import NoSealingKey
 from kiosk.errors import CameraGone, StoreFailing
+from kiosk.health import note_fault
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,9 @@ class KioskApp:
             )
             cause = "no sealing key" if isinstance(error, NoSealingKey) else "database write failed"
             self._status(f"NOT RECORDING: {cause}; see `kiosk doctor`")
+            note_fault(
+                self.store, "sealing" if isinstance(error, NoSealingKey) else "store", now=self.clock.now()
+            )
 
     def _store_recovered(self, now_m: float) -> None:
         if self._store_failing_since is not None:
@@ -304,6 +308,7 @@ class KioskApp:
                     failing_since = now_m
                     log.error("camera failed: %s; showing amber and retrying", e)
                     self.signal.fault()
+                    note_fault(self.store, "camera", now=self.clock.now())
                     self._status("NO CAMERA: retrying; see `kiosk doctor`")
                 if now_m - failing_since > self.camera_fail_exit_s:
                     raise CameraGone(

@@ -192,3 +192,69 @@ def decompress_limited(data: bytes, limit: int = MAX_JSON_BYTES) -> bytes:
     if d.unused_data:
         raise ValueError("data after the gzip member (trailing bytes or a second member)")
     return out
+
+
+# -- a kiosk's health, on every request --------------------------------------------------------
+# Each upload and bundle poll carries the kiosk's state, signed by its device key (the request
+# signature does not cover headers):
+#
+#     X-Kiosk-Health: base64url(JSON) "." base64url(Ed25519 signature over
+#                     "venue-kiosk health v1\n" KIOSK_ID "\n" JSON)
+#
+# Only these fields, each of its type; never a pass, a decision or anything a visitor did.
+HEALTH_HEADER = "X-Kiosk-Health"
+HEALTH_MAX = 1024  # characters of the header
+_HEALTH_CONTEXT = b"venue-kiosk health v1\n"
+HEALTH_FIELDS: dict[str, tuple[type, ...]] = {
+    "at": (int, float),  # the kiosk's clock when it made the summary
+    "version": (str,),  # the kiosk software's version
+    "bundle_version": (int, type(None)),  # the risk-list version it holds
+    "manifest_version": (int, type(None)),
+    "bundle_age_s": (int, float, type(None)),  # since the server issued the bundle it holds
+    "pending": (int,),  # records not yet acknowledged
+    "set_aside": (int,),  # records the server refused, kept for a technician
+    "clock_synced": (bool,),  # NTP synchronised, by the kiosk's own clock service
+    "clock_offset_s": (int, float),  # the correction it applies to sign requests (server - kiosk)
+    "disk_free_mb": (int, type(None)),  # on its database's file system
+    "fault": (str, type(None)),  # the last fault's code (camera, store, sealing, sync, ...)
+    "fault_at": (int, float, type(None)),
+    "epoch": (int,),  # its database's sequence epoch
+    "uptime_s": (int, float, type(None)),  # since the machine started
+}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_health(key: Ed25519PrivateKey, kiosk_id: str, summary: dict[str, Any]) -> str:
+    body = json.dumps({k: summary.get(k) for k in HEALTH_FIELDS}, sort_keys=True, separators=(",", ":"))
+    sig = key.sign(_HEALTH_CONTEXT + kiosk_id.encode() + b"\n" + body.encode())
+    return f"{_b64url(body.encode())}.{_b64url(sig)}"
+
+
+def open_health(text: str, key: Ed25519PublicKey, kiosk_id: str) -> dict[str, Any]:
+    """The summary a kiosk signed; ValueError for anything else (too long, not its signature,
+    a field unknown or of another type)."""
+    if len(text) > HEALTH_MAX or text.count(".") != 1:
+        raise ValueError("malformed health summary")
+    body_text, sig_text = text.split(".")
+    try:
+        body, sig = _unb64url(body_text), _unb64url(sig_text)
+        key.verify(sig, _HEALTH_CONTEXT + kiosk_id.encode() + b"\n" + body)
+        summary = json.loads(body)
+    except (InvalidSignature, ValueError) as e:
+        raise ValueError(f"health summary refused: {type(e).__name__}") from None
+    if not isinstance(summary, dict) or set(summary) != set(HEALTH_FIELDS):
+        raise ValueError("health summary: unexpected fields")
+    for name, types in HEALTH_FIELDS.items():
+        value = summary[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f"health summary: {name} is not {' or '.join(t.__name__ for t in types)}")
+        if isinstance(value, str) and len(value) > 64:
+            raise ValueError(f"health summary: {name} too long")
+    return summary

@@ -154,8 +154,12 @@ class Uploader:
         session: requests.Session | None = None,
         clock=time.time,
         key_margin_days: int = protocol.KEY_MARGIN_DAYS,
+        health=None,
     ):
         self.store, self.kiosk_id, self.device_key = store, kiosk_id, device_key
+        # () -> the kiosk's health summary (kiosk.health), sent signed with each request
+        self.health = health
+        self._health_header: str | None = None
         self.key_margin_days = key_margin_days
         self.base = server_url.rstrip("/")
         self.root_key, self.bundle_file = root_key, Path(bundle_file) if bundle_file else None
@@ -170,6 +174,8 @@ class Uploader:
         self, method: str, path: str, body: bytes = b"", headers=None, _stale_retry: bool = True
     ) -> requests.Response:
         h = dict(headers or {})
+        if self._health_header:
+            h[protocol.HEALTH_HEADER] = self._health_header
         head = self.store.get_state(AUDIT_HEAD)
         if head:  # the highest audit head seen, for the committee to check its log against
             h[protocol.AUDIT_HEAD_HEADER] = head
@@ -441,6 +447,12 @@ class Uploader:
     def round(self) -> RoundResult:
         """Upload, then fetch the bundle even when the upload failed."""
         errors, retry_after = [], None
+        if self.health is not None:
+            try:  # what this round reports of the kiosk; a failure here never stops a sync
+                self._health_header = protocol.sign_health(self.device_key, self.kiosk_id, self.health())
+            except Exception as e:
+                log.warning("health summary not made: %s", type(e).__name__)
+                self._health_header = None
         first = None
         if not self.receipt_keys() and self.root_key is not None:
             try:  # receipts are checked with the manifest's key: fetch it first
@@ -464,7 +476,9 @@ class Uploader:
             )
         error = "; ".join(errors) or None
         if error:
-            self.store.set_state("last_sync_error", error[:300])
+            self.store.set_states(
+                {"last_sync_error": error[:300], "last_sync_error_at": f"{self.clock():.3f}"}
+            )
         else:
             self.store.set_states({"last_sync_at": f"{self.clock():.3f}", "last_sync_error": ""})
         accepted, duplicates, set_aside = self.progress
@@ -555,8 +569,24 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
             + ("; bundle_key is no longer used" if cfg.keys.bundle_key else "")
         )
     verify: bool | str = s.ca_bundle or s.verify_tls
-    return Uploader(
-        store=store or open_store(cfg),
+    store = store or open_store(cfg)
+
+    def health() -> dict:
+        from kiosk.clock import SystemClock
+        from kiosk.core.console import version
+        from kiosk.health import collect_health
+
+        return collect_health(
+            store,
+            now=time.time(),
+            db_folder=Path(cfg.kiosk.database).parent,
+            clock_synced=SystemClock().synced(),
+            clock_offset=uploader.clock_offset,
+            version=version(),
+        )
+
+    uploader = Uploader(
+        store=store,
         server_url=s.server_url,
         kiosk_id=s.kiosk_id,
         device_key=device_key,
@@ -567,4 +597,6 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
         verify=verify,
         session=session,
         key_margin_days=s.key_margin_days,
+        health=health,
     )
+    return uploader

@@ -573,62 +573,35 @@ def cmd_exposures_publish(args) -> int:
     return 0
 
 
-def status_lines(storage):
-    """What `status` prints, one kiosk (and, after a reset, one epoch) a line: read from the
-    aggregates ingest keeps (a row per kiosk and epoch, a row per run of missing numbers),
-    never from the records, however many are held."""
-    from itertools import groupby
+def status_lines(storage, *, now: float | None = None, thresholds=None) -> list[str]:
+    """What `status` prints (sync.central.fleet): a line per kiosk, those needing attention
+    first with the reasons, then a summary; from a row per kiosk, never from the records."""
+    import time
 
-    summaries = {
-        kid: list(rows) for kid, rows in groupby(storage.sequence_summary(), key=lambda s: s.kiosk_id)
-    }
+    from sync.central.fleet import Thresholds, fleet, lines
 
-    gaps: dict[tuple[str, int], list[tuple[int, int]]] = {}
-    for kid, epoch, low, high in storage.sequence_gaps():
-        gaps.setdefault((kid, epoch), []).append((low, high))
-
-    def missing_text(s) -> str:
-        runs = gaps.get((s.kiosk_id, s.epoch), [])
-        return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in runs) or "none"
-
-    def reused(s) -> str:
-        return f"  REUSED seq: {s.reused}" if s.reused else ""
-
-    untagged = storage.untagged_by_kiosk()
-
-    def untraceable(kiosk_id: str) -> str:
-        n = untagged.get(kiosk_id, 0)
-        return f"  UNTAGGED {n}: records without a search tag (trace cannot find them)" if n else ""
-
-    for k in storage.kiosks():
-        rows = summaries.get(k.kiosk_id, [])
-        n = sum(s.received for s in rows)
-        state = "revoked" if k.revoked_at else "active"
-        if len(rows) <= 1:
-            yield (
-                f"{k.kiosk_id}  {k.venue}  {state}  records {n}  missing seq: "
-                + (missing_text(rows[0]) + reused(rows[0]) if rows else "none")
-                + untraceable(k.kiosk_id)
-            )
-            continue
-        yield (
-            f"{k.kiosk_id}  {k.venue}  {state}  records {n}  epochs {len(rows)}: "
-            f"the kiosk's database was reset {len(rows) - 1} time(s)" + untraceable(k.kiosk_id)
-        )
-        for s in rows:
-            yield (
-                f"  epoch {s.epoch}: {s.received} records, seq {s.low}-{s.high}, missing seq: "
-                f"{missing_text(s)}{reused(s)}"
-            )
+    now = time.time() if now is None else now
+    return lines(fleet(storage, now=now, thresholds=thresholds or Thresholds()), now=now)
 
 
 def cmd_status(args) -> int:
+    import json
+    import time
+
+    from sync.central.fleet import Thresholds, as_json, fleet, lines
+
+    now = time.time()
+    thresholds = Thresholds(silent_h=args.silent_hours, stale_bundle_h=args.stale_bundle_hours)
     storage = _storage(args)
     try:
-        for line in status_lines(storage):
-            print(line)
+        kiosks = fleet(storage, now=now, thresholds=thresholds)
     finally:
         storage.close()
+    if args.json:
+        print(json.dumps(as_json(kiosks, now=now), indent=1))
+    else:
+        for line in lines(kiosks, now=now):
+            print(line)
     return 0
 
 
@@ -1071,6 +1044,16 @@ def cmd_reads(args) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of hours, like 6 or 0.5")
+    return value
+
+
 def _where(p, *, required: bool = True, data_help: str = "the server's SQLite database lives here") -> None:
     """--data DIR (SQLite in that folder: a pilot) or --database URL (PostgreSQL)."""
     g = p.add_mutually_exclusive_group(required=required)
@@ -1490,11 +1473,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser(
         "status",
-        help="kiosks, the records each delivered (purged ones included) "
-        "and missing or reused sequence numbers",
+        help="the fleet at a glance: a line per kiosk (last seen, upload, pending, bundle, clock, "
+        "disk, fault, records, missing numbers), those needing attention first, and a summary",
     )
     _where(status)
     _read_replica(status)
+    status.add_argument("--json", action="store_true", help="the same as JSON, for other tools")
+    status.add_argument(
+        "--silent-hours", type=_positive_float, default=6.0, metavar="H", help="silent after H hours (6)"
+    )
+    status.add_argument(
+        "--stale-bundle-hours",
+        type=_positive_float,
+        default=26.0,
+        metavar="H",
+        help="a bundle older than H hours is stale (26)",
+    )
     status.set_defaults(func=cmd_status)
     return p
 

@@ -365,7 +365,18 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         assert "bundle unchanged (version 2)" in run("kiosk", "sync", "--config", cfg).stdout
 
         status = run("kiosk-central", "status", "--data", data).stdout
-        assert f"{kid}  Market hall  active  records 1  missing seq: none" in status
+        assert f"{kid}  Market hall  active  records 1  missing seq: none  last seen 20" in status
+        # what the kiosk reported of itself, signed, with its last bundle poll
+        for part in ("pending 0", "bundle 2 (", "clock ", " MB free", "no fault"):
+            assert part in status, (part, status)
+        assert status.splitlines()[-1].startswith("1 kiosks: ")
+        fleet = json.loads(run("kiosk-central", "status", "--data", data, "--json").stdout)
+        (one,) = fleet["kiosks"]
+        assert (
+            one["kiosk_id"] == kid and one["health"]["pending"] == 0 and one["health"]["bundle_version"] == 2
+        )
+        assert one["health"]["epoch"] >= 0 and one["last_upload"] is not None
+        assert not re.search(r"\d{9,}\.\d", status)  # no epoch floats for people
 
         doctor = run("kiosk", "doctor", "--config", cfg, "--no-camera", check=False)
         # "status  name         detail": the name column is 12 wide

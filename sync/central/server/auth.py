@@ -3,6 +3,8 @@ against its registered device key before anything else of the request is used.""
 
 from __future__ import annotations
 
+import logging
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Request
 
@@ -11,6 +13,8 @@ from kiosk.core.timing import REQUEST_SKEW_S
 from sync import protocol
 from sync.central.server.context import ServerContext
 from sync.central.server.models import TIMESTAMP_RE, ApiError
+
+log = logging.getLogger(__name__)
 
 
 def report_head(ctx: ServerContext, request: Request, kiosk_id: str) -> None:
@@ -59,7 +63,31 @@ def authenticate(ctx: ServerContext, request: Request, body: bytes | None = None
     ):
         raise ApiError(401, "bad_signature", "the signature does not match this kiosk's key")
     ctx.metrics.seen(kiosk_id)
+    request.state.kiosk_key = kiosk.public_key
+    request.state.skew_s = int(ts) - now
     return kiosk_id
+
+
+def report_seen(ctx: ServerContext, request: Request, kiosk_id: str, *, upload: bool) -> None:
+    """Keep when this kiosk was seen (and uploaded), its clock's distance from ours, and the
+    health summary it signed (X-Kiosk-Health). A summary that does not verify is dropped
+    and counted, the request itself stands: health is news, not a condition."""
+    text = request.headers.get(protocol.HEALTH_HEADER.lower())
+    summary = None
+    if text:
+        try:
+            import json
+
+            opened = protocol.open_health(
+                text, Ed25519PublicKey.from_public_bytes(request.state.kiosk_key), kiosk_id
+            )
+            summary = json.dumps(opened, sort_keys=True, separators=(",", ":"))
+        except ValueError as e:
+            ctx.metrics.rejected.labels(reason="bad_health").inc()
+            log.warning("kiosk %s: health summary dropped: %s", kiosk_id, e)
+    ctx.storage.record_seen(
+        kiosk_id, now=ctx.clock(), skew_s=float(request.state.skew_s), summary=summary, upload=upload
+    )
 
 
 def check_digest(request: Request, body: bytes) -> None:

@@ -6,13 +6,30 @@ waits on, nor holds, anything kiosk requests need), served on a listener of thei
 Per kiosk, only the hour it was last *seen* (any authenticated request: a kiosk online
 polls its bundle every minute whether or not anyone checked in, so the hour it was last
 seen says it is alive, not when a visitor came). There is no per-kiosk upload time or lag:
-a kiosk uploads only when it holds check-ins, so those would give check-in times."""
+a kiosk uploads only when it holds check-ins, so those would give check-in times.
+
+The fleet's state (sync.central.fleet: kiosks by state and by reason for attention, pending
+records, the oldest bundle, missing records) as aggregates only, for alerting
+(config/prometheus/kiosk-central.rules.yml): computed by a thread of its own once a minute
+from the database (:meth:`Metrics.refresh_fleet`), so a scrape still reads only memory; the
+same thread keeps the fleet's hourly state for `kiosk-central report`."""
 
 from __future__ import annotations
 
 import threading
 
 HOUR = 3600
+REASONS = (
+    "never seen",
+    "silent",
+    "fault",
+    "stale bundle",
+    "clock",
+    "disk low",
+    "set aside",
+    "missing",
+    "reused",
+)
 
 
 class Metrics:
@@ -33,6 +50,7 @@ class Metrics:
         )
         self.bundles = Counter("kiosk_central_bundle_requests", "bundle answers", ["answer"], registry=r)
         self._seen: dict[str, int] = {}  # kiosk id -> the hour it was last seen (by this process)
+        self.fleet: dict | None = None  # the last aggregate (refresh_fleet), with its time
         self._lock = threading.Lock()
         metrics = self
 
@@ -61,6 +79,71 @@ class Metrics:
                 yield within
 
         r.register(Seen())
+
+        class Fleet:
+            def collect(self):
+                fleet = metrics.fleet
+                if fleet is None:
+                    return
+                by_state = GaugeMetricFamily(
+                    "kiosk_central_fleet_kiosks", "registered kiosks by state", labels=["state"]
+                )
+                for state in ("ok", "attention", "revoked"):
+                    by_state.add_metric([state], fleet["summary"][state])
+                yield by_state
+                why = GaugeMetricFamily(
+                    "kiosk_central_fleet_attention",
+                    "kiosks needing attention, by reason (one kiosk may have several)",
+                    labels=["reason"],
+                )
+                for reason in REASONS:
+                    why.add_metric([reason], fleet["summary"]["reasons"].get(reason, 0))
+                yield why
+                for name, help_, value in (
+                    (
+                        "kiosk_central_fleet_pending_records",
+                        "records kiosks hold not yet uploaded",
+                        "pending",
+                    ),
+                    ("kiosk_central_fleet_missing_records", "sequence numbers that never arrived", "missing"),
+                    (
+                        "kiosk_central_fleet_oldest_bundle_age_seconds",
+                        "the oldest bundle an active kiosk holds",
+                        "oldest_bundle_s",
+                    ),
+                    ("kiosk_central_fleet_updated_timestamp_seconds", "when these were computed", "at"),
+                ):
+                    g = GaugeMetricFamily(name, help_)
+                    g.add_metric([], fleet[value])
+                    yield g
+
+        r.register(Fleet())
+
+    def refresh_fleet(self, storage, *, snapshot: bool = False) -> dict:
+        """The fleet's aggregate now (and, with ``snapshot``, kept for `report`)."""
+        import json
+
+        from sync.central.fleet import fleet, summary
+
+        now = self.clock()
+        kiosks = fleet(storage, now=now)
+        active = [k for k in kiosks if not k.revoked]
+        ages = [
+            (k.health.get("bundle_age_s") or 0) + (now - (k.health_at or now))
+            for k in active
+            if k.health and k.health.get("bundle_age_s") is not None
+        ]
+        result = {
+            "at": now,
+            "summary": summary(kiosks),
+            "pending": sum(int((k.health or {}).get("pending") or 0) for k in active),
+            "missing": sum(k.missing for k in active),
+            "oldest_bundle_s": max(ages, default=0.0),
+        }
+        self.fleet = result
+        if snapshot:
+            storage.add_fleet_snapshot(now, json.dumps(result, sort_keys=True))
+        return result
 
     def seen(self, kiosk_id: str) -> None:
         hour = int(self.clock() // HOUR * HOUR)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from kiosk.core.bundle import make_bundle
 from kiosk.core.timing import DAY
 from sync import protocol
-from sync.central.server.auth import authenticate, report_head
+from sync.central.server.auth import authenticate, report_head, report_seen
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, ApiError, _errors
 
@@ -91,6 +91,7 @@ def _short(docs: list[str]) -> str:
 def bundle(request: Request, ctx: Ctx) -> Response:
     kiosk_id = authenticate(ctx, request, b"")
     report_head(ctx, request, kiosk_id)
+    report_seen(ctx, request, kiosk_id, upload=False)
     return bundle_for(
         ctx,
         kiosk_id,

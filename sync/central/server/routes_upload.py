@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from kiosk.core.bundle import sign_receipt
 from kiosk.core.recordids import placed
 from sync import protocol
-from sync.central.server.auth import authenticate, check_digest, report_head
+from sync.central.server.auth import authenticate, check_digest, report_head, report_seen
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, Accepted, ApiError, Batch, _errors
 from sync.central.storage.interface import RecordIdConflict
@@ -102,6 +102,7 @@ def ingest(ctx: ServerContext, request: Request, kiosk_id: str, body: bytes) -> 
         key=ctx.authority.receipt_key,
     )
     report_head(ctx, request, kiosk_id)
+    report_seen(ctx, request, kiosk_id, upload=True)
     return protocol.pad_answer(
         {
             "batch_id": batch.batch_id,

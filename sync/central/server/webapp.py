@@ -39,6 +39,7 @@ def create_app(
     purge_every_s: float | None = 3600.0,
     close_on_shutdown: bool = False,
     ingest_slots: int = INGEST_SLOTS,
+    fleet_every_s: float | None = 60.0,
 ) -> FastAPI:
     """The app over one storage; ``ingest_slots``: batches parsed and stored at once."""
     ctx = ServerContext.make(storage, authority, clock=clock, ingest_slots=ingest_slots)
@@ -49,6 +50,10 @@ def create_app(
         if purge_every_s:
             threading.Thread(
                 target=_purge_hourly, args=(storage, clock, stop, purge_every_s), name="purge", daemon=True
+            ).start()
+        if fleet_every_s:
+            threading.Thread(
+                target=_fleet_refresh, args=(ctx, stop, fleet_every_s), name="fleet", daemon=True
             ).start()
         yield
         stop.set()
@@ -97,6 +102,19 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _fleet_refresh(ctx: ServerContext, stop: threading.Event, every_s: float) -> None:
+    """The fleet's aggregate for /metrics, once a minute; its state kept once an hour."""
+    last_hour = None
+    while not stop.is_set():
+        hour = int(ctx.clock() // 3600)
+        try:
+            ctx.metrics.refresh_fleet(ctx.storage, snapshot=hour != last_hour)
+            last_hour = hour
+        except Exception as e:  # keep serving; the next minute tries again
+            log.warning("fleet state not computed: %s", type(e).__name__)
+        stop.wait(every_s)
 
 
 def _purge_hourly(

@@ -29,7 +29,7 @@ from sync.central.storage.interface import (
     RecordIdConflict,
     ServerRetention,
 )
-from sync.central.storage.sqlqueries import SEQUENCE_SUMMARY_SQL, SqlQueries
+from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SEQUENCE_SUMMARY_SQL, SqlQueries
 
 
 def _scalar(cursor: Any) -> Any:
@@ -342,6 +342,48 @@ MIGRATIONS = [
         END IF;
         DELETE FROM tag_keys WHERE valid_to <= now_s;
         DELETE FROM exposure_lists WHERE expires_at <= now_s;
+        RETURN QUERY SELECT b, r;
+    END
+    $fn$;
+    REVOKE ALL ON FUNCTION kiosk_purge_rest(integer) FROM PUBLIC;
+    """,
+    """
+    -- The latest health each kiosk reported (signed by its device key: versions, bundle age,
+    -- pending, clock, disk, last fault, epoch, uptime; nothing a visitor did), when it was last
+    -- seen and last uploaded, and its clock's distance from the server's; and the fleet's state
+    -- each hour, for `kiosk-central report`.
+    CREATE TABLE kiosk_health (
+        kiosk_id TEXT PRIMARY KEY,
+        seen_at DOUBLE PRECISION NOT NULL,
+        last_upload_at DOUBLE PRECISION,
+        skew_s DOUBLE PRECISION NOT NULL,
+        summary TEXT,
+        summary_at DOUBLE PRECISION
+    );
+    CREATE TABLE fleet_history (at DOUBLE PRECISION PRIMARY KEY, counts TEXT NOT NULL);
+    CREATE OR REPLACE FUNCTION kiosk_purge_rest(p_normal_days integer)
+    RETURNS TABLE (batches bigint, risk bigint)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+    DECLARE
+        now_s double precision := extract(epoch FROM clock_timestamp());
+        b bigint;
+        floor_v bigint;
+        r bigint;
+    BEGIN
+        DELETE FROM batches WHERE received_at <= now_s - greatest(p_normal_days, 1) * 86400;
+        GET DIAGNOSTICS b = ROW_COUNT;
+        DELETE FROM held WHERE captured_at <= now_s - 90 * 86400;
+        DELETE FROM untagged_days WHERE day < floor(now_s / 86400) - 91;
+        WITH gone AS (DELETE FROM risk_statements WHERE expires_at <= now_s - 30 * 86400 RETURNING changed)
+            SELECT count(*), max(changed) INTO r, floor_v FROM gone;
+        IF floor_v IS NOT NULL THEN
+            UPDATE meta SET value = greatest(value::bigint, floor_v)::text WHERE key = 'delta_floor';
+        END IF;
+        DELETE FROM tag_keys WHERE valid_to <= now_s;
+        DELETE FROM exposure_lists WHERE expires_at <= now_s;
+        -- a kiosk's last upload says someone checked in there before it: not past 28 days
+        UPDATE kiosk_health SET last_upload_at = NULL
+            WHERE last_upload_at <= now_s - greatest(p_normal_days, 1) * 86400;
         RETURN QUERY SELECT b, r;
     END
     $fn$;
@@ -677,6 +719,10 @@ class PgStorage(SqlQueries):
             risk = len(gone)
             conn.execute("DELETE FROM tag_keys WHERE valid_to <= %s", [now])
             conn.execute("DELETE FROM exposure_lists WHERE expires_at <= %s", [now])
+            conn.execute(
+                "UPDATE kiosk_health SET last_upload_at = NULL WHERE last_upload_at <= %s",
+                [now - self.retention.normal_days * DAY],
+            )
         return PurgeResult(classes["normal"], classes["significant"], batches, risk)
 
     # -- partitions by day ---------------------------------------------------------------------
@@ -951,6 +997,24 @@ class PgStorage(SqlQueries):
                     "SELECT doc FROM risk_statements WHERE expires_at > %s ORDER BY changed", [now]
                 ).fetchall()
         return version, [r[0] for r in rows]
+
+    def record_seen(
+        self, kiosk_id: str, *, now: float, skew_s: float, summary: str | None, upload: bool
+    ) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                SEEN_UPSERT.replace("?", "%s"),
+                [kiosk_id, now, now if upload else None, skew_s, summary, now if summary else None],
+            )
+
+    def add_fleet_snapshot(self, at: float, counts: str) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO fleet_history (at, counts) VALUES (%s, %s) ON CONFLICT (at) DO UPDATE "
+                "SET counts = excluded.counts",
+                [at, counts],
+            )
+            conn.execute("DELETE FROM fleet_history WHERE at < %s", [at - FLEET_HISTORY_DAYS * DAY])
 
     def report_head(self, kiosk_id: str, seq: int, hash_: str, *, now: float) -> None:
         with self.pool.connection() as conn:

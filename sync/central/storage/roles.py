@@ -29,6 +29,8 @@ GRANTS = {
         "SELECT, INSERT, UPDATE ON sequence_summary",
         "SELECT, INSERT, DELETE ON sequence_gaps",
         "SELECT, INSERT, UPDATE ON untagged_days",
+        "SELECT, INSERT, UPDATE ON kiosk_health",  # the kiosks' signed health, last seen
+        "SELECT, INSERT, UPDATE, DELETE ON fleet_history",  # the hourly fleet state
     ],  # bookkeeping, never records
     # kiosk-central purge: only through two functions that go by the database's own clock:
     # what is past its deletion time and not held; no DELETE on any table
@@ -41,6 +43,7 @@ GRANTS = {
     # statement only with its own entry, in one transaction)
     COMMITTEE: [
         "SELECT ON records, batches, kiosks, schema_version, sequence_summary, sequence_gaps, untagged_days",
+        "SELECT ON kiosk_health, fleet_history",
         "SELECT ON audit, meta, risk_statements, audit_witness",
         "SELECT, INSERT ON reads, tag_keys, manifests",
         "SELECT, INSERT, DELETE ON exposure_lists",  # only the newest is kept

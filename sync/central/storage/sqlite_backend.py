@@ -22,7 +22,7 @@ from sync.central.storage.interface import (
     ServerRetention,
 )
 from sync.central.storage.sqlite_file import migrate, open_db, truncate_wal
-from sync.central.storage.sqlqueries import SEQUENCE_SUMMARY_SQL, SqlQueries
+from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SEQUENCE_SUMMARY_SQL, SqlQueries
 
 DB_NAME = "central.db"
 
@@ -178,6 +178,21 @@ MIGRATIONS = [
         published_at REAL NOT NULL,
         expires_at REAL NOT NULL
     );
+    """,
+    """
+    -- The latest health each kiosk reported (signed by its device key: versions, bundle age,
+    -- pending, clock, disk, last fault, epoch, uptime; nothing a visitor did), when it was last
+    -- seen and last uploaded, and its clock's distance from the server's; and the fleet's state
+    -- each hour, for `kiosk-central report`.
+    CREATE TABLE kiosk_health (
+        kiosk_id TEXT PRIMARY KEY,
+        seen_at REAL NOT NULL,
+        last_upload_at REAL,
+        skew_s REAL NOT NULL,
+        summary TEXT,
+        summary_at REAL
+    );
+    CREATE TABLE fleet_history (at REAL PRIMARY KEY, counts TEXT NOT NULL);
     """,
 ]
 
@@ -373,6 +388,10 @@ class SqliteStorage(SqlQueries):
             risk = len(gone)
             self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])  # kiosks are done
             self.db.execute("DELETE FROM exposure_lists WHERE expires_at <= ?", [now])
+            self.db.execute(  # a last upload says someone checked in there before it
+                "UPDATE kiosk_health SET last_upload_at = NULL WHERE last_upload_at <= ?",
+                [now - self.retention.normal_days * DAY],
+            )
         if classes or batches or risk:
             with self._lock:
                 truncate_wal(self.db)
@@ -559,6 +578,20 @@ class SqliteStorage(SqlQueries):
                     "SELECT doc FROM risk_statements WHERE expires_at > ? ORDER BY changed", [now]
                 ).fetchall()
         return version, [r[0] for r in rows]
+
+    def record_seen(
+        self, kiosk_id: str, *, now: float, skew_s: float, summary: str | None, upload: bool
+    ) -> None:
+        with self._lock, self.db.conn:
+            self.db.execute(
+                SEEN_UPSERT,
+                [kiosk_id, now, now if upload else None, skew_s, summary, now if summary else None],
+            )
+
+    def add_fleet_snapshot(self, at: float, counts: str) -> None:
+        with self._lock, self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO fleet_history (at, counts) VALUES (?, ?)", [at, counts])
+            self.db.execute("DELETE FROM fleet_history WHERE at < ?", [at - FLEET_HISTORY_DAYS * DAY])
 
     def report_head(self, kiosk_id: str, seq: int, hash_: str, *, now: float) -> None:
         with self._lock, self.db.conn:

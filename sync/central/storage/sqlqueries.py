@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kiosk.core.timing import DAY
@@ -51,6 +52,30 @@ _KIOSK_COLUMNS = "kiosk_id, venue, public_key, registered_at, revoked_at, tag_pu
 def _blobs(row: Sequence[Any]) -> list[Any]:
     """PostgreSQL answers bytea as memoryview, SQLite as bytes: bytes either way."""
     return [bytes(v) if isinstance(v, memoryview) else v for v in row]
+
+
+FLEET_HISTORY_DAYS = 400  # the fleet's hourly state, for `report`: about a year back
+
+# A kiosk seen: when, its clock's distance, the health it signed (kept unless it sent none),
+# and (for an upload) when it last uploaded.
+SEEN_UPSERT = (
+    "INSERT INTO kiosk_health (kiosk_id, seen_at, last_upload_at, skew_s, summary, summary_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kiosk_id) DO UPDATE SET seen_at = excluded.seen_at, "
+    "skew_s = excluded.skew_s, "
+    "last_upload_at = coalesce(excluded.last_upload_at, kiosk_health.last_upload_at), "
+    "summary = coalesce(excluded.summary, kiosk_health.summary), "
+    "summary_at = coalesce(excluded.summary_at, kiosk_health.summary_at)"
+)
+
+
+@dataclass(frozen=True)
+class KioskSeen:
+    kiosk_id: str
+    seen_at: float
+    last_upload_at: float | None
+    skew_s: float
+    summary: str | None
+    summary_at: float | None
 
 
 class SqlQueries:
@@ -106,6 +131,31 @@ class SqlQueries:
     def latest_manifest(self) -> tuple[int, str] | None:
         rows = self._q("SELECT version, doc FROM manifests ORDER BY version DESC LIMIT 1")
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def kiosks_seen(self) -> dict[str, KioskSeen]:
+        """kiosk id -> when it was last seen and uploaded, its clock skew and latest health."""
+        rows = self._qr(
+            "SELECT kiosk_id, seen_at, last_upload_at, skew_s, summary, summary_at FROM kiosk_health"
+        )
+        return {
+            str(r[0]): KioskSeen(
+                str(r[0]),
+                float(r[1]),
+                None if r[2] is None else float(r[2]),
+                float(r[3]),
+                r[4],
+                None if r[5] is None else float(r[5]),
+            )
+            for r in rows
+        }
+
+    def fleet_history(self, *, since: float) -> list[tuple[float, str]]:
+        return [
+            (float(a), str(c))
+            for a, c in self._qr(
+                self._sql("SELECT at, counts FROM fleet_history WHERE at >= ? ORDER BY at"), [since]
+            )
+        ]
 
     def latest_exposure_list(self, *, now: float) -> tuple[int, str] | None:
         """The newest exposure list the committee published, unless all of it has expired."""

@@ -143,18 +143,19 @@ def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_pu
     (e0, e2) = storage.sequence_summary()
     assert (e0.epoch, e0.received, e0.distinct_seq, e0.low, e0.high) == (0, 6, 4, 1, 8)
     assert (e0.missing, e0.reused) == (4, 2) and (e2.missing, e2.reused) == (8, 0)
-    lines = list(status_lines(storage))
-    assert lines[0] == (
+    lines = list(status_lines(storage, now=T0))
+    assert lines[0].startswith(
         f"{a}  A  active  records 7  epochs 2: the kiosk's database was reset 1 time(s)"
-        "  UNTAGGED 7: records without a search tag (trace cannot find them)"
     )
+    assert "  UNTAGGED 7: records without a search tag (trace cannot find them)" in lines[0]
+    assert lines[0].endswith("ATTENTION: never seen; 12 missing records; sequence numbers reused")
     assert lines[1] == "  epoch 0: 6 records, seq 1-8, missing seq: 3-4, 6-7  REUSED seq: 2"
     assert lines[2] == "  epoch 2: 1 records, seq 9-9, missing seq: 1-8"
     # Purged records were received: they do not become missing, and the counts stay.
     storage.purge(now=T0 + 28 * DAY)
     assert storage.record_ids(a) == []
     assert storage.sequence_summary() == [e0, e2]
-    assert list(status_lines(storage))[1] == lines[1]
+    assert list(status_lines(storage, now=T0))[1] == lines[1]
     assert storage.gaps(a, 0) == [(3, 4), (6, 7)]
     # A late record (a set-aside one retried) closes its number: the run splits.
     storage.ingest(a, str(uuid.uuid4()), [rec(8, seq=3, captured_at=T0 + 29 * DAY)], now=T0 + 29 * DAY)
@@ -230,6 +231,25 @@ def test_only_the_newest_exposure_list_is_kept_and_none_past_its_expiry(storage)
     assert storage.latest_exposure_list(now=T0 + 6 * DAY) is None  # not served past its expiry
     storage.purge(now=T0 + 6 * DAY)
     assert storage._q("SELECT count(*) FROM exposure_lists")[0][0] == 0  # nor kept
+
+
+def test_a_kiosks_health_and_last_upload_are_kept_and_the_upload_time_not_past_28_days(storage):
+    k = storage.register_kiosk(venue="v", public_key=b"h" * 32, now=0)
+    storage.record_seen(k, now=T0, skew_s=3.0, summary='{"pending": 1}', upload=True)
+    storage.record_seen(k, now=T0 + 60, skew_s=-1.0, summary=None, upload=False)  # no health: kept
+    seen = storage.kiosks_seen()[k]
+    assert (seen.seen_at, seen.last_upload_at, seen.skew_s, seen.summary, seen.summary_at) == (
+        T0 + 60,
+        T0,
+        -1.0,
+        '{"pending": 1}',
+        T0,
+    )
+    storage.add_fleet_snapshot(T0, '{"ok": 1}')
+    assert storage.fleet_history(since=T0 - 1) == [(T0, '{"ok": 1}')]
+    storage.purge(now=T0 + 29 * DAY)
+    assert storage.kiosks_seen()[k].last_upload_at is None  # when someone last checked in there
+    assert storage.kiosks_seen()[k].seen_at == T0 + 60
 
 
 def test_tag_keys_per_kiosk_and_their_end(storage):

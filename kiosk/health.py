@@ -1,0 +1,75 @@
+"""The kiosk's health, as it reports it to the central server with each upload and bundle
+poll (sync.protocol: signed by its device key): versions, the bundle's age, what waits to be
+uploaded, the clock, free disk, the last fault, the epoch, uptime. Never a pass, a decision
+or anything a visitor did. Faults are noted here by the loop (`note_fault`) and by sync."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+LAST_FAULT = "last_fault"  # state key: {"code": ..., "at": ...}
+FAULT_CODES = ("camera", "store", "sealing", "sync", "signal")
+
+
+def note_fault(store, code: str, *, now: float | None = None) -> None:
+    """Remember the newest fault for the next health summary. Best effort: when the store
+    itself is what fails, the fault shows as the store's (sync sees it fail too)."""
+    try:
+        store.set_state(LAST_FAULT, json.dumps({"code": code, "at": time.time() if now is None else now}))
+    except Exception:
+        pass
+
+
+def _uptime() -> float | None:
+    try:
+        return float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _disk_free_mb(folder: Path) -> int | None:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return int(st.f_bavail * st.f_frsize // (1024 * 1024))
+
+
+def collect_health(
+    store, *, now: float, db_folder: Path, clock_synced: bool, clock_offset: float, version: str
+) -> dict[str, Any]:
+    stats = store.stats()
+
+    def number(key: str) -> int | None:
+        text = store.get_state(key)
+        return int(text) if text and text.lstrip("-").isdigit() else None
+
+    issued = store.get_state("bundle_issued_at")
+    fault: dict[str, Any] = {}
+    try:
+        fault = json.loads(store.get_state(LAST_FAULT) or "{}")
+    except ValueError:
+        pass
+    sync_error, sync_at = store.get_state("last_sync_error"), store.get_state("last_sync_error_at")
+    if sync_error and sync_at and float(sync_at) > float(fault.get("at") or 0):
+        fault = {"code": "sync", "at": float(sync_at)}
+    return {
+        "at": round(now, 3),
+        "version": version,
+        "bundle_version": number("bundle_version"),
+        "manifest_version": number("manifest_version_floor"),
+        "bundle_age_s": round(now - float(issued), 1) if issued else None,
+        "pending": int(stats["pending"]),
+        "set_aside": int(stats["set_aside"]),
+        "clock_synced": bool(clock_synced),
+        "clock_offset_s": round(float(clock_offset), 1),
+        "disk_free_mb": _disk_free_mb(db_folder),
+        "fault": str(fault["code"])[:32] if fault.get("code") else None,
+        "fault_at": float(fault["at"]) if fault.get("at") else None,
+        "epoch": int(store.epoch),
+        "uptime_s": _uptime(),
+    }
