@@ -605,6 +605,32 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    import time
+
+    from sync.central.report import render, report_data
+
+    out = Path(args.html)
+    if not out.parent.is_dir():
+        raise ValueError(f"--html {out}: the folder {out.parent} does not exist")
+    now = time.time()
+    storage = _storage(args)
+    try:
+        data = report_data(storage, now=now, days=args.days)
+    finally:
+        storage.close()
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(render(data), encoding="utf-8")
+    tmp.replace(out)
+    kiosks = data["kiosks"]
+    print(
+        f"report written to {out}: {len(kiosks)} kiosks, "
+        f"{sum(1 for k in kiosks if k.state == 'attention')} need attention; open it in any browser "
+        "(one file, nothing fetched)"
+    )
+    return 0
+
+
 def cmd_open_records(args) -> int:
     import json
     import time
@@ -1479,6 +1505,18 @@ def build_parser() -> argparse.ArgumentParser:
     _where(status)
     _read_replica(status)
     status.add_argument("--json", action="store_true", help="the same as JSON, for other tools")
+    report = sub.add_parser(
+        "report",
+        help="one self-contained HTML page: the fleet over time, last seen, upload lag, bundle age, "
+        "gaps, cases",
+    )
+    _where(report)
+    _read_replica(report)
+    report.add_argument("--html", required=True, metavar="FILE", help="the page to write")
+    report.add_argument(
+        "--days", type=int, default=28, choices=range(1, 401), metavar="DAYS", help="how far back (28)"
+    )
+    report.set_defaults(func=cmd_report)
     status.add_argument(
         "--silent-hours", type=_positive_float, default=6.0, metavar="H", help="silent after H hours (6)"
     )

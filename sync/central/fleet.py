@@ -94,7 +94,7 @@ def reasons_for(k: KioskState, *, now: float, t: Thresholds) -> tuple[str, ...]:
     if h and not h.get("clock_synced", True):
         out.append("clock unsynced")
     if k.skew_s is not None and abs(k.skew_s) > t.skew_s:
-        out.append(f"clock {k.skew_s:+.0f} s off")
+        out.append(f"clock {round(k.skew_s):+d} s off")
     disk = h.get("disk_free_mb")
     if disk is not None and disk < t.disk_low_mb:
         out.append(f"disk low ({disk} MB free)")
@@ -231,7 +231,7 @@ def lines(kiosks: list[KioskState], *, now: float) -> list[str]:
                 f"bundle {h.get('bundle_version') if h.get('bundle_version') is not None else 'none'}"
                 + (f" ({ago(age)} old)" if age is not None else ""),
                 f"clock {'synced' if h.get('clock_synced') else 'UNSYNCED'}"
-                + (f" {k.skew_s:+.0f} s" if k.skew_s is not None else ""),
+                + (f" {round(k.skew_s):+d} s" if k.skew_s is not None else ""),
                 f"disk {h.get('disk_free_mb', '?')} MB free",
                 f"fault {h['fault']} at {iso(h.get('fault_at'))}" if h.get("fault") else "no fault",
             ]

@@ -21,9 +21,18 @@ from workbench.localserver import free_port
 from workbench.testkit import ROOT, committee_with_a_case, kiosk_config_text
 
 UV = Path(sys.executable).parent / "uv"
-DEVICE_ONLY = ("cv2", "gpiozero", "pygame", "serial", "numpy")
-CENTRAL_ONLY = ("fastapi", "uvicorn", "psycopg", "prometheus_client", "pydantic", "fpdf", "uharfbuzz")
-BOTH = ("zxingcpp",)  # the kiosk decodes passes with it; the authority encodes its cards' QR codes
+DEVICE_ONLY = ("cv2", "gpiozero", "pygame", "serial")
+CENTRAL_ONLY = (
+    "fastapi",
+    "uvicorn",
+    "psycopg",
+    "prometheus_client",
+    "pydantic",
+    "fpdf",
+    "uharfbuzz",
+    "matplotlib",
+)
+BOTH = ("zxingcpp", "numpy")  # the kiosk decodes passes with it; the authority encodes its cards' QR codes
 
 
 def make_venv(where: Path, role: str) -> Path:

@@ -149,6 +149,19 @@ class SqlQueries:
             for r in rows
         }
 
+    def upload_lags(self, *, since: float) -> list[float]:
+        """Per batch received since then: seconds from its newest check-in to its receipt."""
+        return [
+            float(r[0])
+            for r in self._qr(
+                self._sql(
+                    "SELECT received_at - newest_capture FROM batches "
+                    "WHERE received_at >= ? AND newest_capture IS NOT NULL"
+                ),
+                [since],
+            )
+        ]
+
     def fleet_history(self, *, since: float) -> list[tuple[float, str]]:
         return [
             (float(a), str(c))

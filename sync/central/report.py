@@ -1,0 +1,297 @@
+"""`kiosk-central report --html FILE`: the fleet and the committee's work on one self-contained
+page (no network needed to view it: charts are SVG inline, drawn by matplotlib; no script).
+
+Charts: the fleet's state over time (the server's hourly fleet state), kiosks by last seen,
+upload lag (capture to receipt, per batch, over the 28 days batch receipts are kept),
+bundle age, missing records per kiosk, and cases opened and readings per week. Then the
+kiosks needing attention, with why. Only aggregates and kiosk ids: no record is read."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kiosk.core.timing import DAY
+from sync.central.fleet import KioskState, ago, fleet, iso, summary_line
+
+HOUR = 3600.0
+WEEK = 7 * DAY
+COLOURS = {"ok": "#2e7d32", "attention": "#e65100", "revoked": "#757575"}
+
+
+@dataclass(frozen=True)
+class Chart:
+    title: str
+    note: str
+    svg: str
+
+
+def _figure(width: float = 6.4, height: float = 2.8):
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "svg.fonttype": "none",  # text stays text: searchable, and checked by the tests
+            "svg.hashsalt": "kiosk-central report",  # the same ids every time
+            "font.family": "DejaVu Sans",
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    return plt, fig, ax
+
+
+def _svg(plt, fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _bars(title: str, note: str, labels: list[str], values: list[int], *, colour: str = "#1565c0") -> Chart:
+    plt, fig, ax = _figure()
+    bars = ax.bar(labels, values, color=colour)
+    ax.bar_label(bars, labels=[str(v) for v in values], padding=2)
+    ax.set_ylabel("kiosks" if "kiosk" in note else "count")
+    ax.set_ylim(0, max(values + [1]) * 1.2)
+    return Chart(title, note, _svg(plt, fig))
+
+
+def _buckets(values: list[float], edges: list[tuple[str, float]]) -> tuple[list[str], list[int]]:
+    """Counts per bucket: each edge is (label, upper bound)."""
+    counts: Counter[str] = Counter()
+    for v in values:
+        for label, upper in edges:
+            if v <= upper:
+                counts[label] += 1
+                break
+    return [label for label, _ in edges], [counts[label] for label, _ in edges]
+
+
+def fleet_over_time(history: list[tuple[float, str]], *, now: float, days: int) -> Chart:
+    plt, fig, ax = _figure()
+    points = []
+    for at, counts in history:
+        try:
+            s = json.loads(counts)["summary"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        points.append((datetime.fromtimestamp(at, UTC), s["ok"], s["attention"], s["revoked"]))
+    if points:
+        xs = [p[0] for p in points]
+        ax.stackplot(
+            xs,
+            [p[1] for p in points],
+            [p[2] for p in points],
+            [p[3] for p in points],
+            labels=["ok", "need attention", "revoked"],
+            colors=[COLOURS["ok"], COLOURS["attention"], COLOURS["revoked"]],
+            step="post",
+        )
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3)
+        import matplotlib.dates as mdates
+
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "no fleet state kept yet (the server keeps one an hour)",
+            ha="center",
+            transform=ax.transAxes,
+        )
+    ax.set_ylabel("kiosks")
+    return Chart(
+        "The fleet over time", f"kiosks by state, hourly, the last {days} days (UTC)", _svg(plt, fig)
+    )
+
+
+def report_data(storage, *, now: float, days: int = 28) -> dict[str, Any]:
+    from sync.central.committee.members import state_of
+
+    kiosks = fleet(storage, now=now)
+    committee = state_of(storage)
+    return {
+        "now": now,
+        "days": days,
+        "kiosks": kiosks,
+        "history": storage.fleet_history(since=now - days * DAY),
+        "lags": storage.upload_lags(since=now - days * DAY),
+        "cases": [c.opened_at for c in committee.cases.values()],
+        "reads": [(r["read_at"], r["kind"]) for r in storage.reads()],
+    }
+
+
+def charts(data: dict[str, Any]) -> list[Chart]:
+    now: float = data["now"]
+    kiosks: list[KioskState] = [k for k in data["kiosks"] if not k.revoked]
+    out = [fleet_over_time(data["history"], now=now, days=data["days"])]
+
+    never = sum(1 for k in kiosks if k.seen_at is None)
+    labels, values = _buckets(
+        [(now - k.seen_at) / HOUR for k in kiosks if k.seen_at is not None],
+        [("< 1 h", 1), ("1-6 h", 6), ("6-24 h", 24), ("1-7 days", 168), ("> 7 days", float("inf"))],
+    )
+    out.append(
+        _bars(
+            "Kiosks by last seen",
+            "active kiosks, by the time since their last request",
+            labels + ["never"],
+            values + [never],
+        )
+    )
+
+    labels, values = _buckets(
+        [lag / 60 for lag in data["lags"]],
+        [
+            ("< 5 min", 5),
+            ("5-60 min", 60),
+            ("1-6 h", 360),
+            ("6-24 h", 1440),
+            ("1-7 days", 10080),
+            ("> 7 days", float("inf")),
+        ],
+    )
+    out.append(
+        _bars(
+            "Upload lag",
+            f"upload batches of the last {data['days']} days, by the time from their "
+            "newest check-in to its receipt",
+            labels,
+            values,
+            colour="#6a1b9a",
+        )
+    )
+
+    ages = [
+        (k.health["bundle_age_s"] + (now - (k.health_at or now))) / HOUR
+        for k in kiosks
+        if k.health and k.health.get("bundle_age_s") is not None
+    ]
+    labels, values = _buckets(
+        ages, [("< 1 h", 1), ("1-6 h", 6), ("6-26 h", 26), ("1-7 days", 168), ("> 7 days", float("inf"))]
+    )
+    out.append(
+        _bars(
+            "Bundle age",
+            "active kiosks, by the age of the bundle (risk list, keys) they hold",
+            labels,
+            values,
+            colour="#00838f",
+        )
+    )
+
+    gaps = sorted(((k.missing, k.kiosk_id) for k in kiosks if k.missing), reverse=True)[:12]
+    plt, fig, ax = _figure()
+    if gaps:
+        bars = ax.barh([kid for _, kid in gaps][::-1], [n for n, _ in gaps][::-1], color=COLOURS["attention"])
+        ax.bar_label(bars, padding=2)
+        ax.set_xlabel("missing check-in numbers")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    else:
+        ax.text(0.5, 0.5, "no missing records", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    out.append(
+        Chart(
+            "Missing records",
+            "kiosks with check-in sequence numbers that never arrived (most first)",
+            _svg(plt, fig),
+        )
+    )
+
+    weeks = [int((now - t) // WEEK) for t in data["cases"] if now - t < 12 * WEEK]
+    reads = [int((now - t) // WEEK) for t, _ in data["reads"] if now - t < 12 * WEEK]
+    plt, fig, ax = _figure()
+    xs = list(range(11, -1, -1))
+    labels = [datetime.fromtimestamp(now - w * WEEK, UTC).strftime("%m-%d") for w in xs]
+    c, r = Counter(weeks), Counter(reads)
+    width = 0.4
+    ax.bar(
+        [i - width / 2 for i in range(len(xs))],
+        [c[w] for w in xs],
+        width,
+        label="cases opened",
+        color="#c62828",
+    )
+    ax.bar(
+        [i + width / 2 for i in range(len(xs))],
+        [r[w] for w in xs],
+        width,
+        label="readings and traces",
+        color="#283593",
+    )
+    ax.set_xticks(range(len(xs)), labels)
+    ax.legend(frameon=False)
+    ax.set_ylabel("count")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    out.append(
+        Chart(
+            "Cases and readings", "per week, the last 12 weeks (the week ending on each date)", _svg(plt, fig)
+        )
+    )
+    return out
+
+
+CSS = """
+body { font-family: 'DejaVu Sans', sans-serif; margin: 1.5rem auto; max-width: 62rem; color: #111; }
+h1 { font-size: 1.4rem; margin-bottom: .2rem; } h2 { font-size: 1.05rem; margin: 1.4rem 0 .1rem; }
+.note { color: #555; font-size: .85rem; margin: 0 0 .3rem; }
+.summary { font-size: 1.05rem; padding: .6rem .8rem; background: #f3f5f7; border-left: 4px solid #1565c0; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(30rem, 1fr)); gap: 0 1.5rem; }
+svg { width: 100%; height: auto; }
+table { border-collapse: collapse; font-size: .85rem; width: 100%; }
+th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+"""
+
+
+def render(data: dict[str, Any]) -> str:
+    now = data["now"]
+    kiosks: list[KioskState] = data["kiosks"]
+    attention = [k for k in kiosks if k.state == "attention"]
+
+    def seen(k: KioskState) -> str:
+        return "never" if k.seen_at is None else f"{iso(k.seen_at)} ({ago(now - k.seen_at)} ago)"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(k.kiosk_id)}</td><td>{html.escape(k.venue)}</td>"
+        f"<td>{html.escape(seen(k))}</td><td>{html.escape('; '.join(k.reasons))}</td></tr>"
+        for k in attention[:200]
+    )
+    more = (
+        f"<p class='note'>and {len(attention) - 200} more: `kiosk-central status`</p>"
+        if len(attention) > 200
+        else ""
+    )
+    blocks = "".join(
+        f"<section><h2>{html.escape(c.title)}</h2><p class='note'>{html.escape(c.note)}</p>{c.svg}</section>"
+        for c in charts(data)
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<meta http-equiv='Content-Security-Policy' "
+        "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f"<title>Kiosk fleet report {iso(now)}</title><style>{CSS}</style></head><body>"
+        f"<h1>Kiosk fleet report</h1><p class='note'>made {iso(now)} (UTC) by kiosk-central report</p>"
+        f"<p class='summary' id='summary'>{html.escape(summary_line(kiosks))}</p>"
+        f"<div class='grid'>{blocks}</div>"
+        f"<h2>Kiosks needing attention</h2>"
+        + (
+            "<table id='attention'><tr><th>kiosk</th><th>venue</th><th>last seen</th><th>why</th></tr>"
+            f"{rows}</table>{more}"
+            if attention
+            else "<p id='attention'>None: every active kiosk is fine.</p>"
+        )
+        + "</body></html>"
+    )

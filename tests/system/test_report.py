@@ -1,0 +1,118 @@
+"""`kiosk-central report --html`: one self-contained page, opened in a real headless Chromium
+(Debian's, through Playwright): its charts, its summary (the same as `status`), the kiosks
+needing attention, and not one request beyond the file. README's screenshot is this page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sync.central.report import render, report_data
+from sync.central.storage.sqlite_backend import SqliteStorage
+from workbench.fleetsim import simulate_fleet
+from workbench.testkit import BIN, ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/setup --test installs it)"
+)
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOT = "docs/report.png"
+FIXED = 1_800_000_000.0
+
+
+def central(*args):
+    p = subprocess.run(
+        [str(BIN / "kiosk-central"), *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 0, (args, p.stdout, p.stderr)
+    return p.stdout
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def test_the_report_shows_the_fleet_as_status_does_and_fetches_nothing(tmp_path, browser):
+    data = tmp_path / "central"
+    central("init", "--data", data)
+    storage = SqliteStorage.in_folder(data)
+    try:
+        simulate_fleet(storage, kiosks=80, now=time.time())
+    finally:
+        storage.close()
+    out = central("report", "--data", data, "--html", tmp_path / "fleet.html")
+    assert out.startswith(f"report written to {tmp_path / 'fleet.html'}: 80 kiosks, ")
+    status = central("status", "--data", data).splitlines()
+    attention = [line for line in status if "  ATTENTION: " in line]
+
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((tmp_path / "fleet.html").as_uri())
+    assert requests == [(tmp_path / "fleet.html").as_uri()]  # self-contained: nothing else fetched
+    titles = page.locator("h2").all_inner_texts()
+    assert titles == [
+        "The fleet over time",
+        "Kiosks by last seen",
+        "Upload lag",
+        "Bundle age",
+        "Missing records",
+        "Cases and readings",
+        "Kiosks needing attention",
+    ]
+    assert page.locator("section svg").count() == 6
+    for chart in page.locator("section svg").all():
+        box = chart.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 120  # drawn, not empty
+    assert page.inner_text("#summary") == status[-1]  # the same figures as `status`
+    assert page.locator("#attention tr").count() == len(attention) + 1
+    svg_text = page.locator("section").all_inner_texts()
+    assert any("< 1 h" in t for t in svg_text) and any("cases opened" in t for t in svg_text)
+    body = page.inner_text("body")
+    assert "never seen" in body or "silent" in body
+    page.close()
+
+
+def test_readme_screenshot_is_the_report(tmp_path, browser):
+    storage = SqliteStorage.in_folder(tmp_path / "c")
+    try:
+        simulate_fleet(storage, kiosks=60, now=FIXED)
+        page_html = render(report_data(storage, now=FIXED))
+    finally:
+        storage.close()
+    (tmp_path / "r.html").write_text(page_html)
+    assert f"]({SHOT})" in (ROOT / "README.md").read_text()
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto((tmp_path / "r.html").as_uri())
+    now = tmp_path / "report.png"
+    page.screenshot(path=str(now), full_page=True)
+    page.close()
+    kept = ROOT / SHOT
+    if not kept.exists() and os.environ.get("UPDATE_SCREENSHOTS"):
+        shutil.copy(now, kept)
+    a = np.asarray(Image.open(now).convert("L"), dtype=int)
+    b = np.asarray(Image.open(kept).convert("L"), dtype=int)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 2.0
