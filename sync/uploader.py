@@ -441,7 +441,7 @@ class Uploader:
         )
         if not changed:
             return f"unchanged (version {bundle.version})"
-        return f"updated to version {bundle.version}"
+        return f"updated to version {bundle.version}: {what_changed(held, bundle)}"
 
     # -- rounds and the service ---------------------------------------------------------------------
     def round(self) -> RoundResult:
@@ -503,6 +503,29 @@ class Uploader:
                     "sync failed (%d in a row): %s; next try in %.1f s", failures, result.error, delay
                 )
             stop.wait(delay)
+
+
+def what_changed(held, bundle) -> str:
+    """What a new bundle changed for this kiosk, in words (its first one: what it holds)."""
+    if held is None:
+        return (
+            f"first bundle: manifest {bundle.manifest_version}, {len(bundle.issuers)} issuer keys, "
+            f"{len(bundle.risk_list.levels)} risk-list entries, search-tag keys for "
+            f"{len(bundle.tag_keys)} days"
+        )
+    parts = []
+    before, after = held.risk_list.levels, bundle.risk_list.levels
+    added = sum(1 for r in after if r not in before)
+    removed = sum(1 for r in before if r not in after)
+    changed = sum(1 for r in after if r in before and before[r] != after[r])
+    if added or removed or changed:
+        parts.append(f"risk list +{added} -{removed} entries, {changed} changed level ({len(after)} in all)")
+    if bundle.manifest_version != held.manifest_version:
+        parts.append(f"manifest {held.manifest_version} -> {bundle.manifest_version}")
+    new_days = len({k.valid_from for k in bundle.tag_keys} - {k.valid_from for k in held.tag_keys})
+    if new_days:
+        parts.append(f"search-tag keys for {new_days} more day(s)")
+    return "; ".join(parts) or f"version {held.version} -> {bundle.version}, nothing new for this kiosk"
 
 
 def _unexpired(docs: list[str], bundle, now: float) -> list[str]:

@@ -1591,6 +1591,28 @@ def witnessed(func):
     return run
 
 
+def _check_keys_folder(args) -> None:
+    """--keys names the authority's keys folder (what `keys init` made: root.pub is always in
+    it), never a typo that a command would fill or read nothing from. `serve --keys` is the
+    server's own folder, checked by serve."""
+    keys = getattr(args, "keys", None)
+    if not keys or getattr(args.func, "__name__", "").endswith("cmd_serve") or args.command == "serve":
+        return
+    from kiosk.core.keys import ROOT_PUB
+
+    folder = Path(keys)
+    if not folder.is_dir():
+        raise ValueError(
+            f"--keys {keys}: no such folder (the authority's keys folder, made by "
+            f"`kiosk-central keys init --dir {keys}`)"
+        )
+    if not (folder / ROOT_PUB).is_file():
+        raise ValueError(
+            f"--keys {keys}: not the authority's keys folder (no {ROOT_PUB} in it; "
+            "`kiosk-central keys init --dir DIR` makes one)"
+        )
+
+
 def main(argv=None) -> int:
     from kiosk.core.console import fail, run_main
 
@@ -1600,6 +1622,7 @@ def main(argv=None) -> int:
 
     def func(a):
         try:
+            _check_keys_folder(a)
             return args.func(a)
         except (KeyFileError, ValueError, FileNotFoundError) as e:
             if isinstance(e, OSError) and e.strerror:  # one line, never a raw "[Errno 2] ..."

@@ -309,9 +309,11 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         # Installed: its first sync brings its bundle (today's search-tag keys included)
         # before it records anything, so it is traceable from its first check-in.
         installed = run("kiosk", "sync", "--config", cfg)
-        assert installed.stdout.strip() == (
-            "uploaded 0 (duplicates 0), set aside 0, pending 0; bundle updated to version 1"
-        )
+        assert re.match(
+            r"uploaded 0 \(duplicates 0\), set aside 0, pending 0; bundle updated to version 1: first bundle: "
+            r"manifest \d+, 1 issuer keys, 0 risk-list entries, search-tag keys for [1-9]\d* days$",
+            installed.stdout.strip(),
+        ), installed.stdout
         # a check-in, as `kiosk run` would record it
         import time as _time
 
@@ -359,7 +361,10 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         )
         assert raised.stdout.strip() == "risk list version 2: level 3 set, expires in 14 days"
         second = run("kiosk", "sync", "--config", cfg)
-        assert "bundle updated to version 2" in second.stdout
+        assert (
+            "bundle updated to version 2: risk list +1 -0 entries, 0 changed level (1 in all)"
+            in second.stdout
+        )
         scan = json.loads(run("kiosk", "scan", "--config", cfg, "--json", tmp_path / "pass.png").stdout)
         assert (scan["decision"], scan["reason"], scan["risk_level"]) == ("deny", "risk_list", 3)
         assert "bundle unchanged (version 2)" in run("kiosk", "sync", "--config", cfg).stdout

@@ -396,7 +396,7 @@ def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_ke
     root = load_ed25519_public(authority / ROOT_PUB)
     proxy = FaultProxy(central.port)
     uploader = make_uploader(kiosk_store, proxy.url, kiosk_id, device_key, authority, tmp_path)
-    assert uploader.fetch_bundle() == "updated to version 1"
+    assert uploader.fetch_bundle().startswith("updated to version 1: first bundle: manifest ")
     held = (tmp_path / "bundle.json").read_bytes()
     b1 = verify_bundle(held, root, kiosk_id=kiosk_id)
     assert b1.risk_list.levels == {} and b1.policy.deny_level == 3 and set(b1.issuers) == set(trusted)
@@ -413,7 +413,9 @@ def test_bundle_etag_risk_list_and_a_tampered_bundle_refused_with_the_old_one_ke
     assert kiosk_store.get_state("bundle_version") == "1"
     assert proxy.counts["tamper"] == 1
 
-    assert uploader.fetch_bundle() == "updated to version 2"
+    assert (
+        uploader.fetch_bundle() == "updated to version 2: risk list +1 -0 entries, 0 changed level (1 in all)"
+    )
     from kiosk.core.bundle import chain_docs, verify_chain
 
     data = (tmp_path / "bundle.json").read_bytes()

@@ -372,6 +372,29 @@ def test_kiosk_central_ends_with_each_documented_status_in_one_line(tmp_path, on
         )
         assert r.returncode == 2 and "no store here" in r.stderr and "kiosk-central init" in r.stderr, wrong
     assert not (tmp_path / "typo").exists()  # nothing made at a mistyped path
+    not_keys = tmp_path / "photos"
+    not_keys.mkdir()
+    for command in (
+        ["keys", "rotate"],
+        ["keys", "retire", "--data", data, "--member-key", "a", "--member-key", "b"],
+        ["issue-pass", "--risk", "0"],
+        ["issue-passes", "--count", "2", "--out", tmp_path / "batch"],
+        ["exposures", "publish", "--data", data, "--member-key", "a"],
+        ["pass", "show", "VC1:X"],
+    ):
+        for folder, says in (
+            (tmp_path / "keys-typo", "no such folder"),
+            (not_keys, "not the authority's keys"),
+        ):
+            r = subprocess.run(
+                [BIN / "kiosk-central", *map(str, command), "--keys", folder], capture_output=True, text=True
+            )
+            assert r.returncode == 2 and says in r.stderr and "keys init" in r.stderr, (command, r.stderr)
+    assert (
+        not (tmp_path / "keys-typo").exists()
+        and os.listdir(not_keys) == []
+        and not (tmp_path / "batch").exists()
+    )
     dir_file = subprocess.run(
         [BIN / "kiosk-central", "status", "--data", tmp_path / "afile"], capture_output=True, text=True
     )
@@ -387,8 +410,6 @@ def test_kiosk_central_ends_with_each_documented_status_in_one_line(tmp_path, on
     seen[1] = bad.returncode
     assert "does NOT verify" in bad.stderr
     # 5: a store the command may not write (read-only folder), unless root (who may).
-    import os
-
     if os.geteuid() != 0:
         os.chmod(data, 0o500)
         ro = subprocess.run([BIN / "kiosk-central", "reads", "--data", data], capture_output=True, text=True)
