@@ -310,8 +310,9 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
         # before it records anything, so it is traceable from its first check-in.
         installed = run("kiosk", "sync", "--config", cfg)
         assert re.match(
-            r"uploaded 0 \(duplicates 0\), set aside 0, pending 0; bundle updated to version 1: first bundle: "
-            r"manifest \d+, 1 issuer keys, 0 risk-list entries, search-tag keys for [1-9]\d* days$",
+            r"uploaded 0 \(duplicates 0\), set aside 0, pending 0; bundle updated to version 1: "
+            r"first bundle: manifest \d+, 1 issuer keys, 0 risk-list entries, "
+            r"search-tag keys for [1-9]\d* days$",
             installed.stdout.strip(),
         ), installed.stdout
         # a check-in, as `kiosk run` would record it
