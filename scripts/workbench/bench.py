@@ -504,6 +504,9 @@ def main(argv=None) -> int:
         help="only the front figures: nginx and two servers on PostgreSQL against the raw limits",
     )
     ap.add_argument("--only-passes", action="store_true", help="only the bulk pass issuing figures")
+    ap.add_argument(
+        "--only-fleet", action="store_true", help="only status and report at 200 and 10,000 kiosks"
+    )
     ap.add_argument("--passes", type=int, default=100_000, help="passes in the bulk issuing figures")
     ap.add_argument(
         "--only-backends",
@@ -557,8 +560,17 @@ def main(argv=None) -> int:
             print(f"passes in bulk: {args.passes:,} passes", flush=True)
             bench_passes(t, work, keys, count=args.passes)
 
+        def fleet() -> None:
+            from workbench.bench_fleet import bench_fleet
+
+            print("the fleet at a glance: status and report", flush=True)
+            bench_fleet(t, work)
+
         if args.only_passes:
             bulk_passes()
+            return 0
+        if args.only_fleet:
+            fleet()
             return 0
         if args.only_front:
             front()
@@ -602,6 +614,7 @@ def main(argv=None) -> int:
                 front()
         if args.passes:
             bulk_passes()
+        fleet()
     return 0
 
 

@@ -956,6 +956,8 @@ def cmd_case(args) -> int:
                     + (f", approved by {names.get(c.approved_by, c.approved_by)}" if c.approved_by else "")
                     + f"  {c.reason}"
                 )
+            if not state.cases:
+                print("no cases yet (a member opens one: kiosk-central case open ...)")
             return 0
         key = _member_key(args.member_key)
         if args.case_command == "open":
@@ -1053,7 +1055,10 @@ def cmd_reads(args) -> int:
 
     storage = _storage(args)
     try:
-        for r in storage.reads():
+        reads = storage.reads()
+        if not reads:
+            print("no readings and no traces yet: no sealed record has been opened")
+        for r in reads:
 
             def iso(ts):
                 return (

@@ -147,6 +147,47 @@ def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path)
     ]
 
 
+EPOCH_FLOAT = re.compile(
+    r"(?<![\w.])1[5-9]\d{8}(\.\d+)?(?![\w.])"
+)  # a Unix time, as a person would not read it
+
+
+def test_a_new_user_walks_the_committee_and_operator_sections(tmp_path):
+    """README's committee set-up, then the operator's round, as typed: every command answers
+    with something, in words (no traceback, no raw [Errno, no Unix times); then the round
+    again at a mistyped path, where each must refuse (never an empty success)."""
+    committee = README.split("On the committee's machine (never on the server):\n\n```\n", 1)[1].split("```")[
+        0
+    ]
+    section = README.split("### The fleet at a glance", 1)[1].split("\n## ", 1)[0]
+    (round_,) = re.findall(r"```\n(kiosk-central status.*?)```", section, re.S)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+    def run(line: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            shlex.split(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    for line in committee.splitlines():
+        assert run(line).returncode == 0, line
+    lines = [line for line in round_.splitlines() if line.strip()]
+    assert len(lines) >= 8
+    for line in lines:
+        r = run(line)
+        assert r.returncode == 0, (line, r.stderr)
+        assert r.stdout.strip(), f"{line}: printed nothing"
+        text = r.stdout + r.stderr
+        assert "Traceback" not in text and "[Errno" not in text, (line, text)
+        if "--json" not in line:
+            assert not EPOCH_FLOAT.search(text), (line, EPOCH_FLOAT.search(text))
+    assert (tmp_path / "fleet.html").stat().st_size > 10_000
+    for line in lines:
+        r = run(line.replace("--data central/", "--data central-typo/"))
+        assert r.returncode != 0 and "no store here" in r.stderr and not r.stdout, line
+        assert "Traceback" not in r.stderr and "[Errno" not in r.stderr
+    assert not (tmp_path / "central-typo").exists()
+
+
 @pytest.fixture
 def one_member_world(tmp_path):
     """The committee's keys folder, a copy of the server's database with records of an
