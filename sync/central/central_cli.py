@@ -182,7 +182,9 @@ def cmd_issue_passes(args) -> int:
     if not 1 <= days <= MAX_VALIDITY_DAYS:
         raise ValueError(f"--expires: 1 to {MAX_VALIDITY_DAYS} days (cards last at most a year), not {days}")
     if args.csv:
-        requests = csv_requests(Path(args.csv), issued=issued, days=days, risk=args.risk)
+        requests = csv_requests(
+            Path(args.csv), issued=issued, days=days, risk=args.risk, reference=args.reference_column
+        )
     else:
         requests = counted_requests(args.count, issued=issued, days=days, risk=args.risk)
     key = load_ed25519_private(Path(args.keys) / ISSUER_KEY)
@@ -1313,6 +1315,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--csv", metavar="FILE", help="one pass per row: a 'reference' column, optional 'expires' and 'risk'"
     )
     bulk.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder for the batch")
+    bulk.add_argument(
+        "--reference-column",
+        default="reference",
+        metavar="NAME",
+        help="the CSV's column holding the office's own reference (default: reference)",
+    )
     bulk.add_argument("--expires", type=int, metavar="DAYS", help="days from now, 1 to 366 (default 365)")
     bulk.add_argument("--risk", type=int, default=0, choices=range(0, 4), metavar="N", help="default 0")
     bulk.add_argument(

@@ -119,11 +119,15 @@ def _parse_expiry(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def csv_requests(path: Path, *, issued: datetime, days: int, risk: int) -> list[CardRequest]:
+def csv_requests(
+    path: Path, *, issued: datetime, days: int, risk: int, reference: str = REFERENCE
+) -> list[CardRequest]:
     """One request per row of a CSV with a ``reference`` column (the office's own id for the
     person or card, unique) and optional ``expires`` (ISO 8601 date or time) and ``risk``
-    (0..3) columns overriding --expires and --risk. Rows are numbered as a spreadsheet shows
+    (0..3) columns overriding --expires and --risk. ``reference``: the name of the reference
+    column, if the sheet calls it something else. Rows are numbered as a spreadsheet shows
     them (the header is row 1)."""
+    ref_col = reference.strip().lower()
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -132,17 +136,17 @@ def csv_requests(path: Path, *, issued: datetime, days: int, risk: int) -> list[
     except csv.Error as e:
         raise BatchError(f"{path}: not a CSV file ({e})") from None
     if not rows or not any(cell.strip() for cell in rows[0]):
-        raise BatchError(f"{path}: empty: expected a header row with a '{REFERENCE}' column")
+        raise BatchError(f"{path}: empty: expected a header row with a '{ref_col}' column")
     header = [h.strip().lower() for h in rows[0]]
-    if REFERENCE not in header:
+    if ref_col not in header:
         raise BatchError(
-            f"{path}: no '{REFERENCE}' column (the header row, row 1, has: "
+            f"{path}: no '{ref_col}' column (the header row, row 1, has: "
             f"{', '.join(repr(h) for h in header if h) or 'nothing'})"
         )
     dupes = sorted({h for h in header if h and header.count(h) > 1})
     if dupes:
         raise BatchError(f"{path}: row 1: the column {dupes[0]!r} appears twice")
-    col = {name: header.index(name) for name in (REFERENCE, EXPIRES, RISK) if name in header}
+    col = {name: header.index(name) for name in (ref_col, EXPIRES, RISK) if name in header}
     default_expires = issued + timedelta(days=days)
     _check_expiry(default_expires, issued, "--expires")
     seen: dict[str, int] = {}
@@ -157,11 +161,11 @@ def csv_requests(path: Path, *, issued: datetime, days: int, risk: int) -> list[
             i = col[name]
             return row[i].strip() if i < len(row) else ""
 
-        ref = cell(REFERENCE)
+        ref = cell(ref_col)
         if not ref:
-            raise BatchError(f"{path}: row {n}, column {REFERENCE}: empty (every card needs its reference)")
+            raise BatchError(f"{path}: row {n}, column {ref_col}: empty (every card needs its reference)")
         if ref in seen:
-            raise BatchError(f"{path}: row {n}, column {REFERENCE}: {ref!r} is already on row {seen[ref]}")
+            raise BatchError(f"{path}: row {n}, column {ref_col}: {ref!r} is already on row {seen[ref]}")
         seen[ref] = n
         expires = default_expires
         if EXPIRES in col and cell(EXPIRES):

@@ -196,6 +196,26 @@ def test_a_bad_csv_names_row_and_column_and_writes_nothing(tmp_path, authority, 
     assert os.listdir(tmp_path) == ["people.csv"]  # nothing written, no half batch beside it
 
 
+def test_the_reference_column_may_have_the_sheets_own_name(tmp_path, authority):
+    refs = tmp_path / "people.csv"
+    refs.write_text("Card No,expires\nC-1,\nC-2,\n")
+    central(
+        "issue-passes",
+        "--keys",
+        authority,
+        "--csv",
+        refs,
+        "--out",
+        tmp_path / "b",
+        "--images",
+        "none",
+        "--reference-column",
+        "Card No",
+    )
+    assert [r["reference"] for r in manifest_rows(tmp_path / "b")] == ["C-1", "C-2"]
+    assert sorted(os.listdir(tmp_path / "b")) == ["cards.pdf", "manifest.csv"]
+
+
 def test_a_used_out_folder_or_a_year_too_long_is_refused(tmp_path, authority):
     used = tmp_path / "used"
     used.mkdir()
