@@ -200,7 +200,9 @@ def cmd_issue_passes(args) -> int:
     )
     total = result.sign_s + result.cards_s + result.images_s
     print(
-        f"{result.count:,} passes issued into {result.out}: cards.pdf ({result.pages:,} A4 pages, "
+        f"{result.count:,} passes issued into {result.out}: "
+        + (result.files[0] if len(result.files) == 1 else f"{result.files[0]} to {result.files[-1]}")
+        + f" ({result.pages:,} A4 pages, "
         f"{result.count / max(result.cards_s, 1e-9):,.0f} cards a second), "
         + (f"{args.images.upper()} images in images/, " if args.images != "none" else "")
         + f"manifest.csv ({result.count / max(total, 1e-9):,.0f} passes a second in all)"

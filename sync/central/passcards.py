@@ -35,8 +35,11 @@ MAX_PASSES = 20_000_000
 REFERENCE, EXPIRES, RISK = "reference", "expires", "risk"
 MANIFEST = "manifest.csv"
 CARDS = "cards.pdf"
+# A PDF is held in memory until it is written (fpdf2): past this many cards a batch goes into
+# volumes, cards-0001.pdf, cards-0002.pdf, ... (1,000 A4 pages each, about 100 MiB of memory).
+CARDS_PER_FILE = 10_000
 IMAGES = "images"
-MANIFEST_COLUMNS = ("seq", "number", "pass_id", "issuer", "issued", "expires", "risk", "reference")
+MANIFEST_COLUMNS = ("seq", "number", "pass_id", "issuer", "issued", "expires", "risk", "reference", "card")
 
 FONT_DIR = Path("/usr/share/fonts/truetype")
 KHMER_FONTS = (
@@ -85,6 +88,7 @@ class BatchResult:
     out: Path
     count: int
     pages: int
+    files: tuple[str, ...]  # the card PDFs: cards.pdf, or volumes cards-0001.pdf, ...
     sign_s: float
     cards_s: float
     images_s: float
@@ -398,7 +402,14 @@ def issue_batch(
     parent = out.absolute().parent
     if not parent.is_dir():
         raise BatchError(f"--out {out}: the folder {parent} does not exist")
-    sheet = CardSheet(check_url=check_url)  # fonts checked before anything is signed
+    CardSheet(check_url=check_url)  # fonts checked before anything is signed
+    volumes = len(requests) > CARDS_PER_FILE
+
+    def volume_name(index: int) -> str:
+        return f"cards-{index + 1:04d}.pdf" if volumes else CARDS
+
+    sheet: CardSheet | None = None
+    pages = 0
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
     try:
         os.chmod(work, 0o700)  # the manifest links references to pass ids: the office's only
@@ -415,7 +426,13 @@ def issue_batch(
                 t0 = time.perf_counter()
                 p = next(passes)
                 t1 = time.perf_counter()
+                volume, at = divmod(done - 1, CARDS_PER_FILE)
+                if sheet is None:
+                    sheet = CardSheet(check_url=check_url)
                 sheet.add(p)
+                if at + 1 == CARDS_PER_FILE or done == len(requests):
+                    pages += sheet.save(work / volume_name(volume))  # and its memory is freed
+                    sheet = None
                 t2 = time.perf_counter()
                 if images != "none":
                     save_image(p, work / IMAGES, images)
@@ -431,18 +448,17 @@ def issue_batch(
                         _utc(p.expires),
                         p.risk,
                         p.reference,
+                        f"{volume_name(volume)} page {at // 10 + 1} card {at % 10 + 1}",
                     )
                 )
                 tick(done, len(requests))
             mf.flush()
             os.fsync(mf.fileno())
-        t0 = time.perf_counter()
-        pages = sheet.save(work / CARDS)
-        cards_s += time.perf_counter() - t0
         if out.exists():
             out.rmdir()  # empty, checked above
         os.rename(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return BatchResult(out, len(requests), pages, sign_s, cards_s, images_s)
+    files = tuple(volume_name(i) for i in range((len(requests) - 1) // CARDS_PER_FILE + 1))
+    return BatchResult(out, len(requests), pages, files, sign_s, cards_s, images_s)

@@ -296,3 +296,43 @@ def test_pass_show_refuses_a_forged_pass_and_an_unreadable_image(tmp_path, autho
     assert p.returncode == 2 and "not a pass" in p.stderr
     p = central("pass", "show", "--image", tmp_path / "missing.png", check=False)
     assert p.returncode == 2 and "no such file" in p.stderr and "[Errno" not in p.stderr
+
+
+@needs_poppler
+def test_a_large_batch_goes_into_volumes_each_card_findable_from_the_manifest(
+    tmp_path, authority, monkeypatch
+):
+    """Past CARDS_PER_FILE cards (10,000: a PDF is held in memory until written) the cards go
+    into volumes; the manifest says where each card is."""
+    from datetime import UTC, datetime
+
+    from kiosk.core.keys import ISSUER_KEY, load_ed25519_private
+    from sync.central import passcards
+
+    monkeypatch.setattr(passcards, "CARDS_PER_FILE", 12)
+    issued = datetime.now(UTC).replace(microsecond=0)
+    requests = passcards.counted_requests(30, issued=issued, days=30, risk=0)
+    r = passcards.issue_batch(
+        requests,
+        tmp_path / "b",
+        key=load_ed25519_private(authority / ISSUER_KEY),
+        issuer="x",
+        issued=issued,
+        images="none",
+    )
+    assert r.files == ("cards-0001.pdf", "cards-0002.pdf", "cards-0003.pdf") and r.pages == 2 + 2 + 1
+    assert sorted(os.listdir(tmp_path / "b")) == [*r.files, "manifest.csv"]
+    rows = manifest_rows(tmp_path / "b")
+    assert rows[0]["card"] == "cards-0001.pdf page 1 card 1"
+    assert rows[11]["card"] == "cards-0001.pdf page 2 card 2"
+    assert rows[29]["card"] == "cards-0003.pdf page 1 card 6"
+    info = subprocess.run(
+        ["pdfinfo", tmp_path / "b" / "cards-0002.pdf"], capture_output=True, text=True
+    ).stdout
+    assert re.search(r"Pages:\s+2\b", info)
+    text = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", tmp_path / "b" / "cards-0003.pdf", "-"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert rows[29]["number"].split("-")[0] in text
