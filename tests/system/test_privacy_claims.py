@@ -143,6 +143,7 @@ def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path)
         "exposures.json",
         "index.html",
         "manifest.json",
+        "sw.js",
         "zxing_reader.wasm",
     ]
 

@@ -17,11 +17,12 @@ from pathlib import Path
 from kiosk.core.signed import b64
 from sync.central.committee.exposures import ADVICE
 
-PAGE, SCRIPT, WASM = "index.html", "check.js", "zxing_reader.wasm"
+PAGE, SCRIPT, WASM, WORKER = "index.html", "check.js", "zxing_reader.wasm", "sw.js"
 MANIFEST, EXPOSURES = "manifest.json", "exposures.json"
 TYPES = {
     PAGE: "text/html; charset=utf-8",
     SCRIPT: "text/javascript; charset=utf-8",
+    WORKER: "text/javascript; charset=utf-8",
     WASM: "application/wasm",
     MANIFEST: "application/json",
     EXPOSURES: "application/json",
@@ -47,6 +48,7 @@ def write_site(folder: Path, *, root_public: bytes, manifest_doc: str, exposures
         PAGE: page(root_public),
         SCRIPT: static_file(SCRIPT),
         WASM: static_file(WASM),
+        WORKER: static_file(WORKER),
         MANIFEST: manifest_doc.encode(),
         EXPOSURES: exposures_doc.encode(),
     }

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from sync.central.checkpage import EXPOSURES, MANIFEST, PAGE, SCRIPT, TYPES, WASM, page, static_file
+from sync.central.checkpage import EXPOSURES, MANIFEST, PAGE, SCRIPT, TYPES, WASM, WORKER, page, static_file
 from sync.central.server.context import Ctx
 from sync.central.server.models import ApiError
 
@@ -41,6 +41,8 @@ def check_page(ctx: Ctx) -> Any:
 
 @router.get("/check/{name}")
 def check_file(name: str, ctx: Ctx) -> Any:
+    if name == WORKER:  # never cached by the browser's HTTP cache: updates take at once
+        return Response(static_file(name), media_type=TYPES[name], headers=NO_STORE)
     if name in (SCRIPT, WASM):
         return Response(
             static_file(name), media_type=TYPES[name], headers={**NO_STORE, "Cache-Control": STATIC_CACHE}

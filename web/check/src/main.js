@@ -248,3 +248,6 @@ $("photo").addEventListener("change", async (event) => {
   else show("refused", "រកមិនឃើញកូដ QR ក្នុងរូបភាពនេះទេ។", "No QR code found in this picture: try a sharper photo.");
 });
 load();
+// Kept on the phone for next time, the network or not (sw.js); a browser without service
+// workers (or a page opened from a file) simply fetches again.
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("sw.js").catch(() => {});
