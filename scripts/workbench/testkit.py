@@ -329,3 +329,25 @@ def received(sock: socket.socket, *, quiet_s: float = 0.2) -> list[str]:
             out.append(sock.recv(4096).decode())
     except TimeoutError:
         return out
+
+
+def health_summary(**changes: Any) -> dict[str, Any]:
+    """A kiosk's health summary as `kiosk sync` sends it (sync.protocol.HEALTH_FIELDS): a
+    kiosk that is fine, but for ``changes``."""
+    return {
+        "at": 1_800_000_000.0,
+        "version": "0.1.0",
+        "bundle_version": 3,
+        "manifest_version": 2,
+        "bundle_age_s": 600.0,
+        "pending": 0,
+        "set_aside": 0,
+        "clock_synced": True,
+        "clock_offset_s": 0.0,
+        "disk_free_mb": 5000,
+        "fault": None,
+        "fault_at": None,
+        "epoch": 1,
+        "uptime_s": 3600.0,
+        **changes,
+    }

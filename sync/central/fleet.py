@@ -146,19 +146,23 @@ def _with_reasons(k: KioskState, now: float, t: Thresholds) -> KioskState:
     return replace(k, reasons=reasons_for(k, now=now, t=t))
 
 
+# The kinds of reasons, as summaries and /metrics count them.
+REASON_KINDS = (
+    "never seen",
+    "silent",
+    "fault",
+    "stale bundle",
+    "clock",
+    "disk low",
+    "set aside",
+    "missing",
+    "reused",
+)
+
+
 def reason_kind(reason: str) -> str:
     """The kind of a reason, for counting: 'silent 7 h' -> 'silent'."""
-    for kind in (
-        "never seen",
-        "silent",
-        "fault",
-        "stale bundle",
-        "clock",
-        "disk low",
-        "set aside",
-        "missing",
-        "reused",
-    ):
+    for kind in REASON_KINDS:
         if kind in reason:
             return kind
     return reason

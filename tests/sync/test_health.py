@@ -10,29 +10,13 @@ import pytest
 from kiosk.health import collect_health, note_fault
 from kiosk.store.checkins import CheckinStore
 from sync import protocol
-from workbench.testkit import fill, seeded_ed25519
+from workbench.testkit import fill, health_summary, seeded_ed25519
 
 KIOSK = "k-0001"
 
 
 def summary(**changes):
-    base = {
-        "at": 1_800_000_000.0,
-        "version": "0.1.0",
-        "bundle_version": 3,
-        "manifest_version": 2,
-        "bundle_age_s": 120.0,
-        "pending": 4,
-        "set_aside": 0,
-        "clock_synced": True,
-        "clock_offset_s": 0.0,
-        "disk_free_mb": 5000,
-        "fault": None,
-        "fault_at": None,
-        "epoch": 1,
-        "uptime_s": 3600.0,
-    }
-    return {**base, **changes}
+    return health_summary(**{"bundle_age_s": 120.0, "pending": 4, **changes})
 
 
 def test_a_summary_opens_only_with_its_kiosks_key_and_id():

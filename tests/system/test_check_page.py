@@ -29,6 +29,7 @@ from sync.central.checkpage import write_site
 from sync.central.committee.exposures import list_payload, sign_list
 from sync.central.issuing import issue_pass, save_pass
 from sync.central.keyring import server_keys_folder
+from workbench.browser import CHROMIUM, CHROMIUM_ARGS, NOT_INSTALLED
 from workbench.localserver import LocalServer
 from workbench.testkit import (
     BIN,
@@ -42,21 +43,7 @@ from workbench.testkit import (
     with_storage,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed (scripts/setup --test installs it)"
-)
-# As the probe of this machine runs it: no sandbox as root, no background calls home.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NOT_INSTALLED)
 VIEWPORT = {"width": 420, "height": 760}
 SHOTS = {
     "exposed": "docs/check-exposed.png",

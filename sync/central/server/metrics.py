@@ -19,17 +19,6 @@ from __future__ import annotations
 import threading
 
 HOUR = 3600
-REASONS = (
-    "never seen",
-    "silent",
-    "fault",
-    "stale bundle",
-    "clock",
-    "disk low",
-    "set aside",
-    "missing",
-    "reused",
-)
 
 
 class Metrics:
@@ -96,7 +85,9 @@ class Metrics:
                     "kiosks needing attention, by reason (one kiosk may have several)",
                     labels=["reason"],
                 )
-                for reason in REASONS:
+                from sync.central.fleet import REASON_KINDS
+
+                for reason in REASON_KINDS:
                     why.add_metric([reason], fleet["summary"]["reasons"].get(reason, 0))
                 yield why
                 for name, help_, value in (

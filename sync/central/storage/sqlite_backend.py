@@ -178,8 +178,6 @@ MIGRATIONS = [
         published_at REAL NOT NULL,
         expires_at REAL NOT NULL
     );
-    """,
-    """
     -- The latest health each kiosk reported (signed by its device key: versions, bundle age,
     -- pending, clock, disk, last fault, epoch, uptime; nothing a visitor did), when it was last
     -- seen and last uploaded, and its clock's distance from the server's; and the fleet's state

@@ -9,29 +9,14 @@ import re
 from kiosk.core.timing import DAY
 from sync.central.fleet import Thresholds, as_json, fleet, lines, summary
 from sync.central.storage.sqlite_backend import SqliteStorage
+from workbench.testkit import health_summary
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0
 
 
 def health(**changes):
-    base = {
-        "at": NOW,
-        "version": "0.1.0",
-        "bundle_version": 3,
-        "manifest_version": 2,
-        "bundle_age_s": 600.0,
-        "pending": 0,
-        "set_aside": 0,
-        "clock_synced": True,
-        "clock_offset_s": 0.0,
-        "disk_free_mb": 5000,
-        "fault": None,
-        "fault_at": None,
-        "epoch": 1,
-        "uptime_s": 3600.0,
-    }
-    return json.dumps({**base, **changes})
+    return json.dumps(health_summary(at=NOW, **changes))
 
 
 def test_each_reason_for_attention_and_the_order(tmp_path):
