@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -351,3 +352,16 @@ def health_summary(**changes: Any) -> dict[str, Any]:
         "uptime_s": 3600.0,
         **changes,
     }
+
+
+def run_bin(
+    *args: Any, check: bool = True, timeout: float = 120, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """One of the venv's commands (``kiosk``, ``kiosk-central``) as a user runs it: its own
+    process, output captured; with ``check``, a non-zero exit fails with what it printed."""
+    p = subprocess.run(
+        [str(BIN / str(args[0])), *map(str, args[1:])], capture_output=True, text=True, timeout=timeout, **kw
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(f"{args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p

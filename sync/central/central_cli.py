@@ -8,7 +8,7 @@ from datetime import UTC
 from pathlib import Path
 
 from kiosk.core.keys import KeyFileError, init_authority_keys
-from kiosk.core.timing import DAY
+from kiosk.core.timing import DAY, utc_z
 
 
 def cmd_keys_init(args) -> int:
@@ -241,7 +241,6 @@ def _pass_from(args) -> tuple[str | None, bytes | None]:
 
 def cmd_pass_show(args) -> int:
     import csv as csvmod
-    from datetime import datetime
 
     from kiosk.core.keys import trusted_issuers
     from kiosk.core.passes import PassError, unverified_claims, verify_pass
@@ -250,9 +249,6 @@ def cmd_pass_show(args) -> int:
     if sum(bool(x) for x in (args.text, args.image, args.number)) != 1:
         raise ValueError("pass show takes one of: the pass TEXT, --image FILE or --number N")
     text, pass_id = _pass_from(args)
-
-    def when(ts: float) -> str:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     if text is not None:
         try:
@@ -282,8 +278,8 @@ def cmd_pass_show(args) -> int:
         print(f"number:    {pass_number(claims.pass_id)}")
         print(f"pass id:   {claims.pass_id.hex()}")
         print(f"issuer:    {claims.issuer} (key {claims.kid.hex()})")
-        print(f"issued:    {when(claims.issued_at)}")
-        print(f"expires:   {when(claims.expires_at)}")
+        print(f"issued:    {utc_z(claims.issued_at)}")
+        print(f"expires:   {utc_z(claims.expires_at)}")
         print(f"risk:      {claims.risk_level} (as issued; the committee's risk list may raise it)")
         print(f"signature: {signature}")
         return 0
@@ -513,62 +509,36 @@ def cmd_set_risk(args) -> int:
     return 0
 
 
-def current_exposures(storage, root_pub, *, now: float) -> dict[str, tuple[int, float]]:
-    """pass ref -> (level, expires) the risk statements in force say now, each statement
-    checked against the member keys of the root's latest manifest (what kiosks apply)."""
-    from kiosk.core.manifest import verify_manifest
-    from kiosk.core.riskstatements import StatementError, merge, verify_statement
-
-    held = storage.latest_manifest()
-    if held is None:
-        raise ValueError("no manifest published yet: run `kiosk-central manifest publish` first")
-    manifest = verify_manifest(held[1], root_pub)
-    statements = []
-    _, docs = storage.statements(now=now) or (0, [])
-    for doc in docs:
-        try:
-            statements.append(verify_statement(doc, manifest.members))
-        except StatementError:
-            continue  # not what kiosks apply either
-    return {ref: (level, expires) for ref, (level, expires, _) in merge(statements).items() if expires > now}
-
-
 def cmd_exposures_publish(args) -> int:
     import time
-    from datetime import datetime
 
     from kiosk.core.keys import ROOT_PUB, load_ed25519_public, raw_public
-    from sync.central.committee.exposures import list_payload, sign_list
-    from sync.central.committee.members import state_of
+    from sync.central.committee.exposures import publish_list
 
     now = time.time()
     member = _member_key(args.member_key)
     root_pub = load_ed25519_public(Path(args.keys) / ROOT_PUB)
     storage = _storage(args)
     try:
-        who = state_of(storage).active_member(member)
-        levels = current_exposures(storage, root_pub, now=now)
-        held = storage.latest_exposure_list(now=0.0)
-        version = (held[0] if held else 0) + 1
-        payload = list_payload(levels, version=version, member_id=who.member_id, now=now)
-        doc = sign_list(payload, member).decode()
-        expires_at = max([payload["valid_until"], *(e[3] for e in payload["entries"])])
-        storage.put_exposure_list(version, doc, expires_at=expires_at, now=now)
-        manifest_doc = storage.latest_manifest()[1]  # checked in current_exposures
+        published = publish_list(storage, key=member, root=root_pub, now=now)
     finally:
         storage.close()
+    version, payload, doc = published.version, published.payload, published.doc
     counts = {lvl: sum(1 for e in payload["entries"] if e[1] == lvl) for lvl in (1, 2, 3)}
-    until = datetime.fromtimestamp(payload["valid_until"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     print(
-        f"exposure list version {version} published, signed by {who.name}: {len(payload['entries'])} passes "
+        f"exposure list version {version} published, signed by {published.member_name}: "
+        f"{len(payload['entries'])} passes "
         f"(level 1: {counts[1]}, level 2: {counts[2]}, level 3: {counts[3]}); pages call it out of date "
-        f"after {until}: publish again before then"
+        f"after {utc_z(payload['valid_until'])}: publish again before then"
     )
     if args.site:
         from sync.central.checkpage import write_site
 
         write_site(
-            Path(args.site), root_public=raw_public(root_pub), manifest_doc=manifest_doc, exposures_doc=doc
+            Path(args.site),
+            root_public=raw_public(root_pub),
+            manifest_doc=published.manifest_doc,
+            exposures_doc=doc,
         )
         print(
             f"the check page, its manifest and this list written to {args.site}: "
@@ -1520,6 +1490,18 @@ def build_parser() -> argparse.ArgumentParser:
     _where(status)
     _read_replica(status)
     status.add_argument("--json", action="store_true", help="the same as JSON, for other tools")
+    status.add_argument(
+        "--silent-hours", type=_positive_float, default=6.0, metavar="H", help="silent after H hours (6)"
+    )
+    status.add_argument(
+        "--stale-bundle-hours",
+        type=_positive_float,
+        default=26.0,
+        metavar="H",
+        help="a bundle older than H hours is stale (26)",
+    )
+    status.set_defaults(func=cmd_status)
+
     report = sub.add_parser(
         "report",
         help="one self-contained HTML page: the fleet over time, last seen, upload lag, bundle age, "
@@ -1532,17 +1514,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=int, default=28, choices=range(1, 401), metavar="DAYS", help="how far back (28)"
     )
     report.set_defaults(func=cmd_report)
-    status.add_argument(
-        "--silent-hours", type=_positive_float, default=6.0, metavar="H", help="silent after H hours (6)"
-    )
-    status.add_argument(
-        "--stale-bundle-hours",
-        type=_positive_float,
-        default=26.0,
-        metavar="H",
-        help="a bundle older than H hours is stale (26)",
-    )
-    status.set_defaults(func=cmd_status)
     return p
 
 
@@ -1611,7 +1582,7 @@ def _check_keys_folder(args) -> None:
     it), never a typo that a command would fill or read nothing from. `serve --keys` is the
     server's own folder, checked by serve."""
     keys = getattr(args, "keys", None)
-    if not keys or getattr(args.func, "__name__", "").endswith("cmd_serve") or args.command == "serve":
+    if not keys or args.command == "serve":
         return
     from kiosk.core.keys import ROOT_PUB
 

@@ -58,6 +58,13 @@ class KioskState:
     def missing(self) -> int:
         return sum(b - a + 1 for e in self.epochs for a, b in e.missing_runs)
 
+    def bundle_age(self, now: float) -> float | None:
+        """How old the kiosk's bundle is now: the age it reported, plus the time since it did."""
+        age = (self.health or {}).get("bundle_age_s")
+        if age is None or self.health_at is None:
+            return None
+        return float(age) + (now - self.health_at)
+
     @property
     def state(self) -> str:
         if self.revoked:
@@ -86,11 +93,9 @@ def reasons_for(k: KioskState, *, now: float, t: Thresholds) -> tuple[str, ...]:
     fault_at = h.get("fault_at")
     if h.get("fault") and fault_at and now - fault_at <= t.fault_h * HOUR:
         out.append(f"fault: {h['fault']} {ago(now - fault_at)} ago")
-    age = h.get("bundle_age_s")
-    if age is not None and k.health_at is not None:
-        age = age + (now - k.health_at)  # as old as it is now, not when it was reported
-        if age > t.stale_bundle_h * HOUR:
-            out.append(f"stale bundle ({ago(age)})")
+    age = k.bundle_age(now)
+    if age is not None and age > t.stale_bundle_h * HOUR:
+        out.append(f"stale bundle ({ago(age)})")
     if h and not h.get("clock_synced", True):
         out.append("clock unsynced")
     if k.skew_s is not None and abs(k.skew_s) > t.skew_s:
@@ -227,9 +232,7 @@ def lines(kiosks: list[KioskState], *, now: float) -> list[str]:
         seen = "never" if k.seen_at is None else f"{iso(k.seen_at)} ({ago(now - k.seen_at)} ago)"
         parts = [f"last seen {seen}", f"last upload {iso(k.last_upload_at)}"]
         if h:
-            age = h.get("bundle_age_s")
-            if age is not None and k.health_at is not None:
-                age += now - k.health_at
+            age = k.bundle_age(now)
             parts += [
                 f"pending {h.get('pending', '?')}",
                 f"bundle {h.get('bundle_version') if h.get('bundle_version') is not None else 'none'}"

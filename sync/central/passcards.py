@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.core.passes import PASS_ID_BYTES, RISK_LEVELS, encode_pass
 from kiosk.core.passnumbers import pass_number
+from kiosk.core.timing import utc_z
 
 MAX_VALIDITY_DAYS = 366  # cards last up to a year; the risk list does the rest
 DEFAULT_CARD_DAYS = 365
@@ -95,7 +96,7 @@ class BatchResult:
 
 
 def _utc(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_z(t.timestamp())
 
 
 def _check_expiry(expires: datetime, issued: datetime, where: str) -> None:
@@ -402,13 +403,12 @@ def issue_batch(
     parent = out.absolute().parent
     if not parent.is_dir():
         raise BatchError(f"--out {out}: the folder {parent} does not exist")
-    CardSheet(check_url=check_url)  # fonts checked before anything is signed
+    sheet: CardSheet | None = CardSheet(check_url=check_url)  # fonts checked before anything is signed
     volumes = len(requests) > CARDS_PER_FILE
 
     def volume_name(index: int) -> str:
         return f"cards-{index + 1:04d}.pdf" if volumes else CARDS
 
-    sheet: CardSheet | None = None
     pages = 0
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
     try:

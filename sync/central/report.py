@@ -174,11 +174,7 @@ def charts(data: dict[str, Any]) -> list[Chart]:
         )
     )
 
-    ages = [
-        (k.health["bundle_age_s"] + (now - (k.health_at or now))) / HOUR
-        for k in kiosks
-        if k.health and k.health.get("bundle_age_s") is not None
-    ]
+    ages = [age / HOUR for k in kiosks if (age := k.bundle_age(now)) is not None]
     labels, values = _buckets(
         ages, [("< 1 h", 1), ("1-6 h", 6), ("6-26 h", 26), ("1-7 days", 168), ("> 7 days", float("inf"))]
     )

@@ -10,17 +10,9 @@ from datetime import UTC, datetime
 
 from sync.central.keyring import server_keys_folder
 from workbench.testkit import BIN, ROOT, committee_with_a_case, kiosk_config_text
+from workbench.testkit import run_bin as run
 
 README = (ROOT / "README.md").read_text()
-
-
-def run(*args, check=True, timeout=120, **kw):
-    p = subprocess.run(
-        [str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, timeout=timeout, **kw
-    )
-    if check and p.returncode != 0:
-        raise AssertionError(f"{args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
-    return p
 
 
 # -- README's two commands -------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from sync.central.keyring import server_keys_folder
 from workbench.browser import CHROMIUM, CHROMIUM_ARGS, NOT_INSTALLED
 from workbench.localserver import LocalServer
 from workbench.testkit import (
-    BIN,
     ROOT,
     committee_with_a_case,
     members,
@@ -42,6 +41,9 @@ from workbench.testkit import (
     seeded_ed25519,
     with_storage,
 )
+from workbench.testkit import (
+    run_bin as run,
+)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NOT_INSTALLED)
 VIEWPORT = {"width": 420, "height": 760}
@@ -50,12 +52,6 @@ SHOTS = {
     "clear": "docs/check-clear.png",
     "refused": "docs/check-refused.png",
 }
-
-
-def run(*args):
-    p = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, (args, p.stdout, p.stderr)
-    return p
 
 
 @pytest.fixture(scope="module")

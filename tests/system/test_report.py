@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 
 import numpy as np
@@ -17,19 +16,15 @@ from sync.central.report import render, report_data
 from sync.central.storage.sqlite_backend import SqliteStorage
 from workbench.browser import CHROMIUM, CHROMIUM_ARGS, NOT_INSTALLED
 from workbench.fleetsim import simulate_fleet
-from workbench.testkit import BIN, ROOT
+from workbench.testkit import ROOT, run_bin
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NOT_INSTALLED)
 SHOT = "docs/report.png"
 FIXED = 1_800_000_000.0
 
 
-def central(*args):
-    p = subprocess.run(
-        [str(BIN / "kiosk-central"), *map(str, args)], capture_output=True, text=True, timeout=120
-    )
-    assert p.returncode == 0, (args, p.stdout, p.stderr)
-    return p.stdout
+def central(*args) -> str:
+    return run_bin("kiosk-central", *args).stdout
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,14 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk.core.manifest import Manifest, verify_manifest
 from kiosk.core.passes import pass_ref
+from kiosk.core.riskstatements import StatementError, merge, verify_statement
 from kiosk.core.signed import SignedDocError, b64, open_doc, sign_doc, unb64
 from kiosk.core.timing import DAY
 
@@ -108,6 +111,50 @@ def verify_list(doc: bytes | str, members: Mapping[str, Ed25519PublicKey]) -> di
     except (KeyError, TypeError, ValueError):
         raise ExposureListError("malformed exposure list") from None
     return payload
+
+
+@dataclass(frozen=True)
+class Published:
+    version: int
+    payload: dict[str, Any]
+    doc: str
+    manifest_doc: str  # the root's manifest it was checked against: the page needs it too
+    member_name: str
+
+
+def levels_in_force(
+    manifest: Manifest, statement_docs: list[str], *, now: float
+) -> dict[str, tuple[int, float]]:
+    """pass ref -> (level, expires) that the risk statements say now, each checked against
+    the member keys of the root's manifest (what kiosks apply)."""
+    statements = []
+    for doc in statement_docs:
+        try:
+            statements.append(verify_statement(doc, manifest.members))
+        except StatementError:
+            continue  # not what kiosks apply either
+    return {ref: (level, expires) for ref, (level, expires, _) in merge(statements).items() if expires > now}
+
+
+def publish_list(storage, *, key: Ed25519PrivateKey, root: Ed25519PublicKey, now: float) -> Published:
+    """`exposures publish`: an active member signs the list of what is in force now, checked
+    against the root's latest manifest; the store keeps it (and only it) for /check."""
+    from sync.central.committee.members import state_of
+
+    who = state_of(storage).active_member(key)
+    held = storage.latest_manifest()
+    if held is None:
+        raise ValueError("no manifest published yet: run `kiosk-central manifest publish` first")
+    manifest_doc = held[1]
+    _, docs = storage.statements(now=now) or (0, [])
+    levels = levels_in_force(verify_manifest(manifest_doc, root), docs, now=now)
+    last = storage.latest_exposure_list(now=0.0)
+    version = (last[0] if last else 0) + 1
+    payload = list_payload(levels, version=version, member_id=who.member_id, now=now)
+    doc = sign_list(payload, key).decode()
+    expires_at = max([payload["valid_until"], *(e[3] for e in payload["entries"])])
+    storage.put_exposure_list(version, doc, expires_at=expires_at, now=now)
+    return Published(version, payload, doc, manifest_doc, who.name)
 
 
 def look_up(payload: Mapping[str, Any], pass_id: bytes, *, now: float) -> tuple[int, str] | None:

@@ -119,11 +119,7 @@ class Metrics:
         now = self.clock()
         kiosks = fleet(storage, now=now)
         active = [k for k in kiosks if not k.revoked]
-        ages = [
-            (k.health.get("bundle_age_s") or 0) + (now - (k.health_at or now))
-            for k in active
-            if k.health and k.health.get("bundle_age_s") is not None
-        ]
+        ages = [age for k in active if (age := k.bundle_age(now)) is not None]
         result = {
             "at": now,
             "summary": summary(kiosks),

@@ -5,6 +5,7 @@ pdftoppm and read back through the kiosk's own decoder."""
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from kiosk.core.keys import ISSUER_PUB, trusted_issuers
 from kiosk.core.passes import verify_pass
 from kiosk.core.passnumbers import PassNumberError, parse_pass_number, pass_number
 from sync.central.passcards import CardSheet, _progress
-from workbench.testkit import BIN
+from workbench.testkit import run_bin
 
 needs_poppler = pytest.mark.skipif(
     not shutil.which("pdftoppm"),
@@ -30,13 +31,7 @@ needs_poppler = pytest.mark.skipif(
 )
 
 
-def central(*args, check=True):
-    p = subprocess.run(
-        [str(BIN / "kiosk-central"), *map(str, args)], capture_output=True, text=True, timeout=300
-    )
-    if check and p.returncode != 0:
-        raise AssertionError(f"{args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
-    return p
+central = functools.partial(run_bin, "kiosk-central", timeout=300)
 
 
 def manifest_rows(out: Path) -> list[dict[str, str]]:

@@ -4,7 +4,6 @@ against a real store, as the committee runs it."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
@@ -22,7 +21,6 @@ from sync.central.committee.exposures import (
 )
 from sync.central.committee.members import member_id
 from workbench.testkit import (
-    BIN,
     committee_with_a_case,
     members,
     publish_manifest,
@@ -31,15 +29,11 @@ from workbench.testkit import (
     seeded_ed25519,
     with_storage,
 )
+from workbench.testkit import (
+    run_bin as run,
+)
 
 NOW = 1_800_000_000.0
-
-
-def run(*args, check=True):
-    p = subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
-    return p
 
 
 def test_the_list_holds_keyed_hashes_levels_advice_and_expiries_only():
