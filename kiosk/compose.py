@@ -80,11 +80,32 @@ def retention_of(cfg: Config) -> Retention:
     )
 
 
+def check_state_paths(cfg: Config) -> None:
+    """The database and the files the kiosk writes beside it go where the config says, into a
+    folder that exists (install-pi makes /var/lib/kiosk): a mistyped path is refused, never
+    created, and a folder where the database file belongs is refused, never moved aside."""
+    for key, value in (
+        ("[kiosk] database", cfg.kiosk.database),
+        ("[kiosk] bundle_file", cfg.kiosk.bundle_file),
+    ):
+        if not value:
+            continue
+        path = Path(value)
+        if not path.parent.is_dir():
+            raise ConfigError(
+                f"{key}: {path}: the folder {path.parent} does not exist (scripts/install-pi makes "
+                "/var/lib/kiosk; check the path)"
+            )
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{key}: {path} is not a file (a folder is there): check the path")
+
+
 def open_store(cfg: Config, *, periods=None) -> CheckinStore:
     """The kiosk's store. Records are sealed to the period key of their capture time and
     class from ``periods()`` (the verified bundle's), else from the schedule installed with
     the kiosk; never to a static key (every key here is destroyed when its retention ends).
     With no period key at all, nothing is recorded: the door shows amber (see staff)."""
+    check_state_paths(cfg)
     installed = installed_periods(cfg)
     sealer = Sealer(fallback=None, periods=periods or (lambda: installed))
     sealer.installed = installed

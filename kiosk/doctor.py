@@ -156,10 +156,15 @@ def check_keys(cfg: Config) -> list[Check]:
 
 # -- the database ---------------------------------------------------------------------------------
 def check_store(cfg: Config, now: float) -> list[Check]:
+    from kiosk.compose import check_state_paths
     from kiosk.store.checkins import CheckinStore
     from kiosk.store.sqlitedb import file_damage, keep_owner, open_readonly
 
     path = Path(cfg.kiosk.database)
+    try:
+        check_state_paths(cfg)
+    except ConfigError as e:
+        return [Check("database", "FAIL", str(e))]
     if not path.exists():
         return [Check("database", "warn", f"{path}: not created yet (kiosk run creates it)")]
     out = [_owner_check(path)]
@@ -548,6 +553,111 @@ def check_signal(cfg: Config, *, test: bool, pin_factory=None) -> Check:
     )
 
 
+SERVER_TIMEOUT_S = 5.0
+
+
+def _stored_clock_offset(cfg: Config) -> float:
+    """The clock offset `kiosk sync` learnt from the server (read-only; 0 when none)."""
+    from kiosk.store.sqlitedb import open_readonly
+
+    path = Path(cfg.kiosk.database)
+    if not path.is_file():
+        return 0.0
+    db = open_readonly(path)
+    try:
+        row = db.execute("SELECT value FROM state WHERE key = 'server_clock_offset'").fetchone()
+        return float(row[0]) if row else 0.0
+    except Exception:
+        return 0.0
+    finally:
+        db.conn.close()
+
+
+def check_server(cfg: Config, now: float) -> Check:
+    """Whether the server answers this kiosk, and what it last heard from it: one signed GET
+    (the same authentication an upload uses), nothing uploaded, nothing changed here."""
+    import requests
+
+    from kiosk.core.keys import KeyFileError, load_ed25519_private
+    from sync import protocol
+
+    s = cfg.sync
+    if not s.server_url:
+        return Check("server", "ok", "offline kiosk ([sync] server_url not set): nothing to ask")
+    if not s.kiosk_id:
+        return Check("server", "warn", "not asked: no [sync] kiosk_id yet")
+    try:
+        key = load_ed25519_private(cfg.keys.device_key)
+    except KeyFileError as e:
+        return Check("server", "FAIL", f"not asked: [keys] device_key: {e}")
+    url = s.server_url.rstrip("/") + protocol.KIOSK_PATH
+    headers = protocol.sign_request(
+        key,
+        kiosk_id=s.kiosk_id,
+        method="GET",
+        path=protocol.KIOSK_PATH,
+        timestamp=int(now + _stored_clock_offset(cfg)),
+        body=b"",
+    )
+    try:
+        resp = requests.get(
+            url, headers=headers, timeout=SERVER_TIMEOUT_S, verify=s.ca_bundle or s.verify_tls
+        )
+    except requests.exceptions.SSLError as e:
+        return Check(
+            "server", "FAIL", f"{s.server_url}: TLS: {type(e).__name__} (check ca_bundle / the certificate)"
+        )
+    except requests.exceptions.Timeout:
+        return Check("server", "FAIL", f"{s.server_url}: no answer within {SERVER_TIMEOUT_S:.0f} s")
+    except requests.exceptions.ConnectionError:
+        return Check(
+            "server",
+            "FAIL",
+            f"{s.server_url}: no answer (connection refused or unreachable): is the server up, "
+            "[sync] server_url right, the network there?",
+        )
+    except requests.RequestException as e:
+        return Check("server", "FAIL", f"{s.server_url}: {type(e).__name__} ([sync] server_url: a URL?)")
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    code = body.get("error") if isinstance(body, dict) else None
+    if resp.status_code in (401, 403) and code:
+        what = {
+            "unknown_kiosk": f"it knows no kiosk {s.kiosk_id}: check [sync] kiosk_id (or register the kiosk)",
+            "revoked": "this kiosk's registration was revoked: register it again",
+            "bad_signature": "this kiosk's device key is not the one registered: check [keys] device_key",
+            protocol.STALE: "this kiosk's clock is far from the server's: check the clock (NTP); "
+            "`kiosk sync` corrects its requests",
+        }.get(code, code)
+        return Check("server", "FAIL", f"{s.server_url} answers but refuses this kiosk: {what}")
+    if resp.status_code != 200 or not isinstance(body, dict) or body.get("kiosk_id") != s.kiosk_id:
+        return Check(
+            "server",
+            "FAIL",
+            f"{s.server_url} answers HTTP {resp.status_code}, not as this system's server: check "
+            "[sync] server_url (a proxy page, another service, or a server older than this kiosk)",
+        )
+    parts = [f"{s.server_url} answers"]
+    skew = float(body.get("server_time", now)) - now
+    if abs(skew) >= 60:
+        parts.append(f"its clock is {skew:+.0f} s from this kiosk's")
+    seen = body.get("seen_at")
+    parts.append(
+        f"last heard from this kiosk {_age(now - float(seen))} ago" if seen else "never heard from it before"
+    )
+    if body.get("last_upload_at"):
+        parts.append(f"last upload {_age(now - float(body['last_upload_at']))} ago")
+    if body.get("epoch") is not None:
+        parts.append(
+            f"holds {int(body['received']):,} of its records (up to number {int(body['highest_seq']):,}"
+            + (f", {int(body['missing']):,} missing" if body.get("missing") else "")
+            + ")"
+        )
+    return Check("server", "ok", "; ".join(parts))
+
+
 def _guarded(name: str, fn: Callable[[], Any]) -> Iterator[Check]:
     try:
         result = fn()
@@ -565,6 +675,7 @@ def run_checks(
     yield from _guarded("database", lambda: check_store(cfg, now))
     yield from _guarded("disk", lambda: check_disk(cfg))
     yield from _guarded("clock", check_clock)
+    yield from _guarded("server", lambda: check_server(cfg, now))
     yield from _guarded("numpy", check_numpy)
     if camera:
         yield from _guarded("camera", lambda: check_camera(cfg))

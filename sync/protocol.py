@@ -21,6 +21,10 @@ are stored on the server; the kiosk marks exactly those synced. A 4xx answer is
 ``{"error": "<code>", "detail": "<text>"}`` and nothing of the request was stored.
 
 Bundle: ``GET /v1/bundle`` (signed, empty body), ``If-None-Match`` -> 304 when unchanged.
+
+Kiosk: ``GET /v1/kiosk`` (signed, empty body): ``{"kiosk_id", "server_time", "seen_at",
+"last_upload_at", "health_at", "epoch", "received", "highest_seq", "missing"}``, what the
+server heard from this kiosk before this request (times in Unix seconds, or null).
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ UPLOAD_PATH = "/v1/batches"
 RISK_SINCE_HEADER = "X-Risk-Since"  # the risk-list version a kiosk holds: send the changes
 AUDIT_HEAD_HEADER = "X-Audit-Head"  # SEQ:HASH, the highest audit head the kiosk has seen
 BUNDLE_PATH = "/v1/bundle"
+# What the server last heard from this kiosk (signed GET, empty body): the end of each sync
+# round reports the kiosk's health after the round there, and `kiosk doctor` asks it.
+KIOSK_PATH = "/v1/kiosk"
 # The days ahead of search-tag keys a kiosk wants (its offline margin): it holds no more.
 KEY_MARGIN_HEADER = "X-Key-Margin-Days"
 KEY_MARGIN_DAYS, KEY_MARGIN_MAX_DAYS = 7, 56

@@ -76,6 +76,12 @@ class SetupError(Exception):
     records and back off until a technician fixes the set-up."""
 
 
+WRONG_ROOT_HINT = (
+    "the manifest is not signed by the root this kiosk pins: check that [keys] root_key is this "
+    "authority's root.pub (`kiosk doctor` names the pinned root)"
+)
+
+
 @dataclass(frozen=True)
 class RoundResult:
     accepted: int = 0
@@ -397,8 +403,9 @@ class Uploader:
             carried = _unexpired(carried, bundle, now)
         except BundleError as e:
             self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})  # whole next time
-            log.error("bundle refused, keeping the one held: %s", e)
-            return f"refused ({e}); kept version {current or 'none'}"
+            hint = f": {WRONG_ROOT_HINT}" if str(e).startswith("manifest refused") else ""
+            log.error("bundle refused, keeping the one held: %s%s", e, hint)
+            return f"refused ({e}); kept version {current or 'none'}{hint}"
         changed = (
             held is None
             or bundle.version != held.version
@@ -443,37 +450,67 @@ class Uploader:
             return f"unchanged (version {bundle.version})"
         return f"updated to version {bundle.version}: {what_changed(held, bundle)}"
 
+    # -- what the server heard -----------------------------------------------------------------------
+    def heard(self) -> dict:
+        """What the server last heard from this kiosk (GET /v1/kiosk); the request carries
+        the kiosk's health as it is now, so the server's view is the state after the round."""
+        resp = self._request("GET", protocol.KIOSK_PATH)
+        if resp.status_code != 200:
+            raise SetupError(f"GET {protocol.KIOSK_PATH}: HTTP {resp.status_code}")
+        try:
+            answer = resp.json()
+        except ValueError:
+            raise SetupError(f"GET {protocol.KIOSK_PATH}: not the server's answer (a proxy?)") from None
+        if not isinstance(answer, dict) or answer.get("kiosk_id") != self.kiosk_id:
+            raise SetupError(f"GET {protocol.KIOSK_PATH}: not an answer about this kiosk")
+        return answer
+
+    def _health_now(self) -> None:
+        if self.health is None:
+            return
+        try:  # what this round reports of the kiosk; a failure here never stops a sync
+            self._health_header = protocol.sign_health(self.device_key, self.kiosk_id, self.health())
+        except Exception as e:
+            log.warning("health summary not made: %s", type(e).__name__)
+            self._health_header = None
+
     # -- rounds and the service ---------------------------------------------------------------------
     def round(self) -> RoundResult:
         """Upload, then fetch the bundle even when the upload failed."""
         errors, retry_after = [], None
-        if self.health is not None:
-            try:  # what this round reports of the kiosk; a failure here never stops a sync
-                self._health_header = protocol.sign_health(self.device_key, self.kiosk_id, self.health())
-            except Exception as e:
-                log.warning("health summary not made: %s", type(e).__name__)
-                self._health_header = None
+        self._health_now()
         first = None
         if not self.receipt_keys() and self.root_key is not None:
             try:  # receipts are checked with the manifest's key: fetch it first
                 first = self.fetch_bundle()  # (it keeps the new manifest's receipt keys)
             except (TransientError, SetupError):
                 pass
+        refused = first is not None and first.startswith("refused")
+        if not refused:  # (with no manifest held, no receipt could be checked: nothing to send)
+            try:
+                self.upload_pending()  # counts into self.progress, even if it fails
+            except (TransientError, SetupError) as e:
+                errors.append(str(e))
+                retry_after = getattr(e, "retry_after", None)
         try:
-            self.upload_pending()  # counts into self.progress, even if it fails
-        except (TransientError, SetupError) as e:
-            errors.append(str(e))
-            retry_after = getattr(e, "retry_after", None)
-        try:
-            bundle = self.fetch_bundle()
+            bundle = first if refused and first else self.fetch_bundle()
             if first and first.startswith("updated") and bundle.startswith("unchanged"):
                 bundle = first  # what this round changed
+            if bundle.startswith("refused"):  # a round whose bundle is refused has failed
+                errors.append(f"bundle {bundle}")
+                bundle = "refused (the one held is kept)"
         except (TransientError, SetupError) as e:
             bundle = "not fetched"
             errors.append(str(e))
             retry_after = max(
                 (r for r in (retry_after, getattr(e, "retry_after", None)) if r is not None), default=None
             )
+        if self.health is not None and bundle != "not fetched":  # the server answered this round
+            self._health_now()  # the state after this round, for `kiosk-central status`
+            try:
+                self.heard()
+            except (TransientError, SetupError) as e:
+                log.info("health after the round not reported: %s", e)
         error = "; ".join(errors) or None
         if error:
             self.store.set_states(

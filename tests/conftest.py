@@ -41,7 +41,7 @@ def pg_url(pg_server):
 
 @pytest.fixture(scope="session")
 def server_keys(authority, tmp_path_factory):
-    """The central server's keys folder: bundle.key and public files, no private key."""
+    """The central server's keys folder, as `kiosk-central keys server` makes it."""
     from sync.central.keyring import server_keys_folder
 
     return server_keys_folder(authority, tmp_path_factory.mktemp("server-keys"))

@@ -381,9 +381,8 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
     bulk_records(storage, rows)
     build_s = time.perf_counter() - t0
     a, b = members()
-    committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=now, bootstrap=True)
-    committee.add_member(storage, name="b", public_key=b.public_key(), key=a, now=now)
-    committee.open_case(  # b opens, a approves (b was added by a: a approves b's case)
+    committee.found_committee(storage, [("a", a), ("b", b)], now=now)
+    committee.open_case(  # b opens, a (the other founder) approves
         storage,
         key=b,
         case_id="BENCH-1",

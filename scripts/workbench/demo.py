@@ -357,13 +357,12 @@ def demo_sync(
         say(f"  kiosk registered as {kiosk_id} with its own device key")
         # The committee's machine: two members, an approved case, and a manifest the offline
         # root signs (issuer keys, sealing keys, policy, the members, the server's own keys).
-        from sync.central.committee.members import add_member, approve_case, change_risk, open_case
+        from sync.central.committee.members import approve_case, change_risk, found_committee, open_case
         from sync.central.manifests import publish
 
         now = time.time()
         alice, bob = members
-        add_member(admin, name="Alice", public_key=alice.public_key(), key=None, now=now, bootstrap=True)
-        add_member(admin, name="Bob", public_key=bob.public_key(), key=alice, now=now)
+        found_committee(admin, [("Alice", alice), ("Bob", bob)], now=now)  # each signs in
         open_case(
             admin,
             key=bob,

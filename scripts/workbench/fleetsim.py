@@ -39,7 +39,7 @@ def _health(rng: random.Random, kind: str, now: float) -> dict[str, Any]:
 
 
 def simulate_fleet(storage, *, kiosks: int, now: float, seed: str = "fleet", days: int = 28) -> list[str]:
-    from sync.central.committee.members import add_member, approve_case, open_case
+    from sync.central.committee.members import approve_case, found_committee, open_case
     from workbench.testkit import members
 
     rng = random.Random(seed)
@@ -101,10 +101,7 @@ def simulate_fleet(storage, *, kiosks: int, now: float, seed: str = "fleet", day
         storage.add_fleet_snapshot(at, json.dumps({"at": at, "summary": state}))
     # a committee, cases over the weeks, readings and traces
     alice, bob = members()
-    add_member(
-        storage, name="Alice", public_key=alice.public_key(), key=None, now=now - 60 * DAY, bootstrap=True
-    )
-    add_member(storage, name="Bob", public_key=bob.public_key(), key=alice, now=now - 60 * DAY)
+    found_committee(storage, [("Alice", alice), ("Bob", bob)], now=now - 60 * DAY)
     for c, at in enumerate(sorted(now - rng.uniform(1, 70) * DAY for _ in range(5))):
         case = f"CASE-{c + 1}"
         open_case(

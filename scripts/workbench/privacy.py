@@ -81,11 +81,10 @@ class World:
         cli("keys", "init", "--dir", "authority", cwd=w)
         for name in ("alice", "bob"):
             cli("keys", "init-member", "--dir", name, cwd=w)
-        cli("init", "--data", "central", "--name", "Alice", "--public-key", "alice/member.pub", cwd=w)
-        cli(
-            "member", "add", "--data", "central", "--name", "Bob", "--public-key", "bob/member.pub",
-            "--member-key", "alice/member.key", cwd=w,
-        )  # fmt: skip
+        cli("init", "--data", "central", cwd=w)
+        for name in ("Alice", "Bob"):  # the two founders, each signing in with their own key
+            cli("member", "found", "--data", "central", "--name", name, "--member-key",
+                f"{name.lower()}/member.key", cwd=w)  # fmt: skip
         cli(
             "keys",
             "share",

@@ -181,19 +181,19 @@ TEST_CASE = "OB-TEST-1"
 
 
 def committee(storage: Any, *, now: float) -> tuple[Ed25519PrivateKey, Ed25519PrivateKey]:
-    """Alice (the first member, as `kiosk-central init` adds her) and Bob (added by Alice)."""
-    from sync.central.committee.members import add_member
+    """Alice and Bob, the committee's two founders, each signing in with their own key (as
+    `kiosk-central member found` does)."""
+    from sync.central.committee.members import found_committee
 
     alice, bob = members()
-    add_member(storage, name="Alice", public_key=alice.public_key(), key=None, now=now, bootstrap=True)
-    add_member(storage, name="Bob", public_key=bob.public_key(), key=alice, now=now)
+    found_committee(storage, [("Alice", alice), ("Bob", bob)], now=now)
     return alice, bob
 
 
 def approved_case(
     storage: Any, alice: Any, bob: Any, *, now: float, case_id: str = TEST_CASE, days_back: float = 60
 ) -> str:
-    """A case Bob opens and Alice approves (a member the opener added cannot approve)."""
+    """A case Bob opens and Alice, the other founder, approves."""
     from kiosk.core.timing import DAY
     from sync.central.committee.members import approve_case, open_case
 
@@ -261,9 +261,10 @@ def with_storage(data_dir: Path) -> Any:
 def committee_with_a_case(
     run: Any, tmp_path: Path, data: Path, case_id: str, *, to: str | None = None
 ) -> list[Path]:
-    """Two members (the first by `init`, the second added by the first), and a case the
-    second opens and the first approves (a member the opener added cannot approve the
-    opener's case), all through ``run("kiosk-central", ...)``. Returns their key files."""
+    """Alice and Bob found the committee (each signs in with their own key), and a case Bob
+    opens and Alice approves, all through ``run("kiosk-central", ...)``. The case's window is
+    the test's own: from a day before now to ``to`` (default a day after now), so nothing
+    the test does later falls outside it however slow the machine. Returns their key files."""
     keys = []
     for name, key in zip(("alice", "bob"), members(), strict=True):
         # Alice's and Bob's seeded keys (what `keys init-member` makes): the seeded authority's
@@ -272,29 +273,11 @@ def committee_with_a_case(
         write_private(tmp_path / name / "member.key", key)
         write_public(tmp_path / name / "member.pub", key.public_key())
         keys.append(tmp_path / name / "member.key")
-    run(
-        "kiosk-central",
-        "init",
-        "--data",
-        data,
-        "--name",
-        "Alice",
-        "--public-key",
-        tmp_path / "alice" / "member.pub",
-    )
-    run(
-        "kiosk-central",
-        "member",
-        "add",
-        "--data",
-        data,
-        "--name",
-        "Bob",
-        "--public-key",
-        tmp_path / "bob" / "member.pub",
-        "--member-key",
-        keys[0],
-    )
+    run("kiosk-central", "init", "--data", data, "--name", "Alice", "--member-key", keys[0])
+    run("kiosk-central", "member", "found", "--data", data, "--name", "Bob", "--member-key", keys[1])
+    now = time.time()
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 86_400))
+    end = to or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 86_400))
     run(
         "kiosk-central",
         "case",
@@ -307,7 +290,10 @@ def committee_with_a_case(
         case_id,
         "--reason",
         "cluster reported by the district hospital",
-        *(("--to", to) if to else ()),
+        "--from",
+        start,
+        "--to",
+        end,
     )
     run("kiosk-central", "case", "approve", "--data", data, "--member-key", keys[0], "--id", case_id)
     return keys

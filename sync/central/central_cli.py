@@ -141,6 +141,23 @@ def cmd_keys_share(args) -> int:
     return 0
 
 
+def cmd_keys_server(args) -> int:
+    """The central server's keys folder from the authority's: bundle.key, receipt.key and
+    root.pub, nothing else (sync.central.keyring.SERVER_FILES)."""
+    from sync.central.keyring import SERVER_FILES, server_keys_folder
+
+    out = server_keys_folder(Path(args.keys), Path(args.out))
+    for name in SERVER_FILES:
+        print(out / name)
+    print(
+        f"the server's keys folder: copy {out} to the server and run "
+        f"`kiosk-central serve ... --keys {args.out}` there; the authority's folder ({args.keys}) "
+        "stays on the committee's machine",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_issue_pass(args) -> int:
     from sync.central.issuing import issue_pass, parse_time, save_pass
 
@@ -312,17 +329,32 @@ def cmd_pass_show(args) -> int:
     return 0
 
 
-def _storage(args, *, create: bool = False):
-    """The store a command names. Only `init` (``create``) makes one: any other command given
-    a folder or database that holds no store refuses, naming the path and `init` (a mistyped
-    --data must not become a silent new, empty world)."""
+def _storage(args, *, create: bool = False, readonly: bool = False):
+    """The store a command names. Only `init` (``create``) makes one, and only its own folder
+    (the folder above must exist): any other command given a folder or database that holds no
+    store refuses, naming the path and `init` (a mistyped --data must not become a silent new,
+    empty world). ``readonly``: the commands that only look open it read-only (nothing written,
+    nothing migrated; a user who may only read the store can run them)."""
     from sync.central.storage.interface import ServerRetention, open_storage
 
     data, database = getattr(args, "data", None), getattr(args, "database", None)
     if data is not None:
-        if Path(data).exists() and not Path(data).is_dir():
+        folder = Path(data)
+        if folder.exists() and not folder.is_dir():
             raise ValueError(f"--data {data}: not a folder (a store is a folder holding central.db)")
-        if not create and not (Path(data) / "central.db").exists():
+        if create and not folder.exists():
+            if not folder.parent.is_dir():
+                raise ValueError(
+                    f"--data {data}: the folder {folder.parent} does not exist (init makes the store's "
+                    "own folder, never the folders above it: check the path)"
+                )
+            folder.mkdir(mode=0o750)
+        db = folder / "central.db"
+        if db.exists() and not db.is_file():
+            raise ValueError(
+                f"--data {data}: {db} is not a file (a folder where the store's database belongs)"
+            )
+        if not create and not db.exists():
             raise ValueError(
                 f"--data {data}: no store here (no central.db): check the path, or create one with "
                 f"`kiosk-central init --data {data}`"
@@ -334,11 +366,71 @@ def _storage(args, *, create: bool = False):
         normal_days=getattr(args, "normal_days", 28), significant_days=getattr(args, "significant_days", 90)
     )
     return open_storage(
-        data=getattr(args, "data", None),
-        database=getattr(args, "database", None),
+        data=data,
+        database=database,
         retention=retention,
         read_database=getattr(args, "read_database", None),
+        readonly=readonly,
     )
+
+
+class StoreAccessError(Exception):
+    """The store exists but this user may not read or write it (exit 5)."""
+
+
+def store_fault(e: BaseException, args) -> tuple[str, str, int] | None:
+    """A fault of the store itself, in one line naming it and what to do (never a traceback,
+    never "internal error"): damaged (2), not this user's to read or write, busy (5)."""
+    import sqlite3
+
+    from sync.central.storage.sqlite_backend import StoreVersionError
+
+    data = getattr(args, "data", None)
+    where = f"--data {data}: central.db" if data else "the store"
+    if isinstance(e, StoreVersionError):
+        return "error", str(e), 2
+    if isinstance(e, StoreAccessError):
+        return "permission denied", str(e), 5
+    if isinstance(e, sqlite3.Error):
+        text = str(e)
+        if "not a database" in text or "malformed" in text or "disk image" in text:
+            return (
+                "error",
+                f"{where} is damaged ({text}): restore it from the last backup (nothing here re-creates "
+                "it over the damaged file)",
+                2,
+            )
+        if "readonly" in text or "unable to open" in text or "permission" in text.lower():
+            import getpass
+
+            return (
+                "permission denied",
+                f"{where}: {text} as user {getpass.getuser()}: run this as the store's owner (the "
+                "server's user: sudo -u kiosk-central ...), or give this user read access to central.db "
+                "and its -wal and -shm files (status, report, reads, case list and audit only read)",
+                5,
+            )
+        if "locked" in text or "busy" in text:
+            return "busy", f"{where}: {text}: another command holds it: try again in a moment", 5
+        return "database error", f"{where}: {text}", 5
+    try:
+        import psycopg
+    except ImportError:
+        return None
+    if isinstance(e, psycopg.errors.InsufficientPrivilege):
+        first = str(e).strip().splitlines()[0]
+        return (
+            "permission denied",
+            f"the database role may not do this ({first}): run it with a login in the right role "
+            "(README: database roles)",
+            5,
+        )
+    if isinstance(e, psycopg.errors.ReadOnlySqlTransaction):
+        return "error", f"this command tried to write through a read-only session ({e}): a bug", 70
+    if isinstance(e, psycopg.Error):
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return "database error", f"the PostgreSQL database: {first}", 5
+    return None
 
 
 def _require_schema(url: str) -> None:
@@ -372,6 +464,16 @@ def cmd_purge(args) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return n
+
+
 def _positive(text: str) -> int:
     import argparse
 
@@ -393,9 +495,6 @@ def cmd_serve(args) -> int:
         print("kiosk-central: serve --database needs --keys DIR", file=sys.stderr)
         return 2
     keys = Path(args.keys) if args.keys else Path(args.data) / "keys"
-    if bool(args.tls_cert) != bool(args.tls_key):
-        print("kiosk-central: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
     serve(
         lambda: _storage(args),
         keys,
@@ -518,12 +617,28 @@ def cmd_exposures_publish(args) -> int:
     now = time.time()
     member = _member_key(args.member_key)
     root_pub = load_ed25519_public(Path(args.keys) / ROOT_PUB)
+
+    def write(published) -> None:  # the site first: a publish completes or changes nothing
+        if args.site:
+            from sync.central.checkpage import write_site
+
+            write_site(
+                Path(args.site),
+                root_public=raw_public(root_pub),
+                manifest_doc=published.manifest_doc,
+                exposures_doc=published.doc,
+            )
+
+    if args.site:
+        from sync.central.checkpage import check_site_folder
+
+        check_site_folder(Path(args.site))
     storage = _storage(args)
     try:
-        published = publish_list(storage, key=member, root=root_pub, now=now)
+        published = publish_list(storage, key=member, root=root_pub, now=now, before_keep=write)
     finally:
         storage.close()
-    version, payload, doc = published.version, published.payload, published.doc
+    version, payload = published.version, published.payload
     counts = {lvl: sum(1 for e in payload["entries"] if e[1] == lvl) for lvl in (1, 2, 3)}
     print(
         f"exposure list version {version} published, signed by {published.member_name}: "
@@ -532,14 +647,6 @@ def cmd_exposures_publish(args) -> int:
         f"after {utc_z(payload['valid_until'])}: publish again before then"
     )
     if args.site:
-        from sync.central.checkpage import write_site
-
-        write_site(
-            Path(args.site),
-            root_public=raw_public(root_pub),
-            manifest_doc=published.manifest_doc,
-            exposures_doc=doc,
-        )
         print(
             f"the check page, its manifest and this list written to {args.site}: "
             "serve that folder from any web host"
@@ -566,7 +673,7 @@ def cmd_status(args) -> int:
 
     now = time.time()
     thresholds = Thresholds(silent_h=args.silent_hours, stale_bundle_h=args.stale_bundle_hours)
-    storage = _storage(args)
+    storage = _storage(args, readonly=True)
     try:
         kiosks = fleet(storage, now=now, thresholds=thresholds)
     finally:
@@ -585,10 +692,16 @@ def cmd_report(args) -> int:
     from sync.central.report import render, report_data
 
     out = Path(args.html)
+    if args.html.endswith(("/", "\\")) or out.is_dir():
+        raise ValueError(
+            f"--html {args.html}: a folder: give the page's file name (e.g. {out / 'fleet.html'})"
+        )
     if not out.parent.is_dir():
-        raise ValueError(f"--html {out}: the folder {out.parent} does not exist")
+        raise ValueError(f"--html {args.html}: the folder {out.parent} does not exist")
+    if out.exists() and not out.is_file():
+        raise ValueError(f"--html {args.html}: not a file")
     now = time.time()
-    storage = _storage(args)
+    storage = _storage(args, readonly=True)
     try:
         data = report_data(storage, now=now, days=args.days)
     finally:
@@ -820,20 +933,30 @@ def cmd_keys_init_member(args) -> int:
 
 
 def cmd_init(args) -> int:
-    """Create the authority's store, and with --name/--public-key add its first member (the
-    only way a first member is ever added)."""
+    """Create the authority's store; with --name and --member-key (or the older --public-key),
+    its first founder signs in too. The committee acts once a second founder has signed in
+    with their own key (`member found`)."""
     import time
 
     from kiosk.core.keys import load_ed25519_public
-    from sync.central.committee.members import add_member
+    from sync.central.committee.members import add_member, found_member
 
+    if args.name and not (args.member_key or args.public_key):
+        raise ValueError("the first founder signs in with --name and --member-key (their own key file)")
+    if (args.member_key or args.public_key) and not args.name:
+        raise ValueError("the first founder needs --name too")
+    key = _member_key(args.member_key) if args.member_key else None
+    if key is not None and args.public_key:
+        if load_ed25519_public(args.public_key).public_bytes_raw() != key.public_key().public_bytes_raw():
+            raise ValueError(f"--public-key {args.public_key} is not the public half of --member-key")
+    where = f"--data {args.data}" if args.data else "--database URL"
     storage = _storage(args, create=True)
     try:
         if storage.audit_length() > 0 or storage.audit_entries():
             raise ValueError("this store is initialised already (its audit log has entries)")
-        if args.name or args.public_key:
-            if not (args.name and args.public_key):
-                raise ValueError("the first member needs both --name and --public-key")
+        if key is not None:
+            mid = found_member(storage, name=args.name, key=key, now=time.time())
+        elif args.public_key:  # the older form: the first member named, unsigned (bootstrap)
             mid = add_member(
                 storage,
                 name=args.name,
@@ -842,11 +965,46 @@ def cmd_init(args) -> int:
                 now=time.time(),
                 bootstrap=True,
             )
-            print(f"store initialised; first member {mid} ({args.name})")
         else:
-            print("store initialised (no member yet: run init again with --name and --public-key)")
+            print(
+                "store initialised; no founder yet: the committee is founded by two people, each "
+                f"signing in with their own key: kiosk-central member found {where} --name NAME "
+                "--member-key FILE (one each)"
+            )
+            return 0
     finally:
         storage.close()
+    print(
+        f"store initialised; first founder {mid} ({args.name}); the committee acts once a second "
+        f"founder signs in with their own key: kiosk-central member found {where} --name NAME "
+        "--member-key FILE"
+    )
+    return 0
+
+
+def cmd_member_found(args) -> int:
+    import time
+
+    from sync.central.committee.members import found_member, state_of
+
+    key = _member_key(args.member_key)
+    storage = _storage(args)
+    try:
+        mid = found_member(storage, name=args.name, key=key, now=time.time())
+        state = state_of(storage)
+    finally:
+        storage.close()
+    if state.founded:
+        others = ", ".join(state.name_of(m) for m in state.founders if m != mid)
+        print(
+            f"founder {mid} ({args.name}) signed in: the committee is founded by {others} and "
+            f"{args.name}; next, one of you splits the committee's keys: kiosk-central keys share"
+        )
+    else:
+        print(
+            f"founder {mid} ({args.name}) signed in; the committee acts once a second founder signs in "
+            "with their own key (kiosk-central member found ... --member-key FILE)"
+        )
     return 0
 
 
@@ -917,7 +1075,7 @@ def cmd_case(args) -> int:
 
     from sync.central.committee import members as committee
 
-    storage = _storage(args)
+    storage = _storage(args, readonly=args.case_command == "list")
     now = time.time()
     try:
         if args.case_command == "list":
@@ -962,7 +1120,7 @@ def cmd_audit(args) -> int:
     from sync.central.committee.audit import AuditError, Entry
     from sync.central.committee.members import state_of
 
-    storage = _storage(args)
+    storage = _storage(args, readonly=True)
     try:
         if args.audit_command == "show":
             entries = [Entry.parse(*row) for row in storage.audit_entries()]
@@ -1027,7 +1185,7 @@ def cmd_audit(args) -> int:
 def cmd_reads(args) -> int:
     from datetime import datetime
 
-    storage = _storage(args)
+    storage = _storage(args, readonly=True)
     try:
         reads = storage.reads()
         if not reads:
@@ -1168,6 +1326,14 @@ def build_parser() -> argparse.ArgumentParser:
         "of the current key",
     )
     share.set_defaults(func=cmd_keys_share)
+    ks = keys_sub.add_parser(
+        "server",
+        help="make the central server's keys folder from the authority's: bundle.key, receipt.key "
+        "and root.pub only (never a private root, issuer or member key)",
+    )
+    ks.add_argument("--keys", required=True, metavar="DIR", help="the authority's keys folder")
+    ks.add_argument("--out", required=True, metavar="DIR", help="the server's keys folder to make")
+    ks.set_defaults(func=cmd_keys_server)
     im = keys_sub.add_parser("init-member", help="an Ed25519 key for one committee member")
     im.add_argument("--dir", required=True)
     im.set_defaults(func=cmd_keys_init_member)
@@ -1184,6 +1350,15 @@ def build_parser() -> argparse.ArgumentParser:
     madd.add_argument("--public-key", required=True, metavar="FILE")
     madd.add_argument("--member-key", metavar="FILE", help="the adding member's key")
     madd.set_defaults(func=cmd_member_add)
+    mfound = member_sub.add_parser(
+        "found",
+        help="a founder signs in with their own key (the committee is founded by two, before "
+        "anything else; either founder approves the other's case)",
+    )
+    _where(mfound)
+    mfound.add_argument("--name", required=True)
+    mfound.add_argument("--member-key", required=True, metavar="FILE", help="your own member key")
+    mfound.set_defaults(func=cmd_member_found)
     for name, what in (
         ("approve", "approve a pending addition, or confirm a revocation (a second member)"),
         ("revoke", "revoke a member (confirmed by a second member once two are active)"),
@@ -1195,11 +1370,20 @@ def build_parser() -> argparse.ArgumentParser:
         m.set_defaults(func=cmd_member_approve)
 
     ini = sub.add_parser(
-        "init", help="create the authority's store; with --name/--public-key its first member"
+        "init",
+        help="create the authority's store (the only command that does); with --name and "
+        "--member-key its first founder signs in too",
     )
     _where(ini)
-    ini.add_argument("--name", help="the first committee member's name")
-    ini.add_argument("--public-key", metavar="FILE", help="the first member's member.pub")
+    ini.add_argument("--name", help="the first founder's name")
+    ini.add_argument(
+        "--member-key", metavar="FILE", help="the first founder's own member.key: they sign their entry"
+    )
+    ini.add_argument(
+        "--public-key",
+        metavar="FILE",
+        help="older form: the first founder's member.pub, unsigned (--member-key is better)",
+    )
     ini.set_defaults(func=cmd_init)
 
     man = sub.add_parser("manifest", help="what kiosks trust, signed by the offline root key")
@@ -1316,11 +1500,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the central server (OpenAPI at /openapi.json)")
     _where(serve)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=_port, default=8080, help="0 to 65535 (default 8080)")
     serve.add_argument(
         "--keys",
         metavar="DIR",
-        help="authority keys: bundle.key, issuer*.pub, sealing*.pub (default DIR/keys)",
+        help="the server's keys folder, made by `kiosk-central keys server`: bundle.key, receipt.key "
+        "and root.pub (default DATA/keys)",
     )
     serve.add_argument("--access-log", action="store_true")
     serve.add_argument(
@@ -1331,7 +1516,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         default=9464,
         metavar="PORT",
         help="its port (default 9464; with --workers N, the first free of PORT..PORT+N-1 each; 0: none)",
@@ -1522,6 +1707,7 @@ def build_parser() -> argparse.ArgumentParser:
 WITNESSED = {
     "cmd_init",
     "cmd_member_add",
+    "cmd_member_found",
     "cmd_member_approve",
     "cmd_case",
     "cmd_set_risk",
@@ -1554,9 +1740,10 @@ def witnessed(func):
         from sync.central.committee.witness import check_extends, remember
 
         store = _store_name(args)
+        looks = func.__name__ in ("cmd_reads", "cmd_audit") or getattr(args, "case_command", "") == "list"
         # audit verify reports it as a failed verification; init makes the store
         if func.__name__ not in ("cmd_audit", "cmd_init"):
-            storage = _storage(args)
+            storage = _storage(args, readonly=looks)
             try:
                 check_extends(store, [Entry.parse(*row) for row in storage.audit_entries()])
             finally:
@@ -1564,7 +1751,7 @@ def witnessed(func):
         code = func(args)
         if code != 0:
             return code
-        storage = _storage(args)
+        storage = _storage(args, readonly=True)
         try:
             rows = storage.audit_entries()
             if rows:
@@ -1622,7 +1809,7 @@ def main(argv=None) -> int:
                 return fail("kiosk-central", "refused", e, 3)
             raise
 
-    return run_main("kiosk-central", func, args)
+    return run_main("kiosk-central", func, args, translate=lambda e: store_fault(e, args))
 
 
 if __name__ == "__main__":

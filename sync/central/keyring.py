@@ -247,20 +247,49 @@ def retire(
     return destroyed, kept
 
 
-SERVER_FILES = ("bundle.key", "receipt.key", "*.pub")
+# The central server's keys folder, exactly: its two online keys (freshness, receipts; neither
+# can grant power) and the root's public key (what the /check page is built with). Never the
+# root's, an issuer's, the committee's or a member's private key.
+SERVER_FILES = ("bundle.key", "receipt.key", "root.pub")
+SERVER_FOLDER_HELP = (
+    "the server's keys folder, made by `kiosk-central keys server --keys AUTHORITY --out DIR`: "
+    "bundle.key, receipt.key and root.pub"
+)
 
 
 def server_keys_folder(authority_dir: Path, dest: Path) -> Path:
-    """The central server's keys folder made from the authority's: its two online keys
-    (freshness, receipts) and public files only, never the root's, an issuer's, the
-    committee's or a member's private key. What grants power reaches the server as manifests
-    the root signed, through its storage."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for pattern in SERVER_FILES:
-        for src in Path(authority_dir).glob(pattern):
-            (dest / src.name).write_bytes(src.read_bytes())
-            os.chmod(dest / src.name, 0o600 if src.suffix == ".key" else 0o644)
+    """The central server's keys folder made from the authority's: ``SERVER_FILES`` and
+    nothing else. What grants power reaches the server as manifests the root signed, through
+    its storage. ``dest`` is made (its parent must exist); an existing ``dest`` may hold only
+    these files (they are then replaced), never anything else."""
+    authority_dir, dest = Path(authority_dir), Path(dest)
+    missing = [n for n in SERVER_FILES if not (authority_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{authority_dir}: no {', '.join(missing)} here: --keys names the authority's keys folder "
+            "(`kiosk-central keys init` made it)"
+        )
+    if not dest.parent.is_dir():
+        raise FileNotFoundError(f"--out {dest}: the folder {dest.parent} does not exist")
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"--out {dest}: not a folder")
+    if dest.is_dir():
+        others = sorted(p.name for p in dest.iterdir() if p.name not in SERVER_FILES)
+        if others:
+            raise ValueError(
+                f"--out {dest}: holds other files ({', '.join(others[:3])}): the server's keys folder "
+                "holds bundle.key, receipt.key and root.pub only: give a new folder"
+            )
+    dest.mkdir(mode=0o700, exist_ok=True)
+    for name in SERVER_FILES:
+        data = (authority_dir / name).read_bytes()
+        tmp = dest / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if name.endswith(".key") else 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest / name)
     return dest
 
 

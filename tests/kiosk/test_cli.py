@@ -3,10 +3,12 @@
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sync.central.keyring import server_keys_folder
 from workbench.testkit import BIN, ROOT, committee_with_a_case, kiosk_config_text
@@ -251,6 +253,10 @@ def test_run_on_an_image_folder_records_then_stops_cleanly_on_sigterm(tmp_path, 
 def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, authority):
     from sync.central.issuing import issue_pass, save_pass
     from workbench.localserver import LocalServer
+
+    # Its own copy: the committee's commands below write into the keys folder (the manifest's
+    # version), which other tests share.
+    authority = Path(shutil.copytree(authority, tmp_path / "authority"))
 
     db = tmp_path / "kiosk.db"
     cfg = tmp_path / "kiosk.toml"

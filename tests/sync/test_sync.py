@@ -345,7 +345,7 @@ def test_each_rejection_is_a_4xx_and_stores_nothing(case, central, kiosk_id, dev
     admin.close()
 
 
-def test_the_same_batch_or_record_again_is_stored_once(central, kiosk_id, device_key):
+def test_the_same_batch_or_record_again_is_stored_once(central, kiosk_id, device_key, authority):
     recs = [record(1), record(2), record(3)]
     batch = {"batch_id": str(uuid.uuid4()), "records": recs}
     first = post(central.url, device_key, kiosk_id, gz(batch)).json()
@@ -358,7 +358,7 @@ def test_the_same_batch_or_record_again_is_stored_once(central, kiosk_id, device
     from kiosk.core.bundle import verify_receipt
     from kiosk.core.keys import RECEIPT_PUB
 
-    receipt_key = load_ed25519_public(central.keys_dir / RECEIPT_PUB)
+    receipt_key = load_ed25519_public(authority / RECEIPT_PUB)  # the manifest names it
     for r in receipts:
         assert sorted(
             verify_receipt(r, [receipt_key], kiosk_id=kiosk_id, batch_id=batch["batch_id"])
@@ -544,11 +544,8 @@ def test_a_committee_reading_is_logged_first_and_shredded_keys_open_nothing(
             r["sealed"] = base64.b64decode(r["sealed"])
         storage.ingest(kid, str(uuid.uuid4()), rows, now=0)
     nurse, doctor = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    committee.add_member(
-        storage, name="nurse", public_key=nurse.public_key(), key=None, now=1, bootstrap=True
-    )
-    committee.add_member(storage, name="doctor", public_key=doctor.public_key(), key=nurse, now=2)
-    committee.open_case(  # the doctor opens; the nurse approves (she added the doctor, not he her)
+    committee.found_committee(storage, [("nurse", nurse), ("doctor", doctor)], now=1)
+    committee.open_case(  # the doctor opens; the nurse, the other founder, approves
         storage, key=doctor, case_id="OB-1", reason="a cluster at the market", from_ts=0, to_ts=1000, now=3
     )
     with pytest.raises(AuditError, match="not approved"):

@@ -538,8 +538,7 @@ def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
     inside = [server_record(i, T0 + i) for i in (1, 3, 4)]
     s.ingest(kid, str(uuid.uuid4()), [*inside, server_record(2, T0 + 5 * DAY)], now=T0)
     a, b = members()
-    committee.add_member(s, name="a", public_key=a.public_key(), key=None, now=T0, bootstrap=True)
-    committee.add_member(s, name="b", public_key=b.public_key(), key=a, now=T0)
+    committee.found_committee(s, [("a", a), ("b", b)], now=T0)
     committee.open_case(
         s, key=b, case_id="OB-3", reason="cluster in the window", from_ts=T0 - DAY, to_ts=T0 + DAY, now=T0
     )

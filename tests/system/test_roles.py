@@ -8,7 +8,6 @@ processes on 127.0.0.1, real SQLite files.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from workbench.localserver import free_port
 from workbench.testkit import ROOT, committee_with_a_case, kiosk_config_text
@@ -95,9 +95,7 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
     authority = tmp_path / "authority"
     run(central, "kiosk-central", "keys", "init", "--dir", authority)
     server_keys = tmp_path / "server-keys"
-    server_keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub", "bundle.pub"):
-        shutil.copy(authority / name, server_keys / name)
+    run(central, "kiosk-central", "keys", "server", "--keys", authority, "--out", server_keys)
     # The committee's machine (the central set): members and a case, the members' shares of
     # the key the period keys are sealed to, and the periods.
     data = tmp_path / "central"
@@ -176,7 +174,8 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
     assert proc.returncode == 0 and n == 1, err
 
     port = free_port()
-    server = subprocess.Popen(
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen(  # free ports only: a server may already hold the default ones
         [
             str(central / "kiosk-central"),
             "serve",
@@ -188,15 +187,22 @@ def test_device_set_runs_the_kiosk_and_syncs_to_a_server_of_the_central_set(venv
             "127.0.0.1",
             "--port",
             str(port),
+            "--metrics-port",
+            str(free_port()),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "serving on" not in (server.stderr.readline() or "serving on"):
-            pass
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()
         cfg.write_text(base + f'[sync]\nserver_url = "http://127.0.0.1:{port}"\nkiosk_id = "{kiosk_id}"\n')
         synced = run(device, "kiosk", "sync", "--config", cfg)
         assert synced.stdout.startswith("uploaded 1 (duplicates 0)"), synced.stdout + synced.stderr

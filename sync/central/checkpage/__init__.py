@@ -40,10 +40,22 @@ def page(root_public: bytes) -> bytes:
     return static_file(PAGE).replace(b"__CONFIG__", text.encode())
 
 
-def write_site(folder: Path, *, root_public: bytes, manifest_doc: str, exposures_doc: str) -> list[Path]:
-    """Every file of the page, ready for any static web host."""
+def check_site_folder(folder: Path) -> None:
+    """Where `exposures publish --site` may write: a folder, or a new one in a folder that
+    exists; refused before anything is signed or kept."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--site {folder}: not a folder (the page's files go into a folder)")
+    if not folder.exists() and not folder.parent.is_dir():
+        raise ValueError(f"--site {folder}: the folder {folder.parent} does not exist")
+
+
+def write_site(folder: Path, *, root_public: bytes, manifest_doc: str, exposures_doc: str) -> list[Path]:
+    """Every file of the page, ready for any static web host (the folder itself is made, not
+    the folders above it)."""
+    folder = Path(folder)
+    check_site_folder(folder)
+    folder.mkdir(exist_ok=True)
     out = {
         PAGE: page(root_public),
         SCRIPT: static_file(SCRIPT),

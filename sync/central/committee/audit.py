@@ -9,8 +9,13 @@ An entry is canonical JSON::
      "prev": hash of entry n-1 (64 zeros for the first)}
 
 ``hash`` = SHA-256 of ``b"venue-kiosk audit v1\\0" + entry``; ``signature`` = the member's
-Ed25519 signature over the hash. The first entry is the only unsigned one: the bootstrap
-that adds the first member (``member`` = "bootstrap"). Every later ``member_add`` names the
+Ed25519 signature over the hash.
+
+The committee is founded by two people, each signing their own entry with their own key
+(``member_found``: the entry names the founder's public key and is signed by it), before
+anything else is logged; the two founders are independent of each other. A store made by
+an older `init` starts with an unsigned bootstrap ``member_add`` instead (``member`` =
+"bootstrap"), which still counts as the first founder. Every later ``member_add`` names the
 new member's public key, so anyone holding the log can verify every signature with nothing
 else. Publishing the head (count and hash) outside the system pins the log: changing,
 deleting, reordering or truncating any entry at or below a published head fails
@@ -29,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kiosk.core.auditheads import CONTEXT, GENESIS, entry_hash, member_id  # noqa: F401 (re-exported)
 
 BOOTSTRAP = "bootstrap"
+FOUNDER = "founder"  # who added a founder: nobody (each founder signs their own entry)
+FOUNDERS = 2  # the committee acts once this many founders have signed in
 
 
 class AuditError(Exception):
@@ -130,6 +137,13 @@ class State:
     count: int = 0
     head: str = GENESIS
     risk_version: int = 0  # set by a risk change: the list's version with its statement
+    founders: list[str] = field(default_factory=list)  # member ids, in the order they signed in
+    founded: bool = False  # two members have been active together: the committee may act
+
+    @property
+    def founding_open(self) -> bool:
+        """A second founder may still sign in: fewer than two founders, nothing else logged."""
+        return not self.founded and len(self.founders) < FOUNDERS and self.count == len(self.founders)
 
     def active_member(self, key: Ed25519PrivateKey | Ed25519PublicKey) -> Member:
         pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
@@ -199,7 +213,16 @@ def _check_cosigner(state: State, e: Entry) -> None:
 def _apply(state: State, e: Entry) -> None:
     d = e.detail
     _check_cosigner(state, e)
-    if e.action == "member_add":
+    if e.action == "member_found":
+        pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(d["public_key"]))
+        mid = member_id(pub)
+        if mid != d["member_id"] or mid != e.member or mid in state.members:
+            raise AuditError(f"entry {e.seq}: a founder's entry names and is signed by that founder")
+        if not state.founding_open:
+            raise AuditError(f"entry {e.seq}: a founder signs in only while the committee is being founded")
+        state.members[mid] = Member(mid, str(d["name"]), pub, e.at, added_by=FOUNDER)
+        state.founders.append(mid)
+    elif e.action == "member_add":
         pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(d["public_key"]))
         mid = member_id(pub)
         if mid != d["member_id"] or mid in state.members:
@@ -207,6 +230,8 @@ def _apply(state: State, e: Entry) -> None:
         # Once two members are active, an addition waits for a second member's approval.
         pending = len(state.active_members()) >= 2
         state.members[mid] = Member(mid, str(d["name"]), pub, e.at, added_by=e.member, approved=not pending)
+        if e.member == BOOTSTRAP:
+            state.founders.append(mid)
     elif e.action == "member_approve":
         m = state.members[d["member_id"]]
         if m.approved or e.member in (m.added_by, m.member_id):
@@ -235,6 +260,8 @@ def _apply(state: State, e: Entry) -> None:
         case.approved_by, case.approved_at = e.member, e.at
     elif e.action == "case_close":
         state.cases[d["case"]].closed_by, state.cases[d["case"]].closed_at = e.member, e.at
+    if len(state.active_members()) >= FOUNDERS:
+        state.founded = True
 
 
 def replay(entries: list[Entry], *, head: str | None = None, head_count: int | None = None) -> State:
@@ -250,9 +277,15 @@ def replay(entries: list[Entry], *, head: str | None = None, head_count: int | N
             raise AuditError(f"entry {i}: its content does not match its hash (changed)")
         if e.prev != state.head:
             raise AuditError(f"entry {i}: does not follow entry {i - 1} (the chain is broken)")
-        if i == 1:
+        if e.action == "member_found":  # signed by the founder it names (proof of their key)
+            try:
+                founder = Ed25519PublicKey.from_public_bytes(base64.b64decode(e.detail["public_key"]))
+                founder.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
+            except (InvalidSignature, ValueError, KeyError, TypeError):
+                raise AuditError(f"entry {i}: the founder's signature does not verify") from None
+        elif i == 1:
             if e.member != BOOTSTRAP or e.action != "member_add" or e.signature is not None:
-                raise AuditError("entry 1: the log must start with the bootstrap member_add")
+                raise AuditError("entry 1: the log must start with a founder (or the bootstrap member_add)")
         else:
             signer = state.members.get(e.member)
             if (

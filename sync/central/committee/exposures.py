@@ -136,9 +136,13 @@ def levels_in_force(
     return {ref: (level, expires) for ref, (level, expires, _) in merge(statements).items() if expires > now}
 
 
-def publish_list(storage, *, key: Ed25519PrivateKey, root: Ed25519PublicKey, now: float) -> Published:
+def publish_list(
+    storage, *, key: Ed25519PrivateKey, root: Ed25519PublicKey, now: float, before_keep=None
+) -> Published:
     """`exposures publish`: an active member signs the list of what is in force now, checked
-    against the root's latest manifest; the store keeps it (and only it) for /check."""
+    against the root's latest manifest; the store keeps it (and only it) for /check.
+    ``before_keep(published)``: what must succeed before the store keeps it (the static site
+    written beside), so a publish either completes or changes nothing."""
     from sync.central.committee.members import state_of
 
     who = state_of(storage).active_member(key)
@@ -153,8 +157,11 @@ def publish_list(storage, *, key: Ed25519PrivateKey, root: Ed25519PublicKey, now
     payload = list_payload(levels, version=version, member_id=who.member_id, now=now)
     doc = sign_list(payload, key).decode()
     expires_at = max([payload["valid_until"], *(e[3] for e in payload["entries"])])
+    published = Published(version, payload, doc, manifest_doc, who.name)
+    if before_keep is not None:
+        before_keep(published)
     storage.put_exposure_list(version, doc, expires_at=expires_at, now=now)
-    return Published(version, payload, doc, manifest_doc, who.name)
+    return published
 
 
 def look_up(payload: Mapping[str, Any], pass_id: bytes, *, now: float) -> tuple[int, str] | None:

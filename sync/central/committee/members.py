@@ -62,7 +62,10 @@ def _append(
     before the entry. ``second``: the other member acting with the signer (opening records
     needs two): named in the entry and countersigning its action and detail."""
     state = state_of(storage)
-    if key is not None:
+    founding = action == "member_found" or (action == "member_add" and key is None)
+    if not founding and not state.founded:
+        raise AuditError(NOT_FOUNDED)
+    if key is not None and action != "member_found":
         state.active_member(key)
     if second is not None:
         state.active_member(second)
@@ -81,6 +84,56 @@ def _append(
         statement_id, doc, expires_at = statement
         state.risk_version = storage.audit_append_statement(build, statement_id, doc, expires_at=expires_at)
     return state
+
+
+NOT_FOUNDED = (
+    "the committee is not founded yet: it is founded by two people before anything else, each "
+    "signing in with their own key: `kiosk-central member found --name NAME --member-key FILE` "
+    "(with the store's --data or --database), one each"
+)
+
+
+def found_member(storage, *, name: str, key: Ed25519PrivateKey, now: float) -> str:
+    """A founder signs in with their own key: the first (on an empty store, by `init`) or the
+    second (`member found`). The entry names the founder's public key and is signed by it, so
+    nobody can found the committee with someone else's key; the two founders are independent
+    of each other (either approves the other's case). Returns the member id."""
+    if not name.strip():
+        raise AuditError("a founder needs a name")
+    mid = member_id(key.public_key())
+
+    def check(state: State) -> None:
+        if mid in state.members:
+            raise AuditError(
+                f"{mid} ({state.members[mid].name}) is a member already: a founder is another person"
+            )
+        if not state.founding_open:
+            raise AuditError(
+                "the committee is founded already (two founders signed in): later members are added "
+                "by a member (`kiosk-central member add`) and approved by another"
+            )
+        if not state.members and storage.audit_length() > 0:
+            raise AuditError("tampering: this store was initialised but its audit log is empty")
+
+    _append(
+        storage,
+        action="member_found",
+        now=now,
+        key=key,
+        check=check,
+        detail={
+            "member_id": mid,
+            "name": name.strip(),
+            "public_key": base64.b64encode(raw_public(key.public_key())).decode(),
+        },
+    )
+    return mid
+
+
+def found_committee(storage, founders: list[tuple[str, Ed25519PrivateKey]], *, now: float) -> list[str]:
+    """Both founders signing in, one after the other (the tests' and tools' shortcut for the
+    two `init` / `member found` commands, which two people run with their own keys)."""
+    return [found_member(storage, name=name, key=key, now=now) for name, key in founders]
 
 
 def add_member(

@@ -66,6 +66,11 @@ def open_records(
             return [r for r in rows if kiosk_id is None or r["kiosk_id"] == kiosk_id]
         return storage.records_between(kiosk_id, a, b)
 
+    if kiosk_id is not None and storage.kiosk(kiosk_id) is None:
+        raise ValueError(
+            f"--kiosk {kiosk_id}: no such kiosk registered (`kiosk-central status` lists them): "
+            "nothing was opened or logged"
+        )
     filters = {
         "kiosk": kiosk_id,
         "pass": opened_hash(hash_key, pass_id.hex()) if pass_id and hash_key else None,

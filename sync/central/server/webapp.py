@@ -195,16 +195,9 @@ def serve(
     number of them, on any number of machines, may share one PostgreSQL)."""
     import uvicorn
 
-    from sync.central.keyring import private_keys_in
-
-    held = private_keys_in(keys_dir)
-    if held:
-        raise ServeError(
-            f"{held[0]}: a private key in the server's keys folder; the server must "
-            "never hold the issuer's, the committee's or a member's private key: move "
-            "it off this machine (the server needs bundle.key and public files only)"
-        )
-    authority = Authority.from_dir(keys_dir)
+    authority = server_authority(keys_dir)
+    if tls_cert or tls_key:
+        check_tls(tls_cert, tls_key)
     # Bind first: a busy port is one line and a non-zero exit, never "serving on" first.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -291,6 +284,53 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
+
+
+def server_authority(keys_dir: Path) -> Authority:
+    """The server's own keys, from its keys folder (made by `kiosk-central keys server`), or a
+    ServeError naming what is wrong: no such folder, a file missing, a private key it must
+    never hold beside them."""
+    from kiosk.core.keys import KeyFileError
+    from sync.central.keyring import SERVER_FILES, SERVER_FOLDER_HELP, private_keys_in
+
+    keys_dir = Path(keys_dir)
+    if not keys_dir.is_dir():
+        raise ServeError(f"--keys {keys_dir}: no such folder ({SERVER_FOLDER_HELP})")
+    held = private_keys_in(keys_dir)
+    if held:
+        raise ServeError(
+            f"{held[0]}: a private key in the server's keys folder; the server must "
+            "never hold the root's, an issuer's, the committee's or a member's private key: move "
+            f"it off this machine ({SERVER_FOLDER_HELP})"
+        )
+    missing = [n for n in SERVER_FILES if not (keys_dir / n).is_file()]
+    if missing:
+        raise ServeError(f"--keys {keys_dir}: no {', '.join(missing)} in it ({SERVER_FOLDER_HELP})")
+    try:
+        return Authority.from_dir(keys_dir)
+    except KeyFileError as e:
+        raise ServeError(f"--keys {keys_dir}: {e} ({SERVER_FOLDER_HELP})") from None
+
+
+def check_tls(cert: str | None, key: str | None) -> None:
+    """Both files there, readable, and a certificate with its own private key: checked before
+    the port is bound or anything says "serving"."""
+    import ssl
+
+    if not (cert and key):
+        raise ServeError("--tls-cert and --tls-key go together: give both (PEM files)")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise ServeError(f"{flag} {path}: no such file")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except PermissionError:
+        raise ServeError(f"--tls-cert {cert} / --tls-key {key}: not readable by this user") from None
+    except (ssl.SSLError, OSError) as e:
+        raise ServeError(
+            f"--tls-cert {cert} and --tls-key {key}: not a PEM certificate and its own private key "
+            f"({getattr(e, 'reason', None) or type(e).__name__})"
+        ) from None
 
 
 class ServeError(Fault):

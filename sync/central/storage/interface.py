@@ -115,6 +115,10 @@ class Storage(Protocol):
         ...
 
     def kiosks_seen(self) -> dict[str, Any]: ...
+    def kiosk_heard(self, kiosk_id: str) -> dict[str, Any]:
+        """What was last heard from one kiosk: seen, uploaded, health, its latest epoch."""
+        ...
+
     def add_fleet_snapshot(self, at: float, counts: str) -> None: ...
     def fleet_history(self, *, since: float) -> list[tuple[float, str]]: ...
     def upload_lags(self, *, since: float) -> list[float]: ...
@@ -207,19 +211,21 @@ def open_storage(
     database: str | None = None,
     retention: ServerRetention | None = None,
     read_database: str | None = None,
+    readonly: bool = False,
 ) -> Storage:
     """The one way every command and the server open the authority's storage: PostgreSQL at
     ``database`` (a URL), else SQLite in the folder ``data``. ``read_database``: a streaming
-    replica of ``database`` the committee's reads of records and aggregates go to."""
+    replica of ``database`` the committee's reads of records and aggregates go to.
+    ``readonly``: nothing is migrated or written (the commands that only look)."""
     retention = retention or ServerRetention()
     if read_database and not database:
         raise ValueError("--read-database is a replica of --database URL (PostgreSQL only)")
     if database:
         from sync.central.storage.pg_backend import PgStorage
 
-        return PgStorage(database, retention=retention, read_url=read_database)
+        return PgStorage(database, retention=retention, read_url=read_database, readonly=readonly)
     if data is None:
         raise ValueError("no storage given: --data DIR or --database URL")
     from sync.central.storage.sqlite_backend import SqliteStorage
 
-    return SqliteStorage.in_folder(Path(data), retention=retention)
+    return SqliteStorage.in_folder(Path(data), retention=retention, readonly=readonly)

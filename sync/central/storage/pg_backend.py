@@ -422,20 +422,37 @@ class PgStorage(SqlQueries):
         min_size: int = 1,
         max_size: int = 8,
         read_url: str | None = None,
+        readonly: bool = False,
     ):
+        """``readonly``: for the commands that only look (status, report, reads, case list,
+        audit): every session is read-only (PostgreSQL refuses any write), nothing is migrated
+        and no partition is made."""
         import psycopg
         from psycopg_pool import ConnectionPool
 
         self.retention = retention
         self.url = url
+        session: dict[str, object] = {"autocommit": True}
+        if readonly:
+            session["options"] = "-c default_transaction_read_only=on"
         try:  # one plain connection first: a wrong URL fails fast, in one line
-            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-                migrate(conn)
+            with psycopg.connect(url, connect_timeout=10, **session) as conn:  # type: ignore[arg-type]
+                if readonly:
+                    have = _scalar(conn.execute("SELECT to_regclass('schema_version')")) and _scalar(
+                        conn.execute("SELECT version FROM schema_version")
+                    )
+                    if have != len(MIGRATIONS):
+                        raise ValueError(
+                            f"the store's schema ({_safe(url)}) is version {have or 0}, this program's "
+                            f"{len(MIGRATIONS)}: a command that writes (serve, purge) brings it up to date"
+                        )
+                else:
+                    migrate(conn)
         except psycopg.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"cannot use the PostgreSQL database ({_safe(url)}): {first}") from None
         self.pool = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=True, kwargs={"autocommit": True}, timeout=30
+            url, min_size=min_size, max_size=max_size, open=True, kwargs=session, timeout=30
         )
         self.read_pool = None
         if read_url:  # a streaming replica for the committee's reads (records, aggregates)
@@ -452,6 +469,8 @@ class PgStorage(SqlQueries):
             self.read_pool = ConnectionPool(
                 read_url, min_size=1, max_size=max_size, open=True, kwargs={"autocommit": True}, timeout=30
             )
+        if readonly:
+            return
         try:  # the owner makes the day partitions; roles may not
             import time
 

@@ -21,10 +21,14 @@ from sync.central.storage.interface import (
     RecordIdConflict,
     ServerRetention,
 )
-from sync.central.storage.sqlite_file import migrate, open_db, truncate_wal
+from sync.central.storage.sqlite_file import migrate, open_db, open_readonly, truncate_wal
 from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SEQUENCE_SUMMARY_SQL, SqlQueries
 
 DB_NAME = "central.db"
+
+
+class StoreVersionError(Exception):
+    """A store whose schema this program does not match, opened read-only (nothing migrated)."""
 
 
 MIGRATIONS = [
@@ -196,10 +200,30 @@ MIGRATIONS = [
 
 
 class SqliteStorage(SqlQueries):
-    def __init__(self, path: Path | str | None, *, retention: ServerRetention = ServerRetention()):
-        self.db = open_db(path)
+    def __init__(
+        self,
+        path: Path | str | None,
+        *,
+        retention: ServerRetention = ServerRetention(),
+        readonly: bool = False,
+    ):
+        """``readonly``: for the commands that only look (status, report, reads, case list,
+        audit): the file is opened read-only, nothing is migrated or written, so a user who may
+        only read the store can run them, and they never change it."""
         self.retention = retention
         self._lock = threading.Lock()  # one writer; the server's threads share a connection
+        if readonly and path is not None:
+            self.db = open_readonly(path)
+            self._reader, self._read_lock = self.db, self._lock
+            have = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if have != len(MIGRATIONS):
+                self.db.conn.close()
+                raise StoreVersionError(
+                    f"{path}: the store's schema is version {have}, this program's {len(MIGRATIONS)}: "
+                    "a command that writes (serve, purge) brings it up to date first"
+                )
+            return
+        self.db = open_db(path)
         migrate(self.db, MIGRATIONS)
         # Reads on a connection of their own (WAL: readers never wait for the writer), so a
         # bundle poll or a kiosk lookup does not queue behind an ingest or a purge chunk.
@@ -208,7 +232,8 @@ class SqliteStorage(SqlQueries):
 
     @classmethod
     def in_folder(cls, data_dir: Path | str, **kwargs) -> SqliteStorage:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        if not kwargs.get("readonly"):
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
         return cls(Path(data_dir) / DB_NAME, **kwargs)
 
     def ensure_partitions(self, *, now: float) -> int:

@@ -36,6 +36,23 @@ def open_db(path: str | Path | None, *, busy_timeout_ms: int = 5000) -> Database
     return db
 
 
+def open_readonly(path: str | Path, *, busy_timeout_ms: int = 5000) -> Database:
+    """For the commands that only look: SQLite's read-only mode, so nothing is written (no
+    migration, no WAL switch); a user who may only read the files can use it."""
+    conn = sqlite3.connect(
+        f"file:{Path(path).resolve()}?mode=ro",
+        uri=True,
+        timeout=busy_timeout_ms / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    db = Database(conn)
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    db.execute("PRAGMA query_only = ON")
+    db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here, not later
+    return db
+
+
 def truncate_wal(db: Database) -> tuple[int, int, int]:
     """After a purge: checkpoint and cut the WAL to zero bytes, so no copy of a deleted row
     stays in it. Returns SQLite's (busy, log frames, checkpointed frames)."""

@@ -149,6 +149,33 @@ class SqlQueries:
             for r in rows
         }
 
+    def kiosk_heard(self, kiosk_id: str) -> dict[str, Any]:
+        """What the server last heard from one kiosk (for the kiosk's own `doctor`): when it
+        was last seen and uploaded, when it last reported its health, and what arrived of its
+        latest sequence epoch. Two indexed reads, whatever the fleet's size."""
+        seen = self._qr(
+            self._sql("SELECT seen_at, last_upload_at, summary_at FROM kiosk_health WHERE kiosk_id = ?"),
+            [kiosk_id],
+        )
+        seq = self._qr(
+            self._sql(
+                "SELECT epoch, received, distinct_seq, high FROM sequence_summary WHERE kiosk_id = ? "
+                "ORDER BY epoch DESC LIMIT 1"
+            ),
+            [kiosk_id],
+        )
+        out: dict[str, Any] = {"seen_at": None, "last_upload_at": None, "health_at": None, "epoch": None}
+        if seen:
+            out.update(
+                seen_at=float(seen[0][0]),
+                last_upload_at=None if seen[0][1] is None else float(seen[0][1]),
+                health_at=None if seen[0][2] is None else float(seen[0][2]),
+            )
+        if seq:
+            epoch, received, distinct, high = (int(x) for x in seq[0])
+            out.update(epoch=epoch, received=received, highest_seq=high, missing=high - distinct)
+        return out
+
     def upload_lags(self, *, since: float) -> list[float]:
         """Per batch received since then: seconds from its newest check-in to its receipt."""
         return [

@@ -22,8 +22,8 @@ def board(tmp_path):
     """A server database with three members and one approved case."""
     s = SqliteStorage.in_folder(tmp_path / "central")
     a, b, c = (Ed25519PrivateKey.generate() for _ in range(3))
-    committee.add_member(s, name="Alice", public_key=a.public_key(), key=None, now=1, bootstrap=True)
-    committee.add_member(s, name="Bob", public_key=b.public_key(), key=a, now=2)
+    committee.found_member(s, name="Alice", key=a, now=1)  # the two founders, each with own key
+    committee.found_member(s, name="Bob", key=b, now=2)
     committee.add_member(s, name="Chan", public_key=c.public_key(), key=b, now=3)  # two active: pending
     committee.approve_member(s, key=a, member="Chan", now=3)  # a member other than who added her
     committee.open_case(
@@ -35,7 +35,7 @@ def board(tmp_path):
         to_ts=1000 + 13 * DAY,
         now=4,
     )
-    committee.approve_case(s, key=a, case_id="OB-7", now=5)  # Alice: not added by Bob, the opener
+    committee.approve_case(s, key=a, case_id="OB-7", now=5)  # Alice: a founder, independent of Bob
     yield s, (a, b, c), tmp_path / "central"
     s.close()
 
@@ -173,7 +173,8 @@ def test_audit_show_head_and_verify_from_the_command_line(board):
     shown = subprocess.run(
         [BIN / "kiosk-central", "audit", "show", "--data", data], capture_output=True, text=True
     ).stdout.splitlines()
-    assert [line.split()[3] for line in shown] == ["member_add"] * 3 + [
+    assert [line.split()[3] for line in shown] == ["member_found"] * 2 + [
+        "member_add",
         "member_approve",
         "case_open",
         "case_approve",

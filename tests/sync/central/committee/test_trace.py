@@ -98,12 +98,11 @@ def world(tmp_path_factory):
     for i in range(60):  # everyone else, elsewhere and other times
         checkin("ABC"[i % 3], "X", T - DAY + i * 997)
     a, b = members()  # the two the wrap key is split between
-    committee.add_member(storage, name="Alice", public_key=a.public_key(), key=None, now=NOW, bootstrap=True)
-    committee.add_member(storage, name="Bob", public_key=b.public_key(), key=a, now=NOW)
+    committee.found_committee(storage, [("Alice", a), ("Bob", b)], now=NOW)
     from sync.central.manifests import publish
 
     publish(keys, storage, now=NOW)  # what kiosks trust: the members among it
-    committee.open_case(  # Bob opens, Alice approves (she added him: he cannot approve hers)
+    committee.open_case(  # Bob opens, Alice (the other founder) approves
         storage,
         key=b,
         case_id="OB-1",

@@ -265,8 +265,8 @@ def test_tag_keys_per_kiosk_and_their_end(storage):
 
 def test_the_audit_log_and_reads_verify_on_both(storage):
     a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    committee.add_member(storage, name="a", public_key=a.public_key(), key=None, now=1, bootstrap=True)
-    committee.add_member(storage, name="b", public_key=b.public_key(), key=a, now=2)
+    committee.found_member(storage, name="a", key=a, now=1)
+    committee.found_member(storage, name="b", key=b, now=2)
     committee.open_case(
         storage, key=b, case_id="OB-1", reason="backend parity case", from_ts=0, to_ts=10, now=3
     )
