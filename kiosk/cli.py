@@ -91,8 +91,9 @@ def cmd_scan(args) -> int:
     decoder = make_decoder(decoder_name)
     paths = expand_images(args.paths)
     if not paths:
-        print(f"kiosk scan: no images found in {' '.join(args.paths)}", file=sys.stderr)
-        return 2
+        missing = [p for p in args.paths if not Path(p).exists()]
+        why = f"no such file or folder: {' '.join(missing)}" if missing else "no images in them"
+        return fail("kiosk", "error", f"{' '.join(args.paths)}: {why}", EXIT_CONFIG)
     unreadable = 0
     for path in paths:
         row: dict[str, Any] = {"path": str(path), "decision": "none", "reason": "no_code", "risk_level": None}
@@ -223,6 +224,8 @@ def cmd_sync(args) -> int:
         if not args.loop:
             result = uploader.round()
             print(result.summary())
+            if not result.ok:
+                print(f"kiosk: sync failed: {result.error}; records stay queued", file=sys.stderr)
             return 0 if result.ok else 1
         stop = threading.Event()
         for sig in (signals.SIGTERM, signals.SIGINT):

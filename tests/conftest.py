@@ -12,6 +12,23 @@ from kiosk.core.passes import encode_pass
 from kiosk.core.seal import SealingKey
 from workbench.testkit import NOW, seeded_authority, seeded_x25519
 
+SLOW_FIXTURES = {"pg_server", "pg_url", "venvs"}  # a real PostgreSQL; whole venvs per role
+
+
+def pytest_collection_modifyitems(items):
+    """The fast lane (`scripts/test --fast`, ``-m "not slow"``) leaves out the whole-system
+    checks (tests/system: real nginx, Chromium, PostgreSQL, installs, the fault, attack and
+    privacy suites) and anything on a real PostgreSQL; the everyday loop keeps every unit and
+    component test, on real SQLite files and real HTTP."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (
+            "tests/system/" in item.nodeid
+            or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or "postgresql" in params.values()
+        ):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def authority(tmp_path_factory):

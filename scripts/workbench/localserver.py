@@ -20,6 +20,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(n: int) -> int:
+    """The first of ``n`` consecutive free loopback ports (`serve --workers N` listens for
+    metrics on the first free of PORT..PORT+N-1)."""
+    for _ in range(200):
+        base = free_port()
+        held = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                held.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free ports on 127.0.0.1")
+
+
 class LocalServer:
     def __init__(
         self,
@@ -39,7 +59,7 @@ class LocalServer:
         self.tls, self.ca_bundle, self.database, self.workers = tls, ca_bundle, database, workers
         self.ingest_slots = ingest_slots
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self.metrics_port = free_port()  # /metrics listens apart from kiosks, on loopback
+        self.metrics_port = free_ports(workers)  # /metrics listens apart from kiosks, on loopback
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         self.log_file = Path(log_file) if log_file else self.data_dir / "server.log"
         self.proc: subprocess.Popen | None = None

@@ -106,7 +106,10 @@ def period_keys(keys_dir: Path) -> dict[str, Any]:
 
 
 def kiosk_config_text(authority: Path, db: Path, **overrides: list[str]) -> str:
-    """A minimal valid kiosk config for tests, with optional raw TOML lines per section."""
+    """A minimal valid kiosk config for tests, with optional raw TOML lines per section. The
+    database's folder is made, as `scripts/install-pi` makes /var/lib/kiosk (the kiosk itself
+    refuses a database in a folder that does not exist)."""
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
     sections = {
         "kiosk": ['venue_id = "venue-test"', f'database = "{db}"'],
         "keys": [

@@ -165,6 +165,12 @@ def cmd_issue_pass(args) -> int:
     expires = parse_time(args.expires) if args.expires else None
     from kiosk.core.passnumbers import pass_number
 
+    for flag, out in (("--png", args.png), ("--svg", args.svg)):
+        if out and not Path(out).parent.is_dir():
+            raise ValueError(f"{flag} {out}: the folder {Path(out).parent} does not exist")
+        if out and Path(out).is_dir():
+            raise ValueError(f"{flag} {out}: a folder: give the image's file name")
+
     text, pass_id = issue_pass(Path(args.keys), risk=args.risk, issued=issued, expires=expires)
     if args.png or args.svg:
         save_pass(text, png=args.png, svg=args.svg)
@@ -786,6 +792,10 @@ def cmd_open_records(args) -> int:
     return 0
 
 
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
+
+
 def _ts(text: str | None) -> float | None:
     from sync.central.issuing import parse_time
 
@@ -884,7 +894,7 @@ def cmd_trace(args) -> int:
                 )
         return 0
     print(
-        f"case {args.case}: the pass checked in {len(result.visits)} times "
+        f"case {args.case}: the pass checked in {_times(len(result.visits))} "
         f"({out['from']} to {out['to']}); {result.decrypted} records opened"
     )
     for v in out["visits"]:
@@ -924,8 +934,9 @@ def cmd_keys_init_member(args) -> int:
     write_private(d / "member.key", key)
     write_public(d / "member.pub", key.public_key())
     print(
-        f"# {d / 'member.key'} (0600) is yours alone; register {d / 'member.pub'} with "
-        f"`kiosk-central member add`; member id {member_id(key.public_key())}",
+        f"# {d / 'member.key'} (0600) is yours alone; member id {member_id(key.public_key())}: a founder "
+        f"signs in with `kiosk-central member found --name NAME --member-key {d / 'member.key'}`, a later "
+        f"member is added by a member with `kiosk-central member add --public-key {d / 'member.pub'}`",
         file=sys.stderr,
     )
     sys.stdout.write(public_pem(key.public_key()).decode())
@@ -945,9 +956,10 @@ def cmd_init(args) -> int:
         raise ValueError("the first founder signs in with --name and --member-key (their own key file)")
     if (args.member_key or args.public_key) and not args.name:
         raise ValueError("the first founder needs --name too")
-    key = _member_key(args.member_key) if args.member_key else None
-    if key is not None and args.public_key:
-        if load_ed25519_public(args.public_key).public_bytes_raw() != key.public_key().public_bytes_raw():
+    key = _member_key(args.member_key) if args.member_key else None  # read before any store is made
+    public = load_ed25519_public(args.public_key) if args.public_key else None
+    if key is not None and public is not None:
+        if public.public_bytes_raw() != key.public_key().public_bytes_raw():
             raise ValueError(f"--public-key {args.public_key} is not the public half of --member-key")
     where = f"--data {args.data}" if args.data else "--database URL"
     storage = _storage(args, create=True)
@@ -956,11 +968,11 @@ def cmd_init(args) -> int:
             raise ValueError("this store is initialised already (its audit log has entries)")
         if key is not None:
             mid = found_member(storage, name=args.name, key=key, now=time.time())
-        elif args.public_key:  # the older form: the first member named, unsigned (bootstrap)
+        elif public is not None:  # the older form: the first member named, unsigned (bootstrap)
             mid = add_member(
                 storage,
                 name=args.name,
-                public_key=load_ed25519_public(args.public_key),
+                public_key=public,
                 key=None,
                 now=time.time(),
                 bootstrap=True,

@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from sync.central.keyring import server_keys_folder
 from workbench.testkit import BIN, ROOT, committee_with_a_case, kiosk_config_text
 from workbench.testkit import run_bin as run
@@ -42,6 +44,7 @@ def test_every_command_the_readme_names_exists():
         assert run("kiosk-central", *cmd.split(), "--help").returncode == 0, cmd
 
 
+@pytest.mark.slow  # a whole run: in the full suite, not the fast lane
 def test_the_demo_runs_and_prints_its_totals(tmp_path):
     p = run("kiosk", "demo", "--keep", tmp_path / "demo", timeout=300)
     out = p.stdout
@@ -491,6 +494,7 @@ def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
     assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / "install-pi")]).returncode == 0
 
 
+@pytest.mark.slow  # a whole run: in the full suite, not the fast lane
 def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path, authority):
     """Two processes on one SQLite file, as on a Pi: the scan loop keeps recording while the
     uploader drains; nothing is lost, nobody sees 'database is locked'."""
@@ -573,6 +577,7 @@ def server_ids_of(data, kiosk_id):
         s.close()
 
 
+@pytest.mark.slow  # a whole run: in the full suite, not the fast lane
 def test_the_demo_without_keep_prints_no_folder_it_then_deletes(tmp_path):
     p = run("kiosk", "demo", "--no-server", timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert p.stdout.rstrip().endswith("demo OK")

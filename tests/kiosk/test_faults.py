@@ -250,7 +250,7 @@ def test_a_damaged_database_is_moved_aside_and_a_new_epoch_begins(
 ):
     cfg = _cfg(tmp_path, authority)
     db = tmp_path / "state" / "k.db"
-    db.parent.mkdir()
+    db.parent.mkdir(exist_ok=True)
     junk = os.urandom(40_000) if damage == "random" else b""
     db.write_bytes(junk)
     d = _run("kiosk", "doctor", "--config", cfg, "--no-camera")
@@ -747,10 +747,9 @@ def test_serve_on_a_busy_port_is_one_line_without_serving_on(tmp_path, authority
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
     port = busy.getsockname()[1]
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub"):
-        shutil.copy(authority / name, keys / name)
+    from sync.central.keyring import server_keys_folder
+
+    keys = server_keys_folder(authority, tmp_path / "keys")
     p = _run("kiosk-central", "serve", "--data", tmp_path / "c", "--keys", keys, "--port", port)
     busy.close()
     assert p.returncode == 2 and "serving on" not in p.stderr

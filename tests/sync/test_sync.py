@@ -86,6 +86,7 @@ def run_until_drained(uploader, *, timeout_s=240, backoff=Backoff(0.01, 0.2)):
 
 
 # -- exactly once, under faults -----------------------------------------------------------------------
+@pytest.mark.slow  # a whole run: in the full suite, not the fast lane
 def test_ten_thousand_records_arrive_exactly_once_under_faults(
     tmp_path, central, kiosk_id, device_key, kiosk_store, make_pass, trusted, authority
 ):

@@ -88,11 +88,16 @@ def test_the_held_in_clear_table_names_every_table_and_column_on_postgresql(pg_u
     assert_named("server", schema)
 
 
+def committee_block() -> str:
+    """The pilot's first block: the committee founded by two, its keys shared, the first
+    manifest (README, "A pilot, from a fresh folder")."""
+    pilot = README.split("### A pilot, from a fresh folder\n", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", pilot, re.S)[0]
+
+
 def test_readmes_committee_block_runs_as_typed(tmp_path):
     """The authority's set-up, exactly as README shows it, in an empty folder."""
-    block = README.split("On the committee's machine (never on the server):\n\n```\n", 1)[1].split("```", 1)[
-        0
-    ]
+    block = committee_block()
     lines = [line for line in block.splitlines() if line.strip()]
     assert lines[0] == "kiosk-central keys init --dir authority/" and len(lines) >= 8
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -113,9 +118,7 @@ def test_readmes_committee_block_runs_as_typed(tmp_path):
 def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path):
     """The visitor's side as README shows it (bulk passes, pass show, the exposure list and its
     site), in bash, after the committee's set-up block, in an empty folder."""
-    committee = README.split("On the committee's machine (never on the server):\n\n```\n", 1)[1].split("```")[
-        0
-    ]
+    committee = committee_block()
     side = README.split("## The visitor's side", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```\n(.*?)```", side, re.S)
     assert len(blocks) == 3, blocks
@@ -157,9 +160,7 @@ def test_a_new_user_walks_the_committee_and_operator_sections(tmp_path):
     """README's committee set-up, then the operator's round, as typed: every command answers
     with something, in words (no traceback, no raw [Errno, no Unix times); then the round
     again at a mistyped path, where each must refuse (never an empty success)."""
-    committee = README.split("On the committee's machine (never on the server):\n\n```\n", 1)[1].split("```")[
-        0
-    ]
+    committee = committee_block()
     section = README.split("### The fleet at a glance", 1)[1].split("\n## ", 1)[0]
     (round_,) = re.findall(r"```\n(kiosk-central status.*?)```", section, re.S)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
