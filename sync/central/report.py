@@ -13,7 +13,7 @@ import io
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kiosk.core.timing import DAY
@@ -28,7 +28,8 @@ COLOURS = {"ok": "#2e7d32", "attention": "#e65100", "revoked": "#757575"}
 class Chart:
     title: str
     note: str
-    svg: str
+    svg: str  # "" for a chart with nothing to show yet: ``empty`` says so in words instead
+    empty: str = ""
 
 
 def _figure(width: float = 6.4, height: float = 2.8):
@@ -59,12 +60,24 @@ def _svg(plt, fig) -> str:
     return text[text.index("<svg") :]
 
 
-def _bars(title: str, note: str, labels: list[str], values: list[int], *, colour: str = "#1565c0") -> Chart:
+def _counts(ax, axis: str = "y") -> None:
+    """Counts are whole numbers: no 0.2 of a kiosk on an axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_locator(MaxNLocator(integer=True))
+
+
+def _bars(
+    title: str, note: str, labels: list[str], values: list[int], *, colour: str = "#1565c0", empty: str
+) -> Chart:
+    if not any(values):  # an honest empty state: words, no axes pretending to show something
+        return Chart(title, note, "", empty)
     plt, fig, ax = _figure()
     bars = ax.bar(labels, values, color=colour)
     ax.bar_label(bars, labels=[str(v) for v in values], padding=2)
     ax.set_ylabel("kiosks" if "kiosk" in note else "count")
     ax.set_ylim(0, max(values + [1]) * 1.2)
+    _counts(ax)
     return Chart(title, note, _svg(plt, fig))
 
 
@@ -80,7 +93,9 @@ def _buckets(values: list[float], edges: list[tuple[str, float]]) -> tuple[list[
 
 
 def fleet_over_time(history: list[tuple[float, str]], *, now: float, days: int) -> Chart:
-    plt, fig, ax = _figure()
+    import matplotlib.dates as mdates
+
+    title, note = "The fleet over time", f"kiosks by state, hourly, the last {days} days (UTC)"
     points = []
     for at, counts in history:
         try:
@@ -88,33 +103,29 @@ def fleet_over_time(history: list[tuple[float, str]], *, now: float, days: int) 
         except (ValueError, KeyError, TypeError):
             continue
         points.append((datetime.fromtimestamp(at, UTC), s["ok"], s["attention"], s["revoked"]))
-    if points:
-        xs = [p[0] for p in points]
-        ax.stackplot(
-            xs,
-            [p[1] for p in points],
-            [p[2] for p in points],
-            [p[3] for p in points],
-            labels=["ok", "need attention", "revoked"],
-            colors=[COLOURS["ok"], COLOURS["attention"], COLOURS["revoked"]],
-            step="post",
-        )
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3)
-        import matplotlib.dates as mdates
-
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
-    else:
-        ax.text(
-            0.5,
-            0.5,
-            "no fleet state kept yet (the server keeps one an hour)",
-            ha="center",
-            transform=ax.transAxes,
-        )
-    ax.set_ylabel("kiosks")
-    return Chart(
-        "The fleet over time", f"kiosks by state, hourly, the last {days} days (UTC)", _svg(plt, fig)
+    if not points:
+        return Chart(title, note, "", "no history yet: the server keeps the fleet's state once an hour")
+    if len(points) == 1:  # one hour kept so far: a step an hour wide, not a line of no width
+        points.append((points[0][0] + timedelta(hours=1), *points[0][1:]))
+    plt, fig, ax = _figure()
+    xs = [p[0] for p in points]
+    ax.stackplot(
+        xs,
+        [p[1] for p in points],
+        [p[2] for p in points],
+        [p[3] for p in points],
+        labels=["ok", "need attention", "revoked"],
+        colors=[COLOURS["ok"], COLOURS["attention"], COLOURS["revoked"]],
+        step="post",
     )
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_ylim(0, max(sum(p[1:]) for p in points) * 1.15 or 1)
+    _counts(ax)
+    ax.set_ylabel("kiosks")
+    return Chart(title, note, _svg(plt, fig))
 
 
 def report_data(storage, *, now: float, days: int = 28) -> dict[str, Any]:
@@ -149,6 +160,7 @@ def charts(data: dict[str, Any]) -> list[Chart]:
             "active kiosks, by the time since their last request",
             labels + ["never"],
             values + [never],
+            empty="no kiosk registered yet",
         )
     )
 
@@ -171,6 +183,7 @@ def charts(data: dict[str, Any]) -> list[Chart]:
             labels,
             values,
             colour="#6a1b9a",
+            empty=f"no upload in the last {data['days']} days",
         )
     )
 
@@ -185,29 +198,28 @@ def charts(data: dict[str, Any]) -> list[Chart]:
             labels,
             values,
             colour="#00838f",
+            empty="no kiosk has taken a bundle yet",
         )
     )
 
     gaps = sorted(((k.missing, k.kiosk_id) for k in kiosks if k.missing), reverse=True)[:12]
-    plt, fig, ax = _figure()
+    title, note = "Missing records", "kiosks with check-in sequence numbers that never arrived (most first)"
     if gaps:
+        plt, fig, ax = _figure()
         bars = ax.barh([kid for _, kid in gaps][::-1], [n for n, _ in gaps][::-1], color=COLOURS["attention"])
         ax.bar_label(bars, padding=2)
         ax.set_xlabel("missing check-in numbers")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        _counts(ax, "x")
+        out.append(Chart(title, note, _svg(plt, fig)))
     else:
-        ax.text(0.5, 0.5, "no missing records", ha="center", transform=ax.transAxes)
-        ax.set_axis_off()
-    out.append(
-        Chart(
-            "Missing records",
-            "kiosks with check-in sequence numbers that never arrived (most first)",
-            _svg(plt, fig),
-        )
-    )
+        out.append(Chart(title, note, "", "no missing records"))
 
     weeks = [int((now - t) // WEEK) for t in data["cases"] if now - t < 12 * WEEK]
     reads = [int((now - t) // WEEK) for t, _ in data["reads"] if now - t < 12 * WEEK]
+    title, note = "Cases and readings", "per week, the last 12 weeks (the week ending on each date)"
+    if not weeks and not reads:
+        out.append(Chart(title, note, "", "no case opened and no record read in the last 12 weeks"))
+        return out
     plt, fig, ax = _figure()
     xs = list(range(11, -1, -1))
     labels = [datetime.fromtimestamp(now - w * WEEK, UTC).strftime("%m-%d") for w in xs]
@@ -230,24 +242,29 @@ def charts(data: dict[str, Any]) -> list[Chart]:
     ax.set_xticks(range(len(xs)), labels)
     ax.legend(frameon=False)
     ax.set_ylabel("count")
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    out.append(
-        Chart(
-            "Cases and readings", "per week, the last 12 weeks (the week ending on each date)", _svg(plt, fig)
-        )
-    )
+    _counts(ax)
+    ax.tick_params(axis="x", labelrotation=45)
+    out.append(Chart(title, note, _svg(plt, fig)))
     return out
 
 
 CSS = """
-body { font-family: 'DejaVu Sans', sans-serif; margin: 1.5rem auto; max-width: 62rem; color: #111; }
+body { font-family: 'DejaVu Sans', sans-serif; margin: 1.5rem auto; max-width: 62rem; color: #111;
+  padding: 0 .8rem; }
 h1 { font-size: 1.4rem; margin-bottom: .2rem; } h2 { font-size: 1.05rem; margin: 1.4rem 0 .1rem; }
 .note { color: #555; font-size: .85rem; margin: 0 0 .3rem; }
-.summary { font-size: 1.05rem; padding: .6rem .8rem; background: #f3f5f7; border-left: 4px solid #1565c0; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(30rem, 1fr)); gap: 0 1.5rem; }
-svg { width: 100%; height: auto; }
+.summary { font-size: 1.05rem; padding: .6rem .8rem; background: #f3f5f7; border-left: 4px solid #1565c0;
+  overflow-wrap: anywhere; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(30rem, 100%), 1fr));
+  gap: 0 1.5rem; }
+section { min-width: 0; }
+svg { width: 100%; height: auto; display: block; }
+.table { overflow-x: auto; }
 table { border-collapse: collapse; font-size: .85rem; width: 100%; }
-th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #ddd; vertical-align: top;
+  overflow-wrap: anywhere; }
+.empty { color: #555; font-style: italic; padding: 1rem; background: #fafafa; border: 1px dashed #ccc; }
+@media (max-width: 40rem) { body { margin: .8rem auto; } td, th { padding: .2rem .3rem; } }
 """
 
 
@@ -270,7 +287,9 @@ def render(data: dict[str, Any]) -> str:
         else ""
     )
     blocks = "".join(
-        f"<section><h2>{html.escape(c.title)}</h2><p class='note'>{html.escape(c.note)}</p>{c.svg}</section>"
+        f"<section><h2>{html.escape(c.title)}</h2><p class='note'>{html.escape(c.note)}</p>"
+        + (c.svg or f"<p class='empty'>{html.escape(c.empty)}</p>")
+        + "</section>"
         for c in charts(data)
     )
     return (
@@ -284,8 +303,8 @@ def render(data: dict[str, Any]) -> str:
         f"<div class='grid'>{blocks}</div>"
         f"<h2>Kiosks needing attention</h2>"
         + (
-            "<table id='attention'><tr><th>kiosk</th><th>venue</th><th>last seen</th><th>why</th></tr>"
-            f"{rows}</table>{more}"
+            "<div class='table'><table id='attention'><tr><th>kiosk</th><th>venue</th><th>last seen</th>"
+            f"<th>why</th></tr>{rows}</table></div>{more}"
             if attention
             else "<p id='attention'>None: every active kiosk is fine.</p>"
         )

@@ -47,10 +47,11 @@ from workbench.testkit import (
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NOT_INSTALLED)
 VIEWPORT = {"width": 420, "height": 760}
-SHOTS = {
-    "exposed": "docs/check-exposed.png",
-    "clear": "docs/check-clear.png",
-    "refused": "docs/check-refused.png",
+SHOTS = {  # what the page draws for each (README's screenshots), and the outcome it names
+    "exposed": ("docs/check-exposed.png", "exposed level-1"),
+    "barred": ("docs/check-level3.png", "exposed level-3"),
+    "clear": ("docs/check-clear.png", "clear"),
+    "refused": ("docs/check-refused.png", "refused"),
 }
 
 
@@ -154,8 +155,14 @@ def test_the_page_tells_each_pass_what_to_do_and_sends_nothing_about_it(browser,
         assert "អ្នកអាចបានប៉ះពាល់ជំងឺ" in text
         outcome, text = checked("level2")
         assert outcome == "exposed level-2" and "get tested today" in text
+        look = "e => [getComputedStyle(e).borderTopColor, getComputedStyle(e, '::before').backgroundImage]"
+        level1 = page.eval_on_selector("#result", look)
         outcome, text = checked("level3")
         assert outcome == "exposed level-3" and "isolate" in text
+        assert "refuses entry" in text  # what the door does with it, said plainly
+        level3 = page.eval_on_selector("#result", look)
+        # refused at every door: its own colour and its own symbol, not level 1's
+        assert level3[0] != level1[0] and "polygon" in level3[1] and "polygon" not in level1[1]
         outcome, text = checked("clear")
         assert outcome == "clear" and "No exposure known for this pass." in text
         # its own level is the door's business; the list is what the committee published
@@ -348,8 +355,11 @@ def screenshot_site(folder: Path, authority: Path) -> dict[str, str]:
     from kiosk.core.keys import raw_public as _raw  # noqa: F401
     from sync.central.committee.members import member_id
 
+    barred = issue_pass(
+        authority, risk=0, issued=issued, pass_id=seed_bytes("barred", 16), signing_key=issuer
+    )
     payload = list_payload(
-        {pass_ref(listed[1]): (1, FIXED + 14 * DAY)},
+        {pass_ref(listed[1]): (1, FIXED + 14 * DAY), pass_ref(barred[1]): (3, FIXED + 14 * DAY)},
         version=1,
         member_id=member_id(alice.public_key()),
         now=FIXED - 3600,
@@ -361,14 +371,14 @@ def screenshot_site(folder: Path, authority: Path) -> dict[str, str]:
         manifest_doc=manifest,
         exposures_doc=sign_list(payload, alice).decode(),
     )
-    return {"exposed": listed[0], "clear": clear[0], "refused": gone[0]}
+    return {"exposed": listed[0], "barred": barred[0], "clear": clear[0], "refused": gone[0]}
 
 
 def test_readme_screenshots_are_what_the_page_shows(browser, authority, static_host, tmp_path):
     texts = screenshot_site(tmp_path / "site", authority)
     readme = (ROOT / "README.md").read_text()
     url = static_host(tmp_path / "site")
-    for outcome, shot in SHOTS.items():
+    for outcome, (shot, named) in SHOTS.items():
         assert f"]({shot})" in readme, shot
         context = browser.new_context(viewport=VIEWPORT)
         try:
@@ -378,7 +388,7 @@ def test_readme_screenshots_are_what_the_page_shows(browser, authority, static_h
             page.wait_for_selector("#status[data-state=ready]", timeout=20_000)
             page.fill("#pass-text", texts[outcome])
             got, _ = result_after(page, functools.partial(page.click, "#check-text"))
-            assert got.split()[0] == outcome
+            assert got == named
             page.evaluate("document.activeElement.blur()")
             now = tmp_path / f"{outcome}.png"
             page.screenshot(path=str(now), full_page=True)

@@ -98,3 +98,35 @@ def test_readme_screenshot_is_the_report(tmp_path, browser):
     a = np.asarray(Image.open(now).convert("L"), dtype=int)
     b = np.asarray(Image.open(kept).convert("L"), dtype=int)
     assert a.shape == b.shape and np.abs(a - b).mean() < 2.0
+
+
+def test_a_new_servers_report_says_there_is_no_history_and_fits_a_phone(tmp_path, browser):
+    """On a store nothing has reached yet, each chart says so in words (no empty axes, no
+    dates from 1970, no fractions of a kiosk); with a small fleet the counts are whole
+    numbers; and the page fits a phone's width without sideways scrolling."""
+    import re
+
+    data = tmp_path / "central"
+    central("init", "--data", data)
+    central("report", "--data", data, "--html", tmp_path / "empty.html")
+    storage = SqliteStorage.in_folder(tmp_path / "small")
+    try:
+        simulate_fleet(storage, kiosks=3, now=FIXED, days=1)
+        (tmp_path / "small.html").write_text(render(report_data(storage, now=FIXED)))
+    finally:
+        storage.close()
+    for name in ("empty", "small"):
+        page = browser.new_page(viewport={"width": 360, "height": 740}, device_scale_factor=2)
+        page.goto((tmp_path / f"{name}.html").as_uri())
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"{name}: {width} px wide on a 360 px phone"
+        texts = " ".join(page.locator("section").all_text_contents())
+        if name == "empty":
+            assert page.locator("section svg").count() == 0  # words, not empty axes
+            assert "no history yet" in texts and "no kiosk registered yet" in texts
+            assert "no upload in the last 28 days" in texts and "1970" not in texts
+            assert not re.search(r"\b0\.\d\b", texts)
+        else:
+            ticks = re.findall(r"\b\d+\.\d+\b", texts)
+            assert ticks == [], f"fractions on a count's axis: {ticks}"
+        page.close()

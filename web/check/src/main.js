@@ -136,6 +136,14 @@ const REFUSED = {
   "not-yet-valid": ["ប័ណ្ណនេះមិនទាន់មានសុពលភាពទេ។", "This pass is not valid yet."],
 };
 
+// What each level means at the door, as the kiosks apply it: 3, the highest, is refused
+// entry everywhere (its own colour and symbol here, as on the kiosk's screen).
+const LEVEL_TEXT = {
+  1: "Level 1: venues admit you; please get tested.",
+  2: "Level 2: venues admit you; please get tested today.",
+  3: "Level 3, the highest: every venue's kiosk refuses entry with this pass for now.",
+};
+
 async function check(text) {
   if (!state.ready) return;
   let pass;
@@ -149,7 +157,7 @@ async function check(text) {
   const hit = lookUp(pass.passId);
   if (hit) {
     const [km, en] = config.advice[hit.advice] || config.advice["get-tested"];
-    show(`exposed level-${hit.level}`, km, en, `Level ${hit.level}.`);
+    show(`exposed level-${hit.level}`, km, en, LEVEL_TEXT[hit.level] || `Level ${hit.level}.`);
   } else {
     show(
       "clear",
