@@ -79,9 +79,20 @@ def khmer_font_path(configured: str = "") -> Path:
     )
 
 
+LATIN_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"  # fonts-dejavu-core (scripts/setup)
+SUPERSAMPLE = 4  # symbols are drawn at 4x and smoothed down: anti-aliased edges, clean joins
+
+
 class Renderer:
     """Draws a face on a pygame surface. Pure drawing, no display: the thread below and the
-    tests (which save what it draws) share it."""
+    tests (which save what it draws) share it.
+
+    The symbol is two layers, its frame (a ring, or the exposed face's triangle) and its mark
+    (check, cross, bang, the idle QR sign) drawn apart, each at four times the size and
+    smoothed down, so edges are anti-aliased and the mark is laid out to stay clear of its
+    frame (the tests check the two never touch). Text is set in real fonts with HarfBuzz
+    shaping and kerning (Khmer OS for Khmer, DejaVu Sans Bold for English), wrapped at spaces
+    and made smaller until it fits the display under the symbol, 800x480 or smaller."""
 
     def __init__(self, size: tuple[int, int], *, font: str = ""):
         import pygame
@@ -89,63 +100,142 @@ class Renderer:
         self.pg = pygame
         pygame.font.init()
         self.size = w, h = size
-        khmer = khmer_font_path(font)
-        self.khmer = pygame.font.Font(str(khmer), max(16, h // 12))
-        self.khmer.set_script("Khmr")  # HarfBuzz shaping for Khmer
-        self.latin = pygame.font.Font(None, max(16, h // 10))
+        self._khmer_path = str(khmer_font_path(font))
+        latin = Path(LATIN_FONT)
+        self._latin_path = str(latin) if latin.is_file() else None  # pygame's own font otherwise
+        self._fonts: dict[tuple[str, int], object] = {}
+        self.khmer = self._font("khmer", max(14, h // 12))
+        self.latin = self._font("latin", max(12, h // 15))
+
+    def _font(self, which: str, px: int):
+        key = (which, px)
+        if key not in self._fonts:
+            f = self.pg.font.Font(self._khmer_path if which == "khmer" else self._latin_path, px)
+            f.set_script("Khmr" if which == "khmer" else "Latn")  # HarfBuzz shaping, kerning
+            self._fonts[key] = f
+        return self._fonts[key]
+
+    # -- the symbol ------------------------------------------------------------------------------
+    def geometry(self) -> tuple[int, int, int]:
+        """(centre x, centre y, radius) of the symbol on the display."""
+        w, h = self.size
+        return w // 2, int(h * 0.36), int(min(w, h) * 0.24)
+
+    def symbol_layers(self, symbol: str):
+        """(frame, mark): two transparent surfaces of the symbol's box (2.4 radii square), at
+        the display's resolution, anti-aliased."""
+        pg = self.pg
+        _, _, r = self.geometry()
+        box = int(r * 2.4)
+        k = SUPERSAMPLE
+        big = box * k
+        c = big / 2
+        R = r * k
+        ring = max(3.0, r / 10) * k  # the frame's stroke
+        stroke = max(6.0, r / 5) * k  # the mark's stroke
+        frame = pg.Surface((big, big), pg.SRCALPHA)
+        mark = pg.Surface((big, big), pg.SRCALPHA)
+
+        def line(surface, points, width):  # a thick polyline with round caps and joins
+            import math
+
+            pts = [(c + x * R, c + y * R) for x, y in points]
+            for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+                n = math.hypot(x1 - x0, y1 - y0) or 1.0
+                ox, oy = -(y1 - y0) / n * width / 2, (x1 - x0) / n * width / 2  # across the stroke
+                pg.draw.polygon(
+                    surface,
+                    WHITE,
+                    [(x0 + ox, y0 + oy), (x1 + ox, y1 + oy), (x1 - ox, y1 - oy), (x0 - ox, y0 - oy)],
+                )
+            for x, y in pts:
+                pg.draw.circle(surface, WHITE, (x, y), width / 2)
+
+        if symbol == "exposed":  # an equilateral triangle around the check: "enter, take care"
+            import math
+
+            rt, dy = 1.2, 0.3  # circumradius; the centroid sits lower so the triangle is centred
+            corners = [
+                (rt * math.cos(math.radians(a)), dy + rt * math.sin(math.radians(a))) for a in (-90, 30, 150)
+            ]
+            line(frame, [*corners, corners[0]], ring)
+            inner = rt / 2 - ring / R / 2  # the incircle, inside the frame's stroke
+            width = stroke * 0.8
+            reach = inner - width / R / 2 - 0.06  # the check stays clear of the frame
+            check = [(-0.5, 0.02), (-0.12, 0.42), (0.55, -0.4)]
+            far = max(math.hypot(x, y) for x, y in check)
+            line(mark, [(x * reach / far, dy + y * reach / far) for x, y in check], width)
+        else:
+            pg.draw.circle(frame, WHITE, (c, c), R, int(ring))
+        if symbol == "check":
+            line(mark, [(-0.5, 0.02), (-0.12, 0.42), (0.55, -0.4)], stroke)
+        elif symbol == "cross":
+            d = 0.45
+            line(mark, [(-d, -d), (d, d)], stroke)
+            line(mark, [(-d, d), (d, -d)], stroke)
+        elif symbol == "bang":
+            line(mark, [(0, -0.55), (0, 0.15)], stroke)
+            pg.draw.circle(mark, WHITE, (c, c + 0.45 * R), stroke * 0.6)
+        elif symbol == "qr":  # three finder patterns and a few modules, inside the ring
+            q = 0.44 * R  # a finder pattern's side
+            for fx, fy in ((-0.3, -0.3), (0.3, -0.3), (-0.3, 0.3)):
+                x, y = c + fx * R - q / 2, c + fy * R - q / 2
+                pg.draw.rect(mark, WHITE, pg.Rect(round(x), round(y), round(q), round(q)), round(q / 7))
+                pg.draw.rect(
+                    mark,
+                    WHITE,
+                    pg.Rect(round(x + 2 * q / 7), round(y + 2 * q / 7), round(3 * q / 7), round(3 * q / 7)),
+                )
+            m = q / 4
+            for mx, my in ((0.12, 0.12), (0.32, 0.12), (0.12, 0.32), (0.42, 0.32), (0.27, 0.42)):
+                pg.draw.rect(mark, WHITE, pg.Rect(round(c + mx * R), round(c + my * R), round(m), round(m)))
+        return pg.transform.smoothscale(frame, (box, box)), pg.transform.smoothscale(mark, (box, box))
+
+    # -- the text ----------------------------------------------------------------------------
+    def _wrap(self, font, text: str, width: int) -> list[str]:
+        """The text in lines no wider than ``width``, broken at spaces (at most two lines)."""
+        if font.size(text)[0] <= width or " " not in text:
+            return [text]
+        words = text.split(" ")
+        best = [text]
+        for i in range(1, len(words)):  # the most even break at a space
+            a, b = " ".join(words[:i]), " ".join(words[i:])
+            if max(font.size(a)[0], font.size(b)[0]) < max(font.size(x)[0] for x in best):
+                best = [a, b]
+        return best
+
+    def text_block(self, face: Face, *, top: int):
+        """[(surface, y)] for the Khmer and English lines, the largest size that fits."""
+        w, h = self.size
+        room, width = h - top - h // 40, int(w * 0.94)
+        for scale in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5):
+            fonts = (
+                (self._font("khmer", max(12, int(h // 12 * scale))), face.khmer),
+                (self._font("latin", max(10, int(h // 15 * scale))), face.english),
+            )
+            lines = [(f, line) for f, text in fonts for line in self._wrap(f, text, width)]
+            height = sum(f.get_linesize() for f, _ in lines)
+            if height <= room and all(f.size(t)[0] <= width for f, t in lines):
+                break
+        out, y = [], top
+        for f, line in lines:
+            img = f.render(line, True, WHITE)
+            if img.get_width() > width:  # one word wider than the display: shrink it
+                img = self.pg.transform.smoothscale(
+                    img, (width, max(1, int(img.get_height() * width / img.get_width())))
+                )
+            out.append((img, y))
+            y += f.get_linesize()
+        return out
 
     def draw(self, surface, face: Face) -> None:
-        pg = self.pg
         w, h = self.size
         surface.fill(face.background)
-        cx, cy, r = w // 2, int(h * 0.36), int(min(w, h) * 0.24)
-        thick = max(6, r // 5)
-        if face.symbol == "exposed":  # a triangle, not a circle: a check that says "take care"
-            tri = [(cx, cy - r * 1.05), (cx + r * 1.05, cy + r * 0.75), (cx - r * 1.05, cy + r * 0.75)]
-            pg.draw.polygon(surface, WHITE, tri, width=thick // 2)
-            pg.draw.lines(
-                surface,
-                WHITE,
-                False,
-                [(cx - r * 0.4, cy + r * 0.2), (cx - r * 0.1, cy + r * 0.5), (cx + r * 0.42, cy - r * 0.15)],
-                thick,
-            )
-        else:
-            pg.draw.circle(surface, WHITE, (cx, cy), r, width=thick // 2)
-        if face.symbol == "check":
-            pg.draw.lines(
-                surface,
-                WHITE,
-                False,
-                [
-                    (cx - r * 0.5, cy + r * 0.02),
-                    (cx - r * 0.12, cy + r * 0.42),
-                    (cx + r * 0.55, cy - r * 0.4),
-                ],
-                thick,
-            )
-        elif face.symbol == "cross":
-            d = r * 0.45
-            pg.draw.line(surface, WHITE, (cx - d, cy - d), (cx + d, cy + d), thick)
-            pg.draw.line(surface, WHITE, (cx - d, cy + d), (cx + d, cy - d), thick)
-        elif face.symbol == "bang":
-            pg.draw.rect(surface, WHITE, pg.Rect(cx - thick // 2, cy - r * 0.6, thick, r * 0.8))
-            pg.draw.circle(surface, WHITE, (cx, int(cy + r * 0.45)), thick // 2 + 2)
-        elif face.symbol == "exposed":
-            pass  # drawn above
-        else:  # idle: a small QR-like mark
-            q = r // 2
-            for dx, dy in ((-1, -1), (1, -1), (-1, 1)):
-                box = pg.Rect(cx + dx * q - q // 2, cy + dy * q - q // 2, q, q)
-                pg.draw.rect(surface, WHITE, box, width=max(3, q // 6))
-        y = int(h * 0.66)
-        for font, text in ((self.khmer, face.khmer), (self.latin, face.english)):
-            img = font.render(text, True, WHITE)
-            if img.get_width() > w * 0.94:  # long text: scale down to fit
-                f = w * 0.94 / img.get_width()
-                img = pg.transform.smoothscale(img, (int(img.get_width() * f), int(img.get_height() * f)))
-            surface.blit(img, (cx - img.get_width() // 2, y))
-            y += img.get_height() + h // 40
+        cx, cy, r = self.geometry()
+        for layer in self.symbol_layers(face.symbol):
+            surface.blit(layer, (cx - layer.get_width() // 2, cy - layer.get_height() // 2))
+        for img, y in self.text_block(face, top=cy + int(r * 1.2) + h // 60):
+            surface.blit(img, (w // 2 - img.get_width() // 2, y))
 
     def text_width(self, text: str) -> int:
         return self.khmer.size(text)[0]

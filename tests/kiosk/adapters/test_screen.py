@@ -149,3 +149,74 @@ def test_readme_screenshots_are_what_the_screen_draws(tmp_path):
         now = pygame.surfarray.array3d(pygame.image.load(str(tmp_path / "now.png"))).astype(int)
         kept = pygame.surfarray.array3d(pygame.image.load(str(ROOT / shot))).astype(int)
         assert now.shape == kept.shape and np.abs(now - kept).mean() < 2.0, shot
+
+
+SYMBOLS = ("check", "exposed", "cross", "bang", "qr")
+
+
+@pytest.mark.parametrize("size", [SIZE, (480, 320)])
+def test_symbols_are_anti_aliased_and_each_mark_stays_clear_of_its_frame(size):
+    """Drawn at four times the size and smoothed down: the edges have the in-between shades a
+    jagged drawing lacks; and the mark (check, cross, bang, the idle QR sign) never touches its
+    ring or triangle, at the usual display and a smaller one."""
+    r = Renderer(size)
+    for symbol in SYMBOLS:
+        frame, mark = (pygame.surfarray.array_alpha(layer) for layer in r.symbol_layers(symbol))
+        for name, alpha in (("frame", frame), ("mark", mark)):
+            edge = ((alpha > 20) & (alpha < 235)).sum()
+            assert edge > 0.15 * (alpha >= 235).sum() ** 0.5 * 4, f"{symbol} {name}: no smooth edge"
+        touching = ((frame > 8) & (mark > 8)).sum()
+        assert touching == 0, f"{symbol}: the mark runs into its frame ({touching} pixels)"
+
+
+def _gaps(img: np.ndarray) -> list[int]:
+    """The runs of blank columns between the ink of one rendered line."""
+    ink = img.max(axis=0) > 60
+    cols = np.flatnonzero(ink)
+    gaps, run = [], 0
+    for x in range(cols[0], cols[-1] + 1):
+        if ink[x]:
+            if run:
+                gaps.append(run)
+            run = 0
+        else:
+            run += 1
+    return gaps
+
+
+@pytest.mark.parametrize("size", [SIZE, (480, 320)])
+def test_english_is_set_with_kerning_no_gap_inside_a_word_looks_like_a_space(size):
+    """ "pl ease e nter" was a default font's spacing: in every English line, the blank runs
+    between the letters of a word stay well under the space between words."""
+    r = Renderer(size)
+    for key, face in FACES.items():
+        for line in face.english.split("—")[0].strip().split(":")[0].split(","):
+            words = line.split()
+            if len(words) < 2:
+                continue
+            img = pygame.surfarray.array2d(r.latin.render(line, True, (255, 255, 255), (0, 0, 0))).T & 0xFF
+            gaps = sorted(_gaps(img), reverse=True)
+            between, inside = gaps[: len(words) - 1], gaps[len(words) - 1 :]
+            assert inside and max(inside) * 2 <= min(between), (key, line, gaps)
+    # A real outline font with HarfBuzz shaping and kerning (the default bitmap-hinted font
+    # spaced "pl ease e nter"): DejaVu Sans Bold, as on the pass cards.
+    assert (
+        r.latin.name == "DejaVu Sans" and r.latin.size("To")[0] < r.latin.size("T")[0] + r.latin.size("o")[0]
+    )
+
+
+@pytest.mark.parametrize("size", [SIZE, (480, 320), (320, 240)])
+def test_every_face_fits_the_display_in_khmer_and_english(size):
+    """On a 7" display and on smaller ones: every line of text inside the screen, under the
+    symbol, none cut off at an edge."""
+    r = Renderer(size)
+    w, h = size
+    cx, cy, rad = r.geometry()
+    for key, face in FACES.items():
+        block = r.text_block(face, top=cy + int(rad * 1.2) + h // 60)
+        assert len(block) >= 2, key
+        for img, y in block:
+            assert img.get_width() <= w and y + img.get_height() <= h + 2, (key, size, img.get_size(), y)
+        surface = pygame.Surface(size)
+        r.draw(surface, face)
+        assert tuple(surface.get_at((1, h - 2)))[:3] == face.background  # nothing drawn over the edge
