@@ -219,6 +219,8 @@ def cmd_issue_passes(args) -> int:
         issued=issued,
         images=args.images,
         check_url=args.check_url or "",
+        authority=args.authority or "",
+        contact=args.contact or "",
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     total = result.sign_s + result.cards_s + result.images_s
@@ -234,6 +236,15 @@ def cmd_issue_passes(args) -> int:
         "manifest.csv links each reference to its pass id: it stays with the issuing office "
         "(mode 0600), never on the central server"
     )
+    if not (args.authority and args.contact):
+        print(
+            "kiosk-central: warning: the cards carry no "
+            + " and no ".join(
+                w for w, v in (("authority name", args.authority), ("contact", args.contact)) if not v
+            )
+            + ": the privacy notice promises both on every pass (--authority NAME --contact TEXT)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -1495,6 +1506,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", choices=("png", "svg", "none"), default="png", help="one image per pass for phones"
     )
     bulk.add_argument("--check-url", metavar="URL", help="the exposure check page to print on the cards")
+    bulk.add_argument(
+        "--authority",
+        metavar="NAME",
+        help="the health authority's name, printed on each card (the privacy notice promises it)",
+    )
+    bulk.add_argument(
+        "--contact",
+        metavar="TEXT",
+        help="how to reach it (a phone number, an address), printed beside the name on each card",
+    )
     bulk.set_defaults(func=cmd_issue_passes)
 
     pass_ = sub.add_parser("pass", help="read a pass: from its text, a photo of it, or its number")

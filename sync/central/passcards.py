@@ -60,6 +60,9 @@ CHECK = (f"ពិនិត្យមើល{ZWSP}ថាតើ{ZWSP}អ្នក{ZW
 VALID = ("មានសុពលភាពដល់", "Valid until")
 
 
+FOOTER_PT = 6.5  # the authority's name and contact, along the card's foot
+
+
 class BatchError(ValueError):
     """A request that cannot be issued; the message names the row and column."""
 
@@ -240,7 +243,7 @@ class CardSheet:
     LEFT, TOP = (210 - 2 * 90.0) / 2, (297 - 5 * 54.0) / 2
     QR = 38.0
 
-    def __init__(self, *, check_url: str = ""):
+    def __init__(self, *, check_url: str = "", authority: str = "", contact: str = ""):
         from fpdf import FPDF
 
         for f in (LATIN_FONT, MONO_FONT):
@@ -252,6 +255,7 @@ class CardSheet:
         pdf.add_font("khmer", fname=str(khmer_font()))
         pdf.add_font("sans", fname=str(LATIN_FONT))
         pdf.add_font("mono", fname=str(MONO_FONT))
+        pdf.set_fallback_fonts(["khmer"])  # a name in Khmer on the authority's line
         pdf.set_text_shaping(True)  # HarfBuzz: Khmer clusters, subscripts, vowel signs
         pdf.c_margin = 0
         pdf.set_draw_color(180)
@@ -271,6 +275,18 @@ class CardSheet:
         self.lines = lines
         pdf.set_font("khmer", size=10)
         self.title_w = pdf.get_string_width(TITLE[0])
+        # Who issued the card and how to reach them (the privacy notice promises both on the
+        # passes): one line along the card's foot, under the QR code and the words.
+        self.footer = " · ".join(x.strip() for x in (authority, contact) if x.strip())
+        if self.footer:
+            pdf.set_font("sans", size=FOOTER_PT)
+            room, width = self.W - 6, pdf.get_string_width(self.footer)
+            if width > room:
+                fits = int(len(self.footer) * room / width)
+                raise BatchError(
+                    f"--authority and --contact: {self.footer!r} is longer than a card's line "
+                    f"({len(self.footer)} characters; about {fits} fit): shorten them"
+                )
 
     def _wrap(self, font: str, size: float, text: str, width: float, *, chars: bool = False) -> list[str]:
         self.pdf.set_font(font, size=size)
@@ -328,6 +344,10 @@ class CardSheet:
             else:
                 pdf.text(tx, ty + h * 0.75, line)
             ty += h + 0.4
+        if self.footer:
+            pdf.set_font("sans", size=FOOTER_PT)
+            pdf.set_xy(x + 3, y + self.H - 4.2)
+            pdf.cell(h=3, text=self.footer)  # shaped (a Khmer name falls back to the Khmer font)
 
     def save(self, path: Path) -> int:
         self.pdf.output(str(path))
@@ -391,6 +411,8 @@ def issue_batch(
     issued: datetime,
     images: str = "png",
     check_url: str = "",
+    authority: str = "",
+    contact: str = "",
     progress: Callable[[str], None] | None = None,
 ) -> BatchResult:
     """Sign every request, lay out the cards, save the images and the manifest, in a folder
@@ -403,7 +425,8 @@ def issue_batch(
     parent = out.absolute().parent
     if not parent.is_dir():
         raise BatchError(f"--out {out}: the folder {parent} does not exist")
-    sheet: CardSheet | None = CardSheet(check_url=check_url)  # fonts checked before anything is signed
+    card = {"check_url": check_url, "authority": authority, "contact": contact}
+    sheet: CardSheet | None = CardSheet(**card)  # fonts and the foot line checked before anything is signed
     volumes = len(requests) > CARDS_PER_FILE
 
     def volume_name(index: int) -> str:
@@ -428,7 +451,7 @@ def issue_batch(
                 t1 = time.perf_counter()
                 volume, at = divmod(done - 1, CARDS_PER_FILE)
                 if sheet is None:
-                    sheet = CardSheet(check_url=check_url)
+                    sheet = CardSheet(**card)
                 sheet.add(p)
                 if at + 1 == CARDS_PER_FILE or done == len(requests):
                     pages += sheet.save(work / volume_name(volume))  # and its memory is freed

@@ -233,6 +233,27 @@ def test_a_used_out_folder_or_a_year_too_long_is_refused(tmp_path, authority):
     assert sorted(os.listdir(tmp_path)) == ["used"]
 
 
+def test_cards_carry_the_authoritys_name_and_contact_as_the_privacy_notice_promises(tmp_path, authority):
+    """--authority and --contact along each card's foot, as real (searchable) text, a Khmer
+    name shaped; without them a warning says what the cards lack; too long is refused."""
+    out = tmp_path / "b"
+    name, contact = "ក្រសួងសុខាភិបាល Ministry of Health", "115 · privacy@health.example"
+    p = central("issue-passes", "--keys", authority, "--count", "3", "--out", out, "--images", "none",
+                "--authority", name, "--contact", contact)  # fmt: skip
+    assert "warning" not in p.stderr
+    text = subprocess.run(["pdftotext", out / "cards.pdf", "-"], capture_output=True, text=True).stdout
+    assert text.count("Ministry of Health") == 3 and text.count("privacy@health.example") == 3
+    assert "សុខាភិបាល" in text  # (pdftotext splits a shaped cluster now and then)
+    bare = central(
+        "issue-passes", "--keys", authority, "--count", "1", "--out", tmp_path / "c", "--images", "none"
+    )
+    assert "warning: the cards carry no authority name and no contact" in bare.stderr
+    long = central("issue-passes", "--keys", authority, "--count", "1", "--out", tmp_path / "d",
+                   "--authority", "A" * 200, "--contact", contact, check=False)  # fmt: skip
+    assert long.returncode == 2 and "longer than a card's line" in long.stderr
+    assert not (tmp_path / "d").exists()
+
+
 def test_progress_is_shown_on_long_runs():
     lines: list[str] = []
     tick = _progress(lines.append, every_s=0.0)
