@@ -355,6 +355,39 @@ def test_each_mistake_gets_one_clear_line_and_its_status(world, m):
     assert world.audit_length() == before or m.logged, f"{m.what}: logged in the audit log"
 
 
+def test_a_publish_that_cannot_write_its_site_publishes_nothing(world):
+    """`exposures publish --site FILE`: refused before anything is signed or kept."""
+    con = sqlite3.connect(world.w / "central" / "central.db")
+    try:
+        assert con.execute("SELECT count(*) FROM exposure_lists").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
+def test_doctor_says_the_server_answers_and_what_it_last_heard(world):
+    p = cli(world.w, "kiosk", "doctor", "--config", "synced.toml", "--no-camera", check=False)
+    line = next(x for x in p.stdout.splitlines() if x.startswith(("ok    server", "FAIL  server")))
+    assert line.startswith("ok    server") and f"{world.server_url} answers" in line, p.stdout
+    assert "last heard from this kiosk" in line and "holds 0 of its records" not in line
+
+
+def test_status_shows_the_kiosk_as_it_was_after_its_last_round(world, tmp_path):
+    """The health a round reports is the state after it: pending 0 once everything is up,
+    and the bundle the round took (it lagged one round before)."""
+    import json
+
+    cli(world.w, "kiosk", "run", "--config", "synced.toml")  # the pass in frames/: one check-in
+    synced = cli(world.w, "kiosk", "sync", "--config", "synced.toml").stdout
+    assert synced.startswith("uploaded 1"), synced
+    status = json.loads(cli(world.w, "kiosk-central", "status", "--data", "central", "--json").stdout)
+    (me,) = [k for k in status["kiosks"] if k["kiosk_id"] == world.kiosk_id]
+    assert me["health"]["pending"] == 0, me
+    con = sqlite3.connect(world.w / "kiosk" / "checkins.db")
+    held = con.execute("SELECT value FROM state WHERE key = 'bundle_version'").fetchone()[0]
+    con.close()
+    assert me["health"]["bundle_version"] == int(held), me
+
+
 def test_a_user_who_may_only_read_the_store_can_look_but_not_write(world, tmp_path):
     """The operator's own account, with read access only: status, report, reads, case list and
     audit work; a command that writes says it may not, in one line, exit 5."""
