@@ -543,8 +543,9 @@ def cmd_register(args) -> int:
     try:
         if args.revoke:
             if not storage.revoke_kiosk(args.revoke, now=time.time()):
-                print(f"kiosk-central: no active kiosk {args.revoke}", file=sys.stderr)
-                return 2
+                raise ValueError(
+                    f"--revoke {args.revoke}: no active kiosk with this id (see `kiosk-central status`)"
+                )
             print(f"revoked {args.revoke}")
             return 0
         if not (args.venue and args.public_key):
@@ -1555,7 +1556,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="its port (default 9464; with --workers N, the first free of PORT..PORT+N-1 each; 0: none)",
     )
     serve.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="server processes sharing the port (default 1)"
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (default 1)",
     )
     serve.add_argument(
         "--ingest-slots",
@@ -1804,7 +1809,7 @@ def _check_keys_folder(args) -> None:
     keys = getattr(args, "keys", None)
     if not keys or args.command == "serve":
         return
-    from kiosk.core.keys import ROOT_PUB
+    from kiosk.core.keys import BUNDLE_KEY, ISSUER_PUB, ROOT_PUB
 
     folder = Path(keys)
     if not folder.is_dir():
@@ -1816,6 +1821,11 @@ def _check_keys_folder(args) -> None:
         raise ValueError(
             f"--keys {keys}: not the authority's keys folder (no {ROOT_PUB} in it; "
             "`kiosk-central keys init --dir DIR` makes one)"
+        )
+    if not (folder / ISSUER_PUB).is_file() and (folder / BUNDLE_KEY).is_file():
+        raise ValueError(
+            f"--keys {keys}: the server's keys folder (made by `keys server`), not the authority's: "
+            "give the authority's keys folder (the one `kiosk-central keys init` made)"
         )
 
 

@@ -45,8 +45,14 @@ def publish(
     if not issuers:
         raise FileNotFoundError(f"{keys_dir}: no issuer public key (issuer.pub): is this the keys folder?")
     state = state_of(storage)
+    if not state.founded:
+        from sync.central.committee.members import NOT_FOUNDED
+
+        raise ValueError(f"no manifest yet: it names the committee's members, and {NOT_FOUNDED}")
     members = {mid: m.public_key for mid, m in state.members.items() if m.active}
     held = storage.latest_manifest()
+    if held is not None:
+        check_same_authority(held[1], root.public_key(), keys_dir)
     version = max(int(local.get("version", 0)), held[0] if held else 0) + 1
     payload = manifest_payload(
         version=version,
@@ -66,6 +72,33 @@ def publish(
     storage.put_manifest(version, doc, now=now)
     _save_state(keys_dir, {"version": version, "deny_level": policy.deny_level})
     return version
+
+
+def check_same_authority(held_doc: str, root, keys_dir: Path) -> None:
+    """The store's newest manifest was signed by this root, or named it as its successor: a
+    keys folder of another authority is refused, naming it, before it signs anything the
+    kiosks would refuse anyway. (A guard against a mistaken path, not a trust decision:
+    kiosks verify every manifest against the root they pin.)"""
+    import json
+
+    from kiosk.core.manifest import ManifestError
+    from kiosk.core.signed import unb64
+
+    try:
+        verify_manifest(held_doc, root)
+        return
+    except ManifestError:
+        pass
+    try:
+        named = json.loads(unb64(json.loads(held_doc)["payload"])).get("next_root")
+    except (ValueError, KeyError, TypeError):
+        named = None
+    if named is not None and unb64(named) == root.public_bytes_raw():
+        return
+    raise ValueError(
+        f"--keys {keys_dir}: this store's manifests were signed by another authority's root: --keys names "
+        "another keys folder than the one that published them (check the path)"
+    )
 
 
 STATE = "manifest-state.json"  # the last version published and the deny level, beside the root

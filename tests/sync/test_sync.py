@@ -638,10 +638,15 @@ def test_the_root_names_its_successor_and_kiosks_follow_it(
     write_public(committee / "root.pub", new_root.public_key())
     v = publish_manifest(committee, admin, now=time.time())
     assert up.fetch_bundle().startswith("updated") and up._held_bundle().manifest_version == v
-    # A manifest the old root signs now is refused.
-    old = tmp_path / "old-root-dir"
-    shutil.copytree(authority, old)
-    publish_manifest(old, admin, now=time.time())
+    # A manifest the old root signs now (a thief of it, writing into the store) is refused.
+    from kiosk.core.keys import ROOT_KEY, load_ed25519_private
+    from kiosk.core.manifest import manifest_payload, sign_manifest
+
+    old_root = load_ed25519_private(authority / ROOT_KEY)
+    forged = manifest_payload(
+        version=v + 1, issued_at=time.time(), issuer_keys=[load_ed25519_public(authority / "issuer.pub")]
+    )
+    admin.put_manifest(v + 1, sign_manifest(forged, old_root).decode(), now=time.time())
     assert up.fetch_bundle().startswith("refused (manifest refused")
     admin.close()
 

@@ -130,6 +130,11 @@ def world(tmp_path_factory):
     (w / "db-folder.toml").write_text(base.replace("kiosk/checkins.db", "a-folder"))
     (w / "a-folder").mkdir()
     (w / "bad.toml").write_text("[kiosk\nvenue_id = 1\n")
+    (w / "no-key.toml").write_text(
+        base.replace("kiosk/device.key", "kiosk/other-device.key")
+        + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n'
+    )
+    (w / "no-issuer.toml").write_text(base.replace("authority/issuer.pub", "authority/issuer2.pub"))
     (w / "unknown-key.toml").write_text(base.replace("[signal]", "[signal]\ngreen_pn = 17"))
     cli(w, "kiosk", "sync", "--config", "synced.toml")
     world.extra["server"] = server
@@ -327,6 +332,22 @@ MISTAKES = [
     M("kiosk sync with a kiosk id the server does not know", ("kiosk", "sync", "--config",
       "unknown-id.toml"), 1, "unknown_kiosk", stream="stdout"),
     M("kiosk keys init again", ("kiosk", "keys", "init", "--config", "kiosk.toml"), 2, "already exists"),
+    M("serve with no worker", (KC, "serve", "--data", "central", "--keys", "server-keys", "--workers", "0"), 2,
+      "whole number >= 1"),
+    M("manifest publish with another authority's keys", (KC, "manifest", "publish", "--keys", "other",
+      "--data", "central"), 2, "another authority"),
+    M("manifest publish before the committee is founded", (KC, "manifest", "publish", "--keys", "other",
+      "--data", "fresh"), 2, "not founded"),
+    M("issue-pass from the server's keys folder", (KC, "issue-pass", "--keys", "server-keys", "--risk", "0"),
+      2, "server's keys folder"),
+    M("keys rotate before the keys are shared", (KC, "keys", "rotate", "--keys", "other", "--data", "fresh"),
+      3, "no committee wrap key"),
+    M("status with the database server down", (KC, "status", "--database", "postgresql://127.0.0.1:1/x"), 2,
+      "cannot use the PostgreSQL database"),
+    M("kiosk sync before kiosk keys init", ("kiosk", "sync", "--config", "no-key.toml"), 2,
+      "device_key.*keys init"),
+    M("kiosk scan with a config whose issuer key is missing", ("kiosk", "scan", "--config", "no-issuer.toml",
+      "frames/pass.png"), 2, "issuer_keys"),
     M("kiosk doctor with the server down", ("kiosk", "doctor", "--config", "down.toml", "--no-camera"), 1,
       "FAIL  server .*no answer", stream="stdout"),
 ]
