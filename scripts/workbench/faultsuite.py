@@ -606,10 +606,9 @@ def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Rando
     from workbench.localserver import LocalServer
 
     t = Tally()
-    keys = work / "proxy-keys"
-    keys.mkdir(exist_ok=True)
-    for name in ("bundle.key", "receipt.key", "issuer.pub"):
-        (keys / name).write_bytes((auth.dir / name).read_bytes())
+    from sync.central.keyring import server_keys_folder
+
+    keys = server_keys_folder(auth.dir, work / "proxy-keys")  # as `keys server` makes it
     store = CheckinStore.open(work / "proxy" / "k.db", sealing=auth.sealing, venue_id="fault-suite")
     decisions = [
         decide(

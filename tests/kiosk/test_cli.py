@@ -260,6 +260,7 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
     # Its own copy: the committee's commands below write into the keys folder (the manifest's
     # version), which other tests share.
     authority = Path(shutil.copytree(authority, tmp_path / "authority"))
+    (authority / "manifest-state.json").unlink(missing_ok=True)  # a new committee's first manifest
 
     db = tmp_path / "kiosk.db"
     cfg = tmp_path / "kiosk.toml"

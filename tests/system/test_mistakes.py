@@ -336,8 +336,6 @@ MISTAKES = [
       2, "whole number >= 1"),
     M("manifest publish with another authority's keys", (KC, "manifest", "publish", "--keys", "other",
       "--data", "central"), 2, "another authority"),
-    M("manifest publish before the committee is founded", (KC, "manifest", "publish", "--keys", "other",
-      "--data", "fresh"), 2, "not founded"),
     M("issue-pass from the server's keys folder", (KC, "issue-pass", "--keys", "server-keys", "--risk", "0"),
       2, "server's keys folder"),
     M("keys rotate before the keys are shared", (KC, "keys", "rotate", "--keys", "other", "--data", "fresh"),

@@ -240,12 +240,10 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
 
     from kiosk.core.keys import raw_public
     from sync import protocol
+    from sync.central.keyring import server_keys_folder
     from workbench.localserver import LocalServer
 
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub"):
-        (keys / name).write_bytes((authority / name).read_bytes())
+    keys = server_keys_folder(authority, tmp_path / "keys")  # as `keys server` makes it
     device = Ed25519PrivateKey.generate()
     with LocalServer(tmp_path / "c", keys) as server:
         admin = SqliteStorage.in_folder(server.data_dir)
@@ -446,10 +444,11 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     committee = tmp_path / "committee"
     init_authority_keys(committee)
     seeded_committee_keys(committee, now=time.time(), ahead=30)
-    server_keys = tmp_path / "server-keys"
-    server_keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub"):
-        (server_keys / name).write_bytes((committee / name).read_bytes())
+    from sync.central.keyring import server_keys_folder
+
+    server_keys = server_keys_folder(
+        committee, tmp_path / "server-keys"
+    )  # as `keys server` makes it
     device = Ed25519PrivateKey.generate()
     write_private(tmp_path / "device.key", device)
     with LocalServer(tmp_path / "central", server_keys) as server:
@@ -511,12 +510,10 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
 
 def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
     """A clean stop checkpoints and removes the WAL: nothing is left only in a side file."""
+    from sync.central.keyring import server_keys_folder
     from workbench.localserver import LocalServer
 
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    for name in ("bundle.key", "receipt.key", "issuer.pub"):
-        (keys / name).write_bytes((authority / name).read_bytes())
+    keys = server_keys_folder(authority, tmp_path / "keys")  # as `keys server` makes it
     server = LocalServer(tmp_path / "c", keys).start()
     admin = SqliteStorage.in_folder(server.data_dir)
     admin.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
