@@ -73,10 +73,21 @@ def cmd_scan(args) -> int:
     from kiosk.core.keys import KeyFileError, trusted_issuers
 
     if args.config:
-        from kiosk.compose import trust_provider
+        from kiosk.compose import open_store_readonly, trust_provider
 
         cfg = _load_config(args.config)
-        trust = trust_provider(cfg)()
+        store = open_store_readonly(cfg)  # what the door holds, as the door holds it
+        try:
+            provider = trust_provider(cfg, store=store)
+            trust = provider()
+        finally:
+            if store is not None:
+                store.close()
+        if provider.bundle is None and cfg.keys.root_key:
+            print(
+                "kiosk scan: no verified bundle held here yet: passes' own levels and the config's keys only",
+                file=sys.stderr,
+            )
         decoder_name = args.decoder or cfg.decoder.name
     else:
         setup_logging("WARNING")
@@ -125,7 +136,7 @@ def cmd_scan(args) -> int:
 # -- kiosk purge ----------------------------------------------------------------------------------
 def cmd_purge(args) -> int:
     _without_numpy()
-    from kiosk.compose import open_store
+    from kiosk.compose import held_trust, open_store
     from kiosk.store.sqlitedb import purge_moved_aside
 
     cfg = _load_config(args.config)
@@ -133,7 +144,10 @@ def cmd_purge(args) -> int:
     store = open_store(cfg)
     try:
         n = store.purge(now=now)
-        pruned = store.prune_bundle(now=now, bundle_file=Path(cfg.kiosk.bundle_file))
+        trust = held_trust(cfg, store)
+        pruned = trust.prune(now=now)
+        if pruned:  # the file is an export of the held chain: no past key left in it either
+            _export_bundle(store, Path(cfg.kiosk.bundle_file))
     finally:
         store.close()
     aside = purge_moved_aside(cfg.kiosk.database, now=now, after_days=cfg.retention.significant_days)
@@ -144,6 +158,16 @@ def cmd_purge(args) -> int:
     if pruned:
         print("dropped the search-tag keys of days already over from the stored bundle")
     return 0
+
+
+def _export_bundle(store, path: Path) -> None:
+    from kiosk.trust import TrustKey
+
+    copy = store.get_state(TrustKey.COPY.value)
+    if copy and path.parent.is_dir():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(copy.encode("ascii"))
+        os.replace(tmp, path)
 
 
 # -- kiosk keys init -------------------------------------------------------------------------------

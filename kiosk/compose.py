@@ -5,9 +5,7 @@ config key, so a technician reads one line and knows what to fix."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -15,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kiosk.app import KioskApp, Trust
 from kiosk.clock import SystemClock
 from kiosk.config import Config, ConfigError
-from kiosk.core.bundle import Bundle, BundleError, root_of, verify_chain
+from kiosk.core.bundle import Bundle
 from kiosk.core.decision import Policy
 from kiosk.core.keys import (
     KeyFileError,
@@ -24,15 +22,8 @@ from kiosk.core.keys import (
     trusted_issuers,
 )
 from kiosk.core.sealkeys import PeriodKey, Sealer, Tagger
-from kiosk.store.checkins import (
-    BUNDLE_COPY,
-    BUNDLE_FLOOR,
-    MANIFEST_FLOOR,
-    PINNED_ROOT,
-    CheckinStore,
-    Retention,
-    carried_of,
-)
+from kiosk.store.checkins import CheckinStore, Retention
+from kiosk.trust import HeldTrust
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +121,8 @@ def load_tagger(cfg: Config) -> Tagger | None:
 
 
 def follow_bundle_keys(store: CheckinStore, provider: TrustProvider) -> None:
-    """Seal with the period keys of whatever bundle the provider holds (it re-verifies the
-    bundle file when it changes)."""
+    """Seal with the period keys of whatever bundle the provider holds (it follows the held
+    trust in the database as `kiosk sync` updates it)."""
     if isinstance(store.sealing, Sealer):
         installed = store.sealing.installed
         store.sealing.periods = lambda: (
@@ -143,130 +134,36 @@ def follow_bundle_keys(store: CheckinStore, provider: TrustProvider) -> None:
         store.tagger.sealed_keys = lambda: provider.bundle.tag_keys if provider.bundle else ()
 
 
-@dataclass(frozen=True)
-class Floors:
-    bundle: int = 0
-    manifest: int = 0
-    root: str | None = None  # a successor root the authority's root named, pinned since
-
-
-def floors_of(store: CheckinStore | None) -> Floors:
-    if store is None:
-        return Floors()
-    return Floors(
-        int(store.get_state(BUNDLE_FLOOR, "0") or 0),
-        int(store.get_state(MANIFEST_FLOOR, "0") or 0),
-        store.get_state(PINNED_ROOT) or None,
-    )
-
-
 class TrustProvider:
-    """The current Trust: the config's issuer keys and policy, merged with the bundle that
-    `kiosk sync` downloads (the root's manifest: more issuer keys, the policy; the members'
-    risk statements).
+    """The current Trust for the door: the config's issuer keys and policy, merged with the
+    bundle the kiosk holds (kiosk.trust.HeldTrust: the database's verified chain; the root's
+    manifest for more issuer keys and the policy, the members' risk statements).
 
-    The bundle file is checked (one stat) on each call, which the app makes once per scan,
-    not per frame; a changed file is verified again against the pinned root key before use,
-    since the file on disk is no more trusted than the wire, and never below the versions the
-    database holds (a damaged or older file cannot roll the kiosk back). A bad file is logged
-    and the Trust already held is kept. When no verified bundle is held yet (a start with a
-    tampered file), ``last_verified`` gives the copy the uploader kept in the database,
-    verified again before use."""
+    Asked once per scan (not per frame): one small read of the held chain's generation; a
+    changed chain is verified again before use. A database that cannot be read keeps the
+    Trust already held (and says so); with nothing held, the config's keys only."""
 
-    def __init__(
-        self,
-        base: Trust,
-        *,
-        bundle_file: Path | None = None,
-        root_key: Ed25519PublicKey | None = None,
-        kiosk_id: str | None = None,
-        last_verified: Callable[[], bytes | None] | None = None,
-        floors: Callable[[], Floors] = Floors,
-        carried: Callable[[], list[str]] = list,
-    ):
-        self.base, self.bundle_file, self.root_key = base, bundle_file, root_key
-        self.kiosk_id = kiosk_id or None
-        self.last_verified, self.floors, self.carried = last_verified, floors, carried
+    def __init__(self, base: Trust, held: HeldTrust | None = None):
+        self.base, self.held = base, held
         self.current: Trust = base
         self.bundle: Bundle | None = None
-        self._stamp: tuple[int, int, int] | None = None
-
-    def anchor(self, floors: Floors) -> Ed25519PublicKey | None:
-        return root_of(floors.root) if floors.root else self.root_key
+        self._generation: str | None = None
 
     def __call__(self) -> Trust:
-        if self.bundle_file is None or self.root_key is None:
+        if self.held is None or self.held.root is None:
             return self.current
         try:
-            st = self.bundle_file.stat()
-            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError:
+            generation = self.held.generation()
+            if generation == self._generation:
+                return self.current
+            bundle = self.held.held()
+        except Exception as e:  # a failing database must not stop the scan loop
+            log.error("cannot read the held bundle (%s): keeping what is in use", type(e).__name__)
             return self.current
-        if stamp != self._stamp:
-            self._stamp = stamp
-            self._load()
+        self._generation = generation
+        if bundle is not None:
+            self._use(bundle)
         return self.current
-
-    def _verify(self, data: bytes) -> Bundle:
-        floors = self._floors()
-        anchor = self.anchor(floors)
-        assert anchor is not None
-        return verify_chain(
-            data,
-            anchor,
-            kiosk_id=self.kiosk_id,
-            min_version=max(floors.bundle, self.bundle.version if self.bundle else 0),
-            min_manifest=max(floors.manifest, self.bundle.manifest_version if self.bundle else 0),
-            carried=self._carried(),
-        )
-
-    def _carried(self) -> list[str]:
-        try:
-            return self.carried()
-        except Exception as e:  # a failing database must not stop the scan loop
-            log.error("cannot read the carried risk statements: %s", e)
-            return []
-
-    def _floors(self) -> Floors:
-        try:
-            return self.floors()
-        except Exception as e:  # a failing database must not stop the scan loop
-            log.error("cannot read the version floors: %s", e)
-            return Floors()
-
-    def _load(self) -> None:
-        if self.bundle_file is None or self.root_key is None:
-            return
-        try:
-            bundle = self._verify(self.bundle_file.read_bytes())
-        except (OSError, BundleError) as e:
-            if self.bundle is None and self._load_kept_copy(f"{self.bundle_file}: {e}"):
-                return
-            log.error(
-                "bundle file %s not used: %s; keeping %s",
-                self.bundle_file,
-                e,
-                f"bundle version {self.bundle.version}" if self.bundle else "the config's keys only",
-            )
-            return
-        self._use(bundle)
-
-    def _load_kept_copy(self, why: str) -> bool:
-        data = None
-        try:
-            data = self.last_verified() if self.last_verified else None
-        except Exception as e:  # a failing database must not stop the scan loop
-            log.error("cannot read the kept bundle copy: %s", e)
-        if not data:
-            return False
-        try:
-            bundle = self._verify(data)
-        except BundleError as e:
-            log.error("kept bundle copy not used either: %s", e)
-            return False
-        log.error("bundle file not used (%s); using the last verified copy, version %d", why, bundle.version)
-        self._use(bundle)
-        return True
 
     def _use(self, bundle: Bundle) -> None:
         self.bundle = bundle
@@ -291,22 +188,24 @@ def load_root_key(cfg: Config) -> Ed25519PublicKey | None:
         raise ConfigError(f"[keys] root_key: {e}") from None
 
 
-def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustProvider:
-    def kept() -> bytes | None:
-        if store is None:
-            return None
-        text = store.get_state(BUNDLE_COPY)
-        return text.encode() if text else None
+def held_trust(cfg: Config, store: CheckinStore | None) -> HeldTrust:
+    """The kiosk's held trust over its store (None: the config's keys only)."""
+    return HeldTrust(store, root=load_root_key(cfg), kiosk_id=cfg.sync.kiosk_id)
 
-    return TrustProvider(
-        load_trust(cfg),
-        bundle_file=Path(cfg.kiosk.bundle_file),
-        root_key=load_root_key(cfg),
-        kiosk_id=cfg.sync.kiosk_id,
-        last_verified=kept if store is not None else None,
-        floors=lambda: floors_of(store),
-        carried=lambda: carried_of(store),
-    )
+
+def trust_provider(cfg: Config, *, store: CheckinStore | None = None) -> TrustProvider:
+    return TrustProvider(load_trust(cfg), held_trust(cfg, store))
+
+
+def open_store_readonly(cfg: Config) -> CheckinStore | None:
+    """The kiosk's database for looking only (`kiosk scan`, doctor), or None when it does not
+    exist yet: nothing is created, moved or written."""
+    from kiosk.store.sqlitedb import open_readonly
+
+    path = Path(cfg.kiosk.database)
+    if not path.is_file():
+        return None
+    return CheckinStore.open_readonly(open_readonly(path))
 
 
 def build_app(

@@ -375,53 +375,59 @@ def check_tag_keys(bundle, store, now: float, *, cfg: Config) -> Check:
 
 
 def check_bundle(cfg: Config, store, now: float):
-    """The bundle file verified exactly as `kiosk run` verifies it; (check, verified bundle
-    in use or None): the file's, or else the last verified copy `kiosk run` falls back to."""
-    from kiosk.compose import floors_of, load_root_key
-    from kiosk.core.bundle import BundleError, root_of, verify_chain
-    from kiosk.store.checkins import BUNDLE_COPY, carried_of
+    """What the door trusts, asked exactly as the door asks it (kiosk.trust.HeldTrust: the
+    database's verified chain, each link against the root of its version); (check, bundle in
+    use or None). The bundle file is an export: one that differs and does not verify is a
+    FAIL (someone changed the kiosk's files), though nothing uses it."""
+    from kiosk.compose import held_trust
+    from kiosk.core.bundle import BundleError
+    from kiosk.core.roots import fingerprint
 
     try:
-        root = load_root_key(cfg)
+        trust = held_trust(cfg, store)
     except ConfigError as e:
         return Check("risk list", "FAIL", str(e)), None
+    if trust.root is None:
+        return Check("risk list", "warn", "no root pinned ([keys] root_key): passes' own levels only"), None
+    bundle = trust.held()
+    floors = trust.floors()
+    history = trust.history()
     path = Path(cfg.kiosk.bundle_file)
-    if root is None or not path.exists():
+    copy = store.get_state("bundle_verified")
+    if path.exists() and copy is not None and path.read_bytes() != copy.encode("ascii"):
+        try:
+            trust.verify(path.read_bytes())
+        except BundleError as e:
+            held = f"version {bundle.version}" if bundle else "nothing"
+            return Check(
+                "risk list",
+                "FAIL",
+                f"{path} was changed and does not verify ({e}); it is not used: the door holds the "
+                f"database's verified copy ({held}); `kiosk sync` rewrites the file",
+            ), bundle
+    if bundle is None:
+        if copy:
+            return Check(
+                "risk list",
+                "FAIL",
+                "the held bundle does not verify against the pinned root "
+                f"{fingerprint(trust.root)}: passes' own levels only; `kiosk sync` fetches a good one",
+            ), None
         return Check("risk list", "warn", "no bundle downloaded yet: passes' own levels only"), None
-    floors = floors_of(store)
-    anchor = root_of(floors.root) if floors.root else root
-    kept = store.get_state(BUNDLE_COPY)
-
-    def verify(data: bytes):
-        return verify_chain(
-            data,
-            anchor,
-            kiosk_id=cfg.sync.kiosk_id or None,
-            min_version=floors.bundle,
-            min_manifest=floors.manifest,
-            carried=carried_of(store),
-        )
-
-    try:
-        bundle = verify(path.read_bytes())
-    except (OSError, BundleError) as e:
-        fallback, copy = "no verified copy is held: passes' own levels only", None
-        if kept:
-            try:
-                copy = verify(kept.encode())
-                fallback = f"kiosk run uses the last verified copy (version {copy.version})"
-            except BundleError:
-                pass
-        return Check(
-            "risk list", "FAIL", f"{path} does not verify ({e}); {fallback}; `kiosk sync` fetches a good one"
-        ), copy
     age = now - bundle.issued_at
+    successors = len(history.roots) - 1
     return Check(
         "risk list",
         "ok" if age < RISK_LIST_STALE_S else "warn",
         f"bundle version {bundle.version} (manifest {bundle.manifest_version}) verified against the "
-        f"root{', its successor pinned' if floors.root else ''}, {len(bundle.risk_list.levels)} entries, "
-        f"{_age(age)} old; never below versions {floors.bundle} / {floors.manifest} (kept in the database)",
+        f"root {fingerprint(history.roots[0][0])}"
+        + (
+            f" and {successors} successor(s) it named (now {fingerprint(history.latest)})"
+            if successors
+            else ""
+        )
+        + f", {len(bundle.risk_list.levels)} entries, {_age(age)} old; never below versions "
+        f"{floors.bundle} / {floors.manifest} (kept in the database)",
     ), bundle
 
 

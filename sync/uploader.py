@@ -20,7 +20,6 @@ shared SQLite file (WAL, busy timeout).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -34,30 +33,9 @@ from typing import NoReturn
 
 import requests
 
-from kiosk.core.auditheads import AuditHead
-from kiosk.core.bundle import (
-    MAX_CHAIN,
-    BundleError,
-    chain_docs,
-    encode_chain,
-    prune_tag_keys,
-    root_of,
-    root_text,
-    statement_docs,
-    verify_bundle,
-    verify_chain,
-    verify_receipt,
-)
-from kiosk.store.checkins import (
-    AUDIT_HEAD,
-    BAD_RECEIPTS,
-    BUNDLE_COPY,
-    BUNDLE_FLOOR,
-    CARRIED,
-    MANIFEST_FLOOR,
-    PINNED_ROOT,
-    carried_of,
-)
+from kiosk.core.bundle import MAX_CHAIN, BundleError, verify_receipt
+from kiosk.store.checkins import BAD_RECEIPTS
+from kiosk.trust import HeldTrust, TrustKey
 from sync import protocol
 
 log = logging.getLogger("kiosk.sync")
@@ -169,6 +147,7 @@ class Uploader:
         self.key_margin_days = key_margin_days
         self.base = server_url.rstrip("/")
         self.root_key, self.bundle_file = root_key, Path(bundle_file) if bundle_file else None
+        self.trust = HeldTrust(store, root=root_key, kiosk_id=kiosk_id)  # what the kiosk trusts
         self._receipt_keys: tuple | None = None  # from the held bundle's manifest
         self.batch_size, self.timeout_s, self.verify, self.clock = batch_size, timeout_s, verify, clock
         self.session = session or requests.Session()
@@ -182,7 +161,7 @@ class Uploader:
         h = dict(headers or {})
         if self._health_header:
             h[protocol.HEALTH_HEADER] = self._health_header
-        head = self.store.get_state(AUDIT_HEAD)
+        head = self.store.get_state(TrustKey.AUDIT_HEAD)
         if head:  # the highest audit head seen, for the committee to check its log against
             h[protocol.AUDIT_HEAD_HEADER] = head
         h.update(
@@ -321,49 +300,15 @@ class Uploader:
             self._receipt_keys = held.receipt_keys if held else ()
         return self._receipt_keys
 
-    def _anchor(self):
-        pinned = self.store.get_state(PINNED_ROOT)
-        return root_of(pinned) if pinned else self.root_key
-
-    def _floors(self) -> tuple[int, int]:
-        return (
-            int(self.store.get_state(BUNDLE_FLOOR, "0") or 0),
-            int(self.store.get_state(MANIFEST_FLOOR, "0") or 0),
-        )
-
     def _held_bundle(self):
-        copy = self.store.get_state(BUNDLE_COPY)
-        if not copy or self.root_key is None:
-            return None
-        floor, manifest_floor = self._floors()
-        try:
-            return verify_chain(
-                copy.encode("ascii"),
-                self._anchor(),
-                kiosk_id=self.kiosk_id,
-                min_version=floor,
-                min_manifest=manifest_floor,
-                carried=self._carried(),
-            )
-        except BundleError:
-            return None
-
-    def _carried(self) -> list[str]:
-        return carried_of(self.store)
+        return self.trust.held() if self.root_key is not None else None
 
     # -- bundle ------------------------------------------------------------------------------------
     def fetch_bundle(self) -> str:
         if self.root_key is None or self.bundle_file is None:
             return "not configured"
-        copy = self.store.get_state(BUNDLE_COPY)
-        try:  # a file changed on disk since it was verified is fetched whole again
-            have = copy is not None and self.bundle_file.read_bytes() == copy.encode("ascii")
-        except OSError:
-            have = False
-        held, docs = None, []
-        if have and copy is not None:
-            held = self._held_bundle()
-            docs = chain_docs(copy.encode("ascii")) if held else []
+        held = self._held_bundle()
+        docs = self.trust.held_docs() if held else []
         headers = {protocol.KEY_MARGIN_HEADER: str(self.key_margin_days)}
         etag = self.store.get_state("bundle_etag")
         if held and etag:
@@ -374,81 +319,61 @@ class Uploader:
         now = self.clock()
         if resp.status_code == 304:
             self.store.set_state("bundle_checked_at", f"{now:.3f}")
+            self._export()
             return f"unchanged (version {self.store.get_state('bundle_version', '?')})"
         if resp.status_code != 200:
             raise SetupError(f"bundle: HTTP {resp.status_code}")
-        floor, manifest_floor = self._floors()
-        current = max(held.version if held else 0, floor)
-        anchor = self._anchor()
         try:
-            link = verify_bundle(
-                resp.content, anchor, kiosk_id=self.kiosk_id, min_version=current, min_manifest=manifest_floor
+            taken = self.trust.take(
+                resp.content,
+                now=now,
+                extra={
+                    "bundle_etag": resp.headers.get("ETag", ""),
+                    "bundle_checked_at": f"{now:.3f}",
+                    "bundle_error": "",
+                },
             )
-            carried = self._carried()
-            if link.risk_since is None and held is not None and copy is not None:
-                # A whole list replaces the chain: what the kiosk held and the list leaves
-                # out is carried over (a server may withhold, never take back).
-                fresh = set(statement_docs(resp.content))
-                carried = [d for d in statement_docs(copy.encode("ascii")) + carried if d not in fresh]
-            docs = docs + [resp.content] if link.risk_since is not None else [resp.content]
-            data = encode_chain(docs)
-            bundle = verify_chain(
-                data,
-                anchor,
-                kiosk_id=self.kiosk_id,
-                min_version=current,
-                min_manifest=manifest_floor,
-                carried=carried,
-            )
-            carried = _unexpired(carried, bundle, now)
         except BundleError as e:
             self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})  # whole next time
+            current = max(held.version if held else 0, self.trust.floors().bundle)
             hint = f": {WRONG_ROOT_HINT}" if str(e).startswith("manifest refused") else ""
             log.error("bundle refused, keeping the one held: %s%s", e, hint)
             return f"refused ({e}); kept version {current or 'none'}{hint}"
-        changed = (
-            held is None
-            or bundle.version != held.version
-            or (bundle.manifest_version != held.manifest_version)
-            or bundle.tag_keys != held.tag_keys
-        )
-        data = prune_tag_keys(data, now)  # no key of a day already over is kept
-        _write_atomically(self.bundle_file, data)
-        states = {
-            CARRIED: json.dumps(carried),
-            BUNDLE_FLOOR: str(max(floor, bundle.version)),
-            MANIFEST_FLOOR: str(max(manifest_floor, bundle.manifest_version)),
-        }
-        if bundle.audit_head is not None:
-            seen = self.store.get_state(AUDIT_HEAD)
-            if not seen or AuditHead.parse(seen).seq < bundle.audit_head.seq:
-                states[AUDIT_HEAD] = bundle.audit_head.wire()
-        if bundle.manifest.next_root is not None:  # the root named its successor: pin it
-            states[PINNED_ROOT] = root_text(bundle.manifest.next_root)
-            states["bundle_etag"] = ""
-            log.warning("the authority's root named its successor: pinned from now on")
+        bundle, link = taken.bundle, taken.link
         self._receipt_keys = bundle.receipt_keys
         self.store.set_states(
-            {
-                **states,
-                BUNDLE_COPY: data.decode("ascii"),
-                "bundle_version": str(bundle.version),
-                "bundle_etag": resp.headers.get("ETag", ""),
-                "bundle_issued_at": f"{bundle.issued_at:.3f}",
-                "bundle_checked_at": f"{now:.3f}",
-                "bundle_error": "",
-            }
+            {"bundle_version": str(bundle.version), "bundle_issued_at": f"{bundle.issued_at:.3f}"}
         )
+        self._export()
         log.info(
             "bundle version %d: %d issuer keys, %d risk-list entries (%s)",
             bundle.version,
             len(bundle.issuers),
             len(bundle.risk_list.levels),
-            f"a delta of {len(link.risk_list.levels)}" if link.risk_since is not None else "whole",
+            f"a delta of {len(link.statements)} statements" if link.risk_since is not None else "whole",
         )
-        if not changed:
+        if not taken.changed:
             return f"unchanged (version {bundle.version})"
-        return f"updated to version {bundle.version}: {what_changed(held, bundle)}"
+        return f"updated to version {bundle.version}: {what_changed(taken.before, bundle)}"
+
+    def _export(self) -> None:
+        """The held chain, written to the bundle file for people to read (never trusted)."""
+        copy = self.store.get_state(TrustKey.COPY.value)
+        if self.bundle_file is None or not copy:
+            return
+        try:
+            if self.bundle_file.read_bytes() == copy.encode("ascii"):
+                return
+        except OSError:
+            pass
+        try:
+            _write_atomically(self.bundle_file, copy.encode("ascii"))
+        except OSError as e:
+            log.warning(
+                "the bundle file %s was not written (%s): the database holds the bundle",
+                self.bundle_file,
+                e.strerror,
+            )
 
     # -- what the server heard -----------------------------------------------------------------------
     def heard(self) -> dict:
@@ -565,21 +490,6 @@ def what_changed(held, bundle) -> str:
     return "; ".join(parts) or f"version {held.version} -> {bundle.version}, nothing new for this kiosk"
 
 
-def _unexpired(docs: list[str], bundle, now: float) -> list[str]:
-    """The carried statements still worth keeping: signed by a member of the manifest, and not
-    expired (an expired one applies nowhere)."""
-    from kiosk.core.riskstatements import StatementError, verify_statement
-
-    keep = []
-    for d in docs:
-        try:
-            if verify_statement(d, bundle.manifest.members).expires_at > now:
-                keep.append(d)
-        except StatementError:
-            continue
-    return keep
-
-
 def _reason(e: BaseException) -> str:
     """The innermost cause's words, without a raw "[Errno 111]": "Connection refused"."""
     import re
@@ -592,7 +502,6 @@ def _reason(e: BaseException) -> str:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)

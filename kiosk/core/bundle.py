@@ -7,14 +7,18 @@ Wire and file form (JSON)::
      "statements": ["<risk statement, signed by the member who made it>", ...],
      "tag_keys": ["<this kiosk's search-tag key, sealed to it, signed by the root>", ...],
      "audit_head": {"entry": ..., "hash": ..., "signature": ...} | null,
+     "succession": ["<a manifest that named the next root, signed by its predecessor>", ...],
      "freshness": "<signed by a server key the manifest allows to sign freshness>"}
 
 The server only relays: it signs nothing but the freshness statement ("for this kiosk,
 nothing newer than risk-list version N, manifest version M; these statements, these tag
 keys, this audit head"), which can delay and withhold, never grant. Issuer keys, sealing
 keys, policy and member keys come from the root's manifest; risk levels from member-signed
-statements, each applying until its own expiry on the kiosk's clock. Pure: no file,
-network or clock access; time and keys are passed in.
+statements, each applying until its own expiry on the kiosk's clock (a refusal only with two
+independent members' signatures: kiosk.core.riskstatements). Each link is checked against the
+root of its own manifest's version (kiosk.core.roots): a chain begun under a root stays valid
+after that root hands over to its successor. Pure: no file, network or clock access; time and
+keys are passed in.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from kiosk.core.auditheads import AuditHead, verify_head
 from kiosk.core.decision import Policy, RiskList
-from kiosk.core.manifest import FRESHNESS, RECEIPTS, Manifest, ManifestError, verify_manifest
+from kiosk.core.manifest import FRESHNESS, RECEIPTS, Manifest, ManifestError
 from kiosk.core.riskstatements import RiskStatement, StatementError, merge, verify_statement
+from kiosk.core.roots import RootHistory
 from kiosk.core.sealkeys import PeriodKey, SealedTagKey
 from kiosk.core.signed import SignedDocError, b64, open_doc, sign_doc, unb64
 
@@ -56,6 +61,7 @@ class Bundle:
     tag_keys: tuple[SealedTagKey, ...] = field(default=(), repr=False)
     audit_head: AuditHead | None = None
     risk_since: int | None = None  # a delta: the statements since this version
+    roots: RootHistory | None = field(default=None, repr=False)  # the roots, after this bundle
 
     @property
     def manifest_version(self) -> int:
@@ -109,8 +115,11 @@ def make_bundle(
     issued_at: float,
     since: int | None,
     key: Ed25519PrivateKey,
+    succession: Sequence[str] = (),
 ) -> bytes:
-    """The server's side: relay what others signed, and sign only its freshness."""
+    """The server's side: relay what others signed, and sign only its freshness.
+    ``succession``: every manifest that named a next root (so an offline kiosk follows a
+    hand-over it missed; each is signed by the root before it)."""
 
     def text(d: bytes | str) -> str:
         return d.decode("ascii") if isinstance(d, bytes) else d
@@ -135,24 +144,31 @@ def make_bundle(
             "statements": [text(s) for s in statements],
             "tag_keys": [text(t) for t in tag_keys],
             "audit_head": dict(audit_head) if audit_head else None,
+            "succession": [text(d) for d in succession],
             "freshness": text(sign_doc(FRESHNESS_KIND, fresh, key)),
         }
     ).encode()
 
 
 # -- the kiosk's side ---------------------------------------------------------------------------
+def _history(root: RootHistory | Ed25519PublicKey) -> RootHistory:
+    return root if isinstance(root, RootHistory) else RootHistory.pinned(root)
+
+
 def verify_bundle(
     data: bytes,
-    root: Ed25519PublicKey,
+    root: RootHistory | Ed25519PublicKey,
     *,
     kiosk_id: str | None = None,
     min_version: int = 0,
     min_manifest: int = 0,
 ) -> Bundle:
     """Check every part against what it is trusted by, then parse. Raises BundleError for
-    anything not to be used: a manifest the root did not sign or older than ``min_manifest``,
-    a freshness statement no allowed server key signed, a statement no member signed, another
-    kiosk's bundle, a risk-list version older than ``min_version``."""
+    anything not to be used: a manifest the root of its version did not sign or older than
+    ``min_manifest``, a freshness statement no allowed server key signed, a statement no
+    member signed, another kiosk's bundle, a risk-list version older than ``min_version``.
+    ``root``: the pinned root, or the history of roots the kiosk follows; the bundle's own
+    succession manifests extend it (each checked against the root before it)."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleError("bundle too large")
     try:
@@ -164,14 +180,18 @@ def verify_bundle(
         tag_docs = list(outer["tag_keys"])
         head_doc = outer.get("audit_head")
         fresh_doc = outer["freshness"]
+        succession = [str(d) for d in outer.get("succession") or []]
     except BundleError:
         raise
     except (ValueError, KeyError, TypeError):
         raise BundleError("malformed bundle") from None
+    history = _history(root).extend(succession)
     try:
-        manifest = verify_manifest(manifest_doc, root, min_version=min_manifest)
+        manifest = history.verify(manifest_doc, min_version=min_manifest)
     except ManifestError as e:
         raise BundleError(str(e)) from None
+    signer = history.for_version(manifest.version)  # the root that signed this link
+    history = history.follow(manifest, manifest_doc if isinstance(manifest_doc, str) else None)
     try:
         fresh, _ = open_doc(fresh_doc, FRESHNESS_KIND, manifest.keys_for(FRESHNESS))
         if (
@@ -202,7 +222,9 @@ def verify_bundle(
     tag_keys = []
     for doc in tag_docs:
         try:
-            p, _ = open_doc(doc, TAG_KEY_KIND, [root, *([manifest.next_root] if manifest.next_root else [])])
+            p, _ = open_doc(
+                doc, TAG_KEY_KIND, [signer, *([manifest.next_root] if manifest.next_root else [])]
+            )
             if p.get("kiosk_id") != for_kiosk:
                 raise BundleError("a tag key for another kiosk")
             tag_keys.append(SealedTagKey.from_wire(p))
@@ -221,16 +243,21 @@ def verify_bundle(
         issued_at=issued_at,
         kiosk_id=for_kiosk,
         manifest=manifest,
-        risk_list=_risk_list(statements, version, issued_at),
+        risk_list=_risk_list(statements, version, issued_at, manifest),
         statements=tuple(statements),
         tag_keys=tuple(tag_keys),
         audit_head=head,
         risk_since=since,
+        roots=history,
     )
 
 
-def _risk_list(statements: Iterable[RiskStatement], version: int, issued_at: float) -> RiskList:
-    merged = merge(statements)
+def _risk_list(
+    statements: Iterable[RiskStatement], version: int, issued_at: float, manifest: Manifest
+) -> RiskList:
+    """Each pass at its newest statement's effective level: a refusal only where two
+    independent members of this manifest signed it."""
+    merged = merge(statements, deny_level=manifest.policy.deny_level, independent=manifest.independent)
     return RiskList(
         levels={ref: level for ref, (level, _, _) in merged.items() if level},
         expires={ref: exp for ref, (level, exp, _) in merged.items() if level},
@@ -316,7 +343,7 @@ def encode_chain(docs: list[bytes]) -> bytes:
 
 def verify_chain(
     data: bytes,
-    root: Ed25519PublicKey,
+    root: RootHistory | Ed25519PublicKey,
     *,
     kiosk_id: str | None = None,
     min_version: int = 0,
@@ -325,19 +352,19 @@ def verify_chain(
 ) -> Bundle:
     """Every link verified; the first a whole list, each delta following the version before
     it; the statements merged (for each pass the newest wins). Manifest, tag keys and audit
-    head: the newest link's. A link whose manifest names a successor root is followed by
-    links the successor signed. ``carried``: statements the kiosk held before a whole list
-    replaced its chain and the list left out (a server can withhold a statement, never take
-    back one a kiosk already holds); each is verified again against the newest manifest's
-    members, and one no member of it signed is dropped."""
+    head: the newest link's. Each link is checked against the root of its own manifest's
+    version: a link whose manifest names a successor root is followed by links the successor
+    signed, and links the old root signed before stay valid. ``carried``: statements the
+    kiosk held before a whole list replaced its chain and the list left out (a server can
+    withhold a statement, never take back one a kiosk already holds); each is verified again
+    against the newest manifest's members, and one no member of it signed is dropped."""
     docs = chain_docs(data)
     links = []
-    anchor = root
+    history = _history(root)
     for d in docs:
-        link = verify_bundle(d, anchor, kiosk_id=kiosk_id)
+        link = verify_bundle(d, history, kiosk_id=kiosk_id)
         links.append(link)
-        if link.manifest.next_root is not None:
-            anchor = link.manifest.next_root
+        history = link.roots or history
     if links[0].risk_since is not None:
         raise BundleError("bundle chain does not start with a whole risk list")
     statements = list(links[0].statements)
@@ -363,7 +390,8 @@ def verify_chain(
         last,
         risk_since=None,
         statements=tuple(statements),
-        risk_list=_risk_list(statements, last.version, last.issued_at),
+        risk_list=_risk_list(statements, last.version, last.issued_at, last.manifest),
+        roots=history,
     )
 
 

@@ -46,9 +46,18 @@ class Manifest:
     server_keys: Mapping[str, tuple[Ed25519PublicKey, ...]] = field(repr=False)  # power -> keys
     tag_period_s: int = DAY
     next_root: Ed25519PublicKey | None = field(default=None, repr=False)
+    # member id -> who added that member ("founder", or the adding member's id): two members
+    # are independent when neither added the other (refusing entry takes two of them)
+    added_by: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def keys_for(self, power: str) -> tuple[Ed25519PublicKey, ...]:
         return self.server_keys.get(power, ())
+
+    def independent(self, a: str, b: str) -> bool:
+        """Two different members of this manifest, neither of whom added the other."""
+        if a == b or a not in self.members or b not in self.members:
+            return False
+        return self.added_by.get(a) != b and self.added_by.get(b) != a
 
 
 def manifest_payload(
@@ -63,7 +72,9 @@ def manifest_payload(
     server_keys: Iterable[tuple[Ed25519PublicKey, Iterable[str]]] = (),
     tag_period_s: int = DAY,
     next_root: Ed25519PublicKey | None = None,
+    added_by: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    who = dict(added_by or {})
     payload: dict[str, Any] = {
         "version": int(version),
         "issued_at": float(issued_at),
@@ -71,7 +82,14 @@ def manifest_payload(
         "sealing_keys": [{"kid": kid, "public": b64(raw)} for kid, raw in sealing_keys],
         "sealing_periods": [k.to_wire() for k in sealing_periods],
         "policy": {"deny_level": policy.deny_level, "clock_skew_s": policy.clock_skew_s},
-        "members": [{"id": mid, "public": b64(raw_public(k))} for mid, k in sorted((members or {}).items())],
+        "members": [
+            {
+                "id": mid,
+                "public": b64(raw_public(k)),
+                **({"added_by": who[mid]} if mid in who else {}),
+            }
+            for mid, k in sorted((members or {}).items())
+        ],
         "server_keys": [
             {"public": b64(raw_public(k)), "may_sign": sorted(set(powers))} for k, powers in server_keys
         ],
@@ -122,6 +140,7 @@ def verify_manifest(data: bytes | str, root: Ed25519PublicKey, *, min_version: i
             server_keys={k: tuple(v) for k, v in server_keys.items()},
             tag_period_s=int(p.get("tag_period_s", DAY)),
             next_root=_ed(p["next_root"]) if "next_root" in p else None,
+            added_by={str(m["id"]): str(m["added_by"]) for m in p["members"] if "added_by" in m},
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ManifestError(f"malformed manifest ({type(e).__name__}: {e})") from None

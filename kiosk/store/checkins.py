@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlite_utils import Database
 
@@ -27,26 +25,9 @@ from kiosk.store.sqlitedb import MovedAside, migrate, open_checked, truncate_wal
 log = logging.getLogger(__name__)
 from kiosk.core.timing import DAY  # noqa: E402
 
-BUNDLE_COPY = "bundle_verified"  # state key: the last bundle that verified, as downloaded
-# Kept in the database, never lowered by a damaged or replaced bundle file (no rollback):
-BUNDLE_FLOOR = "bundle_version_floor"  # the highest risk-list version accepted
-MANIFEST_FLOOR = "manifest_version_floor"  # the highest manifest version accepted
-PINNED_ROOT = "root_key_pinned"  # a successor root the authority's root named
-AUDIT_HEAD = "audit_head_seen"  # SEQ:HASH, the highest audit head a verified bundle carried
+# What the kiosk trusts (bundles, floors, roots, carried statements) is kept under the state
+# keys of kiosk.trust.TrustKey, by that module alone.
 BAD_RECEIPTS = "bad_receipts"  # upload answers in a row without a verifiable receipt
-CARRIED = "carried_statements"  # JSON: held statements a whole list left out (kept until expiry)
-
-
-def carried_of(store: CheckinStore | None) -> list[str]:
-    """The carried statements a store keeps (verified again wherever they are used)."""
-    import json
-
-    text = store.get_state(CARRIED) if store is not None else None
-    try:
-        docs = json.loads(text) if text else []
-    except ValueError:
-        return []
-    return [d for d in docs if isinstance(d, str)] if isinstance(docs, list) else []
 
 
 MIGRATIONS = [
@@ -283,32 +264,6 @@ class CheckinStore:
         )
 
     # -- retention ----------------------------------------------------------------------------
-    def prune_bundle(self, *, now: float, bundle_file: Path | None) -> bool:
-        """Drop the search-tag keys of days already over from the stored bundle (its copy
-        here and its file): a kiosk keeps no key of a past day. True if anything was dropped."""
-        from kiosk.core.bundle import BundleError, prune_tag_keys
-
-        copy = self.get_state(BUNDLE_COPY)
-        if not copy:
-            return False
-        try:
-            pruned = prune_tag_keys(copy.encode("ascii"), now)
-        except (BundleError, ValueError):
-            return False  # not readable: `kiosk doctor` reports the bundle
-        if pruned == copy.encode("ascii"):
-            return False
-        if bundle_file is not None:
-            try:
-                same = bundle_file.read_bytes() == copy.encode("ascii")
-            except OSError:
-                same = False
-            if same:
-                tmp = bundle_file.with_name(bundle_file.name + ".tmp")
-                tmp.write_bytes(pruned)
-                os.replace(tmp, bundle_file)
-        self.set_state(BUNDLE_COPY, pruned.decode("ascii"))
-        return True
-
     def purge(self, *, now: float) -> int:
         """Delete records past their retention, and synced ones past the grace after the ack."""
         with self.db.conn:

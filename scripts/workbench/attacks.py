@@ -94,18 +94,13 @@ class World:
 
     def trust(self) -> Any:
         from kiosk.app import Trust
-        from kiosk.compose import TrustProvider, floors_of
+        from kiosk.compose import TrustProvider
         from kiosk.core.keys import trusted_issuers
-        from kiosk.store.checkins import BUNDLE_COPY, carried_of
+        from kiosk.trust import HeldTrust
 
-        return TrustProvider(
+        return TrustProvider(  # what the door holds: the database's verified chain
             Trust(issuers=trusted_issuers([self.keys / "issuer.pub"])),
-            bundle_file=self.work / "bundle.json",
-            root_key=load_ed25519_public(self.keys / ROOT_PUB),
-            kiosk_id=self.kid,
-            last_verified=lambda: (self.store.get_state(BUNDLE_COPY) or "").encode() or None,
-            floors=lambda: floors_of(self.store),
-            carried=lambda: carried_of(self.store),
+            HeldTrust(self.store, root=load_ed25519_public(self.keys / ROOT_PUB), kiosk_id=self.kid),
         )()
 
     def decide(self, text: str) -> Any:

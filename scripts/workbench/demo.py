@@ -402,22 +402,18 @@ def demo_sync(
             level=3,
             expires_at=now + 14 * 86_400,
             hash_key=audit_hash_key(keys_dir, now=now),
+            second=alice,  # a refusal takes two independent members
             now=now,
         )
         admin.close()
         say(
-            "  a member raises the first visitor's pass to level 3, signing it for case DEMO-1 "
+            "  two members raise the first visitor's pass to level 3, both signing it for case DEMO-1 "
             f"(risk list version {version})"
         )
         second = uploader.round()
         say(f"  sync: {second.summary()}")
 
-        provider = TrustProvider(
-            Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB])),
-            bundle_file=work / "bundle.json",
-            root_key=load_ed25519_public(keys_dir / ROOT_PUB),
-            kiosk_id=kiosk_id,
-        )
+        provider = TrustProvider(Trust(issuers=trusted_issuers([keys_dir / ISSUER_PUB])), uploader.trust)
         app.trust = provider
         clock.advance(60.0)  # a later visit, past the repeat window
         app.source = ReplaySource(frames_for(visitor), clock)

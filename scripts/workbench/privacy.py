@@ -256,12 +256,15 @@ def kiosk_tag_keys(world: World, k: dict[str, Any], *, now: float) -> list[Any]:
     from kiosk.core.bundle import chain_docs
     from kiosk.core.sealkeys import SealedTagKey
     from kiosk.core.signed import unb64
-    from kiosk.store.checkins import BUNDLE_COPY, CheckinStore
+    from kiosk.store.checkins import CheckinStore
+    from kiosk.trust import HeldTrust, TrustKey
 
     store = CheckinStore.open(k["dir"] / "k.db", sealing=None, venue_id="-")
     try:
-        store.prune_bundle(now=now, bundle_file=k["dir"] / "bundle.json")
-        copy = store.get_state(BUNDLE_COPY)
+        HeldTrust(store, root=None, kiosk_id=k["id"]).prune(now=now)  # what `kiosk purge` does
+        copy = store.get_state(TrustKey.COPY.value)
+        if copy:  # and its export, the bundle file
+            (k["dir"] / "bundle.json").write_text(copy)
     finally:
         store.close()
     texts = [(k["dir"] / "bundle.json").read_bytes()] + ([copy.encode()] if copy else [])

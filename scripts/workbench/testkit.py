@@ -237,11 +237,16 @@ def raise_risk(
     now: float,
     days: float = 14,
     case_id: str = TEST_CASE,
+    second: Any = None,
 ) -> int:
-    """A member-signed risk change for ``case_id``, as `set-risk` makes it."""
+    """A member-signed risk change for ``case_id``, as `set-risk` makes it. A refusal (level 3)
+    takes two members: ``second``, or else the other of Alice and Bob."""
     from kiosk.core.timing import DAY
     from sync.central.committee.members import change_risk
 
+    if level >= 3 and second is None:
+        alice, bob = members()
+        second = bob if member.public_key() == alice.public_key() else alice
     return change_risk(
         storage,
         key=member,
@@ -250,6 +255,7 @@ def raise_risk(
         level=level,
         expires_at=now + days * DAY,
         hash_key=seed_bytes("audit-hash"),
+        second=second if level >= 3 else None,
         now=now,
     )
 

@@ -158,6 +158,46 @@ def cmd_keys_server(args) -> int:
     return 0
 
 
+def cmd_keys_successor(args) -> int:
+    """A root succession on the committee's machine (sync.central.succession)."""
+    import time
+
+    from kiosk.core.roots import fingerprint
+    from sync.central.succession import make_successor, promote, successor_public
+
+    keys = Path(args.keys)
+    if not args.promote:
+        pub = make_successor(keys)
+        where = f"--data {args.data}" if args.data else "--database URL"
+        print(f"successor root {fingerprint(successor_public(keys))} made: {pub} (its private key beside it)")
+        print(
+            f"next: kiosk-central manifest publish --keys {args.keys} {where} --next-root {pub}; then "
+            f"kiosk-central keys successor --keys {args.keys} {where} --promote"
+        )
+        return 0
+    storage = _storage(args) if (args.data or args.database) else None
+    try:
+        old, new, signed = promote(keys, storage, now=time.time())
+        version = None
+        if storage is not None:
+            from sync.central.manifests import publish
+
+            version = publish(keys, storage, now=time.time())
+    finally:
+        if storage is not None:
+            storage.close()
+    print(
+        f"root {new} is the root now; the old root {old} is shredded (its public half kept as root-{old}.pub)"
+    )
+    if storage is not None:
+        print(
+            f"{signed} search-tag key documents signed again by it; manifest version {version} signed by it"
+        )
+    else:
+        print("give --data or --database to sign the search-tag keys again and publish its first manifest")
+    return 0
+
+
 def cmd_issue_pass(args) -> int:
     from sync.central.issuing import issue_pass, parse_time, save_pass
 
@@ -601,11 +641,18 @@ def cmd_set_risk(args) -> int:
 
     from sync.central.committee.members import change_risk
     from sync.central.keyring import audit_hash_key
+    from sync.central.manifests import deny_level
 
     pass_id = _pass_id(args.pass_id)
     if pass_id is None:
         return 2
-    member = _member_key(args.member_key)
+    keys = args.member_key or []
+    if len(keys) > 2:
+        raise ValueError("--member-key: once (below the deny level), or twice (a refusal takes two members)")
+    member = _member_key(keys[0])
+    second = _member_key(keys[1]) if len(keys) == 2 else None
+    if second is not None and second.public_key() == member.public_key():
+        raise ValueError(f"both --member-key files hold the same member's key: a refusal {TWO_MEMBERS}")
     storage = _storage(args)
     now = time.time()
     expires = now + args.expires_days * DAY
@@ -618,8 +665,10 @@ def cmd_set_risk(args) -> int:
             level=args.level,
             expires_at=expires,
             hash_key=audit_hash_key(Path(args.keys), now=now),
+            second=second,
+            deny_level=deny_level(Path(args.keys)),
             now=now,
-        )  # needs an open case
+        )  # needs an open case; a refusal, two independent members
     finally:
         storage.close()
     print(f"risk list version {version}: level {args.level} set, expires in {args.expires_days:g} days")
@@ -864,6 +913,7 @@ def cmd_trace(args) -> int:
     from sync.central.committee.reading import committee_keys
     from sync.central.committee.trace import trace
     from sync.central.keyring import audit_hash_key, tag_keys
+    from sync.central.manifests import deny_level
 
     pass_id = _pass_id(args.pass_id)
     if pass_id is None:
@@ -886,6 +936,7 @@ def cmd_trace(args) -> int:
             raise_level=args.raise_risk,
             risk_days=args.risk_days,
             hash_key=audit_hash_key(Path(args.keys), now=now),
+            deny_level=deny_level(Path(args.keys)),
             now=now,
         )
     finally:
@@ -1350,6 +1401,15 @@ def build_parser() -> argparse.ArgumentParser:
         "of the current key",
     )
     share.set_defaults(func=cmd_keys_share)
+    succ = keys_sub.add_parser(
+        "successor",
+        help="a root succession: make the successor (then `manifest publish --next-root`), then "
+        "--promote it (the old root shredded, the tag keys signed again)",
+    )
+    succ.add_argument("--keys", required=True, metavar="DIR", help="the authority's keys folder")
+    succ.add_argument("--promote", action="store_true", help="the successor becomes the root")
+    _where(succ, required=False, data_help="with --promote: sign the tag keys again, publish a manifest")
+    succ.set_defaults(func=cmd_keys_successor)
     ks = keys_sub.add_parser(
         "server",
         help="make the central server's keys folder from the authority's: bundle.key, receipt.key "
@@ -1605,7 +1665,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the entry leaves the list after this (default 14)",
     )
     risk.add_argument("--case", required=True, metavar="CASE", help="the approved, open case")
-    risk.add_argument("--member-key", required=True, metavar="FILE", help="your member key")
+    risk.add_argument(
+        "--member-key",
+        required=True,
+        action="append",
+        metavar="FILE",
+        help="your member key; at the deny level (a refusal at every door) twice: two independent "
+        "members' key files",
+    )
     risk.add_argument(
         "--keys",
         required=True,

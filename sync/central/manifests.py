@@ -15,6 +15,7 @@ from kiosk.core.keys import (
     load_ed25519_public,
 )
 from kiosk.core.manifest import FRESHNESS, RECEIPTS, manifest_payload, sign_manifest, verify_manifest
+from sync.central.committee.audit import BOOTSTRAP, FOUNDER
 from sync.central.committee.members import state_of
 from sync.central.keyring import public_periods
 
@@ -46,9 +47,14 @@ def publish(
         raise FileNotFoundError(f"{keys_dir}: no issuer public key (issuer.pub): is this the keys folder?")
     state = state_of(storage)
     members = {mid: m.public_key for mid, m in state.members.items() if m.active}
+    # who added whom, so a kiosk can tell two independent members apart (a refusal takes two)
+    added_by = {
+        mid: ("founder" if m.added_by in (FOUNDER, BOOTSTRAP) else m.added_by)
+        for mid, m in state.members.items()
+        if m.active
+    }
     held = storage.latest_manifest()
-    if held is not None:
-        check_same_authority(held[1], root.public_key(), keys_dir)
+    handed_over = held is not None and check_same_authority(held[1], root.public_key(), keys_dir)
     version = max(int(local.get("version", 0)), held[0] if held else 0) + 1
     payload = manifest_payload(
         version=version,
@@ -62,19 +68,25 @@ def publish(
             (load_ed25519_public(keys_dir / RECEIPT_PUB), [RECEIPTS]),
         ],
         next_root=load_ed25519_public(next_root) if next_root else None,
+        added_by=added_by,
     )
     doc = sign_manifest(payload, root).decode("ascii")
     verify_manifest(doc, root.public_key())  # what kiosks will check, checked here first
     storage.put_manifest(version, doc, now=now)
     _save_state(keys_dir, {"version": version, "deny_level": policy.deny_level})
+    if handed_over:  # the first manifest of a successor root: its tag keys are signed by it too
+        from sync.central.succession import resign_tag_keys
+
+        resign_tag_keys(keys_dir, storage, now=now)
     return version
 
 
-def check_same_authority(held_doc: str, root, keys_dir: Path) -> None:
+def check_same_authority(held_doc: str, root, keys_dir: Path) -> bool:
     """The store's newest manifest was signed by this root, or named it as its successor: a
     keys folder of another authority is refused, naming it, before it signs anything the
     kiosks would refuse anyway. (A guard against a mistaken path, not a trust decision:
-    kiosks verify every manifest against the root they pin.)"""
+    kiosks verify every manifest against the root they pin.) True when this root is the
+    successor the newest manifest named: the hand-over is being completed."""
     import json
 
     from kiosk.core.manifest import ManifestError
@@ -82,7 +94,7 @@ def check_same_authority(held_doc: str, root, keys_dir: Path) -> None:
 
     try:
         verify_manifest(held_doc, root)
-        return
+        return False
     except ManifestError:
         pass
     try:
@@ -90,11 +102,16 @@ def check_same_authority(held_doc: str, root, keys_dir: Path) -> None:
     except (ValueError, KeyError, TypeError):
         named = None
     if named is not None and unb64(named) == root.public_bytes_raw():
-        return
+        return True
     raise ValueError(
         f"--keys {keys_dir}: this store's manifests were signed by another authority's root: --keys names "
         "another keys folder than the one that published them (check the path)"
     )
+
+
+def deny_level(keys_dir: Path) -> int:
+    """The deny level this committee's manifests set (kept beside the root; 3 by default)."""
+    return int(_load_state(Path(keys_dir)).get("deny_level", Policy().deny_level))
 
 
 STATE = "manifest-state.json"  # the last version published and the deny level, beside the root

@@ -359,6 +359,8 @@ def test_register_sync_set_risk_and_doctor_as_a_technician_would(tmp_path, autho
             "OB-2026-17",
             "--member-key",
             alice,
+            "--member-key",  # a refusal takes two independent members
+            bob,
             "--keys",
             authority,
         )

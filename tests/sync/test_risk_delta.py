@@ -98,9 +98,7 @@ def test_a_change_costs_the_kiosk_a_few_hundred_bytes_not_the_whole_list(world):
     from kiosk.app import Trust
     from kiosk.compose import TrustProvider
 
-    trust = TrustProvider(
-        Trust(issuers={}), bundle_file=up.bundle_file, root_key=up.root_key, kiosk_id=kid
-    )()  # what `kiosk run` uses
+    trust = TrustProvider(Trust(issuers={}), up.trust)()  # what `kiosk run` uses
     assert trust.risk_list.level_for(pid(N)) == 3 and len(trust.risk_list.levels) == N + 1
 
 

@@ -613,41 +613,46 @@ def test_kiosks_report_the_audit_head_and_verify_catches_a_tail_cut_below_it(
 def test_the_root_names_its_successor_and_kiosks_follow_it(
     tmp_path, central, kiosk_id, device_key, kiosk_store, authority
 ):
-    """A successor root, named in a manifest the old root signed, is pinned by the kiosk
-    (in its database); from then on only the new root's manifests are taken."""
+    """README's succession, step by step: the old root names its successor, the successor is
+    promoted (tag keys signed again, a manifest of its own); the kiosk follows it (the proof
+    kept in its database), keeps a refusal in force throughout, and takes nothing the old
+    root signs afterwards."""
     import shutil
 
-    from kiosk.core.keys import write_private, write_public
-    from workbench.testkit import publish_manifest, seeded_ed25519
-
-    up = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path)
-    assert up.fetch_bundle().startswith("updated")
-    committee = tmp_path / "committee"
-    shutil.copytree(authority, committee)
-    new_root = seeded_ed25519("successor-root")
-    write_public(tmp_path / "new-root.pub", new_root.public_key())
-    admin = with_storage(central.data_dir)
-    from sync.central.manifests import publish
-
-    publish(committee, admin, now=time.time(), next_root=tmp_path / "new-root.pub")
-    up.fetch_bundle()
-    assert kiosk_store.get_state("root_key_pinned")  # the successor, pinned
-    (committee / "root.key").unlink()  # the committee switches to it
-    (committee / "root.pub").unlink()
-    write_private(committee / "root.key", new_root)
-    write_public(committee / "root.pub", new_root.public_key())
-    v = publish_manifest(committee, admin, now=time.time())
-    assert up.fetch_bundle().startswith("updated") and up._held_bundle().manifest_version == v
-    # A manifest the old root signs now (a thief of it, writing into the store) is refused.
     from kiosk.core.keys import ROOT_KEY, load_ed25519_private
     from kiosk.core.manifest import manifest_payload, sign_manifest
+    from kiosk.trust import TrustKey
+    from sync.central.manifests import publish
+    from sync.central.succession import make_successor, promote
+    from workbench.testkit import raise_risk
 
-    old_root = load_ed25519_private(authority / ROOT_KEY)
+    committee = tmp_path / "committee"
+    shutil.copytree(authority, committee)
+    old_root = load_ed25519_private(committee / ROOT_KEY)
+    up = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path)
+    assert up.fetch_bundle().startswith("updated")
+    admin = with_storage(central.data_dir)
+    refused = b"\x42" * 16
+    raise_risk(admin, central.alice, [refused], 3, now=time.time())
+    assert up.fetch_bundle().startswith("updated") and up.trust.held().risk_list.level_for(refused) == 3
+
+    successor = make_successor(committee)
+    publish(committee, admin, now=time.time(), next_root=successor)
+    assert up.fetch_bundle().startswith("updated")
+    assert json.loads(kiosk_store.get_state(TrustKey.SUCCESSION.value))  # the proof, kept
+    assert up.trust.held().risk_list.level_for(refused) == 3  # nothing dropped at the hand-over
+    promote(committee, admin, now=time.time())
+    v = publish(committee, admin, now=time.time())
+    assert up.fetch_bundle().startswith("updated") and up._held_bundle().manifest_version == v
+    assert up.trust.held().risk_list.level_for(refused) == 3
+    assert up.round().ok  # uploads and receipts go on under the new root
+    # A manifest the old root signs now (a thief of it, writing into the store) is refused.
     forged = manifest_payload(
         version=v + 1, issued_at=time.time(), issuer_keys=[load_ed25519_public(authority / "issuer.pub")]
     )
     admin.put_manifest(v + 1, sign_manifest(forged, old_root).decode(), now=time.time())
     assert up.fetch_bundle().startswith("refused (manifest refused")
+    assert up.trust.held().risk_list.level_for(refused) == 3
     admin.close()
 
 

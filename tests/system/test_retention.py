@@ -446,9 +446,7 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     seeded_committee_keys(committee, now=time.time(), ahead=30)
     from sync.central.keyring import server_keys_folder
 
-    server_keys = server_keys_folder(
-        committee, tmp_path / "server-keys"
-    )  # as `keys server` makes it
+    server_keys = server_keys_folder(committee, tmp_path / "server-keys")  # as `keys server` makes it
     device = Ed25519PrivateKey.generate()
     write_private(tmp_path / "device.key", device)
     with LocalServer(tmp_path / "central", server_keys) as server:

@@ -157,6 +157,13 @@ class State:
             )
         return m
 
+    def independent(
+        self, a: Ed25519PrivateKey | Ed25519PublicKey, b: Ed25519PrivateKey | Ed25519PublicKey
+    ) -> bool:
+        """Two different active members, neither of whom added the other."""
+        x, y = self.active_member(a), self.active_member(b)
+        return x.member_id != y.member_id and x.added_by != y.member_id and y.added_by != x.member_id
+
     def active_members(self) -> list[Member]:
         return [m for m in self.members.values() if m.active]
 

@@ -133,7 +133,8 @@ def levels_in_force(
             statements.append(verify_statement(doc, manifest.members))
         except StatementError:
             continue  # not what kiosks apply either
-    return {ref: (level, expires) for ref, (level, expires, _) in merge(statements).items() if expires > now}
+    merged = merge(statements, deny_level=manifest.policy.deny_level, independent=manifest.independent)
+    return {ref: (level, expires) for ref, (level, expires, _) in merged.items() if expires > now}
 
 
 def publish_list(

@@ -350,13 +350,16 @@ def change_risk(
     expires_at: float,
     hash_key: bytes,
     second: Ed25519PrivateKey | None = None,
+    deny_level: int = 3,
     now: float,
 ) -> int:
     """The one way a risk level changes (`set-risk`, `trace --raise-risk`): the acting member
     must be active and the case usable; the member signs a statement kiosks verify against
     the member keys in the root's manifest (so the server cannot make one), the audit entry
     is appended first, then the statement is kept for kiosks. A lowering (level 0) lasts at
-    least as long as what it lowers. Returns the risk list's version."""
+    least as long as what it lowers. At the deny level (refused entry) a second, independent
+    member (``second``) signs the statement too: kiosks count it only then. Returns the risk
+    list's version."""
     import secrets
 
     from kiosk.core.riskstatements import MAX_EXPIRY_DAYS, sign_statement, statement_payload
@@ -366,6 +369,17 @@ def change_risk(
     state = state_of(storage)
     state.active_member(key)
     state.usable_case(case_id)
+    if level >= deny_level:
+        if second is None:
+            raise AuditError(
+                f"level {level} refuses entry at every door: it takes two independent members (give "
+                "--member-key twice, one file of each); one member alone may set levels below it"
+            )
+        if not state.independent(key, second):
+            raise AuditError(
+                "the second member must be independent of the first (neither added the other): "
+                "a refusal is two people's decision"
+            )
     refs = sorted(pass_ref(p) for p in pass_ids)
     if level == 0:  # a lowering must outlast the raise it undoes
         expires_at = now + MAX_EXPIRY_DAYS * DAY
@@ -383,8 +397,9 @@ def change_risk(
         at=now,
         expires_at=expires_at,
         member_id=member_id(key.public_key()),
+        cosigner=member_id(second.public_key()) if second is not None and level >= deny_level else None,
     )
-    doc = sign_statement(payload, key).decode("ascii")
+    doc = sign_statement(payload, key, second if level >= deny_level else None).decode("ascii")
     after = _append(
         storage,
         action="risk_change",

@@ -98,6 +98,7 @@ def trace(
     raise_level: int | None = None,
     risk_days: float = 14,
     hash_key: bytes | None = None,
+    deny_level: int = 3,
     now: float,
 ) -> TraceResult:
     """``sealing_keys``: kid -> committee private key; ``tag_keys``: valid_from ->
@@ -201,6 +202,7 @@ def trace(
             expires_at=expires,
             hash_key=_need(hash_key),
             second=second_key,
+            deny_level=deny_level,
             now=now,
         )
         result.raised = len(result.exposed_passes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,6 +27,16 @@ class ServerContext:
     # holding a thread, so bundle polls and health checks are never queued behind a burst.
     ingest_gate: asyncio.Semaphore
     keys_fingerprint: str
+    _succession: dict[int, list[str]] = field(default_factory=dict)  # by the newest manifest version
+
+    def succession(self, manifest_version: int) -> list[str]:
+        """The hand-over manifests bundles carry, read again only when a newer manifest is."""
+        held = self._succession.get(manifest_version)
+        if held is None:
+            held = self.storage.succession_manifests()
+            self._succession.clear()
+            self._succession[manifest_version] = held
+        return held
 
     @classmethod
     def make(

@@ -41,6 +41,7 @@ def bundle_for(
             "no manifest published yet: the committee runs `kiosk-central manifest publish`",
         )
     manifest_version, manifest_doc = manifest
+    succession = ctx.succession(manifest_version)
     # Only the tag keys of today and the kiosk's offline margin: a stolen kiosk holds no more.
     tag_docs = ctx.storage.tag_key_docs(kiosk_id, now, until=now + margin_days * DAY)
     head = ctx.storage.audit_head_doc()
@@ -64,6 +65,7 @@ def bundle_for(
         issued_at=now,
         since=wanted if delta is not None else None,
         key=ctx.authority.bundle_key,
+        succession=succession,
     )
     return Response(
         body, media_type="application/json", headers={"ETag": etag_of(ctx, kiosk_id, version, tag)}

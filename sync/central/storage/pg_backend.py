@@ -874,6 +874,16 @@ class PgStorage(SqlQueries):
         ]
 
     # -- search tags --------------------------------------------------------------------------
+    def replace_tag_key_docs(self, rows: list[tuple[str, float, str]]) -> int:
+        """(kiosk id, valid_from, doc): the same sealed keys, signed again (a new root)."""
+        n = 0
+        with self.pool.connection() as conn, conn.transaction():
+            for kid, start, doc in rows:
+                n += conn.execute(
+                    "UPDATE tag_keys SET doc = %s WHERE kiosk_id = %s AND valid_from = %s", [doc, kid, start]
+                ).rowcount
+        return n
+
     def put_tag_keys(self, rows: list[tuple[str, float, float, bytes, str]]) -> int:
         n = 0
         with self.pool.connection() as conn, conn.transaction():

@@ -46,6 +46,7 @@ GRANTS = {
         "SELECT ON kiosk_health, fleet_history",
         "SELECT ON audit, meta, risk_statements, audit_witness",
         "SELECT, INSERT ON reads, tag_keys, manifests",
+        "UPDATE (doc) ON tag_keys",  # signed again by a successor root (keys successor --promote)
         "SELECT, INSERT, DELETE ON exposure_lists",  # only the newest is kept
         "SELECT, INSERT, DELETE ON held",
         "USAGE ON SEQUENCE reads_read_id_seq",

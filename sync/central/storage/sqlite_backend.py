@@ -496,6 +496,16 @@ class SqliteStorage(SqlQueries):
             )
             return self.db.conn.total_changes - before
 
+    def replace_tag_key_docs(self, rows: list[tuple[str, float, str]]) -> int:
+        """(kiosk id, valid_from, doc): the same sealed keys, signed again (a new root)."""
+        with self._lock, self.db.conn:
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "UPDATE tag_keys SET doc = ? WHERE kiosk_id = ? AND valid_from = ?",
+                [(doc, kid, start) for kid, start, doc in rows],
+            )
+            return self.db.conn.total_changes - before
+
     def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
         if not tags:
             return []

@@ -132,6 +132,22 @@ class SqlQueries:
         rows = self._q("SELECT version, doc FROM manifests ORDER BY version DESC LIMIT 1")
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
+    def succession_manifests(self) -> list[str]:
+        """The manifests that named a next root (each signed by the root before it), oldest
+        first: every bundle carries them, so a kiosk that missed a hand-over follows it."""
+        import json
+
+        from kiosk.core.signed import unb64
+
+        out = []
+        for _, doc in self._q("SELECT version, doc FROM manifests ORDER BY version"):
+            try:
+                if "next_root" in json.loads(unb64(json.loads(doc)["payload"])):
+                    out.append(str(doc))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
+
     def kiosks_seen(self) -> dict[str, KioskSeen]:
         """kiosk id -> when it was last seen and uploaded, its clock skew and latest health."""
         rows = self._qr(
@@ -206,6 +222,20 @@ class SqlQueries:
             [now],
         )
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def tag_key_rows(self, now: float) -> list[tuple[str, float, float, bytes, str]]:
+        """(kiosk id, valid_from, valid_to, sealed, doc) of every tag key not over at ``now``
+        (the committee re-signs them when its root hands over)."""
+        return [
+            (str(k), float(a), float(b), bytes(c), str(d))
+            for k, a, b, c, d in self._q(
+                self._sql(
+                    "SELECT kiosk_id, valid_from, valid_to, sealed, doc FROM tag_keys "
+                    "WHERE valid_to > ? AND doc IS NOT NULL ORDER BY kiosk_id, valid_from"
+                ),
+                [now],
+            )
+        ]
 
     def tag_key_docs(self, kiosk_id: str, now: float, *, until: float | None = None) -> list[str]:
         """This kiosk's tag keys in their root-signed form, for its bundle: those not over at

@@ -6,13 +6,12 @@ holds; the uploader's backoff."""
 
 import base64
 import json
-import os
 import random
 
 import pytest
 
 from kiosk.app import Trust
-from kiosk.compose import Floors, TrustProvider
+from kiosk.compose import TrustProvider
 from kiosk.core.auditheads import member_id
 from kiosk.core.bundle import (
     BundleError,
@@ -35,11 +34,14 @@ ROOT = seeded_ed25519("test-bundle/root")
 FRESH = seeded_ed25519("test-bundle/freshness")
 RECEIPT = seeded_ed25519("test-bundle/receipt")
 MEMBER = seeded_ed25519("test-bundle/member")
+SECOND = seeded_ed25519("test-bundle/second member")
 STRANGER = seeded_ed25519("test-bundle/stranger")
 P7 = b"\7" * 16
 
 
-def manifest(issuer_pub, *, version=1, deny_level=3, members=(MEMBER,), root=ROOT, next_root=None):
+def manifest(
+    issuer_pub, *, version=1, deny_level=3, members=(MEMBER, SECOND), root=ROOT, next_root=None, added_by=None
+):
     return sign_manifest(
         manifest_payload(
             version=version,
@@ -49,12 +51,15 @@ def manifest(issuer_pub, *, version=1, deny_level=3, members=(MEMBER,), root=ROO
             members={member_id(m.public_key()): m.public_key() for m in members},
             server_keys=[(FRESH.public_key(), [FRESHNESS]), (RECEIPT.public_key(), [RECEIPTS])],
             next_root=next_root,
+            added_by=added_by or {member_id(m.public_key()): "founder" for m in members},
         ),
         root,
     )
 
 
-def statement(level, *, pass_id=P7, at=NOW - 60, days=14, member=MEMBER, sid="s1"):
+def statement(level, *, pass_id=P7, at=NOW - 60, days=14, member=MEMBER, sid="s1", cosigned=False):
+    """A member's risk statement; ``cosigned``: a second member (SECOND) signed it too, as a
+    refusal needs."""
     return sign_statement(
         statement_payload(
             statement_id=sid,
@@ -64,8 +69,10 @@ def statement(level, *, pass_id=P7, at=NOW - 60, days=14, member=MEMBER, sid="s1
             at=at,
             expires_at=at + days * DAY,
             member_id=member_id(member.public_key()),
+            cosigner=member_id(SECOND.public_key()) if cosigned else None,
         ),
         member,
+        SECOND if cosigned else None,
     )
 
 
@@ -88,11 +95,45 @@ def bundle(issuer_pub, *, version=1, statements=(), manifest_doc=None, kiosk_id=
 
 def test_a_bundle_round_trips_through_its_three_signers(issuer_key):
     b = verify_bundle(
-        bundle(issuer_key.public_key(), statements=[statement(3)]), ROOT.public_key(), kiosk_id="k-1"
+        bundle(issuer_key.public_key(), statements=[statement(3, cosigned=True)]),
+        ROOT.public_key(),
+        kiosk_id="k-1",
     )
     assert b.version == 1 and b.kiosk_id == "k-1" and b.policy.deny_level == 3 and b.manifest_version == 1
     assert b.risk_list.level_for(P7, now=NOW) == 3 and b.risk_list.level_for(b"\2" * 16, now=NOW) == 0
     assert len(b.issuers) == 1 and b.receipt_keys == (RECEIPT.public_key(),)
+
+
+def test_a_refusal_takes_two_independent_members(issuer_key):
+    """Refusing entry is the one power the system holds over a person: a statement at the deny
+    level counts only with a second, independent member's signature; one member alone (or a
+    member with one they added) raises the pass to one below: enter, and get tested."""
+    pub = issuer_key.public_key()
+    alone = verify_bundle(bundle(pub, statements=[statement(3)]), ROOT.public_key())
+    assert alone.risk_list.level_for(P7, now=NOW) == 2
+    two = verify_bundle(bundle(pub, statements=[statement(3, cosigned=True)]), ROOT.public_key())
+    assert two.risk_list.level_for(P7, now=NOW) == 3
+    added = {
+        member_id(MEMBER.public_key()): "founder",
+        member_id(SECOND.public_key()): member_id(MEMBER.public_key()),
+    }
+    puppet = manifest(pub, added_by=added)  # SECOND was added by MEMBER: not independent
+    dependent = verify_bundle(
+        bundle(pub, statements=[statement(3, cosigned=True)], manifest_doc=puppet), ROOT.public_key()
+    )
+    assert dependent.risk_list.level_for(P7, now=NOW) == 2
+    # A cosignature that is not the second member's own is refused outright.
+    forged = json.loads(statement(3, cosigned=True))
+    forged["cosignature"] = base64.b64encode(STRANGER.sign(b"x")).decode()
+    with pytest.raises(BundleError, match="second signature"):
+        verify_bundle(bundle(pub, statements=[json.dumps(forged).encode()]), ROOT.public_key())
+    # Below the deny level, one member's statement stands (an exposure notice).
+    assert (
+        verify_bundle(bundle(pub, statements=[statement(2)]), ROOT.public_key()).risk_list.level_for(
+            P7, now=NOW
+        )
+        == 2
+    )
 
 
 def test_the_server_key_cannot_grant_power(issuer_key):
@@ -170,7 +211,9 @@ def test_other_kiosk_rollback_and_out_of_bounds_statements_are_refused(issuer_ke
 
 
 def test_an_entry_stops_applying_at_its_expiry_on_the_kiosks_clock(issuer_key):
-    b = verify_bundle(bundle(issuer_key.public_key(), statements=[statement(3, days=1)]), ROOT.public_key())
+    b = verify_bundle(
+        bundle(issuer_key.public_key(), statements=[statement(3, days=1, cosigned=True)]), ROOT.public_key()
+    )
     assert b.risk_list.level_for(P7, now=NOW) == 3
     assert b.risk_list.level_for(P7, now=NOW - 60 + DAY + 1) == 0  # offline, a day later
 
@@ -193,11 +236,39 @@ def test_a_root_names_its_successor_and_the_chain_follows_it(issuer_key):
         version=2,
         manifest_doc=manifest(pub, version=2, root=new_root),
         since=1,
-        statements=[statement(3)],
+        statements=[statement(3, cosigned=True)],
     )
     chain = json.dumps({"format": "venue-kiosk bundle chain v1", "chain": [first.decode(), second.decode()]})
     merged = verify_chain(chain.encode(), ROOT.public_key())
     assert merged.version == 2 and merged.risk_list.level_for(P7, now=NOW) == 3
+    # Held later, the chain still verifies from the root pinned at install, each link against
+    # the root of its own version (the old root's first link included): nothing is dropped.
+    assert (
+        merged.roots is not None
+        and merged.roots.latest.public_bytes_raw() == new_root.public_key().public_bytes_raw()
+    )
+    again = verify_chain(chain.encode(), merged.roots)
+    assert again.risk_list.level_for(P7, now=NOW) == 3
+    # A whole list the successor signed, to a kiosk that missed the hand-over: it follows the
+    # succession manifest the bundle carries (signed by the old root).
+    whole = make_bundle(
+        manifest=manifest(pub, version=3, root=new_root),
+        statements=[statement(3, cosigned=True)],
+        tag_keys=[],
+        audit_head=None,
+        kiosk_id="k-1",
+        version=3,
+        manifest_version=3,
+        issued_at=NOW,
+        since=None,
+        key=FRESH,
+        succession=[manifest(pub, version=1, next_root=new_root.public_key()).decode()],
+    )
+    late = verify_bundle(whole, ROOT.public_key())
+    assert late.risk_list.level_for(P7, now=NOW) == 3 and len(late.roots.roots) == 2
+    # After the hand-over, the old root signs nothing a kiosk takes (a thief of it included).
+    with pytest.raises(BundleError, match="manifest refused"):
+        verify_bundle(bundle(pub, version=4, manifest_doc=manifest(pub, version=4)), merged.roots)
 
 
 def test_receipts_verify_only_with_a_receipt_key_for_this_kiosk_and_batch():
@@ -212,18 +283,25 @@ def test_receipts_verify_only_with_a_receipt_key_for_this_kiosk_and_batch():
         verify_receipt(forged, [RECEIPT.public_key()], kiosk_id="k-1", batch_id="b-1")
 
 
-def test_the_kiosk_trust_follows_the_bundle_file_and_never_goes_back(tmp_path, issuer_key, make_pass):
-    """What `kiosk run` does between scans while `kiosk sync` writes bundle.json; the
-    versions the database holds are the floor, whatever the file says."""
-    path = tmp_path / "bundle.json"
-    floors = {"f": Floors()}
-    provider = TrustProvider(
-        Trust(issuers={}),
-        bundle_file=path,
-        root_key=ROOT.public_key(),
-        kiosk_id="k-1",
-        floors=lambda: floors["f"],
-    )
+class States(dict):
+    """A kiosk database's state table, in memory (the store's get_state / set_states)."""
+
+    def get_state(self, key, default=None):
+        return self.get(key, default)
+
+    def set_states(self, values):
+        self.update(values)
+
+
+def test_the_kiosk_trust_follows_the_held_chain_and_never_goes_back(tmp_path, issuer_key, make_pass):
+    """What `kiosk run` does between scans while `kiosk sync` takes bundles: the database's
+    verified chain rules; an edited copy, an older signed bundle put back, or a bundle file
+    changed or gone change nothing."""
+    from kiosk.trust import HeldTrust, TrustKey
+
+    states = States()
+    held = HeldTrust(states, root=ROOT.public_key(), kiosk_id="k-1")
+    provider = TrustProvider(Trust(issuers={}), held)
     text = make_pass(0, pass_id=P7)
     assert provider().issuers == {}  # no bundle yet
 
@@ -233,31 +311,28 @@ def test_the_kiosk_trust_follows_the_bundle_file_and_never_goes_back(tmp_path, i
 
     pub = issuer_key.public_key()
     assert scan().reason is Reason.UNKNOWN_KEY
-    path.write_bytes(bundle(pub))
+    held.take(bundle(pub), now=NOW)
     assert scan().outcome is Outcome.ADMIT  # the manifest's issuer key
-    path.write_bytes(bundle(pub, version=2, statements=[statement(3)]))
-    floors["f"] = Floors(bundle=2, manifest=1)  # what the uploader keeps in the database
+    held.take(bundle(pub, version=2, statements=[statement(3, cosigned=True)]), now=NOW)
     d = scan()
     assert (d.outcome, d.reason, d.risk_level) == (Outcome.DENY, Reason.RISK_LIST, 3)
-    # Someone edits the file on the SD card to lift the refusal: not used, old Trust kept.
-    outer = json.loads(bundle(pub, version=2, statements=[statement(3)]))
+    # Someone edits the copy in the database to lift the refusal: it no longer verifies; the
+    # door keeps what it had, and a fresh start holds nothing rather than the edited list.
+    outer = json.loads(states[TrustKey.COPY.value])
     outer["statements"] = []
-    path.write_text(json.dumps(outer) + " ")
+    states[TrustKey.COPY.value] = json.dumps(outer)
+    states[TrustKey.GENERATION.value] = "99"
     assert scan().outcome is Outcome.DENY
-    # An old, genuinely signed bundle put back (rollback): not used either.
-    path.write_bytes(bundle(pub, version=1) + b"  ")
-    assert scan().outcome is Outcome.DENY and provider.bundle.version == 2
-    # A fresh start (the provider's memory gone) with the old file: the database's floor holds.
-    again = TrustProvider(
-        Trust(issuers={}),
-        bundle_file=path,
-        root_key=ROOT.public_key(),
-        kiosk_id="k-1",
-        floors=lambda: floors["f"],
+    assert (
+        TrustProvider(
+            Trust(issuers={}), HeldTrust(states, root=ROOT.public_key(), kiosk_id="k-1")
+        )().risk_list.levels
+        == {}
     )
-    assert again().issuers == {} and again.bundle is None
-    os.remove(path)
-    assert scan().outcome is Outcome.DENY  # a missing file changes nothing
+    # An old, genuinely signed bundle taken again (rollback): refused, the floor holds.
+    with pytest.raises(BundleError, match="older than the one held"):
+        held.take(bundle(pub, version=1), now=NOW)
+    assert int(states[TrustKey.BUNDLE_FLOOR.value]) == 2
 
 
 def test_backoff_grows_caps_jitters_and_honours_retry_after():

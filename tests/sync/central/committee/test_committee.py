@@ -196,6 +196,8 @@ def test_set_risk_is_refused_without_an_approved_case_and_keeps_no_pass_id(board
     from kiosk.core.keys import write_private
 
     write_private(tmp_path / "a.key", a)
+    write_private(tmp_path / "b.key", b)
+    write_private(tmp_path / "c.key", c)
     write_private(tmp_path / "x.key", Ed25519PrivateKey.generate())
     s.close()
     pid = "ab" * 16
@@ -219,8 +221,20 @@ def test_set_risk_is_refused_without_an_approved_case_and_keeps_no_pass_id(board
         base + ["--case", "OB-99", "--member-key", tmp_path / "a.key"], capture_output=True, text=True
     )
     assert no_case.returncode == 3 and "OB-99" in no_case.stderr
-    ok = subprocess.run(
+    alone = subprocess.run(
         base + ["--case", "OB-7", "--member-key", tmp_path / "a.key"], capture_output=True, text=True
+    )
+    assert alone.returncode == 3 and "takes two independent members" in alone.stderr  # a refusal
+    added = subprocess.run(  # Chan was added by Bob: not independent of him
+        base + ["--case", "OB-7", "--member-key", tmp_path / "b.key", "--member-key", tmp_path / "c.key"],
+        capture_output=True,
+        text=True,
+    )
+    assert added.returncode == 3 and "independent" in added.stderr
+    ok = subprocess.run(
+        base + ["--case", "OB-7", "--member-key", tmp_path / "a.key", "--member-key", tmp_path / "b.key"],
+        capture_output=True,
+        text=True,
     )
     assert ok.returncode == 0, ok.stderr
     raw = b"".join(p.read_bytes() for p in data.glob("central.db*"))
