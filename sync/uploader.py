@@ -337,7 +337,7 @@ class Uploader:
             self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})  # whole next time
             current = max(held.version if held else 0, self.trust.floors().bundle)
             hint = f": {WRONG_ROOT_HINT}" if str(e).startswith("manifest refused") else ""
-            log.error("bundle refused, keeping the one held: %s%s", e, hint)
+            # (said once, by the round's result: `kiosk sync` prints it, the service logs it)
             return f"refused ({e}); kept version {current or 'none'}{hint}"
         bundle, link = taken.bundle, taken.link
         self._receipt_keys = bundle.receipt_keys

@@ -235,7 +235,8 @@ def verify_bundle(
     head = None
     if head_doc:
         try:
-            head = verify_head(head_doc, manifest.members)
+            # the newest entry is a member's, or the root's own (a manifest it published)
+            head = verify_head(head_doc, {**manifest.members, "root": signer})
         except (ValueError, KeyError, TypeError) as e:
             raise BundleError(f"audit head refused: {e}") from None
     return Bundle(

@@ -74,6 +74,14 @@ def cmd_keys_retire(args) -> int:
     storage = _storage(args)
     try:
         _unlock(args.keys, storage, member, second)  # two members act, before anything is destroyed
+        from sync.central.committee.members import state_of
+        from sync.central.committee.storecheck import hold_problems
+
+        wrong = hold_problems(state_of(storage), storage, now=now)
+        if wrong:  # the holds decide which keys are kept: they must be what the log says
+            from sync.central.committee.audit import AuditError
+
+            raise AuditError(f"{wrong[0]}: no key is destroyed until the holds are restored from a backup")
         destroyed, kept = retire(Path(args.keys), now=now, holds=storage.held_kids())
         if destroyed or kept:
             log_keys_retired(storage, key=member, second=second, periods=destroyed, now=now, kept=kept)
@@ -1230,11 +1238,15 @@ def cmd_audit(args) -> int:
         try:
             state = state_of(storage, head=getattr(args, "head", None))
             if args.audit_command == "verify":
+                import time
+
+                from sync.central.committee.storecheck import store_problems
                 from sync.central.committee.witness import check_extends, check_reported
 
                 entries = [Entry.parse(*row) for row in storage.audit_entries()]
                 check_extends(_store_name(args), entries)
                 problems = check_reported(entries, storage.witnessed_heads())
+                problems += store_problems(state, storage, now=time.time())  # changes made around the log
                 if problems:
                     raise AuditError(
                         "; ".join(problems[:5])
@@ -1252,7 +1264,8 @@ def cmd_audit(args) -> int:
             f"audit log verifies: {state.count} entries, every link and signature, head "
             f"{state.head}"
             + (f"; contains the published head {args.head[:16]}..." if args.head else "")
-            + "; it extends every head kiosks reported"
+            + "; it extends every head kiosks reported, and the store holds what it says "
+            "(manifests, risk statements, the exposure list, the cases' holds)"
         )
     return 0
 
@@ -1848,9 +1861,19 @@ def witnessed(func):
         looks = func.__name__ in ("cmd_reads", "cmd_audit") or getattr(args, "case_command", "") == "list"
         # audit verify reports it as a failed verification; init makes the store
         if func.__name__ not in ("cmd_audit", "cmd_init"):
+            from sync.central.committee.audit import AuditError
+            from sync.central.committee.witness import check_reported
+
             storage = _storage(args, readonly=looks)
             try:
-                check_extends(store, [Entry.parse(*row) for row in storage.audit_entries()])
+                entries = [Entry.parse(*row) for row in storage.audit_entries()]
+                check_extends(store, entries)
+                seen = check_reported(entries, storage.witnessed_heads())  # what kiosks saw
+                if seen:
+                    raise AuditError(
+                        f"tampering: {seen[0]}: the log's tail was deleted or rewritten; every command "
+                        "refuses until it is restored from a backup"
+                    )
             finally:
                 storage.close()
         code = func(args)

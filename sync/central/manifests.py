@@ -72,6 +72,18 @@ def publish(
     )
     doc = sign_manifest(payload, root).decode("ascii")
     verify_manifest(doc, root.public_key())  # what kiosks will check, checked here first
+    from sync.central.committee.members import log_manifest
+
+    # Named in the audit log by the root itself before the store keeps it (nothing written
+    # around the log goes unnoticed: kiosk-central audit verify).
+    log_manifest(
+        storage,
+        root=root,
+        version=version,
+        doc=doc,
+        next_root=load_ed25519_public(next_root) if next_root else None,
+        now=now,
+    )
     storage.put_manifest(version, doc, now=now)
     _save_state(keys_dir, {"version": version, "deny_level": policy.deny_level})
     if handed_over:  # the first manifest of a successor root: its tag keys are signed by it too

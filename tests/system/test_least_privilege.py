@@ -157,6 +157,8 @@ def test_each_role_runs_its_real_commands(roles, tmp_path, make_pass, trusted):
         "OB-9",
         "--member-key",
         alice,
+        "--member-key",  # a refusal takes two independent members
+        bob,
     )
     assert raised.stdout.startswith("risk list version")
     cli(

@@ -588,7 +588,20 @@ def test_retire_keeps_the_periods_an_open_case_holds_and_logs_both(tmp_path, wit
     s.ingest(kid, str(uuid.uuid4()), [record], now=start + 7200)
     alice, bob = make_committee(s, now=time.time())
     approved_case(s, alice, bob, now=time.time(), days_back=41)  # its window covers those days
-    s.hold_records("OB-TEST-1", s.records_between(kid, None, None))  # what its trace touched
+    from sync.central.committee.members import authorise_read
+
+    authorise_read(  # a reading by both: it holds what it touched, and logs it
+        s,
+        key=alice,
+        second=bob,
+        case_id="OB-TEST-1",
+        action="read",
+        from_ts=None,
+        to_ts=None,
+        detail={},
+        touched=lambda a, b: s.records_between(kid, a, b),
+        now=time.time(),
+    )
     s.close()
     write_private(tmp_path / "alice.key", alice)
     write_private(tmp_path / "bob.key", bob)

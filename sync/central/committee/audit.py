@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kiosk.core.auditheads import CONTEXT, GENESIS, entry_hash, member_id  # noqa: F401 (re-exported)
 
 BOOTSTRAP = "bootstrap"
+ROOT = "root"  # the signer of a manifest_publish entry: the authority's offline root key
 FOUNDER = "founder"  # who added a founder: nobody (each founder signs their own entry)
 FOUNDERS = 2  # the committee acts once this many founders have signed in
 
@@ -75,10 +76,18 @@ class Entry:
 
 
 def make_entry(
-    *, seq: int, at: float, prev: str, action: str, detail: dict, key: Ed25519PrivateKey | None
+    *,
+    seq: int,
+    at: float,
+    prev: str,
+    action: str,
+    detail: dict,
+    key: Ed25519PrivateKey | None,
+    signer: str | None = None,
 ) -> tuple[str, str, str | None]:
-    """(canonical JSON, hash, signature) of a new entry; ``key`` None only for the bootstrap."""
-    who = member_id(key.public_key()) if key else BOOTSTRAP
+    """(canonical JSON, hash, signature) of a new entry; ``key`` None only for the bootstrap;
+    ``signer``: who the entry names as its signer when it is not a member (the root)."""
+    who = signer or (member_id(key.public_key()) if key else BOOTSTRAP)
     raw = canonical({"seq": seq, "at": at, "member": who, "action": action, "detail": detail, "prev": prev})
     h = entry_hash(raw)
     sig = base64.b64encode(key.sign(bytes.fromhex(h))).decode() if key else None
@@ -139,6 +148,13 @@ class State:
     risk_version: int = 0  # set by a risk change: the list's version with its statement
     founders: list[str] = field(default_factory=list)  # member ids, in the order they signed in
     founded: bool = False  # two members have been active together: the committee may act
+    share_holders: set[str] = field(default_factory=set)  # who holds a share of the wrap key now
+    # What the store must hold, as the log says it (kiosk-central audit verify compares):
+    root: Ed25519PublicKey | None = None  # the root that signs manifests, from its own entries
+    manifests: dict[int, str] = field(default_factory=dict)  # version -> hash of the document
+    statements: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (hash, expiry)
+    exposures: tuple[int, str, float] | None = None  # the last list: version, hash, expires
+    holds: dict[str, dict[str, str]] = field(default_factory=dict)  # case -> day -> digest of ids
 
     @property
     def founding_open(self) -> bool:
@@ -217,9 +233,85 @@ def _check_cosigner(state: State, e: Entry) -> None:
         raise AuditError(f"entry {e.seq}: the second member's signature does not verify") from None
 
 
+# Actions two members take together: the entry names the second and carries their signature.
+TWO_MEMBER_ACTIONS = {"read", "trace", "keys_retire"}
+
+
+def _usable_then(state: State, e: Entry) -> Case:
+    """The entry's case, approved and not closed when the entry was made."""
+    case = state.cases.get(str(e.detail.get("case")))
+    if case is None:
+        raise AuditError(
+            f"entry {e.seq}: {e.action} for case {e.detail.get('case')!r}, which no entry opened"
+        )
+    if case.approved_by is None or case.closed_at is not None:
+        raise AuditError(
+            f"entry {e.seq}: {e.action} for case {case.case_id!r}, which was not approved and open then"
+        )
+    return case
+
+
+def _independent_pair(state: State, a: str, b: str) -> bool:
+    x, y = state.members.get(a), state.members.get(b)
+    return x is not None and y is not None and a != b and x.added_by != b and y.added_by != a
+
+
+def check_rules(state: State, e: Entry) -> None:
+    """What the committee's rules say of an entry, beyond its signature: who may do what, for
+    which case, with whom (kiosk-central audit verify fails on any breach)."""
+    d = e.detail
+    needs_two = e.action in TWO_MEMBER_ACTIONS or (e.action == "keys_share" and d.get("reissued"))
+    if needs_two and COSIGNER not in d:
+        raise AuditError(f"entry {e.seq}: {e.action} by one member alone (it takes two)")
+    if e.action in ("read", "trace"):
+        case = _usable_then(state, e)
+        lo, hi = case.window()
+        if float(d.get("from", lo)) < lo or float(d.get("to", hi)) > hi:
+            raise AuditError(f"entry {e.seq}: a {e.action} reaching outside case {case.case_id!r}'s window")
+    elif e.action == "risk_change":
+        _usable_then(state, e)
+        if int(d["level"]) >= int(d.get("deny_level", 3)) and not (
+            COSIGNER in d and _independent_pair(state, e.member, str(d[COSIGNER]))
+        ):
+            raise AuditError(
+                f"entry {e.seq}: a refusal (level {d['level']}) by one member, or by two who are not "
+                "independent (it takes two independent members)"
+            )
+    elif e.action == "case_close":
+        closing = state.cases.get(str(d.get("case")))
+        if closing is None or closing.closed_at is not None:
+            raise AuditError(f"entry {e.seq}: closes case {d.get('case')!r}, which is not open")
+    elif e.action == "member_revoke":
+        m = state.members.get(str(d.get("member_id")))
+        effective = m is not None and (len(state.active_members()) < 2 or m.revoke_requested_by is not None)
+        if effective and m is not None and m.member_id in state.share_holders:
+            left = {x.member_id for x in state.active_members()} & state.share_holders - {m.member_id}
+            if len(left) < 2:
+                raise AuditError(
+                    f"entry {e.seq}: revoking {m.name} left fewer than two members holding a share of the "
+                    "committee's keys (nobody could open records or share them again)"
+                )
+
+
 def _apply(state: State, e: Entry) -> None:
     d = e.detail
     _check_cosigner(state, e)
+    check_rules(state, e)
+    if e.action == "manifest_publish":
+        state.manifests[int(d["version"])] = str(d["hash"])
+        if d.get("next_root"):
+            state.root = Ed25519PublicKey.from_public_bytes(base64.b64decode(d["next_root"]))
+        return
+    if e.action == "keys_share":
+        state.share_holders = {str(x) for x in d.get("members", [])}
+    elif e.action == "risk_change" and d.get("statement"):
+        state.statements[str(d["statement"])] = (str(d.get("doc_hash", "")), float(d.get("expires", 0)))
+    elif e.action == "exposures_publish":
+        state.exposures = (int(d["version"]), str(d["hash"]), float(d["expires"]))
+    if e.action in ("read", "trace") and isinstance(d.get("held"), dict):
+        state.holds[str(d["case"])] = {str(k): str(v) for k, v in d["held"].items()}
+    if e.action == "case_close":
+        state.holds.pop(str(d["case"]), None)
     if e.action == "member_found":
         pub = Ed25519PublicKey.from_public_bytes(base64.b64decode(d["public_key"]))
         mid = member_id(pub)
@@ -271,6 +363,35 @@ def _apply(state: State, e: Entry) -> None:
         state.founded = True
 
 
+def held_digests(rows) -> dict[str, str]:
+    """A case's held records as the log names them: per capture day (UTC), a digest of the
+    sorted record ids held that day. ``rows``: (record id, capture time). A row deleted or
+    added around the log changes its day's digest; a day past the longest retention is
+    dropped by the purge as a whole."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    days: dict[str, list[str]] = {}
+    for record_id, captured_at in rows:
+        day = datetime.fromtimestamp(float(captured_at), UTC).strftime("%Y-%m-%d")
+        days.setdefault(day, []).append(str(record_id))
+    return {
+        day: hashlib.sha256("\n".join(sorted(set(ids))).encode()).hexdigest()[:16]
+        for day, ids in sorted(days.items())
+    }
+
+
+def doc_hash(doc: str | bytes) -> str:
+    """How the log names a document the store keeps (a manifest, a statement, a list)."""
+    import hashlib
+
+    return hashlib.sha256(doc.encode() if isinstance(doc, str) else doc).hexdigest()[:32]
+
+
+def _b64(key: Ed25519PublicKey) -> str:
+    return base64.b64encode(key.public_bytes_raw()).decode()
+
+
 def replay(entries: list[Entry], *, head: str | None = None, head_count: int | None = None) -> State:
     """Verify every link and signature, in order, and fold the log into members and cases.
     ``head``: a published head hash (and its count, if known) the log must contain."""
@@ -293,6 +414,17 @@ def replay(entries: list[Entry], *, head: str | None = None, head_count: int | N
         elif i == 1:
             if e.member != BOOTSTRAP or e.action != "member_add" or e.signature is not None:
                 raise AuditError("entry 1: the log must start with a founder (or the bootstrap member_add)")
+        elif e.member == ROOT:  # a manifest the root published, signed by the root itself
+            if e.action != "manifest_publish":
+                raise AuditError(f"entry {i}: the root signs only manifest_publish entries")
+            try:
+                root = state.root or Ed25519PublicKey.from_public_bytes(base64.b64decode(e.detail["root"]))
+                if state.root is not None and e.detail.get("root") not in (None, _b64(state.root)):
+                    raise ValueError("another root")
+                root.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
+            except (InvalidSignature, ValueError, KeyError, TypeError):
+                raise AuditError(f"entry {i}: a manifest entry not signed by the authority's root") from None
+            state.root = root
         else:
             signer = state.members.get(e.member)
             if (

@@ -161,6 +161,9 @@ def publish_list(
     published = Published(version, payload, doc, manifest_doc, who.name)
     if before_keep is not None:
         before_keep(published)
+    from sync.central.committee.members import log_exposures
+
+    log_exposures(storage, key=key, version=version, doc=doc, expires_at=expires_at, now=now)  # logged first
     storage.put_exposure_list(version, doc, expires_at=expires_at, now=now)
     return published
 

@@ -19,11 +19,16 @@ from kiosk.core.keys import raw_public
 from kiosk.core.passes import pass_ref
 from kiosk.core.timing import DAY
 from sync.central.committee.audit import (
+    BOOTSTRAP,
+    ROOT,
     AuditError,
     Case,
     Entry,
     State,
+    check_rules,
     cosigned,
+    doc_hash,
+    held_digests,
     make_entry,
     member_id,
     replay,
@@ -57,6 +62,7 @@ def _append(
     check=None,
     second: Ed25519PrivateKey | None = None,
     statement: tuple[str, str, float] | None = None,
+    signer: str | None = None,
 ) -> State:
     """Verify the log, check the signer (and ``check(state)``), append, return the state
     before the entry. ``second``: the other member acting with the signer (opening records
@@ -65,7 +71,7 @@ def _append(
     founding = action == "member_found" or (action == "member_add" and key is None)
     if not founding and not state.founded:
         raise AuditError(NOT_FOUNDED)
-    if key is not None and action != "member_found":
+    if key is not None and action != "member_found" and signer is None:
         state.active_member(key)
     if second is not None:
         state.active_member(second)
@@ -74,9 +80,13 @@ def _append(
         detail = cosigned(action, detail, second)
     if check:
         check(state)
+    who = signer or (member_id(key.public_key()) if key else BOOTSTRAP)
+    # The committee's rules, as `audit verify` applies them: a command refuses what the log
+    # would then fail on (one source of the rules: audit.check_rules).
+    check_rules(state, Entry(state.count + 1, now, who, action, detail, state.head, "", None, ""))
 
     def build(seq: int, prev: str):
-        return make_entry(seq=seq, at=now, prev=prev, action=action, detail=detail, key=key)
+        return make_entry(seq=seq, at=now, prev=prev, action=action, detail=detail, key=key, signer=signer)
 
     if statement is None:
         storage.audit_append(build)
@@ -320,6 +330,11 @@ def authorise_read(
     logged["kiosks"] = sorted({r["kiosk_id"] for r in rows})
     if hash_key is not None:
         logged["opened"] = sorted(opened_hash(hash_key, r["record_id"]) for r in rows)
+    # What the case holds after this, per day: a hold deleted or added around the log shows.
+    held = [(r, t) for _, r, t in storage.held_rows(case_id)] + [
+        (r["record_id"], r["captured_at"]) for r in rows
+    ]
+    logged["held"] = held_digests(held)
     _append(storage, action=action, now=now, key=key, detail=logged, second=second)
     storage.hold_records(case_id, rows)  # kept while the case is open
     return state, case, start, end
@@ -400,6 +415,8 @@ def change_risk(
         cosigner=member_id(second.public_key()) if second is not None and level >= deny_level else None,
     )
     doc = sign_statement(payload, key, second if level >= deny_level else None).decode("ascii")
+    detail["doc_hash"] = doc_hash(doc)  # the statement the store keeps is this one
+    detail["deny_level"] = deny_level
     after = _append(
         storage,
         action="risk_change",
@@ -453,6 +470,41 @@ def log_keys_retired(
             "kept_for_cases": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in kept or []],
         },
     )
+
+
+def log_exposures(
+    storage, *, key: Ed25519PrivateKey, version: int, doc: str, expires_at: float, now: float
+) -> None:
+    """An exposure list a member publishes, named in the log before the store keeps it."""
+    _append(
+        storage,
+        action="exposures_publish",
+        now=now,
+        key=key,
+        detail={"version": int(version), "hash": doc_hash(doc), "expires": float(expires_at)},
+    )
+
+
+def log_manifest(
+    storage, *, root: Ed25519PrivateKey, version: int, doc: str, next_root=None, now: float
+) -> bool:
+    """A manifest the root publishes, named in the log (signed by the root itself) before the
+    store keeps it: a manifest written around the log shows. Before the committee is founded
+    there is no log to write to yet: False, nothing logged."""
+    import base64
+
+    state = state_of(storage)
+    if not state.founded:
+        return False
+    detail = {
+        "version": int(version),
+        "hash": doc_hash(doc),
+        "root": base64.b64encode(root.public_key().public_bytes_raw()).decode(),
+    }
+    if next_root is not None:
+        detail["next_root"] = base64.b64encode(next_root.public_bytes_raw()).decode()
+    _append(storage, action="manifest_publish", now=now, key=root, detail=detail, signer=ROOT)
+    return True
 
 
 def _iso(ts: float) -> str:

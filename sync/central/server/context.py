@@ -28,6 +28,44 @@ class ServerContext:
     ingest_gate: asyncio.Semaphore
     keys_fingerprint: str
     _succession: dict[int, list[str]] = field(default_factory=dict)  # by the newest manifest version
+    _manifest: dict[int, tuple[int, str] | None] = field(default_factory=dict)  # newest -> served
+
+    def manifest(self) -> tuple[int, str] | None:
+        """The manifest to relay: the newest the root (and its successors) signed. One written
+        into the store around the committee (a junk or forged one) is skipped and said, so it
+        cannot stop every kiosk's bundle; `audit verify` names it too."""
+        import logging
+
+        from kiosk.core.manifest import ManifestError
+        from kiosk.core.roots import RootHistory
+
+        latest = self.storage.latest_manifest()
+        if latest is None or self.authority.root_public is None:
+            return latest
+        if latest[0] in self._manifest:
+            return self._manifest[latest[0]]
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        history = RootHistory.pinned(Ed25519PublicKey.from_public_bytes(self.authority.root_public))
+        history = history.extend(self.storage.succession_manifests())
+        chosen = None
+        for version, doc in reversed(self.storage.manifest_docs()):
+            try:
+                history.verify(doc)
+            except ManifestError as e:
+                logging.getLogger("kiosk-central").error(
+                    "manifest version %d in the store does not verify (%s): not relayed; "
+                    "`kiosk-central audit verify` names what was written around the committee",
+                    version,
+                    e,
+                )
+                self.metrics.rejected.labels(reason="bad_manifest").inc()
+                continue
+            chosen = (version, doc)
+            break
+        self._manifest.clear()
+        self._manifest[latest[0]] = chosen
+        return chosen
 
     def succession(self, manifest_version: int) -> list[str]:
         """The hand-over manifests bundles carry, read again only when a newer manifest is."""

@@ -48,7 +48,7 @@ def check_file(name: str, ctx: Ctx) -> Any:
             static_file(name), media_type=TYPES[name], headers={**NO_STORE, "Cache-Control": STATIC_CACHE}
         )
     if name == MANIFEST:
-        held = ctx.storage.latest_manifest()
+        held = ctx.manifest()  # the newest the root signed
         if held is None:
             raise ApiError(404, "no_manifest", "no manifest has been published yet")
         return Response(held[1], media_type=TYPES[name], headers=NO_STORE)

@@ -132,6 +132,21 @@ class SqlQueries:
         rows = self._q("SELECT version, doc FROM manifests ORDER BY version DESC LIMIT 1")
         return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
+    def manifest_docs(self) -> list[tuple[int, str]]:
+        """(version, document) of every manifest kept, oldest first (audit verify checks each
+        against the log)."""
+        return [(int(v), str(d)) for v, d in self._q("SELECT version, doc FROM manifests ORDER BY version")]
+
+    def statement_rows(self) -> list[tuple[str, str, float]]:
+        """(statement id, document, expiry) of every risk statement kept (expired ones too, until
+        the purge), for audit verify to check each against the log."""
+        return [
+            (str(i), str(d), float(e))
+            for i, d, e in self._q(
+                "SELECT statement_id, doc, expires_at FROM risk_statements ORDER BY changed"
+            )
+        ]
+
     def succession_manifests(self) -> list[str]:
         """The manifests that named a next root (each signed by the root before it), oldest
         first: every bundle carries them, so a kiosk that missed a hand-over follows it."""
@@ -475,6 +490,16 @@ class SqlQueries:
     def held_kids(self) -> set[str]:
         """The sealing keys of held records: `keys retire` keeps these periods' keys."""
         return {str(r[0]) for r in self._q("SELECT DISTINCT seal_kid FROM held")}
+
+    def held_rows(self, case_id: str | None = None) -> list[tuple[str, str, float]]:
+        """(case id, record id, capture time) of the records cases hold (one case's, or all)."""
+        if case_id is None:
+            rows = self._q("SELECT case_id, record_id, captured_at FROM held")
+        else:
+            rows = self._q(
+                self._sql("SELECT case_id, record_id, captured_at FROM held WHERE case_id = ?"), [case_id]
+            )
+        return [(str(c), str(r), float(t)) for c, r, t in rows]
 
     def held_count(self, case_id: str | None = None) -> int:
         if case_id is None:

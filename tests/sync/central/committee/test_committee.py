@@ -55,6 +55,7 @@ def test_a_case_needs_a_second_member_and_reads_stay_in_its_window(board):
         return committee.authorise_read(
             s,
             key=a,
+            second=b,  # reading takes two members
             case_id=kw.pop("case", "OB-7"),
             action="read",
             detail={},
