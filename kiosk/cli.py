@@ -380,8 +380,15 @@ def _translate(e: BaseException) -> tuple[str, str, int] | None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_main("kiosk", args.func, args, translate=_translate)
+    from kiosk.core.console import SafeText
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeText(out), SafeText(err)  # nobody's text steers the terminal
+    try:
+        args = build_parser().parse_args(argv)
+        return run_main("kiosk", args.func, args, translate=_translate)
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Every kiosk request carries three headers::
     X-Kiosk-Id:   the id `kiosk-central register-kiosk` printed
     X-Timestamp:  Unix seconds on the kiosk's clock
     X-Signature:  base64 Ed25519 signature, by the kiosk's device key, over
-                  "venue-kiosk request v1\\n" METHOD "\\n" PATH "\\n" TIMESTAMP "\\n" hex(SHA-256(body))
+                  "venue-kiosk request v2\\n" KIOSK_ID "\\n" METHOD "\\n" PATH "\\n" TIMESTAMP "\\n"
+                  hex(SHA-256(body))
 
 The body is hashed exactly as sent (gzip bytes for an upload), so the server checks the
 signature before it decompresses or parses anything.
@@ -64,7 +65,7 @@ MAX_JSON_BYTES = 32 * 1024 * 1024  # after decompression (a gzip bomb stops here
 MAX_RECORDS = 5000  # per batch
 
 
-_CONTEXT = b"venue-kiosk request v1\n"
+_CONTEXT = b"venue-kiosk request v2\n"
 
 # Error codes a 4xx carries, and what the kiosk does with them.
 BAD_CAPTURE_TIME = "bad_capture_time"  # outside what the server keeps
@@ -79,8 +80,14 @@ AUTH = {"unknown_kiosk", "revoked", "bad_signature"}  # the kiosk's set-up: keep
 STALE = "stale_timestamp"  # the kiosk's clock: correct and retry
 
 
-def signing_input(method: str, path: str, timestamp: str, body: bytes) -> bytes:
-    return _CONTEXT + "\n".join([method.upper(), path, timestamp, hashlib.sha256(body).hexdigest()]).encode()
+def signing_input(method: str, path: str, timestamp: str, body: bytes, *, kiosk_id: str) -> bytes:
+    return _signed_text(kiosk_id, method, path, timestamp, hashlib.sha256(body).hexdigest())
+
+
+def _signed_text(kiosk_id: str, method: str, path: str, timestamp: str, digest: str) -> bytes:
+    """What a kiosk signs: its own id too, so a request stays its own (a key registered again
+    under a new id cannot replay what it signed under the old one)."""
+    return _CONTEXT + "\n".join([kiosk_id, method.upper(), path, timestamp, digest]).encode()
 
 
 # The body's SHA-256 (hex) travels in a header the signature covers, so the server checks
@@ -92,7 +99,7 @@ def sign_request(
     key: Ed25519PrivateKey, *, kiosk_id: str, method: str, path: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
     ts = str(int(timestamp))
-    sig = key.sign(signing_input(method, path, ts, body))
+    sig = key.sign(signing_input(method, path, ts, body, kiosk_id=kiosk_id))
     return {
         "X-Kiosk-Id": kiosk_id,
         "X-Timestamp": ts,
@@ -104,6 +111,7 @@ def sign_request(
 def verify_request(
     key: Ed25519PublicKey,
     *,
+    kiosk_id: str,
     method: str,
     path: str,
     timestamp: str,
@@ -117,7 +125,7 @@ def verify_request(
         digest = hashlib.sha256(body or b"").hexdigest()
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         return False
-    text = _CONTEXT + "\n".join([method.upper(), path, timestamp, digest]).encode()
+    text = _signed_text(kiosk_id, method, path, timestamp, digest)
     try:
         key.verify(base64.b64decode(signature, validate=True), text)
         return True
@@ -258,10 +266,14 @@ def open_health(text: str, key: Ed25519PublicKey, kiosk_id: str) -> dict[str, An
         raise ValueError(f"health summary refused: {type(e).__name__}") from None
     if not isinstance(summary, dict) or set(summary) != set(HEALTH_FIELDS):
         raise ValueError("health summary: unexpected fields")
+    from kiosk.core.console import printable
+
     for name, types in HEALTH_FIELDS.items():
         value = summary[name]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ValueError(f"health summary: {name} is not {' or '.join(t.__name__ for t in types)}")
         if isinstance(value, str) and len(value) > 64:
             raise ValueError(f"health summary: {name} too long")
+        if isinstance(value, str) and printable(value) != value:  # it is shown on terminals and pages
+            raise ValueError(f"health summary: {name} holds control characters")
     return summary

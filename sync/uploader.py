@@ -547,7 +547,7 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
 
         return collect_health(
             store,
-            now=time.time(),
+            now=time.time() + uploader.clock_offset,  # the time its requests are signed with
             db_folder=Path(cfg.kiosk.database).parent,
             clock_synced=SystemClock().synced(),
             clock_offset=uploader.clock_offset,

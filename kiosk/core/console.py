@@ -22,6 +22,44 @@ from kiosk.core.faults import (
 Translate = Callable[[BaseException], "tuple[str, str, int] | None"]
 
 
+# What a terminal or a spreadsheet must never receive from text someone else wrote (a venue
+# name, a case reason, a kiosk's health summary): control characters (ESC sequences move the
+# cursor, rewrite lines, set the title; BEL rings), C1 controls, and the bidirectional
+# overrides that make text display other than it reads.
+_UNSAFE = {c: None for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0D, 0x20), 0x7F, *range(0x80, 0xA0)]}
+_UNSAFE.update({c: None for c in [0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters or direction overrides (newlines and tabs kept)."""
+    return text.translate(_UNSAFE)
+
+
+def csv_cell(value: object) -> object:
+    """A value for a CSV a person opens in a spreadsheet: text that would start a formula
+    (=, +, -, @, tab, CR) is prefixed with ' (OWASP's advice), and control characters go."""
+    if not isinstance(value, str):
+        return value
+    text = printable(value) if value[:1] not in ("\t", "\r") else value
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+class SafeText:
+    """A text stream that passes on only printable text (stdout and stderr of the command
+    lines: whatever a kiosk, a venue or a member wrote cannot steer the reader's terminal)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(printable(text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def version() -> str:
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as dist_version

@@ -829,7 +829,9 @@ def cmd_open_records(args) -> int:
     if args.csv:  # for a call centre: a header, then one row a record
         import csv
 
-        out = csv.writer(sys.stdout)
+        from kiosk.core.console import csv_cell
+
+        out = csv.writer(sys.stdout, lineterminator="\n")
         columns = [
             "captured_at",
             "venue",
@@ -841,8 +843,8 @@ def cmd_open_records(args) -> int:
             "record_id",
         ]
         out.writerow(columns)
-        for rec in reading.records:
-            out.writerow([rec[c] for c in columns])
+        for rec in reading.records:  # no cell a spreadsheet would take for a formula
+            out.writerow([csv_cell(rec[c]) for c in columns])
     else:
         for rec in reading.records:
             print(json.dumps(rec))
@@ -851,6 +853,8 @@ def cmd_open_records(args) -> int:
         f"shown, {reading.unopenable} sealed to keys no longer held",
         file=sys.stderr,
     )
+    for line in reading.flagged:
+        print(f"FLAGGED {line}", file=sys.stderr)
     if reading.unsearched:
         print(
             f"{reading.unsearched} records in the window carry no search tag and could not be searched "
@@ -956,12 +960,24 @@ def cmd_trace(args) -> int:
     if args.csv:  # for a call centre: one row per exposed pass and visit it shared
         import csv
 
-        w = csv.writer(sys.stdout)
+        from kiosk.core.console import csv_cell
+
+        w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(["exposed_pass_id", "venue", "kiosk_id", "visit_at", "check_ins", "check_in_times"])
         for v in out["visits"]:
             for e in v["exposed"]:
                 w.writerow(
-                    [e["pass_id"], v["venue"], v["kiosk_id"], v["at"], e["count"], " ".join(e["times"])]
+                    [
+                        csv_cell(x)
+                        for x in (
+                            e["pass_id"],
+                            v["venue"],
+                            v["kiosk_id"],
+                            v["at"],
+                            e["count"],
+                            " ".join(e["times"]),
+                        )
+                    ]
                 )
         return 0
     print(
@@ -1920,6 +1936,17 @@ def _check_keys_folder(args) -> None:
 
 
 def main(argv=None) -> int:
+    from kiosk.core.console import SafeText
+
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeText(out), SafeText(err)  # nobody's text steers the terminal
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv=None) -> int:
     from kiosk.core.console import fail, run_main
 
     args = build_parser().parse_args(argv)

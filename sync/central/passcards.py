@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.core.console import csv_cell
 from kiosk.core.passes import PASS_ID_BYTES, RISK_LEVELS, encode_pass
 from kiosk.core.passnumbers import pass_number
 from kiosk.core.timing import utc_z
@@ -470,7 +471,7 @@ def issue_batch(
                         _utc(p.issued),
                         _utc(p.expires),
                         p.risk,
-                        p.reference,
+                        csv_cell(p.reference),  # the office's own text: never a live formula
                         f"{volume_name(volume)} page {at // 10 + 1} card {at % 10 + 1}",
                     )
                 )

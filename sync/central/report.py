@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kiosk.core.console import printable
 from kiosk.core.timing import DAY
 from sync.central.fleet import KioskState, ago, fleet, iso, summary_line
 
@@ -276,9 +277,12 @@ def render(data: dict[str, Any]) -> str:
     def seen(k: KioskState) -> str:
         return "never" if k.seen_at is None else f"{iso(k.seen_at)} ({ago(now - k.seen_at)} ago)"
 
+    def text(value: str) -> str:  # what a kiosk or a venue wrote: no markup, no control characters
+        return html.escape(printable(value))
+
     rows = "".join(
-        f"<tr><td>{html.escape(k.kiosk_id)}</td><td>{html.escape(k.venue)}</td>"
-        f"<td>{html.escape(seen(k))}</td><td>{html.escape('; '.join(k.reasons))}</td></tr>"
+        f"<tr><td>{text(k.kiosk_id)}</td><td>{text(k.venue)}</td>"
+        f"<td>{text(seen(k))}</td><td>{text('; '.join(k.reasons))}</td></tr>"
         for k in attention[:200]
     )
     more = (

@@ -22,6 +22,7 @@ class Reading:
     records: list[dict]  # opened: when, where, which pass, at what level, what was decided
     unopenable: int  # sealed to a key not held (or damaged)
     unsearched: int = 0  # with a pass id: records in the window carrying no search tag
+    flagged: tuple[str, ...] = ()  # one line per record whose sealed venue is not its kiosk's
 
 
 def committee_keys(keys_dir: Path, unlocked) -> dict:
@@ -100,7 +101,8 @@ def open_records(
         records=len(rows),
         now=now,
     )
-    opened, unopenable = [], 0
+    opened, unopenable, flagged = [], 0, []
+    venues = {k.kiosk_id: k.venue for k in storage.kiosks()}
     for row in rows:
         content = _open(row, keys)
         if content is None:
@@ -108,9 +110,17 @@ def open_records(
             continue
         if pass_id is not None and content["pass_id"] != pass_id:
             continue
-        opened.append(_shown(row, content))
+        shown = _shown(row, content)
+        registered = venues.get(row["kiosk_id"], "?")
+        shown["venue_matches"] = content["venue"] == registered
+        if not shown["venue_matches"]:  # not silently mixed in: a kiosk moved, or lying
+            flagged.append(
+                f"record {row['record_id']} at kiosk {row['kiosk_id']}: sealed venue "
+                f"{content['venue']!r}, registered venue {registered!r}"
+            )
+        opened.append(shown)
     unsearched = storage.untagged_between(start, end) if filters["by_tag"] else 0
-    return Reading(read_id, opened, unopenable, unsearched)
+    return Reading(read_id, opened, unopenable, unsearched, tuple(flagged))
 
 
 def _open(row: dict, keys: dict) -> dict | None:

@@ -54,6 +54,7 @@ def authenticate(ctx: ServerContext, request: Request, body: bytes | None = None
         )
     if not protocol.verify_request(
         Ed25519PublicKey.from_public_bytes(kiosk.public_key),
+        kiosk_id=kiosk_id,
         method=request.method,
         path=request.url.path,
         timestamp=ts,
@@ -65,7 +66,11 @@ def authenticate(ctx: ServerContext, request: Request, body: bytes | None = None
     ctx.metrics.seen(kiosk_id)
     request.state.kiosk_key = kiosk.public_key
     request.state.skew_s = int(ts) - now
+    request.state.signed_at = int(ts)
     return kiosk_id
+
+
+HEALTH_WINDOW_S = 600  # a summary made further than this from its request's signed time is old news
 
 
 def report_seen(ctx: ServerContext, request: Request, kiosk_id: str, *, upload: bool) -> None:
@@ -81,6 +86,8 @@ def report_seen(ctx: ServerContext, request: Request, kiosk_id: str, *, upload: 
             opened = protocol.open_health(
                 text, Ed25519PublicKey.from_public_bytes(request.state.kiosk_key), kiosk_id
             )
+            if abs(float(opened["at"]) - request.state.signed_at) > HEALTH_WINDOW_S:
+                raise ValueError("a summary older (or newer) than its request: a replayed one")
             summary = json.dumps(opened, sort_keys=True, separators=(",", ":"))
         except ValueError as e:
             ctx.metrics.rejected.labels(reason="bad_health").inc()
