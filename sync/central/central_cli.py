@@ -266,7 +266,7 @@ def cmd_issue_passes(args) -> int:
         issuer=ISSUER_NAME,
         issued=issued,
         images=args.images,
-        check_url=args.check_url or "",
+        check_url=_with_root(args.check_url, Path(args.keys)),
         authority=args.authority or "",
         contact=args.contact or "",
         progress=lambda line: print(line, file=sys.stderr, flush=True),
@@ -294,6 +294,18 @@ def cmd_issue_passes(args) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _with_root(url: str | None, keys: Path) -> str:
+    """The check page's address as a card prints it: with the root's fingerprint in its
+    fragment (#root=...), which the page compares with the root it was built with (a page
+    whose root was swapped says so). The fragment never reaches a server."""
+    if not url:
+        return ""
+    from kiosk.core.keys import ROOT_PUB, load_ed25519_public
+    from kiosk.core.roots import fingerprint
+
+    return url if "#" in url else f"{url}#root={fingerprint(load_ed25519_public(keys / ROOT_PUB))}"
 
 
 def _pass_from(args) -> tuple[str | None, bytes | None]:

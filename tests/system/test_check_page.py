@@ -413,3 +413,27 @@ def test_the_committed_bundle_is_what_web_check_builds():
     )
     assert p.returncode == 0, p.stderr[-2000:]
     assert "is what web/check builds" in p.stdout
+
+
+def test_a_page_built_with_another_root_says_so_and_checks_nothing(browser, world, authority):
+    """The card's link carries its authority's root fingerprint (#root=..., never sent to a
+    server): the page compares it with the root it was built with. A server that swapped
+    its root.pub serves a page that refuses, by name; the right fingerprint checks as usual."""
+    from kiosk.core.keys import ROOT_PUB, load_ed25519_public
+    from kiosk.core.roots import fingerprint
+
+    mine = fingerprint(load_ed25519_public(authority / ROOT_PUB))
+    context, page = open_page(browser, world["server"].url + f"/check/#root={mine}")
+    try:
+        assert page.inner_text("#root-fingerprint") == mine
+    finally:
+        context.close()
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.goto(world["server"].url + "/check/#root=0123456789abcdef")
+        page.wait_for_selector("#status[data-state=failed]", timeout=20_000)
+        assert "not your health authority's" in page.inner_text("#status")
+        assert page.is_disabled("#check-text")
+    finally:
+        context.close()

@@ -142,6 +142,7 @@ def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path)
     assert "signature: valid" in outputs[2] and "reference: -" in outputs[2]
     assert "exposure list version 1 published, signed by Alice" in outputs[3]
     assert sorted(p.name for p in (tmp_path / "site").iterdir()) == [
+        "SHA256SUMS",  # what anyone checks the page against (sha256sum -c)
         "check.js",
         "exposures.json",
         "index.html",
@@ -149,6 +150,8 @@ def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path)
         "sw.js",
         "zxing_reader.wasm",
     ]
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "site", capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout.count(": OK") == 6, check.stdout
 
 
 EPOCH_FLOAT = re.compile(

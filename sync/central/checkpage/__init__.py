@@ -64,6 +64,12 @@ def write_site(folder: Path, *, root_public: bytes, manifest_doc: str, exposures
         MANIFEST: manifest_doc.encode(),
         EXPOSURES: exposures_doc.encode(),
     }
+    # What anyone can check the page against (the static files rebuild byte for byte from
+    # web/check: scripts/build-page --check): the hash of each file, the way sha256sum -c reads it.
+    import hashlib
+
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(out.items()))
+    out["SHA256SUMS"] = sums.encode()
     written = []
     for name, data in out.items():
         tmp = folder / f".{name}.tmp"

@@ -216,8 +216,21 @@ async function load() {
     },
     fireImmediately: true,
   });
+  // Whose page is this? The root's fingerprint (SHA-256 of its key, 16 hex digits) is printed
+  // on every pass card and in the card's link (#root=...): a page built with another root
+  // (a server that swapped its root.pub) says so, and checks nothing.
+  const root = fromB64(config.root);
+  const fingerprint = bytesToHex(sha256(root)).slice(0, 16);
+  const expected = new URLSearchParams(location.hash.slice(1)).get("root");
+  $("root-fingerprint").textContent = fingerprint;
+  if (expected && expected.toLowerCase() !== fingerprint) {
+    $("status").textContent =
+      `This page is not your health authority's: your card names the authority ${expected}, this page ` +
+      `${fingerprint}. Nothing is checked here. ទំព័រនេះមិនមែនជារបស់អាជ្ញាធររបស់អ្នកទេ។`;
+    $("status").dataset.state = "failed";
+    return;
+  }
   try {
-    const root = fromB64(config.root);
     const manifestText = await (await fetch("manifest.json", { cache: "no-cache" })).text();
     const manifest = openDoc(manifestText, MANIFEST_KIND, [["root", root]]).payload;
     for (const k of manifest.issuer_keys) {
