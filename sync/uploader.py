@@ -341,6 +341,8 @@ class Uploader:
             return f"refused ({e}); kept version {current or 'none'}{hint}"
         bundle, link = taken.bundle, taken.link
         self._receipt_keys = bundle.receipt_keys
+        if link.stored:  # what the server holds: those uploaded records may now leave the kiosk
+            self.store.confirm(link.stored, now=now)
         self.store.set_states(
             {"bundle_version": str(bundle.version), "bundle_issued_at": f"{bundle.issued_at:.3f}"}
         )

@@ -62,6 +62,9 @@ class Bundle:
     audit_head: AuditHead | None = None
     risk_since: int | None = None  # a delta: the statements since this version
     roots: RootHistory | None = field(default=None, repr=False)  # the roots, after this bundle
+    # What the server holds of this kiosk's latest epoch ({"epoch", "high", "gaps"}), signed in
+    # the freshness statement: a kiosk deletes an uploaded record only once this names it.
+    stored: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @property
     def manifest_version(self) -> int:
@@ -116,6 +119,7 @@ def make_bundle(
     since: int | None,
     key: Ed25519PrivateKey,
     succession: Sequence[str] = (),
+    stored: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The server's side: relay what others signed, and sign only its freshness.
     ``succession``: every manifest that named a next root (so an offline kiosk follows a
@@ -136,6 +140,7 @@ def make_bundle(
         "tag_keys": None,
         "manifest": _digest([manifest]),
         "audit_head": audit_head["hash"] if audit_head else None,
+        "stored": dict(stored) if stored else None,
     }
     return json.dumps(
         {
@@ -205,6 +210,7 @@ def verify_bundle(
         version, issued_at = int(fresh["version"]), float(fresh["issued_at"])
         for_kiosk = str(fresh["kiosk_id"])
         since = None if fresh["since"] is None else int(fresh["since"])
+        stored = _stored(fresh.get("stored"))
     except SignedDocError as e:
         raise BundleError(f"bundle freshness refused: {e}") from None
     except (KeyError, TypeError, ValueError):
@@ -250,7 +256,18 @@ def verify_bundle(
         audit_head=head,
         risk_since=since,
         roots=history,
+        stored=stored,
     )
+
+
+def _stored(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    epoch, high = int(value["epoch"]), int(value["high"])
+    gaps = [(int(lo), int(hi)) for lo, hi in value["gaps"]]
+    if any(not 1 <= lo <= hi <= high for lo, hi in gaps):
+        raise ValueError("bad runs")
+    return {"epoch": epoch, "high": high, "gaps": gaps}
 
 
 def _risk_list(

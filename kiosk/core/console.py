@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from kiosk.core.faults import (
     EXIT_BROKEN_PIPE,
@@ -49,14 +49,14 @@ class SafeText:
     """A text stream that passes on only printable text (stdout and stderr of the command
     lines: whatever a kiosk, a venue or a member wrote cannot steer the reader's terminal)."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
         self._stream.write(printable(text))
         return len(text)
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 

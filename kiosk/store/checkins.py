@@ -60,6 +60,11 @@ MIGRATIONS = [
     -- The search tag (kiosk.core.sealkeys.search_tag), when the kiosk held its period's tag key.
     ALTER TABLE checkins ADD COLUMN tag TEXT;
     """,
+    """
+    -- When a bundle (signed by the server's bundle key, apart from the receipt key) said the
+    -- server holds this record: an uploaded record is deleted only after that.
+    ALTER TABLE checkins ADD COLUMN confirmed_at REAL;
+    """,
 ]
 
 
@@ -264,11 +269,27 @@ class CheckinStore:
         )
 
     # -- retention ----------------------------------------------------------------------------
+    def confirm(self, stored, *, now: float) -> int:
+        """Mark the uploaded records a bundle says the server holds (``stored``: its freshness
+        statement's summary of this kiosk's numbers: epoch, highest, runs missing); only
+        these leave the kiosk after the grace. A receipt alone (one key) never deletes."""
+        if not stored or int(stored["epoch"]) != self.epoch:
+            return 0
+        gaps = [(int(lo), int(hi)) for lo, hi in stored["gaps"]]
+        holes = "".join(" AND NOT (seq BETWEEN ? AND ?)" for _ in gaps)
+        with self.db.conn:
+            return self.db.execute(
+                "UPDATE checkins SET confirmed_at = ? WHERE synced_at IS NOT NULL AND confirmed_at IS NULL "
+                f"AND seq <= ?{holes}",
+                [now, int(stored["high"]), *[x for run in gaps for x in run]],
+            ).rowcount
+
     def purge(self, *, now: float) -> int:
-        """Delete records past their retention, and synced ones past the grace after the ack."""
+        """Delete records past their retention, and uploaded ones a bundle confirmed the server
+        holds, past the grace after that."""
         with self.db.conn:
             cur = self.db.execute(
-                "DELETE FROM checkins WHERE delete_after <= ? OR synced_at <= ?",
+                "DELETE FROM checkins WHERE delete_after <= ? OR confirmed_at <= ?",
                 [now, now - self.retention.synced_grace_s],
             )
             cutoff = (

@@ -150,7 +150,9 @@ def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path)
         "sw.js",
         "zxing_reader.wasm",
     ]
-    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "site", capture_output=True, text=True)
+    check = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "site", capture_output=True, text=True
+    )
     assert check.returncode == 0 and check.stdout.count(": OK") == 6, check.stdout
 
 

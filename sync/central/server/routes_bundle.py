@@ -45,7 +45,9 @@ def bundle_for(
     # Only the tag keys of today and the kiosk's offline margin: a stolen kiosk holds no more.
     tag_docs = ctx.storage.tag_key_docs(kiosk_id, now, until=now + margin_days * DAY)
     head = ctx.storage.audit_head_doc()
-    tag = f"{manifest_version}/{len(tag_docs)}/{_short(tag_docs)}/{head['hash'] if head else ''}"
+    stored = ctx.storage.stored_summary(kiosk_id)  # what this server holds of the kiosk's numbers
+    held = f"{stored['epoch']}:{stored['high']}:{len(stored['gaps'])}" if stored else ""
+    tag = f"{manifest_version}/{len(tag_docs)}/{_short(tag_docs)}/{head['hash'] if head else ''}/{held}"
     etag = etag_of(ctx, kiosk_id, ctx.storage.risk_version(), tag)
     if if_none_match == etag:
         ctx.metrics.bundles.labels(answer="304").inc()
@@ -66,6 +68,7 @@ def bundle_for(
         since=wanted if delta is not None else None,
         key=ctx.authority.bundle_key,
         succession=succession,
+        stored=stored,
     )
     return Response(
         body, media_type="application/json", headers={"ETag": etag_of(ctx, kiosk_id, version, tag)}

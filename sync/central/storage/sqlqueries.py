@@ -327,6 +327,24 @@ class SqlQueries:
             )
         ]
 
+    def stored_summary(self, kiosk_id: str) -> dict[str, Any] | None:
+        """What the server holds of this kiosk's latest sequence epoch: the highest number and
+        the runs below it that never arrived (at most 100), for its bundle's freshness
+        statement: a kiosk deletes an uploaded record only once a bundle says it is held."""
+        rows = self._q(
+            self._sql(
+                "SELECT epoch, high FROM sequence_summary WHERE kiosk_id = ? ORDER BY epoch DESC LIMIT 1"
+            ),
+            [kiosk_id],
+        )
+        if not rows:
+            return None
+        epoch, high = int(rows[0][0]), int(rows[0][1])
+        runs = self.gaps(kiosk_id, epoch)
+        if len(runs) > 100:  # too many holes to name: confirm only below the first of them
+            high, runs = runs[0][0] - 1, []
+        return {"epoch": epoch, "high": high, "gaps": [[lo, hi] for lo, hi in runs]}
+
     def sequence_summary(self) -> list[SequenceSummary]:
         """Per kiosk and epoch, what was received: one indexed read of the aggregate that
         ingest keeps, however many records are held (what `status` shows)."""

@@ -78,8 +78,17 @@ def test_purge_deletes_past_retention_and_synced_records(sealing, decision_for):
     synced = store.record(decision_for(1), now=NOW, clock_synced=True)
     store.mark_synced([synced], now=NOW + 10)
     store.count_invalid(Reason.EXPIRED, now=NOW)
+    assert store.purge(now=NOW + 3700) == 0  # a receipt alone deletes nothing
+    seq = store.db.execute("SELECT seq FROM checkins WHERE record_id = ?", [synced]).fetchone()[0]
+    assert store.confirm({"epoch": store.epoch + 1, "high": seq, "gaps": []}, now=NOW + 20) == 0  # another db
+    assert (
+        store.confirm({"epoch": store.epoch, "high": seq, "gaps": [[seq, seq]]}, now=NOW + 20) == 0
+    )  # a hole
+    assert (
+        store.confirm({"epoch": store.epoch, "high": seq, "gaps": []}, now=NOW + 20) == 1
+    )  # a bundle says held
     assert store.purge(now=NOW + 3000) == 0
-    assert store.purge(now=NOW + 3700) == 1  # the synced one, after the grace
+    assert store.purge(now=NOW + 3700) == 1  # the confirmed one, after the grace
     assert store.purge(now=NOW + 28 * DAY - 1) == 0
     assert store.purge(now=NOW + 28 * DAY) == 1  # the normal one
     left = [r[0] for r in store.db.execute("SELECT record_id FROM checkins")]
