@@ -128,7 +128,8 @@ class KeyboardWedge:
         pair = KEYMAP.get(code)
         if pair is None:
             self.unknown_keys += 1  # a key no pass contains: the text will be amber
-            self._chars.append("\ufffd")
+            if len(self._chars) < MAX_LINE:  # bounded, whatever is typed without an Enter
+                self._chars.append("\ufffd")
             return None
         shifted = bool(self._shift)
         if self._caps and pair[0].isalpha():

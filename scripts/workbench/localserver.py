@@ -53,11 +53,13 @@ class LocalServer:
         database: str | None = None,
         workers: int = 1,
         ingest_slots: int | None = None,
+        extra: tuple[str, ...] = (),
     ):
         self.data_dir, self.keys_dir = Path(data_dir), Path(keys_dir)
         self.port = port or free_port()
         self.tls, self.ca_bundle, self.database, self.workers = tls, ca_bundle, database, workers
         self.ingest_slots = ingest_slots
+        self.extra = tuple(extra)  # more `serve` options
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.metrics_port = free_ports(workers)  # /metrics listens apart from kiosks, on loopback
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -95,6 +97,7 @@ class LocalServer:
                 "--metrics-port",
                 str(self.metrics_port),
                 *(["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] if self.tls else []),
+                *self.extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

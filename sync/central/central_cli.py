@@ -584,6 +584,7 @@ def cmd_serve(args) -> int:
         workers=args.workers,
         ingest_slots=args.ingest_slots,
         metrics=(args.metrics_host, args.metrics_port),
+        header_timeout_s=args.header_timeout,
         worker_spec={
             "data": args.data,
             "database": args.database,
@@ -1323,6 +1324,16 @@ def cmd_reads(args) -> int:
     return 0
 
 
+def _positive_float_s(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, above 0 and at most 3600")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -1672,6 +1683,14 @@ def build_parser() -> argparse.ArgumentParser:
         "holding a thread, so bundle polls stay fast (default 2)",
     )
     _retention_args(serve)
+    serve.add_argument(
+        "--header-timeout",
+        type=_positive_float_s,
+        default=None,
+        metavar="S",
+        help="a request's headers complete within S seconds of the connection (default 10; nginx cuts "
+        "slow clients too)",
+    )
     serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
     serve.add_argument("--tls-key", metavar="FILE", help="... and this private key (PEM)")
     serve.set_defaults(func=cmd_serve)

@@ -67,6 +67,24 @@ class ServerContext:
         self._manifest[latest[0]] = chosen
         return chosen
 
+    _probe: dict[str, object] = field(default_factory=dict)
+
+    def probe(self):
+        """A future for one small read of the database, on a thread of its own; the running
+        one if a probe is still waiting (a database that hangs costs one thread, not many)."""
+        import concurrent.futures
+
+        running = self._probe.get("future")
+        if running is not None and not running.done():  # type: ignore[attr-defined]
+            return running
+        pool = self._probe.get("pool")
+        if pool is None:
+            pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="healthz")
+            self._probe["pool"] = pool
+        future = pool.submit(self.storage.risk_version)  # type: ignore[attr-defined]
+        self._probe["future"] = future
+        return future
+
     def succession(self, manifest_version: int) -> list[str]:
         """The hand-over manifests bundles carry, read again only when a newer manifest is."""
         held = self._succession.get(manifest_version)

@@ -146,6 +146,8 @@ UVICORN_LIMITS: dict[str, Any] = {
     "timeout_keep_alive": 5,
     "h11_max_incomplete_event_size": 16 * 1024,
     "backlog": 2048,
+    # a request's headers complete within 10 s of the connection (or the last answer)
+    "http": "sync.central.server.headertimeout:HeadersOnTime",
 }
 
 
@@ -158,6 +160,9 @@ def worker_app():
     from sync.central.storage.interface import ServerRetention, open_storage
 
     spec = json.loads(os.environ[WORKER_ENV])
+    from sync.central.server import headertimeout
+
+    headertimeout.HEADER_TIMEOUT_S = float(spec.get("header_timeout") or headertimeout.HEADER_TIMEOUT_S)
     retention = ServerRetention(spec["normal_days"], spec["significant_days"])
     storage = open_storage(data=spec.get("data"), database=spec.get("database"), retention=retention)
     app = create_app(
@@ -188,6 +193,7 @@ def serve(
     worker_spec: dict | None = None,
     ingest_slots: int = INGEST_SLOTS,
     metrics: tuple[str, int] = ("127.0.0.1", 0),
+    header_timeout_s: float | None = None,
 ) -> None:
     """``open_storage()``: the storage to serve from (SQLite or PostgreSQL), opened once the
     port is bound; ``where`` names it in the log. ``workers`` > 1: that many processes share
@@ -198,6 +204,10 @@ def serve(
     authority = server_authority(keys_dir)
     if tls_cert or tls_key:
         check_tls(tls_cert, tls_key)
+    if header_timeout_s is not None:
+        from sync.central.server import headertimeout
+
+        headertimeout.HEADER_TIMEOUT_S = header_timeout_s
     # Bind first: a busy port is one line and a non-zero exit, never "serving on" first.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -228,6 +238,7 @@ def serve(
                 "ingest_slots": ingest_slots,
                 "metrics": list(metrics),
                 "workers": workers,
+                "header_timeout": header_timeout_s,
             }
         )
         config = uvicorn.Config(

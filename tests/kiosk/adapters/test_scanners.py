@@ -74,6 +74,16 @@ def test_a_key_no_pass_contains_makes_the_scan_unreadable_not_shorter():
     assert line == "a\ufffd" and wedge.unknown_keys == 1
 
 
+def test_a_wedge_sending_keys_without_an_enter_holds_at_most_a_line():
+    """Unknown keys or characters, two million of them and no Enter: the buffer stays at one
+    line's limit; the Enter that finally comes gives that (amber) line."""
+    wedge = KeyboardWedge()
+    for i in range(2_000_000):
+        wedge.feed(EV_KEY, 59 if i % 2 else 30, DOWN)
+    assert len(wedge._chars) == MAX_LINE
+    assert len(wedge.feed(EV_KEY, KEY_ENTER, DOWN) or "") == MAX_LINE and wedge._chars == []
+
+
 @pytest.fixture
 def pty():
     master, slave = os.openpty()

@@ -270,3 +270,36 @@ def test_a_time_ordered_id_whose_time_is_not_its_capture_time_is_refused(server)
         srv, kiosks[0], gzip.compress(batch(record(record_id=time_ordered_id(now - 5), captured_at=now - 5)))
     )
     assert ok.status_code == 200
+
+
+def test_serve_itself_cuts_a_client_whose_headers_are_late(tmp_path, server_keys):
+    """Straight to `serve` (no nginx in front): a connection that sends nothing, or its headers
+    a byte at a time, is closed once its headers are late (--header-timeout); a prompt client
+    on the same server is answered."""
+    import socket
+
+    from workbench.localserver import LocalServer
+
+    with LocalServer(tmp_path / "c", server_keys, extra=("--header-timeout", "1")) as srv:
+        port = srv.port
+        silent = socket.create_connection(("127.0.0.1", port), timeout=2)
+        slow = socket.create_connection(("127.0.0.1", port), timeout=2)
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        for conn in (silent, slow):
+            got = b"?"
+            while got and time.monotonic() - started < 15:
+                if conn is slow and time.monotonic() - started < 8:
+                    try:
+                        conn.sendall(b"X")  # a byte now and then, never the end of the headers
+                    except OSError:
+                        break
+                try:
+                    got = conn.recv(1024)
+                except TimeoutError:
+                    got = b"?"
+                except OSError:
+                    break
+            conn.close()
+        assert time.monotonic() - started < 9  # cut at the deadline, not when the client gave up
+        assert requests.get(srv.url + "/healthz", timeout=10).status_code == 200
