@@ -170,6 +170,32 @@ def test_one_client_is_held_to_its_request_rate(front):
     assert codes.count(200) >= 20 and codes.count(429) > 0, codes
 
 
+def test_kiosks_behind_one_address_are_each_held_to_their_own_rate(front):
+    """Many kiosks behind one NAT share an address: each is held to its own rate (by its
+    kiosk id), so one address's kiosks together are not refused as a flood."""
+    session = requests.Session()
+    codes = [
+        session.get(
+            front["nginx"].url + "/healthz",
+            headers={"X-Kiosk-Id": f"k-nat-{i % 6}"},
+            verify=str(front["ca"]),
+            timeout=10,
+        ).status_code
+        for i in range(60)
+    ]
+    assert codes.count(429) == 0, codes  # six kiosks, ten requests each: within each one's burst
+    flood = [
+        session.get(
+            front["nginx"].url + "/healthz",
+            headers={"X-Kiosk-Id": "k-nat-0"},
+            verify=str(front["ca"]),
+            timeout=10,
+        ).status_code
+        for _ in range(60)
+    ]
+    assert flood.count(429) > 0, flood  # but one kiosk's flood is still one kiosk's
+
+
 def test_a_server_killed_mid_upload_behind_nginx_loses_no_record(
     front, tmp_path, authority, sealing, make_pass, trusted
 ):
