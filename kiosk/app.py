@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from kiosk.core.decision import Decision, Policy, RiskList, decide
 from kiosk.core.reasons import Outcome, Reason
 from kiosk.core.sealkeys import NoSealingKey
+from kiosk.core.timing import door_time
 from kiosk.errors import CameraGone, StoreFailing
 from kiosk.health import note_fault
 
@@ -62,6 +63,7 @@ class Trust:
     issuers: Mapping[bytes, Ed25519PublicKey]
     risk_list: RiskList = field(default_factory=RiskList)
     policy: Policy = field(default_factory=Policy)
+    server_now: Callable[[], float | None] = lambda: None  # the server's signed time, carried on
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,17 @@ class KioskApp:
 
     def _scan(self, text: str, t0: float) -> ScanEvent | None:
         trust = self.trust()
-        now = self.clock.now()
+        times = door_time(self.clock.now(), trust.server_now())  # a wrong clock admits no one
+        if times.clock_off:
+            self._clock_off(times)
+        now = times.record
         decision = decide(
-            text, trusted=trust.issuers, risk_list=trust.risk_list, policy=trust.policy, now=now
+            text,
+            trusted=trust.issuers,
+            risk_list=trust.risk_list,
+            policy=trust.policy,
+            now=times.passes,
+            risk_now=times.risk,
         )
         key = _memory_key(text, decision)
         seen = self._seen.get(key)
@@ -197,7 +207,8 @@ class KioskApp:
             self.signal.show(seen.shown, level=seen.level)
             return self._emit(ScanEvent(decision, False, True, self.clock.monotonic() - t0, seen.shown))
         if decision.recordable:
-            ok = self._commit(lambda: self.store.record(decision, now=now, clock_synced=self.clock.synced()))
+            synced = self.clock.synced() and not times.clock_off
+            ok = self._commit(lambda: self.store.record(decision, now=now, clock_synced=synced))
         else:  # amber either way; a failed count loses no visit
             self._commit(lambda: self.store.count_invalid(decision.reason, now=now))
             ok = True
@@ -207,6 +218,22 @@ class KioskApp:
         self._seen[key] = _Seen(now_m, now_m, shown, ok, level)
         recorded = ok and decision.recordable
         return self._emit(ScanEvent(decision, recorded, False, self.clock.monotonic() - t0, shown))
+
+    def _clock_off(self, times) -> None:
+        """Said once an hour while it lasts: the journal, and the fault doctor and `status` show."""
+        now_m = self.clock.monotonic()
+        if now_m - getattr(self, "_clock_said", -1e9) < 3600:
+            return
+        self._clock_said = now_m
+        log.error(
+            "this kiosk's clock is %+.0f s off the server's (its last signed bundle): each check takes "
+            "the stricter of the two times, records take the server's; fix the clock (NTP)",
+            times.off_by,
+        )
+        try:
+            note_fault(self.store, "clock", now=times.record)
+        except STORE_ERRORS:
+            pass
 
     # -- the store, and what to do when it fails --------------------------------------------------
     def _commit(self, write: Callable[[], object]) -> bool:

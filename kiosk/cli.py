@@ -137,14 +137,16 @@ def cmd_scan(args) -> int:
 def cmd_purge(args) -> int:
     _without_numpy()
     from kiosk.compose import held_trust, open_store
+    from kiosk.core.timing import door_time
     from kiosk.store.sqlitedb import purge_moved_aside
 
     cfg = _load_config(args.config)
-    now = time.time()
     store = open_store(cfg)
     try:
-        n = store.purge(now=now)
         trust = held_trust(cfg, store)
+        # a wrong clock keeps nothing past its class: the server's signed time when far off
+        now = door_time(time.time(), trust.server_now() if trust.root else None).record
+        n = store.purge(now=now)
         pruned = trust.prune(now=now)
         if pruned:  # the file is an export of the held chain: no past key left in it either
             _export_bundle(store, Path(cfg.kiosk.bundle_file))

@@ -167,8 +167,12 @@ class TrustProvider:
 
     def _use(self, bundle: Bundle) -> None:
         self.bundle = bundle
+        ref = self.held.clock_reference() if self.held is not None else None
         self.current = Trust(
-            issuers={**self.base.issuers, **bundle.issuers}, risk_list=bundle.risk_list, policy=bundle.policy
+            issuers={**self.base.issuers, **bundle.issuers},
+            risk_list=bundle.risk_list,
+            policy=bundle.policy,
+            server_now=ref.server_now if ref is not None else (lambda: None),
         )
         log.info(
             "bundle version %d (manifest %d) in use: risk list of %d entries, deny level %d",

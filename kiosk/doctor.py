@@ -446,15 +446,45 @@ def check_disk(cfg: Config) -> Check:
     )
 
 
-def check_clock() -> Check:
+def check_clock(cfg: Config | None = None, now: float | None = None) -> Check:
+    """NTP, and the distance from the server's time as the last signed bundle gave it: a clock
+    far off (spoofed NTP, a dead battery) is a FAIL, since the door then decides on the
+    stricter of the two times and records on the server's."""
     from kiosk.clock import SystemClock
+    from kiosk.core.timing import CLOCK_TOLERANCE_S
 
     synced = SystemClock().synced()
-    return Check(
-        "clock",
-        "ok" if synced else "warn",
-        "NTP-synchronised" if synced else "not synchronised: records are flagged; check `timedatectl`",
-    )
+    server = _server_time(cfg) if cfg is not None else None
+    now = time.time() if now is None else now
+    if server is not None and abs(server - now) > CLOCK_TOLERANCE_S:
+        return Check(
+            "clock",
+            "FAIL",
+            f"{server - now:+.0f} s off the server's time (its last signed bundle): the door decides on "
+            "the stricter of the two times and records on the server's; fix the clock (`timedatectl`, NTP)",
+        )
+    detail = "NTP-synchronised" if synced else "not synchronised: records are flagged; check `timedatectl`"
+    if server is not None:
+        detail += f"; {server - now:+.0f} s from the server's time"
+    return Check("clock", "ok" if synced else "warn", detail)
+
+
+def _server_time(cfg: Config) -> float | None:
+    """The server's time now, as the last bundle this kiosk took signed it (None: not known)."""
+    from kiosk.compose import held_trust, open_store_readonly
+
+    try:
+        store = open_store_readonly(cfg)
+    except Exception:
+        return None
+    if store is None:
+        return None
+    try:
+        return held_trust(cfg, store).server_now()
+    except Exception:
+        return None
+    finally:
+        store.close()
 
 
 def check_numpy() -> Check:
@@ -680,7 +710,7 @@ def run_checks(
     yield from _guarded("keys", lambda: check_keys(cfg))
     yield from _guarded("database", lambda: check_store(cfg, now))
     yield from _guarded("disk", lambda: check_disk(cfg))
-    yield from _guarded("clock", check_clock)
+    yield from _guarded("clock", lambda: check_clock(cfg, now))
     yield from _guarded("server", lambda: check_server(cfg, now))
     yield from _guarded("numpy", check_numpy)
     if camera:

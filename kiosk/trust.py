@@ -21,6 +21,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kiosk.clock import ClockReference
 from kiosk.core.auditheads import AuditHead
 from kiosk.core.bundle import (
     Bundle,
@@ -48,6 +49,7 @@ class TrustKey(StrEnum):
     CARRIED = "carried_statements"  # JSON: held statements a whole list left out (until expiry)
     AUDIT_HEAD = "audit_head_seen"  # SEQ:HASH, the highest audit head a verified bundle carried
     GENERATION = "bundle_generation"  # counts the writes of COPY: the door reloads on a change
+    CLOCK_REF = "clock_reference"  # JSON: the server's signed time at the last bundle (kiosk.clock)
 
 
 class StateStore(Protocol):
@@ -119,6 +121,14 @@ class HeldTrust:
                 first = self.floors().manifest
                 history = RootHistory(history.roots + ((successor, first),), history.proofs)
         return history
+
+    def clock_reference(self) -> ClockReference | None:
+        """The server's time as the last bundle taken signed it, carried on the monotonic clock."""
+        return ClockReference.parse(self._get(TrustKey.CLOCK_REF))
+
+    def server_now(self) -> float | None:
+        ref = self.clock_reference()
+        return ref.server_now() if ref else None
 
     def generation(self) -> str:
         """Changes whenever the held chain is written: cheap to ask once per scan."""
@@ -196,6 +206,7 @@ class HeldTrust:
         data = prune_tag_keys(data, now)  # no key of a day already over is kept
         roots = bundle.roots or history
         states = {
+            TrustKey.CLOCK_REF: ClockReference.taken_now(link.issued_at).wire(),  # signed time
             TrustKey.COPY: data.decode("ascii"),
             TrustKey.CARRIED: json.dumps(carried),
             TrustKey.BUNDLE_FLOOR: str(max(floors.bundle, bundle.version)),

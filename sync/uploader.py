@@ -34,6 +34,7 @@ from typing import NoReturn
 import requests
 
 from kiosk.core.bundle import MAX_CHAIN, BundleError, verify_receipt
+from kiosk.core.timing import door_time
 from kiosk.store.checkins import BAD_RECEIPTS
 from kiosk.trust import HeldTrust, TrustKey
 from sync import protocol
@@ -218,12 +219,19 @@ class Uploader:
         return resp
 
     # -- upload ------------------------------------------------------------------------------------
+    def now(self) -> float:
+        """The time records are judged by here: the server's (as its last signed bundle gives
+        it) when this kiosk's clock is far from it, else this kiosk's."""
+        return door_time(self.clock(), self.trust.server_now()).record
+
     def upload_pending(self) -> tuple[int, int, int]:
         """Upload until nothing is pending; returns (accepted, duplicates, set aside). What a
-        round did before a failure is still counted in ``self.progress``."""
+        round did before a failure is still counted in ``self.progress``. A record already
+        past its retention is never uploaded (the purge deletes it)."""
         self.progress = [0, 0, 0]
+        now = self.now()
         while True:
-            records = self.store.pending(self.batch_size)
+            records = self.store.pending(self.batch_size, now=now)
             if not records:
                 return self.progress[0], self.progress[1], self.progress[2]
             for i, n in enumerate(self._send(records)):
@@ -413,6 +421,17 @@ class Uploader:
             except (TransientError, SetupError):
                 pass
         refused = first is not None and first.startswith("refused")
+        trusted = self.trust.server_now()
+        if trusted is not None:  # set aside for a clock that was wrong then, and is right now
+            from kiosk.core.timing import DAY, REQUEST_SKEW_S
+
+            back = self.store.requeue_clock_set_aside(
+                now=trusted, code=protocol.BAD_CAPTURE_TIME, future_s=3600 - REQUEST_SKEW_S, oldest_s=89 * DAY
+            )
+            if back:
+                log.warning(
+                    "%d records set aside for a wrong clock are queued again: the clock is right now", back
+                )
         if not refused:  # (with no manifest held, no receipt could be checked: nothing to send)
             try:
                 self.upload_pending()  # counts into self.progress, even if it fails

@@ -74,10 +74,12 @@ def decide(
     risk_list: RiskList,
     policy: Policy,
     now: float,
+    risk_now: float | None = None,
 ) -> Decision:
-    """Verify ``text`` and decide admit / exposed / deny / invalid at wall-clock time ``now``.
-    A pass at a level above 0 and below the deny level is admitted as EXPOSED: the door
-    tells its holder to get tested."""
+    """Verify ``text`` and decide admit / exposed / deny / invalid at wall-clock time ``now``
+    (``risk_now``: the time risk entries' expiry is judged at, when the kiosk's clock and the
+    server's disagree: kiosk.core.timing.door_time). A pass at a level above 0 and below the
+    deny level is admitted as EXPOSED: the door tells its holder to get tested."""
     try:
         if not isinstance(text, str):
             return invalid(Reason.NOT_A_PASS)
@@ -89,7 +91,7 @@ def decide(
             return invalid(Reason.NOT_YET_VALID)
         if now - policy.clock_skew_s > claims.expires_at:
             return invalid(Reason.EXPIRED)
-        listed = risk_list.level_for(claims.pass_id, now=now)
+        listed = risk_list.level_for(claims.pass_id, now=now if risk_now is None else risk_now)
         level = max(claims.risk_level, listed)
         if level >= policy.deny_level:
             reason = Reason.RISK_LEVEL if claims.risk_level >= policy.deny_level else Reason.RISK_LIST

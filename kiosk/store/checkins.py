@@ -204,13 +204,14 @@ class CheckinStore:
         self.set_state("store_probe_at", f"{now:.3f}")
 
     # -- the upload queue ---------------------------------------------------------------------
-    def pending(self, limit: int) -> list[dict]:
-        """The oldest records not yet acknowledged nor set aside, in capture order."""
+    def pending(self, limit: int, *, now: float | None = None) -> list[dict]:
+        """The oldest records not yet acknowledged nor set aside, in capture order; with ``now``,
+        none already past its retention (it is deleted, never uploaded)."""
         rows = self.db.execute(
             "SELECT seq, record_id, captured_at, clock_synced, retention, delete_after, seal_kid, "
             "sealed, seal_fallback, tag FROM checkins WHERE synced_at IS NULL AND set_aside_at IS NULL "
-            "ORDER BY seq LIMIT ?",
-            [limit],
+            "AND delete_after > ? ORDER BY seq LIMIT ?",
+            [float("-inf") if now is None else now, limit],
         ).fetchall()
         return [
             {
@@ -259,6 +260,18 @@ class CheckinStore:
             return self.db.execute(
                 "UPDATE checkins SET set_aside_at = NULL, set_aside_reason = NULL "
                 "WHERE set_aside_at IS NOT NULL"
+            ).rowcount
+
+    def requeue_clock_set_aside(self, *, now: float, code: str, future_s: float, oldest_s: float) -> int:
+        """Records the server set aside for their capture time (``code``) that it would take now
+        (the kiosk's clock was wrong then; it is right now): back in the upload queue, by
+        themselves. ``now``: the server's time as the kiosk knows it."""
+        with self.db.conn:
+            return self.db.execute(
+                "UPDATE checkins SET set_aside_at = NULL, set_aside_reason = NULL "
+                "WHERE set_aside_at IS NOT NULL AND instr(set_aside_reason, ?) > 0 "
+                "AND captured_at <= ? AND captured_at > ? AND delete_after > ?",
+                [code, now + future_s, now - oldest_s, now],
             ).rowcount
 
     def set_aside_reasons(self) -> dict[str, int]:
