@@ -72,4 +72,5 @@ def collect_health(
         "fault_at": float(fault["at"]) if fault.get("at") else None,
         "epoch": int(store.epoch),
         "uptime_s": _uptime(),
+        "audit_head": store.get_state("audit_head_seen") or None,
     }

@@ -235,6 +235,9 @@ HEALTH_FIELDS: dict[str, tuple[type, ...]] = {
     "fault_at": (int, float, type(None)),
     "epoch": (int,),  # its database's sequence epoch
     "uptime_s": (int, float, type(None)),  # since the machine started
+    # SEQ:HASH, the highest audit head its bundles carried: signed here, so a server cannot
+    # forge what a kiosk saw of the committee's log (only fail to keep it)
+    "audit_head": (str, type(None)),
 }
 
 

@@ -345,6 +345,7 @@ def health_summary(**changes: Any) -> dict[str, Any]:
         "fault_at": None,
         "epoch": 1,
         "uptime_s": 3600.0,
+        "audit_head": None,
         **changes,
     }
 

@@ -95,6 +95,12 @@ def report_seen(ctx: ServerContext, request: Request, kiosk_id: str, *, upload: 
     ctx.storage.record_seen(
         kiosk_id, now=ctx.clock(), skew_s=float(request.state.skew_s), summary=summary, upload=upload
     )
+    if summary is not None and opened.get("audit_head"):  # what it saw of the log, signed by it
+        try:
+            head = AuditHead.parse(str(opened["audit_head"]))
+            ctx.storage.report_head(kiosk_id, head.seq, head.hash, now=ctx.clock())
+        except ValueError:
+            pass
 
 
 def check_digest(request: Request, body: bytes) -> None:
