@@ -319,10 +319,11 @@ class Uploader:
         docs = self.trust.held_docs() if held else []
         headers = {protocol.KEY_MARGIN_HEADER: str(self.key_margin_days)}
         etag = self.store.get_state("bundle_etag")
-        if held and etag:
+        if held and etag and not self.store.unconfirmed():  # (what the server holds, asked afresh)
             headers["If-None-Match"] = etag
         if held and len(docs) < MAX_CHAIN:  # only the changes, not the whole list
             headers[protocol.RISK_SINCE_HEADER] = str(held.version)
+        asked_at = self.clock()
         resp = self._request("GET", protocol.BUNDLE_PATH, headers=headers)
         now = self.clock()
         if resp.status_code == 304:
@@ -349,8 +350,11 @@ class Uploader:
             return f"refused ({e}); kept version {current or 'none'}{hint}"
         bundle, link = taken.bundle, taken.link
         self._receipt_keys = bundle.receipt_keys
-        if link.stored:  # what the server holds: those uploaded records may now leave the kiosk
-            self.store.confirm(link.stored, now=now)
+        # What the server holds (signed by its bundle key): those uploaded records may now leave
+        # the kiosk; ones acknowledged earlier that it does not hold go back in the queue.
+        _, again = self.store.confirm(link.stored, now=now, sent_before=asked_at)
+        if again:
+            log.warning("%d records acknowledged earlier are not on the server: queued again", again)
         self.store.set_states(
             {"bundle_version": str(bundle.version), "bundle_issued_at": f"{bundle.issued_at:.3f}"}
         )

@@ -282,20 +282,39 @@ class CheckinStore:
         )
 
     # -- retention ----------------------------------------------------------------------------
-    def confirm(self, stored, *, now: float) -> int:
+    def unconfirmed(self) -> int:
+        """Records acknowledged by a receipt that no bundle has confirmed the server holds."""
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM checkins WHERE synced_at IS NOT NULL AND confirmed_at IS NULL"
+            ).fetchone()[0]
+        )
+
+    def confirm(self, stored, *, now: float, sent_before: float | None = None) -> tuple[int, int]:
         """Mark the uploaded records a bundle says the server holds (``stored``: its freshness
         statement's summary of this kiosk's numbers: epoch, highest, runs missing); only
-        these leave the kiosk after the grace. A receipt alone (one key) never deletes."""
-        if not stored or int(stored["epoch"]) != self.epoch:
-            return 0
-        gaps = [(int(lo), int(hi)) for lo, hi in stored["gaps"]]
+        these leave the kiosk after the grace. A receipt alone (one key) never deletes. With
+        ``sent_before`` (when the bundle was asked for): a record acknowledged before then
+        that the summary does not name goes back in the upload queue (the receipt was not the
+        server's word). Returns (confirmed, queued again)."""
+        ours = bool(stored) and int(stored["epoch"]) == self.epoch
+        gaps = [(int(lo), int(hi)) for lo, hi in stored["gaps"]] if ours else []
         holes = "".join(" AND NOT (seq BETWEEN ? AND ?)" for _ in gaps)
+        held = f"seq <= ?{holes}"
+        params = [int(stored["high"]) if ours else 0, *[x for run in gaps for x in run]]
         with self.db.conn:
-            return self.db.execute(
-                "UPDATE checkins SET confirmed_at = ? WHERE synced_at IS NOT NULL AND confirmed_at IS NULL "
-                f"AND seq <= ?{holes}",
-                [now, int(stored["high"]), *[x for run in gaps for x in run]],
+            unconfirmed = "synced_at IS NOT NULL AND confirmed_at IS NULL"
+            confirmed = self.db.execute(
+                f"UPDATE checkins SET confirmed_at = ? WHERE {unconfirmed} AND {held}", [now, *params]
             ).rowcount
+            again = 0
+            if sent_before is not None:
+                again = self.db.execute(
+                    f"UPDATE checkins SET synced_at = NULL WHERE {unconfirmed} AND synced_at <= ? "
+                    f"AND NOT ({held})",
+                    [sent_before, *params],
+                ).rowcount
+        return confirmed, again
 
     def purge(self, *, now: float) -> int:
         """Delete records past their retention, and uploaded ones a bundle confirmed the server

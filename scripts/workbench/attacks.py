@@ -54,6 +54,7 @@ class World:
         self.work, self.server = work, server
         self.keys = work / "committee"
         self.now = time.time()
+        self.root = load_ed25519_public(self.keys / ROOT_PUB)  # what the kiosk pinned at install
         seeded_committee_keys(self.keys, now=self.now, ahead=7)  # split between Alice and Bob
         self.installed = public_periods(self.keys)  # the schedule the kiosk is installed with
         admin = with_storage(server.data_dir)
@@ -63,6 +64,18 @@ class World:
             venue="Market", public_key=raw_public(self.device.public_key()), now=0
         )
         self.alice, self.bob = trusted_world(admin, self.keys, now=self.now)
+        from sync.central.committee.audit import member_id
+        from sync.central.committee.custody import wrap_document
+        from sync.central.committee.members import log_keys_shared
+
+        log_keys_shared(  # who holds a share, as `keys share` logs it
+            admin,
+            key=self.alice,
+            wrap_id=str(wrap_document(self.keys)["wrap_id"]),
+            members=sorted(member_id(k.public_key()) for k in (self.alice, self.bob)),
+            reissued=False,
+            now=self.now,
+        )
         self.exposed = b"\x33" * 16
         from kiosk.core.sealkeys import Sealer
 
@@ -88,7 +101,7 @@ class World:
             server_url=url,
             kiosk_id=self.kid,
             device_key=self.device,
-            root_key=load_ed25519_public(self.keys / ROOT_PUB),
+            root_key=self.root,
             bundle_file=self.work / "bundle.json",
         )
 
@@ -100,7 +113,7 @@ class World:
 
         return TrustProvider(  # what the door holds: the database's verified chain
             Trust(issuers=trusted_issuers([self.keys / "issuer.pub"])),
-            HeldTrust(self.store, root=load_ed25519_public(self.keys / ROOT_PUB), kiosk_id=self.kid),
+            HeldTrust(self.store, root=self.root, kiosk_id=self.kid),
         )()
 
     def decide(self, text: str) -> Any:
@@ -565,6 +578,25 @@ SCENARIOS: list[Callable[[World], list[Row]]] = [
 ]
 
 
+def fresh_world(work: Path, scenario: Callable[[World], list[Row]]) -> list[Row]:
+    """One attack in a world of its own: an authority, a server and a kiosk no other attack touched."""
+    from sync.central.keyring import server_keys_folder
+    from workbench.localserver import LocalServer
+
+    work.mkdir(parents=True)
+    init_authority_keys(work / "committee")
+    with LocalServer(
+        work / "central", server_keys_folder(work / "committee", work / "server-keys")
+    ) as server:
+        w = World(work, server)
+        try:
+            return scenario(w)
+        except Exception as e:  # an attack that breaks the harness is reported, not hidden
+            return [Row(scenario.__name__, "the scenario runs", f"{type(e).__name__}: {e}"[:80], False)]
+        finally:
+            w.store.close()
+
+
 def run_all(work: Path) -> list[Row]:
     from sync.central.keyring import server_keys_folder
     from workbench.localserver import LocalServer
@@ -576,7 +608,9 @@ def run_all(work: Path) -> list[Row]:
         work / "central", server_keys_folder(work / "committee", work / "server-keys")
     ) as server:
         w = World(work, server)
-        for scenario in SCENARIOS:
+        from workbench import attacks_trust
+
+        for scenario in [*SCENARIOS[:-2], *attacks_trust.SCENARIOS, *SCENARIOS[-2:]]:
             try:
                 rows += scenario(w)
             except Exception as e:  # an attack that breaks the harness is reported, not hidden
@@ -584,7 +618,10 @@ def run_all(work: Path) -> list[Row]:
                     Row(scenario.__name__, "the scenario runs", f"{type(e).__name__}: {e}"[:80], False)
                 )
         w.store.close()
+    for scenario in attacks_trust.FRESH:
+        rows += fresh_world(work / scenario.__name__, scenario)
     rows += one_member(work)
+    rows += attacks_trust.healthz_database_down(work)
     return rows
 
 

@@ -281,10 +281,9 @@ def check_rules(state: State, e: Entry) -> None:
         closing = state.cases.get(str(d.get("case")))
         if closing is None or closing.closed_at is not None:
             raise AuditError(f"entry {e.seq}: closes case {d.get('case')!r}, which is not open")
-    elif e.action == "member_revoke":
+    elif e.action == "member_revoke":  # a request, or its confirmation: either would leave ...
         m = state.members.get(str(d.get("member_id")))
-        effective = m is not None and (len(state.active_members()) < 2 or m.revoke_requested_by is not None)
-        if effective and m is not None and m.member_id in state.share_holders:
+        if m is not None and m.member_id in state.share_holders:
             left = {x.member_id for x in state.active_members()} & state.share_holders - {m.member_id}
             if len(left) < 2:
                 raise AuditError(

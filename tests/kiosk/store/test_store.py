@@ -80,15 +80,22 @@ def test_purge_deletes_past_retention_and_synced_records(sealing, decision_for):
     store.count_invalid(Reason.EXPIRED, now=NOW)
     assert store.purge(now=NOW + 3700) == 0  # a receipt alone deletes nothing
     seq = store.db.execute("SELECT seq FROM checkins WHERE record_id = ?", [synced]).fetchone()[0]
-    assert store.confirm({"epoch": store.epoch + 1, "high": seq, "gaps": []}, now=NOW + 20) == 0  # another db
-    assert (
-        store.confirm({"epoch": store.epoch, "high": seq, "gaps": [[seq, seq]]}, now=NOW + 20) == 0
-    )  # a hole
-    assert (
-        store.confirm({"epoch": store.epoch, "high": seq, "gaps": []}, now=NOW + 20) == 1
-    )  # a bundle says held
+    other = {"epoch": store.epoch + 1, "high": seq, "gaps": []}  # another database of this kiosk
+    assert store.confirm(other, now=NOW + 20)[0] == 0
+    hole = {"epoch": store.epoch, "high": seq, "gaps": [[seq, seq]]}  # the server lacks it
+    assert store.confirm(hole, now=NOW + 20)[0] == 0
+    held = {"epoch": store.epoch, "high": seq, "gaps": []}  # a bundle says the server holds it
+    assert store.confirm(held, now=NOW + 20) == (1, 0)
     assert store.purge(now=NOW + 3000) == 0
     assert store.purge(now=NOW + 3700) == 1  # the confirmed one, after the grace
+    lost = store.record(decision_for(1, pid=b"\x44" * 16), now=NOW, clock_synced=True)
+    store.mark_synced([lost], now=NOW + 10)  # a receipt, but the server never stored it
+    assert store.confirm(None, now=NOW + 30, sent_before=NOW + 20) == (0, 1)  # queued again
+    assert lost in [r["record_id"] for r in store.pending(10)]
+    store.mark_synced([lost], now=NOW + 40)  # sent again, stored, and confirmed this time
+    last = store.db.execute("SELECT seq FROM checkins WHERE record_id = ?", [lost]).fetchone()[0]
+    assert store.confirm({"epoch": store.epoch, "high": last, "gaps": []}, now=NOW + 50) == (1, 0)
+    assert store.purge(now=NOW + 3700) == 1
     assert store.purge(now=NOW + 28 * DAY - 1) == 0
     assert store.purge(now=NOW + 28 * DAY) == 1  # the normal one
     left = [r[0] for r in store.db.execute("SELECT record_id FROM checkins")]
