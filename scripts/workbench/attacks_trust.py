@@ -409,6 +409,14 @@ def low_ones(w: World) -> list[Row]:
     )
     s = w.storage()
     seen = s.kiosks_seen().get(kid)
+    # -- a newer summary held, then an older one (five minutes) replayed on a fresh request
+    for at, pending in ((time.time(), 1), (time.time() - 300, 999)):
+        request = protocol.sign_request(device, kiosk_id=kid, method="GET", path=protocol.BUNDLE_PATH,
+                                        timestamp=int(time.time()), body=b"")  # fmt: skip
+        summary = protocol.sign_health(device, kid, health_summary(at=at, pending=pending))
+        requests.get(w.server.url + protocol.BUNDLE_PATH, timeout=10,
+                     headers={protocol.HEALTH_HEADER: summary, **request})  # fmt: skip
+    latest = json.loads(s.kiosks_seen()[kid].summary or "{}").get("pending")
     # -- a key re-registered under a new id: its old id's signed request replayed under the new one
     signed = protocol.sign_request(device, kiosk_id=kid, method="GET", path=protocol.BUNDLE_PATH,
                                    timestamp=int(time.time()), body=b"")  # fmt: skip
@@ -420,6 +428,8 @@ def low_ones(w: World) -> list[Row]:
     )
     rows.append(Row("a 30-day-old health summary replayed", "not kept as current",
                     f"summary kept: {bool(seen and seen.summary)}", not (seen and seen.summary)))  # fmt: skip
+    rows.append(Row("an older health summary replayed after a newer one", "the newer one stays",
+                    f"pending held: {latest}", latest == 1))  # fmt: skip
     rows.append(Row("a re-registered key's request, replayed under its new id", "refused (the id is signed)",
                     f"HTTP {replayed.status_code}", replayed.status_code == 401))  # fmt: skip
     # -- slow headers straight to serve; /healthz while the database does not answer

@@ -92,8 +92,13 @@ def report_seen(ctx: ServerContext, request: Request, kiosk_id: str, *, upload: 
         except ValueError as e:
             ctx.metrics.rejected.labels(reason="bad_health").inc()
             log.warning("kiosk %s: health summary dropped: %s", kiosk_id, e)
-    ctx.storage.record_seen(
-        kiosk_id, now=ctx.clock(), skew_s=float(request.state.skew_s), summary=summary, upload=upload
+    ctx.storage.record_seen(  # kept only if made later than the one held (no replay of older news)
+        kiosk_id,
+        now=ctx.clock(),
+        skew_s=float(request.state.skew_s),
+        summary=summary,
+        upload=upload,
+        summary_at=float(opened["at"]) if summary is not None else None,
     )
     if summary is not None and opened.get("audit_head"):  # what it saw of the log, signed by it
         try:

@@ -116,10 +116,19 @@ class Storage(Protocol):
         ...
 
     def record_seen(
-        self, kiosk_id: str, *, now: float, skew_s: float, summary: str | None, upload: bool
+        self,
+        kiosk_id: str,
+        *,
+        now: float,
+        skew_s: float,
+        summary: str | None,
+        upload: bool,
+        summary_at: float | None = None,
     ) -> None:
         """A kiosk's authenticated request: when, its clock's distance from ours, the health
-        summary it signed (None: keep the last one), and whether it uploaded."""
+        summary it signed (None: keep the last one) made at ``summary_at`` (default ``now``;
+        kept only if later than the one held: a replayed older one changes nothing), and
+        whether it uploaded."""
         ...
 
     def kiosks_seen(self) -> dict[str, Any]: ...

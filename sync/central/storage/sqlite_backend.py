@@ -613,12 +613,20 @@ class SqliteStorage(SqlQueries):
         return version, [r[0] for r in rows]
 
     def record_seen(
-        self, kiosk_id: str, *, now: float, skew_s: float, summary: str | None, upload: bool
+        self,
+        kiosk_id: str,
+        *,
+        now: float,
+        skew_s: float,
+        summary: str | None,
+        upload: bool,
+        summary_at: float | None = None,
     ) -> None:
+        made = (now if summary_at is None else summary_at) if summary else None
         with self._lock, self.db.conn:
             self.db.execute(
                 SEEN_UPSERT,
-                [kiosk_id, now, now if upload else None, skew_s, summary, now if summary else None],
+                [kiosk_id, now, now if upload else None, skew_s, summary, made],
             )
 
     def add_fleet_snapshot(self, at: float, counts: str) -> None:

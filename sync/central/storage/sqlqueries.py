@@ -56,15 +56,17 @@ def _blobs(row: Sequence[Any]) -> list[Any]:
 
 FLEET_HISTORY_DAYS = 400  # the fleet's hourly state, for `report`: about a year back
 
-# A kiosk seen: when, its clock's distance, the health it signed (kept unless it sent none),
-# and (for an upload) when it last uploaded.
+# A kiosk seen: when, its clock's distance, the health it signed (kept only when made later
+# than the one held: none sent, or an older one replayed, keeps it), and (for an upload) when
+# it last uploaded.
+_NEWER_SUMMARY = "excluded.summary_at > coalesce(kiosk_health.summary_at, 0)"
 SEEN_UPSERT = (
     "INSERT INTO kiosk_health (kiosk_id, seen_at, last_upload_at, skew_s, summary, summary_at) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kiosk_id) DO UPDATE SET seen_at = excluded.seen_at, "
     "skew_s = excluded.skew_s, "
     "last_upload_at = coalesce(excluded.last_upload_at, kiosk_health.last_upload_at), "
-    "summary = coalesce(excluded.summary, kiosk_health.summary), "
-    "summary_at = coalesce(excluded.summary_at, kiosk_health.summary_at)"
+    f"summary = CASE WHEN {_NEWER_SUMMARY} THEN excluded.summary ELSE kiosk_health.summary END, "
+    f"summary_at = CASE WHEN {_NEWER_SUMMARY} THEN excluded.summary_at ELSE kiosk_health.summary_at END"
 )
 
 

@@ -245,11 +245,21 @@ def test_a_kiosks_health_and_last_upload_are_kept_and_the_upload_time_not_past_2
         '{"pending": 1}',
         T0,
     )
+    older = '{"pending": 9}'  # made before the one held (a replayed request): changes nothing
+    storage.record_seen(k, now=T0 + 90, skew_s=0.0, summary=older, upload=False, summary_at=T0 - 30)
+    assert storage.kiosks_seen()[k].summary == '{"pending": 1}'
+    storage.record_seen(
+        k, now=T0 + 120, skew_s=0.0, summary='{"pending": 0}', upload=False, summary_at=T0 + 100
+    )
+    assert (storage.kiosks_seen()[k].summary, storage.kiosks_seen()[k].summary_at) == (
+        '{"pending": 0}',
+        T0 + 100,
+    )
     storage.add_fleet_snapshot(T0, '{"ok": 1}')
     assert storage.fleet_history(since=T0 - 1) == [(T0, '{"ok": 1}')]
     storage.purge(now=T0 + 29 * DAY)
     assert storage.kiosks_seen()[k].last_upload_at is None  # when someone last checked in there
-    assert storage.kiosks_seen()[k].seen_at == T0 + 60
+    assert storage.kiosks_seen()[k].seen_at == T0 + 120
 
 
 def test_tag_keys_per_kiosk_and_their_end(storage):
