@@ -709,12 +709,15 @@ def cmd_exposures_publish(args) -> int:
     def write(published) -> None:  # the site first: a publish completes or changes nothing
         if args.site:
             from sync.central.checkpage import write_site
+            from sync.central.succession import first_root
 
-            write_site(
+            succession = storage.succession_manifests()
+            write_site(  # built with the first root, following its hand-overs (old cards stay good)
                 Path(args.site),
-                root_public=raw_public(root_pub),
+                root_public=raw_public(first_root(Path(args.keys), succession)),
                 manifest_doc=published.manifest_doc,
                 exposures_doc=published.doc,
+                succession=succession,
             )
 
     if args.site:

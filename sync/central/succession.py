@@ -125,3 +125,27 @@ def _named_in_store(storage, successor) -> bool:
 
 def successor_public(keys_dir: Path):
     return load_ed25519_public(Path(keys_dir) / NEXT_PUB)
+
+
+def first_root(keys_dir: Path, succession: list[str]):
+    """The root a page or a kiosk installed before any hand-over pinned: of the roots this
+    folder records (``root.pub`` and each predecessor's ``root-<fingerprint>.pub``), the one
+    whose succession, followed through ``succession``, is longest and ends at the root in
+    office. The cards printed under any of them stay this authority's."""
+    from kiosk.core.keys import raw_public
+    from kiosk.core.roots import RootHistory
+
+    keys_dir = Path(keys_dir)
+    current = load_ed25519_public(keys_dir / ROOT_PUB)
+    best, length = current, 1
+    for path in sorted(keys_dir.glob("root-*.pub")):
+        if path.name == NEXT_PUB:
+            continue
+        try:
+            candidate = load_ed25519_public(path)
+        except (OSError, ValueError):
+            continue
+        history = RootHistory.pinned(candidate).extend(succession)
+        if raw_public(history.latest) == raw_public(current) and len(history.roots) > length:
+            best, length = candidate, len(history.roots)
+    return best

@@ -192,7 +192,8 @@ def test_the_page_tells_each_pass_what_to_do_and_sends_nothing_about_it(browser,
         # and nothing anywhere that names a pass.
         assert len(log) == loaded, log[loaded:]
         paths = sorted({url.split("127.0.0.1")[1].split(":", 1)[1].split("/", 1)[1] for _, url, _ in log})
-        needed = {"check", "check/", "check/check.js", "check/exposures.json", "check/manifest.json"}
+        needed = {"check", "check/", "check/check.js", "check/exposures.json", "check/manifest.json",
+              "check/succession.json"}  # fmt: skip
         assert needed <= set(paths) <= needed | {"check/zxing_reader.wasm", "check/sw.js"}, paths
         assert all(method == "GET" and not body for method, _, body in log)
         secrets = set()
@@ -437,3 +438,70 @@ def test_a_page_built_with_another_root_says_so_and_checks_nothing(browser, worl
         assert page.is_disabled("#check-text")
     finally:
         context.close()
+
+
+def test_the_page_follows_the_roots_hand_over_so_cards_printed_before_it_stay_good(
+    browser, static_host, authority, tmp_path
+):
+    """README's root succession (`keys successor`, `manifest publish --next-root`, `keys
+    successor --promote`): the page, served by a server whose root.pub is still the old one
+    and published with `--site` after the hand-over, follows it as a kiosk does. A card of
+    the old root and one of the new both check; a listed pass is still found; another
+    authority's fingerprint is still refused."""
+    from kiosk.core.roots import fingerprint
+
+    keys = tmp_path / "authority"
+    shutil.copytree(authority, keys)
+    data = tmp_path / "central"
+    members_files = committee_with_a_case(run, tmp_path, data, "CASE-S")
+    server_keys = server_keys_folder(keys, tmp_path / "server-keys")  # made before: the old root.pub
+    old = fingerprint(load_ed25519_public(keys / ROOT_PUB))
+    storage = with_storage(data)
+    try:
+        publish_manifest(keys, storage, now=time.time())
+    finally:
+        storage.close()
+    run("kiosk-central", "keys", "successor", "--keys", keys)
+    run(
+        "kiosk-central",
+        "manifest",
+        "publish",
+        "--keys",
+        keys,
+        "--data",
+        data,
+        "--next-root",
+        keys / "root-next.pub",
+    )
+    run("kiosk-central", "keys", "successor", "--keys", keys, "--data", data, "--promote")
+    new = fingerprint(load_ed25519_public(keys / ROOT_PUB))
+    assert new != old
+    listed = issue_pass(keys, risk=0, issued=datetime.fromtimestamp(time.time() - 3600, UTC))
+    storage = with_storage(data)
+    try:
+        alice, _ = members()
+        raise_risk(storage, alice, [listed[1]], 1, now=time.time(), case_id="CASE-S")
+    finally:
+        storage.close()
+    site = tmp_path / "site"
+    alice_key = members_files[0]
+    run("kiosk-central", "exposures", "publish", "--data", data, "--keys", keys, "--member-key", alice_key,
+        "--site", site)  # fmt: skip
+    with LocalServer(data, server_keys) as server:
+        for base in (server.url + "/check/", static_host(site)):
+            for card in (old, new):
+                context, page = open_page(browser, base + f"#root={card}")
+                try:
+                    assert page.inner_text("#root-fingerprint") == card
+                    page.fill("#pass-text", listed[0])
+                    outcome, _ = result_after(page, lambda page=page: page.click("#check-text"))
+                    assert outcome == "exposed level-1", (base, card)
+                finally:
+                    context.close()
+            context = browser.new_context(viewport=VIEWPORT)
+            try:
+                page = context.new_page()
+                page.goto(base + "#root=0123456789abcdef")
+                page.wait_for_selector("#status[data-state=failed]", timeout=20_000)
+            finally:
+                context.close()

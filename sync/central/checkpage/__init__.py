@@ -3,8 +3,10 @@ that check a visitor's pass against the committee's exposure list in the browser
 
 The JavaScript is built from web/check/ (npm packages, bundled by esbuild: scripts/build-page)
 and kept here, so neither the server nor a kiosk needs Node.js. The page is built with the
-root's public key and the advice texts; beside it go the root's latest manifest and the
-exposure list (``manifest.json``, ``exposures.json``). Served by `kiosk-central serve` at
+root's public key and the advice texts; beside it go the root's latest manifest, the
+exposure list and the root's hand-overs (``manifest.json``, ``exposures.json``,
+``succession.json``: the manifests that named each successor root, which the page follows
+from the root it was built with, as a kiosk does). Served by `kiosk-central serve` at
 /check/, or written to a folder for any web host (`kiosk-central exposures publish --site`).
 """
 
@@ -18,7 +20,7 @@ from kiosk.core.signed import b64
 from sync.central.committee.exposures import ADVICE
 
 PAGE, SCRIPT, WASM, WORKER = "index.html", "check.js", "zxing_reader.wasm", "sw.js"
-MANIFEST, EXPOSURES = "manifest.json", "exposures.json"
+MANIFEST, EXPOSURES, SUCCESSION = "manifest.json", "exposures.json", "succession.json"
 TYPES = {
     PAGE: "text/html; charset=utf-8",
     SCRIPT: "text/javascript; charset=utf-8",
@@ -26,6 +28,7 @@ TYPES = {
     WASM: "application/wasm",
     MANIFEST: "application/json",
     EXPOSURES: "application/json",
+    SUCCESSION: "application/json",
 }
 
 
@@ -50,7 +53,19 @@ def check_site_folder(folder: Path) -> None:
         raise ValueError(f"--site {folder}: the folder {folder.parent} does not exist")
 
 
-def write_site(folder: Path, *, root_public: bytes, manifest_doc: str, exposures_doc: str) -> list[Path]:
+def succession_file(docs: list[str]) -> bytes:
+    """``succession.json``: the manifests that named a successor root, oldest first."""
+    return json.dumps(list(docs)).encode()
+
+
+def write_site(
+    folder: Path,
+    *,
+    root_public: bytes,
+    manifest_doc: str,
+    exposures_doc: str,
+    succession: list[str] | None = None,
+) -> list[Path]:
     """Every file of the page, ready for any static web host (the folder itself is made, not
     the folders above it)."""
     folder = Path(folder)
@@ -63,6 +78,7 @@ def write_site(folder: Path, *, root_public: bytes, manifest_doc: str, exposures
         WORKER: static_file(WORKER),
         MANIFEST: manifest_doc.encode(),
         EXPOSURES: exposures_doc.encode(),
+        SUCCESSION: succession_file(succession or []),
     }
     # What anyone can check the page against (the static files rebuild byte for byte from
     # web/check: scripts/build-page --check): the hash of each file, the way sha256sum -c reads it.

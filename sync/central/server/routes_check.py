@@ -1,7 +1,7 @@
 """/check/: the visitor's exposure check, a static page (sync/central/checkpage) with the root's
-latest manifest and the committee's latest exposure list beside it. The page asks for those
-two documents once and never sends anything about a pass: the server learns only that
-someone opened the page."""
+latest manifest, its hand-overs to successor roots and the committee's latest exposure list
+beside it. The page asks for those documents once and never sends anything about a pass: the
+server learns only that someone opened the page."""
 
 from __future__ import annotations
 
@@ -10,7 +10,19 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from sync.central.checkpage import EXPOSURES, MANIFEST, PAGE, SCRIPT, TYPES, WASM, WORKER, page, static_file
+from sync.central.checkpage import (
+    EXPOSURES,
+    MANIFEST,
+    PAGE,
+    SCRIPT,
+    SUCCESSION,
+    TYPES,
+    WASM,
+    WORKER,
+    page,
+    static_file,
+    succession_file,
+)
 from sync.central.server.context import Ctx
 from sync.central.server.models import ApiError
 
@@ -52,6 +64,9 @@ def check_file(name: str, ctx: Ctx) -> Any:
         if held is None:
             raise ApiError(404, "no_manifest", "no manifest has been published yet")
         return Response(held[1], media_type=TYPES[name], headers=NO_STORE)
+    if name == SUCCESSION:  # the root's hand-overs, each signed by the root before (the page checks)
+        docs = ctx.storage.succession_manifests()
+        return Response(succession_file(docs), media_type=TYPES[name], headers=NO_STORE)
     if name == EXPOSURES:
         held = ctx.storage.latest_exposure_list(now=ctx.clock())
         if held is None:

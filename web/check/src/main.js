@@ -64,6 +64,61 @@ function openDoc(text, kind, keys) {
   throw new Error(`${kind}: not signed by a key trusted for it`);
 }
 
+function fingerprintOf(key) {
+  return bytesToHex(sha256(key)).slice(0, 16);
+}
+
+// The root of each manifest version: the pinned one for 0.., each successor from the version
+// after the manifest that named it.
+function rootFor(roots, version) {
+  let found = roots[0][0];
+  for (const [key, first] of roots) if (first <= version) found = key;
+  return found;
+}
+
+// A manifest checked against the root of its own version under the history.
+function openManifest(text, roots) {
+  const outer = JSON.parse(text);
+  const claimed = JSON.parse(new TextDecoder().decode(fromB64(outer.payload))).version;
+  const payload = openDoc(text, MANIFEST_KIND, [["root", rootFor(roots, claimed)]]).payload;
+  return payload;
+}
+
+// The hand-overs (succession manifests, in any order), each verified under the history so far;
+// one that does not verify is skipped (a hand-over counts only when the root before signed it).
+function followSuccession(roots, docs) {
+  const sorted = docs
+    .map((doc) => {
+      try {
+        return [JSON.parse(new TextDecoder().decode(fromB64(JSON.parse(doc).payload))).version, doc];
+      } catch (e) {
+        return [-1, doc];
+      }
+    })
+    .sort((a, b) => a[0] - b[0]);
+  for (const [, doc] of sorted) {
+    let m;
+    try {
+      m = openManifest(doc, roots);
+    } catch (e) {
+      continue;
+    }
+    if (!m.next_root) continue;
+    const named = fromB64(m.next_root);
+    if (roots.some(([key]) => bytesToHex(key) === bytesToHex(named))) continue;
+    if (m.version + 1 <= roots[roots.length - 1][1]) continue;
+    roots = [...roots, [named, m.version + 1]];
+  }
+  return roots;
+}
+
+async function fetchJson(name, otherwise) {
+  const response = await fetch(name, { cache: "no-cache" });
+  if (response.status === 404) return otherwise;
+  if (!response.ok) throw new Error(`${name}: HTTP ${response.status}`);
+  return response.json();
+}
+
 async function inflate(bytes) {
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
   const out = new Uint8Array(await new Response(stream).arrayBuffer());
@@ -218,21 +273,32 @@ async function load() {
   });
   // Whose page is this? The root's fingerprint (SHA-256 of its key, 16 hex digits) is printed
   // on every pass card and in the card's link (#root=...): a page built with another root
-  // (a server that swapped its root.pub) says so, and checks nothing.
-  const root = fromB64(config.root);
-  const fingerprint = bytesToHex(sha256(root)).slice(0, 16);
-  const expected = new URLSearchParams(location.hash.slice(1)).get("root");
-  $("root-fingerprint").textContent = fingerprint;
-  if (expected && expected.toLowerCase() !== fingerprint) {
+  // (a server that swapped its root.pub) says so, and checks nothing. The page follows the
+  // root's succession as a kiosk does (kiosk/core/roots.py): each hand-over is a manifest the
+  // root before signed, naming its successor for every later version; a card printed under
+  // any root of that history is this authority's.
+  const anchor = fromB64(config.root);
+  const expected = (new URLSearchParams(location.hash.slice(1)).get("root") || "").toLowerCase();
+  let roots = [[anchor, 0]]; // [key, first manifest version it signs], oldest first
+  let manifest;
+  try {
+    roots = followSuccession(roots, await fetchJson("succession.json", []));
+  } catch (e) {
+    roots = [[anchor, 0]]; // an unreadable history: the pinned root alone
+  }
+  const prints = roots.map(([key]) => fingerprintOf(key));
+  const latest = prints[prints.length - 1];
+  $("root-fingerprint").textContent = prints.includes(expected) ? expected : latest;
+  if (expected && !prints.includes(expected)) {
     $("status").textContent =
       `This page is not your health authority's: your card names the authority ${expected}, this page ` +
-      `${fingerprint}. Nothing is checked here. ទំព័រនេះមិនមែនជារបស់អាជ្ញាធររបស់អ្នកទេ។`;
+      `${latest}. Nothing is checked here. ទំព័រនេះមិនមែនជារបស់អាជ្ញាធររបស់អ្នកទេ។`;
     $("status").dataset.state = "failed";
     return;
   }
   try {
     const manifestText = await (await fetch("manifest.json", { cache: "no-cache" })).text();
-    const manifest = openDoc(manifestText, MANIFEST_KIND, [["root", root]]).payload;
+    manifest = openManifest(manifestText, roots);
     for (const k of manifest.issuer_keys) {
       const raw = fromB64(k);
       state.issuers.set(keyId(raw), raw);

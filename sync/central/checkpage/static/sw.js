@@ -1,9 +1,9 @@
 // The /check page's service worker: the page, its script, ZXing's WebAssembly and the two
-// signed documents kept on the phone, so the page opens and checks with no network at all.
+// signed documents (and the root's hand-overs) kept on the phone, so the page opens and checks with no network at all.
 // Network first (a fresh list whenever there is a network), the phone's copy otherwise; the
 // page itself says how old the list is, and "may be out of date" past its validity.
-const CACHE = "venue-kiosk-check-v1";
-const FILES = ["./", "check.js", "zxing_reader.wasm", "manifest.json", "exposures.json"];
+const CACHE = "venue-kiosk-check-v2";
+const FILES = ["./", "check.js", "zxing_reader.wasm", "manifest.json", "succession.json", "exposures.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(FILES)).then(() => self.skipWaiting()));
