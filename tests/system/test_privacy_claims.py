@@ -147,13 +147,47 @@ def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path)
         "exposures.json",
         "index.html",
         "manifest.json",
+        "succession.json",  # the root's hand-overs, which the page follows (none yet)
         "sw.js",
         "zxing_reader.wasm",
     ]
     check = subprocess.run(
         ["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "site", capture_output=True, text=True
     )
-    assert check.returncode == 0 and check.stdout.count(": OK") == 6, check.stdout
+    assert check.returncode == 0 and check.stdout.count(": OK") == 7, check.stdout
+
+
+def test_readmes_root_succession_runs_as_typed_after_the_committee_block(tmp_path):
+    """README's three commands for a lost or stolen root, after the committee's set-up: the
+    successor named by the old root, then promoted; the store relays a manifest of the new
+    root and the old root's public half is kept."""
+    from kiosk.core.keys import ROOT_PUB, load_ed25519_public
+    from kiosk.core.roots import RootHistory, fingerprint
+    from workbench.testkit import with_storage
+
+    section = README.split("**If the root key is lost or stolen.**", 1)[1]
+    (block,) = re.findall(r"```\n(.*?)```", section, re.S)[:1]
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    for line in [*committee_block().splitlines(), *block.splitlines()]:
+        if not line.strip():
+            continue
+        r = subprocess.run(
+            shlex.split(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert r.returncode == 0, f"{line}\n{r.stdout}{r.stderr}"
+        assert "Traceback" not in r.stderr and "[Errno" not in r.stderr
+    keys = tmp_path / "authority"
+    (old,) = keys.glob("root-*.pub")
+    first = load_ed25519_public(old)
+    new = load_ed25519_public(keys / ROOT_PUB)
+    assert old.name == f"root-{fingerprint(first)}.pub" and not (keys / "root-next.key").exists()
+    storage = with_storage(tmp_path / "central")
+    try:
+        history = RootHistory.pinned(first).extend(storage.succession_manifests())
+        assert history.latest.public_bytes_raw() == new.public_bytes_raw()
+        history.verify(storage.latest_manifest()[1])  # the newest, signed by the new root
+    finally:
+        storage.close()
 
 
 EPOCH_FLOAT = re.compile(
