@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 LAST_FAULT = "last_fault"  # state key: {"code": ..., "at": ...}
+HEALTH_SENT_AT = "health_sent_at"  # state key: the time of the last health summary sent
+HEALTH_SLACK_S = 60.0  # a summary at most this far behind the last one sent is moved just past it
 FAULT_CODES = ("camera", "store", "sealing", "sync", "signal")
 
 
@@ -74,3 +76,14 @@ def collect_health(
         "uptime_s": _uptime(),
         "audit_head": store.get_state("audit_head_seen") or None,
     }
+
+
+def later_than_sent(store, summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary``, made later than the last one this kiosk sent even when its clock's offset
+    moved back a little (the server keeps only a newer summary, so a replay changes nothing);
+    remembered as the last one sent. A clock set back further goes with its own time."""
+    last = float(store.get_state(HEALTH_SENT_AT) or 0)
+    if last - HEALTH_SLACK_S < float(summary["at"]) <= last:
+        summary = {**summary, "at": round(last + 0.001, 3)}
+    store.set_state(HEALTH_SENT_AT, f"{float(summary['at']):.3f}")
+    return summary

@@ -219,6 +219,7 @@ def decompress_limited(data: bytes, limit: int = MAX_JSON_BYTES) -> bytes:
 # Only these fields, each of its type; never a pass, a decision or anything a visitor did.
 HEALTH_HEADER = "X-Kiosk-Health"
 HEALTH_MAX = 1024  # characters of the header
+HEALTH_TEXT_MAX = {"audit_head": 86}  # characters of a text field (64 unless named): SEQ:64 hex digits
 _HEALTH_CONTEXT = b"venue-kiosk health v1\n"
 HEALTH_FIELDS: dict[str, tuple[type, ...]] = {
     "at": (int, float),  # the kiosk's clock when it made the summary
@@ -275,7 +276,7 @@ def open_health(text: str, key: Ed25519PublicKey, kiosk_id: str) -> dict[str, An
         value = summary[name]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ValueError(f"health summary: {name} is not {' or '.join(t.__name__ for t in types)}")
-        if isinstance(value, str) and len(value) > 64:
+        if isinstance(value, str) and len(value) > HEALTH_TEXT_MAX.get(name, 64):
             raise ValueError(f"health summary: {name} too long")
         if isinstance(value, str) and printable(value) != value:  # it is shown on terminals and pages
             raise ValueError(f"health summary: {name} holds control characters")

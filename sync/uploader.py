@@ -408,7 +408,10 @@ class Uploader:
         if self.health is None:
             return
         try:  # what this round reports of the kiosk; a failure here never stops a sync
-            self._health_header = protocol.sign_health(self.device_key, self.kiosk_id, self.health())
+            from kiosk.health import later_than_sent
+
+            summary = later_than_sent(self.store, self.health())
+            self._health_header = protocol.sign_health(self.device_key, self.kiosk_id, summary)
         except Exception as e:
             log.warning("health summary not made: %s", type(e).__name__)
             self._health_header = None

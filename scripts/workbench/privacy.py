@@ -213,6 +213,8 @@ class World:
                         now=end,
                     )
                     store.mark_synced([r["record_id"] for r in rows], now=end)
+                    # the round's bundle says what the server holds: those may leave the kiosk
+                    store.confirm(server.stored_summary(k["id"]), now=end)
                     store.purge(now=end + 7200)
         finally:
             server.close()

@@ -21,6 +21,9 @@ def summary(**changes):
 
 def test_a_summary_opens_only_with_its_kiosks_key_and_id():
     key = seeded_ed25519("device")
+    seen = f"123456:{'ab' * 32}"  # the audit head it saw (SEQ:64 hex digits), as a real kiosk sends
+    text = protocol.sign_health(key, KIOSK, summary(audit_head=seen))
+    assert protocol.open_health(text, key.public_key(), KIOSK)["audit_head"] == seen
     text = protocol.sign_health(key, KIOSK, summary())
     assert len(text) < protocol.HEALTH_MAX
     assert protocol.open_health(text, key.public_key(), KIOSK) == summary()
@@ -40,6 +43,7 @@ def test_a_summary_opens_only_with_its_kiosks_key_and_id():
         {"clock_synced": 1},
         {"epoch": True},
         {"fault": "x" * 65},
+        {"audit_head": "1" * 87},
     ],
 )
 def test_only_the_named_fields_of_their_types_are_taken(bad):

@@ -332,7 +332,9 @@ def test_kiosk_purge_boundaries_with_a_clock_passed_in(sealing, make_pass, trust
     normal = store.record(decision(make_pass, trusted, 0), now=T0, clock_synced=True)
     significant = store.record(decision(make_pass, trusted, 3), now=T0, clock_synced=True)
     synced = store.record(decision(make_pass, trusted, 0), now=T0, clock_synced=True)
-    store.mark_synced([synced], now=T0 + 100)
+    store.mark_synced([synced], now=T0 + 50)  # a receipt: deletes nothing by itself
+    seq = store.db.execute("SELECT seq FROM checkins WHERE record_id = ?", [synced]).fetchone()[0]
+    store.confirm({"epoch": store.epoch, "high": seq, "gaps": []}, now=T0 + 100)  # a bundle: held
 
     def left():
         return {r[0] for r in store.db.execute("SELECT record_id FROM checkins")}
