@@ -231,7 +231,7 @@ def _without_numpy() -> None:
 
 def cmd_sync(args) -> int:
     _without_numpy()
-    from sync.uploader import Backoff, uploader_from_config
+    from kiosk.uploader import Backoff, uploader_from_config
 
     cfg = _load_config(args.config)
     if args.retry_set_aside:

@@ -614,8 +614,8 @@ def check_server(cfg: Config, now: float) -> Check:
     (the same authentication an upload uses), nothing uploaded, nothing changed here."""
     import requests
 
+    from kiosk.core import protocol
     from kiosk.core.keys import KeyFileError, load_ed25519_private
-    from sync import protocol
 
     s = cfg.sync
     if not s.server_url:

@@ -1,5 +1,5 @@
 """The kiosk's health, as it reports it to the central server with each upload and bundle
-poll (sync.protocol: signed by its device key): versions, the bundle's age, what waits to be
+poll (kiosk.core.protocol: signed by its device key): versions, the bundle's age, what waits to be
 uploaded, the clock, free disk, the last fault, the epoch, uptime. Never a pass, a decision
 or anything a visitor did. Faults are noted here by the loop (`note_fault`) and by sync."""
 

@@ -14,6 +14,7 @@ about one in a thousand other errors. Pure: no files, no clock.
 
 from __future__ import annotations
 
+from kiosk.core.faults import UsageError
 from kiosk.core.passes import PASS_ID_BYTES
 
 SYMBOLS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -23,7 +24,7 @@ GROUP = 4
 _LENIENT = {"O": "0", "I": "1", "L": "1"}
 
 
-class PassNumberError(ValueError):
+class PassNumberError(UsageError):
     """Not a pass number; the message says what is wrong and what to do."""
 
 

@@ -94,7 +94,7 @@ class World:
         return held.sealing_periods if held and held.sealing_periods else self.installed
 
     def uploader(self, url: str) -> Any:
-        from sync.uploader import Uploader
+        from kiosk.uploader import Uploader
 
         return Uploader(
             store=self.store,

@@ -235,10 +235,10 @@ def readers_attacked(w: World) -> list[Row]:
     kiosk's health summary carrying terminal escapes."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from kiosk.core import protocol
     from kiosk.core.keys import raw_public
     from kiosk.store.checkins import CheckinStore
-    from sync import protocol
-    from sync.uploader import Uploader
+    from kiosk.uploader import Uploader
     from workbench.testkit import TEST_CASE, health_summary
 
     alice, bob = _member_files(w)
@@ -369,8 +369,8 @@ def low_ones(w: World) -> list[Row]:
     import requests
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from kiosk.core import protocol
     from kiosk.core.keys import raw_public
-    from sync import protocol
     from workbench.localserver import LocalServer
     from workbench.testkit import health_summary
 

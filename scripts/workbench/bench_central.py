@@ -72,7 +72,7 @@ def child(db_path: str, url: str, kiosk_id: str, key_path: str, batch_size: int,
     from kiosk.core.keys import load_ed25519_private, load_ed25519_public
     from kiosk.core.seal import SealingKey
     from kiosk.store.checkins import CheckinStore
-    from sync.uploader import Uploader
+    from kiosk.uploader import Uploader
 
     dummy = SealingKey.of(X25519PrivateKey.generate().public_key())  # the uploader seals nothing
     store = CheckinStore.open(Path(db_path), sealing=dummy, venue_id="bench")
@@ -479,7 +479,7 @@ def _poll_bundle(url: str, kiosk_id: str, raw_key: bytes, stop, back, verify: bo
     import requests
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from sync import protocol
+    from kiosk.core import protocol
 
     key = Ed25519PrivateKey.from_private_bytes(raw_key)
     session, etag, polls = requests.Session(), None, []
@@ -525,8 +525,8 @@ def bench_server_backends(
     import requests
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from kiosk.core import protocol
     from kiosk.core.keys import raw_public
-    from sync import protocol
     from sync.central.keyring import server_keys_folder
     from sync.central.storage.sqlite_backend import SqliteStorage
     from workbench.localserver import LocalServer
@@ -684,7 +684,7 @@ def bench_server_backends(
                 ingest_slots=int(os.environ.get("BENCH_INGEST_SLOTS", 0)) or None,
             ) as server:
                 run_round(server, f"table at {n_pre:,} rows", 1)
-            from sync.central.central_cli import status_lines
+            from sync.central.fleet import status_lines
 
             t0 = time.perf_counter()
             assert len(list(status_lines(admin))) >= kiosks

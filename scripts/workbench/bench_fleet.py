@@ -16,7 +16,7 @@ GOAL_S = 1.0
 def _cli(*args) -> float:
     t0 = time.perf_counter()
     p = subprocess.run(
-        [sys.executable, "-m", "sync.central.central_cli", *map(str, args)], capture_output=True, text=True
+        [sys.executable, "-m", "sync.central.cli", *map(str, args)], capture_output=True, text=True
     )
     took = time.perf_counter() - t0
     if p.returncode != 0:
@@ -26,7 +26,7 @@ def _cli(*args) -> float:
 
 def bench_fleet(t, work: Path, *, sizes=(200, 10_000)) -> None:
     """On SQLite (the pilot's store)."""
-    from sync.central.storage.interface import open_storage
+    from sync.central.storage.opening import open_storage
     from workbench.fleetsim import simulate_fleet
 
     now = time.time()
@@ -34,7 +34,7 @@ def bench_fleet(t, work: Path, *, sizes=(200, 10_000)) -> None:
         folder = work / f"fleet-{n}"
         where = ["--data", folder]
         subprocess.run(
-            [sys.executable, "-m", "sync.central.central_cli", "init", *where],
+            [sys.executable, "-m", "sync.central.cli", "init", *where],
             capture_output=True,
             check=True,
         )

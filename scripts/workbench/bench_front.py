@@ -195,9 +195,9 @@ def bench_front(
     import requests
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from kiosk.core import protocol
     from kiosk.core.keys import raw_public
     from kiosk.core.recordids import time_ordered_id
-    from sync import protocol
     from sync.central.keyring import server_keys_folder
     from sync.central.manifests import publish
     from sync.central.storage.pg_backend import PgStorage
@@ -401,8 +401,8 @@ def bench_kill(
     from kiosk.core.passes import encode_pass
     from kiosk.core.seal import SealingKey
     from kiosk.store.checkins import CheckinStore
+    from kiosk.uploader import Uploader
     from sync.central.storage.pg_backend import PgStorage
-    from sync.uploader import Uploader
     from workbench.localserver import LocalServer
     from workbench.nginxfront import NginxFront
 

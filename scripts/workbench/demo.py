@@ -38,6 +38,7 @@ from kiosk.core.keys import (
 from kiosk.core.passes import PREFIX
 from kiosk.core.reasons import Outcome, Reason
 from kiosk.core.sealkeys import Sealer
+from kiosk.uploader import Uploader
 from sync.central.committee.audit import member_id
 from sync.central.committee.custody import CustodyError, issue, unlock, wrap_document
 from sync.central.keyring import (
@@ -48,7 +49,6 @@ from sync.central.keyring import (
     server_keys_folder,
 )
 from sync.central.storage.sqlite_backend import SqliteStorage
-from sync.uploader import Uploader
 from workbench.localserver import LocalServer
 
 FPS = 10.0

@@ -600,8 +600,8 @@ def proxy_faults(work: Path, auth: Authority, *, records: int, rng: random.Rando
     from kiosk.core.decision import Policy, RiskList, decide
     from kiosk.core.keys import load_ed25519_public, raw_public
     from kiosk.store.checkins import CheckinStore
+    from kiosk.uploader import Uploader
     from sync.central.storage.sqlite_backend import SqliteStorage
-    from sync.uploader import Uploader
     from workbench.faultproxy import FaultProxy
     from workbench.localserver import LocalServer
 

@@ -73,7 +73,7 @@ class LocalServer:
             # (init on a store that exists already leaves it as it is).
             where = ["--database", self.database] if self.database else ["--data", str(self.data_dir)]
             subprocess.run(
-                [sys.executable, "-m", "sync.central.central_cli", "init", *where],
+                [sys.executable, "-m", "sync.central.cli", "init", *where],
                 capture_output=True,
                 timeout=60,
             )
@@ -82,7 +82,7 @@ class LocalServer:
             [
                 sys.executable,
                 "-m",
-                "sync.central.central_cli",
+                "sync.central.cli",
                 "serve",
                 *(["--database", self.database] if self.database else ["--data", str(self.data_dir)]),
                 "--keys",

@@ -131,8 +131,8 @@ class World:
     def fetch_bundles(self) -> None:
         from kiosk.core.keys import load_ed25519_public
         from kiosk.store.checkins import CheckinStore
+        from kiosk.uploader import Uploader
         from sync.central.keyring import server_keys_folder
-        from sync.uploader import Uploader
         from workbench.localserver import LocalServer
 
         with LocalServer(self.data, server_keys_folder(self.keys, self.work / "server-keys")) as server:
@@ -151,12 +151,12 @@ class World:
                 store.close()
 
     def checkins(self) -> None:
+        from kiosk.core import protocol
         from kiosk.core.decision import Policy, RiskList, decide
         from kiosk.core.keys import load_ed25519_private, trusted_issuers
         from kiosk.core.passes import encode_pass
         from kiosk.core.sealkeys import Sealer, Tagger
         from kiosk.store.checkins import CheckinStore
-        from sync import protocol
         from sync.central.storage.sqlite_backend import SqliteStorage
 
         issuer = load_ed25519_private(self.keys / "issuer.key")
@@ -400,8 +400,8 @@ def network_observer(world: World, *, pad: bool = True) -> list[Row]:
     import base64
     import os
 
+    from kiosk.core import protocol
     from kiosk.core.recordids import time_ordered_id
-    from sync import protocol
 
     def seen(size: int) -> int:  # what the observer tells apart (without padding: every byte)
         return protocol.bucket_size(size) if pad else size

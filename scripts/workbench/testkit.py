@@ -165,7 +165,7 @@ def make_uploader(
     store: Any, url: str, kiosk_id: str, device_key: Any, authority: Path, tmp_path: Path, **kw: Any
 ) -> Any:
     from kiosk.core.keys import load_ed25519_public
-    from sync.uploader import Uploader
+    from kiosk.uploader import Uploader
 
     return Uploader(
         store=store,
@@ -328,7 +328,7 @@ def received(sock: socket.socket, *, quiet_s: float = 0.2) -> list[str]:
 
 
 def health_summary(**changes: Any) -> dict[str, Any]:
-    """A kiosk's health summary as `kiosk sync` sends it (sync.protocol.HEALTH_FIELDS): a
+    """A kiosk's health summary as `kiosk sync` sends it (kiosk.core.protocol.HEALTH_FIELDS): a
     kiosk that is fine, but for ``changes``."""
     return {
         "at": 1_800_000_000.0,

@@ -296,3 +296,12 @@ def as_json(kiosks: list[KioskState], *, now: float) -> dict[str, Any]:
         }
 
     return {"generated": iso(now), "summary": summary(kiosks), "kiosks": [one(k) for k in kiosks]}
+
+
+def status_lines(storage, *, now: float | None = None, thresholds: Thresholds | None = None) -> list[str]:
+    """What `status` prints: a line per kiosk, those needing attention first with the
+    reasons, then a summary; from a row per kiosk, never from the records."""
+    import time
+
+    now = time.time() if now is None else now
+    return lines(fleet(storage, now=now, thresholds=thresholds or Thresholds()), now=now)

@@ -28,9 +28,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from kiosk.core.faults import UsageError
 from kiosk.core.keys import raw_public, sealing_kid
 from kiosk.core.sealkeys import CLASSES, PeriodKey
 from kiosk.core.timing import DAY
+from sync.central.shredding import shred
 
 MANIFEST = "sealing-periods.json"
 PERIODS = "periods"
@@ -193,21 +195,6 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
     return storage.put_tag_keys(rows) if rows else 0
 
 
-def shred(path: Path) -> None:
-    """Overwrite a key file with random bytes, fsync, unlink, fsync its folder."""
-    size = path.stat().st_size
-    with open(path, "r+b") as f:
-        f.write(os.urandom(max(size, 1)))
-        f.flush()
-        os.fsync(f.fileno())
-    path.unlink()
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 HOLD_LIMIT_DAYS = 90  # a case holds a period's key at most this long after the period
 
 
@@ -272,11 +259,11 @@ def server_keys_folder(authority_dir: Path, dest: Path) -> Path:
     if not dest.parent.is_dir():
         raise FileNotFoundError(f"--out {dest}: the folder {dest.parent} does not exist")
     if dest.exists() and not dest.is_dir():
-        raise ValueError(f"--out {dest}: not a folder")
+        raise UsageError(f"--out {dest}: not a folder")
     if dest.is_dir():
         others = sorted(p.name for p in dest.iterdir() if p.name not in SERVER_FILES)
         if others:
-            raise ValueError(
+            raise UsageError(
                 f"--out {dest}: holds other files ({', '.join(others[:3])}): the server's keys folder "
                 "holds bundle.key, receipt.key and root.pub only: give a new folder"
             )
@@ -346,12 +333,24 @@ def period_private_keys(keys_dir: Path, unlocked) -> dict:
     return out
 
 
+def committee_keys(keys_dir: Path, unlocked) -> dict:
+    """kid -> X25519 private key for every period key not yet retired, unwrapped in memory
+    with the wrap key two members rebuilt (committee/custody.unlock)."""
+    keys = period_private_keys(keys_dir, unlocked)
+    if not keys:
+        raise FileNotFoundError(
+            f"{keys_dir}: no period sealing keys held (periods/sealing-*.sealed): nothing can be opened"
+        )
+    return keys
+
+
 __all__ = [
     "rotate",
     "retire",
     "load_schedule",
     "public_periods",
     "period_private_keys",
+    "committee_keys",
     "private_path",
     "MANIFEST",
     "replace",

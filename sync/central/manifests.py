@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kiosk.core.decision import Policy
+from kiosk.core.faults import UsageError
 from kiosk.core.keys import (
     BUNDLE_PUB,
     RECEIPT_PUB,
@@ -27,13 +28,15 @@ def publish(
     now: float,
     deny_level: int | None = None,
     next_root: Path | None = None,
+    state=None,
 ) -> int:
     """Sign and keep the next manifest: the issuer keys and sealing periods (never a static
     sealing key) of
     ``keys_dir``, the committee's active members from the audit log, the server's two online
     keys with what each may sign, the policy (the deny level held so far unless changed).
     ``next_root``: a successor root's public key, which kiosks pin from this manifest on.
-    Returns its version."""
+    ``state``: the log as the command verified it (read once), else verified here. Returns its
+    version."""
     keys_dir = Path(keys_dir)
     root = load_ed25519_private(keys_dir / ROOT_KEY)
     # What the committee decided lives on its own machine, beside the root: nothing read
@@ -45,7 +48,7 @@ def publish(
     issuers = [load_ed25519_public(p) for p in sorted(keys_dir.glob("issuer*.pub"))]
     if not issuers:
         raise FileNotFoundError(f"{keys_dir}: no issuer public key (issuer.pub): is this the keys folder?")
-    state = state_of(storage)
+    state = state if state is not None else state_of(storage)
     members = {mid: m.public_key for mid, m in state.members.items() if m.active}
     # who added whom, so a kiosk can tell two independent members apart (a refusal takes two)
     added_by = {
@@ -83,6 +86,7 @@ def publish(
         doc=doc,
         next_root=load_ed25519_public(next_root) if next_root else None,
         now=now,
+        state=state,
     )
     storage.put_manifest(version, doc, now=now)
     _save_state(keys_dir, {"version": version, "deny_level": policy.deny_level})
@@ -115,7 +119,7 @@ def check_same_authority(held_doc: str, root, keys_dir: Path) -> bool:
         named = None
     if named is not None and unb64(named) == root.public_bytes_raw():
         return True
-    raise ValueError(
+    raise UsageError(
         f"--keys {keys_dir}: this store's manifests were signed by another authority's root: --keys names "
         "another keys folder than the one that published them (check the path)"
     )
@@ -137,7 +141,7 @@ def _load_state(keys_dir: Path) -> dict[str, int]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        raise ValueError(f"{keys_dir / STATE}: cannot be read ({e}): restore it from the committee's backup")
+        raise UsageError(f"{keys_dir / STATE}: cannot be read ({e}): restore it from the committee's backup")
     return {k: int(v) for k, v in data.items() if k in ("version", "deny_level")}
 
 

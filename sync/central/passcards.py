@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.core.console import csv_cell
+from kiosk.core.faults import UsageError
 from kiosk.core.passes import PASS_ID_BYTES, RISK_LEVELS, encode_pass
 from kiosk.core.passnumbers import pass_number
 from kiosk.core.timing import utc_z
@@ -64,7 +65,7 @@ VALID = ("មានសុពលភាពដល់", "Valid until")
 FOOTER_PT = 6.5  # the authority's name and contact, along the card's foot
 
 
-class BatchError(ValueError):
+class BatchError(UsageError):
     """A request that cannot be issued; the message names the row and column."""
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.core.faults import UsageError
 from kiosk.core.keys import (
     ROOT_KEY,
     ROOT_PUB,
@@ -36,7 +37,7 @@ from kiosk.core.roots import fingerprint
 NEXT_KEY, NEXT_PUB = "root-next.key", "root-next.pub"
 
 
-class SuccessionError(ValueError):
+class SuccessionError(UsageError):
     """A step of the succession taken out of order; the message says which step comes first."""
 
 
@@ -60,7 +61,7 @@ def promote(keys_dir: Path, storage=None, *, now: float) -> tuple[str, str, int]
     """The successor becomes the root: (old fingerprint, new fingerprint, tag key documents
     signed again). The store must hold the manifest that named it (else kiosks could not
     follow): refused otherwise, before anything changes."""
-    from sync.central.keyring import shred
+    from sync.central.shredding import shred
 
     keys_dir = Path(keys_dir)
     if not (keys_dir / NEXT_KEY).is_file():

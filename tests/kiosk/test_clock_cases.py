@@ -11,13 +11,13 @@ import pytest
 
 from kiosk.app import Trust
 from kiosk.clock import ClockReference
+from kiosk.core import protocol
 from kiosk.core.decision import Policy, RiskList, decide
 from kiosk.core.passes import pass_ref
 from kiosk.core.reasons import Outcome
 from kiosk.core.timing import CLOCK_TOLERANCE_S, DAY, door_time
 from kiosk.store.checkins import CheckinStore
 from kiosk.store.sqlitedb import open_db
-from sync import protocol
 from workbench.testkit import NOW
 
 P = b"\x11" * 16

@@ -100,7 +100,7 @@ def test_kiosk_sync_uploads_without_camera_decoder_gpio_or_numpy(
         )
     assert r.returncode == 0 and "uploaded 3" in r.stdout, r.stdout + r.stderr[-2000:]
     mods = imported(r.stderr)
-    assert "sync.uploader" in mods and "requests" in mods  # the check sees imports
+    assert "kiosk.uploader" in mods and "requests" in mods  # the check sees imports
     assert not {m for m in mods if m.split(".")[0] in NOT_FOR_SYNC}, sorted(
         {m.split(".")[0] for m in mods if m.split(".")[0] in NOT_FOR_SYNC}
     )

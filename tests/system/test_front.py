@@ -11,10 +11,10 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.core import protocol
 from kiosk.core.keys import load_ed25519_public, raw_public
 from kiosk.store.checkins import CheckinStore
-from sync import protocol
-from sync.uploader import Uploader
+from kiosk.uploader import Uploader
 from workbench.localserver import LocalServer
 from workbench.nginxfront import NginxFront, make_private_ca, nginx_binary
 from workbench.testkit import fill, publish_manifest

@@ -51,8 +51,8 @@ def test_each_role_runs_its_real_commands(roles, tmp_path, make_pass, trusted):
     from kiosk.core.keys import write_private, write_public
     from kiosk.core.sealkeys import Sealer
     from kiosk.store.checkins import CheckinStore
+    from kiosk.uploader import Uploader
     from sync.central.keyring import public_periods
-    from sync.uploader import Uploader
     from workbench.testkit import members
 
     board, owner = roles["board"], roles["owner"]

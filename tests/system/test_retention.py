@@ -238,8 +238,8 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
     import requests
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from kiosk.core import protocol
     from kiosk.core.keys import raw_public
-    from sync import protocol
     from sync.central.keyring import server_keys_folder
     from workbench.localserver import LocalServer
 

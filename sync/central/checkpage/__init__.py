@@ -16,6 +16,7 @@ import json
 from importlib.resources import files
 from pathlib import Path
 
+from kiosk.core.faults import UsageError
 from kiosk.core.signed import b64
 from sync.central.committee.exposures import ADVICE
 
@@ -48,9 +49,9 @@ def check_site_folder(folder: Path) -> None:
     exists; refused before anything is signed or kept."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--site {folder}: not a folder (the page's files go into a folder)")
+        raise UsageError(f"--site {folder}: not a folder (the page's files go into a folder)")
     if not folder.exists() and not folder.parent.is_dir():
-        raise ValueError(f"--site {folder}: the folder {folder.parent} does not exist")
+        raise UsageError(f"--site {folder}: the folder {folder.parent} does not exist")
 
 
 def succession_file(docs: list[str]) -> bytes:

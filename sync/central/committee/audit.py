@@ -32,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kiosk.core.auditheads import CONTEXT, GENESIS, entry_hash, member_id  # noqa: F401 (re-exported)
+from kiosk.core.faults import Refusal
 
 BOOTSTRAP = "bootstrap"
 ROOT = "root"  # the signer of a manifest_publish entry: the authority's offline root key
@@ -39,7 +40,7 @@ FOUNDER = "founder"  # who added a founder: nobody (each founder signs their own
 FOUNDERS = 2  # the committee acts once this many founders have signed in
 
 
-class AuditError(Exception):
+class AuditError(Refusal):
     """The log does not verify, or an action is not allowed; the message says which entry."""
 
 
@@ -391,56 +392,63 @@ def _b64(key: Ed25519PublicKey) -> str:
     return base64.b64encode(key.public_bytes_raw()).decode()
 
 
+def extend(state: State, e: Entry) -> State:
+    """``state`` after one more entry: its link, hash and signature verified, the committee's
+    rules checked, its effect folded in (in place; returned for convenience). The one step
+    both a whole replay and a command that has just appended an entry take."""
+    i = state.count + 1
+    if e.seq != i:
+        raise AuditError(f"entry {i}: sequence {e.seq} where {i} was expected (deleted or reordered entries)")
+    if entry_hash(e.raw) != e.hash:
+        raise AuditError(f"entry {i}: its content does not match its hash (changed)")
+    if e.prev != state.head:
+        raise AuditError(f"entry {i}: does not follow entry {i - 1} (the chain is broken)")
+    if e.action == "member_found":  # signed by the founder it names (proof of their key)
+        try:
+            founder = Ed25519PublicKey.from_public_bytes(base64.b64decode(e.detail["public_key"]))
+            founder.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
+        except (InvalidSignature, ValueError, KeyError, TypeError):
+            raise AuditError(f"entry {i}: the founder's signature does not verify") from None
+    elif i == 1:
+        if e.member != BOOTSTRAP or e.action != "member_add" or e.signature is not None:
+            raise AuditError("entry 1: the log must start with a founder (or the bootstrap member_add)")
+    elif e.member == ROOT:  # a manifest the root published, signed by the root itself
+        if e.action != "manifest_publish":
+            raise AuditError(f"entry {i}: the root signs only manifest_publish entries")
+        try:
+            root = state.root or Ed25519PublicKey.from_public_bytes(base64.b64decode(e.detail["root"]))
+            if state.root is not None and e.detail.get("root") not in (None, _b64(state.root)):
+                raise ValueError("another root")
+            root.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
+        except (InvalidSignature, ValueError, KeyError, TypeError):
+            raise AuditError(f"entry {i}: a manifest entry not signed by the authority's root") from None
+        state.root = root
+    else:
+        signer = state.members.get(e.member)
+        if (
+            signer is None
+            or not signer.approved
+            or (signer.revoked_at is not None and signer.revoked_at <= e.at)
+        ):
+            raise AuditError(f"entry {i}: signed by {e.member}, not an active member then")
+        try:
+            signer.public_key.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
+        except (InvalidSignature, ValueError):
+            raise AuditError(f"entry {i}: the signature does not verify") from None
+    try:
+        _apply(state, e)
+    except (KeyError, ValueError, TypeError) as err:
+        raise AuditError(f"entry {i}: {e.action} does not fit the log ({err})") from None
+    state.count, state.head = i, e.hash
+    return state
+
+
 def replay(entries: list[Entry], *, head: str | None = None, head_count: int | None = None) -> State:
     """Verify every link and signature, in order, and fold the log into members and cases.
     ``head``: a published head hash (and its count, if known) the log must contain."""
     state = State()
-    for i, e in enumerate(entries, start=1):
-        if e.seq != i:
-            raise AuditError(
-                f"entry {i}: sequence {e.seq} where {i} was expected (deleted or reordered entries)"
-            )
-        if entry_hash(e.raw) != e.hash:
-            raise AuditError(f"entry {i}: its content does not match its hash (changed)")
-        if e.prev != state.head:
-            raise AuditError(f"entry {i}: does not follow entry {i - 1} (the chain is broken)")
-        if e.action == "member_found":  # signed by the founder it names (proof of their key)
-            try:
-                founder = Ed25519PublicKey.from_public_bytes(base64.b64decode(e.detail["public_key"]))
-                founder.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
-            except (InvalidSignature, ValueError, KeyError, TypeError):
-                raise AuditError(f"entry {i}: the founder's signature does not verify") from None
-        elif i == 1:
-            if e.member != BOOTSTRAP or e.action != "member_add" or e.signature is not None:
-                raise AuditError("entry 1: the log must start with a founder (or the bootstrap member_add)")
-        elif e.member == ROOT:  # a manifest the root published, signed by the root itself
-            if e.action != "manifest_publish":
-                raise AuditError(f"entry {i}: the root signs only manifest_publish entries")
-            try:
-                root = state.root or Ed25519PublicKey.from_public_bytes(base64.b64decode(e.detail["root"]))
-                if state.root is not None and e.detail.get("root") not in (None, _b64(state.root)):
-                    raise ValueError("another root")
-                root.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
-            except (InvalidSignature, ValueError, KeyError, TypeError):
-                raise AuditError(f"entry {i}: a manifest entry not signed by the authority's root") from None
-            state.root = root
-        else:
-            signer = state.members.get(e.member)
-            if (
-                signer is None
-                or not signer.approved
-                or (signer.revoked_at is not None and signer.revoked_at <= e.at)
-            ):
-                raise AuditError(f"entry {i}: signed by {e.member}, not an active member then")
-            try:
-                signer.public_key.verify(base64.b64decode(e.signature or ""), bytes.fromhex(e.hash))
-            except (InvalidSignature, ValueError):
-                raise AuditError(f"entry {i}: the signature does not verify") from None
-        try:
-            _apply(state, e)
-        except (KeyError, ValueError, TypeError) as err:
-            raise AuditError(f"entry {i}: {e.action} does not fit the log ({err})") from None
-        state.count, state.head = i, e.hash
+    for e in entries:
+        extend(state, e)
     if head is not None:
         pinned = [e for e in entries if e.hash == head]
         if not pinned or (head_count is not None and pinned[0].seq != head_count):

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kiosk.core.auditheads import member_id
+from kiosk.core.faults import Refusal
 from kiosk.core.keys import raw_public
 from kiosk.core.seal import SUITE
 
@@ -46,7 +47,7 @@ WRAP_INFO = b"venue-kiosk committee wrap v1\0"
 FORMAT = "venue-kiosk committee wrap v1"
 
 
-class CustodyError(Exception):
+class CustodyError(Refusal):
     """The wrap key cannot be made or rebuilt; the message says what to do."""
 
 
@@ -183,7 +184,7 @@ def issue(
         "made_at": now,
     }
     _atomic_write(_wrap_path(keys_dir), json.dumps(doc, indent=1).encode(), 0o644)
-    from sync.central.keyring import shred  # the keyring's own: overwrite, fsync, unlink
+    from sync.central.shredding import shred
 
     for path in old_shares:
         shred(path)

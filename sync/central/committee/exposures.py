@@ -26,6 +26,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kiosk.core.faults import UsageError
 from kiosk.core.manifest import Manifest, verify_manifest
 from kiosk.core.passes import pass_ref
 from kiosk.core.riskstatements import StatementError, merge, verify_statement
@@ -138,7 +139,7 @@ def levels_in_force(
 
 
 def publish_list(
-    storage, *, key: Ed25519PrivateKey, root: Ed25519PublicKey, now: float, before_keep=None
+    storage, *, key: Ed25519PrivateKey, root: Ed25519PublicKey, now: float, before_keep=None, state=None
 ) -> Published:
     """`exposures publish`: an active member signs the list of what is in force now, checked
     against the root's latest manifest; the store keeps it (and only it) for /check.
@@ -146,10 +147,11 @@ def publish_list(
     written beside), so a publish either completes or changes nothing."""
     from sync.central.committee.members import state_of
 
-    who = state_of(storage).active_member(key)
+    state = state if state is not None else state_of(storage)
+    who = state.active_member(key)
     held = storage.latest_manifest()
     if held is None:
-        raise ValueError("no manifest published yet: run `kiosk-central manifest publish` first")
+        raise UsageError("no manifest published yet: run `kiosk-central manifest publish` first")
     manifest_doc = held[1]
     _, docs = storage.statements(now=now) or (0, [])
     levels = levels_in_force(verify_manifest(manifest_doc, root), docs, now=now)
@@ -163,7 +165,9 @@ def publish_list(
         before_keep(published)
     from sync.central.committee.members import log_exposures
 
-    log_exposures(storage, key=key, version=version, doc=doc, expires_at=expires_at, now=now)  # logged first
+    log_exposures(  # logged first
+        storage, key=key, version=version, doc=doc, expires_at=expires_at, now=now, state=state
+    )
     storage.put_exposure_list(version, doc, expires_at=expires_at, now=now)
     return published
 

@@ -28,6 +28,7 @@ from sync.central.committee.audit import (
     check_rules,
     cosigned,
     doc_hash,
+    extend,
     held_digests,
     make_entry,
     member_id,
@@ -42,6 +43,11 @@ CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 def state_of(storage, *, head: str | None = None, head_count: int | None = None) -> State:
     """The verified log, folded: raises AuditError if any entry was tampered with, or if the
     log is shorter than the length the store recorded (entries deleted from its end)."""
+    return read_log(storage, head=head, head_count=head_count)[1]
+
+
+def read_log(storage, *, head: str | None = None, head_count: int | None = None) -> tuple[list[Entry], State]:
+    """The log's entries and their verified state, read once (:func:`state_of`)."""
     entries = [Entry.parse(*row) for row in storage.audit_entries()]
     recorded = storage.audit_length()
     if len(entries) < recorded:
@@ -49,7 +55,7 @@ def state_of(storage, *, head: str | None = None, head_count: int | None = None)
             f"tampering: the audit log holds {len(entries)} entries but the store recorded {recorded}: "
             "entries were deleted from its end; every command refuses until it is restored from a backup"
         )
-    return replay(entries, head=head, head_count=head_count)
+    return entries, replay(entries, head=head, head_count=head_count)
 
 
 def _append(
@@ -63,11 +69,14 @@ def _append(
     second: Ed25519PrivateKey | None = None,
     statement: tuple[str, str, float] | None = None,
     signer: str | None = None,
+    state: State | None = None,
 ) -> State:
-    """Verify the log, check the signer (and ``check(state)``), append, return the state
-    before the entry. ``second``: the other member acting with the signer (opening records
-    needs two): named in the entry and countersigning its action and detail."""
-    state = state_of(storage)
+    """Check the signer (and ``check(state)``) against the verified log, append, and return
+    the state after the entry. ``state``: the log as this command verified it already (read
+    once a command, handed down; kept current here), else verified now. ``second``: the other
+    member acting with the signer (opening records needs two): named in the entry and
+    countersigning its action and detail."""
+    state = state if state is not None else state_of(storage)
     founding = action == "member_found" or (action == "member_add" and key is None)
     if not founding and not state.founded:
         raise AuditError(NOT_FOUNDED)
@@ -85,15 +94,32 @@ def _append(
     # would then fail on (one source of the rules: audit.check_rules).
     check_rules(state, Entry(state.count + 1, now, who, action, detail, state.head, "", None, ""))
 
+    made: list[tuple[str, str, str | None]] = []
+
     def build(seq: int, prev: str):
-        return make_entry(seq=seq, at=now, prev=prev, action=action, detail=detail, key=key, signer=signer)
+        made.append(
+            make_entry(seq=seq, at=now, prev=prev, action=action, detail=detail, key=key, signer=signer)
+        )
+        return made[-1]
 
     if statement is None:
         storage.audit_append(build)
     else:  # a risk statement, kept in the same transaction as its entry
         statement_id, doc, expires_at = statement
         state.risk_version = storage.audit_append_statement(build, statement_id, doc, expires_at=expires_at)
+    _follow(storage, state, Entry.parse(*made[-1]))
     return state
+
+
+def _follow(storage, state: State, entry: Entry) -> None:
+    """``state`` after the entry this command appended; if another command appended in
+    between, the whole log verified again (in place: whoever holds ``state`` sees it)."""
+    if entry.seq == state.count + 1 and entry.prev == state.head:
+        extend(state, entry)
+        return
+    fresh = state_of(storage)
+    fresh.risk_version = state.risk_version
+    vars(state).update(vars(fresh))
 
 
 NOT_FOUNDED = (
@@ -103,7 +129,9 @@ NOT_FOUNDED = (
 )
 
 
-def found_member(storage, *, name: str, key: Ed25519PrivateKey, now: float) -> str:
+def found_member(
+    storage, *, name: str, key: Ed25519PrivateKey, now: float, state: State | None = None
+) -> str:
     """A founder signs in with their own key: the first (on an empty store, by `init`) or the
     second (`member found`). The entry names the founder's public key and is signed by it, so
     nobody can found the committee with someone else's key; the two founders are independent
@@ -131,6 +159,7 @@ def found_member(storage, *, name: str, key: Ed25519PrivateKey, now: float) -> s
         now=now,
         key=key,
         check=check,
+        state=state,
         detail={
             "member_id": mid,
             "name": name.strip(),
@@ -154,6 +183,7 @@ def add_member(
     key: Ed25519PrivateKey | None,
     now: float,
     bootstrap: bool = False,
+    state: State | None = None,
 ) -> str:
     """The first member is the bootstrap, added only by `kiosk-central init` on an empty
     store (``bootstrap``); every later one is added by an active member, and once two are
@@ -177,6 +207,7 @@ def add_member(
         now=now,
         key=key,
         check=check,
+        state=state,
         detail={
             "member_id": member_id(public_key),
             "name": name.strip(),
@@ -186,7 +217,9 @@ def add_member(
     return member_id(public_key)
 
 
-def approve_member(storage, *, key: Ed25519PrivateKey, member: str, now: float) -> str:
+def approve_member(
+    storage, *, key: Ed25519PrivateKey, member: str, now: float, state: State | None = None
+) -> str:
     """A second member approves a pending addition or confirms a requested revocation.
     ``member``: the member's id or name. Returns what was done."""
 
@@ -196,33 +229,41 @@ def approve_member(storage, *, key: Ed25519PrivateKey, member: str, now: float) 
             raise AuditError(f"member {member!r}: no such member (or the name is not unique: use the id)")
         return found[0]
 
-    state = state_of(storage)
+    state = state if state is not None else state_of(storage)
     m = target(state)
     me = member_id(key.public_key())
     if not m.approved:
         if me in (m.added_by, m.member_id):
             raise AuditError(f"{m.name} was added by this member: a second member approves the addition")
-        _append(storage, action="member_approve", now=now, key=key, detail={"member_id": m.member_id})
+        _append(
+            storage, action="member_approve", now=now, key=key, detail={"member_id": m.member_id}, state=state
+        )
         return f"member {m.name} ({m.member_id}) approved: active"
     if m.revoke_requested_by is not None and m.revoked_at is None:
         if me == m.revoke_requested_by:
             raise AuditError(f"this member asked to revoke {m.name}: a second member confirms it")
-        _append(storage, action="member_revoke", now=now, key=key, detail={"member_id": m.member_id})
+        _append(
+            storage, action="member_revoke", now=now, key=key, detail={"member_id": m.member_id}, state=state
+        )
         return f"member {m.name} ({m.member_id}) revoked"
     raise AuditError(f"member {m.name}: nothing waits for approval")
 
 
-def revoke_member(storage, *, key: Ed25519PrivateKey, member: str, now: float) -> str:
+def revoke_member(
+    storage, *, key: Ed25519PrivateKey, member: str, now: float, state: State | None = None
+) -> str:
     """Revoke a member: at once while one member is active, else a request a second member
     confirms with `member approve`."""
-    state = state_of(storage)
+    state = state if state is not None else state_of(storage)
     found = [m for m in state.members.values() if member in (m.member_id, m.name)]
     if len(found) != 1:
         raise AuditError(f"member {member!r}: no such member (or the name is not unique: use the id)")
     m = found[0]
     if m.revoked_at is not None or m.revoke_requested_by is not None:
         raise AuditError(f"member {m.name} is revoked already, or a revocation waits for approval")
-    after = _append(storage, action="member_revoke", now=now, key=key, detail={"member_id": m.member_id})
+    after = _append(
+        storage, action="member_revoke", now=now, key=key, detail={"member_id": m.member_id}, state=state
+    )
     if len(after.active_members()) >= 2:
         return f"revocation of {m.name} requested: a second member confirms it with `member approve`"
     return f"member {m.name} ({m.member_id}) revoked"
@@ -237,6 +278,7 @@ def open_case(
     from_ts: float | None,
     to_ts: float | None,
     now: float,
+    state: State | None = None,
 ) -> None:
     if not CASE_ID.match(case_id):
         raise AuditError(f"case id {case_id!r}: 3 to 64 letters, digits, '.', '_' or '-'")
@@ -263,10 +305,13 @@ def open_case(
         key=key,
         check=check,
         detail={"case": case_id, "reason": reason.strip(), "from": from_ts, "to": to_ts},
+        state=state,
     )
 
 
-def approve_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -> None:
+def approve_case(
+    storage, *, key: Ed25519PrivateKey, case_id: str, now: float, state: State | None = None
+) -> None:
     def check(state: State) -> None:
         case = state.cases.get(case_id)
         if case is None:
@@ -282,16 +327,22 @@ def approve_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -
                 "the opener's case (a member independent of the opener approves it)"
             )
 
-    _append(storage, action="case_approve", now=now, key=key, check=check, detail={"case": case_id})
+    _append(
+        storage, action="case_approve", now=now, key=key, check=check, detail={"case": case_id}, state=state
+    )
 
 
-def close_case(storage, *, key: Ed25519PrivateKey, case_id: str, now: float) -> None:
+def close_case(
+    storage, *, key: Ed25519PrivateKey, case_id: str, now: float, state: State | None = None
+) -> None:
     def check(state: State) -> None:
         case = state.cases.get(case_id)
         if case is None or case.closed_at:
             raise AuditError(f"case {case_id!r}: no such open case")
 
-    _append(storage, action="case_close", now=now, key=key, check=check, detail={"case": case_id})
+    _append(
+        storage, action="case_close", now=now, key=key, check=check, detail={"case": case_id}, state=state
+    )
     storage.release_holds(case_id)  # its records go at their own deletion time again
 
 
@@ -308,6 +359,7 @@ def authorise_read(
     hash_key: bytes | None = None,
     second: Ed25519PrivateKey | None = None,
     now: float,
+    state: State | None = None,
 ) -> tuple[State, Case, float, float]:
     """Before any record is opened: an active member, an approved, open case, a window inside
     the case's (the case's own when none is asked), and the read logged with the rows it
@@ -315,7 +367,7 @@ def authorise_read(
     ``hash_key``, their record ids as keyed hashes (the committee's: the server cannot tell
     which of its records were opened).
     Returns (state, case, from, to)."""
-    state = state_of(storage)
+    state = state if state is not None else state_of(storage)
     state.active_member(key)
     case = state.usable_case(case_id)
     case_from, case_to = case.window()
@@ -335,7 +387,7 @@ def authorise_read(
         (r["record_id"], r["captured_at"]) for r in rows
     ]
     logged["held"] = held_digests(held)
-    _append(storage, action=action, now=now, key=key, detail=logged, second=second)
+    _append(storage, action=action, now=now, key=key, detail=logged, second=second, state=state)
     storage.hold_records(case_id, rows)  # kept while the case is open
     return state, case, start, end
 
@@ -367,6 +419,7 @@ def change_risk(
     second: Ed25519PrivateKey | None = None,
     deny_level: int = 3,
     now: float,
+    state: State | None = None,
 ) -> int:
     """The one way a risk level changes (`set-risk`, `trace --raise-risk`): the acting member
     must be active and the case usable; the member signs a statement kiosks verify against
@@ -381,7 +434,7 @@ def change_risk(
 
     if not now < expires_at <= now + MAX_EXPIRY_DAYS * DAY:
         raise AuditError(f"a risk entry expires after now and within {MAX_EXPIRY_DAYS} days")
-    state = state_of(storage)
+    state = state if state is not None else state_of(storage)
     state.active_member(key)
     state.usable_case(case_id)
     if level >= deny_level:
@@ -425,6 +478,7 @@ def change_risk(
         detail=detail,
         second=second,
         statement=(statement_id, doc, expires_at),
+        state=state,
     )
     return after.risk_version
 
@@ -438,6 +492,7 @@ def log_keys_shared(
     reissued: bool,
     now: float,
     second: Ed25519PrivateKey | None = None,
+    state: State | None = None,
 ) -> None:
     """Who holds a share of the committee's wrap key from now on (and who re-issued it)."""
     _append(
@@ -446,6 +501,7 @@ def log_keys_shared(
         now=now,
         key=key,
         second=second,
+        state=state,
         detail={"wrap_id": wrap_id, "members": members, "reissued": reissued},
     )
 
@@ -458,6 +514,7 @@ def log_keys_retired(
     now: float,
     kept: list | None = None,
     second: Ed25519PrivateKey | None = None,
+    state: State | None = None,
 ) -> None:
     _append(
         storage,
@@ -465,6 +522,7 @@ def log_keys_retired(
         now=now,
         key=key,
         second=second,
+        state=state,
         detail={
             "periods": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in periods],
             "kept_for_cases": [{"kid": k.kid, "class": k.klass, "from": k.valid_from} for k in kept or []],
@@ -473,7 +531,14 @@ def log_keys_retired(
 
 
 def log_exposures(
-    storage, *, key: Ed25519PrivateKey, version: int, doc: str, expires_at: float, now: float
+    storage,
+    *,
+    key: Ed25519PrivateKey,
+    version: int,
+    doc: str,
+    expires_at: float,
+    now: float,
+    state: State | None = None,
 ) -> None:
     """An exposure list a member publishes, named in the log before the store keeps it."""
     _append(
@@ -481,19 +546,27 @@ def log_exposures(
         action="exposures_publish",
         now=now,
         key=key,
+        state=state,
         detail={"version": int(version), "hash": doc_hash(doc), "expires": float(expires_at)},
     )
 
 
 def log_manifest(
-    storage, *, root: Ed25519PrivateKey, version: int, doc: str, next_root=None, now: float
+    storage,
+    *,
+    root: Ed25519PrivateKey,
+    version: int,
+    doc: str,
+    next_root=None,
+    now: float,
+    state: State | None = None,
 ) -> bool:
     """A manifest the root publishes, named in the log (signed by the root itself) before the
     store keeps it: a manifest written around the log shows. Before the committee is founded
     there is no log to write to yet: False, nothing logged."""
     import base64
 
-    state = state_of(storage)
+    state = state if state is not None else state_of(storage)
     if not state.founded:
         return False
     detail = {
@@ -503,9 +576,21 @@ def log_manifest(
     }
     if next_root is not None:
         detail["next_root"] = base64.b64encode(next_root.public_bytes_raw()).decode()
-    _append(storage, action="manifest_publish", now=now, key=root, detail=detail, signer=ROOT)
+    _append(storage, action="manifest_publish", now=now, key=root, detail=detail, signer=ROOT, state=state)
     return True
 
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def unlock_committee(keys_dir, state: State, first: Ed25519PrivateKey, second: Ed25519PrivateKey):
+    """The committee's wrap key, rebuilt in memory from two members' shares: both must be
+    active members in the verified log (``state``), and their shares must open."""
+    from pathlib import Path
+
+    from sync.central.committee.custody import unlock
+
+    state.active_member(first)
+    state.active_member(second)
+    return unlock(Path(keys_dir), [first, second], active={m.member_id for m in state.active_members()})

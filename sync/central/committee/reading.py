@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
+from kiosk.core.faults import UsageError
 from kiosk.core.seal import open_sealed
 
 
@@ -23,19 +23,6 @@ class Reading:
     unopenable: int  # sealed to a key not held (or damaged)
     unsearched: int = 0  # with a pass id: records in the window carrying no search tag
     flagged: tuple[str, ...] = ()  # one line per record whose sealed venue is not its kiosk's
-
-
-def committee_keys(keys_dir: Path, unlocked) -> dict:
-    """kid -> X25519 private key for every period key not yet retired, unwrapped in memory
-    with the wrap key two members rebuilt (committee/custody.unlock)."""
-    from sync.central.keyring import period_private_keys
-
-    keys = period_private_keys(keys_dir, unlocked)
-    if not keys:
-        raise FileNotFoundError(
-            f"{keys_dir}: no period sealing keys held (periods/sealing-*.sealed): nothing can be opened"
-        )
-    return keys
 
 
 def open_records(
@@ -52,6 +39,7 @@ def open_records(
     tag_keys: dict | None = None,
     hash_key: bytes | None = None,
     now: float,
+    state=None,
 ) -> Reading:
     """Open the records of an approved, open case's window (or a part of it), after logging
     the reading in the audit log (signed) and the reads table. With ``pass_id`` and the tag
@@ -68,7 +56,7 @@ def open_records(
         return storage.records_between(kiosk_id, a, b)
 
     if kiosk_id is not None and storage.kiosk(kiosk_id) is None:
-        raise ValueError(
+        raise UsageError(
             f"--kiosk {kiosk_id}: no such kiosk registered (`kiosk-central status` lists them): "
             "nothing was opened or logged"
         )
@@ -89,6 +77,7 @@ def open_records(
         touched=select,
         hash_key=hash_key,
         second=second_key,
+        state=state,
     )
     rows = select(start, end)
     reader = readers(state, member_key, second_key)
@@ -104,7 +93,7 @@ def open_records(
     opened, unopenable, flagged = [], 0, []
     venues = {k.kiosk_id: k.venue for k in storage.kiosks()}
     for row in rows:
-        content = _open(row, keys)
+        content = open_record(row, keys)
         if content is None:
             unopenable += 1
             continue
@@ -123,7 +112,8 @@ def open_records(
     return Reading(read_id, opened, unopenable, unsearched, tuple(flagged))
 
 
-def _open(row: dict, keys: dict) -> dict | None:
+def open_record(row: dict, keys: dict) -> dict | None:
+    """A stored record's sealed content, or None when its key is not held (or it is damaged)."""
     key = keys.get(row["seal_kid"])
     try:
         return open_sealed(row["sealed"], key, record_id=row["record_id"]) if key else None

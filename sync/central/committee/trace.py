@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from kiosk.core.sealkeys import venue_tags
 from kiosk.core.timing import DAY  # noqa: E402
 from sync.central.committee import members as committee
+from sync.central.committee.audit import State
 
 
 @dataclass
@@ -100,12 +101,14 @@ def trace(
     hash_key: bytes | None = None,
     deny_level: int = 3,
     now: float,
+    state: State | None = None,
 ) -> TraceResult:
     """``sealing_keys``: kid -> committee private key; ``tag_keys``: valid_from ->
-    (valid_to, key), as sync.central.keyring.tag_keys gives them."""
-    from sync.central.committee.reading import _open
+    (valid_to, key), as sync.central.keyring.tag_keys gives them. ``state``: the log as the
+    command verified it (read once, handed down), else verified here."""
+    from sync.central.committee.reading import open_record
 
-    state = committee.state_of(storage)
+    state = state if state is not None else committee.state_of(storage)
     state.active_member(member_key)
     case_from, case_to = state.usable_case(case_id).window()
     start = case_from if from_ts is None else from_ts
@@ -141,6 +144,7 @@ def trace(
         hash_key=hash_key,
         second=second_key,
         now=now,
+        state=state,
     )
     storage.log_read(
         reader=committee.readers(state, member_key, second_key),
@@ -153,7 +157,7 @@ def trace(
         kind="trace",
     )
 
-    opened = {rid: _open(r, sealing_keys) for rid, r in around.items()}
+    opened = {rid: open_record(r, sealing_keys) for rid, r in around.items()}
     venues = {k.kiosk_id: k.venue for k in storage.kiosks()}
     flagged = []
     visits = []
@@ -204,6 +208,7 @@ def trace(
             second=second_key,
             deny_level=deny_level,
             now=now,
+            state=state,
         )
         result.raised = len(result.exposed_passes)
     return result

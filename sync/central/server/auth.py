@@ -8,9 +8,9 @@ import logging
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import Request
 
+from kiosk.core import protocol
 from kiosk.core.auditheads import AuditHead
 from kiosk.core.timing import REQUEST_SKEW_S
-from sync import protocol
 from sync.central.server.context import ServerContext
 from sync.central.server.models import TIMESTAMP_RE, ApiError
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from sync import protocol
+from kiosk.core import protocol
 
 TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")  # ASCII digits only: never int('²'), never 5000 digits
 UUID_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

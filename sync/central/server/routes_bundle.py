@@ -7,9 +7,9 @@ import hashlib
 
 from fastapi import APIRouter, Request, Response
 
+from kiosk.core import protocol
 from kiosk.core.bundle import make_bundle
 from kiosk.core.timing import DAY
-from sync import protocol
 from sync.central.server.auth import authenticate, report_head, report_seen
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, ApiError, _errors

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from sync import protocol
+from kiosk.core import protocol
 from sync.central.server.auth import authenticate, report_head, report_seen
 from sync.central.server.context import Ctx
 from sync.central.server.models import AUTH_ERRORS, _errors

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from kiosk.core import protocol
 from kiosk.core.bundle import sign_receipt
 from kiosk.core.recordids import placed
-from sync import protocol
 from sync.central.server.auth import authenticate, check_digest, report_head, report_seen
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, Accepted, ApiError, Batch, _errors

@@ -1,6 +1,6 @@
 """The central server as an app (FastAPI) and a process (uvicorn): receives kiosks' sealed
 check-ins, serves their signed bundle. Routes live in ``routes_*``; the wire is described in
-:mod:`sync.protocol`, storage in :mod:`sync.central.storage.interface`.
+:mod:`kiosk.core.protocol`, storage in :mod:`sync.central.storage.interface`.
 
 Every rejection is a 4xx with ``{"error": code, "detail": text}`` and stores nothing.
 """
@@ -157,7 +157,8 @@ def worker_app():
     import json
     import os
 
-    from sync.central.storage.interface import ServerRetention, open_storage
+    from sync.central.storage.interface import ServerRetention
+    from sync.central.storage.opening import open_storage
 
     spec = json.loads(os.environ[WORKER_ENV])
     from sync.central.server import headertimeout

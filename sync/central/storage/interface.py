@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from kiosk.core.timing import DAY
@@ -222,29 +221,3 @@ class SequenceSummary:
     def reused(self) -> int:
         """Numbers that arrived on more than one record."""
         return self.received - self.distinct_seq
-
-
-def open_storage(
-    *,
-    data: str | Path | None = None,
-    database: str | None = None,
-    retention: ServerRetention | None = None,
-    read_database: str | None = None,
-    readonly: bool = False,
-) -> Storage:
-    """The one way every command and the server open the authority's storage: PostgreSQL at
-    ``database`` (a URL), else SQLite in the folder ``data``. ``read_database``: a streaming
-    replica of ``database`` the committee's reads of records and aggregates go to.
-    ``readonly``: nothing is migrated or written (the commands that only look)."""
-    retention = retention or ServerRetention()
-    if read_database and not database:
-        raise ValueError("--read-database is a replica of --database URL (PostgreSQL only)")
-    if database:
-        from sync.central.storage.pg_backend import PgStorage
-
-        return PgStorage(database, retention=retention, read_url=read_database, readonly=readonly)
-    if data is None:
-        raise ValueError("no storage given: --data DIR or --database URL")
-    from sync.central.storage.sqlite_backend import SqliteStorage
-
-    return SqliteStorage.in_folder(Path(data), retention=retention, readonly=readonly)

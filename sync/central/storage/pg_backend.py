@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kiosk.core.auditheads import head_document
+from kiosk.core.faults import UsageError
 from kiosk.core.recordids import placed
 from kiosk.core.timing import DAY, RECORD_ID_SKEW_S
 from sync.central.storage.interface import (
@@ -442,15 +443,15 @@ class PgStorage(SqlQueries):
                         conn.execute("SELECT version FROM schema_version")
                     )
                     if have != len(MIGRATIONS):
-                        raise ValueError(
-                            f"the store's schema ({_safe(url)}) is version {have or 0}, this program's "
+                        raise UsageError(
+                            f"the store's schema ({redacted(url)}) is version {have or 0}, this program's "
                             f"{len(MIGRATIONS)}: a command that writes (serve, purge) brings it up to date"
                         )
                 else:
                     migrate(conn)
         except psycopg.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"cannot use the PostgreSQL database ({_safe(url)}): {first}") from None
+            raise UsageError(f"cannot use the PostgreSQL database ({redacted(url)}): {first}") from None
         self.pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, open=True, kwargs=session, timeout=30
         )
@@ -460,12 +461,12 @@ class PgStorage(SqlQueries):
                 with psycopg.connect(read_url, autocommit=True, connect_timeout=10) as conn:
                     if not _scalar(conn.execute("SELECT pg_is_in_recovery()")):
                         log.warning(
-                            "--read-database %s is not a replica (reads go there anyway)", _safe(read_url)
+                            "--read-database %s is not a replica (reads go there anyway)", redacted(read_url)
                         )
             except psycopg.Error as e:
                 self.pool.close()
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ValueError(f"cannot use the read database ({_safe(read_url)}): {first}") from None
+                raise UsageError(f"cannot use the read database ({redacted(read_url)}): {first}") from None
             self.read_pool = ConnectionPool(
                 read_url, min_size=1, max_size=max_size, open=True, kwargs={"autocommit": True}, timeout=30
             )
@@ -502,7 +503,7 @@ class PgStorage(SqlQueries):
                 [public_key],
             ).fetchone()
             if held:
-                raise ValueError(
+                raise UsageError(
                     f"this public key is already registered to active kiosk {held[0]} "
                     f"(revoke it first: register-kiosk --revoke {held[0]})"
                 )
@@ -950,7 +951,7 @@ class PgStorage(SqlQueries):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [MANIFEST_LOCK])  # one publisher at a time
             held = _scalar(conn.execute("SELECT max(version) FROM manifests"))
             if held is not None and version <= held:
-                raise ValueError(f"manifest version {version} is not newer than the one held ({held})")
+                raise UsageError(f"manifest version {version} is not newer than the one held ({held})")
             conn.execute(
                 "INSERT INTO manifests (version, doc, published_at) VALUES (%s, %s, %s)", [version, doc, now]
             )
@@ -960,7 +961,7 @@ class PgStorage(SqlQueries):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [MANIFEST_LOCK])  # one publisher at a time
             held = _scalar(conn.execute("SELECT max(version) FROM exposure_lists"))
             if held is not None and version <= held:
-                raise ValueError(f"exposure list version {version} is not newer than the one held ({held})")
+                raise UsageError(f"exposure list version {version} is not newer than the one held ({held})")
             conn.execute(
                 "INSERT INTO exposure_lists (version, doc, published_at, expires_at) VALUES (%s, %s, %s, %s)",
                 [version, doc, now, expires_at],
@@ -1049,7 +1050,7 @@ def _record(row) -> dict:
     return d
 
 
-def _safe(url: str) -> str:
+def redacted(url: str) -> str:
     """The URL without its password, for messages."""
     import re
 

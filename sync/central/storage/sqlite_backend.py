@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kiosk.core.auditheads import head_document
+from kiosk.core.faults import UsageError
 from kiosk.core.timing import DAY
 from sync.central.storage.interface import (
     TOMBSTONE_DAYS,
@@ -27,7 +28,7 @@ from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SEQ
 DB_NAME = "central.db"
 
 
-class StoreVersionError(Exception):
+class StoreVersionError(UsageError):
     """A store whose schema this program does not match, opened read-only (nothing migrated)."""
 
 
@@ -265,7 +266,7 @@ class SqliteStorage(SqlQueries):
                 "SELECT kiosk_id FROM kiosks WHERE public_key = ? AND revoked_at IS NULL", [public_key]
             ).fetchone()
             if held:
-                raise ValueError(
+                raise UsageError(
                     f"this public key is already registered to active kiosk {held[0]} "
                     f"(revoke it first: register-kiosk --revoke {held[0]})"
                 )
@@ -569,7 +570,7 @@ class SqliteStorage(SqlQueries):
             self.db.execute("BEGIN IMMEDIATE")
             held = self.db.execute("SELECT max(version) FROM manifests").fetchone()[0]
             if held is not None and version <= held:
-                raise ValueError(f"manifest version {version} is not newer than the one held ({held})")
+                raise UsageError(f"manifest version {version} is not newer than the one held ({held})")
             self.db.execute(
                 "INSERT INTO manifests (version, doc, published_at) VALUES (?, ?, ?)", [version, doc, now]
             )
@@ -578,7 +579,7 @@ class SqliteStorage(SqlQueries):
         with self._lock, self.db.conn:
             held = self.db.execute("SELECT max(version) FROM exposure_lists").fetchone()[0]
             if held is not None and version <= held:
-                raise ValueError(f"exposure list version {version} is not newer than the one held ({held})")
+                raise UsageError(f"exposure list version {version} is not newer than the one held ({held})")
             self.db.execute(
                 "INSERT INTO exposure_lists (version, doc, published_at, expires_at) VALUES (?, ?, ?, ?)",
                 [version, doc, now, expires_at],

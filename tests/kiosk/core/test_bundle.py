@@ -27,7 +27,7 @@ from kiosk.core.passes import pass_ref
 from kiosk.core.reasons import Outcome, Reason
 from kiosk.core.riskstatements import sign_statement, statement_payload
 from kiosk.core.timing import DAY
-from sync.uploader import Backoff
+from kiosk.uploader import Backoff
 from workbench.testkit import NOW, seeded_ed25519
 
 ROOT = seeded_ed25519("test-bundle/root")

@@ -22,8 +22,8 @@ from kiosk.store.sqlitedb import open_db
 from sync.central import keyring
 from sync.central.committee import members as committee
 from sync.central.committee.audit import AuditError
-from sync.central.committee.reading import committee_keys
 from sync.central.committee.trace import trace
+from sync.central.keyring import committee_keys
 from sync.central.storage.sqlite_backend import SqliteStorage
 from workbench.testkit import BIN, members, seeded_committee_keys, unlocked
 
@@ -197,7 +197,7 @@ def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_exp
     from kiosk.core.bundle import verify_bundle
     from kiosk.core.keys import load_ed25519_public
     from kiosk.core.passes import pass_ref
-    from sync.uploader import Uploader
+    from kiosk.uploader import Uploader
     from workbench.localserver import LocalServer
 
     approved(world)

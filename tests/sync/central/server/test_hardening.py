@@ -12,8 +12,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.core import protocol
 from kiosk.core.keys import load_ed25519_public, raw_public
-from sync import protocol
 from sync.central.storage.sqlite_backend import SqliteStorage
 from workbench.localserver import LocalServer
 from workbench.testkit import BIN, publish_manifest
@@ -93,7 +93,7 @@ def test_another_kiosks_record_ids_are_refused_and_its_records_are_not_marked_sy
     """A kiosk that uploads the victim's record ids first: the victim is told so (409,
     coded), sets those records aside (reported by doctor) and never marks them synced."""
     from kiosk.store.checkins import CheckinStore
-    from sync.uploader import Uploader
+    from kiosk.uploader import Uploader
     from workbench.testkit import fill
 
     srv, kiosks = server

@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
+from kiosk.core import protocol
 from kiosk.core.keys import raw_public
 from kiosk.core.recordids import placed, time_ordered_id
-from sync import protocol
 from workbench.localserver import LocalServer
 
 MAX_EXAMPLES = 40

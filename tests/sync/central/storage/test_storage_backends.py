@@ -128,7 +128,7 @@ def test_time_ordered_ids_are_found_in_their_day_and_another_kiosks_is_refused(s
 
 
 def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_purge(storage):
-    from sync.central.central_cli import status_lines
+    from sync.central.fleet import status_lines
 
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
     storage.ingest(a, str(uuid.uuid4()), [rec(i, seq=s) for i, s in ((1, 1), (2, 2), (3, 5))], now=T0)
@@ -319,8 +319,8 @@ def test_serve_on_postgresql_takes_a_real_kiosks_upload(
 ):
     from kiosk.core.keys import raw_public
     from kiosk.store.checkins import CheckinStore
+    from kiosk.uploader import Uploader
     from sync.central.storage.pg_backend import PgStorage
-    from sync.uploader import Uploader
     from workbench.localserver import LocalServer
     from workbench.testkit import fill
 
@@ -356,7 +356,7 @@ def test_serve_with_several_workers_on_either_backend(
 
     from kiosk.core.keys import raw_public
     from kiosk.store.checkins import CheckinStore
-    from sync.uploader import Uploader
+    from kiosk.uploader import Uploader
     from workbench.localserver import LocalServer
     from workbench.testkit import fill
 

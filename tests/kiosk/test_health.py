@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from kiosk.core import protocol
 from kiosk.health import collect_health, note_fault
 from kiosk.store.checkins import CheckinStore
-from sync import protocol
 from workbench.testkit import fill, health_summary, seeded_ed25519
 
 KIOSK = "k-0001"

@@ -15,13 +15,13 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.core import protocol
 from kiosk.core.bundle import verify_bundle
 from kiosk.core.keys import ROOT_PUB, load_ed25519_public
 from kiosk.core.keys import raw_public as raw
 from kiosk.store.checkins import CheckinStore
-from sync import protocol
+from kiosk.uploader import Backoff, Uploader
 from sync.central.storage.sqlite_backend import SqliteStorage
-from sync.uploader import Backoff, Uploader
 from workbench.faultproxy import FaultProxy
 from workbench.localserver import LocalServer
 from workbench.testkit import NOW, fill, make_uploader, raise_risk, trusted_world, with_storage

@@ -33,11 +33,11 @@ from typing import NoReturn
 
 import requests
 
+from kiosk.core import protocol
 from kiosk.core.bundle import MAX_CHAIN, BundleError, verify_receipt
 from kiosk.core.timing import door_time
 from kiosk.store.checkins import BAD_RECEIPTS
 from kiosk.trust import HeldTrust, TrustKey
-from sync import protocol
 
 log = logging.getLogger("kiosk.sync")
 

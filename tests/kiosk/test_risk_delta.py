@@ -11,6 +11,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.core import protocol
 from kiosk.core.bundle import (
     MAX_CHAIN,
     BundleError,
@@ -24,10 +25,9 @@ from kiosk.core.keys import ROOT_PUB, load_ed25519_public, raw_public
 from kiosk.core.passes import pass_ref
 from kiosk.core.timing import DAY
 from kiosk.store.checkins import CheckinStore
-from sync import protocol
+from kiosk.uploader import Uploader
 from sync.central.storage.interface import TOMBSTONE_DAYS
 from sync.central.storage.sqlite_backend import SqliteStorage
-from sync.uploader import Uploader
 from workbench.localserver import LocalServer
 from workbench.testkit import raise_risk, trusted_world
 
