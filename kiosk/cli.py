@@ -163,9 +163,9 @@ def cmd_purge(args) -> int:
 
 
 def _export_bundle(store, path: Path) -> None:
-    from kiosk.trust import TrustKey
+    from kiosk.trust import HeldTrust
 
-    copy = store.get_state(TrustKey.COPY.value)
+    copy = HeldTrust(store, root=None, kiosk_id=None).copy()
     if copy and path.parent.is_dir():
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(copy.encode("ascii"))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config, ConfigError
+from kiosk.syncstate import SyncKey
 
 RISK_LIST_STALE_S = 2 * 86_400  # a risk list older than this is worth a look
 SYNC_STALE_S = 86_400
@@ -269,8 +270,8 @@ def _store_checks(cfg: Config, store, path: Path, now: float) -> list[Check]:
                     "records stay queued (a proxy, a wrong server_url, or an impostor answering)",
                 )
             )
-        last = store.get_state("last_sync_at")
-        err = store.get_state("last_sync_error") or ""
+        last = store.get_state(SyncKey.LAST_SYNC_AT)
+        err = store.get_state(SyncKey.LAST_SYNC_ERROR) or ""
         if last is None:
             out.append(Check("last sync", "warn", "never" + (f" ({err})" if err else "")))
         else:
@@ -393,7 +394,7 @@ def check_bundle(cfg: Config, store, now: float):
     floors = trust.floors()
     history = trust.history()
     path = Path(cfg.kiosk.bundle_file)
-    copy = store.get_state("bundle_verified")
+    copy = trust.copy()
     if path.exists() and copy is not None and path.read_bytes() != copy.encode("ascii"):
         try:
             trust.verify(path.read_bytes())

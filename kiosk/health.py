@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kiosk.syncstate import SyncKey
+
 LAST_FAULT = "last_fault"  # state key: {"code": ..., "at": ...}
-HEALTH_SENT_AT = "health_sent_at"  # state key: the time of the last health summary sent
 HEALTH_SLACK_S = 60.0  # a summary at most this far behind the last one sent is moved just past it
 FAULT_CODES = ("camera", "store", "sealing", "sync", "signal")
 
@@ -42,28 +43,42 @@ def _disk_free_mb(folder: Path) -> int | None:
 
 
 def collect_health(
-    store, *, now: float, db_folder: Path, clock_synced: bool, clock_offset: float, version: str
+    store,
+    *,
+    now: float,
+    db_folder: Path,
+    clock_synced: bool,
+    clock_offset: float,
+    version: str,
+    manifest_version: int | None = None,
+    audit_head: str | None = None,
 ) -> dict[str, Any]:
+    """The summary a kiosk signs and sends (kiosk.core.protocol.HEALTH_FIELDS): its own
+    figures from ``store``; what it trusts (the manifest version it holds, the audit head it
+    saw) as its held trust (kiosk.trust) gives them."""
     stats = store.stats()
 
     def number(key: str) -> int | None:
         text = store.get_state(key)
         return int(text) if text and text.lstrip("-").isdigit() else None
 
-    issued = store.get_state("bundle_issued_at")
+    issued = store.get_state(SyncKey.BUNDLE_ISSUED_AT)
     fault: dict[str, Any] = {}
     try:
         fault = json.loads(store.get_state(LAST_FAULT) or "{}")
     except ValueError:
         pass
-    sync_error, sync_at = store.get_state("last_sync_error"), store.get_state("last_sync_error_at")
+    sync_error, sync_at = (
+        store.get_state(SyncKey.LAST_SYNC_ERROR),
+        store.get_state(SyncKey.LAST_SYNC_ERROR_AT),
+    )
     if sync_error and sync_at and float(sync_at) > float(fault.get("at") or 0):
         fault = {"code": "sync", "at": float(sync_at)}
     return {
         "at": round(now, 3),
         "version": version,
-        "bundle_version": number("bundle_version"),
-        "manifest_version": number("manifest_version_floor"),
+        "bundle_version": number(SyncKey.BUNDLE_VERSION),
+        "manifest_version": manifest_version,
         "bundle_age_s": round(now - float(issued), 1) if issued else None,
         "pending": int(stats["pending"]),
         "set_aside": int(stats["set_aside"]),
@@ -74,7 +89,7 @@ def collect_health(
         "fault_at": float(fault["at"]) if fault.get("at") else None,
         "epoch": int(store.epoch),
         "uptime_s": _uptime(),
-        "audit_head": store.get_state("audit_head_seen") or None,
+        "audit_head": audit_head,
     }
 
 
@@ -82,8 +97,8 @@ def later_than_sent(store, summary: dict[str, Any]) -> dict[str, Any]:
     """``summary``, made later than the last one this kiosk sent even when its clock's offset
     moved back a little (the server keeps only a newer summary, so a replay changes nothing);
     remembered as the last one sent. A clock set back further goes with its own time."""
-    last = float(store.get_state(HEALTH_SENT_AT) or 0)
+    last = float(store.get_state(SyncKey.HEALTH_SENT_AT) or 0)
     if last - HEALTH_SLACK_S < float(summary["at"]) <= last:
         summary = {**summary, "at": round(last + 0.001, 3)}
-    store.set_state(HEALTH_SENT_AT, f"{float(summary['at']):.3f}")
+    store.set_state(SyncKey.HEALTH_SENT_AT, f"{float(summary['at']):.3f}")
     return summary

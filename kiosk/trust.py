@@ -130,6 +130,14 @@ class HeldTrust:
         ref = self.clock_reference()
         return ref.server_now() if ref else None
 
+    def copy(self) -> str | None:
+        """The held chain as stored (what the bundle file exports for people to read)."""
+        return self._get(TrustKey.COPY) or None
+
+    def audit_head(self) -> str | None:
+        """The highest audit head a verified bundle carried (SEQ:HASH), or None."""
+        return self._get(TrustKey.AUDIT_HEAD) or None
+
     def generation(self) -> str:
         """Changes whenever the held chain is written: cheap to ask once per scan."""
         return self._get(TrustKey.GENERATION, "0") or "0"

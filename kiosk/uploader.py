@@ -37,7 +37,8 @@ from kiosk.core import protocol
 from kiosk.core.bundle import MAX_CHAIN, BundleError, verify_receipt
 from kiosk.core.timing import door_time
 from kiosk.store.checkins import BAD_RECEIPTS
-from kiosk.trust import HeldTrust, TrustKey
+from kiosk.syncstate import SyncKey
+from kiosk.trust import HeldTrust
 
 log = logging.getLogger("kiosk.sync")
 
@@ -152,7 +153,7 @@ class Uploader:
         self._receipt_keys: tuple | None = None  # from the held bundle's manifest
         self.batch_size, self.timeout_s, self.verify, self.clock = batch_size, timeout_s, verify, clock
         self.session = session or requests.Session()
-        self.clock_offset = float(store.get_state("server_clock_offset", "0"))
+        self.clock_offset = float(store.get_state(SyncKey.SERVER_CLOCK_OFFSET, "0"))
         self.progress = [0, 0, 0]
 
     # -- one signed request ----------------------------------------------------------------------
@@ -162,7 +163,7 @@ class Uploader:
         h = dict(headers or {})
         if self._health_header:
             h[protocol.HEALTH_HEADER] = self._health_header
-        head = self.store.get_state(TrustKey.AUDIT_HEAD)
+        head = self.trust.audit_head()
         if head:  # the highest audit head seen, for the committee to check its log against
             h[protocol.AUDIT_HEAD_HEADER] = head
         h.update(
@@ -210,7 +211,7 @@ class Uploader:
                 # The kiosk's clock is off (a Pi has no RTC): sign with the server's time.
                 server_time = float(resp.json().get("server_time", 0))
                 self.clock_offset = server_time - self.clock()
-                self.store.set_state("server_clock_offset", f"{self.clock_offset:.0f}")
+                self.store.set_state(SyncKey.SERVER_CLOCK_OFFSET, f"{self.clock_offset:.0f}")
                 log.warning("kiosk clock is %.0f s off the server's: correcting requests", -self.clock_offset)
                 return self._request(method, path, body, headers, _stale_retry=False)
         if resp.status_code in (401, 403, 404, 405):
@@ -318,7 +319,7 @@ class Uploader:
         held = self._held_bundle()
         docs = self.trust.held_docs() if held else []
         headers = {protocol.KEY_MARGIN_HEADER: str(self.key_margin_days)}
-        etag = self.store.get_state("bundle_etag")
+        etag = self.store.get_state(SyncKey.BUNDLE_ETAG)
         if held and etag and not self.store.unconfirmed():  # (what the server holds, asked afresh)
             headers["If-None-Match"] = etag
         if held and len(docs) < MAX_CHAIN:  # only the changes, not the whole list
@@ -327,9 +328,9 @@ class Uploader:
         resp = self._request("GET", protocol.BUNDLE_PATH, headers=headers)
         now = self.clock()
         if resp.status_code == 304:
-            self.store.set_state("bundle_checked_at", f"{now:.3f}")
+            self.store.set_state(SyncKey.BUNDLE_CHECKED_AT, f"{now:.3f}")
             self._export()
-            return f"unchanged (version {self.store.get_state('bundle_version', '?')})"
+            return f"unchanged (version {self.store.get_state(SyncKey.BUNDLE_VERSION, '?')})"
         if resp.status_code != 200:
             raise SetupError(f"bundle: HTTP {resp.status_code}")
         try:
@@ -337,13 +338,13 @@ class Uploader:
                 resp.content,
                 now=now,
                 extra={
-                    "bundle_etag": resp.headers.get("ETag", ""),
-                    "bundle_checked_at": f"{now:.3f}",
-                    "bundle_error": "",
+                    SyncKey.BUNDLE_ETAG: resp.headers.get("ETag", ""),
+                    SyncKey.BUNDLE_CHECKED_AT: f"{now:.3f}",
+                    SyncKey.BUNDLE_ERROR: "",
                 },
             )
         except BundleError as e:
-            self.store.set_states({"bundle_error": str(e), "bundle_etag": ""})  # whole next time
+            self.store.set_states({SyncKey.BUNDLE_ERROR: str(e), SyncKey.BUNDLE_ETAG: ""})  # whole next time
             current = max(held.version if held else 0, self.trust.floors().bundle)
             hint = f": {WRONG_ROOT_HINT}" if str(e).startswith("manifest refused") else ""
             # (said once, by the round's result: `kiosk sync` prints it, the service logs it)
@@ -356,7 +357,7 @@ class Uploader:
         if again:
             log.warning("%d records acknowledged earlier are not on the server: queued again", again)
         self.store.set_states(
-            {"bundle_version": str(bundle.version), "bundle_issued_at": f"{bundle.issued_at:.3f}"}
+            {SyncKey.BUNDLE_VERSION: str(bundle.version), SyncKey.BUNDLE_ISSUED_AT: f"{bundle.issued_at:.3f}"}
         )
         self._export()
         log.info(
@@ -372,7 +373,7 @@ class Uploader:
 
     def _export(self) -> None:
         """The held chain, written to the bundle file for people to read (never trusted)."""
-        copy = self.store.get_state(TrustKey.COPY.value)
+        copy = self.trust.copy()
         if self.bundle_file is None or not copy:
             return
         try:
@@ -467,10 +468,10 @@ class Uploader:
         error = "; ".join(errors) or None
         if error:
             self.store.set_states(
-                {"last_sync_error": error[:300], "last_sync_error_at": f"{self.clock():.3f}"}
+                {SyncKey.LAST_SYNC_ERROR: error[:300], SyncKey.LAST_SYNC_ERROR_AT: f"{self.clock():.3f}"}
             )
         else:
-            self.store.set_states({"last_sync_at": f"{self.clock():.3f}", "last_sync_error": ""})
+            self.store.set_states({SyncKey.LAST_SYNC_AT: f"{self.clock():.3f}", SyncKey.LAST_SYNC_ERROR: ""})
         accepted, duplicates, set_aside = self.progress
         return RoundResult(
             accepted, duplicates, set_aside, self.store.stats()["pending"], bundle, error, retry_after
@@ -573,9 +574,12 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
         from kiosk.core.console import version
         from kiosk.health import collect_health
 
+        trust = HeldTrust(store, root=None, kiosk_id=None)
         return collect_health(
             store,
             now=time.time() + uploader.clock_offset,  # the time its requests are signed with
+            manifest_version=trust.floors().manifest or None,
+            audit_head=trust.audit_head(),
             db_folder=Path(cfg.kiosk.database).parent,
             clock_synced=SystemClock().synced(),
             clock_offset=uploader.clock_offset,
