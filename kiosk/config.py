@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.core.faults import EXIT_CONFIG, Fault
+from kiosk.core.retention import NORMAL_DAYS, SIGNIFICANT_DAYS, SIGNIFICANT_LEVEL
 
 REQUIRED = MISSING
 
@@ -140,9 +141,9 @@ class ScreenSection:
 
 @dataclass(frozen=True)
 class RetentionSection:
-    normal_days: int = opt(28, min=1, max=28)
-    significant_days: int = opt(90, min=1, max=90)
-    significant_level: int = opt(2, min=1, max=3)
+    normal_days: int = opt(NORMAL_DAYS, min=1, max=NORMAL_DAYS)
+    significant_days: int = opt(SIGNIFICANT_DAYS, min=1, max=SIGNIFICANT_DAYS)
+    significant_level: int = opt(SIGNIFICANT_LEVEL, min=1, max=3)
     synced_grace_s: int = opt(3600, min=0, max=7 * 86_400)
 
 

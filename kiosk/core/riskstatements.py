@@ -25,11 +25,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kiosk.core.decision import MAX_RISK
+from kiosk.core.retention import SIGNIFICANT_DAYS
 from kiosk.core.signed import SignedDocError, b64, open_doc, sign_doc, unb64
 from kiosk.core.timing import DAY
 
 KIND = "venue-kiosk risk statement v1"
-MAX_EXPIRY_DAYS = 90  # an entry stops applying within the longest retention
+MAX_EXPIRY_DAYS = SIGNIFICANT_DAYS  # an entry stops applying within the longest retention
 
 
 class StatementError(Exception):

@@ -19,6 +19,7 @@ from sqlite_utils import Database
 from kiosk.core.decision import Decision
 from kiosk.core.reasons import Outcome, Reason
 from kiosk.core.recordids import time_ordered_id
+from kiosk.core.retention import NORMAL_DAYS, SIGNIFICANT_DAYS, SIGNIFICANT_LEVEL
 from kiosk.core.seal import SealingKey, seal
 from kiosk.store.sqlitedb import MovedAside, migrate, open_checked, truncate_wal
 
@@ -70,9 +71,9 @@ MIGRATIONS = [
 
 @dataclass(frozen=True)
 class Retention:
-    normal_days: int = 28
-    significant_days: int = 90
-    significant_level: int = 2  # this risk level or more, or a refusal, is significant
+    normal_days: int = NORMAL_DAYS
+    significant_days: int = SIGNIFICANT_DAYS
+    significant_level: int = SIGNIFICANT_LEVEL  # this risk level or more, or a refusal, is significant
     synced_grace_s: int = 3600  # a synced record leaves the kiosk this long after the ack
 
     def classify(self, decision: Decision) -> tuple[str, int]:

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from kiosk.core.faults import UsageError
 from kiosk.core.keys import raw_public, sealing_kid
+from kiosk.core.retention import SIGNIFICANT_DAYS
 from kiosk.core.sealkeys import CLASSES, PeriodKey
 from kiosk.core.timing import DAY
 from sync.central.shredding import shred
@@ -195,7 +196,7 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
     return storage.put_tag_keys(rows) if rows else 0
 
 
-HOLD_LIMIT_DAYS = 90  # a case holds a period's key at most this long after the period
+HOLD_LIMIT_DAYS = SIGNIFICANT_DAYS  # a case holds a period's key at most this long after the period
 
 
 def retire(

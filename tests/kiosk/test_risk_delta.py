@@ -23,10 +23,10 @@ from kiosk.core.bundle import (
 )
 from kiosk.core.keys import ROOT_PUB, load_ed25519_public, raw_public
 from kiosk.core.passes import pass_ref
+from kiosk.core.retention import TOMBSTONE_DAYS
 from kiosk.core.timing import DAY
 from kiosk.store.checkins import CheckinStore
 from kiosk.uploader import Uploader
-from sync.central.storage.interface import TOMBSTONE_DAYS
 from sync.central.storage.sqlite_backend import SqliteStorage
 from workbench.localserver import LocalServer
 from workbench.testkit import raise_risk, trusted_world

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.core.faults import UsageError
+from kiosk.core.retention import NORMAL_DAYS, SIGNIFICANT_DAYS
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -84,8 +85,8 @@ def store_of(args: argparse.Namespace, *, readonly: bool = False, create: bool =
         data=getattr(args, "data", None),
         database=getattr(args, "database", None),
         retention=ServerRetention(
-            normal_days=getattr(args, "normal_days", 28),
-            significant_days=getattr(args, "significant_days", 90),
+            normal_days=getattr(args, "normal_days", NORMAL_DAYS),
+            significant_days=getattr(args, "significant_days", SIGNIFICANT_DAYS),
         ),
         read_database=getattr(args, "read_database", None),
         readonly=readonly,
@@ -143,15 +144,15 @@ def retention_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--normal-days",
-        type=days(28),
-        default=28,
+        type=days(NORMAL_DAYS),
+        default=NORMAL_DAYS,
         metavar="N",
         help="days a normal record is kept after capture (default and most 28)",
     )
     p.add_argument(
         "--significant-days",
-        type=days(90),
-        default=90,
+        type=days(SIGNIFICANT_DAYS),
+        default=SIGNIFICANT_DAYS,
         metavar="N",
         help="days a significant record is kept (default and most 90)",
     )
@@ -198,15 +199,15 @@ def hours(text: str) -> float:
 
 
 def entry_days(text: str) -> float:
-    """How long a risk entry lasts: above 0 and at most 90 days (the longest retention)."""
+    """How long a risk entry lasts: above 0 and at most the longest retention (90 days)."""
     import math
 
     try:
         n = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of days, not {text!r}") from None
-    if not math.isfinite(n) or not 0 < n <= 90:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 90 days, not {text}")
+    if not math.isfinite(n) or not 0 < n <= SIGNIFICANT_DAYS:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {SIGNIFICANT_DAYS} days, not {text}")
     return n
 
 

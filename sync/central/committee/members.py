@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from kiosk.core.keys import raw_public
 from kiosk.core.passes import pass_ref
+from kiosk.core.retention import SIGNIFICANT_DAYS
 from kiosk.core.timing import DAY
 from sync.central.committee.audit import (
     BOOTSTRAP,
@@ -35,7 +36,7 @@ from sync.central.committee.audit import (
     replay,
 )
 
-CASE_MAX_AGE_DAYS = 90  # a window reaches back at most the longest retention
+CASE_MAX_AGE_DAYS = SIGNIFICANT_DAYS  # a window reaches back at most the longest retention
 CASE_MAX_AHEAD_DAYS = 14  # and ends at most this far ahead
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 

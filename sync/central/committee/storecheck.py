@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kiosk.core.retention import SIGNIFICANT_DAYS, TOMBSTONE_DAYS
 from kiosk.core.timing import DAY
 from sync.central.committee.audit import State, doc_hash, held_digests
 
-HOLD_DAYS = 90  # a hold never outlives the longest retention: older days go with the purge
-STATEMENT_KEPT_DAYS = 30  # the purge keeps an expired statement this long (a tombstone)
+HOLD_DAYS = SIGNIFICANT_DAYS  # a hold never outlives the longest retention: older days go with the purge
+STATEMENT_KEPT_DAYS = TOMBSTONE_DAYS  # the purge keeps an expired statement this long (a tombstone)
 
 
 def manifest_problems(state: State, storage) -> list[str]:

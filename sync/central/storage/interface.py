@@ -9,9 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kiosk.core.retention import NORMAL_DAYS, SIGNIFICANT_DAYS
 from kiosk.core.timing import DAY
-
-TOMBSTONE_DAYS = 30  # how long a removal is kept for kiosks to catch up by delta
 
 
 @dataclass(frozen=True)
@@ -20,8 +19,8 @@ class ServerRetention:
     time is its capture time plus its class's days; a capture time further in the future
     than ``future_skew_s`` or older than the longest retention is refused."""
 
-    normal_days: int = 28
-    significant_days: int = 90
+    normal_days: int = NORMAL_DAYS
+    significant_days: int = SIGNIFICANT_DAYS
     future_skew_s: int = 3600
 
     def days(self, retention: str) -> int:

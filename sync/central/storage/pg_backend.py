@@ -22,15 +22,16 @@ from typing import Any
 from kiosk.core.auditheads import head_document
 from kiosk.core.faults import UsageError
 from kiosk.core.recordids import placed
+from kiosk.core.retention import HOLD_MAX_S, TOMBSTONE_S, UNTAGGED_DAYS
 from kiosk.core.timing import DAY, RECORD_ID_SKEW_S
+from sync.central.storage import migrations
 from sync.central.storage.interface import (
-    TOMBSTONE_DAYS,
     IngestResult,
     PurgeResult,
     RecordIdConflict,
     ServerRetention,
 )
-from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SEQUENCE_SUMMARY_SQL, SqlQueries
+from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries
 
 
 def _scalar(cursor: Any) -> Any:
@@ -47,324 +48,7 @@ AUDIT_LOCK = 0x6175646974  # ("audit"; the same number in kiosk_audit_append)
 MANIFEST_LOCK = 0x6D616E6966  # ("manif")
 PURGE_LOCK = 0x7075726765  # ("purge"): one purge at a time, across processes and machines
 
-MIGRATIONS = [
-    """
-    CREATE TABLE kiosks (
-        kiosk_id TEXT PRIMARY KEY,
-        venue TEXT NOT NULL,
-        public_key BYTEA NOT NULL,
-        registered_at DOUBLE PRECISION NOT NULL,
-        revoked_at DOUBLE PRECISION,
-        tag_public BYTEA
-    );
-    CREATE UNIQUE INDEX kiosks_active_key ON kiosks (public_key) WHERE revoked_at IS NULL;
-    CREATE TABLE batches (
-        batch_id TEXT PRIMARY KEY,
-        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
-        received_at DOUBLE PRECISION NOT NULL,
-        records INTEGER NOT NULL,
-        newest_capture DOUBLE PRECISION
-    );
-    CREATE INDEX batches_received_at ON batches (received_at);
-    CREATE INDEX batches_kiosk ON batches (kiosk_id, received_at);
-    -- Partitioned by retention class, then by capture day (records_<class>_<yyyymmdd>, made
-    -- ahead by the server): retention drops whole days; a default partition catches the rest.
-    CREATE TABLE records (
-        record_id UUID NOT NULL,
-        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
-        seq BIGINT NOT NULL,
-        epoch BIGINT NOT NULL DEFAULT 0,
-        captured_at DOUBLE PRECISION NOT NULL,
-        clock_synced BOOLEAN NOT NULL,
-        retention TEXT NOT NULL CHECK (retention IN ('normal', 'significant')),
-        delete_after DOUBLE PRECISION NOT NULL,
-        seal_kid TEXT NOT NULL,
-        sealed BYTEA NOT NULL,
-        batch_id TEXT NOT NULL,
-        received_at DOUBLE PRECISION NOT NULL,
-        seal_fallback BOOLEAN NOT NULL DEFAULT false,
-        tag TEXT,
-        PRIMARY KEY (record_id, retention, captured_at)
-    ) PARTITION BY LIST (retention);
-    CREATE TABLE records_normal PARTITION OF records FOR VALUES IN ('normal')
-        PARTITION BY RANGE (captured_at);
-    CREATE TABLE records_significant PARTITION OF records FOR VALUES IN ('significant')
-        PARTITION BY RANGE (captured_at);
-    CREATE TABLE records_normal_default PARTITION OF records_normal DEFAULT;
-    CREATE TABLE records_significant_default PARTITION OF records_significant DEFAULT;
-    CREATE INDEX records_record_id ON records (record_id);
-    CREATE INDEX records_kiosk_epoch_seq ON records (kiosk_id, epoch, seq);
-    CREATE INDEX records_delete_after ON records (delete_after);
-    CREATE INDEX records_captured_at ON records (captured_at);
-    CREATE INDEX records_tag ON records (tag) WHERE tag IS NOT NULL;
-    CREATE TABLE risk (
-        pass_ref TEXT PRIMARY KEY,            -- what kiosks match on; never the pass id
-        level SMALLINT NOT NULL CHECK (level BETWEEN 0 AND 3),
-        updated_at DOUBLE PRECISION NOT NULL,
-        expires_at DOUBLE PRECISION,
-        changed BIGINT NOT NULL DEFAULT 0     -- the risk version at its last change
-    );
-    CREATE INDEX risk_changed ON risk (changed);
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    INSERT INTO meta (key, value) VALUES ('risk_version', '1'), ('delta_floor', '0');
-    CREATE TABLE reads (
-        read_id BIGSERIAL PRIMARY KEY,
-        read_at DOUBLE PRECISION NOT NULL,
-        reader TEXT NOT NULL,
-        case_id TEXT NOT NULL,
-        kiosk_id TEXT,
-        from_ts DOUBLE PRECISION,
-        to_ts DOUBLE PRECISION,
-        records INTEGER NOT NULL
-    );
-    CREATE TABLE audit (
-        seq BIGINT PRIMARY KEY,
-        entry TEXT NOT NULL,
-        hash TEXT NOT NULL UNIQUE,
-        signature TEXT
-    );
-    CREATE TABLE tag_keys (
-        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
-        valid_from DOUBLE PRECISION NOT NULL,
-        valid_to DOUBLE PRECISION NOT NULL,
-        sealed BYTEA NOT NULL,
-        PRIMARY KEY (kiosk_id, valid_from)
-    );
-    """,
-    SEQUENCE_SUMMARY_SQL,
-    """
-    CREATE TABLE manifests (
-        version BIGINT PRIMARY KEY,
-        doc TEXT NOT NULL,
-        published_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE TABLE risk_statements (
-        statement_id TEXT PRIMARY KEY,
-        changed BIGINT NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL,
-        doc TEXT NOT NULL
-    );
-    CREATE INDEX risk_statements_changed ON risk_statements (changed);
-    ALTER TABLE tag_keys ADD COLUMN doc TEXT;
-    ALTER TABLE reads ADD COLUMN kind TEXT NOT NULL DEFAULT 'read';  -- read, or trace
-    CREATE TABLE audit_witness (
-        kiosk_id TEXT PRIMARY KEY REFERENCES kiosks (kiosk_id),
-        seq BIGINT NOT NULL,
-        hash TEXT NOT NULL,
-        reported_at DOUBLE PRECISION NOT NULL
-    );
-    """,
-    """
-    -- Deletion without holes: a case holds only the records its traces and openings
-    -- touched (not a whole window), until it closes, never past the longest retention.
-    CREATE TABLE held (
-        case_id TEXT NOT NULL,
-        record_id UUID NOT NULL,
-        seal_kid TEXT NOT NULL,
-        captured_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (case_id, record_id)
-    );
-    CREATE INDEX held_record ON held (record_id);
-    CREATE INDEX held_captured ON held (captured_at);
-    DROP TABLE risk;                          -- replaced by risk_statements (members sign them)
-    -- Records that arrived without a search tag, per kiosk and day (kept by ingest): what
-    -- trace and `status` report as unsearchable, without a scan of the records.
-    CREATE TABLE untagged_days (
-        kiosk_id TEXT NOT NULL,
-        day BIGINT NOT NULL,
-        records BIGINT NOT NULL,
-        PRIMARY KEY (kiosk_id, day)
-    );
-    INSERT INTO untagged_days (kiosk_id, day, records)
-        SELECT kiosk_id, CAST(floor(captured_at / 86400) AS BIGINT), count(*)
-        FROM records WHERE tag IS NULL GROUP BY 1, 2;
-    """,
-    """
-    -- Least privilege in the database itself (sync/central/storage/roles.py). The purge
-    -- role deletes only through these functions, by the database's own clock: what is past
-    -- its deletion time and not held, never earlier (it may not pass a time of its own).
-    CREATE FUNCTION kiosk_purge_records(p_chunk integer) RETURNS TABLE (retention text, n bigint)
-    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
-        WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::double precision AS now),
-        gone AS (
-            DELETE FROM records WHERE (tableoid, ctid) IN (
-                SELECT r.tableoid, r.ctid FROM records r, clock
-                WHERE r.delete_after <= clock.now
-                AND NOT (r.captured_at > clock.now - 90 * 86400
-                         AND EXISTS (SELECT 1 FROM held h WHERE h.record_id = r.record_id))
-                LIMIT p_chunk)
-            RETURNING records.retention)
-        SELECT retention, count(*) FROM gone GROUP BY retention
-    $fn$;
-    CREATE FUNCTION kiosk_purge_rest(p_normal_days integer) RETURNS TABLE (batches bigint, risk bigint)
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
-    DECLARE
-        now_s double precision := extract(epoch FROM clock_timestamp());
-        b bigint;
-        floor_v bigint;
-        r bigint;
-    BEGIN
-        DELETE FROM batches WHERE received_at <= now_s - greatest(p_normal_days, 1) * 86400;
-        GET DIAGNOSTICS b = ROW_COUNT;
-        DELETE FROM held WHERE captured_at <= now_s - 90 * 86400;
-        DELETE FROM untagged_days WHERE day < floor(now_s / 86400) - 91;
-        WITH gone AS (DELETE FROM risk_statements WHERE expires_at <= now_s - 30 * 86400 RETURNING changed)
-            SELECT count(*), max(changed) INTO r, floor_v FROM gone;
-        IF floor_v IS NOT NULL THEN
-            UPDATE meta SET value = greatest(value::bigint, floor_v)::text WHERE key = 'delta_floor';
-        END IF;
-        DELETE FROM tag_keys WHERE valid_to <= now_s;
-        RETURN QUERY SELECT b, r;
-    END
-    $fn$;
-    -- The committee's log, and the risk list with it: appended only here, each entry after
-    -- the last (its seq and prev), and a risk statement only with its own risk_change entry,
-    -- in the same transaction; the log's length and head kept with them.
-    CREATE FUNCTION kiosk_audit_append(
-        p_seq bigint, p_entry text, p_hash text, p_signature text, p_head text,
-        p_statement_id text DEFAULT NULL, p_doc text DEFAULT NULL, p_expires double precision DEFAULT NULL
-    ) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
-    DECLARE
-        last_seq bigint;
-        last_hash text;
-        e jsonb := p_entry::jsonb;
-        v bigint;
-    BEGIN
-        PERFORM pg_advisory_xact_lock(418581342580);
-        SELECT seq, hash INTO last_seq, last_hash FROM audit ORDER BY seq DESC LIMIT 1;
-        IF p_seq <> coalesce(last_seq, 0) + 1 OR (e ->> 'seq')::bigint <> p_seq
-           OR (e ->> 'prev') <> coalesce(last_hash, repeat('0', 64)) THEN
-            RAISE EXCEPTION 'audit entry % does not follow the end of the log', p_seq;
-        END IF;
-        INSERT INTO audit (seq, entry, hash, signature) VALUES (p_seq, p_entry, p_hash, p_signature);
-        INSERT INTO meta (key, value) VALUES ('audit_length', p_seq::text)
-            ON CONFLICT (key) DO UPDATE SET value = excluded.value;
-        IF p_head IS NOT NULL THEN
-            INSERT INTO meta (key, value) VALUES ('audit_head', p_head)
-                ON CONFLICT (key) DO UPDATE SET value = excluded.value;
-        END IF;
-        IF p_statement_id IS NOT NULL THEN
-            IF (e ->> 'action') <> 'risk_change' OR (e -> 'detail' ->> 'statement') <> p_statement_id THEN
-                RAISE EXCEPTION 'a risk statement is kept only with its own risk_change entry';
-            END IF;
-            UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'risk_version'
-                RETURNING value::bigint INTO v;
-            INSERT INTO risk_statements (statement_id, changed, expires_at, doc)
-                VALUES (p_statement_id, v, p_expires, p_doc);
-        END IF;
-        RETURN v;
-    END
-    $fn$;
-    -- Ingest keeps the aggregates status reads; it may only move them forward: counts never
-    -- fall, a kiosk's numbers are never forgotten, and a run of missing numbers goes only
-    -- when every number in it arrived (or a smaller run still covers it).
-    CREATE FUNCTION kiosk_summary_forward() RETURNS trigger LANGUAGE plpgsql AS $fn$
-    BEGIN
-        IF NEW.kiosk_id <> OLD.kiosk_id OR NEW.epoch <> OLD.epoch OR NEW.received < OLD.received
-           OR NEW.distinct_seq < OLD.distinct_seq OR NEW.high < OLD.high OR NEW.low > OLD.low THEN
-            RAISE EXCEPTION 'sequence_summary only moves forward';
-        END IF;
-        RETURN NEW;
-    END
-    $fn$;
-    CREATE TRIGGER sequence_summary_forward BEFORE UPDATE ON sequence_summary
-        FOR EACH ROW EXECUTE FUNCTION kiosk_summary_forward();
-    CREATE FUNCTION kiosk_untagged_forward() RETURNS trigger LANGUAGE plpgsql AS $fn$
-    BEGIN
-        IF NEW.kiosk_id <> OLD.kiosk_id OR NEW.day <> OLD.day OR NEW.records < OLD.records THEN
-            RAISE EXCEPTION 'untagged_days only moves forward';
-        END IF;
-        RETURN NEW;
-    END
-    $fn$;
-    CREATE TRIGGER untagged_days_forward BEFORE UPDATE ON untagged_days
-        FOR EACH ROW EXECUTE FUNCTION kiosk_untagged_forward();
-    CREATE FUNCTION kiosk_gap_closed() RETURNS trigger LANGUAGE plpgsql
-    SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
-    DECLARE
-        arrived bigint;
-        still bigint;
-    BEGIN
-        SELECT count(DISTINCT seq) INTO arrived FROM records
-            WHERE kiosk_id = OLD.kiosk_id AND epoch = OLD.epoch AND seq BETWEEN OLD.low AND OLD.high;
-        SELECT coalesce(sum(least(g.high, OLD.high) - greatest(g.low, OLD.low) + 1), 0) INTO still
-            FROM sequence_gaps g WHERE g.kiosk_id = OLD.kiosk_id AND g.epoch = OLD.epoch
-            AND g.low <= OLD.high AND g.high >= OLD.low;
-        IF arrived + still < OLD.high - OLD.low + 1 THEN
-            RAISE EXCEPTION 'missing numbers % to % of kiosk % did not arrive',
-                OLD.low, OLD.high, OLD.kiosk_id;
-        END IF;
-        RETURN NULL;
-    END
-    $fn$;
-    CREATE CONSTRAINT TRIGGER sequence_gaps_closed AFTER DELETE ON sequence_gaps
-        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kiosk_gap_closed();
-    REVOKE ALL ON FUNCTION kiosk_purge_records(integer) FROM PUBLIC;
-    REVOKE ALL ON FUNCTION kiosk_purge_rest(integer) FROM PUBLIC;
-    REVOKE ALL ON FUNCTION kiosk_audit_append(bigint, text, text, text, text, text, text, double precision)
-        FROM PUBLIC;
-    """,
-    """
-    -- Ingest near the limit: the duplicate probe (record id within its capture days) finds
-    -- only the record-id index to use, whatever a fresh day's statistics say (the committee's
-    -- window reads use kiosk and time); no foreign-key check per row for a kiosk the request
-    -- already authenticated (kiosks are never deleted, only revoked).
-    DROP INDEX records_captured_at;
-    CREATE INDEX records_kiosk_captured ON records (kiosk_id, captured_at);
-    ALTER TABLE records DROP CONSTRAINT records_kiosk_id_fkey;
-    """,
-    """
-    -- The exposure list the committee published last (member-signed: keyed hashes of pass
-    -- refs, levels, advice, expiries; no venue, time or case), served at /check. Only the
-    -- newest is kept, and none past its last entry's expiry (kiosk_purge_rest).
-    CREATE TABLE exposure_lists (
-        version BIGINT PRIMARY KEY,
-        doc TEXT NOT NULL,
-        published_at DOUBLE PRECISION NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL
-    );
-    -- The latest health each kiosk reported (signed by its device key: versions, bundle age,
-    -- pending, clock, disk, last fault, epoch, uptime; nothing a visitor did), when it was last
-    -- seen and last uploaded, and its clock's distance from the server's; and the fleet's state
-    -- each hour, for `kiosk-central report`.
-    CREATE TABLE kiosk_health (
-        kiosk_id TEXT PRIMARY KEY,
-        seen_at DOUBLE PRECISION NOT NULL,
-        last_upload_at DOUBLE PRECISION,
-        skew_s DOUBLE PRECISION NOT NULL,
-        summary TEXT,
-        summary_at DOUBLE PRECISION
-    );
-    CREATE TABLE fleet_history (at DOUBLE PRECISION PRIMARY KEY, counts TEXT NOT NULL);
-    CREATE OR REPLACE FUNCTION kiosk_purge_rest(p_normal_days integer)
-    RETURNS TABLE (batches bigint, risk bigint)
-    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
-    DECLARE
-        now_s double precision := extract(epoch FROM clock_timestamp());
-        b bigint;
-        floor_v bigint;
-        r bigint;
-    BEGIN
-        DELETE FROM batches WHERE received_at <= now_s - greatest(p_normal_days, 1) * 86400;
-        GET DIAGNOSTICS b = ROW_COUNT;
-        DELETE FROM held WHERE captured_at <= now_s - 90 * 86400;
-        DELETE FROM untagged_days WHERE day < floor(now_s / 86400) - 91;
-        WITH gone AS (DELETE FROM risk_statements WHERE expires_at <= now_s - 30 * 86400 RETURNING changed)
-            SELECT count(*), max(changed) INTO r, floor_v FROM gone;
-        IF floor_v IS NOT NULL THEN
-            UPDATE meta SET value = greatest(value::bigint, floor_v)::text WHERE key = 'delta_floor';
-        END IF;
-        DELETE FROM tag_keys WHERE valid_to <= now_s;
-        DELETE FROM exposure_lists WHERE expires_at <= now_s;
-        -- a kiosk's last upload says someone checked in there before it: not past 28 days
-        UPDATE kiosk_health SET last_upload_at = NULL
-            WHERE last_upload_at <= now_s - greatest(p_normal_days, 1) * 86400;
-        RETURN QUERY SELECT b, r;
-    END
-    $fn$;
-    REVOKE ALL ON FUNCTION kiosk_purge_rest(integer) FROM PUBLIC;
-    """,
-]
+MIGRATIONS = migrations.load("postgresql")  # sync/central/storage/migrations/postgresql/NNNN.sql
 
 # A batch's ids looked up one at a time (a nested loop over them), each by the record-id
 # index of its capture days' partitions, whatever a fresh day's statistics say (a day
@@ -385,6 +69,30 @@ RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced",
 _SELECT_RECORDS = (
     "SELECT record_id::text, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed FROM records"
 )
+
+
+def settings() -> dict[str, float]:
+    """The numbers the database's purge functions need, from the program's one definition
+    (kiosk/core/retention.py)."""
+    return {
+        "hold_max_s": float(HOLD_MAX_S),
+        "untagged_days": float(UNTAGGED_DAYS),
+        "tombstone_s": float(TOMBSTONE_S),
+    }
+
+
+def write_settings(conn) -> None:
+    """The owner writes :func:`settings` (each start: a changed rule reaches the SQL at once);
+    a role that may not (ingest, purge, committee) leaves them as the owner wrote them."""
+    if not _scalar(conn.execute("SELECT has_table_privilege(current_user, 'settings', 'INSERT, UPDATE')")):
+        return
+    with conn.transaction():
+        for key, value in settings().items():
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (%s, %s) ON CONFLICT (key) "
+                "DO UPDATE SET value = excluded.value WHERE settings.value <> excluded.value",
+                [key, value],
+            )
 
 
 def migrate(conn, migrations: Sequence[str] = MIGRATIONS) -> int:
@@ -449,6 +157,7 @@ class PgStorage(SqlQueries):
                         )
                 else:
                     migrate(conn)
+                    write_settings(conn)
         except psycopg.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(f"cannot use the PostgreSQL database ({redacted(url)}): {first}") from None
@@ -694,16 +403,14 @@ class PgStorage(SqlQueries):
             batches = conn.execute(  # receipts keep no time past the shortest retention
                 "DELETE FROM batches WHERE received_at <= %s", [now - self.retention.normal_days * DAY]
             ).rowcount
-            conn.execute(
-                "DELETE FROM held WHERE captured_at <= %s", [now - self.retention.significant_days * DAY]
-            )
+            conn.execute("DELETE FROM held WHERE captured_at <= %s", [now - HOLD_MAX_S])
             conn.execute(
                 "DELETE FROM untagged_days WHERE day < %s",
-                [int(now // DAY) - self.retention.significant_days - 1],
+                [int(now // DAY) - UNTAGGED_DAYS],
             )
             gone = conn.execute(
                 "DELETE FROM risk_statements WHERE expires_at <= %s RETURNING changed",
-                [now - TOMBSTONE_DAYS * DAY],
+                [now - TOMBSTONE_S],
             ).fetchall()
             if gone:  # kiosks older than these get the whole list
                 conn.execute(
@@ -776,7 +483,7 @@ class PgStorage(SqlQueries):
                 if end + days[klass] * DAY > now:
                     continue
                 if (
-                    end + 90 * DAY > now
+                    end + HOLD_MAX_S > now
                     and conn.execute(
                         "SELECT 1 FROM held WHERE captured_at >= %s AND captured_at < %s LIMIT 1",
                         [start, end],

@@ -14,16 +14,17 @@ from pathlib import Path
 
 from kiosk.core.auditheads import head_document
 from kiosk.core.faults import UsageError
+from kiosk.core.retention import HOLD_MAX_S, TOMBSTONE_S, UNTAGGED_DAYS
 from kiosk.core.timing import DAY
+from sync.central.storage import migrations
 from sync.central.storage.interface import (
-    TOMBSTONE_DAYS,
     IngestResult,
     PurgeResult,
     RecordIdConflict,
     ServerRetention,
 )
 from sync.central.storage.sqlite_file import migrate, open_db, open_readonly, truncate_wal
-from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SEQUENCE_SUMMARY_SQL, SqlQueries
+from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries
 
 DB_NAME = "central.db"
 
@@ -32,172 +33,7 @@ class StoreVersionError(UsageError):
     """A store whose schema this program does not match, opened read-only (nothing migrated)."""
 
 
-MIGRATIONS = [
-    """
-    CREATE TABLE kiosks (
-        kiosk_id TEXT PRIMARY KEY,
-        venue TEXT NOT NULL,
-        public_key BLOB NOT NULL,             -- raw Ed25519 device key
-        registered_at REAL NOT NULL,
-        revoked_at REAL
-    );
-    CREATE TABLE batches (
-        batch_id TEXT PRIMARY KEY,
-        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
-        received_at REAL NOT NULL,
-        records INTEGER NOT NULL
-    );
-    CREATE TABLE records (
-        record_id TEXT PRIMARY KEY,
-        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
-        seq INTEGER NOT NULL,
-        captured_at REAL NOT NULL,
-        clock_synced INTEGER NOT NULL,
-        retention TEXT NOT NULL,
-        delete_after REAL NOT NULL,
-        seal_kid TEXT NOT NULL,
-        sealed BLOB NOT NULL,
-        batch_id TEXT NOT NULL,
-        received_at REAL NOT NULL
-    );
-    CREATE INDEX records_kiosk_seq ON records (kiosk_id, seq);
-    CREATE INDEX records_delete_after ON records (delete_after);
-    CREATE TABLE risk (
-        pass_ref TEXT PRIMARY KEY,            -- what kiosks see: a hash of the pass id
-        pass_id TEXT NOT NULL,                -- the committee's own record
-        level INTEGER NOT NULL CHECK (level BETWEEN 0 AND 3),
-        updated_at REAL NOT NULL
-    );
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    INSERT INTO meta (key, value) VALUES ('risk_version', '1');
-    """,
-    """
-    CREATE TABLE reads (                      -- every opening of sealed records, for the audit
-        read_id INTEGER PRIMARY KEY AUTOINCREMENT,
-        read_at REAL NOT NULL,
-        reader TEXT NOT NULL,
-        case_id TEXT NOT NULL,
-        kiosk_id TEXT,
-        from_ts REAL,
-        to_ts REAL,
-        records INTEGER NOT NULL
-    );
-    """,
-    """
-    -- A kiosk whose database was reset (moved aside when damaged) starts a new sequence
-    -- epoch; sequence numbers are per (kiosk, epoch). Records from before epochs: 0.
-    ALTER TABLE records ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX records_kiosk_epoch_seq ON records (kiosk_id, epoch, seq);
-    """,
-    """
-    -- Risk-list entries expire; purge deletes them (and what kiosks download omits them).
-    ALTER TABLE risk ADD COLUMN expires_at REAL;
-    CREATE INDEX risk_expires_at ON risk (expires_at) WHERE expires_at IS NOT NULL;
-    CREATE INDEX batches_received_at ON batches (received_at);
-    -- The kiosk had no period key covering the capture time and sealed to its newest.
-    ALTER TABLE records ADD COLUMN seal_fallback INTEGER NOT NULL DEFAULT 0;
-    """,
-    """
-    -- The committee's audit log (sync/central/audit.py): hash-chained, signed entries.
-    CREATE TABLE audit (
-        seq INTEGER PRIMARY KEY,
-        entry TEXT NOT NULL,               -- canonical JSON; the hash covers exactly this
-        hash TEXT NOT NULL UNIQUE,
-        signature TEXT                     -- NULL only for the bootstrap entry
-    );
-    -- The server keeps what kiosks match on (the pass reference hash), not pass ids.
-    UPDATE risk SET pass_id = '';
-    -- The risk list as deltas: the version at which each entry last changed; an expired or
-    -- lowered entry stays as a level-0 tombstone for TOMBSTONE_DAYS, then delta_floor rises.
-    ALTER TABLE risk ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
-    CREATE INDEX risk_changed ON risk (changed);
-    INSERT INTO meta (key, value) VALUES ('delta_floor', '0');
-    -- For the operator's view: each batch's newest capture (how long records waited).
-    ALTER TABLE batches ADD COLUMN newest_capture REAL;
-    CREATE INDEX batches_kiosk ON batches (kiosk_id, received_at);
-    -- Search tags (kiosk.core.sealkeys.search_tag) and the tag keys sealed to each kiosk.
-    ALTER TABLE records ADD COLUMN tag TEXT;
-    CREATE INDEX records_tag ON records (tag) WHERE tag IS NOT NULL;
-    ALTER TABLE kiosks ADD COLUMN tag_public BLOB;      -- the kiosk's X25519 key for tag keys
-    CREATE TABLE tag_keys (
-        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
-        valid_from REAL NOT NULL,
-        valid_to REAL NOT NULL,
-        sealed BLOB NOT NULL,                           -- only that kiosk can open it
-        PRIMARY KEY (kiosk_id, valid_from)
-    );
-    """,
-    SEQUENCE_SUMMARY_SQL,
-    """
-    -- Trust rooted offline: manifests the root signed, risk statements members signed,
-    -- tag keys in their root-signed form, and the audit heads kiosks report having seen.
-    CREATE TABLE manifests (version INTEGER PRIMARY KEY, doc TEXT NOT NULL, published_at REAL NOT NULL);
-    CREATE TABLE risk_statements (
-        statement_id TEXT PRIMARY KEY,
-        changed INTEGER NOT NULL,
-        expires_at REAL NOT NULL,
-        doc TEXT NOT NULL
-    );
-    CREATE INDEX risk_statements_changed ON risk_statements (changed);
-    ALTER TABLE tag_keys ADD COLUMN doc TEXT;
-    ALTER TABLE reads ADD COLUMN kind TEXT NOT NULL DEFAULT 'read';  -- read, or trace
-    CREATE TABLE audit_witness (
-        kiosk_id TEXT PRIMARY KEY REFERENCES kiosks (kiosk_id),
-        seq INTEGER NOT NULL,
-        hash TEXT NOT NULL,
-        reported_at REAL NOT NULL
-    );
-    """,
-    """
-    -- Deletion without holes: a case holds only the records its traces and openings
-    -- touched (not a whole window), until it closes, never past the longest retention.
-    CREATE TABLE held (
-        case_id TEXT NOT NULL,
-        record_id TEXT NOT NULL,
-        seal_kid TEXT NOT NULL,
-        captured_at REAL NOT NULL,
-        PRIMARY KEY (case_id, record_id)
-    );
-    CREATE INDEX held_record ON held (record_id);
-    CREATE INDEX held_captured ON held (captured_at);
-    DROP TABLE risk;                          -- replaced by risk_statements (members sign them)
-    -- Records that arrived without a search tag, per kiosk and day (kept by ingest): what
-    -- trace and `status` report as unsearchable, without a scan of the records.
-    CREATE TABLE untagged_days (
-        kiosk_id TEXT NOT NULL,
-        day BIGINT NOT NULL,
-        records BIGINT NOT NULL,
-        PRIMARY KEY (kiosk_id, day)
-    );
-    INSERT INTO untagged_days (kiosk_id, day, records)
-        SELECT kiosk_id, CAST(captured_at / 86400 AS INTEGER), count(*)
-        FROM records WHERE tag IS NULL GROUP BY 1, 2;
-    """,
-    """
-    -- The exposure list the committee published last (member-signed: keyed hashes of pass
-    -- refs, levels, advice, expiries; no venue, time or case), served at /check. Only the
-    -- newest is kept, and none past its last entry's expiry.
-    CREATE TABLE exposure_lists (
-        version INTEGER PRIMARY KEY,
-        doc TEXT NOT NULL,
-        published_at REAL NOT NULL,
-        expires_at REAL NOT NULL
-    );
-    -- The latest health each kiosk reported (signed by its device key: versions, bundle age,
-    -- pending, clock, disk, last fault, epoch, uptime; nothing a visitor did), when it was last
-    -- seen and last uploaded, and its clock's distance from the server's; and the fleet's state
-    -- each hour, for `kiosk-central report`.
-    CREATE TABLE kiosk_health (
-        kiosk_id TEXT PRIMARY KEY,
-        seen_at REAL NOT NULL,
-        last_upload_at REAL,
-        skew_s REAL NOT NULL,
-        summary TEXT,
-        summary_at REAL
-    );
-    CREATE TABLE fleet_history (at REAL PRIMARY KEY, counts TEXT NOT NULL);
-    """,
-]
+MIGRATIONS = migrations.load("sqlite")  # sync/central/storage/migrations/sqlite/NNNN.sql
 
 
 class SqliteStorage(SqlQueries):
@@ -391,18 +227,16 @@ class SqliteStorage(SqlQueries):
             batches = self.db.execute(  # receipts keep no time past the shortest retention
                 "DELETE FROM batches WHERE received_at <= ?", [now - self.retention.normal_days * DAY]
             ).rowcount
-            self.db.execute(
-                "DELETE FROM held WHERE captured_at <= ?", [now - self.retention.significant_days * DAY]
-            )
+            self.db.execute("DELETE FROM held WHERE captured_at <= ?", [now - HOLD_MAX_S])
             self.db.execute(
                 "DELETE FROM untagged_days WHERE day < ?",
-                [int(now // DAY) - self.retention.significant_days - 1],
+                [int(now // DAY) - UNTAGGED_DAYS],
             )
             # Expired statements apply nowhere (kiosks stop applying them at their expiry):
             # kept a while for kiosks catching up by delta, then deleted.
             gone = self.db.execute(
                 "DELETE FROM risk_statements WHERE expires_at <= ? RETURNING changed",
-                [now - TOMBSTONE_DAYS * DAY],
+                [now - TOMBSTONE_S],
             ).fetchall()
             if gone:  # kiosks older than these get the whole list
                 self.db.execute(

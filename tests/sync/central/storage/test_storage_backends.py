@@ -193,7 +193,7 @@ def test_records_between_and_by_tag(storage):
 def test_risk_statements_versions_and_expiry(storage):
     """The storage keeps member-signed statements as they are (kiosks verify them); whole
     lists leave out the expired, the purge deletes them once kiosks no longer need them."""
-    from sync.central.storage.interface import TOMBSTONE_DAYS
+    from kiosk.core.retention import TOMBSTONE_DAYS
 
     v0 = storage.risk_version()
     v1 = storage.add_statement("s1", '{"doc": 1}', expires_at=T0 + DAY, now=T0)
@@ -407,7 +407,7 @@ def test_serve_with_several_workers_on_either_backend(
 
 
 def test_risk_deltas(storage):
-    from sync.central.storage.interface import TOMBSTONE_DAYS
+    from kiosk.core.retention import TOMBSTONE_DAYS
 
     v1 = storage.add_statement("a", "doc-a", expires_at=T0 + DAY, now=T0)
     v2 = storage.add_statement("b", "doc-b", expires_at=T0 + 5 * DAY, now=T0)
