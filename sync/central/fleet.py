@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kiosk.core.timing import DAY
+from sync.central.storage.interface import Storage
 
 HOUR = 3600.0
 
@@ -112,7 +113,7 @@ def reasons_for(k: KioskState, *, now: float, t: Thresholds) -> tuple[str, ...]:
     return tuple(out)
 
 
-def fleet(storage, *, now: float, thresholds: Thresholds = Thresholds()) -> list[KioskState]:
+def fleet(storage: Storage, *, now: float, thresholds: Thresholds = Thresholds()) -> list[KioskState]:
     """Every kiosk, those needing attention first (then by kiosk id), revoked ones last."""
     seen = storage.kiosks_seen()
     gaps: dict[tuple[str, int], list[tuple[int, int]]] = {}
@@ -126,17 +127,17 @@ def fleet(storage, *, now: float, thresholds: Thresholds = Thresholds()) -> list
     untagged = storage.untagged_by_kiosk()
     out = []
     for k in storage.kiosks():
-        s = seen.get(k.kiosk_id)
+        h = seen.get(k.kiosk_id)
         state = KioskState(
             kiosk_id=k.kiosk_id,
             venue=k.venue,
             revoked=k.revoked_at is not None,
             registered_at=k.registered_at,
-            seen_at=s.seen_at if s else None,
-            last_upload_at=s.last_upload_at if s else None,
-            skew_s=s.skew_s if s else None,
-            health=_h(s.summary) if s else None,
-            health_at=s.summary_at if s else None,
+            seen_at=h.seen_at if h else None,
+            last_upload_at=h.last_upload_at if h else None,
+            skew_s=h.skew_s if h else None,
+            health=_h(h.summary) if h else None,
+            health_at=h.summary_at if h else None,
             epochs=tuple(epochs.get(k.kiosk_id, [])),
             untagged=untagged.get(k.kiosk_id, 0),
         )
@@ -298,7 +299,9 @@ def as_json(kiosks: list[KioskState], *, now: float) -> dict[str, Any]:
     return {"generated": iso(now), "summary": summary(kiosks), "kiosks": [one(k) for k in kiosks]}
 
 
-def status_lines(storage, *, now: float | None = None, thresholds: Thresholds | None = None) -> list[str]:
+def status_lines(
+    storage: Storage, *, now: float | None = None, thresholds: Thresholds | None = None
+) -> list[str]:
     """What `status` prints: a line per kiosk, those needing attention first with the
     reasons, then a summary; from a row per kiosk, never from the records."""
     import time

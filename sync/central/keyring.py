@@ -34,6 +34,8 @@ from kiosk.core.retention import SIGNIFICANT_DAYS
 from kiosk.core.sealkeys import CLASSES, PeriodKey
 from kiosk.core.timing import DAY
 from sync.central.shredding import shred
+from sync.central.storage.interface import KioskRegistry
+from sync.central.storage.rows import TagKeyRow
 
 MANIFEST = "sealing-periods.json"
 PERIODS = "periods"
@@ -166,7 +168,7 @@ def tag_keys(keys_dir: Path) -> dict[float, tuple[float, bytes]]:
     return out
 
 
-def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
+def distribute_tag_keys(keys_dir: Path, storage: KioskRegistry, *, now: float) -> int:
     """Seal every tag key not yet over to every active kiosk's own X25519 key, for the
     server to hand out in that kiosk's bundle; the server never sees a tag key in clear.
     Each is signed by the root (in ``keys_dir``), so the server cannot hand a kiosk a key of
@@ -192,7 +194,7 @@ def distribute_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
                     venue_tag_key(key, kiosk.kiosk_id), public, info=tag_key_info(kiosk.kiosk_id, start)
                 )
                 doc = tag_key_doc(kiosk.kiosk_id, SealedTagKey(start, end, sealed), root)
-                rows.append((kiosk.kiosk_id, start, end, sealed, doc.decode("ascii")))
+                rows.append(TagKeyRow(kiosk.kiosk_id, start, end, sealed, doc.decode("ascii")))
     return storage.put_tag_keys(rows) if rows else 0
 
 

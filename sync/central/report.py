@@ -19,6 +19,7 @@ from typing import Any
 from kiosk.core.console import printable
 from kiosk.core.timing import DAY
 from sync.central.fleet import KioskState, ago, fleet, iso, summary_line
+from sync.central.storage.interface import Storage
 
 HOUR = 3600.0
 WEEK = 7 * DAY
@@ -129,7 +130,7 @@ def fleet_over_time(history: list[tuple[float, str]], *, now: float, days: int) 
     return Chart(title, note, _svg(plt, fig))
 
 
-def report_data(storage, *, now: float, days: int = 28) -> dict[str, Any]:
+def report_data(storage: Storage, *, now: float, days: int = 28) -> dict[str, Any]:
     from sync.central.committee.members import state_of
 
     kiosks = fleet(storage, now=now)

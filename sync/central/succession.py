@@ -33,6 +33,8 @@ from kiosk.core.keys import (
     write_public,
 )
 from kiosk.core.roots import fingerprint
+from sync.central.storage.interface import KioskRegistry, RelayedDocuments, Storage
+from sync.central.storage.rows import TagKeyDoc
 
 NEXT_KEY, NEXT_PUB = "root-next.key", "root-next.pub"
 
@@ -57,7 +59,7 @@ def make_successor(keys_dir: Path) -> Path:
     return keys_dir / NEXT_PUB
 
 
-def promote(keys_dir: Path, storage=None, *, now: float) -> tuple[str, str, int]:
+def promote(keys_dir: Path, storage: Storage | None = None, *, now: float) -> tuple[str, str, int]:
     """The successor becomes the root: (old fingerprint, new fingerprint, tag key documents
     signed again). The store must hold the manifest that named it (else kiosks could not
     follow): refused otherwise, before anything changes."""
@@ -89,7 +91,7 @@ def promote(keys_dir: Path, storage=None, *, now: float) -> tuple[str, str, int]
     return old_fp, new_fp, signed
 
 
-def resign_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
+def resign_tag_keys(keys_dir: Path, storage: KioskRegistry, *, now: float) -> int:
     """Every search-tag key document not signed by the root in office, signed by it (the same
     sealed key, kiosk and days). Returns how many."""
     from kiosk.core.bundle import TAG_KEY_KIND, tag_key_doc
@@ -105,11 +107,11 @@ def resign_tag_keys(keys_dir: Path, storage, *, now: float) -> int:
         except SignedDocError:
             pass
         fresh = tag_key_doc(kiosk_id, SealedTagKey(start, end, sealed), root).decode("ascii")
-        rows.append((kiosk_id, start, fresh))
+        rows.append(TagKeyDoc(kiosk_id, start, fresh))
     return storage.replace_tag_key_docs(rows) if rows else 0
 
 
-def _named_in_store(storage, successor) -> bool:
+def _named_in_store(storage: RelayedDocuments, successor) -> bool:
     import json
 
     from kiosk.core.signed import unb64

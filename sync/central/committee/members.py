@@ -35,19 +35,22 @@ from sync.central.committee.audit import (
     member_id,
     replay,
 )
+from sync.central.storage.interface import CommitteeLog
 
 CASE_MAX_AGE_DAYS = SIGNIFICANT_DAYS  # a window reaches back at most the longest retention
 CASE_MAX_AHEAD_DAYS = 14  # and ends at most this far ahead
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 
 
-def state_of(storage, *, head: str | None = None, head_count: int | None = None) -> State:
+def state_of(storage: CommitteeLog, *, head: str | None = None, head_count: int | None = None) -> State:
     """The verified log, folded: raises AuditError if any entry was tampered with, or if the
     log is shorter than the length the store recorded (entries deleted from its end)."""
     return read_log(storage, head=head, head_count=head_count)[1]
 
 
-def read_log(storage, *, head: str | None = None, head_count: int | None = None) -> tuple[list[Entry], State]:
+def read_log(
+    storage: CommitteeLog, *, head: str | None = None, head_count: int | None = None
+) -> tuple[list[Entry], State]:
     """The log's entries and their verified state, read once (:func:`state_of`)."""
     entries = [Entry.parse(*row) for row in storage.audit_entries()]
     recorded = storage.audit_length()
@@ -112,7 +115,7 @@ def _append(
     return state
 
 
-def _follow(storage, state: State, entry: Entry) -> None:
+def _follow(storage: CommitteeLog, state: State, entry: Entry) -> None:
     """``state`` after the entry this command appended; if another command appended in
     between, the whole log verified again (in place: whoever holds ``state`` sees it)."""
     if entry.seq == state.count + 1 and entry.prev == state.head:
@@ -170,7 +173,9 @@ def found_member(
     return mid
 
 
-def found_committee(storage, founders: list[tuple[str, Ed25519PrivateKey]], *, now: float) -> list[str]:
+def found_committee(
+    storage: CommitteeLog, founders: list[tuple[str, Ed25519PrivateKey]], *, now: float
+) -> list[str]:
     """Both founders signing in, one after the other (the tests' and tools' shortcut for the
     two `init` / `member found` commands, which two people run with their own keys)."""
     return [found_member(storage, name=name, key=key, now=now) for name, key in founders]

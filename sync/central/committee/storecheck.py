@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from kiosk.core.retention import SIGNIFICANT_DAYS, TOMBSTONE_DAYS
 from kiosk.core.timing import DAY
 from sync.central.committee.audit import State, doc_hash, held_digests
+from sync.central.storage.interface import CommitteeLog, RelayedDocuments, Storage
 
 HOLD_DAYS = SIGNIFICANT_DAYS  # a hold never outlives the longest retention: older days go with the purge
 STATEMENT_KEPT_DAYS = TOMBSTONE_DAYS  # the purge keeps an expired statement this long (a tombstone)
 
 
-def manifest_problems(state: State, storage) -> list[str]:
+def manifest_problems(state: State, storage: RelayedDocuments) -> list[str]:
     out = []
     docs = storage.manifest_docs()
     first_logged = min(state.manifests) if state.manifests else None
@@ -39,7 +40,7 @@ def manifest_problems(state: State, storage) -> list[str]:
     return out
 
 
-def statement_problems(state: State, storage, *, now: float) -> list[str]:
+def statement_problems(state: State, storage: RelayedDocuments, *, now: float) -> list[str]:
     out = []
     rows = storage.statement_rows()
     held = set()
@@ -56,7 +57,7 @@ def statement_problems(state: State, storage, *, now: float) -> list[str]:
     return out
 
 
-def exposure_problems(state: State, storage, *, now: float) -> list[str]:
+def exposure_problems(state: State, storage: RelayedDocuments, *, now: float) -> list[str]:
     held = storage.latest_exposure_list(now=0.0)
     if state.exposures is None:
         return (
@@ -74,7 +75,7 @@ def exposure_problems(state: State, storage, *, now: float) -> list[str]:
     return []
 
 
-def hold_problems(state: State, storage, *, now: float) -> list[str]:
+def hold_problems(state: State, storage: CommitteeLog, *, now: float) -> list[str]:
     """Each open case holds exactly what its readings and traces said, day by day (days past the
     longest retention left to the purge); a closed case holds nothing."""
     out = []
@@ -104,7 +105,7 @@ def hold_problems(state: State, storage, *, now: float) -> list[str]:
     return out
 
 
-def store_problems(state: State, storage, *, now: float) -> list[str]:
+def store_problems(state: State, storage: Storage, *, now: float) -> list[str]:
     """Every way the store disagrees with the log, in words (empty: they agree)."""
     return (
         manifest_problems(state, storage)

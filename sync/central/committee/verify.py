@@ -15,6 +15,7 @@ from sync.central.committee.audit import AuditError, Entry, State
 from sync.central.committee.members import read_log
 from sync.central.committee.storecheck import store_problems
 from sync.central.committee.witness import check_extends, check_reported
+from sync.central.storage.interface import CommitteeLog, Storage
 
 SHOWN = 5  # problems named in one message; the rest counted
 
@@ -27,7 +28,7 @@ class Verified:
     state: State
 
 
-def witnessed_log(storage, *, store: str | None) -> Verified:
+def witnessed_log(storage: CommitteeLog, *, store: str | None) -> Verified:
     """The verified log, refused (AuditError) if it is shorter than what this machine (for the
     store named ``store``) or any kiosk saw of it: what every command that acts on the log
     checks first."""
@@ -43,7 +44,7 @@ def witnessed_log(storage, *, store: str | None) -> Verified:
     return Verified(entries, state)
 
 
-def verify_store(storage, *, store: str | None, now: float, head: str | None = None) -> Verified:
+def verify_store(storage: Storage, *, store: str | None, now: float, head: str | None = None) -> Verified:
     """Everything `audit verify` checks, or AuditError naming what fails (the first few): the
     log itself (and the published ``head`` in it), the heads this machine and the kiosks
     saw, and that the store holds what the log says."""

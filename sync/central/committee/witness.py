@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from sync.central.committee.audit import AuditError, Entry
@@ -68,7 +69,7 @@ def remember(store: str, count: int, head: str, *, path: Path | None = None) -> 
     os.replace(tmp, path)
 
 
-def check_reported(entries: list[Entry], reported: list[tuple[str, int, str, float]]) -> list[str]:
+def check_reported(entries: list[Entry], reported: Sequence[tuple[str, int, str, float]]) -> list[str]:
     """What kiosks saw that the log no longer holds: one line each (empty when all match)."""
     problems = []
     for kiosk_id, seq, head, _ in reported:

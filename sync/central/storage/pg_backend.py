@@ -25,11 +25,16 @@ from kiosk.core.recordids import placed
 from kiosk.core.retention import HOLD_MAX_S, TOMBSTONE_S, UNTAGGED_DAYS
 from kiosk.core.timing import DAY, RECORD_ID_SKEW_S
 from sync.central.storage import migrations
-from sync.central.storage.interface import (
+from sync.central.storage.interface import EntryBuilder, RecordIdConflict, ServerRetention
+from sync.central.storage.rows import (
+    AuditRow,
     IngestResult,
+    KioskContact,
     PurgeResult,
-    RecordIdConflict,
-    ServerRetention,
+    RecordRow,
+    TagKeyDoc,
+    TagKeyRow,
+    record_row,
 )
 from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries
 
@@ -530,7 +535,9 @@ class PgStorage(SqlQueries):
         conn.execute(f"DROP TABLE {name}")
         return True
 
-    def records_between(self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None) -> list[dict]:
+    def records_between(
+        self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None
+    ) -> list[RecordRow]:
         sql, params = _SELECT_RECORDS + " WHERE true", []
         for cond, value in (
             ("kiosk_id = %s", kiosk_id),
@@ -540,9 +547,9 @@ class PgStorage(SqlQueries):
             if value is not None:
                 sql += f" AND {cond}"
                 params.append(value)
-        return [_record(r) for r in self._qr(sql + " ORDER BY captured_at", params)]
+        return [record_row(r) for r in self._qr(sql + " ORDER BY captured_at", params)]
 
-    def hold_records(self, case_id: str, rows: Sequence[dict]) -> None:
+    def hold_records(self, case_id: str, rows: Sequence[RecordRow]) -> None:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO held (case_id, record_id, seal_kid, captured_at) VALUES (%s, %s, %s, %s) "
@@ -572,9 +579,9 @@ class PgStorage(SqlQueries):
             [now, reader, case_id, kiosk_id, from_ts, to_ts, records, kind],
         )[0][0]
 
-    def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:
+    def kiosk_contacts(self) -> list[KioskContact]:
         return [
-            tuple(r)
+            KioskContact(str(r[0]), float(r[1]), None if r[2] is None else float(r[2]))
             for r in self._q(
                 "SELECT DISTINCT ON (kiosk_id) kiosk_id, received_at, received_at - newest_capture "
                 "FROM batches ORDER BY kiosk_id, received_at DESC"
@@ -582,7 +589,7 @@ class PgStorage(SqlQueries):
         ]
 
     # -- search tags --------------------------------------------------------------------------
-    def replace_tag_key_docs(self, rows: list[tuple[str, float, str]]) -> int:
+    def replace_tag_key_docs(self, rows: Sequence[TagKeyDoc]) -> int:
         """(kiosk id, valid_from, doc): the same sealed keys, signed again (a new root)."""
         n = 0
         with self.pool.connection() as conn, conn.transaction():
@@ -592,7 +599,7 @@ class PgStorage(SqlQueries):
                 ).rowcount
         return n
 
-    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes, str]]) -> int:
+    def put_tag_keys(self, rows: Sequence[TagKeyRow]) -> int:
         n = 0
         with self.pool.connection() as conn, conn.transaction():
             for row in rows:
@@ -603,11 +610,11 @@ class PgStorage(SqlQueries):
                 ).rowcount
         return n
 
-    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
+    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[RecordRow]:
         if not tags:
             return []
         return [
-            _record(r)
+            record_row(r)
             for r in self._qr(
                 _SELECT_RECORDS + " WHERE tag = ANY(%s) AND captured_at >= %s AND captured_at < %s "
                 "ORDER BY captured_at",
@@ -616,11 +623,13 @@ class PgStorage(SqlQueries):
         ]
 
     # -- the committee's audit log -------------------------------------------------------------
-    def audit_append(self, build) -> tuple[str, str, str | None]:
+    def audit_append(self, build: EntryBuilder) -> AuditRow:
         raw, h, sig, _ = self._append_entry(build, None)
-        return raw, h, sig
+        return AuditRow(raw, h, sig)
 
-    def audit_append_statement(self, build, statement_id: str, doc: str, *, expires_at: float) -> int:
+    def audit_append_statement(
+        self, build: EntryBuilder, statement_id: str, doc: str, *, expires_at: float
+    ) -> int:
         """The risk_change entry ``build`` makes and its statement, in one transaction."""
         version = self._append_entry(build, (statement_id, doc, expires_at))[3]
         assert version is not None
@@ -748,13 +757,6 @@ class PgStorage(SqlQueries):
 def _day_partition(klass: str, day: int) -> str:
     """records_<class>_<days since 1970>: one UTC day of one retention class."""
     return f"records_{klass}_{day}"
-
-
-def _record(row) -> dict:
-    d = dict(zip(RECORD_COLUMNS, row))
-    d["sealed"] = bytes(d["sealed"])
-    d["clock_synced"] = int(d["clock_synced"])
-    return d
 
 
 def redacted(url: str) -> str:

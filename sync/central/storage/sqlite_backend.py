@@ -17,11 +17,16 @@ from kiosk.core.faults import UsageError
 from kiosk.core.retention import HOLD_MAX_S, TOMBSTONE_S, UNTAGGED_DAYS
 from kiosk.core.timing import DAY
 from sync.central.storage import migrations
-from sync.central.storage.interface import (
+from sync.central.storage.interface import EntryBuilder, RecordIdConflict, ServerRetention
+from sync.central.storage.rows import (
+    AuditRow,
     IngestResult,
+    KioskContact,
     PurgeResult,
-    RecordIdConflict,
-    ServerRetention,
+    RecordRow,
+    TagKeyDoc,
+    TagKeyRow,
+    record_row,
 )
 from sync.central.storage.sqlite_file import migrate, open_db, open_readonly, truncate_wal
 from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries
@@ -255,7 +260,9 @@ class SqliteStorage(SqlQueries):
                 truncate_wal(self.db)
         return PurgeResult(classes["normal"], classes["significant"], batches, risk)
 
-    def records_between(self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None) -> list[dict]:
+    def records_between(
+        self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None
+    ) -> list[RecordRow]:
         sql = (
             "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed "
             "FROM records WHERE 1=1"
@@ -270,10 +277,9 @@ class SqliteStorage(SqlQueries):
                 sql += f" AND {cond}"
                 params.append(value)
         rows = self._q(sql + " ORDER BY captured_at", params)
-        keys = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
-        return [dict(zip(keys, r)) for r in rows]
+        return [record_row(r) for r in rows]
 
-    def hold_records(self, case_id: str, rows: Sequence[dict]) -> None:
+    def hold_records(self, case_id: str, rows: Sequence[RecordRow]) -> None:
         with self._lock, self.db.conn:
             self.db.conn.executemany(
                 "INSERT OR IGNORE INTO held (case_id, record_id, seal_kid, captured_at) VALUES (?, ?, ?, ?)",
@@ -306,11 +312,11 @@ class SqliteStorage(SqlQueries):
                 or 0
             )
 
-    def kiosk_contacts(self) -> list[tuple[str, float, float | None]]:
+    def kiosk_contacts(self) -> list[KioskContact]:
         """(kiosk id, last upload time, how long its newest record waited) per kiosk that
         uploaded within the longest retention: the operator's view, from the batch receipts."""
         return [
-            tuple(r)
+            KioskContact(str(r[0]), float(r[1]), None if r[2] is None else float(r[2]))
             for r in self._q(
                 "SELECT kiosk_id, received_at, received_at - newest_capture FROM batches b WHERE "
                 "received_at = (SELECT max(received_at) FROM batches WHERE kiosk_id = b.kiosk_id) "
@@ -319,7 +325,7 @@ class SqliteStorage(SqlQueries):
         ]
 
     # -- search tags --------------------------------------------------------------------------
-    def put_tag_keys(self, rows: list[tuple[str, float, float, bytes, str]]) -> int:
+    def put_tag_keys(self, rows: Sequence[TagKeyRow]) -> int:
         """(kiosk id, valid_from, valid_to, sealed, root-signed doc) rows not held yet;
         returns how many were new."""
         with self._lock, self.db.conn:
@@ -331,7 +337,7 @@ class SqliteStorage(SqlQueries):
             )
             return self.db.conn.total_changes - before
 
-    def replace_tag_key_docs(self, rows: list[tuple[str, float, str]]) -> int:
+    def replace_tag_key_docs(self, rows: Sequence[TagKeyDoc]) -> int:
         """(kiosk id, valid_from, doc): the same sealed keys, signed again (a new root)."""
         with self._lock, self.db.conn:
             before = self.db.conn.total_changes
@@ -341,7 +347,7 @@ class SqliteStorage(SqlQueries):
             )
             return self.db.conn.total_changes - before
 
-    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[dict]:
+    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[RecordRow]:
         if not tags:
             return []
         rows = self._q(
@@ -350,18 +356,19 @@ class SqliteStorage(SqlQueries):
             "ORDER BY captured_at",
             [*tags, from_ts, to_ts],
         )
-        keys = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
-        return [dict(zip(keys, r)) for r in rows]
+        return [record_row(r) for r in rows]
 
     # -- the committee's audit log -------------------------------------------------------------
-    def audit_append(self, build) -> tuple[str, str, str | None]:
+    def audit_append(self, build: EntryBuilder) -> AuditRow:
         """Append ``build(seq, prev_hash)``'s (entry JSON, hash, signature) at the end of the
         log, atomically with reading where the end is."""
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
             return self._append_entry(build)
 
-    def audit_append_statement(self, build, statement_id: str, doc: str, *, expires_at: float) -> int:
+    def audit_append_statement(
+        self, build: EntryBuilder, statement_id: str, doc: str, *, expires_at: float
+    ) -> int:
         """The risk_change entry ``build`` makes and its statement, in one transaction."""
         with self._lock, self.db.conn:
             self.db.execute("BEGIN IMMEDIATE")
@@ -377,7 +384,7 @@ class SqliteStorage(SqlQueries):
             )
             return version
 
-    def _append_entry(self, build) -> tuple[str, str, str | None]:
+    def _append_entry(self, build: EntryBuilder) -> AuditRow:
         """In the caller's transaction: the entry after the current end."""
         row = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (row[0] + 1, row[1]) if row else (1, "0" * 64)
@@ -396,7 +403,7 @@ class SqliteStorage(SqlQueries):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [json.dumps(head_document(seq, h, sig))],
             )
-        return raw, h, sig
+        return AuditRow(raw, h, sig)
 
     # -- trust rooted offline: manifests, risk statements, tag keys, witnessed heads -----------
     def put_manifest(self, version: int, doc: str, *, now: float) -> None:

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from kiosk.core.retention import HOLD_MAX_S
 from kiosk.core.timing import DAY
-from sync.central.storage.interface import KioskInfo, SequenceSummary, ServerRetention
+from sync.central.storage.interface import ServerRetention
+from sync.central.storage.rows import (
+    AuditRow,
+    EpochRow,
+    FleetPoint,
+    GapRow,
+    HeldRow,
+    KioskHeard,
+    KioskInfo,
+    KioskSeen,
+    KioskTagKey,
+    ReadRow,
+    Run,
+    SequenceSummary,
+    StatementRow,
+    StoredSummary,
+    TagKeyRow,
+    VersionedDoc,
+    WitnessedHead,
+)
 
 # What `status` reads instead of counting records: per kiosk and sequence epoch, what was
 # ever received (purged records included), kept by ingest in the same transaction.
@@ -70,16 +89,6 @@ SEEN_UPSERT = (
 )
 
 
-@dataclass(frozen=True)
-class KioskSeen:
-    kiosk_id: str
-    seen_at: float
-    last_upload_at: float | None
-    skew_s: float
-    summary: str | None
-    summary_at: float | None
-
-
 class SqlQueries:
     """What both backends ask in the same SQL, but for the placeholder (``P``: "?" for
     SQLite, "%s" for PostgreSQL); each provides ``_q(sql, params)`` and ``retention``."""
@@ -110,9 +119,9 @@ class SqlQueries:
             for r in self._qr(f"SELECT {_KIOSK_COLUMNS} FROM kiosks ORDER BY registered_at, kiosk_id")
         ]
 
-    def tag_keys_for(self, kiosk_id: str, now: float) -> list[tuple[float, float, bytes]]:
+    def tag_keys_for(self, kiosk_id: str, now: float) -> list[KioskTagKey]:
         return [
-            (a, b, bytes(c))
+            KioskTagKey(float(a), float(b), bytes(c))
             for a, b, c in self._q(
                 self._sql(
                     "SELECT valid_from, valid_to, sealed FROM tag_keys WHERE kiosk_id = ? AND valid_to > ? "
@@ -122,28 +131,34 @@ class SqlQueries:
             )
         ]
 
-    def reads(self) -> list[dict[str, Any]]:
+    def reads(self) -> list[ReadRow]:
         keys = ("read_id", "read_at", "reader", "case_id", "kiosk_id", "from_ts", "to_ts", "records", "kind")
-        return [dict(zip(keys, r)) for r in self._qr(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")]
+        rows = self._qr(f"SELECT {', '.join(keys)} FROM reads ORDER BY read_id")
+        return [cast(ReadRow, dict(zip(keys, r))) for r in rows]
 
-    def audit_entries(self) -> list[tuple[str, str, str | None]]:
+    def audit_entries(self) -> list[AuditRow]:
         """(entry JSON, hash, signature) in order."""
-        return [(e, h, s) for e, h, s in self._q("SELECT entry, hash, signature FROM audit ORDER BY seq")]
+        return [
+            AuditRow(e, h, s) for e, h, s in self._q("SELECT entry, hash, signature FROM audit ORDER BY seq")
+        ]
 
-    def latest_manifest(self) -> tuple[int, str] | None:
+    def latest_manifest(self) -> VersionedDoc | None:
         rows = self._q("SELECT version, doc FROM manifests ORDER BY version DESC LIMIT 1")
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        return VersionedDoc(int(rows[0][0]), str(rows[0][1])) if rows else None
 
-    def manifest_docs(self) -> list[tuple[int, str]]:
+    def manifest_docs(self) -> list[VersionedDoc]:
         """(version, document) of every manifest kept, oldest first (audit verify checks each
         against the log)."""
-        return [(int(v), str(d)) for v, d in self._q("SELECT version, doc FROM manifests ORDER BY version")]
+        return [
+            VersionedDoc(int(v), str(d))
+            for v, d in self._q("SELECT version, doc FROM manifests ORDER BY version")
+        ]
 
-    def statement_rows(self) -> list[tuple[str, str, float]]:
+    def statement_rows(self) -> list[StatementRow]:
         """(statement id, document, expiry) of every risk statement kept (expired ones too, until
         the purge), for audit verify to check each against the log."""
         return [
-            (str(i), str(d), float(e))
+            StatementRow(str(i), str(d), float(e))
             for i, d, e in self._q(
                 "SELECT statement_id, doc, expires_at FROM risk_statements ORDER BY changed"
             )
@@ -182,7 +197,7 @@ class SqlQueries:
             for r in rows
         }
 
-    def kiosk_heard(self, kiosk_id: str) -> dict[str, Any]:
+    def kiosk_heard(self, kiosk_id: str) -> KioskHeard:
         """What the server last heard from one kiosk (for the kiosk's own `doctor`): when it
         was last seen and uploaded, when it last reported its health, and what arrived of its
         latest sequence epoch. Two indexed reads, whatever the fleet's size."""
@@ -197,16 +212,15 @@ class SqlQueries:
             ),
             [kiosk_id],
         )
-        out: dict[str, Any] = {"seen_at": None, "last_upload_at": None, "health_at": None, "epoch": None}
+        out: KioskHeard = {"seen_at": None, "last_upload_at": None, "health_at": None, "epoch": None}
         if seen:
-            out.update(
-                seen_at=float(seen[0][0]),
-                last_upload_at=None if seen[0][1] is None else float(seen[0][1]),
-                health_at=None if seen[0][2] is None else float(seen[0][2]),
-            )
+            out["seen_at"] = float(seen[0][0])
+            out["last_upload_at"] = None if seen[0][1] is None else float(seen[0][1])
+            out["health_at"] = None if seen[0][2] is None else float(seen[0][2])
         if seq:
             epoch, received, distinct, high = (int(x) for x in seq[0])
-            out.update(epoch=epoch, received=received, highest_seq=high, missing=high - distinct)
+            out["epoch"], out["received"], out["highest_seq"] = epoch, received, high
+            out["missing"] = high - distinct
         return out
 
     def upload_lags(self, *, since: float) -> list[float]:
@@ -222,15 +236,15 @@ class SqlQueries:
             )
         ]
 
-    def fleet_history(self, *, since: float) -> list[tuple[float, str]]:
+    def fleet_history(self, *, since: float) -> list[FleetPoint]:
         return [
-            (float(a), str(c))
+            FleetPoint(float(a), str(c))
             for a, c in self._qr(
                 self._sql("SELECT at, counts FROM fleet_history WHERE at >= ? ORDER BY at"), [since]
             )
         ]
 
-    def latest_exposure_list(self, *, now: float) -> tuple[int, str] | None:
+    def latest_exposure_list(self, *, now: float) -> VersionedDoc | None:
         """The newest exposure list the committee published, unless all of it has expired."""
         rows = self._q(
             self._sql(
@@ -238,13 +252,13 @@ class SqlQueries:
             ),
             [now],
         )
-        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+        return VersionedDoc(int(rows[0][0]), str(rows[0][1])) if rows else None
 
-    def tag_key_rows(self, now: float) -> list[tuple[str, float, float, bytes, str]]:
+    def tag_key_rows(self, now: float) -> list[TagKeyRow]:
         """(kiosk id, valid_from, valid_to, sealed, doc) of every tag key not over at ``now``
         (the committee re-signs them when its root hands over)."""
         return [
-            (str(k), float(a), float(b), bytes(c), str(d))
+            TagKeyRow(str(k), float(a), float(b), bytes(c), str(d))
             for k, a, b, c, d in self._q(
                 self._sql(
                     "SELECT kiosk_id, valid_from, valid_to, sealed, doc FROM tag_keys "
@@ -276,10 +290,10 @@ class SqlQueries:
         rows = self._q("SELECT value FROM meta WHERE key = 'audit_head'")
         return dict(json.loads(rows[0][0])) if rows else None
 
-    def witnessed_heads(self) -> list[tuple[str, int, str, float]]:
+    def witnessed_heads(self) -> list[WitnessedHead]:
         """(kiosk id, seq, hash, reported at): the highest audit head each kiosk saw."""
         return [
-            (str(k), int(s), str(h), float(t))
+            WitnessedHead(str(k), int(s), str(h), float(t))
             for k, s, h, t in self._q(
                 "SELECT kiosk_id, seq, hash, reported_at FROM audit_witness ORDER BY kiosk_id"
             )
@@ -293,12 +307,12 @@ class SqlQueries:
     def risk_version(self) -> int:
         return int(self._q("SELECT value FROM meta WHERE key = 'risk_version'")[0][0])
 
-    def epochs(self, kiosk_id: str) -> list[tuple[int, int, int, int, int]]:
+    def epochs(self, kiosk_id: str) -> list[EpochRow]:
         """(epoch, records, lowest seq, highest seq, sequence numbers used twice) per sequence
         epoch of a kiosk, oldest first: more than one epoch means the kiosk's database was
         reset (moved aside) in between; a reused number, that it re-issued one."""
         return [
-            tuple(r)
+            EpochRow(*(int(x) for x in r))
             for r in self._q(
                 self._sql(
                     "SELECT epoch, count(*), min(seq), max(seq), count(*) - count(DISTINCT seq) FROM records "
@@ -308,7 +322,7 @@ class SqlQueries:
             )
         ]
 
-    def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[tuple[int, int]]:
+    def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[Run]:
         """Runs of sequence numbers missing below the highest one received from a kiosk in
         one epoch (default: its latest): records it made that never arrived (or were set
         aside on it, or purged there before it was ever online). Purged on the server after
@@ -320,7 +334,7 @@ class SqlQueries:
             if epoch is None:
                 return []
         return [
-            (int(lo), int(hi))
+            Run(int(lo), int(hi))
             for lo, hi in self._q(
                 self._sql(
                     "SELECT low, high FROM sequence_gaps WHERE kiosk_id = ? AND epoch = ? ORDER BY low"
@@ -329,7 +343,7 @@ class SqlQueries:
             )
         ]
 
-    def stored_summary(self, kiosk_id: str) -> dict[str, Any] | None:
+    def stored_summary(self, kiosk_id: str) -> StoredSummary | None:
         """What the server holds of this kiosk's latest sequence epoch: the highest number and
         the runs below it that never arrived (at most 100), for its bundle's freshness
         statement: a kiosk deletes an uploaded record only once a bundle says it is held."""
@@ -411,11 +425,11 @@ class SqlQueries:
             e[2], e[3] = min(e[2], seq), max(e[3], seq)
         return [(epoch, *v) for epoch, v in out.items()]
 
-    def sequence_gaps(self, kiosk_id: str | None = None) -> list[tuple[str, int, int, int]]:
+    def sequence_gaps(self, kiosk_id: str | None = None) -> list[GapRow]:
         """(kiosk, epoch, low, high) for every run of numbers never received."""
         where, params = (" WHERE kiosk_id = ?", [kiosk_id]) if kiosk_id else ("", [])
         return [
-            tuple(r)
+            GapRow(str(r[0]), int(r[1]), int(r[2]), int(r[3]))
             for r in self._qr(
                 self._sql(
                     "SELECT kiosk_id, epoch, low, high FROM sequence_gaps"
@@ -505,13 +519,13 @@ class SqlQueries:
             " AND NOT (captured_at > ? AND EXISTS "
             "(SELECT 1 FROM held h WHERE h.record_id = records.record_id))"
         )
-        return keep, [now - self.retention.significant_days * DAY]
+        return keep, [now - HOLD_MAX_S]
 
     def held_kids(self) -> set[str]:
         """The sealing keys of held records: `keys retire` keeps these periods' keys."""
         return {str(r[0]) for r in self._q("SELECT DISTINCT seal_kid FROM held")}
 
-    def held_rows(self, case_id: str | None = None) -> list[tuple[str, str, float]]:
+    def held_rows(self, case_id: str | None = None) -> list[HeldRow]:
         """(case id, record id, capture time) of the records cases hold (one case's, or all)."""
         if case_id is None:
             rows = self._q("SELECT case_id, record_id, captured_at FROM held")
@@ -519,7 +533,7 @@ class SqlQueries:
             rows = self._q(
                 self._sql("SELECT case_id, record_id, captured_at FROM held WHERE case_id = ?"), [case_id]
             )
-        return [(str(c), str(r), float(t)) for c, r, t in rows]
+        return [HeldRow(str(c), str(r), float(t)) for c, r, t in rows]
 
     def held_count(self, case_id: str | None = None) -> int:
         if case_id is None:
