@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite; plain helpers live in scripts/workbench/testkit.py."""
+"""Fixtures shared by the whole suite; plain helpers live in tests/testkit.py, the seeded world
+(keys, a committee, a case) the tools share in scripts/workbench/world.py."""
 
 import pytest
 
@@ -10,7 +11,8 @@ from kiosk.core.keys import (
 )
 from kiosk.core.passes import encode_pass
 from kiosk.core.seal import SealingKey
-from workbench.testkit import NOW, seeded_authority, seeded_x25519
+from testkit import NOW
+from workbench.world import seeded_authority, seeded_x25519
 
 SLOW_FIXTURES = {"pg_server", "pg_url", "venvs"}  # a real PostgreSQL; whole venvs per role
 
@@ -124,7 +126,7 @@ def seeded_randomness(request, monkeypatch):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from workbench.testkit import seed_bytes
+    from workbench.world import seed_bytes
 
     name = request.node.nodeid
     random.seed(name)

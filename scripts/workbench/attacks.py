@@ -49,7 +49,7 @@ class World:
     def __init__(self, work: Path, server: Any):
         from kiosk.store.checkins import CheckinStore
         from sync.central.keyring import public_periods
-        from workbench.testkit import raise_risk, seeded_committee_keys, trusted_world, with_storage
+        from workbench.world import raise_risk, seeded_committee_keys, trusted_world, with_storage
 
         self.work, self.server = work, server
         self.keys = work / "committee"
@@ -136,7 +136,7 @@ class World:
         )
 
     def storage(self) -> Any:
-        from workbench.testkit import with_storage
+        from workbench.world import with_storage
 
         return with_storage(self.server.data_dir)
 
@@ -250,7 +250,7 @@ def server_signed_risk(w: World) -> list[Row]:
 def withdrawn_statement(w: World) -> list[Row]:
     """The server's database: the exposed pass's risk statement deleted and a whole list
     forced (the delta floor raised), to take back a refusal kiosks already hold."""
-    from workbench.testkit import raise_risk
+    from workbench.world import raise_risk
 
     s = w.storage()
     version = raise_risk(s, w.alice, [b"\x34" * 16], 2, now=time.time())  # something new to fetch
@@ -355,7 +355,7 @@ def rollback(w: World) -> list[Row]:
 
 def audit_tail(w: World) -> list[Row]:
     """Delete the last audit row (a case close), then empty the audit table."""
-    from workbench.testkit import TEST_CASE
+    from workbench.world import TEST_CASE
 
     key = w.work / "alice.key"
     from kiosk.core.keys import write_private
@@ -405,7 +405,7 @@ def one_member(work: Path) -> list[Row]:
     own case with it."""
     from sync.central.committee import members as committee
     from sync.central.committee.audit import AuditError
-    from workbench.testkit import with_storage
+    from workbench.world import with_storage
 
     s = with_storage(work / "one-member")
     alice, alter_ego, bob = (Ed25519PrivateKey.generate() for _ in range(3))
@@ -460,7 +460,7 @@ def one_member(work: Path) -> list[Row]:
 
 def bounds_and_expiry(w: World) -> list[Row]:
     """Risk entries that never end, a case window over a century, an entry past its expiry."""
-    from workbench.testkit import TEST_CASE
+    from workbench.world import TEST_CASE
 
     key = w.work / "bob.key"
     from kiosk.core.keys import write_private

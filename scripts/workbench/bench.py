@@ -238,7 +238,7 @@ def bench_footprint(t: Table, work: Path, keys: Path, passes) -> None:
 
     from workbench.localserver import free_port
     from workbench.render import camera_frame
-    from workbench.testkit import kiosk_config_text
+    from workbench.world import kiosk_config_text
 
     rng = np.random.default_rng(9)
     frames = [camera_frame(None, rng) for _ in range(30)] + [camera_frame(p, rng) for p in passes[:5]]

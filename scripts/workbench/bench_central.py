@@ -261,7 +261,7 @@ def bench_key_coverage(t, work: Path) -> None:
     from kiosk.core.sealkeys import covered_until
     from kiosk.doctor import check_sealing
     from sync.central.keyring import public_periods, rotate
-    from workbench.testkit import seeded_committee_keys
+    from workbench.world import seeded_committee_keys
 
     keys = work / "coverage-keys"
     init_authority_keys(keys)
@@ -308,7 +308,7 @@ def bench_trace(t, work: Path, *, records: int = 1_000_000, kiosks: int = 1000, 
     from sync.central.committee.trace import trace
     from sync.central.keyring import public_periods, tag_keys
     from sync.central.storage.sqlite_backend import SqliteStorage
-    from workbench.testkit import members, seeded_committee_keys, unlocked
+    from workbench.world import members, seeded_committee_keys, unlocked
 
     rng = random.Random(5)
     keys = work / "trace-keys"

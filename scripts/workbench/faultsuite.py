@@ -284,7 +284,7 @@ def crash_sync(work: Path, auth: Authority, *, kills: int, records: int, rng: ra
     from kiosk.store.checkins import CheckinStore
     from sync.central.storage.sqlite_backend import SqliteStorage
     from workbench.localserver import LocalServer
-    from workbench.testkit import kiosk_config_text
+    from workbench.world import kiosk_config_text
 
     t = Tally()
     from sync.central.keyring import server_keys_folder
@@ -829,7 +829,7 @@ def kiosk_run_logs(work: Path, auth: Authority) -> tuple[list[str], list[bytes]]
     import numpy as np
 
     from workbench.render import camera_frame
-    from workbench.testkit import kiosk_config_text
+    from workbench.world import kiosk_config_text
 
     frames = work / "run-frames"
     frames.mkdir(exist_ok=True)

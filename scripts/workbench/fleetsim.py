@@ -40,7 +40,7 @@ def _health(rng: random.Random, kind: str, now: float) -> dict[str, Any]:
 
 def simulate_fleet(storage, *, kiosks: int, now: float, seed: str = "fleet", days: int = 28) -> list[str]:
     from sync.central.committee.members import approve_case, found_committee, open_case
-    from workbench.testkit import members
+    from workbench.world import members
 
     rng = random.Random(seed)
     ids = iter(f"{rng.getrandbits(64):016x}" for _ in range(kiosks + 10))

@@ -18,8 +18,8 @@ from kiosk.core.decision import Policy
 from kiosk.core.reasons import Outcome
 from kiosk.store.checkins import CheckinStore
 from kiosk.store.sqlitedb import open_db
+from testkit import FakeClock
 from workbench.render import camera_frame
-from workbench.testkit import FakeClock
 
 CFG = SignalSection().scaled(0.3)
 RED, AMBER, GREEN, BUZZ = CFG.red_pin, CFG.amber_pin, CFG.green_pin, CFG.buzzer_pin

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from sync.central.keyring import server_keys_folder
-from workbench.testkit import BIN, ROOT, committee_with_a_case, kiosk_config_text
-from workbench.testkit import run_bin as run
+from testkit import BIN, ROOT, committee_with_a_case
+from testkit import run_bin as run
+from workbench.world import kiosk_config_text
 
 README = (ROOT / "README.md").read_text()
 

@@ -18,7 +18,7 @@ from kiosk.core.reasons import Outcome
 from kiosk.core.timing import CLOCK_TOLERANCE_S, DAY, door_time
 from kiosk.store.checkins import CheckinStore
 from kiosk.store.sqlitedb import open_db
-from workbench.testkit import NOW
+from testkit import NOW
 
 P = b"\x11" * 16
 
@@ -114,7 +114,7 @@ def test_the_door_decides_on_the_stricter_time_and_says_so(sealing, trusted, mak
     from kiosk.adapters.signal import Signal
     from kiosk.app import KioskApp
     from kiosk.config import SignalSection
-    from workbench.testkit import FakeClock
+    from testkit import FakeClock
 
     real = time.time()
     listed = RiskList(levels={pass_ref(P): 3}, expires={pass_ref(P): real + 14 * DAY})

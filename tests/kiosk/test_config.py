@@ -6,7 +6,8 @@ import pytest
 
 from kiosk import config
 from kiosk.config import ConfigError
-from workbench.testkit import BIN, ROOT, kiosk_config_text
+from testkit import BIN, ROOT
+from workbench.world import kiosk_config_text
 
 
 def write(tmp_path, authority, **over):

@@ -30,8 +30,9 @@ from kiosk.errors import CameraError, CameraGone, GpioError, StoreFailing
 from kiosk.store.checkins import CheckinStore
 from kiosk.store.sqlitedb import open_db
 from kiosk.store.walcheck import wal_damage
+from testkit import BIN, FakeClock, fill
 from workbench.render import camera_frame
-from workbench.testkit import BIN, FakeClock, kiosk_config_text
+from workbench.world import kiosk_config_text
 
 CFG = SignalSection().scaled(0.3)
 RED, AMBER, GREEN = CFG.red_pin, CFG.amber_pin, CFG.green_pin
@@ -338,7 +339,7 @@ def wire(tmp_path, server_keys, authority):
         key = Ed25519PrivateKey.generate()
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="v1", public_key=raw_public(key.public_key()), now=time.time())
-        from workbench.testkit import raise_risk, trusted_world
+        from workbench.world import raise_risk, trusted_world
 
         alice, _ = trusted_world(admin, authority, now=time.time())
         version = raise_risk(admin, alice, [b"\x07" * 16], 3, now=time.time())
@@ -351,8 +352,8 @@ def wire(tmp_path, server_keys, authority):
 def test_a_proxys_answer_never_sets_records_aside(
     tmp_path, wire, authority, sealing, make_pass, trusted, mode
 ):
+    from testkit import fill, make_uploader
     from workbench.faultproxy import FaultProxy
-    from workbench.testkit import fill, make_uploader
 
     server, kid, key, _ = wire
     store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v1")
@@ -373,7 +374,7 @@ def test_set_aside_records_are_re_queued_and_doctor_warns_meanwhile(
 ):
     cfg = _cfg(tmp_path, authority)
     store = CheckinStore.open(tmp_path / "state" / "k.db", sealing=sealing, venue_id="v")
-    ids = fill_ids = __import__("workbench.testkit").testkit.fill(store, make_pass, trusted, 5)
+    ids = fill(store, make_pass, trusted, 5)
     store.set_aside(ids[:2], reason="HTTP 400 malformed: records.0.sealed", now=time.time())
     store.close()
     d = _run("kiosk", "doctor", "--config", cfg, "--no-camera")
@@ -382,15 +383,16 @@ def test_set_aside_records_are_re_queued_and_doctor_warns_meanwhile(
     r = _run("kiosk", "sync", "--config", cfg, "--retry-set-aside")
     assert r.returncode == 0 and "2 set-aside records queued" in r.stdout, r.stderr
     store = CheckinStore.open(tmp_path / "state" / "k.db", sealing=sealing, venue_id="v")
-    assert store.stats()["pending"] == 5 and store.stats()["set_aside"] == 0 and fill_ids
+    assert store.stats()["pending"] == 5 and store.stats()["set_aside"] == 0 and ids
     store.close()
 
 
 def test_the_bundle_is_fetched_even_when_the_upload_fails(
     tmp_path, wire, authority, sealing, make_pass, trusted
 ):
+    from testkit import fill, make_uploader
     from workbench.faultproxy import FaultProxy
-    from workbench.testkit import fill, make_uploader, raise_risk, with_storage
+    from workbench.world import raise_risk, with_storage
 
     server, kid, key, version = wire
     store = CheckinStore.open(tmp_path / "k.db", sealing=sealing, venue_id="v1")
@@ -539,7 +541,7 @@ def test_a_camera_that_fails_is_retried_then_the_kiosk_exits(sealing, trusted, s
 
 def test_a_stalled_camera_stops_the_watchdog_pings(tmp_path, monkeypatch, sealing, trusted, shown):
     from kiosk.sdnotify import Notifier
-    from workbench.testkit import bound_socket, received
+    from testkit import bound_socket, received
 
     sock, path = bound_socket(tmp_path)
     monkeypatch.setenv("WATCHDOG_USEC", "20000")
@@ -607,8 +609,8 @@ def test_open_records_into_head_is_quiet(tmp_path, authority):
     s.ingest(kid, "00000000-0000-4000-8000-000000000001", rows, now=time.time())
 
     from kiosk.core.keys import write_private
-    from workbench.testkit import approved_case
-    from workbench.testkit import committee as make_committee
+    from workbench.world import approved_case
+    from workbench.world import committee as make_committee
 
     a, b = make_committee(s, now=time.time())
     approved_case(s, a, b, now=time.time(), case_id="C-1")

@@ -18,14 +18,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from kiosk.core.keys import raw_public
 from sync.central.storage.sqlite_backend import SqliteStorage
+from testkit import BIN, ROOT
 from workbench.localserver import LocalServer
 from workbench.render import camera_frame
-from workbench.testkit import (
-    BIN,
-    ROOT,  # noqa: E402
-    kiosk_config_text,
-    publish_manifest,
-)
+from workbench.world import kiosk_config_text, publish_manifest
 
 NOT_FOR_SYNC = {
     "cv2",

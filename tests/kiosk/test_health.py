@@ -10,7 +10,8 @@ import pytest
 from kiosk.core import protocol
 from kiosk.health import collect_health, note_fault
 from kiosk.store.checkins import CheckinStore
-from workbench.testkit import fill, health_summary, seeded_ed25519
+from testkit import fill
+from workbench.world import health_summary, seeded_ed25519
 
 KIOSK = "k-0001"
 

@@ -29,7 +29,7 @@ from kiosk.store.checkins import CheckinStore
 from kiosk.uploader import Uploader
 from sync.central.storage.sqlite_backend import SqliteStorage
 from workbench.localserver import LocalServer
-from workbench.testkit import raise_risk, trusted_world
+from workbench.world import raise_risk, trusted_world
 
 N = 5000
 
@@ -133,7 +133,7 @@ def test_links_that_do_not_follow_are_refused(authority):
     from kiosk.core.keys import load_ed25519_private
     from kiosk.core.manifest import FRESHNESS, manifest_payload, sign_manifest
     from kiosk.core.riskstatements import sign_statement, statement_payload
-    from workbench.testkit import seeded_ed25519
+    from workbench.world import seeded_ed25519
 
     fresh = load_ed25519_private(authority / "bundle.key")
     root = load_ed25519_private(authority / "root.key")

@@ -9,7 +9,7 @@ from kiosk.adapters.frames import ArraySource
 from kiosk.app import KioskApp, Trust
 from kiosk.clock import SystemClock
 from kiosk.sdnotify import Notifier
-from workbench.testkit import bound_socket, received
+from testkit import bound_socket, received
 
 
 def test_ready_watchdog_stopping(tmp_path, monkeypatch):

@@ -22,9 +22,10 @@ from kiosk.core.keys import raw_public as raw
 from kiosk.store.checkins import CheckinStore
 from kiosk.uploader import Backoff, Uploader
 from sync.central.storage.sqlite_backend import SqliteStorage
+from testkit import NOW, fill, make_uploader
 from workbench.faultproxy import FaultProxy
 from workbench.localserver import LocalServer
-from workbench.testkit import NOW, fill, make_uploader, raise_risk, trusted_world, with_storage
+from workbench.world import raise_risk, trusted_world, with_storage
 
 
 @pytest.fixture
@@ -590,7 +591,7 @@ def test_kiosks_report_the_audit_head_and_verify_catches_a_tail_cut_below_it(
     """A kiosk keeps the highest audit head its bundles carried and reports it; after the
     tail is cut (with the recorded length forged too, and on a member machine that never saw
     the head), `audit verify` still fails: the kiosk saw an entry the log no longer has."""
-    from workbench.testkit import BIN
+    from testkit import BIN
 
     fill(kiosk_store, make_pass, trusted, 3)
     up = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path)
@@ -626,7 +627,7 @@ def test_the_root_names_its_successor_and_kiosks_follow_it(
     from kiosk.trust import TrustKey
     from sync.central.manifests import publish
     from sync.central.succession import make_successor, promote
-    from workbench.testkit import raise_risk
+    from workbench.world import raise_risk
 
     committee = tmp_path / "committee"
     shutil.copytree(authority, committee)

@@ -29,21 +29,11 @@ from sync.central.checkpage import write_site
 from sync.central.committee.exposures import list_payload, sign_list
 from sync.central.issuing import issue_pass, save_pass
 from sync.central.keyring import server_keys_folder
+from testkit import ROOT, committee_with_a_case
+from testkit import run_bin as run
 from workbench.browser import CHROMIUM, CHROMIUM_ARGS, NOT_INSTALLED
 from workbench.localserver import LocalServer
-from workbench.testkit import (
-    ROOT,
-    committee_with_a_case,
-    members,
-    publish_manifest,
-    raise_risk,
-    seed_bytes,
-    seeded_ed25519,
-    with_storage,
-)
-from workbench.testkit import (
-    run_bin as run,
-)
+from workbench.world import members, publish_manifest, raise_risk, seed_bytes, seeded_ed25519, with_storage
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NOT_INSTALLED)
 VIEWPORT = {"width": 420, "height": 760}
@@ -331,7 +321,7 @@ def screenshot_site(folder: Path, authority: Path) -> dict[str, str]:
     run("kiosk-central", "init", "--data", storage_dir)
     storage = with_storage(storage_dir)
     try:
-        from workbench.testkit import committee
+        from workbench.world import committee
 
         committee(storage, now=FIXED - DAY)
         publish_manifest(authority, storage, now=FIXED - DAY)

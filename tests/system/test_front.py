@@ -15,9 +15,10 @@ from kiosk.core import protocol
 from kiosk.core.keys import load_ed25519_public, raw_public
 from kiosk.store.checkins import CheckinStore
 from kiosk.uploader import Uploader
+from testkit import fill
 from workbench.localserver import LocalServer
 from workbench.nginxfront import NginxFront, make_private_ca, nginx_binary
-from workbench.testkit import fill, publish_manifest
+from workbench.world import publish_manifest
 
 pytestmark = pytest.mark.skipif(
     nginx_binary() is None, reason="nginx is not installed here (scripts/setup --test installs it)"

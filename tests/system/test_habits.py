@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from workbench.testkit import ROOT
+from testkit import ROOT
 
 BIN = Path(sys.executable).parent
 SOURCES = ["kiosk", "sync", "scripts/workbench", "tests"]
@@ -82,4 +82,36 @@ def test_installed_packages_import_nothing_from_the_tools_or_the_tests():
                 for bad in ("import workbench", "from workbench", "sys.path.insert", "sys.path[")
                 if bad in text
             ]
+    assert offenders == []
+
+
+def test_no_module_imports_another_modules_private_name():
+    """A name that starts with an underscore is its module's own: no other module imports it
+    (``from x import _y``) or reaches it (``x._y``)."""
+    offenders = []
+    for d in ("kiosk", "sync"):
+        for p in (ROOT / d).rglob("*.py"):
+            tree = ast.parse(p.read_text())
+            ours: set[str] = set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("kiosk", "sync")):
+                    for a in node.names:
+                        if a.name.startswith("_") and not a.name.startswith("__"):
+                            offenders.append(f"{p.relative_to(ROOT)}:{node.lineno}: {node.module}.{a.name}")
+                        ours.add(a.asname or a.name)
+                elif isinstance(node, ast.Import):
+                    ours.update(
+                        a.asname or a.name.split(".")[0]
+                        for a in node.names
+                        if a.name.startswith(("kiosk", "sync"))
+                    )
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id in ours
+                    and node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                ):
+                    offenders.append(f"{p.relative_to(ROOT)}:{node.lineno}: {node.value.id}.{node.attr}")
     assert offenders == []

@@ -4,7 +4,7 @@ step and changes nothing (so it runs here, where there is no Pi and no systemd).
 import os
 import subprocess
 
-from workbench.testkit import ROOT
+from testkit import ROOT
 
 SCRIPT = ROOT / "scripts" / "install-pi"
 

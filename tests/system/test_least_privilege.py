@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.core.keys import load_ed25519_public, raw_public
+from testkit import BIN, fill
 from workbench.localserver import LocalServer
-from workbench.testkit import BIN, fill
 
 DAY = 86_400
 
@@ -53,7 +53,7 @@ def test_each_role_runs_its_real_commands(roles, tmp_path, make_pass, trusted):
     from kiosk.store.checkins import CheckinStore
     from kiosk.uploader import Uploader
     from sync.central.keyring import public_periods
-    from workbench.testkit import members
+    from workbench.world import members
 
     board, owner = roles["board"], roles["owner"]
     authority = tmp_path / "authority"

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
+from testkit import BIN
 from workbench.localserver import LocalServer, free_port
-from workbench.testkit import BIN, members
+from workbench.world import members
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.testkit import ROOT, kiosk_config_text, seeded_authority
+from testkit import ROOT
+from workbench.world import kiosk_config_text, seeded_authority
 
 SYSTEM_PY = Path("/usr/bin/python3")
 STUBS = ROOT / "tests" / "stubs"

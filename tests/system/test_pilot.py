@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from testkit import BIN, ROOT
 from workbench.localserver import free_port
-from workbench.testkit import BIN, ROOT
 
 pytestmark = pytest.mark.slow
 

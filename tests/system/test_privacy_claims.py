@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from workbench.testkit import BIN, ROOT
+from testkit import BIN, ROOT
 
 README = (ROOT / "README.md").read_text()
 
@@ -163,7 +163,7 @@ def test_readmes_root_succession_runs_as_typed_after_the_committee_block(tmp_pat
     root and the old root's public half is kept."""
     from kiosk.core.keys import ROOT_PUB, load_ed25519_public
     from kiosk.core.roots import RootHistory, fingerprint
-    from workbench.testkit import with_storage
+    from workbench.world import with_storage
 
     section = README.split("**If the root key is lost or stolen.**", 1)[1]
     (block,) = re.findall(r"```\n(.*?)```", section, re.S)[:1]
@@ -237,7 +237,7 @@ def one_member_world(tmp_path):
     from kiosk.core.sealkeys import Sealer
     from sync.central.keyring import public_periods
     from sync.central.storage.sqlite_backend import SqliteStorage
-    from workbench.testkit import approved_case, committee, seeded_authority
+    from workbench.world import approved_case, committee, seeded_authority
 
     keys = seeded_authority(tmp_path / "authority")
     s = SqliteStorage.in_folder(tmp_path / "central")
@@ -361,7 +361,7 @@ def test_a_departed_members_share_combines_with_nothing_after_reissue(tmp_path, 
     from sync.central.committee.audit import member_id
     from sync.central.committee.custody import CustodyError, unlock, wrap_document
     from sync.central.storage.sqlite_backend import SqliteStorage
-    from workbench.testkit import seeded_ed25519
+    from workbench.world import seeded_ed25519
 
     keys, data, alice, bob, _ = one_member_world
     carol = seeded_ed25519("member/carol")

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from kiosk.adapters.signal import is_raspberry_pi
-from workbench.testkit import ROOT
+from testkit import ROOT
 
 PROBE_TESTS = [
     "tests/kiosk/test_faults.py::test_on_a_raspberry_pi_auto_never_falls_back_to_mock_pins",

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from workbench.testkit import ROOT
+from testkit import ROOT
 
 RULES = ROOT / "config" / "prometheus"
 promtool = pytest.mark.skipif(

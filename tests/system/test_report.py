@@ -14,9 +14,9 @@ from PIL import Image
 
 from sync.central.report import render, report_data
 from sync.central.storage.sqlite_backend import SqliteStorage
+from testkit import ROOT, run_bin
 from workbench.browser import CHROMIUM, CHROMIUM_ARGS, NOT_INSTALLED
 from workbench.fleetsim import simulate_fleet
-from workbench.testkit import ROOT, run_bin
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NOT_INSTALLED)
 SHOT = "docs/report.png"

@@ -25,7 +25,8 @@ from kiosk.store.sqlitedb import open_db
 from sync.central import keyring
 from sync.central.committee.audit import member_id as committee_member_id
 from sync.central.storage.sqlite_backend import SqliteStorage
-from workbench.testkit import BIN, NOW, period_keys, seeded_committee_keys
+from testkit import BIN, NOW
+from workbench.world import period_keys, seeded_committee_keys
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY  # a UTC midnight
 
@@ -180,7 +181,7 @@ def test_keys_rotate_and_retire_from_the_command_line(tmp_path):
     and retire with both members' keys; rotate and retire refuse before that."""
     import subprocess
 
-    from workbench.testkit import BIN, committee_with_a_case
+    from testkit import BIN, committee_with_a_case
 
     def run(*args, check=True):
         r = subprocess.run([BIN / args[0], *map(str, args[1:])], capture_output=True, text=True, timeout=60)
@@ -298,7 +299,7 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
 def test_kiosk_central_purge_prints_counts_per_class(tmp_path):
     import subprocess
 
-    from workbench.testkit import BIN
+    from testkit import BIN
 
     s = SqliteStorage.in_folder(tmp_path / "c")
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
@@ -439,9 +440,10 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     from kiosk.compose import build_app
     from kiosk.core.keys import raw_public, write_private
     from sync.central.issuing import issue_pass
+    from testkit import BIN
     from workbench.localserver import LocalServer
     from workbench.render import camera_frame
-    from workbench.testkit import BIN, kiosk_config_text
+    from workbench.world import kiosk_config_text
 
     committee = tmp_path / "committee"
     init_authority_keys(committee)
@@ -454,7 +456,7 @@ def test_doctor_says_how_far_ahead_the_sealing_keys_cover(tmp_path):
     with LocalServer(tmp_path / "central", server_keys) as server:
         admin = SqliteStorage.in_folder(server.data_dir)
         kid = admin.register_kiosk(venue="v", public_key=raw_public(device.public_key()), now=0)
-        from workbench.testkit import publish_manifest
+        from workbench.world import publish_manifest
 
         publish_manifest(committee, admin, now=time.time())  # the periods kiosks seal to
         admin.close()
@@ -528,7 +530,7 @@ def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
     """A case holds the records its readings touched, not its whole window: the others in
     the window go at their own time; the held ones until the case closes, never past 90 days."""
     from sync.central.committee import members as committee
-    from workbench.testkit import members
+    from workbench.world import members
 
     s = SqliteStorage(None)
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
@@ -575,8 +577,8 @@ def test_retire_keeps_the_periods_an_open_case_holds_and_logs_both(tmp_path, wit
 
     from kiosk.core.keys import write_private
     from kiosk.core.sealkeys import Sealer
-    from workbench.testkit import approved_case, seeded_authority
-    from workbench.testkit import committee as make_committee
+    from workbench.world import approved_case, seeded_authority
+    from workbench.world import committee as make_committee
 
     keys = seeded_authority(tmp_path / "committee")
     start = time.time() - 40 * DAY

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from testkit import ROOT, committee_with_a_case
 from workbench.localserver import free_port
-from workbench.testkit import ROOT, committee_with_a_case, kiosk_config_text
+from workbench.world import kiosk_config_text
 
 UV = Path(sys.executable).parent / "uv"
 DEVICE_ONLY = ("cv2", "gpiozero", "pygame", "serial")

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from workbench.testkit import BIN, ROOT
+from testkit import BIN, ROOT
 
 UNITS = ROOT / "systemd"
 GOALS = {

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sync.central.cli import cases, committee, fleet, keys, passes, server
+from sync.central.cli import cases_cli, fleet_cli, keys_cli, members_cli, passes_cli, server_cli
 from sync.central.cli.common import check_keys_folder, store_fault
 
-GROUPS = (keys, committee, cases, passes, server, fleet)
+GROUPS = (keys_cli, members_cli, cases_cli, passes_cli, server_cli, fleet_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,7 +80,7 @@ class ErrorBody(BaseModel):
     server_time: int | None = Field(default=None, description="with stale_timestamp")
 
 
-def _errors(*pairs) -> dict:
+def error_responses(*pairs) -> dict:
     schema = {"$ref": "#/components/schemas/ErrorBody"}
     return {str(s): {"description": d, "content": {"application/json": {"schema": schema}}} for s, d in pairs}
 

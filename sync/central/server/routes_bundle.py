@@ -12,7 +12,7 @@ from kiosk.core.bundle import make_bundle
 from kiosk.core.timing import DAY
 from sync.central.server.auth import authenticate, report_head, report_seen
 from sync.central.server.context import Ctx, ServerContext
-from sync.central.server.models import AUTH_ERRORS, ApiError, _errors
+from sync.central.server.models import AUTH_ERRORS, ApiError, error_responses
 
 router = APIRouter()
 
@@ -90,7 +90,7 @@ def _short(docs: list[str]) -> str:
     },
     responses={
         304: {"description": "unchanged since the ETag in If-None-Match"},
-        **_errors(*AUTH_ERRORS, ("503", "no manifest published yet (no_manifest)")),
+        **error_responses(*AUTH_ERRORS, ("503", "no manifest published yet (no_manifest)")),
     },
 )
 def bundle(request: Request, ctx: Ctx) -> Response:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from kiosk.core import protocol
 from sync.central.server.auth import authenticate, report_head, report_seen
 from sync.central.server.context import Ctx
-from sync.central.server.models import AUTH_ERRORS, _errors
+from sync.central.server.models import AUTH_ERRORS, error_responses
 
 router = APIRouter()
 
@@ -52,7 +52,7 @@ HEALTH_TIMEOUT_S = 1.0
             for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature")
         ]
     },
-    responses=_errors(*AUTH_ERRORS),
+    responses=error_responses(*AUTH_ERRORS),
 )
 def kiosk_heard(request: Request, ctx: Ctx) -> Any:
     kiosk_id = authenticate(ctx, request, b"")

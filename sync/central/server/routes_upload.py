@@ -17,7 +17,7 @@ from kiosk.core.bundle import sign_receipt
 from kiosk.core.recordids import placed
 from sync.central.server.auth import authenticate, check_digest, report_head, report_seen
 from sync.central.server.context import Ctx, ServerContext
-from sync.central.server.models import AUTH_ERRORS, Accepted, ApiError, Batch, _errors
+from sync.central.server.models import AUTH_ERRORS, Accepted, ApiError, Batch, error_responses
 from sync.central.storage.interface import RecordIdConflict
 
 log = logging.getLogger("kiosk-central")
@@ -132,7 +132,7 @@ batch_schema.pop("$defs", None)
             {"name": n, "in": "header", "required": True, "schema": {"type": "string"}}
             for n in ("X-Kiosk-Id", "X-Timestamp", "X-Signature", "X-Content-SHA256")
         ],
-        "responses": _errors(
+        "responses": error_responses(
             ("400", "malformed batch, or a capture time outside what the server keeps"),
             ("408", "the body did not arrive within the deadline (slow_body)"),
             *AUTH_ERRORS,

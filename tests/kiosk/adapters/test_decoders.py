@@ -8,8 +8,8 @@ import pytest
 
 from kiosk.adapters.decoders import SafeDecoder, make_decoder
 from kiosk.adapters.frames import expand_images, load_grey
+from testkit import DATA, NOW
 from workbench.render import camera_frame, qr_image
-from workbench.testkit import DATA, NOW
 
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the repo")
 

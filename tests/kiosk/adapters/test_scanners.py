@@ -25,7 +25,8 @@ from kiosk.adapters.scanners import (
     SerialScanner,
 )
 from kiosk.errors import CameraError
-from workbench.testkit import BIN, kiosk_config_text
+from testkit import BIN
+from workbench.world import kiosk_config_text
 
 pytest.importorskip("serial", reason="pyserial is a dependency: scripts/setup installs it")
 

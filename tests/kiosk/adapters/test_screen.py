@@ -21,7 +21,7 @@ from kiosk.adapters.screen import FACES, FAULT, IDLE, Renderer, Screen, ScreenEr
 from kiosk.adapters.signal import Signal  # noqa: E402
 from kiosk.config import SignalSection  # noqa: E402
 from kiosk.core.reasons import Outcome  # noqa: E402
-from workbench.testkit import ROOT  # noqa: E402
+from testkit import ROOT  # noqa: E402
 
 SIZE = (800, 480)
 

@@ -28,7 +28,8 @@ from kiosk.core.reasons import Outcome, Reason
 from kiosk.core.riskstatements import sign_statement, statement_payload
 from kiosk.core.timing import DAY
 from kiosk.uploader import Backoff
-from workbench.testkit import NOW, seeded_ed25519
+from testkit import NOW
+from workbench.world import seeded_ed25519
 
 ROOT = seeded_ed25519("test-bundle/root")
 FRESH = seeded_ed25519("test-bundle/freshness")

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.core.decision import Decision, Policy, RiskList, decide
 from kiosk.core.passes import PREFIX, pass_ref
 from kiosk.core.reasons import Outcome, Reason
-from workbench.testkit import NOW
+from testkit import NOW
 
 POLICY = Policy()
 EMPTY = RiskList()

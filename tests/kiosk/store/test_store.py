@@ -10,7 +10,7 @@ from kiosk.core.seal import open_sealed
 from kiosk.core.timing import DAY
 from kiosk.store.checkins import MIGRATIONS, CheckinStore, Retention
 from kiosk.store.sqlitedb import migrate, open_db
-from workbench.testkit import NOW
+from testkit import NOW
 
 PID = bytes.fromhex("c0ffee00112233445566778899aabbcc")
 

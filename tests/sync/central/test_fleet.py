@@ -9,7 +9,7 @@ import re
 from kiosk.core.timing import DAY
 from sync.central.fleet import Thresholds, as_json, fleet, lines, summary
 from sync.central.storage.sqlite_backend import SqliteStorage
-from workbench.testkit import health_summary
+from workbench.world import health_summary
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0

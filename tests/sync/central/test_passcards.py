@@ -23,7 +23,7 @@ from kiosk.core.keys import ISSUER_PUB, trusted_issuers
 from kiosk.core.passes import verify_pass
 from kiosk.core.passnumbers import PassNumberError, parse_pass_number, pass_number
 from sync.central.passcards import CardSheet, _progress
-from workbench.testkit import run_bin
+from testkit import run_bin
 
 needs_poppler = pytest.mark.skipif(
     not shutil.which("pdftoppm"),
@@ -293,7 +293,7 @@ def test_pass_show_reads_a_pass_from_its_text_its_image_or_its_number(tmp_path, 
 def test_pass_show_refuses_a_forged_pass_and_an_unreadable_image(tmp_path, authority, make_pass):
     import segno
 
-    from workbench.testkit import seeded_ed25519
+    from workbench.world import seeded_ed25519
 
     forged = make_pass(0, key=seeded_ed25519("forger"))  # not this authority's issuer key
     p = central("pass", "show", forged, "--keys", authority, check=False)

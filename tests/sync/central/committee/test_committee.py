@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sync.central.committee import members as committee
 from sync.central.committee.audit import AuditError
 from sync.central.storage.sqlite_backend import SqliteStorage
-from workbench.testkit import BIN
+from testkit import BIN
 
 DAY = 86_400
 

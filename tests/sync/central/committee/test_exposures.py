@@ -20,18 +20,9 @@ from sync.central.committee.exposures import (
     verify_list,
 )
 from sync.central.committee.members import member_id
-from workbench.testkit import (
-    committee_with_a_case,
-    members,
-    publish_manifest,
-    raise_risk,
-    seed_bytes,
-    seeded_ed25519,
-    with_storage,
-)
-from workbench.testkit import (
-    run_bin as run,
-)
+from testkit import committee_with_a_case
+from testkit import run_bin as run
+from workbench.world import members, publish_manifest, raise_risk, seed_bytes, seeded_ed25519, with_storage
 
 NOW = 1_800_000_000.0
 

@@ -25,7 +25,8 @@ from sync.central.committee.audit import AuditError
 from sync.central.committee.trace import trace
 from sync.central.keyring import committee_keys
 from sync.central.storage.sqlite_backend import SqliteStorage
-from workbench.testkit import BIN, members, seeded_committee_keys, unlocked
+from testkit import BIN
+from workbench.world import members, seeded_committee_keys, unlocked
 
 DAY, MIN = 86_400, 60
 NOW = time.time()
@@ -335,7 +336,7 @@ def test_a_real_kiosk_gets_its_tag_keys_through_the_bundle_and_tags_its_records(
     from sync.central.issuing import issue_pass
     from workbench.localserver import LocalServer
     from workbench.render import camera_frame
-    from workbench.testkit import kiosk_config_text
+    from workbench.world import kiosk_config_text
 
     keys = tmp_path / "committee"
     init_authority_keys(keys)

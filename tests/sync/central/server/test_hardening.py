@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kiosk.core import protocol
 from kiosk.core.keys import load_ed25519_public, raw_public
 from sync.central.storage.sqlite_backend import SqliteStorage
+from testkit import BIN
 from workbench.localserver import LocalServer
-from workbench.testkit import BIN, publish_manifest
+from workbench.world import publish_manifest
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_another_kiosks_record_ids_are_refused_and_its_records_are_not_marked_sy
     coded), sets those records aside (reported by doctor) and never marks them synced."""
     from kiosk.store.checkins import CheckinStore
     from kiosk.uploader import Uploader
-    from workbench.testkit import fill
+    from testkit import fill
 
     srv, kiosks = server
     victim = CheckinStore.open(tmp_path / "victim.db", sealing=sealing, venue_id="v0")

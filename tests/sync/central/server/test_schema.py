@@ -76,7 +76,7 @@ def live(request, tmp_path_factory, server_keys, authority):
     kiosk_id = storage.register_kiosk(
         venue="schema", public_key=raw_public(key.public_key()), now=time.time()
     )
-    from workbench.testkit import publish_manifest
+    from workbench.world import publish_manifest
 
     publish_manifest(authority, storage, now=time.time())
     storage.close()

@@ -13,7 +13,7 @@ from kiosk.core.timing import DAY
 from sync.central.committee import members as committee
 from sync.central.storage.interface import RecordIdConflict
 from sync.central.storage.sqlite_backend import SqliteStorage
-from workbench.testkit import publish_manifest
+from workbench.world import publish_manifest
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY
 
@@ -293,7 +293,7 @@ def test_a_kiosk_central_command_on_postgresql(pg_url, tmp_path):
     import subprocess
 
     from kiosk.core.keys import write_public
-    from workbench.testkit import BIN
+    from testkit import BIN
 
     write_public(tmp_path / "d.pub", Ed25519PrivateKey.generate().public_key())
     run = lambda *a: subprocess.run(
@@ -321,8 +321,8 @@ def test_serve_on_postgresql_takes_a_real_kiosks_upload(
     from kiosk.store.checkins import CheckinStore
     from kiosk.uploader import Uploader
     from sync.central.storage.pg_backend import PgStorage
+    from testkit import fill
     from workbench.localserver import LocalServer
-    from workbench.testkit import fill
 
     device = Ed25519PrivateKey.generate()
     admin = PgStorage(pg_url)
@@ -357,8 +357,8 @@ def test_serve_with_several_workers_on_either_backend(
     from kiosk.core.keys import raw_public
     from kiosk.store.checkins import CheckinStore
     from kiosk.uploader import Uploader
+    from testkit import fill
     from workbench.localserver import LocalServer
-    from workbench.testkit import fill
 
     db = request.getfixturevalue("pg_url") if backend == "postgresql" else None
     devices = [Ed25519PrivateKey.generate() for _ in range(4)]
@@ -427,7 +427,7 @@ def test_postgresql_roles_ingest_purge_and_committee_may_do_only_their_part(pg_u
     import psycopg
 
     from sync.central.storage.pg_backend import PgStorage
-    from workbench.testkit import BIN
+    from testkit import BIN
 
     r = subprocess.run(
         [BIN / "kiosk-central", "db-roles", "--database", pg_url], capture_output=True, text=True, timeout=60
