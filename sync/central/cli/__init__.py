@@ -14,10 +14,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sync.central.cli import cases_cli, fleet_cli, keys_cli, members_cli, passes_cli, server_cli
+from sync.central.cli import cases_cli, configfile, fleet_cli, keys_cli, members_cli, passes_cli, server_cli
 from sync.central.cli.common import check_keys_folder, store_fault
 
 GROUPS = (keys_cli, members_cli, cases_cli, passes_cli, server_cli, fleet_cli)
+
+
+CONFIG_HELP = (
+    "the authority's configuration file (TOML: the store, the keys folders, the server's "
+    f"addresses; default: ${configfile.ENV}); every option here overrides it"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,9 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="kiosk-central", description="The health committee's side")
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_commands(sub)
+    for _, leaf in configfile.leaves(p):
+        leaf.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     return p
 
 
@@ -44,10 +53,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     from kiosk.core.console import fail, run_main
-    from kiosk.core.faults import EXIT_CONFIG, EXIT_INTERNAL
+    from kiosk.core.faults import EXIT_CONFIG, EXIT_INTERNAL, UsageError
     from kiosk.core.keys import KeyFileError
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser()
+    try:  # the configuration file: each command's defaults, before the command line is read
+        path = configfile.config_path(argv)
+        if path is not None:
+            configfile.apply(parser, configfile.load(path))
+    except UsageError as e:
+        return fail("kiosk-central", e.label, e, e.exit_code)
+    args = parser.parse_args(argv)
+    configfile.settle_store(args, argv)
 
     def run(a: argparse.Namespace) -> int:
         if not hasattr(a.func, "witness"):  # every command declares what it does with the log
