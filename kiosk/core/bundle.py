@@ -222,7 +222,7 @@ def verify_bundle(
     statements = []
     for doc in statement_docs:
         try:
-            statements.append(verify_statement(doc, manifest.members))
+            statements.append(verify_statement(doc, manifest.signers_for(doc)))
         except StatementError as e:
             raise BundleError(f"risk statement refused: {e}") from None
     tag_keys = []
@@ -375,7 +375,8 @@ def verify_chain(
     signed, and links the old root signed before stay valid. ``carried``: statements the
     kiosk held before a whole list replaced its chain and the list left out (a server can
     withhold a statement, never take back one a kiosk already holds); each is verified again
-    against the newest manifest's members, and one no member of it signed is dropped."""
+    against the newest manifest's members (or the former members it lists the statement
+    under), and one none of them signed is dropped."""
     docs = chain_docs(data)
     links = []
     history = _history(root)
@@ -395,7 +396,7 @@ def verify_chain(
     last = links[-1]
     for doc in carried:
         try:
-            statements.append(verify_statement(doc, last.manifest.members))
+            statements.append(verify_statement(doc, last.manifest.signers_for(doc)))
         except StatementError:
             continue
     if last.version < min_version:

@@ -4,9 +4,12 @@ The root key stays on the committee's machine; kiosks pin its public half at ins
 manifest names the issuer keys (whose passes are valid), the sealing periods' public keys
 (what check-ins are sealed to), the search-tag period, the policy (the deny level), the
 committee's member keys (who may change a risk level), and the server's online keys with what
-each may sign (freshness, receipts). The server relays manifests and cannot alter them; a
-kiosk never accepts one older than the one it holds. The root can name its successor
-(``next_root``): a kiosk that verifies such a manifest pins the successor from then on.
+each may sign (freshness, receipts). A member who has left (revoked) is listed apart with the
+statements they signed that are still in force, by hash: those stay valid until their own
+expiry, and that key verifies nothing else (no backdated statement). The server relays
+manifests and cannot alter them; a kiosk never accepts one older than the one it holds. The
+root can name its successor (``next_root``): a kiosk that verifies such a manifest pins the
+successor from then on.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from kiosk.core.decision import MAX_RISK, Policy
 from kiosk.core.keys import raw_public
 from kiosk.core.passes import key_id
 from kiosk.core.sealkeys import PeriodKey
-from kiosk.core.signed import SignedDocError, b64, open_doc, sign_doc, unb64
+from kiosk.core.signed import SignedDocError, b64, doc_hash, open_doc, sign_doc, unb64
 from kiosk.core.timing import DAY
 
 KIND = "venue-kiosk manifest v1"
@@ -49,13 +52,25 @@ class Manifest:
     # member id -> who added that member ("founder", or the adding member's id): two members
     # are independent when neither added the other (refusing entry takes two of them)
     added_by: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # member id -> (key, hashes of the statements in force they signed): members who left
+    former: Mapping[str, tuple[Ed25519PublicKey, frozenset[str]]] = field(default_factory=dict, repr=False)
+
+    def signers_for(self, doc: bytes | str) -> dict[str, Ed25519PublicKey]:
+        """Who may have signed this risk statement: the members, and a former member only for
+        the statements listed under them."""
+        named = doc_hash(doc)
+        return {
+            **{mid: key for mid, (key, hashes) in self.former.items() if named in hashes},
+            **self.members,
+        }
 
     def keys_for(self, power: str) -> tuple[Ed25519PublicKey, ...]:
         return self.server_keys.get(power, ())
 
     def independent(self, a: str, b: str) -> bool:
         """Two different members of this manifest, neither of whom added the other."""
-        if a == b or a not in self.members or b not in self.members:
+        known = {*self.members, *self.former}
+        if a == b or a not in known or b not in known:
             return False
         return self.added_by.get(a) != b and self.added_by.get(b) != a
 
@@ -73,6 +88,7 @@ def manifest_payload(
     tag_period_s: int = DAY,
     next_root: Ed25519PublicKey | None = None,
     added_by: Mapping[str, str] | None = None,
+    former: Mapping[str, tuple[Ed25519PublicKey, Iterable[str]]] | None = None,
 ) -> dict[str, Any]:
     who = dict(added_by or {})
     payload: dict[str, Any] = {
@@ -101,6 +117,16 @@ def manifest_payload(
             raise ValueError(f"a server key may sign only {', '.join(SERVER_POWERS)}, not {sorted(bad)}")
     if next_root is not None:
         payload["next_root"] = b64(raw_public(next_root))
+    if former:
+        payload["former_members"] = [
+            {
+                "id": mid,
+                "public": b64(raw_public(key)),
+                "statements": sorted(set(hashes)),
+                **({"added_by": who[mid]} if mid in who else {}),
+            }
+            for mid, (key, hashes) in sorted(former.items())
+        ]
     return payload
 
 
@@ -140,7 +166,15 @@ def verify_manifest(data: bytes | str, root: Ed25519PublicKey, *, min_version: i
             server_keys={k: tuple(v) for k, v in server_keys.items()},
             tag_period_s=int(p.get("tag_period_s", DAY)),
             next_root=_ed(p["next_root"]) if "next_root" in p else None,
-            added_by={str(m["id"]): str(m["added_by"]) for m in p["members"] if "added_by" in m},
+            added_by={
+                str(m["id"]): str(m["added_by"])
+                for m in [*p["members"], *p.get("former_members", [])]
+                if "added_by" in m
+            },
+            former={
+                str(m["id"]): (_ed(m["public"]), frozenset(str(h) for h in m["statements"]))
+                for m in p.get("former_members", [])
+            },
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ManifestError(f"malformed manifest ({type(e).__name__}: {e})") from None

@@ -25,6 +25,14 @@ class SignedDocError(Exception):
     """A document that must not be used; the message says why (never key material)."""
 
 
+def doc_hash(doc: str | bytes) -> str:
+    """How a signed document is named where it is listed (the committee's log, a manifest's
+    statements in force by a former member): SHA-256 of its bytes, 32 hex digits."""
+    import hashlib
+
+    return hashlib.sha256(doc.encode() if isinstance(doc, str) else doc).hexdigest()[:32]
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from kiosk.core.keys import write_private
+from kiosk.core.signed import doc_hash
 from kiosk.core.timing import DAY
 from workbench.attacks import BIN, Row, World, cli
 
@@ -76,7 +77,7 @@ def one_member_refuses(w: World) -> list[Row]:
     entry she signs herself."""
     from kiosk.core.passes import pass_ref
     from kiosk.core.riskstatements import sign_statement, statement_payload
-    from sync.central.committee.audit import doc_hash, make_entry, member_id
+    from sync.central.committee.audit import make_entry, member_id
 
     victim = b"\x77" * 16
     now = time.time()

@@ -51,10 +51,19 @@ def publish(
     state = state if state is not None else state_of(storage)
     members = {mid: m.public_key for mid, m in state.members.items() if m.active}
     # who added whom, so a kiosk can tell two independent members apart (a refusal takes two)
+    # Members who have left, with the statements they signed that are still in force: those
+    # stay valid at kiosks until their own expiry (a revocation drops no refusal, no lowering);
+    # the departed key verifies exactly these, nothing it could sign later.
+    former: dict[str, tuple] = {}
+    for doc_hash_, expires, signers in state.statements.values():
+        for mid in signers:
+            m = state.members.get(mid)
+            if expires > now and m is not None and not m.active:
+                former.setdefault(mid, (m.public_key, set()))[1].add(doc_hash_)
     added_by = {
         mid: ("founder" if m.added_by in (FOUNDER, BOOTSTRAP) else m.added_by)
         for mid, m in state.members.items()
-        if m.active
+        if m.active or mid in former
     }
     held = storage.latest_manifest()
     handed_over = held is not None and check_same_authority(held[1], root.public_key(), keys_dir)
@@ -72,6 +81,7 @@ def publish(
         ],
         next_root=load_ed25519_public(next_root) if next_root else None,
         added_by=added_by,
+        former=former,
     )
     doc = sign_manifest(payload, root).decode("ascii")
     verify_manifest(doc, root.public_key())  # what kiosks will check, checked here first

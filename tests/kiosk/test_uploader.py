@@ -616,7 +616,7 @@ def test_kiosks_report_the_audit_head_and_verify_catches_a_tail_cut_below_it(
 def test_the_root_names_its_successor_and_kiosks_follow_it(
     tmp_path, central, kiosk_id, device_key, kiosk_store, authority
 ):
-    """README's succession, step by step: the old root names its successor, the successor is
+    """The manual's succession, step by step: the old root names its successor, the successor is
     promoted (tag keys signed again, a manifest of its own); the kiosk follows it (the proof
     kept in its database), keeps a refusal in force throughout, and takes nothing the old
     root signs afterwards."""

@@ -4,7 +4,7 @@ plain static web host, against a list the committee published through the comman
 
 A listed pass shows its advice; an unlisted one "no exposure known"; a forged, expired or
 foreign one is refused; the browser's request log shows nothing about any pass leaving the
-page. README's screenshots are the page as drawn here (a fixed clock and list)."""
+page. The manual's screenshots are the page as drawn here (a fixed clock and list)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from workbench.world import members, publish_manifest, raise_risk, seed_bytes, s
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NOT_INSTALLED)
 VIEWPORT = {"width": 420, "height": 760}
-SHOTS = {  # what the page draws for each (README's screenshots), and the outcome it names
+SHOTS = {  # what the page draws for each (the manual's screenshots), and the outcome it names
     "exposed": ("docs/check-exposed.png", "exposed level-1"),
     "barred": ("docs/check-level3.png", "exposed level-3"),
     "clear": ("docs/check-clear.png", "clear"),
@@ -310,7 +310,7 @@ def test_a_list_not_signed_by_a_member_is_refused_by_the_page(browser, world, st
         context.close()
 
 
-# -- README's screenshots ------------------------------------------------------------------------
+# -- the manual's screenshots ----------------------------------------------------------------------
 FIXED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC).timestamp()
 
 
@@ -365,9 +365,9 @@ def screenshot_site(folder: Path, authority: Path) -> dict[str, str]:
     return {"exposed": listed[0], "barred": barred[0], "clear": clear[0], "refused": gone[0]}
 
 
-def test_readme_screenshots_are_what_the_page_shows(browser, authority, static_host, tmp_path):
+def test_the_manuals_screenshots_are_what_the_page_shows(browser, authority, static_host, tmp_path):
     texts = screenshot_site(tmp_path / "site", authority)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "visitors" / "check.md").read_text().replace("](../", "](docs/")
     url = static_host(tmp_path / "site")
     for outcome, (shot, named) in SHOTS.items():
         assert f"]({shot})" in readme, shot
@@ -433,7 +433,7 @@ def test_a_page_built_with_another_root_says_so_and_checks_nothing(browser, worl
 def test_the_page_follows_the_roots_hand_over_so_cards_printed_before_it_stay_good(
     browser, static_host, authority, tmp_path
 ):
-    """README's root succession (`keys successor`, `manifest publish --next-root`, `keys
+    """The manual's root succession (`keys successor`, `manifest publish --next-root`, `keys
     successor --promote`): the page, served by a server whose root.pub is still the old one
     and published with `--site` after the hand-over, follows it as a kiosk does. A card of
     the old root and one of the new both check; a listed pass is still found; another

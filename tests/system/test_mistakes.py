@@ -33,7 +33,7 @@ ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 @dataclass
 class World:
-    """A committee's machine and a pilot server, as the README makes them, plus the wrong
+    """A committee's machine and a pilot server, as the manual makes them, plus the wrong
     things a user could point at."""
 
     w: Path

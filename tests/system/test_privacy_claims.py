@@ -1,4 +1,4 @@
-"""README's privacy claims held against the code: the "held in clear" table names every table
+"""The manual's privacy claims held against the code: the "held in clear" table names every table
 and column of both sides' schemas (SQLite and PostgreSQL), the committee's set-up block runs
 exactly as typed, and one member with the keys folder and a database copy opens nothing."""
 
@@ -13,12 +13,12 @@ import pytest
 
 from testkit import BIN, ROOT
 
-README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
 
 
 def held_in_clear_rows() -> dict[tuple[str, str], str]:
-    """(side, table) -> the row's text, from README's table."""
-    section = README.split("### What is held in clear, and what it reveals", 1)[1].split("\n## ", 1)[0]
+    """(side, table) -> the row's text, from the manual's table (reference/schema.md)."""
+    section = (DOCS / "reference" / "schema.md").read_text()
     rows = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -40,7 +40,7 @@ def assert_named(side: str, schema: dict[str, list[str]]) -> None:
         if side == "server" and table == "records":  # "the kiosk's columns above", plus these
             named |= set(re.findall(r"`([a-z_]+)`", rows[("kiosk", "checkins")]))
         missing += [f"{side} {table}.{c}" for c in columns if c not in named]
-    assert missing == [], f"README's 'held in clear' table omits: {missing}"
+    assert missing == [], f"the manual's 'held in clear' table omits: {missing}"
 
 
 def sqlite_schema(conn) -> dict[str, list[str]]:
@@ -90,13 +90,15 @@ def test_the_held_in_clear_table_names_every_table_and_column_on_postgresql(pg_u
 
 def committee_block() -> str:
     """The pilot's first block: the committee founded by two, its keys shared, the first
-    manifest (README, "A pilot, from a fresh folder")."""
-    pilot = README.split("### A pilot, from a fresh folder\n", 1)[1].split("\n### ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", pilot, re.S)[0]
+    manifest (the manual: operator/pilot.md)."""
+    from workbench import manual
+
+    return next(b.body for b in manual.blocks("operator/pilot.md") if b.runs)
 
 
-def test_readmes_committee_block_runs_as_typed(tmp_path):
-    """The authority's set-up, exactly as README shows it, in an empty folder."""
+def test_the_manuals_committee_block_leaves_no_key_in_clear(tmp_path):
+    """The authority's set-up, exactly as the manual shows it, in an empty folder: two shares,
+    every period key sealed (none in clear)."""
     block = committee_block()
     lines = [line for line in block.splitlines() if line.strip()]
     assert lines[0] == "kiosk-central keys init --dir authority/" and len(lines) >= 8
@@ -115,94 +117,27 @@ def test_readmes_committee_block_runs_as_typed(tmp_path):
     assert not list(tmp_path.joinpath("authority").rglob("sealing*.key"))  # no period key in clear
 
 
-def test_readmes_visitor_blocks_run_as_typed_after_the_committee_block(tmp_path):
-    """The visitor's side as README shows it (bulk passes, pass show, the exposure list and its
-    site), in bash, after the committee's set-up block, in an empty folder."""
-    committee = committee_block()
-    side = README.split("## The visitor's side", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```\n(.*?)```", side, re.S)
-    assert len(blocks) == 3, blocks
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    outputs = []
-    for block in [committee, *blocks]:
-        r = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", block],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert r.returncode == 0, f"{block}\n{r.stdout}{r.stderr}"
-        assert "Traceback" not in r.stderr and "[Errno" not in r.stderr
-        outputs.append(r.stdout)
-    assert "20 passes issued into batch-1: cards.pdf (2 A4 pages" in outputs[1]
-    shown = outputs[2].split("number:    ")
-    assert len(shown) == 3 and shown[1].splitlines()[0] == shown[2].splitlines()[0]  # the same pass
-    assert "signature: valid" in outputs[2] and "reference: -" in outputs[2]
-    assert "exposure list version 1 published, signed by Alice" in outputs[3]
-    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == [
-        "SHA256SUMS",  # what anyone checks the page against (sha256sum -c)
-        "check.js",
-        "exposures.json",
-        "index.html",
-        "manifest.json",
-        "succession.json",  # the root's hand-overs, which the page follows (none yet)
-        "sw.js",
-        "zxing_reader.wasm",
-    ]
-    check = subprocess.run(
-        ["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "site", capture_output=True, text=True
-    )
-    assert check.returncode == 0 and check.stdout.count(": OK") == 7, check.stdout
-
-
-def test_readmes_root_succession_runs_as_typed_after_the_committee_block(tmp_path):
-    """README's three commands for a lost or stolen root, after the committee's set-up: the
-    successor named by the old root, then promoted; the store relays a manifest of the new
-    root and the old root's public half is kept."""
-    from kiosk.core.keys import ROOT_PUB, load_ed25519_public
-    from kiosk.core.roots import RootHistory, fingerprint
-    from workbench.world import with_storage
-
-    section = README.split("**If the root key is lost or stolen.**", 1)[1]
-    (block,) = re.findall(r"```\n(.*?)```", section, re.S)[:1]
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    for line in [*committee_block().splitlines(), *block.splitlines()]:
-        if not line.strip():
-            continue
-        r = subprocess.run(
-            shlex.split(line), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-        )
-        assert r.returncode == 0, f"{line}\n{r.stdout}{r.stderr}"
-        assert "Traceback" not in r.stderr and "[Errno" not in r.stderr
-    keys = tmp_path / "authority"
-    (old,) = keys.glob("root-*.pub")
-    first = load_ed25519_public(old)
-    new = load_ed25519_public(keys / ROOT_PUB)
-    assert old.name == f"root-{fingerprint(first)}.pub" and not (keys / "root-next.key").exists()
-    storage = with_storage(tmp_path / "central")
-    try:
-        history = RootHistory.pinned(first).extend(storage.succession_manifests())
-        assert history.latest.public_bytes_raw() == new.public_bytes_raw()
-        history.verify(storage.latest_manifest()[1])  # the newest, signed by the new root
-    finally:
-        storage.close()
-
-
 EPOCH_FLOAT = re.compile(
     r"(?<![\w.])1[5-9]\d{8}(\.\d+)?(?![\w.])"
 )  # a Unix time, as a person would not read it
 
 
 def test_a_new_user_walks_the_committee_and_operator_sections(tmp_path):
-    """README's committee set-up, then the operator's round, as typed: every command answers
-    with something, in words (no traceback, no raw [Errno, no Unix times); then the round
-    again at a mistyped path, where each must refuse (never an empty success)."""
+    """The manual's committee set-up, then the operator's round (operator/monitoring.md), as
+    typed: every command answers with something, in words (no traceback, no raw [Errno, no
+    Unix times); then the round again with the configuration naming a mistyped path, where
+    each must refuse (never an empty success)."""
+    from workbench import manual
+
     committee = committee_block()
-    section = README.split("### The fleet at a glance", 1)[1].split("\n## ", 1)[0]
-    (round_,) = re.findall(r"```\n(kiosk-central status.*?)```", section, re.S)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    (round_,) = [b.body for b in manual.blocks("operator/monitoring.md") if b.runs]
+    (tmp_path / "central.toml").write_text('[store]\ndata = "central"\n')
+    (tmp_path / "typo.toml").write_text('[store]\ndata = "central-typo"\n')
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "KIOSK_CENTRAL_CONFIG": str(tmp_path / "central.toml"),
+    }
 
     def run(line: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -210,7 +145,7 @@ def test_a_new_user_walks_the_committee_and_operator_sections(tmp_path):
         )
 
     for line in committee.splitlines():
-        assert run(line).returncode == 0, line
+        assert run(line).returncode == 0, line  # (each names its own --data)
     lines = [line for line in round_.splitlines() if line.strip()]
     assert len(lines) >= 8
     for line in lines:
@@ -223,8 +158,9 @@ def test_a_new_user_walks_the_committee_and_operator_sections(tmp_path):
             assert not EPOCH_FLOAT.search(text), (line, EPOCH_FLOAT.search(text))
     page = (tmp_path / "fleet.html").read_text()
     assert "Kiosk fleet report" in page and "no history yet" in page  # a new store: said in words
+    env["KIOSK_CENTRAL_CONFIG"] = str(tmp_path / "typo.toml")
     for line in lines:
-        r = run(line.replace("--data central/", "--data central-typo/"))
+        r = run(line)
         assert r.returncode != 0 and "no store here" in r.stderr and not r.stdout, line
         assert "Traceback" not in r.stderr and "[Errno" not in r.stderr
     assert not (tmp_path / "central-typo").exists()
@@ -421,7 +357,7 @@ def test_the_privacy_suite_finds_nothing_any_adversary_could_link_or_open(tmp_pa
 
 
 def test_kiosk_central_ends_with_each_documented_status_in_one_line(tmp_path, one_member_world):
-    """README's kiosk-central exit-status table, each status made to happen: one line on
+    """The manual's kiosk-central exit-status table, each status made to happen: one line on
     stderr, never a traceback or a raw [Errno."""
     import sqlite3
 
@@ -430,7 +366,10 @@ def test_kiosk_central_ends_with_each_documented_status_in_one_line(tmp_path, on
 
     write_private(tmp_path / "alice.key", alice)
     write_private(tmp_path / "bob.key", bob)
-    table = README.split("`kiosk-central` ends the same way", 1)[1].split("\n\n", 2)[1]
+    table = (
+        (DOCS / "reference" / "exit-status.md").read_text().split("`kiosk-central` ends the same way", 1)[1]
+    )
+    table = table.split("\n\n", 2)[1]
     documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)}
     assert documented == {0, 1, 2, 3, 5, 70, 130, 141}
     (tmp_path / "afile").write_text("")

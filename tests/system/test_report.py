@@ -1,6 +1,6 @@
 """`kiosk-central report --html`: one self-contained page, opened in a real headless Chromium
 (Debian's, through Playwright): its charts, its summary (the same as `status`), the kiosks
-needing attention, and not one request beyond the file. README's screenshot is this page."""
+needing attention, and not one request beyond the file. The manual's screenshot is this page."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_readme_screenshot_is_the_report(tmp_path, browser):
     finally:
         storage.close()
     (tmp_path / "r.html").write_text(page_html)
-    assert f"]({SHOT})" in (ROOT / "README.md").read_text()
+    assert f"](../{SHOT.removeprefix('docs/')})" in (ROOT / "docs" / "operator" / "monitoring.md").read_text()
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto((tmp_path / "r.html").as_uri())
     now = tmp_path / "report.png"

@@ -22,7 +22,8 @@ GROUPS = (keys_cli, members_cli, cases_cli, passes_cli, server_cli, fleet_cli)
 
 CONFIG_HELP = (
     "the authority's configuration file (TOML: the store, the keys folders, the server's "
-    f"addresses; default: ${configfile.ENV}); every option here overrides it"
+    f"addresses; default: ${configfile.ENV}, else {configfile.SYSTEM_FILE} if there is one); "
+    "every option here overrides it"
 )
 
 

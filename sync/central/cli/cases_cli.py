@@ -155,7 +155,7 @@ def trace(args: argparse.Namespace) -> int:
 
 @command(witness=Witness.CHECKS)
 def set_risk(args: argparse.Namespace) -> int:
-    from sync.central.committee.members import change_risk
+    from sync.central.committee.members import change_risk, entry_expiry
     from sync.central.keyring import audit_hash_key
     from sync.central.manifests import deny_level
 
@@ -170,6 +170,7 @@ def set_risk(args: argparse.Namespace) -> int:
     if second is not None and second.public_key() == member.public_key():
         raise UsageError(f"both --member-key files hold the same member's key: a refusal {TWO_MEMBERS}")
     now = time.time()
+    expires = entry_expiry(args.level, now + args.expires_days * DAY, now=now)
     with session(args) as s:
         version = change_risk(  # needs an open case; a refusal, two independent members
             s.storage,
@@ -177,14 +178,18 @@ def set_risk(args: argparse.Namespace) -> int:
             case_id=args.case,
             pass_ids=[pass_id],
             level=args.level,
-            expires_at=now + args.expires_days * DAY,
+            expires_at=expires,
             hash_key=audit_hash_key(Path(args.keys), now=now),
             second=second,
             deny_level=deny_level(Path(args.keys)),
             now=now,
             state=s.state,
         )
-    print(f"risk list version {version}: level {args.level} set, expires in {args.expires_days:g} days")
+    days = (expires - now) / DAY
+    print(
+        f"risk list version {version}: level {args.level} set, expires in {days:g} days"
+        + (" (a lowering lasts as long as anything it lowers)" if args.level == 0 else "")
+    )
     return 0
 
 

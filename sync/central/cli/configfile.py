@@ -1,7 +1,8 @@
 """The authority's configuration file: the store, the keys folders, the server's listen
 addresses and limits, so that the operator's and the committee's commands fit on one line
 (`kiosk-central status`). TOML, like the kiosk's (config/kiosk-central.example.toml); found by
-``--config FILE`` or the environment variable ``KIOSK_CENTRAL_CONFIG``. Every option on the
+``--config FILE``, the environment variable ``KIOSK_CENTRAL_CONFIG``, or else
+/etc/kiosk-central/config.toml when it exists. Every option on the
 command line overrides it; an unknown or misspelt key is refused, naming it. Relative paths are
 relative to the file's folder.
 """
@@ -84,14 +85,20 @@ def schema() -> dict[str, dict[str, Key]]:
     }
 
 
+SYSTEM_FILE = Path("/etc/kiosk-central/config.toml")  # the server's, where one is installed
+
+
 def config_path(argv: list[str]) -> Path | None:
     """The file named by ``--config FILE`` (anywhere in the command line), else by the
-    environment; None when neither names one."""
+    environment, else the server's own (:data:`SYSTEM_FILE`) when there is one; None when
+    there is none."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
     named = known.config or os.environ.get(ENV) or None
-    return Path(named) if named else None
+    if named:
+        return Path(named)
+    return SYSTEM_FILE if SYSTEM_FILE.is_file() else None
 
 
 def load(path: Path) -> dict[str, dict[str, Any]]:

@@ -153,7 +153,8 @@ class State:
     # What the store must hold, as the log says it (kiosk-central audit verify compares):
     root: Ed25519PublicKey | None = None  # the root that signs manifests, from its own entries
     manifests: dict[int, str] = field(default_factory=dict)  # version -> hash of the document
-    statements: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (hash, expiry)
+    # statement id -> (hash of its document, expiry, the members who signed it)
+    statements: dict[str, tuple[str, float, tuple[str, ...]]] = field(default_factory=dict)
     exposures: tuple[int, str, float] | None = None  # the last list: version, hash, expires
     holds: dict[str, dict[str, str]] = field(default_factory=dict)  # case -> day -> digest of ids
 
@@ -305,7 +306,9 @@ def _apply(state: State, e: Entry) -> None:
     if e.action == "keys_share":
         state.share_holders = {str(x) for x in d.get("members", [])}
     elif e.action == "risk_change" and d.get("statement"):
-        state.statements[str(d["statement"])] = (str(d.get("doc_hash", "")), float(d.get("expires", 0)))
+        signers = (e.member, *([str(d[COSIGNER])] if d.get(COSIGNER) else []))
+        hashed, expires = str(d.get("doc_hash", "")), float(d.get("expires", 0))
+        state.statements[str(d["statement"])] = (hashed, expires, signers)
     elif e.action == "exposures_publish":
         state.exposures = (int(d["version"]), str(d["hash"]), float(d["expires"]))
     if e.action in ("read", "trace") and isinstance(d.get("held"), dict):
@@ -379,13 +382,6 @@ def held_digests(rows) -> dict[str, str]:
         day: hashlib.sha256("\n".join(sorted(set(ids))).encode()).hexdigest()[:16]
         for day, ids in sorted(days.items())
     }
-
-
-def doc_hash(doc: str | bytes) -> str:
-    """How the log names a document the store keeps (a manifest, a statement, a list)."""
-    import hashlib
-
-    return hashlib.sha256(doc.encode() if isinstance(doc, str) else doc).hexdigest()[:32]
 
 
 def _b64(key: Ed25519PublicKey) -> str:

@@ -119,7 +119,11 @@ def audit_lines(entries: Iterable[Any]) -> list[str]:
     """Every entry of the log: number, time, who (by name, from the log's own additions),
     action, detail (times as ISO 8601 in UTC), hash."""
     entries = list(entries)
-    names = {str(e.detail["member_id"]): str(e.detail["name"]) for e in entries if e.action == "member_add"}
+    names = {
+        str(e.detail["member_id"]): str(e.detail["name"])
+        for e in entries
+        if e.action in ("member_add", "member_found")
+    }
 
     def shown(x: object) -> object:
         if isinstance(x, int | float) and not isinstance(x, bool):

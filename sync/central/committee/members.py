@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from kiosk.core.keys import raw_public
 from kiosk.core.passes import pass_ref
 from kiosk.core.retention import SIGNIFICANT_DAYS
+from kiosk.core.signed import doc_hash
 from kiosk.core.timing import DAY
 from sync.central.committee.audit import (
     BOOTSTRAP,
@@ -28,7 +29,6 @@ from sync.central.committee.audit import (
     State,
     check_rules,
     cosigned,
-    doc_hash,
     extend,
     held_digests,
     make_entry,
@@ -413,6 +413,14 @@ def opened_hash(hash_key: bytes, record_id: str) -> str:
     return hmac.new(hash_key, record_id.encode(), hashlib.sha256).hexdigest()[:24]
 
 
+def entry_expiry(level: int, asked: float, *, now: float) -> float:
+    """When a risk entry stops applying: when asked, but a lowering (level 0) lasts as long as
+    anything it could lower (the longest an entry lives), so it outlasts the raise it undoes."""
+    from kiosk.core.riskstatements import MAX_EXPIRY_DAYS
+
+    return now + MAX_EXPIRY_DAYS * DAY if level == 0 else asked
+
+
 def change_risk(
     storage,
     *,
@@ -455,8 +463,7 @@ def change_risk(
                 "a refusal is two people's decision"
             )
     refs = sorted(pass_ref(p) for p in pass_ids)
-    if level == 0:  # a lowering must outlast the raise it undoes
-        expires_at = now + MAX_EXPIRY_DAYS * DAY
+    expires_at = entry_expiry(level, expires_at, now=now)
     detail: dict = {"case": case_id, "level": level, "expires": expires_at}
     # The log names the passes by keyed hashes under a key retired with the periods: once it
     # is gone, nobody can tell from the log which passes a case exposed.

@@ -13,8 +13,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kiosk.core.retention import SIGNIFICANT_DAYS, TOMBSTONE_DAYS
+from kiosk.core.signed import doc_hash
 from kiosk.core.timing import DAY
-from sync.central.committee.audit import State, doc_hash, held_digests
+from sync.central.committee.audit import State, held_digests
 from sync.central.storage.interface import CommitteeLog, RelayedDocuments, Storage
 
 HOLD_DAYS = SIGNIFICANT_DAYS  # a hold never outlives the longest retention: older days go with the purge
@@ -51,7 +52,7 @@ def statement_problems(state: State, storage: RelayedDocuments, *, now: float) -
             out.append(f"risk statement {sid} is in the store but in no entry of the log (written around it)")
         elif logged[0] and logged[0] != doc_hash(doc):
             out.append(f"risk statement {sid} in the store is not the one the log names (changed)")
-    for sid, (_, expires) in sorted(state.statements.items()):
+    for sid, (_, expires, _signers) in sorted(state.statements.items()):
         if sid not in held and expires + STATEMENT_KEPT_DAYS * DAY > now:
             out.append(f"risk statement {sid}, named in the log and not yet purged, is missing (deleted)")
     return out

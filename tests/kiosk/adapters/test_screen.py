@@ -133,9 +133,9 @@ def test_an_unusable_video_driver_is_one_clear_error():
         Screen(driver="nosuchdriver", size=SIZE)
 
 
-def test_readme_screenshots_are_what_the_screen_draws(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    shots = re.findall(r"\]\((docs/screen-[a-z]+\.png)\)", readme)
+def test_the_door_pages_screenshots_are_what_the_screen_draws(tmp_path):
+    door = (ROOT / "docs" / "door.md").read_text()
+    shots = ["docs/" + s for s in re.findall(r"\]\((screen-[a-z]+\.png)\)", door)]
     assert len(shots) == 5, shots
     for shot in shots:
         key = {

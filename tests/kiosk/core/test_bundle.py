@@ -346,3 +346,33 @@ def test_backoff_grows_caps_jitters_and_honours_retry_after():
     assert b.delay(1, retry_after=120, rng=rng) == 120  # the server asked to wait
     assert b.delay(1, retry_after=10**6, rng=rng) == 3600  # but not forever
     assert 0.5 <= b.delay(1, retry_after=0, rng=rng) <= 1  # Retry-After: 0 never spins
+
+
+def test_a_member_who_left_keeps_their_statements_in_force_and_signs_nothing_new(issuer_key):
+    """A revocation must not make every kiosk refuse its bundle, nor drop a refusal or a
+    lowering still in force: the root's manifest lists the departed member's statements in
+    force by hash, and their key verifies exactly those (never one made, or backdated, after)."""
+    from kiosk.core.signed import doc_hash
+
+    pub = issuer_key.public_key()
+    refusal = statement(3, cosigned=True, sid="refusal")  # SECOND cosigned it, then left
+    later = statement(2, member=SECOND, sid="backdated", pass_id=b"\5" * 16)  # SECOND's key, stolen
+    after = sign_manifest(
+        manifest_payload(
+            version=2,
+            issued_at=NOW,
+            issuer_keys=[pub],
+            members={member_id(MEMBER.public_key()): MEMBER.public_key()},
+            server_keys=[(FRESH.public_key(), [FRESHNESS]), (RECEIPT.public_key(), [RECEIPTS])],
+            added_by={member_id(MEMBER.public_key()): "founder", member_id(SECOND.public_key()): "founder"},
+            former={member_id(SECOND.public_key()): (SECOND.public_key(), [doc_hash(refusal)])},
+        ),
+        ROOT,
+    )
+    held = verify_bundle(bundle(pub, statements=[refusal], manifest_doc=after), ROOT.public_key())
+    assert held.risk_list.level_for(P7, now=NOW) == 3  # still refused: two independent members signed it
+    with pytest.raises(BundleError, match="not signed by a key trusted"):
+        verify_bundle(bundle(pub, statements=[refusal, later], manifest_doc=after), ROOT.public_key())
+    without = manifest(pub, version=2, members=(MEMBER,))  # what a manifest without the list did
+    with pytest.raises(BundleError, match="risk statement refused"):
+        verify_bundle(bundle(pub, statements=[refusal], manifest_doc=without), ROOT.public_key())
