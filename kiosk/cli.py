@@ -138,6 +138,7 @@ def cmd_purge(args) -> int:
     _without_numpy()
     from kiosk.compose import held_trust, open_store
     from kiosk.core.timing import door_time
+    from kiosk.enrol import drop_spent_enrol_key
     from kiosk.store.sqlitedb import purge_moved_aside
 
     cfg = _load_config(args.config)
@@ -150,9 +151,12 @@ def cmd_purge(args) -> int:
         pruned = trust.prune(now=now)
         if pruned:  # the file is an export of the held chain: no past key left in it either
             _export_bundle(store, Path(cfg.kiosk.bundle_file))
+        held = trust.held() if trust.root else None  # none yet: the code's key waits for the first
     finally:
         store.close()
     aside = purge_moved_aside(cfg.kiosk.database, now=now, after_days=cfg.retention.significant_days)
+    if held is not None and drop_spent_enrol_key(cfg, list(held.tag_keys), now=now):
+        print("deleted the enrolment code's tag key: no search-tag key sealed to it is still to come")
     log.info("purge: %d records past their retention (or synced) deleted", n)
     print(f"purged {n} records")
     if aside:
@@ -217,6 +221,31 @@ def cmd_keys_init(args) -> int:
     )
     sys.stdout.write(public_pem(key.public_key()).decode())
     return 0
+
+
+# -- kiosk enrol ----------------------------------------------------------------------------------
+def cmd_enrol(args) -> int:
+    _without_numpy()
+    from kiosk.enrol import enrol
+    from kiosk.uploader import uploader_from_config
+
+    cfg = _load_config(args.config)
+    done = enrol(cfg, Path(args.config), args.code)
+    print(f"enrolled: kiosk {done.kiosk_id}, venue {done.venue}; its id is written to {args.config}")
+    uploader = uploader_from_config(_load_config(args.config))
+    try:
+        result = uploader.round()
+    finally:
+        uploader.store.close()
+    if result.ok:
+        print(f"first sync: {result.summary()}")
+        return 0
+    print(
+        f"kiosk: first sync failed: {result.error}; the kiosk is enrolled, and `kiosk sync` "
+        "(the sync service) fetches its bundle when the server can give one",
+        file=sys.stderr,
+    )
+    return EXIT_CHECK_FAILED
 
 
 # -- kiosk sync -----------------------------------------------------------------------------------
@@ -310,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kiosk",
         description="Venue check-in kiosk",
-        epilog="exit status: 0 ok, 1 a check or round failed, 2 config or "
+        epilog="exit status: 0 ok, 1 a check, round or enrolment failed, 2 config or "
         "usage, 3 GPIO, 4 camera, 5 database, 70 internal error, "
         "141 stdout closed",
     )
@@ -335,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     kinit = keys_sub.add_parser("init", help="make the device key; prints the public key to register")
     kinit.add_argument("--config", required=True)
     kinit.set_defaults(func=cmd_keys_init)
+
+    enrol = sub.add_parser(
+        "enrol",
+        help="join the fleet with an enrolment token's code: makes the keys, registers, writes "
+        "[sync] kiosk_id, fetches the first bundle",
+    )
+    enrol.add_argument("--config", required=True)
+    enrol.add_argument("code", metavar="CODE", help="the token's short code (XXXXX-XXXXX-XXXXX-XXXXX)")
+    enrol.set_defaults(func=cmd_enrol)
 
     sync = sub.add_parser("sync", help="upload pending check-ins, fetch the bundle")
     sync.add_argument("--config", required=True)

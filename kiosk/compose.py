@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.app import KioskApp, Trust
 from kiosk.clock import SystemClock
-from kiosk.config import Config, ConfigError
+from kiosk.config import Config, ConfigError, enrol_key_path
 from kiosk.core.bundle import Bundle
 from kiosk.core.decision import Policy
 from kiosk.core.keys import (
@@ -114,8 +114,13 @@ def load_tagger(cfg: Config) -> Tagger | None:
     path = Path(cfg.keys.tag_key)
     if not (cfg.sync.kiosk_id and path.exists()):
         return None
+    enrolled = enrol_key_path(cfg)  # the code's key: the tag keys sealed with its token
     try:
-        return Tagger(private_key=load_x25519_private(path), kiosk_id=cfg.sync.kiosk_id)
+        return Tagger(
+            private_key=load_x25519_private(path),
+            kiosk_id=cfg.sync.kiosk_id,
+            extra_keys=(load_x25519_private(enrolled),) if enrolled.exists() else (),
+        )
     except KeyFileError as e:
         raise ConfigError(f"[keys] tag_key: {e}") from None
 

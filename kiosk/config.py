@@ -303,3 +303,12 @@ def load(path: str | Path, *, check_files: bool = True) -> Config:
             if p:
                 _check_file(where, Path(p))
     return cfg
+
+
+ENROL_KEY = "enrol-tag.key"  # beside the tag key: `kiosk enrol` keeps the code's key there
+
+
+def enrol_key_path(cfg: Config) -> Path:
+    """The enrolment code's X25519 key: it opens the search-tag keys sealed with the token
+    (the kiosk's first days), and `kiosk purge` deletes it once none of them is to come."""
+    return Path(cfg.keys.tag_key).with_name(ENROL_KEY)

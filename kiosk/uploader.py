@@ -112,7 +112,7 @@ def _retry_after(resp: requests.Response) -> float | None:
         return None
 
 
-def _error_code(resp: requests.Response) -> tuple[str, str]:
+def error_code(resp: requests.Response) -> tuple[str, str]:
     """The protocol's (code, detail) of an error answer; ("", excerpt) when the body is not
     the server's own JSON error (a proxy's page, say)."""
     try:
@@ -199,14 +199,14 @@ class Uploader:
             ) from None
         except requests.exceptions.ConnectionError as e:
             raise TransientError(
-                f"{method} {self.base}{path}: ConnectionError (no answer there: {_reason(e)})"
+                f"{method} {self.base}{path}: ConnectionError (no answer there: {reason_of(e)})"
             ) from None
         except requests.RequestException as e:
             raise TransientError(f"{method} {self.base}{path}: {e.__class__.__name__}") from None
         if resp.status_code >= 500 or resp.status_code in (408, 429):
             raise TransientError(f"{method} {self.base}{path}: HTTP {resp.status_code}", _retry_after(resp))
         if resp.status_code == 401:
-            code, detail = _error_code(resp)
+            code, detail = error_code(resp)
             if code == protocol.STALE and _stale_retry:
                 # The kiosk's clock is off (a Pi has no RTC): sign with the server's time.
                 server_time = float(resp.json().get("server_time", 0))
@@ -215,7 +215,7 @@ class Uploader:
                 log.warning("kiosk clock is %.0f s off the server's: correcting requests", -self.clock_offset)
                 return self._request(method, path, body, headers, _stale_retry=False)
         if resp.status_code in (401, 403, 404, 405):
-            code, detail = _error_code(resp)
+            code, detail = error_code(resp)
             raise SetupError(f"{method} {path}: HTTP {resp.status_code} {code or ''} {detail}".strip())
         return resp
 
@@ -275,7 +275,7 @@ class Uploader:
             self.store.set_state(BAD_RECEIPTS, "0")
             self.store.mark_synced(named, now=self.clock())
             return (len([i for i in accepted if i in named]), len([i for i in duplicates if i in named]), 0)
-        code, detail = _error_code(resp)
+        code, detail = error_code(resp)
         if not code:
             raise SetupError(
                 f"upload: HTTP {resp.status_code} without the protocol's error code "
@@ -519,7 +519,7 @@ def what_changed(held, bundle) -> str:
     return "; ".join(parts) or f"version {held.version} -> {bundle.version}, nothing new for this kiosk"
 
 
-def _reason(e: BaseException) -> str:
+def reason_of(e: BaseException) -> str:
     """The innermost cause's words, without a raw "[Errno 111]": "Connection refused"."""
     import re
 

@@ -186,8 +186,11 @@ class Tagger:
         private_key: X25519PrivateKey,
         kiosk_id: str,
         sealed_keys: Callable[[], Sequence[SealedTagKey]] = tuple,
+        extra_keys: Sequence[X25519PrivateKey] = (),
     ):
         self.private_key, self.kiosk_id, self.sealed_keys = private_key, kiosk_id, sealed_keys
+        # an enrolled kiosk's first days: sealed to its enrolment code's key (kiosk.enrol)
+        self.keys = (private_key, *extra_keys)
         self._open: dict[float, tuple[float, bytes]] = {}
 
     def tag_for(self, pass_id: bytes, captured_at: float) -> str | None:
@@ -200,12 +203,14 @@ class Tagger:
                 return search_tag(key, pass_id)
         for sk in self.sealed_keys():
             if sk.valid_from <= captured_at < sk.valid_to:
-                try:
-                    key = SUITE.decrypt(
-                        sk.sealed, self.private_key, info=tag_key_info(self.kiosk_id, sk.valid_from)
-                    )
-                except Exception:
-                    return None
-                self._open[sk.valid_from] = (sk.valid_to, key)
-                return search_tag(key, pass_id)
+                for private in self.keys:
+                    try:
+                        key = SUITE.decrypt(
+                            sk.sealed, private, info=tag_key_info(self.kiosk_id, sk.valid_from)
+                        )
+                    except Exception:
+                        continue
+                    self._open[sk.valid_from] = (sk.valid_to, key)
+                    return search_tag(key, pass_id)
+                return None
         return None

@@ -608,9 +608,14 @@ def run_all(work: Path) -> list[Row]:
         work / "central", server_keys_folder(work / "committee", work / "server-keys")
     ) as server:
         w = World(work, server)
-        from workbench import attacks_trust
+        from workbench import attacks_fleet, attacks_trust
 
-        for scenario in [*SCENARIOS[:-2], *attacks_trust.SCENARIOS, *SCENARIOS[-2:]]:
+        for scenario in [
+            *SCENARIOS[:-2],
+            *attacks_trust.SCENARIOS,
+            *attacks_fleet.SCENARIOS,
+            *SCENARIOS[-2:],
+        ]:
             try:
                 rows += scenario(w)
             except Exception as e:  # an attack that breaks the harness is reported, not hidden

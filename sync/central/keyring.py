@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from kiosk.core.faults import UsageError
 from kiosk.core.keys import raw_public, sealing_kid
@@ -173,29 +173,41 @@ def distribute_tag_keys(keys_dir: Path, storage: KioskRegistry, *, now: float) -
     server to hand out in that kiosk's bundle; the server never sees a tag key in clear.
     Each is signed by the root (in ``keys_dir``), so the server cannot hand a kiosk a key of
     its own choosing. Returns how many sealed keys were new."""
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-
-    from kiosk.core.bundle import tag_key_doc
-    from kiosk.core.keys import ROOT_KEY, load_ed25519_private
-    from kiosk.core.seal import SUITE
-    from kiosk.core.sealkeys import SealedTagKey, tag_key_info, venue_tag_key
-
-    root = load_ed25519_private(Path(keys_dir) / ROOT_KEY)
-    held = {start: v for start, v in tag_keys(keys_dir).items() if v[0] > now}
     rows = []
     for kiosk in storage.kiosks():
         if kiosk.revoked_at is not None or not kiosk.tag_public:
             continue
         have = {v for v, _, _ in storage.tag_keys_for(kiosk.kiosk_id, now)}
         public = X25519PublicKey.from_public_bytes(kiosk.tag_public)
-        for start, (end, key) in held.items():
-            if start not in have:  # this venue's own key of the day, never the day's key itself
-                sealed = SUITE.encrypt(
-                    venue_tag_key(key, kiosk.kiosk_id), public, info=tag_key_info(kiosk.kiosk_id, start)
-                )
-                doc = tag_key_doc(kiosk.kiosk_id, SealedTagKey(start, end, sealed), root)
-                rows.append(TagKeyRow(kiosk.kiosk_id, start, end, sealed, doc.decode("ascii")))
+        rows += sealed_tag_keys(keys_dir, kiosk.kiosk_id, public, now=now, have=have)
     return storage.put_tag_keys(rows) if rows else 0
+
+
+def sealed_tag_keys(
+    keys_dir: Path,
+    kiosk_id: str,
+    public: X25519PublicKey,
+    *,
+    now: float,
+    have: Collection[float] = (),
+    until: float | None = None,
+) -> list[TagKeyRow]:
+    """This kiosk's own key of each day not over yet (never the day's key itself), sealed to
+    ``public`` and bound to the kiosk id, each signed by the root: the server relays them.
+    ``until``: only the days that begin before it."""
+    from kiosk.core.bundle import tag_key_doc
+    from kiosk.core.keys import ROOT_KEY, load_ed25519_private
+    from kiosk.core.seal import SUITE
+    from kiosk.core.sealkeys import SealedTagKey, tag_key_info, venue_tag_key
+
+    root = load_ed25519_private(Path(keys_dir) / ROOT_KEY)
+    rows = []
+    for start, (end, key) in sorted(tag_keys(keys_dir).items()):
+        if end > now and start not in have and (until is None or start < until):
+            sealed = SUITE.encrypt(venue_tag_key(key, kiosk_id), public, info=tag_key_info(kiosk_id, start))
+            doc = tag_key_doc(kiosk_id, SealedTagKey(start, end, sealed), root)
+            rows.append(TagKeyRow(kiosk_id, start, end, sealed, doc.decode("ascii")))
+    return rows
 
 
 HOLD_LIMIT_DAYS = SIGNIFICANT_DAYS  # a case holds a period's key at most this long after the period

@@ -16,7 +16,7 @@ def run(*args):
 def test_help_names_every_option():
     p = run("--help")
     assert p.returncode == 0
-    for opt in ("--dry-run", "--uninstall", "--purge-data", "--config"):
+    for opt in ("--dry-run", "--uninstall", "--purge-data", "--config", "--enrol"):
         assert opt in p.stdout
     assert run("--bogus").returncode == 2
     assert run("--purge-data").returncode == 2
@@ -60,6 +60,18 @@ def test_the_device_key_is_made_as_the_service_user_and_sync_waits_for_a_kiosk_i
     assert any(x.startswith("runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk keys init") for x in s)
     assert "sync is not enabled yet" in p.stdout
     assert not any("kiosk-sync.service" in x and "enable" in x for x in s)
+
+
+def test_enrol_joins_the_fleet_in_one_step_and_hands_the_files_to_the_service_user(tmp_path):
+    p = run("--enrol", "ABCDE-FGHJK-MNPQR-STVW0", "--dry-run", "--config", _config(tmp_path, ""))
+    s = steps(p.stdout)
+    assert p.returncode == 0, p.stderr
+    enrol = s.index(
+        f"/opt/kiosk/.venv/bin/kiosk enrol --config {tmp_path / 'kiosk.toml'} ABCDE-FGHJK-MNPQR-STVW0"
+    )
+    assert s[enrol + 1] == "chown -R kiosk:kiosk /var/lib/kiosk"
+    assert not any(" keys init " in x for x in s)  # enrol makes the keys
+    assert run("--enrol").returncode != 0  # the code is required
 
 
 def test_with_a_kiosk_id_sync_is_enabled_and_may_reach_only_the_server_and_dns(tmp_path):

@@ -14,10 +14,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sync.central.cli import cases_cli, configfile, fleet_cli, keys_cli, members_cli, passes_cli, server_cli
+from sync.central.cli import (
+    cases_cli,
+    configfile,
+    enrolment_cli,
+    fleet_cli,
+    keys_cli,
+    members_cli,
+    passes_cli,
+    server_cli,
+)
 from sync.central.cli.common import check_keys_folder, store_fault
 
-GROUPS = (keys_cli, members_cli, cases_cli, passes_cli, server_cli, fleet_cli)
+GROUPS = (keys_cli, members_cli, cases_cli, passes_cli, server_cli, fleet_cli, enrolment_cli)
 
 
 CONFIG_HELP = (

@@ -55,17 +55,24 @@ def register_kiosk(args: argparse.Namespace) -> int:
 
 @command(witness=Witness.NONE)
 def status(args: argparse.Namespace) -> int:
+    from sync.central.enrolment import counts
     from sync.central.fleet import Thresholds, as_json, fleet, lines
 
     now = time.time()
     thresholds = Thresholds(silent_h=args.silent_hours, stale_bundle_h=args.stale_bundle_hours)
     with session(args, readonly=True) as s:
         kiosks = fleet(s.storage, now=now, thresholds=thresholds)
+        tokens = counts(s.storage, now=now)
     if args.json:
-        print(json.dumps(as_json(kiosks, now=now), indent=1))
-    else:
-        for line in lines(kiosks, now=now):
-            print(line)
+        print(json.dumps(as_json(kiosks, now=now) | {"enrolment": tokens}, indent=1))
+        return 0
+    for line in lines(kiosks, now=now):
+        print(line)
+    if any(tokens.values()):
+        print(
+            f"enrolment tokens: {tokens['used']} kiosks enrolled, {tokens['outstanding']} tokens "
+            f"outstanding, {tokens['expired']} expired unused (kiosk-central enrolment list)"
+        )
     return 0
 
 

@@ -28,6 +28,8 @@ from sync.central.storage import migrations
 from sync.central.storage.interface import EntryBuilder, RecordIdConflict, ServerRetention
 from sync.central.storage.rows import (
     AuditRow,
+    Enrolled,
+    EnrolmentToken,
     IngestResult,
     KioskContact,
     PurgeResult,
@@ -36,7 +38,7 @@ from sync.central.storage.rows import (
     TagKeyRow,
     record_row,
 )
-from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries
+from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries, tag_keys_json
 
 
 def _scalar(cursor: Any) -> Any:
@@ -228,6 +230,24 @@ class PgStorage(SqlQueries):
             )
         return kiosk_id
 
+    def put_enrolment_token(self, token: EnrolmentToken, tag_keys: Sequence[TagKeyRow]) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO enrolment_tokens (token, kiosk_id, venue, issued_at, expires_at, doc, "
+                "tag_docs) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [*token[:6], tag_keys_json(tag_keys)],
+            )
+
+    def enrol_kiosk(self, token: str, *, public_key: bytes, tag_public: bytes, now: float) -> Enrolled:
+        """Through kiosk_enrol (the ingest role may register a kiosk only by a token the
+        committee made), by the database's own clock."""
+        with self.pool.connection() as conn:
+            outcome = str(
+                _scalar(conn.execute("SELECT kiosk_enrol(%s, %s, %s)", [token, public_key, tag_public]))
+            )
+        what, _, kiosk_id = outcome.partition(":")
+        return Enrolled(what, kiosk_id)
+
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
         with self.pool.connection() as conn:
             cur = conn.execute(
@@ -389,6 +409,8 @@ class PgStorage(SqlQueries):
                 "SELECT batches, risk FROM kiosk_purge_rest(%s)", [self.retention.normal_days]
             ).fetchone()
         batches, risk = row if row else (0, 0)
+        with self.pool.connection() as conn:
+            conn.execute("SELECT kiosk_purge_enrolment()")
         return PurgeResult(classes["normal"], classes["significant"], int(batches), int(risk))
 
     def _purge_as_owner(self, *, now: float, chunk: int) -> PurgeResult:
@@ -424,6 +446,14 @@ class PgStorage(SqlQueries):
                 )
             risk = len(gone)
             conn.execute("DELETE FROM tag_keys WHERE valid_to <= %s", [now])
+            conn.execute(  # a token past its expiry keeps no sealed key; its row goes later
+                "UPDATE enrolment_tokens SET tag_docs = '[]' WHERE expires_at <= %s AND tag_docs <> '[]'",
+                [now],
+            )
+            conn.execute(
+                "DELETE FROM enrolment_tokens WHERE expires_at <= %s",
+                [now - self.retention.significant_days * DAY],
+            )
             conn.execute("DELETE FROM exposure_lists WHERE expires_at <= %s", [now])
             conn.execute(
                 "UPDATE kiosk_health SET last_upload_at = NULL WHERE last_upload_at <= %s",

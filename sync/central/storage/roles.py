@@ -2,7 +2,8 @@
 do: what is exposed to the network (the ingest role) may add records but never delete or
 read the committee's log; the purge role may delete what is due and nothing else; the
 committee's role reads sealed records and writes the audit log. The database owner (who
-runs the migrations) keeps the rest (registering kiosks).
+runs the migrations) keeps the rest (registering kiosks by hand; a kiosk enrolling
+with a token goes through kiosk_enrol).
 
 `kiosk-central db-roles --database URL` (as the owner) creates the three roles (NOLOGIN)
 and grants them; a DBA then makes login users members of them, e.g.
@@ -17,6 +18,8 @@ FUNCTIONS = {
     "purge_records": "kiosk_purge_records(integer)",
     "purge_rest": "kiosk_purge_rest(integer)",
     "audit_append": "kiosk_audit_append(bigint, text, text, text, text, text, text, double precision)",
+    "purge_enrolment": "kiosk_purge_enrolment()",
+    "enrol": "kiosk_enrol(text, bytea, bytea)",
 }
 
 GRANTS = {
@@ -31,12 +34,16 @@ GRANTS = {
         "SELECT, INSERT, UPDATE ON untagged_days",
         "SELECT, INSERT, UPDATE ON kiosk_health",  # the kiosks' signed health, last seen
         "SELECT, INSERT, UPDATE, DELETE ON fleet_history",  # the hourly fleet state
+        "SELECT ON enrolment_tokens",
+        # a kiosk joins only by a token the committee made, once (no INSERT on kiosks)
+        f"EXECUTE ON FUNCTION {FUNCTIONS['enrol']}",
     ],  # bookkeeping, never records
     # kiosk-central purge: only through two functions that go by the database's own clock:
     # what is past its deletion time and not held; no DELETE on any table
     PURGE: [
         "SELECT ON schema_version",
-        f"EXECUTE ON FUNCTION {FUNCTIONS['purge_records']}, {FUNCTIONS['purge_rest']}",
+        f"EXECUTE ON FUNCTION {FUNCTIONS['purge_records']}, {FUNCTIONS['purge_rest']}, "
+        f"{FUNCTIONS['purge_enrolment']}",
     ],
     # cases, reads, traces, risk changes, tag-key distribution, manifests: the audit log, the
     # risk list and meta change only through kiosk_audit_append (an entry, and a risk
@@ -49,6 +56,7 @@ GRANTS = {
         "UPDATE (doc) ON tag_keys",  # signed again by a successor root (keys successor --promote)
         "SELECT, INSERT, DELETE ON exposure_lists",  # only the newest is kept
         "SELECT, INSERT, DELETE ON held",
+        "SELECT, INSERT ON enrolment_tokens",  # `enrolment issue`: the tokens the root signed
         "USAGE ON SEQUENCE reads_read_id_seq",
         f"EXECUTE ON FUNCTION {FUNCTIONS['audit_append']}",
     ],

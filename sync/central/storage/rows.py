@@ -38,6 +38,28 @@ class TagKeyRow(NamedTuple):
     doc: str
 
 
+@dataclass(frozen=True)
+class Enrolled:
+    """What an enrolment came to: ``ok`` (the kiosk is registered under ``kiosk_id``; also
+    for the same device asking again), or why not: unknown, used, expired, key_in_use."""
+
+    outcome: str
+    kiosk_id: str = ""
+
+
+class EnrolmentToken(NamedTuple):
+    """An enrolment token the committee made: its lookup, the kiosk id it gives, the venue,
+    its times, the root-signed document; when it was used (None: not yet)."""
+
+    token: str
+    kiosk_id: str
+    venue: str
+    issued_at: float
+    expires_at: float
+    doc: str
+    used_at: float | None
+
+
 class TagKeyDoc(NamedTuple):
     """A tag key's document signed again (a root succession)."""
 

@@ -5,6 +5,7 @@ connection of their own. The interface is :mod:`sync.central.storage.interface`.
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -20,6 +21,8 @@ from sync.central.storage import migrations
 from sync.central.storage.interface import EntryBuilder, RecordIdConflict, ServerRetention
 from sync.central.storage.rows import (
     AuditRow,
+    Enrolled,
+    EnrolmentToken,
     IngestResult,
     KioskContact,
     PurgeResult,
@@ -29,7 +32,7 @@ from sync.central.storage.rows import (
     record_row,
 )
 from sync.central.storage.sqlite_file import migrate, open_db, open_readonly, truncate_wal
-from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries
+from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries, tag_keys_json
 
 DB_NAME = "central.db"
 
@@ -117,6 +120,55 @@ class SqliteStorage(SqlQueries):
                 [kiosk_id, venue, public_key, now, tag_public],
             )
         return kiosk_id
+
+    def put_enrolment_token(self, token: EnrolmentToken, tag_keys: Sequence[TagKeyRow]) -> None:
+        with self._lock, self.db.conn:
+            self.db.execute(
+                "INSERT INTO enrolment_tokens (token, kiosk_id, venue, issued_at, expires_at, doc, "
+                "tag_docs) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [*token[:6], tag_keys_json(tag_keys)],
+            )
+
+    def enrol_kiosk(self, token: str, *, public_key: bytes, tag_public: bytes, now: float) -> Enrolled:
+        """Register the kiosk a token names, with the device's keys, once: the token's
+        sealed tag keys become the kiosk's; the same device asking again gets the same id."""
+        with self._lock, self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute(
+                "SELECT kiosk_id, venue, expires_at, used_at, device_key, tag_docs FROM enrolment_tokens "
+                "WHERE token = ?",
+                [token],
+            ).fetchone()
+            if row is None:
+                return Enrolled("unknown")
+            kiosk_id, venue, expires_at, used_at, device_key, tag_docs = row
+            if used_at is not None:
+                return Enrolled("ok", kiosk_id) if device_key == public_key else Enrolled("used")
+            if expires_at <= now:
+                return Enrolled("expired")
+            if self.db.execute(
+                "SELECT 1 FROM kiosks WHERE public_key = ? AND revoked_at IS NULL", [public_key]
+            ).fetchone():
+                return Enrolled("key_in_use")
+            self.db.execute(
+                "INSERT INTO kiosks (kiosk_id, venue, public_key, registered_at, tag_public) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [kiosk_id, venue, public_key, now, tag_public],
+            )
+            self.db.conn.executemany(
+                "INSERT INTO tag_keys (kiosk_id, valid_from, valid_to, sealed, doc) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                [
+                    (kiosk_id, k["valid_from"], k["valid_to"], base64.b64decode(k["sealed"]), k["doc"])
+                    for k in json.loads(tag_docs)
+                    if k["valid_to"] > now
+                ],
+            )
+            self.db.execute(
+                "UPDATE enrolment_tokens SET used_at = ?, device_key = ?, tag_docs = '[]' WHERE token = ?",
+                [now, public_key, token],
+            )
+        return Enrolled("ok", kiosk_id)
 
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
         with self._lock, self.db.conn:
@@ -250,6 +302,15 @@ class SqliteStorage(SqlQueries):
                 )
             risk = len(gone)
             self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now])  # kiosks are done
+            # a token past its expiry keeps no sealed key; its row goes after the longest retention
+            self.db.execute(
+                "UPDATE enrolment_tokens SET tag_docs = '[]' WHERE expires_at <= ? AND tag_docs <> '[]'",
+                [now],
+            )
+            self.db.execute(
+                "DELETE FROM enrolment_tokens WHERE expires_at <= ?",
+                [now - self.retention.significant_days * DAY],
+            )
             self.db.execute("DELETE FROM exposure_lists WHERE expires_at <= ?", [now])
             self.db.execute(  # a last upload says someone checked in there before it
                 "UPDATE kiosk_health SET last_upload_at = NULL WHERE last_upload_at <= ?",

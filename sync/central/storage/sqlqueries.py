@@ -10,6 +10,7 @@ from kiosk.core.timing import DAY
 from sync.central.storage.interface import ServerRetention
 from sync.central.storage.rows import (
     AuditRow,
+    EnrolmentToken,
     EpochRow,
     FleetPoint,
     GapRow,
@@ -89,6 +90,28 @@ SEEN_UPSERT = (
 )
 
 
+_TOKEN_COLUMNS = "token, kiosk_id, venue, issued_at, expires_at, doc, used_at"
+
+
+def tag_keys_json(rows: Sequence[TagKeyRow]) -> str:
+    """Sealed tag keys kept with an enrolment token until it is used (the kiosk id is the
+    token's)."""
+    import base64
+    import json
+
+    return json.dumps(
+        [
+            {
+                "valid_from": r.valid_from,
+                "valid_to": r.valid_to,
+                "sealed": base64.b64encode(r.sealed).decode("ascii"),
+                "doc": r.doc,
+            }
+            for r in rows
+        ]
+    )
+
+
 class SqlQueries:
     """What both backends ask in the same SQL, but for the placeholder (``P``: "?" for
     SQLite, "%s" for PostgreSQL); each provides ``_q(sql, params)`` and ``retention``."""
@@ -112,6 +135,16 @@ class SqlQueries:
     def kiosk(self, kiosk_id: str) -> KioskInfo | None:
         rows = self._q(self._sql(f"SELECT {_KIOSK_COLUMNS} FROM kiosks WHERE kiosk_id = ?"), [kiosk_id])
         return KioskInfo(*_blobs(rows[0])) if rows else None
+
+    def enrolment_token(self, token: str) -> EnrolmentToken | None:
+        rows = self._q(self._sql(f"SELECT {_TOKEN_COLUMNS} FROM enrolment_tokens WHERE token = ?"), [token])
+        return EnrolmentToken(*rows[0]) if rows else None
+
+    def enrolment_tokens(self) -> list[EnrolmentToken]:
+        return [
+            EnrolmentToken(*r)
+            for r in self._q(f"SELECT {_TOKEN_COLUMNS} FROM enrolment_tokens ORDER BY issued_at, token")
+        ]
 
     def kiosks(self) -> list[KioskInfo]:
         return [

@@ -597,3 +597,45 @@ def test_the_duplicate_probe_uses_the_record_id_index_whatever_the_statistics(pg
         assert "Seq Scan" not in lines[i] and lines[i + 1].startswith("Index Cond: ((record_id = u.id)"), (
             lines[i : i + 2]
         )
+
+
+def test_an_enrolment_token_registers_one_kiosk_once(storage):
+    """Both backends: the token's kiosk id, its sealed tag keys moved to the kiosk, the same
+    device asking again gets its id, any other is refused; expired and unknown tokens too.
+    (PostgreSQL goes through kiosk_enrol, by the database's own clock.)"""
+    import time
+
+    from sync.central.storage.rows import EnrolmentToken, TagKeyRow
+
+    now = time.time()
+    day = now - now % 86400
+    tok = EnrolmentToken("a" * 32, "k-" + "1" * 16, "cafe-1", now, now + 86400, '{"doc": 1}', None)
+    keys = [
+        TagKeyRow(tok.kiosk_id, day, day + 86400, b"sealed-today", "doc-today"),
+        TagKeyRow(tok.kiosk_id, day - 86400, day, b"sealed-yesterday", "doc-yesterday"),  # over
+    ]
+    storage.put_enrolment_token(tok, keys)
+    gone = EnrolmentToken("b" * 32, "k-" + "2" * 16, "cafe-2", now - 9e5, now - 1, "{}", None)
+    storage.put_enrolment_token(gone, [])
+    assert storage.enrolment_token("a" * 32) == tok
+    assert (
+        storage.enrol_kiosk("c" * 32, public_key=b"d" * 32, tag_public=b"t" * 32, now=now).outcome
+        == "unknown"
+    )
+    assert (
+        storage.enrol_kiosk("b" * 32, public_key=b"d" * 32, tag_public=b"t" * 32, now=now).outcome
+        == "expired"
+    )
+    done = storage.enrol_kiosk("a" * 32, public_key=b"d" * 32, tag_public=b"t" * 32, now=now)
+    assert (done.outcome, done.kiosk_id) == ("ok", tok.kiosk_id)
+    k = storage.kiosk(tok.kiosk_id)
+    assert k is not None and (k.venue, k.public_key, k.tag_public) == ("cafe-1", b"d" * 32, b"t" * 32)
+    assert storage.tag_key_docs(tok.kiosk_id, now) == ["doc-today"]
+    again = storage.enrol_kiosk("a" * 32, public_key=b"d" * 32, tag_public=b"t" * 32, now=now + 5)
+    assert (again.outcome, again.kiosk_id) == ("ok", tok.kiosk_id)
+    assert (
+        storage.enrol_kiosk("a" * 32, public_key=b"e" * 32, tag_public=b"t" * 32, now=now).outcome == "used"
+    )
+    used = storage.enrolment_token("a" * 32)
+    assert used is not None and used.used_at is not None
+    assert [t.token for t in storage.enrolment_tokens()] == ["b" * 32, "a" * 32]
