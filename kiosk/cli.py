@@ -248,6 +248,16 @@ def cmd_enrol(args) -> int:
     return EXIT_CHECK_FAILED
 
 
+# -- kiosk update ---------------------------------------------------------------------------------
+def cmd_update(args) -> int:
+    from kiosk.updater import update
+
+    cfg = _load_config(args.config)
+    outcome = update(cfg, check_only=args.check)
+    print(outcome.line())
+    return 0 if outcome.ok else EXIT_CHECK_FAILED
+
+
 # -- kiosk sync -----------------------------------------------------------------------------------
 def _without_numpy() -> None:
     """For the processes that never touch a frame (`kiosk sync`, `kiosk purge`): sqlite-utils
@@ -373,6 +383,17 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("--config", required=True)
     enrol.add_argument("code", metavar="CODE", help="the token's short code (XXXXX-XXXXX-XXXXX-XXXXX)")
     enrol.set_defaults(func=cmd_enrol)
+
+    upd = sub.add_parser(
+        "update",
+        help="one update round: a newer release the committee signed, installed side by side, "
+        "switched at a quiet moment, health-checked, rolled back on its own (the update timer)",
+    )
+    upd.add_argument("--config", required=True)
+    upd.add_argument(
+        "--check", action="store_true", help="only say whether a release is there for this kiosk"
+    )
+    upd.set_defaults(func=cmd_update)
 
     sync = sub.add_parser("sync", help="upload pending check-ins, fetch the bundle")
     sync.add_argument("--config", required=True)

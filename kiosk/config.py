@@ -163,6 +163,23 @@ class SyncSection:
 
 
 @dataclass(frozen=True)
+class UpdateSection:
+    # Releases installed side by side (RELEASES/VERSION), the running one linked as `current`;
+    # "" = releases/ beside the database.
+    releases: str = opt("", path=True)
+    # Run after switching to a release and after going back (e.g. "systemctl restart
+    # kiosk.service kiosk-sync.service" on a Pi; scripts/install-pi sets it); "" = none.
+    restart_command: str = opt("")
+    # The user a release's health check runs as (its services' own, "kiosk" on a Pi: the
+    # updater itself runs as root there); "" = the updater's own user.
+    run_as: str = opt("")
+    health_timeout_s: float = opt(120.0, min=5, max=3600)  # healthy within this, or back it goes
+    max_download_mb: int = opt(300, min=1, max=100_000)  # a release larger than this is refused
+    quiet_s: float = opt(30.0, min=0, max=3600)  # switch only after this long without a check-in
+    quiet_wait_s: float = opt(600.0, min=0, max=86_400)  # wait at most this long for quiet, per round
+
+
+@dataclass(frozen=True)
 class Config:
     kiosk: KioskSection
     keys: KeysSection
@@ -173,6 +190,7 @@ class Config:
     screen: ScreenSection
     retention: RetentionSection
     sync: SyncSection
+    update: UpdateSection = UpdateSection()
     source: Path | None = None  # the file it came from
 
 
@@ -312,3 +330,8 @@ def enrol_key_path(cfg: Config) -> Path:
     """The enrolment code's X25519 key: it opens the search-tag keys sealed with the token
     (the kiosk's first days), and `kiosk purge` deletes it once none of them is to come."""
     return Path(cfg.keys.tag_key).with_name(ENROL_KEY)
+
+
+def releases_dir(cfg: Config) -> Path:
+    """Where releases are installed side by side ([update] releases; "" = beside the database)."""
+    return Path(cfg.update.releases) if cfg.update.releases else Path(cfg.kiosk.database).parent / "releases"

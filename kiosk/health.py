@@ -52,6 +52,7 @@ def collect_health(
     version: str,
     manifest_version: int | None = None,
     audit_head: str | None = None,
+    update: str | None = None,
 ) -> dict[str, Any]:
     """The summary a kiosk signs and sends (kiosk.core.protocol.HEALTH_FIELDS): its own
     figures from ``store``; what it trusts (the manifest version it holds, the audit head it
@@ -90,6 +91,7 @@ def collect_health(
         "epoch": int(store.epoch),
         "uptime_s": _uptime(),
         "audit_head": audit_head,
+        "update": update,
     }
 
 
@@ -102,3 +104,16 @@ def later_than_sent(store, summary: dict[str, Any]) -> dict[str, Any]:
         summary = {**summary, "at": round(last + 0.001, 3)}
     store.set_state(SyncKey.HEALTH_SENT_AT, f"{float(summary['at']):.3f}")
     return summary
+
+
+def status_path(releases: Path) -> Path:
+    """The updater's last outcome (kiosk.updater writes it; the health summary carries it)."""
+    return releases / ".updates" / "status.json"
+
+
+def read_status(releases: Path) -> dict[str, str]:
+    try:
+        data = json.loads(status_path(releases).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}

@@ -571,8 +571,9 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
 
     def health() -> dict:
         from kiosk.clock import SystemClock
+        from kiosk.config import releases_dir
         from kiosk.core.console import version
-        from kiosk.health import collect_health
+        from kiosk.health import collect_health, read_status
 
         trust = HeldTrust(store, root=None, kiosk_id=None)
         return collect_health(
@@ -584,6 +585,7 @@ def uploader_from_config(cfg, *, store=None, session=None) -> Uploader:
             clock_synced=SystemClock().synced(),
             clock_offset=uploader.clock_offset,
             version=version(),
+            update=read_status(releases_dir(cfg)).get("status"),
         )
 
     uploader = Uploader(

@@ -241,7 +241,11 @@ HEALTH_FIELDS: dict[str, tuple[type, ...]] = {
     # SEQ:HASH, the highest audit head its bundles carried: signed here, so a server cannot
     # forge what a kiosk saw of the committee's log (only fail to keep it)
     "audit_head": (str, type(None)),
+    # the last software update round's outcome ("installed 0.2.0: ...", "rolled back 0.2.0:
+    # why"); optional: kiosks from before updates send no such field
+    "update": (str, type(None)),
 }
+HEALTH_OPTIONAL = frozenset({"update"})
 
 
 def _b64url(data: bytes) -> str:
@@ -270,8 +274,12 @@ def open_health(text: str, key: Ed25519PublicKey, kiosk_id: str) -> dict[str, An
         summary = json.loads(body)
     except (InvalidSignature, ValueError) as e:
         raise ValueError(f"health summary refused: {type(e).__name__}") from None
-    if not isinstance(summary, dict) or set(summary) != set(HEALTH_FIELDS):
+    if (
+        not isinstance(summary, dict)
+        or set(summary) - HEALTH_OPTIONAL != set(HEALTH_FIELDS) - HEALTH_OPTIONAL
+    ):
         raise ValueError("health summary: unexpected fields")
+    summary = {name: summary.get(name) for name in HEALTH_FIELDS}
     from kiosk.core.console import printable
 
     for name, types in HEALTH_FIELDS.items():

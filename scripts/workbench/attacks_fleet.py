@@ -117,3 +117,127 @@ def token_without_code(w: Any) -> list[Row]:
 
 
 SCENARIOS = [server_made_token, token_without_code]
+
+
+# -- releases ---------------------------------------------------------------------------------
+def _release_dir(w: Any, version: str) -> Any:
+    """A release folder as scripts/release makes it (its wheel's bytes do not matter here:
+    what is attacked is whether a kiosk takes the metadata)."""
+    import hashlib
+
+    from kiosk.core.releases import RELEASE_FILE, Release
+
+    folder = w.work / f"release-{version}"
+    folder.mkdir(exist_ok=True)
+    wheel = f"venue_kiosk-{version}-py3-none-any.whl"
+    data = f"release {version}".encode()
+    (folder / wheel).write_bytes(data)
+    release = Release(version, {wheel: hashlib.sha256(data).hexdigest()}, wheel)
+    (folder / RELEASE_FILE).write_bytes(release.encode())
+    return folder
+
+
+def _kiosk_config(w: Any) -> Any:
+    from kiosk import config as config_mod
+    from workbench.world import kiosk_config_text
+
+    path = w.work / "kiosk-update.toml"
+    if not path.exists():
+        text = kiosk_config_text(
+            w.keys,
+            w.work / "kiosk.db",
+            keys=[f'root_key = "{w.keys / "root.pub"}"'],
+            sync=[f'server_url = "{w.server.url}"', f'kiosk_id = "{w.kid}"'],
+            update=[f'releases = "{w.work / "releases"}"'],
+        )
+        path.write_text(text.replace('venue_id = "venue-test"', 'venue_id = "Market"'))
+    return config_mod.load(path)
+
+
+def releases_from_the_server(w: Any) -> list[Row]:
+    """The server's thief (its online key, its database) against the kiosks' updates."""
+    from securesystemslib.signer import CryptoSigner
+    from tuf.api.metadata import Metadata, TargetFile, Targets
+
+    from kiosk.updater import update
+    from sync.central.releases import publish
+
+    cfg = _kiosk_config(w)
+    s = w.storage()
+    try:
+        publish(w.keys, s, _release_dir(w, "9.1.0"), now=time.time(), online_key=None)
+    finally:
+        s.close()
+    seen = update(cfg, check_only=True, current="9.0.0")  # the kiosk trusts targets v1 from now on
+    server_key = load_ed25519_private(w.server.keys_dir / BUNDLE_KEY)
+    s = w.storage()
+    try:
+        held_doc = s.update_doc("targets.json")
+        held = Metadata[Targets].from_bytes(held_doc.encode())
+        own = Targets(version=held.signed.version + 1, expires=held.signed.expires)
+        own.targets = {
+            "release.json": TargetFile.from_data("release.json", b'{"version": "9.9.9"}', ["sha256"])
+        }
+        md = Metadata(own)
+        md.sign(CryptoSigner(server_key))
+        s.put_update([], md.to_bytes().decode(), {}, now=time.time())
+    finally:
+        s.close()
+    forged = update(cfg, check_only=True, current="9.0.0")
+    # a stolen kiosk's own keys: none of them signs a release its fellows take
+    from kiosk.core.keys import load_ed25519_private as load
+
+    stolen = [
+        p for p in w.work.glob("**/*.key") if "committee" not in p.parts and "server-keys" not in p.parts
+    ]
+    signed_by_kiosk = []
+    for path in stolen:
+        try:
+            key = load(path)
+        except Exception:
+            continue
+        md = Metadata(Targets(version=held.signed.version + 2, expires=held.signed.expires))
+        md.sign(CryptoSigner(key))
+        s = w.storage()
+        try:
+            s.put_update([], md.to_bytes().decode(), {}, now=time.time())
+        finally:
+            s.close()
+        signed_by_kiosk.append(update(cfg, check_only=True, current="9.0.0").state)
+    # an older release: the committee published 9.1.0 first; now the server puts an older
+    # targets version back (what an older copy of its database held)
+    s = w.storage()
+    try:
+        publish(w.keys, s, _release_dir(w, "9.2.0"), now=time.time())
+    finally:
+        s.close()
+    newer = update(cfg, check_only=True, current="9.0.0")
+    s = w.storage()
+    try:
+        s.put_update([], held_doc, {}, now=time.time())  # back to targets v1 (9.1.0)
+    finally:
+        s.close()
+    rolled = update(cfg, check_only=True, current="9.0.0")
+    return [
+        Row(
+            "server keys: a release of its own (targets it signed)",
+            "refused by the kiosk; nothing installed",
+            forged.line()[:60],
+            forged.state == "refused" and seen.state == "available",
+        ),
+        Row(
+            "stolen kiosk: its own keys sign a release",
+            "refused by every kiosk",
+            f"{len(signed_by_kiosk)} keys tried: {sorted(set(signed_by_kiosk))}",
+            bool(signed_by_kiosk) and set(signed_by_kiosk) == {"refused"},
+        ),
+        Row(
+            "server DB: an older targets version put back",
+            "refused (rollback): the kiosk keeps 9.2.0",
+            f"after 9.2.0 ({newer.state}): {rolled.line()[:50]}",
+            newer.state == "available" and newer.version == "9.2.0" and rolled.state == "refused",
+        ),
+    ]
+
+
+SCENARIOS.append(releases_from_the_server)

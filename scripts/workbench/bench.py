@@ -505,6 +505,11 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--only-passes", action="store_true", help="only the bulk pass issuing figures")
     ap.add_argument(
+        "--only-releases",
+        action="store_true",
+        help="only the update figures: release sizes, the install, the door's gap at a switch",
+    )
+    ap.add_argument(
         "--only-fleet", action="store_true", help="only status and report at 200 and 10,000 kiosks"
     )
     ap.add_argument("--passes", type=int, default=100_000, help="passes in the bulk issuing figures")
@@ -566,8 +571,17 @@ def main(argv=None) -> int:
             print("the fleet at a glance: status and report", flush=True)
             bench_fleet(t, work)
 
+        def releases() -> None:
+            from workbench.bench_releases import bench_releases
+
+            print("the fleet's updates: release sizes and the switch", flush=True)
+            bench_releases(t, work, keys)
+
         if args.only_passes:
             bulk_passes()
+            return 0
+        if args.only_releases:
+            releases()
             return 0
         if args.only_fleet:
             fleet()
@@ -615,6 +629,7 @@ def main(argv=None) -> int:
         if args.passes:
             bulk_passes()
         fleet()
+        releases()
     return 0
 
 

@@ -218,5 +218,6 @@ def health_summary(**changes: Any) -> dict[str, Any]:
         "epoch": 1,
         "uptime_s": 3600.0,
         "audit_head": None,
+        "update": None,
         **changes,
     }

@@ -110,6 +110,9 @@ def reasons_for(k: KioskState, *, now: float, t: Thresholds) -> tuple[str, ...]:
         out.append(f"{k.missing} missing records")
     if any(e.reused for e in k.epochs):
         out.append("sequence numbers reused")
+    update = str(h.get("update") or "")
+    if update.startswith(("rolled back", "refused")):  # the kiosk said why, signed
+        out.append(f"update {update}")
     return tuple(out)
 
 
@@ -163,6 +166,7 @@ REASON_KINDS = (
     "set aside",
     "missing",
     "reused",
+    "update",
 )
 
 
@@ -183,6 +187,15 @@ def summary(kiosks: list[KioskState]) -> dict[str, Any]:
         "attention": states["attention"],
         "revoked": states["revoked"],
         "reasons": dict(sorted(kinds.items())),
+        "versions": dict(
+            sorted(
+                Counter(
+                    str(k.health["version"])
+                    for k in kiosks
+                    if k.health and not k.revoked and k.health.get("version")
+                ).items()
+            )
+        ),
     }
 
 
@@ -193,6 +206,7 @@ def summary_line(kiosks: list[KioskState]) -> str:
         f"{s['kiosks']} kiosks: {s['ok']} ok, {s['attention']} need attention"
         + (f" ({why})" if why else "")
         + f", {s['revoked']} revoked"
+        + ("; versions " + ", ".join(f"{v} ({n})" for v, n in s["versions"].items()) if s["versions"] else "")
     )
 
 
@@ -241,6 +255,7 @@ def lines(kiosks: list[KioskState], *, now: float) -> list[str]:
                 f"clock {'synced' if h.get('clock_synced') else 'UNSYNCED'}"
                 + (f" {round(k.skew_s):+d} s" if k.skew_s is not None else ""),
                 f"disk {h.get('disk_free_mb', '?')} MB free",
+                f"version {h.get('version') or '?'}",
                 f"fault {h['fault']} at {iso(h.get('fault_at'))}" if h.get("fault") else "no fault",
             ]
         else:

@@ -511,7 +511,11 @@ def test_systemd_units_run_commands_that_exist_with_the_config_they_name():
             if "purge" in name:
                 assert units[name.replace(".service", ".timer")]["Timer"]["Persistent"] == "true"
             continue
-        assert exec_start[0] == "/opt/kiosk/.venv/bin/kiosk"
+        # the services run the current release; the updater, the base install's own
+        base = name == "kiosk-update.service"
+        assert exec_start[0] == (
+            "/opt/kiosk/.venv/bin/kiosk" if base else "/opt/kiosk/releases/current/bin/kiosk"
+        )
         assert exec_start[2:4] == ["--config", "/etc/kiosk/kiosk.toml"]
         args = [a for a in exec_start[1:] if a not in ("--config", "/etc/kiosk/kiosk.toml")]
         assert run("kiosk", *args, "--help").returncode == 0

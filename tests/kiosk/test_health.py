@@ -3,6 +3,7 @@ nothing a visitor did; and what a real kiosk store reports."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -35,6 +36,18 @@ def test_a_summary_opens_only_with_its_kiosks_key_and_id():
     body, sig = text.split(".")
     with pytest.raises(ValueError):
         protocol.open_health(body[:-2] + "xx." + sig, key.public_key(), KIOSK)
+
+
+def test_a_kiosk_from_before_updates_sends_no_update_field_and_is_heard():
+    key = seeded_ed25519("device")
+    old = {k: v for k, v in summary().items() if k != "update"}
+    body = json.dumps(old, sort_keys=True, separators=(",", ":")).encode()
+    sig = key.sign(b"venue-kiosk health v1\n" + KIOSK.encode() + b"\n" + body)
+    b64 = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode()  # noqa: E731
+    assert protocol.open_health(f"{b64(body)}.{b64(sig)}", key.public_key(), KIOSK) == summary()
+    rolled = summary(update="rolled back 0.3.0: does not start")
+    text = protocol.sign_health(key, KIOSK, rolled)
+    assert protocol.open_health(text, key.public_key(), KIOSK)["update"] == rolled["update"]
 
 
 @pytest.mark.parametrize(

@@ -214,3 +214,38 @@ def test_a_server_killed_mid_upload_behind_nginx_loses_no_record(
     assert (stats["pending"], stats["set_aside"]) == (0, 0)
     assert held_on_server(front["pg"], front["kid"]) == 1500  # every record, once
     store.close()
+
+
+def test_a_kiosk_enrols_and_updates_over_tls_through_nginx_on_postgresql(front, tmp_path, authority):
+    """The fleet's two journeys through the front, on PostgreSQL: a kiosk enrols with a token
+    (kiosk_enrol, as the ingest role would), then installs a signed release."""
+    from sync.central.enrolment import issue
+    from sync.central.releases import publish
+    from sync.central.storage.pg_backend import PgStorage
+    from testkit import build_release, run_bin
+    from workbench.world import kiosk_config_text
+
+    s = PgStorage(front["pg"])
+    try:
+        token = issue(authority, s, venue="Market", expires_at=time.time() + 3600, now=time.time())
+    finally:
+        s.close()
+    cfg = tmp_path / "kiosk" / "kiosk.toml"
+    text = kiosk_config_text(
+        authority,
+        tmp_path / "kiosk" / "kiosk.db",
+        keys=[f'root_key = "{authority / "root.pub"}"'],
+        sync=[f'server_url = "{front["nginx"].url}"', f'ca_bundle = "{front["ca"]}"'],
+        update=["quiet_s = 0.0"],
+    )
+    cfg.write_text(text.replace('venue_id = "venue-test"', 'venue_id = "Market"'))
+    enrolled = run_bin("kiosk", "enrol", "--config", cfg, token.code.text)
+    assert "enrolled: kiosk " + token.token.kiosk_id in enrolled.stdout
+    release = build_release(tmp_path, "0.2.0", change="through the front")
+    s = PgStorage(front["pg"])
+    try:
+        publish(authority, s, release, now=time.time())
+    finally:
+        s.close()
+    done = run_bin("kiosk", "update", "--config", cfg, timeout=300)
+    assert done.stdout.strip() == "installed 0.2.0: from 0.1.0; healthy"

@@ -32,7 +32,10 @@ def test_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     assert p.returncode == 0, p.stderr
     s = steps(p.stdout)
     assert any(x.startswith("useradd --system") for x in s)
-    assert "ln -sfn /opt/kiosk/.venv/bin/kiosk /usr/local/bin/kiosk" in s  # README's commands work
+    assert "ln -sfn /opt/kiosk/releases/current/bin/kiosk /usr/local/bin/kiosk" in s  # README's commands work
+    assert "install -d -m 0755 /opt/kiosk/releases /opt/kiosk/releases/base /opt/kiosk/releases/base/bin" in s
+    assert "ln -sfn base /opt/kiosk/releases/current" in s  # the services run the base install first
+    assert 'exec /opt/kiosk/.venv/bin/kiosk "$@"' in p.stdout
     assert any(x.startswith("install -d -o kiosk -g kiosk -m 0700 /var/lib/kiosk") for x in s)
     assert any(x.startswith("runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk doctor") for x in s)
     assert not any(x.startswith("sudo") for x in s)  # root needs no sudo
@@ -77,7 +80,7 @@ def test_enrol_joins_the_fleet_in_one_step_and_hands_the_files_to_the_service_us
 def test_with_a_kiosk_id_sync_is_enabled_and_may_reach_only_the_server_and_dns(tmp_path):
     p = run("--dry-run", "--config", _config(tmp_path, "k-0123456789abcdef"))
     assert p.returncode == 0, p.stderr
-    assert "systemctl enable --now kiosk-sync.service" in steps(p.stdout)
+    assert "systemctl enable --now kiosk-sync.service kiosk-update.timer" in steps(p.stdout)
     allow = next(line for line in p.stdout.splitlines() if line.startswith("IPAddressAllow="))
     assert "127.0.0.1" in allow
 

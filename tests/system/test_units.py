@@ -15,6 +15,7 @@ GOALS = {
     "kiosk.service": 3.0,
     "kiosk-sync.service": 2.0,
     "kiosk-purge.service": 2.0,
+    "kiosk-update.service": 3.0,  # root: installs releases, restarts the services
     "kiosk-central.service": 2.0,
     "kiosk-central-purge.service": 2.0,
     "kiosk-central@8001.service": 2.0,
@@ -31,6 +32,7 @@ def installed(tmp_path_factory):
     d = tmp_path_factory.mktemp("units")
     for unit in UNITS.iterdir():
         text = unit.read_text().replace("/opt/kiosk/.venv/bin/", str(BIN) + "/")
+        text = text.replace("/opt/kiosk/releases/current/bin/", str(BIN) + "/")
         (d / unit.name).write_text(text)
         if unit.name.endswith("@.service"):  # a template: checked as one instance of it
             (d / unit.name.replace("@.", "@8001.")).write_text(text)
@@ -65,6 +67,8 @@ def test_systemd_analyze_verify_is_clean(installed):
                     "kiosk-sync.service",
                     "kiosk-purge.service",
                     "kiosk-purge.timer",
+                    "kiosk-update.service",
+                    "kiosk-update.timer",
                     "kiosk-central.service",
                     "kiosk-central-purge.service",
                     "kiosk-central-purge.timer",

@@ -22,11 +22,12 @@ from sync.central.cli import (
     keys_cli,
     members_cli,
     passes_cli,
+    release_cli,
     server_cli,
 )
 from sync.central.cli.common import check_keys_folder, store_fault
 
-GROUPS = (keys_cli, members_cli, cases_cli, passes_cli, server_cli, fleet_cli, enrolment_cli)
+GROUPS = (keys_cli, members_cli, cases_cli, passes_cli, server_cli, fleet_cli, enrolment_cli, release_cli)
 
 
 CONFIG_HELP = (

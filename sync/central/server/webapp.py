@@ -20,7 +20,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from kiosk.core.faults import Fault
-from sync.central.server import routes_bundle, routes_check, routes_enrol, routes_ops, routes_upload
+from sync.central.server import (
+    routes_bundle,
+    routes_check,
+    routes_enrol,
+    routes_ops,
+    routes_updates,
+    routes_upload,
+)
 from sync.central.server.authority_keys import Authority
 from sync.central.server.context import ServerContext
 from sync.central.server.models import ApiError, ErrorBody, Record
@@ -84,7 +91,7 @@ def create_app(
             log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.code)
         return JSONResponse({"error": exc.code, "detail": exc.detail, **exc.extra}, status_code=exc.status)
 
-    for routes in (routes_upload, routes_bundle, routes_ops, routes_check, routes_enrol):
+    for routes in (routes_upload, routes_bundle, routes_ops, routes_check, routes_enrol, routes_updates):
         app.include_router(routes.router)
 
     # Keep the Record and ErrorBody schemas in the components so the $refs resolve.

@@ -248,6 +248,27 @@ class PgStorage(SqlQueries):
         what, _, kiosk_id = outcome.partition(":")
         return Enrolled(what, kiosk_id)
 
+    def put_update(
+        self, roots: Sequence[tuple[str, str]], targets: str, files: dict[str, bytes], *, now: float
+    ) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO update_metadata (name, doc, published_at) VALUES (%s, %s, %s)",
+                    [(name, doc, now) for name, doc in roots],
+                )
+            conn.execute(
+                "INSERT INTO update_metadata (name, doc, published_at) VALUES ('targets.json', %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, published_at = excluded.published_at",
+                [targets, now],
+            )
+            conn.execute("DELETE FROM update_targets")
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO update_targets (path, data, added_at) VALUES (%s, %s, %s)",
+                    [(path, data, now) for path, data in files.items()],
+                )
+
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
         with self.pool.connection() as conn:
             cur = conn.execute(

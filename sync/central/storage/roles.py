@@ -34,7 +34,7 @@ GRANTS = {
         "SELECT, INSERT, UPDATE ON untagged_days",
         "SELECT, INSERT, UPDATE ON kiosk_health",  # the kiosks' signed health, last seen
         "SELECT, INSERT, UPDATE, DELETE ON fleet_history",  # the hourly fleet state
-        "SELECT ON enrolment_tokens",
+        "SELECT ON enrolment_tokens, update_metadata, update_targets",  # releases: relayed only
         # a kiosk joins only by a token the committee made, once (no INSERT on kiosks)
         f"EXECUTE ON FUNCTION {FUNCTIONS['enrol']}",
     ],  # bookkeeping, never records
@@ -57,6 +57,8 @@ GRANTS = {
         "SELECT, INSERT, DELETE ON exposure_lists",  # only the newest is kept
         "SELECT, INSERT, DELETE ON held",
         "SELECT, INSERT ON enrolment_tokens",  # `enrolment issue`: the tokens the root signed
+        "SELECT, INSERT, UPDATE ON update_metadata",  # `release publish`: what the root signed
+        "SELECT, INSERT, DELETE ON update_targets",
         "USAGE ON SEQUENCE reads_read_id_seq",
         f"EXECUTE ON FUNCTION {FUNCTIONS['audit_append']}",
     ],

@@ -170,6 +170,25 @@ class SqliteStorage(SqlQueries):
             )
         return Enrolled("ok", kiosk_id)
 
+    def put_update(
+        self, roots: Sequence[tuple[str, str]], targets: str, files: dict[str, bytes], *, now: float
+    ) -> None:
+        with self._lock, self.db.conn:
+            self.db.conn.executemany(
+                "INSERT INTO update_metadata (name, doc, published_at) VALUES (?, ?, ?)",
+                [(name, doc, now) for name, doc in roots],
+            )
+            self.db.execute(
+                "INSERT INTO update_metadata (name, doc, published_at) VALUES ('targets.json', ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET doc = excluded.doc, published_at = excluded.published_at",
+                [targets, now],
+            )
+            self.db.execute("DELETE FROM update_targets")
+            self.db.conn.executemany(
+                "INSERT INTO update_targets (path, data, added_at) VALUES (?, ?, ?)",
+                [(path, data, now) for path, data in files.items()],
+            )
+
     def revoke_kiosk(self, kiosk_id: str, *, now: float) -> bool:
         with self._lock, self.db.conn:
             cur = self.db.execute(

@@ -146,6 +146,18 @@ class SqlQueries:
             for r in self._q(f"SELECT {_TOKEN_COLUMNS} FROM enrolment_tokens ORDER BY issued_at, token")
         ]
 
+    def update_doc(self, name: str) -> str | None:
+        rows = self._q(self._sql("SELECT doc FROM update_metadata WHERE name = ?"), [name])
+        return str(rows[0][0]) if rows else None
+
+    def update_root_version(self) -> int:
+        rows = self._q(self._sql("SELECT name FROM update_metadata WHERE name LIKE ?"), ["%.root.json"])
+        return max((int(r[0].split(".")[0]) for r in rows), default=0)
+
+    def update_target(self, path: str) -> bytes | None:
+        rows = self._q(self._sql("SELECT data FROM update_targets WHERE path = ?"), [path])
+        return bytes(rows[0][0]) if rows else None
+
     def kiosks(self) -> list[KioskInfo]:
         return [
             KioskInfo(*_blobs(r))

@@ -58,11 +58,12 @@ def test_each_reason_for_attention_and_the_order(tmp_path):
         "attention": 6,
         "revoked": 1,
         "reasons": {"clock": 2, "disk low": 1, "fault": 1, "never seen": 1, "silent": 1, "stale bundle": 1},
+        "versions": {"0.1.0": 6},  # what the kiosks that reported their health run
     }
     out = lines(kiosks, now=NOW)
     assert out[-1] == (
         "8 kiosks: 1 ok, 6 need attention (clock 2, disk low 1, fault 1, never seen 1, silent 1, "
-        "stale bundle 1), 1 revoked"
+        "stale bundle 1), 1 revoked; versions 0.1.0 (6)"
     )
     fault = next(line for line in out if line.startswith(ids["fault"]))
     assert "pending 7" in fault and "fault camera at 2027-01-15T06:00Z" in fault
