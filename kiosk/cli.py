@@ -225,12 +225,16 @@ def cmd_keys_init(args) -> int:
 
 # -- kiosk enrol ----------------------------------------------------------------------------------
 def cmd_enrol(args) -> int:
-    _without_numpy()
-    from kiosk.enrol import enrol
+    if not args.camera:
+        _without_numpy()
+    from kiosk.enrol import code_from_camera, enrol
     from kiosk.uploader import uploader_from_config
 
     cfg = _load_config(args.config)
-    done = enrol(cfg, Path(args.config), args.code)
+    if (args.code is None) == (not args.camera):
+        raise ConfigError("kiosk enrol: give the token's CODE, or --camera to read its QR code (one of them)")
+    code = args.code if args.code is not None else code_from_camera(cfg, timeout_s=args.camera_timeout)
+    done = enrol(cfg, Path(args.config), code)
     print(f"enrolled: kiosk {done.kiosk_id}, venue {done.venue}; its id is written to {args.config}")
     uploader = uploader_from_config(_load_config(args.config))
     try:
@@ -381,7 +385,15 @@ def build_parser() -> argparse.ArgumentParser:
         "[sync] kiosk_id, fetches the first bundle",
     )
     enrol.add_argument("--config", required=True)
-    enrol.add_argument("code", metavar="CODE", help="the token's short code (XXXXX-XXXXX-XXXXX-XXXXX)")
+    enrol.add_argument(
+        "code", metavar="CODE", nargs="?", help="the token's short code (XXXXX-XXXXX-XXXXX-XXXXX)"
+    )
+    enrol.add_argument(
+        "--camera", action="store_true", help="read the token's QR code with the kiosk's own camera instead"
+    )
+    enrol.add_argument(
+        "--camera-timeout", type=float, default=120.0, metavar="S", help="how long to look for it (120)"
+    )
     enrol.set_defaults(func=cmd_enrol)
 
     upd = sub.add_parser(

@@ -100,6 +100,37 @@ def enrol(
     return Enrolment(token.kiosk_id, token.venue, token.expires_at)
 
 
+def code_from_camera(
+    cfg: Config, *, timeout_s: float = 120.0, clock: Any = time.monotonic, sleep: Any = time.sleep
+) -> str:
+    """The enrolment code from its QR code shown to the kiosk's own camera (or scanner),
+    read by the kiosk's own decoder; EnrolRefused when none is seen within ``timeout_s``."""
+    from kiosk.adapters.decoders import make_decoder
+    from kiosk.adapters.frames import SCANNER_SOURCES, open_source
+    from kiosk.adapters.scanners import ScannedText
+
+    source = open_source(cfg.camera)
+    decoder = ScannedText() if cfg.camera.source in SCANNER_SOURCES else make_decoder(cfg.decoder.name)
+    deadline = clock() + timeout_s
+    try:
+        while clock() < deadline:
+            frame = source.read()
+            if frame is None:
+                if cfg.camera.source == "images":
+                    break  # the pictures are over
+                sleep(0.05)
+                continue
+            for text in decoder.decode(frame):
+                if text.upper().startswith(enrolment.QR_PREFIX):
+                    return text
+    finally:
+        source.close()
+    raise EnrolRefused(
+        f"no enrolment code seen by the camera within {timeout_s:g} s: show the token's QR code "
+        "to it (a hand's width away), or type its code"
+    )
+
+
 class _Http:
     def __init__(self, cfg: Config, session: requests.Session):
         self.base = cfg.sync.server_url.rstrip("/") + protocol.ENROL_PATH + "/"

@@ -193,3 +193,35 @@ def test_code_typing_rules():
     with pytest.raises(enrolment.CodeError, match="characters no enrolment code has"):
         enrolment.parse_code(code.text[:-1] + "!")
     assert code.lookup != enrolment.new_code().lookup and len(code.lookup) == 32
+
+
+def test_a_kiosk_reads_its_token_with_its_own_camera(tmp_path, authority_copy):
+    """The token's QR code (as `enrolment issue --out` wrote it), photographed by the kiosk's
+    camera (a picture here), read by its own decoder."""
+    import cv2
+    import numpy as np
+
+    from workbench.localserver import LocalServer
+    from workbench.render import camera_frame
+
+    a, data = authority_copy, tmp_path / "central"
+    run("kiosk-central", "init", "--data", data)
+    run("kiosk-central", "manifest", "publish", "--keys", a, "--data", data)
+    code = _issue(a, data, "cafe-1", tmp_path / "token.png")
+    shown = tmp_path / "frames"
+    shown.mkdir()
+    cv2.imwrite(str(shown / "token.png"), camera_frame(enrolment.QR_PREFIX + code, np.random.default_rng(5)))
+    with LocalServer(data, server_keys_folder(a, tmp_path / "server-keys")) as server:
+        cfg = _kiosk(tmp_path, a, "kiosk1", "cafe-1", server.url)
+        cfg.write_text(cfg.read_text() + f'[camera]\nsource = "images"\nimages = ["{shown}"]\n')
+        done = run("kiosk", "enrol", "--config", cfg, "--camera")
+        assert "enrolled: kiosk k-" in done.stdout
+        both = run("kiosk", "enrol", "--config", cfg, code, "--camera", check=False)
+        assert both.returncode == 2 and "one of them" in both.stderr
+    blank = _kiosk(tmp_path, a, "kiosk2", "cafe-1", "http://127.0.0.1:9")
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    cv2.imwrite(str(empty / "wall.png"), np.full((480, 640), 128, np.uint8))
+    blank.write_text(blank.read_text() + f'[camera]\nsource = "images"\nimages = ["{empty}"]\n')
+    none = run("kiosk", "enrol", "--config", blank, "--camera", check=False)
+    assert none.returncode == 1 and "no enrolment code seen by the camera" in none.stderr
