@@ -421,6 +421,9 @@ class Uploader:
     def round(self) -> RoundResult:
         """Upload, then fetch the bundle even when the upload failed."""
         errors, retry_after = [], None
+        # A day's search-tag key goes when its day is over, offline too (not at the next purge)
+        if self.trust.prune(now=self.clock()):
+            self._export()
         self._health_now()
         first = None
         if not self.receipt_keys() and self.root_key is not None:

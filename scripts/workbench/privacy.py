@@ -212,6 +212,7 @@ class World:
                         [{**r, "sealed": base64.b64decode(r["sealed"])} for r in rows],
                         now=end,
                     )
+                    server.drop_spent_tag_keys(now=end)  # what `serve` does every minute
                     store.mark_synced([r["record_id"] for r in rows], now=end)
                     # the round's bundle says what the server holds: those may leave the kiosk
                     store.confirm(server.stored_summary(k["id"]), now=end)
@@ -312,6 +313,36 @@ def stolen_kiosk(world: World, *, now: float) -> list[Row]:
         Row("stolen kiosk", "search-tag keys of a day already over that it still holds",
             sum(1 for s in held if s.valid_to <= now)),
     ]  # fmt: skip
+
+
+def server_copy_with_kiosk_keys(world: World, *, now: float) -> list[Row]:
+    """A copy of the server taken at ``now`` (no purge ran: only what `serve` drops every
+    minute is gone) and every kiosk's tag key: check-ins of days already over, of any pass."""
+    from kiosk.core.keys import load_x25519_private
+    from kiosk.core.seal import SUITE
+    from kiosk.core.sealkeys import search_tag, tag_key_info
+
+    world_keys = {k["id"]: load_x25519_private(k["dir"] / "tag.key") for k in world.kiosks}
+    today = now - now % DAY
+    day_keys: dict[tuple[str, float], bytes] = {}
+    for kiosk_id, start, end, sealed in server_rows(
+        world.data, "SELECT kiosk_id, valid_from, valid_to, sealed FROM tag_keys"
+    ):
+        if end <= today and kiosk_id in world_keys:  # a day already over
+            key = SUITE.decrypt(bytes(sealed), world_keys[kiosk_id], info=tag_key_info(kiosk_id, start))
+            day_keys[(kiosk_id, float(start))] = key
+    tags = {search_tag(key, p) for key in day_keys.values() for p in world.pass_ids}
+    past = server_rows(
+        world.data, "SELECT tag FROM records WHERE captured_at < ? AND tag IS NOT NULL", [today]
+    )
+    found = sum(1 for (t,) in past if t in tags)
+    return [
+        Row(
+            "server copy + every kiosk's tag key",
+            f"check-ins of days already over, of any pass (of {len(past)})",
+            found,
+        )
+    ]
 
 
 def one_member(world: World) -> list[Row]:
@@ -459,6 +490,7 @@ def run(
     }
     rows = server_copy(world)
     rows += stolen_kiosk(world, now=end)
+    rows += server_copy_with_kiosk_keys(world, now=end)
     rows += one_member(world)
     rows += network_observer(world)
     rows += after_retirement(world, backup=backup, at=world.t0 + 98 * DAY)

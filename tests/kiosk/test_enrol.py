@@ -225,3 +225,30 @@ def test_a_kiosk_reads_its_token_with_its_own_camera(tmp_path, authority_copy):
     blank.write_text(blank.read_text() + f'[camera]\nsource = "images"\nimages = ["{empty}"]\n')
     none = run("kiosk", "enrol", "--config", blank, "--camera", check=False)
     assert none.returncode == 1 and "no enrolment code seen by the camera" in none.stderr
+
+
+def test_a_kiosk_drops_a_days_tag_key_when_the_day_is_over_offline_too(tmp_path, authority_copy):
+    from kiosk import config as config_mod
+    from kiosk.core.bundle import Bundle
+    from kiosk.uploader import uploader_from_config
+    from workbench.localserver import LocalServer
+
+    a, data = authority_copy, tmp_path / "central"
+    run("kiosk-central", "init", "--data", data)
+    run("kiosk-central", "manifest", "publish", "--keys", a, "--data", data)
+    code = _issue(a, data, "cafe-1", tmp_path / "token.png")
+    with LocalServer(data, server_keys_folder(a, tmp_path / "server-keys")) as server:
+        cfg = _kiosk(tmp_path, a, "kiosk1", "cafe-1", server.url)
+        run("kiosk", "enrol", "--config", cfg, code)
+    up = uploader_from_config(config_mod.load(cfg))  # the server is gone: offline
+    try:
+        held: Bundle | None = up._held_bundle()
+        assert held is not None and held.tag_keys
+        tomorrow = min(k.valid_to for k in held.tag_keys) + 1  # the first day is over
+        up.clock = lambda: tomorrow
+        assert not up.round().ok  # no server; the day's key goes anyway
+        after = up._held_bundle()
+        assert after is not None and all(k.valid_to > tomorrow for k in after.tag_keys)
+        assert len(after.tag_keys) == len(held.tag_keys) - 1
+    finally:
+        up.store.close()

@@ -230,6 +230,11 @@ class PgStorage(SqlQueries):
             )
         return kiosk_id
 
+    def drop_spent_tag_keys(self, *, now: float) -> int:
+        """By the database's clock, through kiosk_drop_spent_tag_keys (the ingest role may)."""
+        with self.pool.connection() as conn:
+            return int(_scalar(conn.execute("SELECT kiosk_drop_spent_tag_keys()")) or 0)
+
     def put_enrolment_token(self, token: EnrolmentToken, tag_keys: Sequence[TagKeyRow]) -> None:
         with self.pool.connection() as conn:
             conn.execute(

@@ -20,6 +20,7 @@ FUNCTIONS = {
     "audit_append": "kiosk_audit_append(bigint, text, text, text, text, text, text, double precision)",
     "purge_enrolment": "kiosk_purge_enrolment()",
     "enrol": "kiosk_enrol(text, bytea, bytea)",
+    "drop_tag_keys": "kiosk_drop_spent_tag_keys()",
 }
 
 GRANTS = {
@@ -36,7 +37,7 @@ GRANTS = {
         "SELECT, INSERT, UPDATE, DELETE ON fleet_history",  # the hourly fleet state
         "SELECT ON enrolment_tokens, update_metadata, update_targets",  # releases: relayed only
         # a kiosk joins only by a token the committee made, once (no INSERT on kiosks)
-        f"EXECUTE ON FUNCTION {FUNCTIONS['enrol']}",
+        f"EXECUTE ON FUNCTION {FUNCTIONS['enrol']}, {FUNCTIONS['drop_tag_keys']}",
     ],  # bookkeeping, never records
     # kiosk-central purge: only through two functions that go by the database's own clock:
     # what is past its deletion time and not held; no DELETE on any table

@@ -121,6 +121,10 @@ class SqliteStorage(SqlQueries):
             )
         return kiosk_id
 
+    def drop_spent_tag_keys(self, *, now: float) -> int:
+        with self._lock, self.db.conn:
+            return self.db.execute("DELETE FROM tag_keys WHERE valid_to <= ?", [now]).rowcount
+
     def put_enrolment_token(self, token: EnrolmentToken, tag_keys: Sequence[TagKeyRow]) -> None:
         with self._lock, self.db.conn:
             self.db.execute(

@@ -639,3 +639,22 @@ def test_an_enrolment_token_registers_one_kiosk_once(storage):
     used = storage.enrolment_token("a" * 32)
     assert used is not None and used.used_at is not None
     assert [t.token for t in storage.enrolment_tokens()] == ["b" * 32, "a" * 32]
+
+
+def test_a_days_tag_keys_leave_the_server_when_the_day_is_over(storage):
+    """`serve` deletes them every minute (on PostgreSQL as the ingest role, through
+    kiosk_drop_spent_tag_keys, by the database's clock), not at the daily purge."""
+    import time
+
+    from sync.central.storage.rows import TagKeyRow
+
+    now = time.time()
+    kid = storage.register_kiosk(venue="v", public_key=b"k" * 32, now=now, tag_public=b"t" * 32)
+    storage.put_tag_keys(
+        [
+            TagKeyRow(kid, now - 86400 - 5, now - 5, b"yesterday", "doc-yesterday"),
+            TagKeyRow(kid, now - 5, now + 86400, b"today", "doc-today"),
+        ]
+    )
+    assert storage.drop_spent_tag_keys(now=now) == 1
+    assert [k.sealed for k in storage.tag_keys_for(kid, now - 86400)] == [b"today"]
