@@ -20,7 +20,8 @@ from typing import Any
 import requests
 
 from kiosk.config import Config, ConfigError, enrol_key_path
-from kiosk.core import enrolment, protocol
+from kiosk.core import enroltokens as enrolment
+from kiosk.core import protocol
 from kiosk.core.faults import EXIT_CHECK_FAILED, Fault
 
 log = logging.getLogger("kiosk")

@@ -36,8 +36,15 @@ import requests
 
 from kiosk.config import Config, ConfigError, releases_dir
 from kiosk.core.faults import EXIT_CHECK_FAILED, Fault
-from kiosk.core.releases import RELEASE_FILE, UPDATES_PATH, Release, ReleaseError, read_release, target_path
-from kiosk.core.releases import version_key as vkey
+from kiosk.core.releasefiles import (
+    RELEASE_FILE,
+    UPDATES_PATH,
+    Release,
+    ReleaseError,
+    read_release,
+    target_path,
+)
+from kiosk.core.releasefiles import version_key as vkey
 from kiosk.health import read_status, status_path
 
 log = logging.getLogger("kiosk")

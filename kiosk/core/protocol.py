@@ -48,7 +48,7 @@ BUNDLE_PATH = "/v1/bundle"
 # What the server last heard from this kiosk (signed GET, empty body): the end of each sync
 # round reports the kiosk's health after the round there, and `kiosk doctor` asks it.
 KIOSK_PATH = "/v1/kiosk"
-# Enrolment by a one-time token (kiosk.core.enrolment): GET the token's document, POST the keys.
+# Enrolment by a one-time token (kiosk.core.enroltokens): GET the token's document, POST the keys.
 ENROL_PATH = "/v1/enrolment"
 # The days ahead of search-tag keys a kiosk wants (its offline margin): it holds no more.
 KEY_MARGIN_HEADER = "X-Key-Margin-Days"

@@ -9,7 +9,8 @@ from typing import Any
 
 import requests
 
-from kiosk.core import enrolment, protocol
+from kiosk.core import enroltokens as enrolment
+from kiosk.core import protocol
 from kiosk.core.keys import BUNDLE_KEY, load_ed25519_private, raw_public
 from kiosk.core.signed import SignedDocError
 from workbench.attacks import Row
@@ -75,7 +76,7 @@ def server_made_token(w: Any) -> list[Row]:
 def token_without_code(w: Any) -> list[Row]:
     """The server holds a real token's document (not its code): it enrols a device of its
     own with it, signing with its own key; then a second device tries the used token."""
-    from sync.central.enrolment import issue
+    from sync.central.tokenissuing import issue
 
     s = w.storage()
     issued = issue(w.keys, s, venue="Market", expires_at=time.time() + 86400, now=time.time())
@@ -125,7 +126,7 @@ def _release_dir(w: Any, version: str) -> Any:
     what is attacked is whether a kiosk takes the metadata)."""
     import hashlib
 
-    from kiosk.core.releases import RELEASE_FILE, Release
+    from kiosk.core.releasefiles import RELEASE_FILE, Release
 
     folder = w.work / f"release-{version}"
     folder.mkdir(exist_ok=True)
@@ -160,7 +161,7 @@ def releases_from_the_server(w: Any) -> list[Row]:
     from tuf.api.metadata import Metadata, TargetFile, Targets
 
     from kiosk.updater import update
-    from sync.central.releases import publish
+    from sync.central.tufrepo import publish
 
     cfg = _kiosk_config(w)
     s = w.storage()

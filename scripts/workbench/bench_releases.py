@@ -42,7 +42,7 @@ def bench_releases(t: Any, work: Path, keys: Path) -> None:
     except BuildError as e:
         t.add("a whole release for the Pi", "not measured", str(e)[:60])
 
-    from kiosk.core.releases import read_release
+    from kiosk.core.releasefiles import read_release
 
     release = read_release((work / "release-project" / "release.json").read_bytes())
     folder = work / "releases"

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kiosk.core.releases import RELEASE_FILE, Release, version_key
+from kiosk.core.releasefiles import RELEASE_FILE, Release, version_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PI_PLATFORMS = ("manylinux_2_17_aarch64", "manylinux2014_aarch64", "manylinux_2_28_aarch64", "linux_aarch64")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.core import enrolment
+from kiosk.core import enroltokens as enrolment
 from sync.central.keyring import server_keys_folder
 from testkit import run_bin as run
 from workbench.world import kiosk_config_text
@@ -131,9 +131,9 @@ def test_a_kiosk_enrols_in_one_step_and_a_token_serves_once(tmp_path, authority_
 def test_an_expired_or_forged_token_is_refused(tmp_path, authority_copy):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from sync.central.enrolment import issue
     from sync.central.storage.opening import open_storage
     from sync.central.storage.rows import EnrolmentToken
+    from sync.central.tokenissuing import issue
     from workbench.localserver import LocalServer
 
     a, data = authority_copy, tmp_path / "central"

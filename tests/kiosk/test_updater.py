@@ -113,13 +113,13 @@ def test_a_kiosk_installs_a_signed_release_side_by_side_and_rolls_back_a_broken_
     assert older.returncode == 2 and "older than the published 0.3.0" in older.stderr
 
 
-def test_the_server_alone_cannot_make_freeze_or_roll_back_abuild_release(tmp_path, world):
+def test_the_server_alone_cannot_make_freeze_or_roll_back_a_release(tmp_path, world):
     from securesystemslib.signer import CryptoSigner
     from tuf.api.metadata import Metadata, TargetFile, Targets
 
     from kiosk.core.keys import load_ed25519_private
-    from sync.central.releases import publish as publish_lib
     from sync.central.storage.opening import open_storage
+    from sync.central.tufrepo import publish as publish_lib
 
     a, data, cfg, _ = world
     v2 = build_release(tmp_path, "0.2.0")
@@ -170,8 +170,8 @@ def test_a_kiosk_offline_for_30_days_catches_up(tmp_path, world):
     """Its last metadata (signed a month ago, long expired) is where it starts from: it takes
     the fresh metadata and the release published meanwhile."""
     from kiosk.core.keys import load_ed25519_private
-    from sync.central.releases import fresh
     from sync.central.storage.opening import open_storage
+    from sync.central.tufrepo import fresh
 
     a, data, cfg, _ = world
     assert publish(a, data, build_release(tmp_path, "0.2.0")).returncode == 0

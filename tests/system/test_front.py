@@ -219,9 +219,9 @@ def test_a_server_killed_mid_upload_behind_nginx_loses_no_record(
 def test_a_kiosk_enrols_and_updates_over_tls_through_nginx_on_postgresql(front, tmp_path, authority):
     """The fleet's two journeys through the front, on PostgreSQL: a kiosk enrols with a token
     (kiosk_enrol, as the ingest role would), then installs a signed release."""
-    from sync.central.enrolment import issue
-    from sync.central.releases import publish
     from sync.central.storage.pg_backend import PgStorage
+    from sync.central.tokenissuing import issue
+    from sync.central.tufrepo import publish
     from testkit import build_release, run_bin
     from workbench.world import kiosk_config_text
 

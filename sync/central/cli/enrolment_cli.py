@@ -19,7 +19,7 @@ def _stamp(ts: float) -> str:
 
 @command(witness=Witness.NONE)
 def enrolment_issue(args: argparse.Namespace) -> int:
-    from sync.central.enrolment import DEFAULT_DAYS, issue, write_card
+    from sync.central.tokenissuing import DEFAULT_DAYS, issue, write_card
 
     now = time.time()
     expires = when(args.expires) if args.expires else now + DEFAULT_DAYS * DAY

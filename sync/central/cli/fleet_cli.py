@@ -55,8 +55,8 @@ def register_kiosk(args: argparse.Namespace) -> int:
 
 @command(witness=Witness.NONE)
 def status(args: argparse.Namespace) -> int:
-    from sync.central.enrolment import counts
     from sync.central.fleet import Thresholds, as_json, fleet, lines
+    from sync.central.tokenissuing import counts
 
     now = time.time()
     thresholds = Thresholds(silent_h=args.silent_hours, stale_bundle_h=args.stale_bundle_hours)

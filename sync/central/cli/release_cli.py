@@ -12,7 +12,7 @@ from sync.central.cli.common import Witness, command, session, where
 
 @command(witness=Witness.NONE)
 def release_publish(args: argparse.Namespace) -> int:
-    from sync.central.releases import publish
+    from sync.central.tufrepo import publish
 
     with session(args) as s:
         done = publish(
@@ -40,7 +40,7 @@ def release_publish(args: argparse.Namespace) -> int:
 def release_status(args: argparse.Namespace) -> int:
     from tuf.api.metadata import Metadata, Targets
 
-    from kiosk.core.releases import RELEASE_FILE, read_release
+    from kiosk.core.releasefiles import RELEASE_FILE, read_release
 
     with session(args, readonly=True) as s:
         doc = s.storage.update_doc("targets.json")

@@ -2,7 +2,7 @@
 token's root-signed document (the kiosk checks it against the root it carries, and that it is
 its code's own); POST: the kiosk's new keys, signed with the code's key, registered once.
 Nothing here needs a registered kiosk: the code is the credential, and it never reaches
-the server (see kiosk.core.enrolment)."""
+the server (see kiosk.core.enroltokens)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Path, Request
 
-from kiosk.core import enrolment, protocol
+from kiosk.core import enroltokens as enrolment
+from kiosk.core import protocol
 from kiosk.core.signed import SignedDocError
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import ApiError, error_responses

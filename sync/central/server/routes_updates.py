@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Path, Response
 
-from kiosk.core.releases import UPDATES_PATH
+from kiosk.core.releasefiles import UPDATES_PATH
 from sync.central.server.context import Ctx
 from sync.central.server.models import ApiError, error_responses
 
@@ -26,7 +26,7 @@ NOT_FOUND = error_responses(("404", "nothing published under this name"))
     responses=NOT_FOUND,
 )
 def metadata(ctx: Ctx, name: str = Path(pattern=METADATA)) -> Any:
-    from sync.central.releases import fresh
+    from sync.central.tufrepo import fresh
 
     if name in ("snapshot.json", "timestamp.json"):
         signed = fresh(ctx.storage, ctx.authority.bundle_key, now=ctx.clock())

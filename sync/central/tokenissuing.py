@@ -2,7 +2,7 @@
 expiring token for one venue, whose document the root signs and the store keeps, with the
 venue's search-tag keys of the days ahead sealed to the token's own key (so a kiosk is
 traceable from its first check-in). The code itself is printed once and kept nowhere.
-See :mod:`kiosk.core.enrolment` for what each side checks."""
+See :mod:`kiosk.core.enroltokens` for what each side checks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from kiosk.core.enrolment import QR_PREFIX, Code, Token, make_token, new_code
+from kiosk.core.enroltokens import QR_PREFIX, Code, Token, make_token, new_code
 from kiosk.core.faults import UsageError
 from kiosk.core.keys import ROOT_KEY, KeyFileError, load_ed25519_private
 from kiosk.core.protocol import KEY_MARGIN_DAYS

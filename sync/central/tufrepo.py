@@ -24,7 +24,7 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Tar
 
 from kiosk.core.faults import UsageError
 from kiosk.core.keys import BUNDLE_KEY, ROOT_KEY, KeyFileError, load_ed25519_private
-from kiosk.core.releases import RELEASE_FILE, Release, ReleaseError, Rollout, read_release, target_path
+from kiosk.core.releasefiles import RELEASE_FILE, Release, ReleaseError, Rollout, read_release, target_path
 
 ROOT_DAYS = 365  # the TUF root's life; publishing renews it when under ROOT_RENEW_DAYS remain
 ROOT_RENEW_DAYS = 90
@@ -91,7 +91,7 @@ def publish(
     if held is not None:
         previous = Metadata[Targets].from_bytes(held.encode()).signed
         running = previous.unrecognized_fields.get("x-release")
-        from kiosk.core.releases import version_key
+        from kiosk.core.releasefiles import version_key
 
         if running and version_key(built.version) < version_key(str(running)):
             raise UsageError(
