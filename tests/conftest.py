@@ -21,11 +21,13 @@ def pytest_collection_modifyitems(items):
     """The fast lane (`scripts/test --fast`, ``-m "not slow"``) leaves out the whole-system
     checks (tests/system: real nginx, Chromium, PostgreSQL, installs, the fault, attack and
     privacy suites) and anything on a real PostgreSQL; the everyday loop keeps every unit and
-    component test, on real SQLite files and real HTTP."""
+    component test, on real SQLite files and real HTTP. Software updates (releases built from
+    this checkout, installed side by side) are whole-system checks too."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if (
             "tests/system/" in item.nodeid
+            or "test_updater.py" in item.nodeid
             or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
             or "postgresql" in params.values()
         ):

@@ -1,5 +1,7 @@
 """Record ids that carry their capture time: UUID version 7 (RFC 9562), 48 bits of Unix
-milliseconds, then 74 random bits. The server keeps records partitioned by capture day, and
+milliseconds, then 74 random bits. Kiosks made them before issue 33; they now make random
+(version 4) ids that say nothing of when, and the server still checks the older ones. The
+server keeps records partitioned by capture day, and
 an id it can place in time is looked up in that day's partition only, instead of in every
 one (the check that refuses another kiosk's record ids). The capture time is no secret from
 whoever holds the id: the record beside it carries it in clear."""

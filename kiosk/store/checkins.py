@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,13 +19,12 @@ from sqlite_utils import Database
 
 from kiosk.core.decision import Decision
 from kiosk.core.reasons import Outcome, Reason
-from kiosk.core.recordids import time_ordered_id
 from kiosk.core.retention import NORMAL_DAYS, SIGNIFICANT_DAYS, SIGNIFICANT_LEVEL
 from kiosk.core.seal import SealingKey, seal
 from kiosk.store.sqlitedb import MovedAside, migrate, open_checked, truncate_wal
 
 log = logging.getLogger(__name__)
-from kiosk.core.timing import DAY  # noqa: E402
+from kiosk.core.timing import DAY, time_bucket  # noqa: E402
 
 # What the kiosk trusts (bundles, floors, roots, carried statements) is kept under the state
 # keys of kiosk.trust.TrustKey, by that module alone.
@@ -65,6 +65,12 @@ MIGRATIONS = [
     -- When a bundle (signed by the server's bundle key, apart from the receipt key) said the
     -- server holds this record: an uploaded record is deleted only after that.
     ALTER TABLE checkins ADD COLUMN confirmed_at REAL;
+    """,
+    """
+    -- Only the 5-minute bucket of a record's time in clear (issue 33): the exact time is in
+    -- the sealed payload of records made from now on.
+    UPDATE checkins SET captured_at = CAST(captured_at / 300 AS INTEGER) * 300.0,
+        delete_after = CAST(delete_after / 300 AS INTEGER) * 300.0;
     """,
 ]
 
@@ -157,7 +163,8 @@ class CheckinStore:
         """Seal and commit one admitted or refused scan; returns its record id."""
         if not decision.recordable or decision.claims is None:
             raise ValueError("only admitted or refused scans are recorded")
-        record_id = time_ordered_id(now)  # the server places it by its capture day
+        record_id = str(uuid.uuid4())  # random: an id says nothing of when (issue 33)
+        at = time_bucket(now)  # what is kept in clear: the 5-minute bucket
         retention, days = self.retention.classify(decision)
         key, fell_back = self.sealing.key_for(retention, now)  # the period's key (or not)
         sealed = seal(
@@ -167,6 +174,7 @@ class CheckinStore:
                 "decision": decision.outcome.value,
                 "reason": decision.reason.value,
                 "venue": self.venue_id,
+                "at": round(now, 3),  # the exact time, for the committee only
             },
             key,
             record_id=record_id,
@@ -179,10 +187,10 @@ class CheckinStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     record_id,
-                    now,
+                    at,
                     int(clock_synced),
                     retention,
-                    now + days * DAY,
+                    at + days * DAY,
                     key.kid,
                     sealed,
                     int(fell_back),

@@ -315,6 +315,40 @@ def stolen_kiosk(world: World, *, now: float) -> list[Row]:
     ]  # fmt: skip
 
 
+def times_in_clear(world: World) -> list[Row]:
+    """What a copy of the server, or a stolen kiosk, says of when each check-in happened:
+    finer than its 5-minute bucket, from a clear time or from a time-ordered record id."""
+    import sqlite3
+
+    from kiosk.core.recordids import id_time
+    from kiosk.core.timing import TIME_BUCKET_S
+
+    def finer(rows: list[Any]) -> int:
+        return sum(1 for rid, at in rows if float(at) % TIME_BUCKET_S or id_time(str(rid)) is not None)
+
+    server = server_rows(world.data, "SELECT record_id, captured_at FROM records")
+    # each kiosk's rows as it held them before its upload (then they left it)
+    kiosk = [(r["record_id"], r["captured_at"]) for rows, _ in world.uploads for r in rows]
+    for k in world.kiosks:  # and what it still holds
+        conn = sqlite3.connect(k["dir"] / "k.db")
+        try:
+            kiosk += conn.execute("SELECT record_id, captured_at FROM checkins").fetchall()
+        finally:
+            conn.close()
+    return [
+        Row(
+            "server copy",
+            f"check-ins whose time it holds finer than 5 minutes (of {len(server)})",
+            finer(server),
+        ),
+        Row(
+            "stolen kiosk",
+            f"check-ins whose time it holds finer than 5 minutes (of {len(kiosk)})",
+            finer(kiosk),
+        ),
+    ]
+
+
 def server_copy_with_kiosk_keys(world: World, *, now: float) -> list[Row]:
     """A copy of the server taken at ``now`` (no purge ran: only what `serve` drops every
     minute is gone) and every kiosk's tag key: check-ins of days already over, of any pass."""
@@ -489,6 +523,7 @@ def run(
         "trace": next((line for line in traced.splitlines() if line.startswith("case ")), traced[:80]),
     }
     rows = server_copy(world)
+    rows += times_in_clear(world)
     rows += stolen_kiosk(world, now=end)
     rows += server_copy_with_kiosk_keys(world, now=end)
     rows += one_member(world)

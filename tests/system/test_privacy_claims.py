@@ -348,7 +348,7 @@ def test_the_privacy_suite_finds_nothing_any_adversary_could_link_or_open(tmp_pa
     kept: list = []
     rows, facts = privacy.run(tmp_path, privacy.SHORT, keep=kept)
     assert [r for r in rows if not r.held] == [], privacy.table(rows, facts)
-    assert len(rows) == 8 and facts["check-ins"] > 100 and facts["uploads"] >= facts["kiosks"]
+    assert len(rows) == 11 and facts["check-ins"] > 100 and facts["uploads"] >= facts["kiosks"]
     visits = int(re.search(r"the pass checked in (\d+) times", facts["trace"]).group(1))
     assert visits > 0  # two members do find the pass's visits across venues and days
     # Without the padding, the same observer would read most counts off the sizes.

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from kiosk.core.faults import UsageError
 from kiosk.core.seal import open_sealed
+from kiosk.core.timing import time_bucket
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,14 @@ def open_records(
     from sync.central.committee.members import authorise_read, opened_hash, readers
 
     def select(a: float, b: float) -> list[dict]:
+        # by the 5-minute bucket kept in clear: a record of the window's first minutes may be
+        # in the bucket before; its sealed time then says whether it is in the window
         if pass_id is not None and tag_keys:
             days = [k for s, (e, k) in tag_keys.items() if s < b and e > a]
             tags = venue_tags(days, [k.kiosk_id for k in storage.kiosks()], pass_id)
-            rows = storage.records_by_tags(tags, a, b)
+            rows = storage.records_by_tags(tags, time_bucket(a), b)
             return [r for r in rows if kiosk_id is None or r["kiosk_id"] == kiosk_id]
-        return storage.records_between(kiosk_id, a, b)
+        return storage.records_between(kiosk_id, time_bucket(a), b)
 
     if kiosk_id is not None and storage.kiosk(kiosk_id) is None:
         raise UsageError(
@@ -99,6 +102,8 @@ def open_records(
             continue
         if pass_id is not None and content["pass_id"] != pass_id:
             continue
+        if not start <= exact_time(row, content) < end:
+            continue  # in the bucket before the window, not in the window
         shown = _shown(row, content)
         registered = venues.get(row["kiosk_id"], "?")
         shown["venue_matches"] = content["venue"] == registered
@@ -110,6 +115,12 @@ def open_records(
         opened.append(shown)
     unsearched = storage.untagged_between(start, end) if filters["by_tag"] else 0
     return Reading(read_id, opened, unopenable, unsearched, tuple(flagged))
+
+
+def exact_time(row: dict, content: dict) -> float:
+    """A record's time: the exact one sealed in it (kiosks since issue 33), else its bucket."""
+    at = content.get("at")
+    return float(at) if isinstance(at, (int, float)) else float(row["captured_at"])
 
 
 def open_record(row: dict, keys: dict) -> dict | None:
@@ -126,7 +137,7 @@ def _shown(row: dict, content: dict) -> dict:
         "record_id": row["record_id"],
         "kiosk_id": row["kiosk_id"],
         "seq": row["seq"],
-        "captured_at": datetime.fromtimestamp(row["captured_at"], UTC).isoformat(),
+        "captured_at": datetime.fromtimestamp(exact_time(row, content), UTC).isoformat(),
         "clock_synced": bool(row["clock_synced"]),
         "venue": content["venue"],
         "pass_id": content["pass_id"].hex(),

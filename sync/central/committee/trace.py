@@ -8,8 +8,11 @@
 3. The other passes present are listed per visit; ``raise_level`` puts them on the risk list
    the kiosks download, tied to the case and expiring.
 
-The trace is logged in the audit log (case, filter, overlap, the number of records it will
-open) before anything is opened. A record whose sealed venue differs from its kiosk's
+Records show only their 5-minute bucket in clear (the exact time is sealed): a trace opens
+the pass's own check-ins first, then only the records whose bucket can fall within the
+overlap of one of them, and keeps those within it by their sealed times. Each of the two
+steps is logged in the audit log (case, filter, overlap, the records it will open) before
+anything of it is opened. A record whose sealed venue differs from its kiosk's
 registered venue is flagged, not silently mixed in. Records without a search tag (kiosks
 from before tags, or without their period's key) cannot be found this way: they are
 counted and reported, never opened wholesale.
@@ -21,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from kiosk.core.sealkeys import venue_tags
-from kiosk.core.timing import DAY  # noqa: E402
+from kiosk.core.timing import DAY, time_bucket  # noqa: E402
 from sync.central.committee import members as committee
 from sync.central.committee.audit import State
+from sync.central.committee.reading import exact_time, open_record
 
 
 @dataclass
@@ -84,6 +88,22 @@ def _need(hash_key: bytes | None) -> bytes:
     return hash_key
 
 
+def _logged_and_opened(
+    storage, rows: list[dict], sealing_keys: dict, *, key, second, case_id: str, start: float,
+    end: float, detail: dict, hash_key: bytes | None, now: float, state: State,
+) -> dict[str, dict | None]:  # fmt: skip
+    """One step of a trace: logged (the audit log, the reads table, the holds), then opened."""
+    committee.authorise_read(
+        storage, key=key, case_id=case_id, action="trace", from_ts=start, to_ts=end, detail=detail,
+        touched=lambda a, b: rows, hash_key=hash_key, second=second, now=now, state=state,
+    )  # fmt: skip
+    storage.log_read(
+        reader=committee.readers(state, key, second), case_id=case_id, kiosk_id=None, from_ts=start,
+        to_ts=end, records=len(rows), now=now, kind="trace",
+    )  # fmt: skip
+    return {r["record_id"]: open_record(r, sealing_keys) for r in rows}
+
+
 def trace(
     storage,
     sealing_keys: dict,
@@ -106,69 +126,56 @@ def trace(
     """``sealing_keys``: kid -> committee private key; ``tag_keys``: valid_from ->
     (valid_to, key), as sync.central.keyring.tag_keys gives them. ``state``: the log as the
     command verified it (read once, handed down), else verified here."""
-    from sync.central.committee.reading import open_record
-
     state = state if state is not None else committee.state_of(storage)
     state.active_member(member_key)
     case_from, case_to = state.usable_case(case_id).window()
     start = case_from if from_ts is None else from_ts
     end = case_to if to_ts is None else to_ts
-    # Plan before opening anything: the pass's own check-ins by tag, then the records
-    # around each at the same kiosk, inside the window.
+    # Records show only their 5-minute bucket in clear; the exact time is sealed. So, in two
+    # steps, each logged before anything of it is opened: the pass's own check-ins (found by
+    # their tags, per venue and day), opened for their exact times; then only the records at
+    # those kiosks whose bucket can fall within the overlap of one of them.
     days = [key for s, (e, key) in tag_keys.items() if s < end and e > start]
     tags = venue_tags(days, [k.kiosk_id for k in storage.kiosks()], pass_id)  # per venue and day
-    own = storage.records_by_tags(tags, start, end)
-    around: dict[str, dict] = {}
-    for row in own:
-        for r in storage.records_between(
-            row["kiosk_id"],
-            max(start, row["captured_at"] - overlap_s),
-            min(end, row["captured_at"] + overlap_s + 1e-6),
-        ):
-            around[r["record_id"]] = r
-    for row in own:
-        around.setdefault(row["record_id"], row)
-    committee.authorise_read(
-        storage,
-        key=member_key,
-        case_id=case_id,
-        action="trace",
-        from_ts=start,
-        to_ts=end,
-        detail={
-            "pass": committee.opened_hash(hash_key, pass_id.hex()) if hash_key else None,
-            "overlap_s": overlap_s,
-            "raise_level": raise_level,
-        },
-        touched=lambda a, b: list(around.values()),
-        hash_key=hash_key,
-        second=second_key,
-        now=now,
-        state=state,
-    )
-    storage.log_read(
-        reader=committee.readers(state, member_key, second_key),
-        case_id=case_id,
-        kiosk_id=None,
-        from_ts=start,
-        to_ts=end,
-        records=len(around),
-        now=now,
-        kind="trace",
-    )
-
-    opened = {rid: open_record(r, sealing_keys) for rid, r in around.items()}
+    own = storage.records_by_tags(tags, time_bucket(start), end)
+    detail = {
+        "pass": committee.opened_hash(hash_key, pass_id.hex()) if hash_key else None,
+        "overlap_s": overlap_s,
+        "raise_level": raise_level,
+    }
+    opened = _logged_and_opened(
+        storage, own, sealing_keys, key=member_key, second=second_key, case_id=case_id,
+        start=start, end=end, detail={**detail, "step": "own"}, hash_key=hash_key, now=now, state=state,
+    )  # fmt: skip
     venues = {k.kiosk_id: k.venue for k in storage.kiosks()}
-    flagged = []
     visits = []
+    rows = {r["record_id"]: r for r in own}
     for row in own:
         content = opened.get(row["record_id"])
         if content is None or content["pass_id"] != pass_id:
             continue  # not this pass (or its key is gone)
-        registered = venues.get(row["kiosk_id"], "?")
-        visits.append(Visit(row["kiosk_id"], registered, row["captured_at"], row["record_id"]))
+        at = exact_time(row, content)
+        if start <= at < end:
+            visits.append(Visit(row["kiosk_id"], venues.get(row["kiosk_id"], "?"), at, row["record_id"]))
+    around: dict[str, dict] = {}
+    for v in visits:
+        for r in storage.records_between(
+            v.kiosk_id,
+            max(time_bucket(start), time_bucket(v.at - overlap_s)),
+            min(end, v.at + overlap_s + 1e-6),
+        ):
+            if r["record_id"] not in rows:
+                around[r["record_id"]] = r
+    if around:
+        opened |= _logged_and_opened(
+            storage, list(around.values()), sealing_keys, key=member_key, second=second_key,
+            case_id=case_id, start=start, end=end, detail={**detail, "step": "around"},
+            hash_key=hash_key, now=now, state=state,
+        )  # fmt: skip
+        rows |= around
+    flagged = []
     for rid, content in opened.items():
-        r = around[rid]
+        r = rows[rid]
         registered = venues.get(r["kiosk_id"], "?")
         if content is not None and content["venue"] != registered:
             flagged.append(
@@ -177,15 +184,12 @@ def trace(
             )
     for v in visits:
         for rid, content in opened.items():
-            r = around[rid]
-            if (
-                content is None
-                or content["pass_id"] == pass_id
-                or r["kiosk_id"] != v.kiosk_id
-                or abs(r["captured_at"] - v.at) > overlap_s
-            ):
+            r = rows[rid]
+            if content is None or content["pass_id"] == pass_id or r["kiosk_id"] != v.kiosk_id:
                 continue
-            v.exposed.setdefault(content["pass_id"].hex(), []).append(r["captured_at"])
+            at = exact_time(r, content)
+            if abs(at - v.at) <= overlap_s:
+                v.exposed.setdefault(content["pass_id"].hex(), []).append(at)
     result = TraceResult(
         case_id,
         start,

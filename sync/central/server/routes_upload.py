@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from kiosk.core import protocol
 from kiosk.core.bundle import sign_receipt
 from kiosk.core.recordids import placed
+from kiosk.core.timing import time_bucket
 from sync.central.server.auth import authenticate, check_digest, report_head, report_seen
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, Accepted, ApiError, Batch, error_responses
@@ -72,7 +73,8 @@ def parse_batch(ctx: ServerContext, request: Request, body: bytes) -> tuple[Batc
                 "malformed",
                 f"records.{i}.record_id: a time-ordered (v7) id whose time is not the record's capture time",
             )
-        rows.append({**r.model_dump(), "sealed": sealed})
+        # kept in clear: the 5-minute bucket only (the exact time is sealed, for the committee)
+        rows.append({**r.model_dump(), "sealed": sealed, "captured_at": time_bucket(r.captured_at)})
     return batch, rows
 
 

@@ -21,9 +21,8 @@ from typing import Any
 
 from kiosk.core.auditheads import head_document
 from kiosk.core.faults import UsageError
-from kiosk.core.recordids import placed
 from kiosk.core.retention import HOLD_MAX_S, TOMBSTONE_S, UNTAGGED_DAYS
-from kiosk.core.timing import DAY, RECORD_ID_SKEW_S
+from kiosk.core.timing import DAY, RECORD_ID_SKEW_S, TIME_BUCKET_S, time_bucket
 from sync.central.storage import migrations
 from sync.central.storage.interface import EntryBuilder, RecordIdConflict, ServerRetention
 from sync.central.storage.rows import (
@@ -288,30 +287,22 @@ class PgStorage(SqlQueries):
         refused (RecordIdConflict), a known one of this kiosk is a duplicate."""
         ids = list(dict.fromkeys(r["record_id"] for r in records))
         first: dict[str, dict[str, Any]] = {}
-        for r in records:
-            first.setdefault(r["record_id"], r)
+        for r in records:  # in clear: the 5-minute bucket of its time only (issue 33)
+            first.setdefault(r["record_id"], {**r, "captured_at": time_bucket(float(r["captured_at"]))})
         rows = list(first.values())
-        # Ids that carry their capture time (UUIDv7, checked against it by the server) are
-        # looked up in the partitions of their capture days only; any other id in all of
-        # them (each partition's index: no index spans partitions).
-        timed = [r for r in rows if placed(r["record_id"], float(r["captured_at"]))]
-        timed_ids = {r["record_id"] for r in timed}
-        others = [i for i in ids if i not in timed_ids]
+        # A record is placed by its capture bucket: its id is looked up in the partitions of
+        # those days only (each partition's index: no index spans partitions). (A time-ordered
+        # id of an older kiosk was checked against its time by the server before.)
         with self.pool.connection() as conn, conn.transaction():
             # One kiosk's batches one at a time (its first two of an epoch too, when no summary
             # row exists yet to lock): else each counts the other's numbers as missing.
             # ... and the probe below by the record-id index only: one round trip for both.
             conn.execute(f"SELECT pg_advisory_xact_lock(hashtextextended(%s, 7)), {PROBE_PLAN}", [kiosk_id])
             held = []
-            if timed:
-                low = min(float(r["captured_at"]) for r in timed) - RECORD_ID_SKEW_S
-                high = max(float(r["captured_at"]) for r in timed) + RECORD_ID_SKEW_S
-                held += conn.execute(DUPLICATE_PROBE, [sorted(timed_ids), low, high]).fetchall()
-            if others:
-                held += conn.execute(
-                    "SELECT record_id::text, kiosk_id FROM records WHERE record_id = ANY(%s::uuid[])",
-                    [others],
-                ).fetchall()
+            if rows:
+                low = min(float(r["captured_at"]) for r in rows) - RECORD_ID_SKEW_S - TIME_BUCKET_S
+                high = max(float(r["captured_at"]) for r in rows) + RECORD_ID_SKEW_S + TIME_BUCKET_S
+                held += conn.execute(DUPLICATE_PROBE, [sorted(first), low, high]).fetchall()
             foreign = sorted({rid for rid, owner in held if owner != kiosk_id})
             if foreign:
                 raise RecordIdConflict(foreign)

@@ -16,7 +16,7 @@ from pathlib import Path
 from kiosk.core.auditheads import head_document
 from kiosk.core.faults import UsageError
 from kiosk.core.retention import HOLD_MAX_S, TOMBSTONE_S, UNTAGGED_DAYS
-from kiosk.core.timing import DAY
+from kiosk.core.timing import DAY, time_bucket
 from sync.central.storage import migrations
 from sync.central.storage.interface import EntryBuilder, RecordIdConflict, ServerRetention
 from sync.central.storage.rows import (
@@ -223,15 +223,16 @@ class SqliteStorage(SqlQueries):
                 if r["record_id"] in known or r["record_id"] in seen:
                     continue
                 seen.add(r["record_id"])
+                captured = time_bucket(float(r["captured_at"]))  # in clear: the 5-minute bucket only
                 # The server's own deletion time, never the kiosk's say.
-                delete_after = r["captured_at"] + self.retention.days(r["retention"]) * DAY
+                delete_after = captured + self.retention.days(r["retention"]) * DAY
                 fresh.append(
                     (
                         r["record_id"],
                         kiosk_id,
                         r["seq"],
                         r.get("epoch", 0),
-                        r["captured_at"],
+                        captured,
                         int(r["clock_synced"]),
                         r["retention"],
                         delete_after,

@@ -1,6 +1,7 @@
 """The store on real SQLite files: sealing, retention, the queue, migrations."""
 
 import sqlite3
+import uuid
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_raw_database_bytes_hold_no_pass_id_and_the_committee_opens_a_record(
 ):
     path = tmp_path / "k.db"
     store = CheckinStore.open(path, sealing=sealing, venue_id="venue-secret-name")
-    rid = store.record(decision_for(3), now=NOW, clock_synced=True)
+    rid = store.record(decision_for(3), now=NOW + 123.456, clock_synced=True)
     for level in (0, 1, 2):
         store.record(decision_for(level), now=NOW, clock_synced=False)
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())  # db, -wal and -shm files
@@ -49,7 +50,14 @@ def test_raw_database_bytes_hold_no_pass_id_and_the_committee_opens_a_record(
         "decision": "deny",
         "reason": "risk_level",
         "venue": "venue-secret-name",
+        "at": NOW + 123.456,  # the exact time, sealed
     }
+    # in clear: the 5-minute bucket only, and a random id that says nothing of when
+    captured_at, delete_after = conn.execute(
+        "SELECT captured_at, delete_after FROM checkins WHERE record_id = ?", [rid]
+    ).fetchone()
+    assert captured_at == NOW + 123.456 - (NOW + 123.456) % 300 and delete_after % 300 == 0
+    assert uuid.UUID(rid).version == 4
     with pytest.raises(Exception):  # noqa: B017 -- any failure to open; bound to its record id: cannot be moved to another
         open_sealed(sealed, committee_key, record_id="another-record")
 
@@ -96,11 +104,12 @@ def test_purge_deletes_past_retention_and_synced_records(sealing, decision_for):
     last = store.db.execute("SELECT seq FROM checkins WHERE record_id = ?", [lost]).fetchone()[0]
     assert store.confirm({"epoch": store.epoch, "high": last, "gaps": []}, now=NOW + 50) == (1, 0)
     assert store.purge(now=NOW + 3700) == 1
-    assert store.purge(now=NOW + 28 * DAY - 1) == 0
-    assert store.purge(now=NOW + 28 * DAY) == 1  # the normal one
+    bucket = NOW - NOW % 300  # retention runs from the time kept in clear: its 5-minute bucket
+    assert store.purge(now=bucket + 28 * DAY - 1) == 0
+    assert store.purge(now=bucket + 28 * DAY) == 1  # the normal one
     left = [r[0] for r in store.db.execute("SELECT record_id FROM checkins")]
     assert left == [significant]
-    assert store.purge(now=NOW + 90 * DAY) == 1
+    assert store.purge(now=bucket + 90 * DAY) == 1
     assert store.stats()["records"] == 0
     assert store.stats()["invalid_scans"] == 1  # counts (no text) are kept by day ...
     store.purge(now=NOW + 91 * DAY)

@@ -179,19 +179,26 @@ def test_trace_finds_exactly_the_passes_present_within_the_overlap(world):
     assert r.decrypted == 5  # P twice, Q, W, U: not the other 63 records
     assert len(r.flagged) == 1 and "'Not the market'" in r.flagged[0]
     assert r.untagged == 0
-    last = json.loads(s.audit_entries()[-1][0])
-    assert last["action"] == "trace" and last["detail"]["records"] == 5
+    # Two steps, each logged before it opens anything: the pass's own check-ins (for their
+    # sealed exact times), then the records whose 5-minute bucket can fall in the overlap.
+    own, last = (json.loads(e[0]) for e in s.audit_entries()[-2:])
+    assert (own["action"], own["detail"]["step"], own["detail"]["records"]) == ("trace", "own", 2)
+    assert (last["action"], last["detail"]["step"], last["detail"]["records"]) == ("trace", "around", 3)
     # Every opening accounted for: the kiosks and the records it opened (keyed hashes only the
     # committee can match), and the trace in the reads log with its window and count.
     from sync.central.committee.members import opened_hash
 
-    assert last["detail"]["kiosks"] == sorted({kiosks["A"][0], kiosks["B"][0]})
+    assert own["detail"]["kiosks"] == last["detail"]["kiosks"] == sorted({kiosks["A"][0], kiosks["B"][0]})
     opened_ids = s._q("SELECT record_id FROM records")
     hashes = {opened_hash(b"k" * 32, rid) for (rid,) in opened_ids}
-    assert len(last["detail"]["opened"]) == 5 and set(last["detail"]["opened"]) <= hashes
-    assert not any(rid in json.dumps(last) for (rid,) in opened_ids)  # no record id in clear
-    read = s.reads()[-1]
-    assert (read["kind"], read["records"], read["case_id"]) == ("trace", 5, "OB-1")
+    both = own["detail"]["opened"] + last["detail"]["opened"]
+    assert len(set(both)) == 5 and set(both) <= hashes
+    assert not any(rid in json.dumps([own, last]) for (rid,) in opened_ids)  # no record id in clear
+    reads = s.reads()[-2:]
+    assert [(r["kind"], r["records"], r["case_id"]) for r in reads] == [
+        ("trace", 2, "OB-1"),
+        ("trace", 3, "OB-1"),
+    ]
 
 
 def test_raise_risk_makes_a_real_kiosk_refuse_the_exposed_pass_and_the_entry_expires(world):

@@ -176,11 +176,13 @@ def test_the_sequence_summary_status_reads_is_kept_by_ingest_and_outlives_the_pu
 def test_records_between_and_by_tag(storage):
     a = storage.register_kiosk(venue="A", public_key=b"a" * 32, now=0)
     b = storage.register_kiosk(venue="B", public_key=b"b" * 32, now=0)
-    storage.ingest(a, str(uuid.uuid4()), [rec(1, T0, tag="aa" * 16), rec(2, T0 + 60)], now=T0)
-    storage.ingest(b, str(uuid.uuid4()), [rec(3, T0 + 30, tag="bb" * 16)], now=T0)
-    rows = storage.records_between(a, T0, T0 + 61)
+    # (in clear, only 5-minute buckets: these three are in three of them)
+    storage.ingest(a, str(uuid.uuid4()), [rec(1, T0, tag="aa" * 16), rec(2, T0 + 660)], now=T0)
+    storage.ingest(b, str(uuid.uuid4()), [rec(3, T0 + 330, tag="bb" * 16)], now=T0)
+    rows = storage.records_between(a, T0, T0 + 661)
     assert [r["record_id"] for r in rows] == [rec(1)["record_id"], rec(2)["record_id"]]
     assert rows[0]["sealed"] == rec(1)["sealed"] and rows[0]["kiosk_id"] == a
+    assert [r["captured_at"] for r in rows] == [T0, T0 + 600]  # the buckets, not 660
     assert [r["record_id"] for r in storage.records_between(None, T0 + 10, None)] == [
         rec(3)["record_id"],
         rec(2)["record_id"],
