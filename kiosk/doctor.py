@@ -684,8 +684,10 @@ def check_server(cfg: Config, now: float) -> Check:
     parts.append(
         f"last heard from this kiosk {_age(now - float(seen))} ago" if seen else "never heard from it before"
     )
-    if body.get("last_upload_at"):
-        parts.append(f"last upload {_age(now - float(body['last_upload_at']))} ago")
+    if body.get("last_upload_at"):  # the server keeps its day only
+        from datetime import UTC, datetime
+
+        parts.append(f"last upload on {datetime.fromtimestamp(float(body['last_upload_at']), UTC):%Y-%m-%d}")
     if body.get("epoch") is not None:
         parts.append(
             f"holds {int(body['received']):,} of its records (up to number {int(body['highest_seq']):,}"

@@ -92,6 +92,9 @@ def collect_health(
         "uptime_s": _uptime(),
         "audit_head": audit_head,
         "update": update,
+        "oldest_pending_s": (
+            None if stats.get("oldest_pending_age_s") is None else round(float(stats["oldest_pending_age_s"]))
+        ),
     }
 
 

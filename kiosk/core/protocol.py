@@ -244,8 +244,11 @@ HEALTH_FIELDS: dict[str, tuple[type, ...]] = {
     # the last software update round's outcome ("installed 0.2.0: ...", "rolled back 0.2.0:
     # why"); optional: kiosks from before updates send no such field
     "update": (str, type(None)),
+    # how long its oldest record not yet acknowledged has waited: the fleet's upload lag,
+    # from the kiosk (the server keeps no count or time of day of what each upload held)
+    "oldest_pending_s": (int, float, type(None)),
 }
-HEALTH_OPTIONAL = frozenset({"update"})
+HEALTH_OPTIONAL = frozenset({"update", "oldest_pending_s"})
 
 
 def _b64url(data: bytes) -> str:

@@ -35,6 +35,10 @@ def _health(rng: random.Random, kind: str, now: float) -> dict[str, Any]:
         "fault_at": now - rng.random() * 10 * HOUR if kind == "fault" else None,
         "epoch": 1,
         "uptime_s": rng.random() * 30 * DAY,
+        # how long its oldest record not yet acknowledged has waited (the fleet's upload lag)
+        "oldest_pending_s": round(
+            rng.choice((rng.random() * 120, rng.random() * 3600, rng.random() * 8 * HOUR))
+        ),
     }
 
 

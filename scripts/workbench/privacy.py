@@ -151,7 +151,6 @@ class World:
                 store.close()
 
     def checkins(self) -> None:
-        from kiosk.core import protocol
         from kiosk.core.decision import Policy, RiskList, decide
         from kiosk.core.keys import load_ed25519_private, trusted_issuers
         from kiosk.core.passes import encode_pass
@@ -194,33 +193,42 @@ class World:
                     for _ in range(self.rng.choice((0, 1, 1, 2, 3))):  # a route through the venues
                         at = self.t0 + day * DAY + self.rng.uniform(60, DAY - 7200)
                         visits.append((at, self.rng.randrange(len(self.kiosks)), p))
-                for at, i, p in sorted(visits):
-                    d = decide(texts[p], trusted=trusted, risk_list=RiskList(), policy=Policy(), now=at)
-                    stores[i].record(d, now=at, clock_synced=True)
-                end = self.t0 + (day + 1) * DAY - 3600
-                for k, store in zip(self.kiosks, stores, strict=True):  # each kiosk syncs its day
-                    rows = store.pending(5000)
-                    if not rows:
-                        continue
-                    body = protocol.encode_batch(str(uuid.uuid4()), rows)
-                    self.uploads.append((rows, len(body)))
-                    import base64
-
-                    server.ingest(
-                        k["id"],
-                        str(uuid.uuid4()),
-                        [{**r, "sealed": base64.b64decode(r["sealed"])} for r in rows],
-                        now=end,
-                    )
-                    server.drop_spent_tag_keys(now=end)  # what `serve` does every minute
-                    store.mark_synced([r["record_id"] for r in rows], now=end)
-                    # the round's bundle says what the server holds: those may leave the kiosk
-                    store.confirm(server.stored_summary(k["id"]), now=end)
-                    store.purge(now=end + 7200)
+                visits.sort()
+                for hour in range(24):  # every kiosk syncs every hour, whether anybody came or not
+                    end = self.t0 + day * DAY + (hour + 1) * 3600
+                    while visits and visits[0][0] < end:
+                        at, i, p = visits.pop(0)
+                        d = decide(texts[p], trusted=trusted, risk_list=RiskList(), policy=Policy(), now=at)
+                        stores[i].record(d, now=at, clock_synced=True)
+                    for k, store in zip(self.kiosks, stores, strict=True):
+                        self.sync_round(server, k, store, now=end)
         finally:
             server.close()
             for store in stores:
                 store.close()
+
+    def sync_round(self, server: Any, k: dict[str, Any], store: Any, *, now: float) -> None:
+        """One round of a kiosk's sync: its upload (an empty batch when it has nothing to
+        send, as the uploader does), what the server keeps, and what leaves the kiosk."""
+        import base64
+
+        from kiosk.core import protocol
+
+        rows = store.pending(5000)
+        body = protocol.encode_batch(str(uuid.uuid4()), rows)
+        self.uploads.append((rows, len(body)))
+        if rows:
+            server.ingest(
+                k["id"],
+                str(uuid.uuid4()),
+                [{**r, "sealed": base64.b64decode(r["sealed"])} for r in rows],
+                now=now,
+            )
+            store.mark_synced([r["record_id"] for r in rows], now=now)
+        server.drop_spent_tag_keys(now=now)  # what `serve` does every minute
+        # the round's bundle says what the server holds: those may leave the kiosk
+        store.confirm(server.stored_summary(k["id"]), now=now)
+        store.purge(now=now + 7200)
 
     def trace(self) -> str:
         """Two members trace one pass (real time: the case's window holds the days ahead)."""
@@ -346,6 +354,26 @@ def times_in_clear(world: World) -> list[Row]:
             f"check-ins whose time it holds finer than 5 minutes (of {len(kiosk)})",
             finer(kiosk),
         ),
+    ]
+
+
+def uploads_on_the_server(world: World) -> list[Row]:
+    """What a copy of the server keeps of each upload: a count of its records, or a time finer
+    than its day (the batch receipts, the kiosks' last upload)."""
+    columns = {r[1] for r in server_rows(world.data, "PRAGMA table_info(batches)")}
+    batches = server_rows(world.data, "SELECT received_at FROM batches")
+    told = sum(1 for (at,) in batches if float(at) % DAY) + (
+        len(batches) if columns & {"records", "newest_capture"} else 0
+    )
+    told += sum(
+        1
+        for (at,) in server_rows(
+            world.data, "SELECT last_upload_at FROM kiosk_health WHERE last_upload_at IS NOT NULL"
+        )
+        if float(at) % DAY
+    )
+    return [
+        Row("server copy", f"uploads whose count or time of day it keeps (of {len(batches)} stored)", told)
     ]
 
 
@@ -475,7 +503,8 @@ def network_observer(world: World, *, pad: bool = True) -> list[Row]:
         return seen(len(protocol.encode_batch(str(uuid.uuid4()), rows, pad=pad)))
 
     revealed = 0
-    for rows, observed in world.uploads:
+    uploads = [(rows, observed) for rows, observed in world.uploads if rows]
+    for rows, observed in uploads:
         last = rows[-1]
         more = {
             **last,
@@ -489,8 +518,21 @@ def network_observer(world: World, *, pad: bool = True) -> list[Row]:
             observed = len(protocol.encode_batch(str(uuid.uuid4()), rows, pad=False))
         if all(bucket(n) != seen(observed) for n in neighbours):
             revealed += 1
+    # A round with check-ins told from one without: by its size (every round uploads)
+    empty = bucket([])
+    active = [(rows, observed) for rows, observed in world.uploads if rows]
+    told = sum(
+        1
+        for rows, observed in active
+        if seen(observed if pad else len(protocol.encode_batch(str(uuid.uuid4()), rows, pad=False))) != empty
+    )
     return [
-        Row("network observer", f"uploads whose size gives their count (of {len(world.uploads)})", revealed)
+        Row("network observer", f"uploads whose size gives their count (of {len(uploads)})", revealed),
+        Row(
+            "network observer",
+            f"sync rounds it can tell had check-ins (of {len(world.uploads)} rounds)",
+            told,
+        ),
     ]
 
 
@@ -524,6 +566,7 @@ def run(
     }
     rows = server_copy(world)
     rows += times_in_clear(world)
+    rows += uploads_on_the_server(world)
     rows += stolen_kiosk(world, now=end)
     rows += server_copy_with_kiosk_keys(world, now=end)
     rows += one_member(world)

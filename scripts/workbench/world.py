@@ -219,5 +219,6 @@ def health_summary(**changes: Any) -> dict[str, Any]:
         "uptime_s": 3600.0,
         "audit_head": None,
         "update": None,
+        "oldest_pending_s": None,
         **changes,
     }

@@ -210,6 +210,11 @@ def summary_line(kiosks: list[KioskState]) -> str:
     )
 
 
+def day_of(ts: float | None) -> str:
+    """A day as the server keeps an upload's time (no time of day: issue 33)."""
+    return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
 def iso(ts: float | None) -> str:
     return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
@@ -245,7 +250,7 @@ def lines(kiosks: list[KioskState], *, now: float) -> list[str]:
         else:
             head += f"epochs {len(k.epochs)}: the kiosk's database was reset {len(k.epochs) - 1} time(s)"
         seen = "never" if k.seen_at is None else f"{iso(k.seen_at)} ({ago(now - k.seen_at)} ago)"
-        parts = [f"last seen {seen}", f"last upload {iso(k.last_upload_at)}"]
+        parts = [f"last seen {seen}", f"last upload {day_of(k.last_upload_at)}"]
         if h:
             age = k.bundle_age(now)
             parts += [
@@ -286,7 +291,7 @@ def as_json(kiosks: list[KioskState], *, now: float) -> dict[str, Any]:
             "reasons": list(k.reasons),
             "last_seen": None if k.seen_at is None else iso(k.seen_at),
             "last_seen_ago_s": None if k.seen_at is None else round(now - k.seen_at),
-            "last_upload": None if k.last_upload_at is None else iso(k.last_upload_at),
+            "last_upload": None if k.last_upload_at is None else day_of(k.last_upload_at),
             "clock_skew_s": k.skew_s,
             "records": k.records,
             "missing": k.missing,

@@ -180,12 +180,12 @@ def charts(data: dict[str, Any]) -> list[Chart]:
     out.append(
         _bars(
             "Upload lag",
-            f"upload batches of the last {data['days']} days, by the time from their "
-            "newest check-in to its receipt",
+            "active kiosks, by how long their oldest check-in not yet acknowledged has waited "
+            "(their signed health: the server keeps no count or time of day of an upload)",
             labels,
             values,
             colour="#6a1b9a",
-            empty=f"no upload in the last {data['days']} days",
+            empty=f"no kiosk reported its health in the last {data['days']} days",
         )
     )
 

@@ -348,12 +348,14 @@ def test_the_privacy_suite_finds_nothing_any_adversary_could_link_or_open(tmp_pa
     kept: list = []
     rows, facts = privacy.run(tmp_path, privacy.SHORT, keep=kept)
     assert [r for r in rows if not r.held] == [], privacy.table(rows, facts)
-    assert len(rows) == 11 and facts["check-ins"] > 100 and facts["uploads"] >= facts["kiosks"]
+    assert len(rows) == 13 and facts["check-ins"] > 100 and facts["uploads"] >= facts["kiosks"]
     visits = int(re.search(r"the pass checked in (\d+) times", facts["trace"]).group(1))
     assert visits > 0  # two members do find the pass's visits across venues and days
     # Without the padding, the same observer would read most counts off the sizes.
-    (unpadded,) = privacy.network_observer(kept[0], pad=False)
-    assert unpadded.found > len(kept[0].uploads) // 2
+    unpadded, rounds = privacy.network_observer(kept[0], pad=False)
+    with_records = sum(1 for rows, _ in kept[0].uploads if rows)
+    assert unpadded.found > with_records // 2
+    assert rounds.found == with_records  # and every round with check-ins from one without
 
 
 def test_kiosk_central_ends_with_each_documented_status_in_one_line(tmp_path, one_member_world):

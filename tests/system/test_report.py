@@ -124,7 +124,7 @@ def test_a_new_servers_report_says_there_is_no_history_and_fits_a_phone(tmp_path
         if name == "empty":
             assert page.locator("section svg").count() == 0  # words, not empty axes
             assert "no history yet" in texts and "no kiosk registered yet" in texts
-            assert "no upload in the last 28 days" in texts and "1970" not in texts
+            assert "no kiosk reported its health in the last 28 days" in texts and "1970" not in texts
             assert not re.search(r"\b0\.\d\b", texts)
         else:
             ticks = re.findall(r"\b\d+\.\d+\b", texts)

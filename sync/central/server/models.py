@@ -48,7 +48,9 @@ class Record(BaseModel):
 class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     batch_id: str = Field(pattern=UUID_RE)
-    records: list[Record] = Field(min_length=1, max_length=protocol.MAX_RECORDS)
+    # (an empty batch is a round with nothing to send: kiosks upload every round, so that an
+    # upload says nothing about whether anybody came)
+    records: list[Record] = Field(min_length=0, max_length=protocol.MAX_RECORDS)
     padding: str | None = Field(
         default=None,
         max_length=8 * 1024 * 1024,

@@ -20,6 +20,7 @@ from sync.central.server.auth import authenticate, check_digest, report_head, re
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, Accepted, ApiError, Batch, error_responses
 from sync.central.storage.interface import RecordIdConflict
+from sync.central.storage.rows import IngestResult
 
 log = logging.getLogger("kiosk-central")
 BODY_DEADLINE_S = 30.0  # a whole batch (at most 4 MiB) from an authenticated kiosk
@@ -82,8 +83,12 @@ def ingest(ctx: ServerContext, request: Request, kiosk_id: str, body: bytes) -> 
     """``kiosk_id``: authenticated from the headers before the body was read; the body has
     been checked against the digest they signed."""
     batch, rows = parse_batch(ctx, request, body)
-    try:
-        result = ctx.storage.ingest(kiosk_id, batch.batch_id, rows, now=ctx.clock())
+    try:  # an empty batch (a round with nothing to send) stores nothing, and is answered alike
+        result = (
+            ctx.storage.ingest(kiosk_id, batch.batch_id, rows, now=ctx.clock())
+            if rows
+            else IngestResult([], [])
+        )
     except RecordIdConflict as e:
         raise ApiError(409, protocol.RECORD_ID_CONFLICT, f"{e}: {', '.join(e.record_ids[:5])}") from None
     log.debug(

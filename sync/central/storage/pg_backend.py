@@ -30,7 +30,6 @@ from sync.central.storage.rows import (
     Enrolled,
     EnrolmentToken,
     IngestResult,
-    KioskContact,
     PurgeResult,
     RecordRow,
     TagKeyDoc,
@@ -372,11 +371,11 @@ class PgStorage(SqlQueries):
                 highs,
                 reused,
             )
-            if inserted:  # a receipt for what was new: records sent again add none
+            if inserted:  # a receipt for what was new (its day: no count, no time of day)
                 conn.execute(
-                    "INSERT INTO batches (batch_id, kiosk_id, received_at, records, newest_capture) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING",
-                    [batch_id, kiosk_id, now, len(accepted), max(r[3] for r in inserted)],
+                    "INSERT INTO batches (batch_id, kiosk_id, received_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (batch_id) DO NOTHING",
+                    [batch_id, kiosk_id, now - now % DAY],
                 )
         acc = set(accepted)
         order = {rid: i for i, rid in enumerate(ids)}
@@ -626,15 +625,6 @@ class PgStorage(SqlQueries):
             [now, reader, case_id, kiosk_id, from_ts, to_ts, records, kind],
         )[0][0]
 
-    def kiosk_contacts(self) -> list[KioskContact]:
-        return [
-            KioskContact(str(r[0]), float(r[1]), None if r[2] is None else float(r[2]))
-            for r in self._q(
-                "SELECT DISTINCT ON (kiosk_id) kiosk_id, received_at, received_at - newest_capture "
-                "FROM batches ORDER BY kiosk_id, received_at DESC"
-            )
-        ]
-
     # -- search tags --------------------------------------------------------------------------
     def replace_tag_key_docs(self, rows: Sequence[TagKeyDoc]) -> int:
         """(kiosk id, valid_from, doc): the same sealed keys, signed again (a new root)."""
@@ -779,7 +769,9 @@ class PgStorage(SqlQueries):
         with self.pool.connection() as conn:
             conn.execute(
                 SEEN_UPSERT.replace("?", "%s"),
-                [kiosk_id, now, now if upload else None, skew_s, summary, made],
+                # an upload's day only: every round uploads, and the hour of one would say
+                # no more than when it was seen, the day says when someone may have come
+                [kiosk_id, now, now - now % DAY if upload else None, skew_s, summary, made],
             )
 
     def add_fleet_snapshot(self, at: float, counts: str) -> None:

@@ -19,15 +19,6 @@ class KioskInfo:
     tag_public: bytes | None = None
 
 
-class KioskContact(NamedTuple):
-    """A kiosk's last upload (from the batch receipts): when, and how long its newest record
-    had waited."""
-
-    kiosk_id: str
-    uploaded_at: float
-    waited_s: float | None
-
-
 class TagKeyRow(NamedTuple):
     """One kiosk's search-tag key for a day, sealed to it, with the root-signed document."""
 

@@ -24,7 +24,6 @@ from sync.central.storage.rows import (
     Enrolled,
     EnrolmentToken,
     IngestResult,
-    KioskContact,
     PurgeResult,
     RecordRow,
     TagKeyDoc,
@@ -267,11 +266,11 @@ class SqliteStorage(SqlQueries):
             self._keep_sequences(
                 lambda sql, params: self.db.execute(sql, params).fetchall(), kiosk_id, new_rows, held, reused
             )
-            if fresh:  # a receipt for what was new: records sent again add none
+            if fresh:  # a receipt for what was new (its day: no count, no time of day)
                 self.db.execute(
-                    "INSERT INTO batches (batch_id, kiosk_id, received_at, records, "
-                    "newest_capture) VALUES (?, ?, ?, ?, ?) ON CONFLICT (batch_id) DO NOTHING",
-                    [batch_id, kiosk_id, now, len(fresh), max(f[4] for f in fresh)],
+                    "INSERT INTO batches (batch_id, kiosk_id, received_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (batch_id) DO NOTHING",
+                    [batch_id, kiosk_id, now - now % DAY],
                 )
         accepted = [f[0] for f in fresh]
         acc = set(accepted)
@@ -396,18 +395,6 @@ class SqliteStorage(SqlQueries):
                 ).lastrowid
                 or 0
             )
-
-    def kiosk_contacts(self) -> list[KioskContact]:
-        """(kiosk id, last upload time, how long its newest record waited) per kiosk that
-        uploaded within the longest retention: the operator's view, from the batch receipts."""
-        return [
-            KioskContact(str(r[0]), float(r[1]), None if r[2] is None else float(r[2]))
-            for r in self._q(
-                "SELECT kiosk_id, received_at, received_at - newest_capture FROM batches b WHERE "
-                "received_at = (SELECT max(received_at) FROM batches WHERE kiosk_id = b.kiosk_id) "
-                "GROUP BY kiosk_id"
-            )
-        ]
 
     # -- search tags --------------------------------------------------------------------------
     def put_tag_keys(self, rows: Sequence[TagKeyRow]) -> int:
@@ -553,7 +540,9 @@ class SqliteStorage(SqlQueries):
         with self._lock, self.db.conn:
             self.db.execute(
                 SEEN_UPSERT,
-                [kiosk_id, now, now if upload else None, skew_s, summary, made],
+                # an upload's day only: every round uploads, and the hour of one would say
+                # no more than when it was seen, the day says when someone may have come
+                [kiosk_id, now, now - now % DAY if upload else None, skew_s, summary, made],
             )
 
     def add_fleet_snapshot(self, at: float, counts: str) -> None:

@@ -269,17 +269,23 @@ class SqlQueries:
         return out
 
     def upload_lags(self, *, since: float) -> list[float]:
-        """Per batch received since then: seconds from its newest check-in to its receipt."""
-        return [
-            float(r[0])
-            for r in self._qr(
-                self._sql(
-                    "SELECT received_at - newest_capture FROM batches "
-                    "WHERE received_at >= ? AND newest_capture IS NOT NULL"
-                ),
-                [since],
-            )
-        ]
+        """Per kiosk heard from since then: how long its oldest record not yet acknowledged
+        had waited, as its signed health summary says (the server keeps no count or time of
+        day of what an upload held)."""
+        import json
+
+        out = []
+        for (text,) in self._qr(
+            self._sql("SELECT summary FROM kiosk_health WHERE summary IS NOT NULL AND summary_at >= ?"),
+            [since],
+        ):
+            try:
+                waited = json.loads(text).get("oldest_pending_s")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(waited, (int, float)) and not isinstance(waited, bool):
+                out.append(float(waited))
+        return out
 
     def fleet_history(self, *, since: float) -> list[FleetPoint]:
         return [

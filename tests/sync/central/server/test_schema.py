@@ -107,6 +107,21 @@ def capture_times_in_window(case) -> None:
                     rec["record_id"] = time_ordered_id(rec["captured_at"])
 
 
+def _body_valid(operation, body) -> bool:
+    """A batch the server's own model takes (only for the upload)."""
+    from pydantic import ValidationError
+
+    from sync.central.server.models import Batch
+
+    if operation.path != protocol.UPLOAD_PATH:
+        return False
+    try:
+        Batch.model_validate(body)
+    except ValidationError:
+        return False
+    return True
+
+
 def run(operation, base_url: str, *, fix=None, mode=GenerationMode.POSITIVE, **kwargs) -> Counter:
     @given(case=operation.as_strategy(mode))
     @settings(
@@ -115,6 +130,12 @@ def run(operation, base_url: str, *, fix=None, mode=GenerationMode.POSITIVE, **k
     def check(case):
         if fix:
             fix(case)
+        if mode == GenerationMode.NEGATIVE and _body_valid(operation, case.body):
+            # only a header was made invalid, and the signer writes every header afresh:
+            # a valid request (an empty batch is one: a round with nothing to send)
+            from hypothesis import reject
+
+            reject()
         response = case.call_and_validate(base_url=base_url, **kwargs)
         seen[response.status_code] += 1
 
