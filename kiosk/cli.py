@@ -304,6 +304,7 @@ def cmd_sync(args) -> int:
             stop,
             interval_s=cfg.sync.interval_s,
             backoff=Backoff(cfg.sync.backoff_base_s, cfg.sync.backoff_max_s),
+            upload_every_s=cfg.sync.upload_every_s,
         )
         log.info("sync service stopped")
         return 0

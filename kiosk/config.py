@@ -154,6 +154,8 @@ class SyncSection:
     batch_size: int = opt(500, min=1, max=5000)
     timeout_s: float = opt(10.0, min=0.1, max=300)
     interval_s: float = opt(60.0, min=0.1, max=86_400)
+    # uploads on a fixed schedule, whether anybody came or not (an upload's time says nothing)
+    upload_every_s: float = opt(300.0, min=0.1, max=86_400)
     backoff_base_s: float = opt(1.0, min=0.01, max=3600)
     backoff_max_s: float = opt(300.0, min=0.01, max=86_400)
     ca_bundle: str = opt("", path=True)  # a private CA for the server's TLS certificate

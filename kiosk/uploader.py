@@ -424,8 +424,9 @@ class Uploader:
             self._health_header = None
 
     # -- rounds and the service ---------------------------------------------------------------------
-    def round(self) -> RoundResult:
-        """Upload, then fetch the bundle even when the upload failed."""
+    def round(self, *, upload: bool = True) -> RoundResult:
+        """Upload (unless ``upload`` is false: the sync service uploads on a fixed schedule),
+        then fetch the bundle even when the upload failed."""
         errors, retry_after = [], None
         # A day's search-tag key goes when its day is over, offline too (not at the next purge)
         if self.trust.prune(now=self.clock()):
@@ -449,7 +450,7 @@ class Uploader:
                 log.warning(
                     "%d records set aside for a wrong clock are queued again: the clock is right now", back
                 )
-        if not refused:  # (with no manifest held, no receipt could be checked: nothing to send)
+        if not refused and upload:  # (with no manifest held, no receipt could be checked)
             try:
                 self.upload_pending()  # counts into self.progress, even if it fails
             except (TransientError, SetupError) as e:
@@ -486,10 +487,25 @@ class Uploader:
             accepted, duplicates, set_aside, self.store.stats()["pending"], bundle, error, retry_after
         )
 
-    def loop(self, stop: threading.Event, *, interval_s: float, backoff: Backoff, on_round=None) -> None:
+    def loop(
+        self,
+        stop: threading.Event,
+        *,
+        interval_s: float,
+        backoff: Backoff,
+        on_round=None,
+        upload_every_s: float = protocol.UPLOAD_EVERY_S,
+    ) -> None:
+        """Rounds every ``interval_s`` (the bundle, the health); uploads on a fixed schedule,
+        the first round of each slot (5 minutes), whether anybody came or not (an empty batch
+        then): neither an upload's size nor its time says whether anybody came."""
         failures = 0
+        uploaded_slot = None
         while not stop.is_set():
-            result = self.round()
+            slot = int(self.clock() // upload_every_s)
+            result = self.round(upload=slot != uploaded_slot)
+            if result.ok:
+                uploaded_slot = slot
             if on_round:
                 on_round(result)
             if result.ok:

@@ -153,6 +153,9 @@ RECORD_FIELDS = (
 # Sizes on the wire say nothing of how many check-ins a batch holds: an upload is padded to
 # the next size bucket (16 KiB, then doubling), and so is the server's answer to it.
 MIN_BUCKET = 16 * 1024
+# ... and the sync service uploads on a fixed schedule, once each 5 minutes (the time buckets
+# records keep in clear), an empty batch when nobody came: nor does an upload's time.
+UPLOAD_EVERY_S = 300
 
 
 def bucket_size(n: int) -> int:

@@ -321,6 +321,7 @@ def crash_sync(work: Path, auth: Authority, *, kills: int, records: int, rng: ra
                     f'kiosk_id = "{kid}"',
                     "batch_size = 50",
                     "interval_s = 0.2",
+                    "upload_every_s = 0.2",
                     "backoff_base_s = 0.05",
                     "backoff_max_s = 0.2",
                 ],

@@ -568,7 +568,7 @@ def test_kiosk_run_and_the_sync_service_share_the_database_side_by_side(tmp_path
     with LocalServer(data, server_keys_folder(authority, tmp_path / "server-keys")) as server:
         cfg.write_text(
             base + f'[sync]\nserver_url = "{server.url}"\nkiosk_id = "{kid}"\n'
-            "interval_s = 0.2\nbatch_size = 7\n"
+            "interval_s = 0.2\nupload_every_s = 0.2\nbatch_size = 7\n"
         )
         procs = [
             subprocess.Popen(

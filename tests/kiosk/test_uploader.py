@@ -77,7 +77,9 @@ def run_until_drained(uploader, *, timeout_s=240, backoff=Backoff(0.01, 0.2)):
             stop.set()
 
     t = threading.Thread(
-        target=uploader.loop, args=(stop,), kwargs=dict(interval_s=0.05, backoff=backoff, on_round=on_round)
+        target=uploader.loop,
+        args=(stop,),
+        kwargs=dict(interval_s=0.05, backoff=backoff, on_round=on_round, upload_every_s=0.05),
     )
     t.start()
     t.join(timeout_s)
@@ -719,3 +721,32 @@ def test_every_round_uploads_even_with_nothing_to_send(
     finally:
         admin.close()
     assert after is not None and (before is None or after >= before)
+
+
+def test_the_sync_service_uploads_on_a_fixed_schedule_not_when_someone_comes(
+    central, kiosk_store, kiosk_id, device_key, authority, tmp_path, make_pass, trusted
+):
+    """Rounds every interval (the bundle, the health); an upload once a slot only, at its first
+    round, whatever came between: its time says nothing about when anybody came."""
+    uploader = make_uploader(kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path)
+    posts: list[str] = []
+    request = uploader.session.request
+
+    def counting(method, url, **kw):
+        if method == "POST":
+            posts.append(url)
+        return request(method, url, **kw)
+
+    uploader.session.request = counting  # type: ignore[method-assign]
+    stop, rounds = threading.Event(), []
+
+    def on_round(result):
+        rounds.append(result)
+        if len(rounds) == 2:
+            fill(kiosk_store, make_pass, trusted, 3)  # somebody came after the slot's upload
+        if len(rounds) >= 5:
+            stop.set()
+
+    uploader.loop(stop, interval_s=0.01, backoff=Backoff(0.01, 0.1), on_round=on_round, upload_every_s=3600)
+    assert all(r.ok for r in rounds) and len(posts) == 1  # the slot's one upload (empty here)
+    assert kiosk_store.stats()["pending"] == 3  # they wait for the next slot's upload
