@@ -78,19 +78,41 @@ def running_version() -> str:
 
 
 class _Fetcher:
-    """ngclient's network through requests, with the kiosk's TLS settings and timeout."""
+    """ngclient's network through requests, with the kiosk's TLS settings and timeout. A
+    release's file interrupted on the way is resumed where it stopped (an HTTP range) at the
+    next round, from what ``partial`` holds; ngclient checks the whole against its signed
+    length and hash either way."""
 
-    def __new__(cls, session: requests.Session, *, verify: bool | str, timeout: float) -> Any:
+    def __new__(cls, session: requests.Session, *, verify: bool | str, timeout: float, partial: Path) -> Any:
+        import hashlib
+
         from tuf.api.exceptions import DownloadHTTPError
         from tuf.ngclient.fetcher import FetcherInterface
 
         class Fetcher(FetcherInterface):
             def _fetch(self, url: str) -> Iterator[bytes]:
-                resp = session.get(url, stream=True, timeout=timeout, verify=verify)
-                if resp.status_code != 200:
+                kept = partial / hashlib.sha256(url.encode()).hexdigest()[:32]
+                resume = "/targets/" in url and kept.exists() and kept.stat().st_size > 0
+                headers = {"Range": f"bytes={kept.stat().st_size}-"} if resume else {}
+                resp = session.get(url, stream=True, timeout=timeout, verify=verify, headers=headers)
+                if resp.status_code not in (200, 206) or (resp.status_code == 206 and not resume):
                     resp.close()
                     raise DownloadHTTPError(f"HTTP {resp.status_code} for {url}", resp.status_code)
-                return resp.iter_content(64 * 1024)
+                if "/targets/" not in url:
+                    return resp.iter_content(64 * 1024)
+                return self._kept(resp, kept, resumed=resp.status_code == 206)
+
+            @staticmethod
+            def _kept(resp: requests.Response, kept: Path, *, resumed: bool) -> Iterator[bytes]:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                if resumed:
+                    yield kept.read_bytes()  # what came before the interruption
+                with open(kept, "ab" if resumed else "wb") as f:
+                    for chunk in resp.iter_content(64 * 1024):
+                        f.write(chunk)
+                        f.flush()
+                        yield chunk
+                kept.unlink(missing_ok=True)  # whole: checked by ngclient; nothing to resume
 
         return Fetcher()
 
@@ -314,7 +336,12 @@ def update(
     meta_dir, downloads = state_dir / "metadata", state_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     verify: bool | str = cfg.sync.ca_bundle or cfg.sync.verify_tls
-    fetcher = _Fetcher(session or requests.Session(), verify=verify, timeout=cfg.sync.timeout_s)
+    fetcher = _Fetcher(
+        session or requests.Session(),
+        verify=verify,
+        timeout=cfg.sync.timeout_s,
+        partial=state_dir / "partial",
+    )
     base = cfg.sync.server_url.rstrip("/") + UPDATES_PATH + "/"
     try:
         if not _trusted_root(cfg, meta_dir, fetcher):

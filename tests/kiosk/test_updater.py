@@ -238,3 +238,28 @@ def test_the_switch_waits_for_a_quiet_door_and_every_scan_is_answered(tmp_path, 
     assert recorded >= int(elapsed) - 2
     quiet = run("kiosk", "update", "--config", cfg, timeout=300)
     assert quiet.stdout.strip() == "installed 0.2.0: from 0.1.0; healthy", quiet.stdout
+
+
+def test_a_download_cut_off_on_the_way_resumes_where_it_stopped(tmp_path, world):
+    """What came before the cut is kept and the rest asked for (an HTTP range); the whole is
+    checked against its signed hash all the same (a damaged start is caught, then dropped)."""
+    import hashlib
+
+    a, data, cfg, _ = world
+    release = build_release(tmp_path, "0.2.0")
+    assert publish(a, data, release).returncode == 0
+    [wheel] = release.glob("*.whl")
+    whole = wheel.read_bytes()
+    server_url = re.search(r'server_url = "([^"]+)"', cfg.read_text())[1].rstrip("/")
+    url = f"{server_url}/v1/updates/targets/0.2.0/{wheel.name}"
+    partial = cfg.parent / "releases" / ".updates" / "partial" / hashlib.sha256(url.encode()).hexdigest()[:32]
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    damaged = bytes([whole[0] ^ 0xFF]) + whole[1 : len(whole) // 2]
+    partial.write_bytes(damaged)  # the first half, damaged: only a resumed download would use it
+    caught = run("kiosk", "update", "--config", cfg, check=False, timeout=300)
+    assert caught.returncode == 1 and "a file does not match" in caught.stdout, caught.stdout
+    assert not partial.exists()
+    partial.write_bytes(whole[: len(whole) // 2])  # a true first half: the rest is fetched
+    done = run("kiosk", "update", "--config", cfg, timeout=300)
+    assert done.stdout.strip() == "installed 0.2.0: from 0.1.0; healthy"
+    assert not partial.exists()

@@ -5,9 +5,10 @@ can say is which signed release is current and that this is fresh."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from kiosk.core.releasefiles import UPDATES_PATH
 from sync.central.server.context import Ctx
@@ -44,8 +45,18 @@ def metadata(ctx: Ctx, name: str = Path(pattern=METADATA)) -> Any:
     summary="A file of the current release, as the committee's targets metadata lists it",
     responses=NOT_FOUND,
 )
-def target(ctx: Ctx, path: str = Path(pattern=TARGET)) -> Any:
+def target(request: Request, ctx: Ctx, path: str = Path(pattern=TARGET)) -> Any:
     data = ctx.storage.update_target(path)
     if data is None:
         raise ApiError(404, "not_published", "no such file in the current release")
-    return Response(data, media_type="application/octet-stream")
+    # A kiosk resumes a download cut off on the way: "Range: bytes=N-" gets the rest (206).
+    wanted = re.fullmatch(r"bytes=(\d{1,12})-", request.headers.get("range", ""))
+    if wanted and 0 < int(wanted[1]) < len(data):
+        start = int(wanted[1])
+        return Response(
+            data[start:],
+            status_code=206,
+            media_type="application/octet-stream",
+            headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}", "Accept-Ranges": "bytes"},
+        )
+    return Response(data, media_type="application/octet-stream", headers={"Accept-Ranges": "bytes"})
