@@ -447,6 +447,22 @@ def check_disk(cfg: Config) -> Check:
     )
 
 
+def check_update(cfg: Config) -> Check | None:
+    """The last software update round (kiosk update): a release refused or gone back from is
+    a warning with its reason (the kiosk keeps running the one before; the authority sees
+    it too). None when no update was ever tried here."""
+    from kiosk.config import releases_dir
+    from kiosk.health import read_status
+
+    status = read_status(releases_dir(cfg)).get("status")
+    if not status:
+        return None
+    bad = status.startswith(("rolled back", "refused"))
+    current = releases_dir(cfg) / "current"
+    running = f"; running {os.readlink(current)}" if current.is_symlink() else ""
+    return Check("update", "warn" if bad else "ok", f"last round: {status}{running}")
+
+
 def check_clock(cfg: Config | None = None, now: float | None = None) -> Check:
     """NTP, and the distance from the server's time as the last signed bundle gave it: a clock
     far off (spoofed NTP, a dead battery) is a FAIL, since the door then decides on the
@@ -715,6 +731,7 @@ def run_checks(
     yield from _guarded("disk", lambda: check_disk(cfg))
     yield from _guarded("clock", lambda: check_clock(cfg, now))
     yield from _guarded("server", lambda: check_server(cfg, now))
+    yield from _guarded("update", lambda: [c for c in [check_update(cfg)] if c is not None])
     yield from _guarded("numpy", check_numpy)
     if camera:
         yield from _guarded("camera", lambda: check_camera(cfg))

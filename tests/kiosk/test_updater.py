@@ -100,6 +100,9 @@ def test_a_kiosk_installs_a_signed_release_side_by_side_and_rolls_back_a_broken_
     assert os.readlink(releases / "current") == "0.2.0"
     retry = subprocess.run([current, "update", "--config", cfg], capture_output=True, text=True)
     assert "0.3.0 was rolled back here" in retry.stdout  # not tried again
+    doctor = run("kiosk", "doctor", "--config", cfg, "--no-camera", check=False).stdout
+    line = next(x for x in doctor.splitlines() if x.split()[1:2] == ["update"])
+    assert line.startswith("warn") and "rolled back 0.3.0: does not start" in line and "running 0.2.0" in line
     # the server hears why with the next sync (the sync service runs the current release)
     assert subprocess.run([current, "sync", "--config", cfg], capture_output=True).returncode == 0
     status = json.loads(run("kiosk-central", "status", "--data", data, "--json").stdout)
