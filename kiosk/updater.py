@@ -71,9 +71,20 @@ class Outcome:
         return f"{what}: {self.detail}"
 
 
-def running_version() -> str:
+def running_version(cfg: Config) -> str:
+    """The version the kiosk's services run: the release ``current`` links to, else this
+    install's own (the updater itself always runs from the base install, so its own version
+    is not what runs once a release is installed)."""
     from kiosk.core.console import version
 
+    link = releases_dir(cfg) / "current"
+    if link.is_symlink():
+        target = os.readlink(link)
+        try:
+            vkey(target)
+            return target
+        except ReleaseError:
+            pass  # "base": the install itself
     return version()
 
 
@@ -330,7 +341,7 @@ def update(
 
     if not (cfg.sync.server_url and cfg.sync.kiosk_id):
         raise ConfigError("[sync] server_url and kiosk_id: updates come from the server of an enrolled kiosk")
-    current = current or running_version()
+    current = current or running_version(cfg)
     folder = releases_dir(cfg)
     state_dir = folder / ".updates"  # the updater's own: beside the releases, never the kiosk user's
     meta_dir, downloads = state_dir / "metadata", state_dir / "downloads"

@@ -90,6 +90,9 @@ def test_a_kiosk_installs_a_signed_release_side_by_side_and_rolls_back_a_broken_
     )
     again = subprocess.run([current, "update", "--config", cfg], capture_output=True, text=True)
     assert again.stdout.strip() == "current 0.2.0: the published release is 0.2.0", again
+    # the update timer runs the base install's updater: it knows 0.2.0 runs, and leaves it
+    timer = run("kiosk", "update", "--config", cfg)
+    assert timer.stdout.strip() == "current 0.2.0: the published release is 0.2.0", timer.stdout
 
     # a broken release: it does not come up, and the kiosk goes back on its own
     v3 = build_release(tmp_path, "0.3.0", broken=True)
