@@ -192,34 +192,27 @@ def _own_keys(cfg: Config) -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from kiosk.core.keys import (
-        KeyFileError,
-        load_ed25519_private,
-        load_x25519_private,
-        raw_public,
-        write_private,
-        write_public,
-    )
+    from kiosk.core.keys import KeyFileError, load_ed25519_private, load_x25519_private, raw_public
 
-    device_path, tag_path = Path(cfg.keys.device_key), Path(cfg.keys.tag_key)
-    device_path.parent.mkdir(parents=True, exist_ok=True)
-    tag_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if device_path.exists():
-            device = load_ed25519_private(device_path)
-        else:
-            device = Ed25519PrivateKey.generate()
-            write_private(device_path, device)
-            write_public(device_path.with_suffix(".pub"), device.public_key())
-        if tag_path.exists():
-            tag = load_x25519_private(tag_path)
-        else:
-            tag = X25519PrivateKey.generate()
-            write_private(tag_path, tag)
-            write_public(tag_path.with_suffix(".pub"), tag.public_key())
+        device = _kept_or_made(Path(cfg.keys.device_key), load_ed25519_private, Ed25519PrivateKey.generate)
+        tag = _kept_or_made(Path(cfg.keys.tag_key), load_x25519_private, X25519PrivateKey.generate)
     except KeyFileError as e:
         raise ConfigError(f"[keys]: {e}") from None
     return raw_public(device.public_key()), raw_public(tag.public_key())
+
+
+def _kept_or_made(path: Path, load: Any, make: Any) -> Any:
+    """The private key at ``path``, or a new one written there (0600) with its .pub beside."""
+    from kiosk.core.keys import write_private, write_public
+
+    if path.exists():
+        return load(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = make()
+    write_private(path, key)
+    write_public(path.with_suffix(".pub"), key.public_key())
+    return key
 
 
 def _keep_enrol_key(cfg: Config, code: enrolment.Code) -> None:
