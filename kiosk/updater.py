@@ -403,11 +403,11 @@ def update(
     installed = install_release(folder, release, files)
     link = folder / "current"
     previous = os.readlink(link) if link.is_symlink() else None
-    baseline = _doctor_status(cfg, link / "bin" / "kiosk" if previous else None)
     if not _quiet(cfg, clock=clock, sleep=sleep):
         return Outcome(
             "available", release.version, "installed; the door was never quiet: switches next round"
         )
+    baseline = _doctor_status(cfg, link / "bin" / "kiosk" if previous else None)  # what "no worse" means
     _switch(folder, installed.name)
     _restart(cfg)
     why = _health(
@@ -415,10 +415,14 @@ def update(
         timeout=cfg.update.health_timeout_s,
     )  # fmt: skip
     if why is None:
-        for old in folder.iterdir():  # keep the running one and the one before it
-            if old.is_dir() and not old.is_symlink() and old.name not in (release.version, previous, "base"):
-                if old.name.startswith("."):
-                    continue
+        keep = {release.version, previous, "base"}  # the running one, the one before, the install
+        for old in folder.iterdir():  # (".updates" and the like are the updater's own)
+            if (
+                old.is_dir()
+                and not old.is_symlink()
+                and old.name not in keep
+                and not old.name.startswith(".")
+            ):
                 shutil.rmtree(old, ignore_errors=True)
         return _remember(cfg, Outcome("installed", release.version, f"from {current}; healthy"))
     if previous:

@@ -5,7 +5,6 @@ the tools' too: :mod:`workbench.world`."""
 
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
 import sys
@@ -156,25 +155,21 @@ def build_release(tmp_path: Path, version: str, *, change: str = "", broken: boo
     ``change``: a visible change (in `kiosk --help`); ``broken``: it does not start."""
     from workbench.release import build, snapshot
 
-    src = tmp_path / f"src-{version}"
-    snapshot(ROOT, src)
-    py = src / "pyproject.toml"
-    py.write_text(
-        re.sub(r'^version = "[^"]+"', f'version = "{version}"', py.read_text(), count=1, flags=re.M)
-    )
-    cli = src / "kiosk" / "cli.py"
-    text = cli.read_text()
-    if change:
-        text = text.replace(
-            'description="Venue check-in kiosk"', f'description="Venue check-in kiosk, {change}"'
-        )
-    if broken:
-        text = text.replace(
-            "import argparse\n", "import argparse\nimport a_module_this_release_forgot  # noqa\n", 1
-        )
-    cli.write_text(text)
-    git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
-    subprocess.run([*git, "commit", "-qam", f"release {version}"], check=True)
+    src = snapshot(ROOT, tmp_path / f"src-{version}", version=version)
+    if change or broken:
+        cli = src / "kiosk" / "cli.py"
+        text = cli.read_text()
+        if change:
+            text = text.replace(
+                'description="Venue check-in kiosk"', f'description="Venue check-in kiosk, {change}"'
+            )
+        if broken:
+            text = text.replace(
+                "import argparse\n", "import argparse\nimport a_module_this_release_forgot  # noqa\n", 1
+            )
+        cli.write_text(text)
+        git = ["git", "-C", str(src), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+        subprocess.run([*git, "commit", "-qam", f"release {version}"], check=True)
     out = tmp_path / f"release-{version}"
     build(src, out, project_only=True)
     return out

@@ -88,8 +88,8 @@ def publish(
             raise UsageError(f"{release_dir}: {name} does not match its SHA-256 in {RELEASE_FILE}")
         files[name] = data
     held = storage.update_doc("targets.json")
-    if held is not None:
-        previous = Metadata[Targets].from_bytes(held.encode()).signed
+    previous = Metadata[Targets].from_bytes(held.encode()).signed if held is not None else None
+    if previous is not None:
         running = previous.unrecognized_fields.get("x-release")
         from kiosk.core.releasefiles import version_key
 
@@ -101,7 +101,7 @@ def publish(
     release = Release(built.version, built.files, built.project, Rollout(percent, tuple(sorted(kiosks))))
     release_bytes = release.encode()
     root_docs = _root(storage, root_key, online_key, now=now)
-    targets_version = 1 if held is None else Metadata[Targets].from_bytes(held.encode()).signed.version + 1
+    targets_version = 1 if previous is None else previous.version + 1
     targets = Targets(version=targets_version, expires=_when(now + TARGETS_DAYS * 86400))
     targets.unrecognized_fields["x-release"] = release.version
     targets.targets[RELEASE_FILE] = TargetFile.from_data(RELEASE_FILE, release_bytes, ["sha256"])
@@ -113,18 +113,8 @@ def publish(
     md = Metadata(targets)
     md.sign(signer(root_key))
     storage.put_update(root_docs, md.to_bytes().decode(), blobs, now=now)
-    root_version = (
-        Metadata[Root]
-        .from_bytes(
-            (root_docs[-1][1] if root_docs else storage.update_doc(_latest_root_name(storage))).encode()
-        )
-        .signed.version
-    )
+    root_version = storage.update_root_version()  # the newest, just added or held
     return Published(release.version, targets_version, root_version, len(files), release.rollout)
-
-
-def _latest_root_name(storage: Any) -> str:
-    return f"{storage.update_root_version()}.root.json"
 
 
 def _root(storage: Any, root_key: Ed25519PrivateKey, online_key: Any, *, now: float) -> list[tuple[str, str]]:

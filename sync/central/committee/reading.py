@@ -48,12 +48,20 @@ def open_records(
     from kiosk.core.sealkeys import venue_tags
     from sync.central.committee.members import authorise_read, opened_hash, readers
 
+    venues = {k.kiosk_id: k.venue for k in storage.kiosks()}  # read once: a fleet is long
+    selected: list[dict] = []
+
     def select(a: float, b: float) -> list[dict]:
+        """What the reading opens: asked once, by the authorisation that logs it first."""
+        selected[:] = _select(a, b)
+        return selected
+
+    def _select(a: float, b: float) -> list[dict]:
         # by the 5-minute bucket kept in clear: a record of the window's first minutes may be
         # in the bucket before; its sealed time then says whether it is in the window
         if pass_id is not None and tag_keys:
             days = [k for s, (e, k) in tag_keys.items() if s < b and e > a]
-            tags = venue_tags(days, [k.kiosk_id for k in storage.kiosks()], pass_id)
+            tags = venue_tags(days, list(venues), pass_id)
             rows = storage.records_by_tags(tags, time_bucket(a), b)
             return [r for r in rows if kiosk_id is None or r["kiosk_id"] == kiosk_id]
         return storage.records_between(kiosk_id, time_bucket(a), b)
@@ -82,7 +90,7 @@ def open_records(
         second=second_key,
         state=state,
     )
-    rows = select(start, end)
+    rows = selected  # what the log names, not asked a second time
     reader = readers(state, member_key, second_key)
     read_id = storage.log_read(
         reader=reader,
@@ -94,7 +102,6 @@ def open_records(
         now=now,
     )
     opened, unopenable, flagged = [], 0, []
-    venues = {k.kiosk_id: k.venue for k in storage.kiosks()}
     for row in rows:
         content = open_record(row, keys)
         if content is None:

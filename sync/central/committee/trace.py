@@ -136,7 +136,8 @@ def trace(
     # their tags, per venue and day), opened for their exact times; then only the records at
     # those kiosks whose bucket can fall within the overlap of one of them.
     days = [key for s, (e, key) in tag_keys.items() if s < end and e > start]
-    tags = venue_tags(days, [k.kiosk_id for k in storage.kiosks()], pass_id)  # per venue and day
+    venues = {k.kiosk_id: k.venue for k in storage.kiosks()}  # read once: a fleet is long
+    tags = venue_tags(days, list(venues), pass_id)  # per venue and day
     own = storage.records_by_tags(tags, time_bucket(start), end)
     detail = {
         "pass": committee.opened_hash(hash_key, pass_id.hex()) if hash_key else None,
@@ -147,7 +148,6 @@ def trace(
         storage, own, sealing_keys, key=member_key, second=second_key, case_id=case_id,
         start=start, end=end, detail={**detail, "step": "own"}, hash_key=hash_key, now=now, state=state,
     )  # fmt: skip
-    venues = {k.kiosk_id: k.venue for k in storage.kiosks()}
     visits = []
     rows = {r["record_id"]: r for r in own}
     for row in own:

@@ -17,6 +17,7 @@ from kiosk.core import protocol
 from kiosk.core.signed import SignedDocError
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import ApiError, error_responses
+from sync.central.storage.rows import EnrolmentToken
 
 router = APIRouter()
 log = logging.getLogger("kiosk-central")
@@ -39,7 +40,8 @@ ERRORS = error_responses(
 )
 
 
-def _token(ctx: ServerContext, lookup: str, *, now: float) -> enrolment.Token:
+def _token(ctx: ServerContext, lookup: str, *, now: float) -> tuple[EnrolmentToken, enrolment.Token]:
+    """The stored token and its document read, if the root signed it; refused otherwise."""
     from kiosk.core.roots import RootHistory
 
     row = ctx.storage.enrolment_token(lookup)
@@ -52,7 +54,7 @@ def _token(ctx: ServerContext, lookup: str, *, now: float) -> enrolment.Token:
     history = RootHistory.pinned(Ed25519PublicKey.from_public_bytes(ctx.authority.root_public))
     history = history.extend(ctx.storage.succession_manifests())
     try:
-        return enrolment.read_token(row.doc, [key for key, _ in history.roots])
+        return row, enrolment.read_token(row.doc, [key for key, _ in history.roots])
     except (SignedDocError, enrolment.CodeError):  # written around the committee
         log.error("enrolment token for kiosk %s does not verify against the root: refused", row.kiosk_id)
         ctx.metrics.rejected.labels(reason="bad_token").inc()
@@ -66,9 +68,7 @@ def _token(ctx: ServerContext, lookup: str, *, now: float) -> enrolment.Token:
 )
 def token_document(ctx: Ctx, token: str = TOKEN) -> Any:
     now = ctx.clock()
-    _token(ctx, token, now=now)
-    row = ctx.storage.enrolment_token(token)
-    assert row is not None
+    row, _ = _token(ctx, token, now=now)
     # used: the kiosk that used it may be asking again (its answer was lost); it POSTs its
     # same keys and gets its id; any other device is refused there
     return {"token": row.doc, "used": row.used_at is not None, "server_time": int(now)}
@@ -99,7 +99,7 @@ async def enrol(request: Request, ctx: Ctx, token: str = TOKEN) -> Any:
 
 def _enrol(ctx: ServerContext, lookup: str, body: bytes) -> dict[str, Any]:
     now = ctx.clock()
-    token = _token(ctx, lookup, now=now)
+    _, token = _token(ctx, lookup, now=now)
     try:
         req = enrolment.read_request(body, token)
     except ValueError as e:

@@ -114,13 +114,15 @@ def create_app(
 def _fleet_refresh(ctx: ServerContext, stop: threading.Event, every_s: float) -> None:
     """The fleet's aggregate for /metrics, once a minute; its state kept once an hour; and
     the search-tag keys of a day that is over deleted within the minute."""
-    last_hour = None
+    last_hour = last_day = None
     while not stop.is_set():
         hour = int(ctx.clock() // 3600)
-        try:
-            ctx.storage.drop_spent_tag_keys(now=ctx.clock())
-        except Exception as e:  # the daily purge deletes them too
-            log.warning("spent tag keys not deleted: %s", type(e).__name__)
+        if hour // 24 != last_day:  # a day is over (or the server just started): its keys go
+            try:
+                ctx.storage.drop_spent_tag_keys(now=ctx.clock())
+                last_day = hour // 24
+            except Exception as e:  # tried again next minute; the daily purge deletes them too
+                log.warning("spent tag keys not deleted: %s", type(e).__name__)
         try:
             ctx.metrics.refresh_fleet(ctx.storage, snapshot=hour != last_hour)
             last_hour = hour

@@ -31,7 +31,13 @@ from sync.central.storage.rows import (
     record_row,
 )
 from sync.central.storage.sqlite_file import migrate, open_db, open_readonly, truncate_wal
-from sync.central.storage.sqlqueries import FLEET_HISTORY_DAYS, SEEN_UPSERT, SqlQueries, tag_keys_json
+from sync.central.storage.sqlqueries import (
+    FLEET_HISTORY_DAYS,
+    SEEN_UPSERT,
+    SqlQueries,
+    seen_row,
+    tag_keys_json,
+)
 
 DB_NAME = "central.db"
 
@@ -536,13 +542,12 @@ class SqliteStorage(SqlQueries):
         upload: bool,
         summary_at: float | None = None,
     ) -> None:
-        made = (now if summary_at is None else summary_at) if summary else None
         with self._lock, self.db.conn:
             self.db.execute(
                 SEEN_UPSERT,
-                # an upload's day only: every round uploads, and the hour of one would say
-                # no more than when it was seen, the day says when someone may have come
-                [kiosk_id, now, now - now % DAY if upload else None, skew_s, summary, made],
+                seen_row(
+                    kiosk_id, now=now, skew_s=skew_s, summary=summary, upload=upload, summary_at=summary_at
+                ),
             )
 
     def add_fleet_snapshot(self, at: float, counts: str) -> None:

@@ -29,43 +29,6 @@ from sync.central.storage.rows import (
     WitnessedHead,
 )
 
-# What `status` reads instead of counting records: per kiosk and sequence epoch, what was
-# ever received (purged records included), kept by ingest in the same transaction.
-# Missing sequence numbers: high - distinct_seq; reused ones: received - distinct_seq.
-SEQUENCE_SUMMARY_SQL = """
-    CREATE TABLE sequence_summary (
-        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
-        epoch BIGINT NOT NULL,
-        received BIGINT NOT NULL,
-        distinct_seq BIGINT NOT NULL,
-        low BIGINT NOT NULL,
-        high BIGINT NOT NULL,
-        PRIMARY KEY (kiosk_id, epoch)
-    );
-    INSERT INTO sequence_summary (kiosk_id, epoch, received, distinct_seq, low, high)
-        SELECT kiosk_id, epoch, count(*), count(DISTINCT seq), min(seq), max(seq)
-        FROM records GROUP BY kiosk_id, epoch;
-    -- The runs of numbers below each epoch's highest that never arrived, kept by ingest too
-    -- (a late record splits or shrinks its run): `status` lists them without a scan.
-    CREATE TABLE sequence_gaps (
-        kiosk_id TEXT NOT NULL REFERENCES kiosks (kiosk_id),
-        epoch BIGINT NOT NULL,
-        low BIGINT NOT NULL,
-        high BIGINT NOT NULL,
-        PRIMARY KEY (kiosk_id, epoch, low)
-    );
-    INSERT INTO sequence_gaps (kiosk_id, epoch, low, high)
-        SELECT kiosk_id, epoch, seq + 1, next - 1 FROM (
-            SELECT kiosk_id, epoch, seq,
-                   lead(seq) OVER (PARTITION BY kiosk_id, epoch ORDER BY seq) AS next
-            FROM (SELECT DISTINCT kiosk_id, epoch, seq FROM records) d) t
-        WHERE next > seq + 1
-        UNION ALL
-        SELECT kiosk_id, epoch, 1, min(seq) - 1 FROM records GROUP BY kiosk_id, epoch
-        HAVING min(seq) > 1;
-"""
-
-
 _KIOSK_COLUMNS = "kiosk_id, venue, public_key, registered_at, revoked_at, tag_public"
 
 
@@ -88,6 +51,16 @@ SEEN_UPSERT = (
     f"summary = CASE WHEN {_NEWER_SUMMARY} THEN excluded.summary ELSE kiosk_health.summary END, "
     f"summary_at = CASE WHEN {_NEWER_SUMMARY} THEN excluded.summary_at ELSE kiosk_health.summary_at END"
 )
+
+
+def seen_row(
+    kiosk_id: str, *, now: float, skew_s: float, summary: str | None, upload: bool, summary_at: float | None
+) -> list[Any]:
+    """SEEN_UPSERT's parameters, the same for both backends. An upload's day only: every
+    round uploads, and the hour of one would say no more than when it was seen; the day says
+    when someone may have come."""
+    made = (now if summary_at is None else summary_at) if summary else None
+    return [kiosk_id, now, now - now % DAY if upload else None, skew_s, summary, made]
 
 
 _TOKEN_COLUMNS = "token, kiosk_id, venue, issued_at, expires_at, doc, used_at"
