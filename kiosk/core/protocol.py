@@ -14,8 +14,12 @@ signature before it decompresses or parses anything.
 Upload: ``POST /v1/batches``, ``Content-Encoding: gzip``, JSON::
 
     {"batch_id": "<uuid made by the kiosk>", "records": [
-        {"record_id", "seq", "captured_at", "clock_synced", "retention", "delete_after",
-         "seal_kid", "sealed" (base64)}, ...]}
+        {"record_id", "seq", "epoch", "captured_at", "clock_synced", "sealed" (base64),
+         "seal_fallback", "tag"}, ...], "padding"}
+
+No retention class, key id or deletion time: they would tell the server which check-ins were
+significant (the committee finds a record's key among its day's keys). A server still accepts
+them from an older kiosk, and keeps none of them.
 
 Answer 200: ``{"batch_id", "accepted": [record ids], "duplicates": [record ids]}``: both lists
 are stored on the server; the kiosk marks exactly those synced. A 4xx answer is
@@ -135,16 +139,14 @@ def verify_request(
         return False
 
 
-# What an upload carries of each stored record (the rest of a row never leaves the kiosk).
+# What an upload carries of each stored record (the rest of a row never leaves the kiosk: its
+# class, the key that sealed it and its deletion time are the kiosk's own business).
 RECORD_FIELDS = (
     "record_id",
     "seq",
     "epoch",
     "captured_at",
     "clock_synced",
-    "retention",
-    "delete_after",
-    "seal_kid",
     "sealed",
     "seal_fallback",
     "tag",

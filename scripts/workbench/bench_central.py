@@ -178,9 +178,6 @@ def bench_upload(t, work: Path, keys_dir: Path, *, backlog: int = 100_000, batch
                 "seq": b * batch_size + i + 1,
                 "captured_at": 1.0,
                 "clock_synced": True,
-                "retention": "normal",
-                "delete_after": 2e9,
-                "seal_kid": "abcd",
                 "sealed": blob,
             }
             for i in range(batch_size)
@@ -202,14 +199,14 @@ if __name__ == "__main__":
 
 def bulk_records(storage, rows) -> None:
     """Benchmark tables, fast: (record id, kiosk, seq, captured_at, retention, delete_after,
-    seal kid, sealed, tag) rows in one transaction, past the ingest path."""
+    seal kid, sealed, tag) rows as a kiosk holds them, stored in one transaction past the ingest
+    path as the server keeps them (no class, deletion time or key id)."""
     with storage._lock, storage.db.conn:
         storage.db.execute("BEGIN")
         storage.db.conn.executemany(
-            "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, retention, "
-            "delete_after, seal_kid, sealed, batch_id, received_at, tag) "
-            "VALUES (?, ?, ?, 1, ?, 1, ?, ?, ?, ?, 'b', 0, ?)",
-            rows,
+            "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
+            "sealed, batch_id, received_at, tag) VALUES (?, ?, ?, 1, ?, 1, ?, 'b', 0, ?)",
+            ((r[0], r[1], r[2], r[3], r[7], r[8]) for r in rows),
         )
 
 
@@ -431,9 +428,6 @@ def _bench_drop_a_day(t, name: str, storage, kiosk_id: str, *, oldest: float) ->
                 "epoch": 3,
                 "captured_at": now,
                 "clock_synced": True,
-                "retention": "normal",
-                "delete_after": 0,
-                "seal_kid": "k",
                 "sealed": blob,
             }
             for i in range(500)
@@ -456,7 +450,7 @@ def _bench_drop_a_day(t, name: str, storage, kiosk_id: str, *, oldest: float) ->
     time.sleep(0.3)
     day = oldest - oldest % DAY
     t0 = time.perf_counter()
-    result = storage.purge(now=day + DAY + 28 * DAY)  # the oldest capture day is due
+    result = storage.purge(now=day + DAY + 90 * DAY)  # the oldest capture day is due
     purge_s = time.perf_counter() - t0
     time.sleep(0.3)
     done.set()
@@ -571,9 +565,6 @@ def bench_server_backends(
                         "epoch": 1,
                         "captured_at": now - 60,
                         "clock_synced": True,
-                        "retention": "normal",
-                        "delete_after": 0,
-                        "seal_kid": "k",
                         "sealed": base64_blob,
                     }
                     for j in range(500)
@@ -657,9 +648,6 @@ def bench_server_backends(
                         "epoch": 9,
                         "captured_at": now - 3600 - day * 86_400 - j,
                         "clock_synced": True,
-                        "retention": "normal",
-                        "delete_after": 0,
-                        "seal_kid": "k",
                         "sealed": b"\x5a" * 208,
                     }
                     for j in range(min(5000, n_pre - i))

@@ -93,8 +93,8 @@ def bench_raw(t, url: str, kid: str, pg, *, records: int) -> dict[str, float]:
         with psycopg.connect(url, autocommit=True) as conn:
             if label == "COPY":
                 with conn.cursor().copy(
-                    "COPY records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, retention, "
-                    "delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) FROM STDIN"
+                    "COPY records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
+                    "sealed, batch_id, received_at, seal_fallback, tag) FROM STDIN"
                 ) as cp:
                     for rid, seq, at, blob, tag in rows:
                         cp.write_row(
@@ -105,9 +105,6 @@ def bench_raw(t, url: str, kid: str, pg, *, records: int) -> dict[str, float]:
                                 3,
                                 at,
                                 True,
-                                "normal",
-                                at + 28 * 86400,
-                                "k",
                                 blob,
                                 "b",
                                 now,
@@ -120,10 +117,10 @@ def bench_raw(t, url: str, kid: str, pg, *, records: int) -> dict[str, float]:
                     part = rows[i : i + 500]
                     conn.execute(
                         "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
-                        "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, "
-                        "tag) SELECT u.rid, %s, u.seq, 2, u.cap, true, 'normal', u.cap + 2419200, 'k', "
-                        "u.sealed, 'b', %s, false, u.tag FROM unnest(%s::uuid[], %s::bigint[], %s::float8[], "
-                        "%s::bytea[], %s::text[]) AS u(rid, seq, cap, sealed, tag) ON CONFLICT DO NOTHING",
+                        "sealed, batch_id, received_at, seal_fallback, tag) SELECT u.rid, %s, u.seq, 2, "
+                        "u.cap, true, u.sealed, 'b', %s, false, u.tag FROM unnest(%s::uuid[], %s::bigint[], "
+                        "%s::float8[], %s::bytea[], %s::text[]) AS u(rid, seq, cap, sealed, tag) "
+                        "ON CONFLICT DO NOTHING",
                         [
                             kid,
                             now,
@@ -245,9 +242,6 @@ def bench_front(
                         "epoch": 1,
                         "captured_at": now - 60,
                         "clock_synced": True,
-                        "retention": "normal",
-                        "delete_after": 0,
-                        "seal_kid": "k",
                         "sealed": blob,
                         "tag": os.urandom(16).hex(),
                     }

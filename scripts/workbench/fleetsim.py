@@ -78,9 +78,6 @@ def simulate_fleet(storage, *, kiosks: int, now: float, seed: str = "fleet", day
                             "epoch": 1,
                             "captured_at": received - lag - (n - j),
                             "clock_synced": True,
-                            "retention": "normal",
-                            "delete_after": received + 28 * DAY,
-                            "seal_kid": "p",
                             "sealed": rng.getrandbits(512).to_bytes(64, "big"),
                             "tag": f"{rng.getrandbits(128):032x}",
                         }

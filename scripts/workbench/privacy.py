@@ -74,6 +74,7 @@ class World:
         self.kiosks: list[dict[str, Any]] = []
         self.uploads: list[tuple[list[dict[str, Any]], int]] = []  # (records, bytes on the wire)
         self.pass_ids: list[bytes] = []
+        self.significant: dict[str, bool] = {}  # the truth: record id -> significant (risk 2+, refused)
 
     # -- the authority and the committee, through the command line ------------------------------
     def committee(self) -> None:
@@ -161,6 +162,9 @@ class World:
         issuer = load_ed25519_private(self.keys / "issuer.key")
         trusted = trusted_issuers([self.keys / "issuer.pub"])
         self.pass_ids = [self.rng.randbytes(16) for _ in range(self.size.passes)]
+        # one pass in ten at level 2 and one in twenty-five at level 3 (refused): their
+        # check-ins are significant, kept 90 days on the kiosk, and the server must not know it
+        levels = {p: 3 if i % 25 == 7 else 2 if i % 10 == 3 else 0 for i, p in enumerate(self.pass_ids)}
         texts = {
             p: encode_pass(
                 signing_key=issuer,
@@ -168,7 +172,7 @@ class World:
                 issued_at=int(self.t0) - 3600,
                 expires_at=int(self.t0 + 60 * DAY),
                 pass_id=p,
-                risk_level=0,
+                risk_level=levels[p],
             )
             for p in self.pass_ids
         }
@@ -199,7 +203,8 @@ class World:
                     while visits and visits[0][0] < end:
                         at, i, p = visits.pop(0)
                         d = decide(texts[p], trusted=trusted, risk_list=RiskList(), policy=Policy(), now=at)
-                        stores[i].record(d, now=at, clock_synced=True)
+                        rid = stores[i].record(d, now=at, clock_synced=True)
+                        self.significant[rid] = stores[i].retention.classify(d)[0] == "significant"
                     for k, store in zip(self.kiosks, stores, strict=True):
                         self.sync_round(server, k, store, now=end)
         finally:
@@ -357,6 +362,41 @@ def times_in_clear(world: World) -> list[Row]:
     ]
 
 
+def significance_on_the_server(world: World) -> list[Row]:
+    """Which check-ins were significant (a visitor at risk level 2 or more, or refused), told
+    from a copy of the server and the public key schedule: any class, key id (the schedule
+    names each key's class) or deletion time (28 days against 90) the server keeps of a record
+    or a hold, or a sealed size apart from the rest. Counted against the truth."""
+    import sqlite3
+
+    schedule = json.loads((world.keys / "sealing-periods.json").read_text())["periods"]
+    klass = {e["kid"]: e["class"] for e in schedule}
+    conn = sqlite3.connect(world.data / "central.db")
+    conn.row_factory = sqlite3.Row
+    try:
+        records = [dict(r) for r in conn.execute("SELECT * FROM records")]
+        held = {r["record_id"]: dict(r) for r in conn.execute("SELECT * FROM held")}
+    finally:
+        conn.close()
+    sizes: dict[int, int] = defaultdict(int)
+    for r in records:
+        sizes[len(r["sealed"])] += 1
+    usual = max(sizes, key=lambda n: sizes[n]) if sizes else 0
+
+    def says_significant(r: dict[str, Any]) -> bool:
+        both = {**held.get(r["record_id"], {}), **r}
+        return (
+            both.get("retention") == "significant"
+            or klass.get(str(both.get("seal_kid"))) == "significant"
+            or float(both.get("delete_after") or 0) - float(both["captured_at"]) > 29 * DAY
+            or len(r["sealed"]) != usual
+        )
+
+    truly = sum(1 for r in records if world.significant.get(r["record_id"]))
+    told = sum(1 for r in records if world.significant.get(r["record_id"]) and says_significant(r))
+    return [Row("server copy", f"significant check-ins it tells apart (of {truly} held)", told)]
+
+
 def uploads_on_the_server(world: World) -> list[Row]:
     """What a copy of the server keeps of each upload: a count of its records, or a time finer
     than its day (the batch receipts, the kiosks' last upload)."""
@@ -451,31 +491,27 @@ def after_retirement(world: World, *, backup: Path, at: float) -> list[Row]:
     """Day 98: the keys are retired; a backup taken on the last day, the keys folder and even
     both members' keys open nothing; moved-aside kiosk databases are gone."""
     from kiosk.core.keys import load_ed25519_private
-    from kiosk.core.seal import open_sealed
     from kiosk.store.sqlitedb import purge_moved_aside
     from sync.central.committee.audit import member_id
     from sync.central.committee.custody import unlock
+    from sync.central.committee.reading import open_record
     from sync.central.keyring import period_private_keys, retire
     from sync.central.storage.sqlite_backend import SqliteStorage
 
     s = SqliteStorage.in_folder(world.data)
     try:
-        retire(world.keys, now=at, holds=s.held_kids())
+        retire(world.keys, now=at, holds=s.held_days())
     finally:
         s.close()
     members = [load_ed25519_private(world.work / n / "member.key") for n in ("alice", "bob")]
     keys = period_private_keys(
         world.keys, unlock(world.keys, members, active={member_id(m.public_key()) for m in members})
     )
-    rows = server_rows(backup, "SELECT record_id, sealed, seal_kid FROM records")
+    rows = server_rows(backup, "SELECT record_id, sealed, captured_at, seal_fallback FROM records")
     readable = 0
-    for rid, blob, kid in rows:
-        if kid in keys:
-            try:
-                open_sealed(bytes(blob), keys[kid], record_id=rid)
-                readable += 1
-            except Exception:
-                pass
+    for rid, blob, at_, fallback in rows:  # every key still held that may have sealed it
+        row = {"record_id": rid, "sealed": bytes(blob), "captured_at": at_, "seal_fallback": fallback}
+        readable += open_record(row, keys) is not None
     purge_moved_aside(world.kiosks[0]["dir"] / "k.db", now=at, after_days=90)  # `kiosk purge`
     left = len(list(world.kiosks[0]["dir"].glob("k.db.damaged-*")))
     return [
@@ -560,12 +596,14 @@ def run(
         "passes": size.passes,
         "days": size.days,
         "check-ins": held,
+        "significant": sum(world.significant.values()),
         "venue-days": venue_days,
         "uploads": len(world.uploads),
         "trace": next((line for line in traced.splitlines() if line.startswith("case ")), traced[:80]),
     }
     rows = server_copy(world)
     rows += times_in_clear(world)
+    rows += significance_on_the_server(world)
     rows += uploads_on_the_server(world)
     rows += stolen_kiosk(world, now=end)
     rows += server_copy_with_kiosk_keys(world, now=end)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from kiosk.core.keys import raw_public, sealing_kid
 from kiosk.core.retention import SIGNIFICANT_DAYS
 from kiosk.core.sealkeys import CLASSES, PeriodKey
 from kiosk.core.timing import DAY
+from sync.central.committee.keychain import Keychain
 from sync.central.shredding import shred
 from sync.central.storage.interface import KioskRegistry
 from sync.central.storage.rows import TagKeyRow
@@ -214,16 +215,25 @@ HOLD_LIMIT_DAYS = SIGNIFICANT_DAYS  # a case holds a period's key at most this l
 
 
 def retire(
-    keys_dir: Path, *, now: float, holds: Collection[str] = ()
+    keys_dir: Path, *, now: float, holds: Mapping[int, bool] | None = None
 ) -> tuple[list[PeriodKey], list[PeriodKey]]:
     """Destroy every private half whose ``destroy_after`` has passed, and each period's tag
-    key once the last of its sealing keys goes. A period key that sealed a record an open
-    case holds (``holds``: the held records' key ids) is kept, as the server keeps those
-    records, until the case closes but never past the longest retention after the period.
-    Returns (destroyed, kept)."""
+    key once the last of its sealing keys goes. A period key that may have sealed a record
+    an open case holds is kept, as the server keeps those records, until the case closes but
+    never past the longest retention after the period. ``holds``: the held records' days
+    (since 1970), each with whether one was sealed with an older key (storage.held_days();
+    the server knows no record's key id): a held day keeps its keys, and such a record every
+    key before it. Returns (destroyed, kept)."""
+    held_days = dict(holds or {})
 
     def held(e: dict[str, Any]) -> bool:
-        return now < float(e["valid_to"]) + HOLD_LIMIT_DAYS * DAY and e["kid"] in holds
+        if now >= float(e["valid_to"]) + HOLD_LIMIT_DAYS * DAY:
+            return False
+        start, end = float(e["valid_from"]), float(e["valid_to"])
+        return any(
+            (start < (d + 1) * DAY and end > d * DAY) or (fallback and start < (d + 1) * DAY)
+            for d, fallback in held_days.items()
+        )
 
     entries = load_schedule(keys_dir)
     last: dict[Any, Any] = {}
@@ -337,18 +347,19 @@ def audit_hash_key(keys_dir: Path, *, now: float) -> bytes:
     )
 
 
-def period_private_keys(keys_dir: Path, unlocked) -> dict:
+def period_private_keys(keys_dir: Path, unlocked) -> Keychain:
     """kid -> X25519 private key for every period key still held, unwrapped in memory with
-    the wrap key two members rebuilt (``unlocked``: committee/custody.Unlocked)."""
+    the wrap key two members rebuilt (``unlocked``: committee/custody.Unlocked), with each
+    key's period (a record is opened by trying its day's keys: the server keeps no key id)."""
     out = {}
     for path in sorted((Path(keys_dir) / PERIODS).glob("sealing-*.sealed")):
         raw = unlocked.unwrap(path.read_bytes(), info=path.stem.encode())
         key = X25519PrivateKey.from_private_bytes(raw)
         out[sealing_kid(key.public_key())] = key
-    return out
+    return Keychain.of(out, load_schedule(keys_dir))
 
 
-def committee_keys(keys_dir: Path, unlocked) -> dict:
+def committee_keys(keys_dir: Path, unlocked) -> Keychain:
     """kid -> X25519 private key for every period key not yet retired, unwrapped in memory
     with the wrap key two members rebuilt (committee/custody.unlock)."""
     keys = period_private_keys(keys_dir, unlocked)

@@ -168,7 +168,7 @@ def test_a_record_the_server_refuses_is_set_aside_and_the_batch_still_lands(
     ids = fill(kiosk_store, make_pass, trusted, 50)
     bad = ids[17]
     with kiosk_store.db.conn:  # e.g. a row damaged on the SD card
-        kiosk_store.db.execute("UPDATE checkins SET seal_kid = ? WHERE record_id = ?", ["x" * 100, bad])
+        kiosk_store.db.execute("UPDATE checkins SET tag = ? WHERE record_id = ?", ["x" * 100, bad])
     uploader = make_uploader(
         kiosk_store, central.url, kiosk_id, device_key, authority, tmp_path, batch_size=50
     )
@@ -529,6 +529,8 @@ def test_several_kiosks_upload_at_once_and_each_record_lands_once(
 
 
 def test_the_server_purges_by_its_own_retention_not_the_kiosks_say():
+    """An older kiosk still says a class and a deletion time: neither is kept; every row goes
+    the longest retention (90 days) after its capture."""
     storage = SqliteStorage(None)
     kid = storage.register_kiosk(venue="v", public_key=b"\0" * 32, now=0)
     old, fresh = record(1, delete_after=1e300), record(2, delete_after=1.0)  # the kiosk's say
@@ -536,7 +538,8 @@ def test_the_server_purges_by_its_own_retention_not_the_kiosks_say():
     for r in (old, fresh):
         r["sealed"] = base64.b64decode(r["sealed"])
     storage.ingest(kid, str(uuid.uuid4()), [old, fresh], now=0)
-    assert storage.purge(now=1000 + 28 * 86_400).normal == 1
+    assert storage.purge(now=1000 + 28 * 86_400).records == 0
+    assert storage.purge(now=1000 + 90 * 86_400).records == 1
     assert storage.record_ids(kid) == [fresh["record_id"]]
     storage.close()
 

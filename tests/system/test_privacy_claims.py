@@ -5,6 +5,8 @@ exactly as typed, and one member with the keys folder and a database copy opens 
 import os
 import re
 import shlex
+import shutil
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -348,7 +350,8 @@ def test_the_privacy_suite_finds_nothing_any_adversary_could_link_or_open(tmp_pa
     kept: list = []
     rows, facts = privacy.run(tmp_path, privacy.SHORT, keep=kept)
     assert [r for r in rows if not r.held] == [], privacy.table(rows, facts)
-    assert len(rows) == 13 and facts["check-ins"] > 100 and facts["uploads"] >= facts["kiosks"]
+    assert len(rows) == 14 and facts["check-ins"] > 100 and facts["uploads"] >= facts["kiosks"]
+    assert facts["significant"] > 5  # a world with high-risk visitors
     visits = int(re.search(r"the pass checked in (\d+) times", facts["trace"]).group(1))
     assert visits > 0  # two members do find the pass's visits across venues and days
     # Without the padding, the same observer would read most counts off the sizes.
@@ -356,6 +359,21 @@ def test_the_privacy_suite_finds_nothing_any_adversary_could_link_or_open(tmp_pa
     with_records = sum(1 for rows, _ in kept[0].uploads if rows)
     assert unpadded.found > with_records // 2
     assert rounds.found == with_records  # and every round with check-ins from one without
+    # A server that kept each record's key id, as the last release did, told every significant
+    # check-in apart with the public schedule.
+    world = kept[0]
+    copy = tmp_path / "last-release"
+    copy.mkdir()
+    shutil.copy(world.data / "central.db", copy / "central.db")
+    with sqlite3.connect(copy / "central.db") as conn:
+        conn.execute("ALTER TABLE records ADD COLUMN seal_kid TEXT")
+        conn.executemany(
+            "UPDATE records SET seal_kid = ? WHERE record_id = ?",
+            [(r["seal_kid"], r["record_id"]) for rows, _ in world.uploads for r in rows],
+        )
+    world.data = copy
+    (told,) = privacy.significance_on_the_server(world)
+    assert told.found == facts["significant"] > 0
 
 
 def test_kiosk_central_ends_with_each_documented_status_in_one_line(tmp_path, one_member_world):

@@ -220,15 +220,18 @@ def server_record(i, captured_at, retention="normal", delete_after=1e300):
     }
 
 
-def test_the_server_computes_deletion_itself_and_purges_at_the_boundaries():
+def test_the_server_keeps_no_class_and_purges_every_record_at_90_days():
+    """What an older kiosk says of a record's class and deletion time is not kept; every row
+    goes 90 days after capture, whatever its class (a normal one unreadable from 28 days on:
+    `keys retire`)."""
     s = SqliteStorage(None)
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     s.ingest(kid, str(uuid.uuid4()), [server_record(1, T0), server_record(2, T0, "significant")], now=T0)
-    stored = dict(s.db.execute("SELECT seq, delete_after FROM records").fetchall())
-    assert stored == {1: T0 + 28 * DAY, 2: T0 + 90 * DAY}  # not the declared 1e300
-    assert s.purge(now=T0 + 28 * DAY - 1).records == 0
-    assert (s.purge(now=T0 + 28 * DAY).normal, s.purge(now=T0 + 90 * DAY - 1).records) == (1, 0)
-    assert s.purge(now=T0 + 90 * DAY).significant == 1
+    columns = {r[1] for r in s.db.execute("PRAGMA table_info(records)").fetchall()}
+    assert not columns & {"retention", "delete_after", "seal_kid"}
+    assert s.purge(now=T0 + 28 * DAY).records == 0
+    assert s.purge(now=T0 + 90 * DAY - 1).records == 0
+    assert s.purge(now=T0 + 90 * DAY).records == 2
     s.close()
 
 
@@ -291,12 +294,12 @@ def test_the_server_refuses_a_far_future_or_too_old_capture_and_infinite_numbers
         ok = post(now - 60, delete_after=10 * 365 * DAY + now)  # ten years declared
         assert ok.status_code == 200
         admin = SqliteStorage.in_folder(server.data_dir)
-        (delete_after,) = admin.db.execute("SELECT delete_after FROM records").fetchone()
+        assert admin.db.execute("SELECT count(*) FROM records").fetchone()[0] == 1
+        assert admin.purge(now=now - 60 + 90 * DAY).records == 1  # the server's 90 days, not the say
         admin.close()
-        assert delete_after == pytest.approx(now - 60 + 28 * DAY)
 
 
-def test_kiosk_central_purge_prints_counts_per_class(tmp_path):
+def test_kiosk_central_purge_prints_what_it_deleted(tmp_path):
     import subprocess
 
     from testkit import BIN
@@ -308,9 +311,9 @@ def test_kiosk_central_purge_prints_counts_per_class(tmp_path):
         kid,
         str(uuid.uuid4()),
         [
-            server_record(1, now - 29 * DAY),
-            server_record(2, now - 29 * DAY),
-            server_record(3, now - 89 * DAY, "significant"),
+            server_record(1, now - 91 * DAY),
+            server_record(2, now - 90 * DAY - 60, "significant"),
+            server_record(3, now - 89 * DAY),
             server_record(4, now - 60),
         ],
         now=now - 29 * DAY,
@@ -321,7 +324,7 @@ def test_kiosk_central_purge_prints_counts_per_class(tmp_path):
         [BIN / "kiosk-central", "purge", "--data", tmp_path / "c"], capture_output=True, text=True
     )
     assert r.stdout.strip() == (
-        "purged 2 records (2 normal, 0 significant), 1 batches, 1 expired risk entries"
+        "purged 2 records (past the longest retention from capture), 1 batches, 1 expired risk entries"
     )
 
 
@@ -388,7 +391,7 @@ def test_server_purge_leaves_no_byte_of_a_purged_record(tmp_path):
     other.execute("SELECT count(*) FROM records").fetchone()
     db = tmp_path / "central.db"
     assert recs[5]["sealed"] in raw_bytes(db)
-    assert s.purge(now=T0 + 28 * DAY).normal == 199
+    assert s.purge(now=T0 + 90 * DAY).records == 199
     raw = raw_bytes(db)
     for r in recs:
         assert r["record_id"].encode() not in raw and r["sealed"] not in raw
@@ -528,11 +531,13 @@ def test_serve_closes_its_storage_on_sigterm(tmp_path, authority):
 
 def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
     """A case holds the records its readings touched, not its whole window: the others in
-    the window go at their own time; the held ones until the case closes, never past 90 days."""
+    the window go at their own time; the held ones until the case closes, never past 90 days.
+    (A server keeping records 60 days: with the default 90, no hold outlasts a row.)"""
     from sync.central.committee import members as committee
+    from sync.central.storage.interface import ServerRetention
     from workbench.world import members
 
-    s = SqliteStorage(None)
+    s = SqliteStorage(None, retention=ServerRetention(significant_days=60))
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     inside = [server_record(i, T0 + i) for i in (1, 3, 4)]
     s.ingest(kid, str(uuid.uuid4()), [*inside, server_record(2, T0 + 5 * DAY)], now=T0)
@@ -556,23 +561,24 @@ def test_records_of_an_open_case_are_kept_until_it_closes_never_past_90_days():
         now=T0,
     )
     assert s.held_count("OB-3") == 1
-    assert s.purge(now=T0 + 40 * DAY).normal == 3  # 3 and 4 in the window, 2 outside: not held
+    assert s.purge(now=T0 + 65 * DAY).records == 3  # 3 and 4 in the window, 2 outside: not held
     assert s.record_ids(kid) == [str(uuid.UUID(int=1))]
-    assert s.purge(now=T0 + 90 * DAY + 2).normal == 1  # never past 90 days from capture
+    assert s.purge(now=T0 + 90 * DAY + 2).records == 1  # never past 90 days from capture
     # Held again, then the case closes: the hold ends and the purge takes it.
     s.ingest(kid, str(uuid.uuid4()), [server_record(5, T0 + 3600)], now=T0 + 3600)
     s.hold_records("OB-3", s.records_between(kid, None, None))
-    assert s.purge(now=T0 + 40 * DAY).records == 0
-    committee.close_case(s, key=b, case_id="OB-3", now=T0 + 41 * DAY)
+    assert s.purge(now=T0 + 61 * DAY).records == 0
+    committee.close_case(s, key=b, case_id="OB-3", now=T0 + 62 * DAY)
     assert s.held_count() == 0
-    assert s.purge(now=T0 + 41 * DAY).normal == 1
+    assert s.purge(now=T0 + 62 * DAY).records == 1
     s.close()
 
 
 def test_retire_keeps_the_periods_an_open_case_holds_and_logs_both(tmp_path, witness_file):
-    """A period key that sealed a record an open case touched is kept past its retention
-    (never past 90 days after the period); the others of the case's window are not. `keys
-    retire` needs two members' keys, prints what it kept and why, and logs both members."""
+    """The keys of a day holding a record an open case touched are kept past their retention
+    (never past 90 days after the period); the others of the case's window are not. The
+    server knows the held record's day, not its key. `keys retire` needs two members' keys,
+    prints what it kept and why, and logs both members."""
     import shutil
 
     from kiosk.core.keys import write_private
@@ -588,7 +594,7 @@ def test_retire_keeps_the_periods_an_open_case_holds_and_logs_both(tmp_path, wit
     kid = s.register_kiosk(venue="v", public_key=b"k" * 32, now=0)
     sealer = Sealer(fallback=None, periods=lambda: keyring.public_periods(keys))
     key, _ = sealer.key_for("normal", start + 3600)  # a record of the first of those days
-    record = {**server_record(1, start + 3600), "seal_kid": key.kid}
+    record = server_record(1, start + 3600)
     s.ingest(kid, str(uuid.uuid4()), [record], now=start + 7200)
     alice, bob = make_committee(s, now=time.time())
     approved_case(s, alice, bob, now=time.time(), days_back=41)  # its window covers those days
@@ -620,7 +626,7 @@ def test_retire_keeps_the_periods_an_open_case_holds_and_logs_both(tmp_path, wit
         text=True,
     )
     assert r.returncode == 0, r.stderr
-    assert "kept: period" in r.stdout and "an open case holds records sealed to it" in r.stdout
+    assert "kept: period" in r.stdout and "an open case holds records it may have sealed" in r.stdout
     assert "2 private sealing keys destroyed" in r.stdout  # the two other normal days of the window
     s = SqliteStorage.in_folder(tmp_path / "central")
     last = json.loads(s.audit_entries()[-1][0])

@@ -147,14 +147,16 @@ def retention_args(p: argparse.ArgumentParser) -> None:
         type=days(NORMAL_DAYS),
         default=NORMAL_DAYS,
         metavar="N",
-        help="days a normal record is kept after capture (default and most 28)",
+        help="days a normal record is readable (its key's life) and upload receipts are kept "
+        "(default and most 28)",
     )
     p.add_argument(
         "--significant-days",
         type=days(SIGNIFICANT_DAYS),
         default=SIGNIFICANT_DAYS,
         metavar="N",
-        help="days a significant record is kept (default and most 90)",
+        help="days every record's row is kept after capture, whatever its class (the server is "
+        "not told which are significant; default and most 90)",
     )
 
 

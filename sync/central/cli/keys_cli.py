@@ -78,7 +78,7 @@ def keys_retire(args: argparse.Namespace) -> int:
         wrong = hold_problems(s.state, s.storage, now=now)
         if wrong:  # the holds decide which keys are kept: they must be what the log says
             raise AuditError(f"{wrong[0]}: no key is destroyed until the holds are restored from a backup")
-        destroyed, kept = retire(Path(args.keys), now=now, holds=s.storage.held_kids())
+        destroyed, kept = retire(Path(args.keys), now=now, holds=s.storage.held_days())
         if destroyed or kept:
             log_keys_retired(
                 s.storage, key=member, second=second, periods=destroyed, now=now, kept=kept, state=s.state
@@ -86,7 +86,8 @@ def keys_retire(args: argparse.Namespace) -> int:
     for k in kept:
         print(
             f"kept: period {day(k.valid_from)} {k.klass} (key {k.kid}): an open case holds records "
-            "sealed to it (kept until the case closes, never past 90 days after the period)"
+            "it may have sealed, of its day (kept until the case closes, never past 90 days after "
+            "the period)"
         )
     for k in destroyed:
         print(

@@ -9,12 +9,14 @@ ended: crypto-shredding) cannot be opened by anyone; it is counted, not shown.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kiosk.core.faults import UsageError
 from kiosk.core.seal import open_sealed
 from kiosk.core.timing import time_bucket
+from sync.central.committee.keychain import keys_to_try
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class Reading:
 
 def open_records(
     storage,
-    keys: dict,
+    keys: Mapping,
     *,
     case_id: str,
     member_key,
@@ -130,13 +132,16 @@ def exact_time(row: dict, content: dict) -> float:
     return float(at) if isinstance(at, (int, float)) else float(row["captured_at"])
 
 
-def open_record(row: dict, keys: dict) -> dict | None:
-    """A stored record's sealed content, or None when its key is not held (or it is damaged)."""
-    key = keys.get(row["seal_kid"])
-    try:
-        return open_sealed(row["sealed"], key, record_id=row["record_id"]) if key else None
-    except Exception:  # a damaged blob: InvalidTag and friends
-        return None
+def open_record(row: dict, keys: Mapping) -> dict | None:
+    """A stored record's sealed content, or None when no key held opens it (its key was
+    destroyed, or it is damaged). The server keeps no key id: the keys of the record's day
+    are tried (sync.central.committee.keychain)."""
+    for key in keys_to_try(keys, row):
+        try:
+            return open_sealed(row["sealed"], key, record_id=row["record_id"])
+        except Exception:  # another day's key, or a damaged blob: InvalidTag and friends
+            continue
+    return None
 
 
 def _shown(row: dict, content: dict) -> dict:

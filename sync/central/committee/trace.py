@@ -20,6 +20,7 @@ counted and reported, never opened wholesale.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -89,7 +90,7 @@ def _need(hash_key: bytes | None) -> bytes:
 
 
 def _logged_and_opened(
-    storage, rows: list[dict], sealing_keys: dict, *, key, second, case_id: str, start: float,
+    storage, rows: list[dict], sealing_keys: Mapping, *, key, second, case_id: str, start: float,
     end: float, detail: dict, hash_key: bytes | None, now: float, state: State,
 ) -> dict[str, dict | None]:  # fmt: skip
     """One step of a trace: logged (the audit log, the reads table, the holds), then opened."""
@@ -106,7 +107,7 @@ def _logged_and_opened(
 
 def trace(
     storage,
-    sealing_keys: dict,
+    sealing_keys: Mapping,
     tag_keys: dict,
     *,
     member_key,

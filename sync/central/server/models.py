@@ -37,9 +37,11 @@ class Record(BaseModel):
     epoch: JsonInt = Field(default=0, ge=0, lt=2**63)  # the kiosk database's sequence epoch
     captured_at: float = Field(ge=0, allow_inf_nan=False)
     clock_synced: bool
-    retention: Literal["normal", "significant"]
-    delete_after: float = Field(ge=0, allow_inf_nan=False)  # the kiosk's say: not used
-    seal_kid: str = Field(min_length=1, max_length=64, pattern=KID_RE)
+    # Sent by kiosks before issue 33, accepted and never stored: the server keeps no sign of
+    # a record's class (its retention, its key id, its class's deletion time).
+    retention: Literal["normal", "significant"] | None = None
+    delete_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    seal_kid: str | None = Field(default=None, min_length=1, max_length=64, pattern=KID_RE)
     sealed: str = Field(min_length=4, max_length=8192, pattern=BASE64_RE)
     seal_fallback: bool = False  # no period key covered the capture time on the kiosk
     tag: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")  # search tag, if any

@@ -23,6 +23,8 @@ from sync.central.storage.interface import RecordIdConflict
 from sync.central.storage.rows import IngestResult
 
 log = logging.getLogger("kiosk-central")
+# What an older kiosk still sends and the server never keeps: each tells a record's class apart.
+NEVER_KEPT = {"retention", "delete_after", "seal_kid"}
 BODY_DEADLINE_S = 30.0  # a whole batch (at most 4 MiB) from an authenticated kiosk
 router = APIRouter()
 
@@ -75,7 +77,13 @@ def parse_batch(ctx: ServerContext, request: Request, body: bytes) -> tuple[Batc
                 f"records.{i}.record_id: a time-ordered (v7) id whose time is not the record's capture time",
             )
         # kept in clear: the 5-minute bucket only (the exact time is sealed, for the committee)
-        rows.append({**r.model_dump(), "sealed": sealed, "captured_at": time_bucket(r.captured_at)})
+        rows.append(
+            {
+                **r.model_dump(exclude=NEVER_KEPT),
+                "sealed": sealed,
+                "captured_at": time_bucket(r.captured_at),
+            }
+        )
     return batch, rows
 
 

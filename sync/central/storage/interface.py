@@ -47,16 +47,20 @@ EntryBuilder = Callable[[int, str], tuple[str, str, str | None]]
 
 @dataclass(frozen=True)
 class ServerRetention:
-    """What the server keeps, and for how long, whatever a kiosk says: a record's deletion
-    time is its capture time plus its class's days; a capture time further in the future
-    than ``future_skew_s`` or older than the longest retention is refused."""
+    """What the server keeps, and for how long, whatever a kiosk says. It does not know a
+    record's class (issue 33): every record's row goes ``significant_days`` after its capture
+    (a normal one is unreadable from ``normal_days`` on: `keys retire` destroys its key);
+    ``normal_days`` bounds the bookkeeping (upload receipts). A capture time further in the
+    future than ``future_skew_s`` or older than the longest retention is refused."""
 
     normal_days: int = NORMAL_DAYS
     significant_days: int = SIGNIFICANT_DAYS
     future_skew_s: int = 3600
 
-    def days(self, retention: str) -> int:
-        return self.significant_days if retention == "significant" else self.normal_days
+    @property
+    def record_max_s(self) -> float:
+        """How long after its capture any record's row is kept."""
+        return float(self.significant_days * DAY)
 
     def capture_problem(self, captured_at: float, *, now: float) -> str | None:
         if captured_at > now + self.future_skew_s:
@@ -157,7 +161,7 @@ class CommitteeLog(Protocol):
     def reads(self) -> list[ReadRow]: ...
     def hold_records(self, case_id: str, rows: Sequence[RecordRow]) -> None: ...
     def release_holds(self, case_id: str) -> int: ...
-    def held_kids(self) -> set[str]: ...
+    def held_days(self) -> dict[int, bool]: ...
     def held_count(self, case_id: str | None = None) -> int: ...
     def held_rows(self, case_id: str | None = None) -> list[HeldRow]: ...
 

@@ -15,7 +15,6 @@ import json
 import logging
 import secrets
 import time
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,29 +75,30 @@ PROBE_PLAN = (  # for this transaction only (set_config(..., true) is SET LOCAL)
     "set_config('enable_mergejoin', 'off', true)"
 )
 
-RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_kid", "sealed")
+RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_fallback", "sealed")
 _SELECT_RECORDS = (
-    "SELECT record_id::text, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed FROM records"
+    "SELECT record_id::text, kiosk_id, seq, captured_at, clock_synced, seal_fallback, sealed FROM records"
 )
 
 
-def settings() -> dict[str, float]:
+def settings(retention: ServerRetention) -> dict[str, float]:
     """The numbers the database's purge functions need, from the program's one definition
-    (kiosk/core/retention.py)."""
+    (kiosk/core/retention.py) and the server's retention."""
     return {
+        "record_max_s": retention.record_max_s,
         "hold_max_s": float(HOLD_MAX_S),
         "untagged_days": float(UNTAGGED_DAYS),
         "tombstone_s": float(TOMBSTONE_S),
     }
 
 
-def write_settings(conn) -> None:
+def write_settings(conn, retention: ServerRetention) -> None:
     """The owner writes :func:`settings` (each start: a changed rule reaches the SQL at once);
     a role that may not (ingest, purge, committee) leaves them as the owner wrote them."""
     if not _scalar(conn.execute("SELECT has_table_privilege(current_user, 'settings', 'INSERT, UPDATE')")):
         return
     with conn.transaction():
-        for key, value in settings().items():
+        for key, value in settings(retention).items():
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES (%s, %s) ON CONFLICT (key) "
                 "DO UPDATE SET value = excluded.value WHERE settings.value <> excluded.value",
@@ -168,7 +168,7 @@ class PgStorage(SqlQueries):
                         )
                 else:
                     migrate(conn)
-                    write_settings(conn)
+                    write_settings(conn, retention)
         except psycopg.Error as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(f"cannot use the PostgreSQL database ({redacted(url)}): {first}") from None
@@ -333,7 +333,6 @@ class PgStorage(SqlQueries):
                 if probe
                 else set()
             )
-            days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
             # The batch as one JSON parameter, unpacked by the database (jsonb_to_recordset):
             # eleven text arrays cost psycopg about 15 us a record to quote in Python.
             packed = json.dumps(
@@ -344,9 +343,6 @@ class PgStorage(SqlQueries):
                         "e": int(r.get("epoch", 0)),
                         "c": float(r["captured_at"]),
                         "y": bool(r["clock_synced"]),
-                        "k": r["retention"],
-                        "d": days[r["retention"]],
-                        "i": r["seal_kid"],
                         "b": base64.b64encode(r["sealed"]).decode("ascii"),
                         "f": bool(r.get("seal_fallback", False)),
                         "t": r.get("tag"),
@@ -357,10 +353,10 @@ class PgStorage(SqlQueries):
             )
             inserted = conn.execute(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
-                "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
-                "SELECT u.r, %s, u.s, u.e, u.c, u.y, u.k, u.c + u.d * 86400, u.i, decode(u.b, 'base64'), "
+                "sealed, batch_id, received_at, seal_fallback, tag) "
+                "SELECT u.r, %s, u.s, u.e, u.c, u.y, decode(u.b, 'base64'), "
                 "%s, %s, u.f, u.t FROM jsonb_to_recordset(%s::jsonb) AS u(r uuid, s bigint, e bigint, "
-                "c float8, y bool, k text, d int, i text, b text, f bool, t text) "
+                "c float8, y bool, b text, f bool, t text) "
                 "ON CONFLICT DO NOTHING RETURNING record_id::text, seq, epoch, captured_at, tag",
                 [kiosk_id, batch_id, now, packed],
             ).fetchall()
@@ -407,7 +403,7 @@ class PgStorage(SqlQueries):
         with self.pool.connection() as lock:
             if not _scalar(lock.execute("SELECT pg_try_advisory_lock(%s)", [PURGE_LOCK])):
                 log.info("purge: another purge is running; this one leaves it the work")
-                return PurgeResult(0, 0, 0, 0)
+                return PurgeResult()
             try:
                 if _scalar(lock.execute("SELECT has_table_privilege('records', 'DELETE')")):
                     return self._purge_as_owner(now=now, chunk=chunk)
@@ -416,15 +412,12 @@ class PgStorage(SqlQueries):
                 lock.execute("SELECT pg_advisory_unlock(%s)", [PURGE_LOCK])
 
     def _purge_by_functions(self, *, chunk: int) -> PurgeResult:
-        classes: Counter = Counter()
+        records = 0
         while True:
             with self.pool.connection() as conn:
-                gone: dict[str, int] = {
-                    str(k): int(n)
-                    for k, n in conn.execute("SELECT retention, n FROM kiosk_purge_records(%s)", [chunk])
-                }
-            classes.update(gone)
-            if sum(gone.values()) < chunk:
+                gone = int(_scalar(conn.execute("SELECT kiosk_purge_records(%s)", [chunk])) or 0)
+            records += gone
+            if gone < chunk:
                 break
         with self.pool.connection() as conn:
             row = conn.execute(
@@ -433,20 +426,20 @@ class PgStorage(SqlQueries):
         batches, risk = row if row else (0, 0)
         with self.pool.connection() as conn:
             conn.execute("SELECT kiosk_purge_enrolment()")
-        return PurgeResult(classes["normal"], classes["significant"], int(batches), int(risk))
+        return PurgeResult(records, int(batches), int(risk))
 
     def _purge_as_owner(self, *, now: float, chunk: int) -> PurgeResult:
         keep, params = self._hold_clause(now)
-        classes: Counter = Counter(self._drop_due_days(now))
-        while True:  # what is left: held days, the default partitions
+        records = self._drop_due_days(now)
+        while True:  # what is left: held days, the default partition
             with self.pool.connection() as conn:
-                gone = conn.execute(
+                n = conn.execute(
                     "DELETE FROM records WHERE (tableoid, ctid) IN (SELECT tableoid, ctid FROM "
-                    f"records WHERE delete_after <= %s{keep} LIMIT %s) RETURNING retention",
-                    [now, *params, chunk],
-                ).fetchall()
-            classes.update(r[0] for r in gone)
-            if len(gone) < chunk:
+                    f"records WHERE captured_at <= %s{keep} LIMIT %s)",
+                    [now - self.retention.record_max_s, *params, chunk],
+                ).rowcount
+            records += n
+            if n < chunk:
                 break
         with self.pool.connection() as conn, conn.transaction():
             batches = conn.execute(  # receipts keep no time past the shortest retention
@@ -481,12 +474,13 @@ class PgStorage(SqlQueries):
                 "UPDATE kiosk_health SET last_upload_at = NULL WHERE last_upload_at <= %s",
                 [now - self.retention.normal_days * DAY],
             )
-        return PurgeResult(classes["normal"], classes["significant"], batches, risk)
+        return PurgeResult(records, batches, risk)
 
     # -- partitions by day ---------------------------------------------------------------------
     def ensure_partitions(self, *, now: float, ahead_days: int = 7) -> int:
-        """Day partitions for each class from the longest retention back to ``ahead_days``
-        ahead; returns how many were made. The server runs it at start and hourly."""
+        """Day partitions from the longest retention back to ``ahead_days`` ahead (by capture
+        day only: the server knows no record's class); returns how many were made. The server
+        runs it at start and hourly."""
         start = int(now // DAY) - self.retention.significant_days - 1
         made = 0
         with self.pool.connection() as conn:
@@ -494,50 +488,47 @@ class PgStorage(SqlQueries):
                 r[0]
                 for r in conn.execute(
                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN "
-                    "('records_normal', 'records_significant')"
+                    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'records'"
                 )
             }
-            for klass in ("normal", "significant"):
-                for day in range(start, int(now // DAY) + ahead_days + 1):
-                    name = _day_partition(klass, day)
-                    if name in have:
-                        continue
-                    try:
-                        with conn.transaction():
-                            conn.execute(
-                                f"CREATE TABLE {name} PARTITION OF records_{klass} "
-                                f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})"
-                            )
-                        made += 1
-                    except Exception as e:  # rows for that day sit in the default partition,
-                        if "would be violated" not in str(e) and "already exists" not in str(e):
-                            raise  # or another worker made it first: fine either way
+            for day in range(start, int(now // DAY) + ahead_days + 1):
+                name = _day_partition(day)
+                if name in have:
+                    continue
+                try:
+                    with conn.transaction():
+                        conn.execute(
+                            f"CREATE TABLE {name} PARTITION OF records "
+                            f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})"
+                        )
+                    made += 1
+                except Exception as e:  # rows for that day sit in the default partition,
+                    if "would be violated" not in str(e) and "already exists" not in str(e):
+                        raise  # or another worker made it first: fine either way
         return made
 
-    def _drop_due_days(self, now: float) -> dict[str, int]:
-        """Drop each day partition whose every record is past its retention (the day's end
-        plus the class's days) and no open case holds: instant, no dead rows."""
-        counts: Counter = Counter()
-        days = {"normal": self.retention.normal_days, "significant": self.retention.significant_days}
+    def _drop_due_days(self, now: float) -> int:
+        """Drop each day partition whose every record is past the longest retention (the
+        day's end plus its days) and no open case holds: instant, no dead rows. Returns how
+        many records went."""
+        gone = 0
         with self.pool.connection() as conn:
             # A day detached by an earlier purge that stopped before dropping it: drop it now
             # (it holds only records past retention, outside the partitioned table).
             for (orphan,) in conn.execute(
                 "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition AND "
-                "relname ~ '^records_(normal|significant)_[0-9]+$'"
+                "relname ~ '^records_[0-9]+$'"
             ).fetchall():
                 conn.execute(f"DROP TABLE IF EXISTS {orphan}")
             parts = conn.execute(
-                "SELECT c.relname, p.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN "
-                "('records_normal', 'records_significant') AND c.relname NOT LIKE '%%default'"
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'records' "
+                "AND c.relname <> 'records_default'"
             ).fetchall()
-            for name, parent in parts:
-                klass = parent.removeprefix("records_")
+            for (name,) in parts:
                 day = int(name.rsplit("_", 1)[1])
                 start, end = day * DAY, (day + 1) * DAY
-                if end + days[klass] * DAY > now:
+                if end + self.retention.record_max_s > now:
                     continue
                 if (
                     end + HOLD_MAX_S > now
@@ -547,22 +538,16 @@ class PgStorage(SqlQueries):
                     ).fetchall()
                 ):
                     continue  # an open case holds records of this day: rows go one by one
-                n = _scalar(
-                    conn.execute(
-                        "SELECT count(*) FROM records WHERE retention = %s AND "
-                        "captured_at >= %s AND captured_at < %s",
-                        [klass, start, end],
-                    )
-                )
+                n = _scalar(conn.execute(f"SELECT count(*) FROM {name}"))
                 try:
-                    dropped = self._drop_partition(conn, name, parent)
+                    dropped = self._drop_partition(conn, name, "records")
                 except Exception as e:  # not the owner (the purge role): delete rows instead
                     if "must be owner" not in str(e) and "permission denied" not in str(e):
                         raise
                     break
                 if dropped:
-                    counts[klass] += n
-        return counts
+                    gone += int(n)
+        return gone
 
     @staticmethod
     def _drop_partition(conn, name: str, parent: str, *, wait_ms: int = 20, tries: int = 300) -> bool:
@@ -604,9 +589,9 @@ class PgStorage(SqlQueries):
     def hold_records(self, case_id: str, rows: Sequence[RecordRow]) -> None:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO held (case_id, record_id, seal_kid, captured_at) VALUES (%s, %s, %s, %s) "
+                "INSERT INTO held (case_id, record_id, seal_fallback, captured_at) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT DO NOTHING",
-                [(case_id, r["record_id"], r["seal_kid"], r["captured_at"]) for r in rows],
+                [(case_id, r["record_id"], bool(r["seal_fallback"]), r["captured_at"]) for r in rows],
             )
 
     def release_holds(self, case_id: str) -> int:
@@ -798,9 +783,9 @@ class PgStorage(SqlQueries):
             )
 
 
-def _day_partition(klass: str, day: int) -> str:
-    """records_<class>_<days since 1970>: one UTC day of one retention class."""
-    return f"records_{klass}_{day}"
+def _day_partition(day: int) -> str:
+    """records_<days since 1970>: one UTC day of records (every class: the server knows none)."""
+    return f"records_{day}"
 
 
 def redacted(url: str) -> str:

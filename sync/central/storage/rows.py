@@ -76,7 +76,7 @@ class RecordRow(TypedDict):
     seq: int
     captured_at: float
     clock_synced: bool | int
-    seal_kid: str
+    seal_fallback: bool  # sealed with an older key than its day's (a kiosk offline past its keys)
     sealed: bytes
 
 
@@ -88,19 +88,17 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class PurgeResult:
-    normal: int = 0
-    significant: int = 0
+    """What a purge deleted. The server cannot tell a normal record from a significant one
+    (issue 33), so records are one count."""
+
+    records: int = 0
     batches: int = 0
     risk_entries: int = 0
 
-    @property
-    def records(self) -> int:
-        return self.normal + self.significant
-
     def summary(self) -> str:
         return (
-            f"purged {self.records} records ({self.normal} normal, {self.significant} "
-            f"significant), {self.batches} batches, {self.risk_entries} expired risk entries"
+            f"purged {self.records} records (past the longest retention from capture), "
+            f"{self.batches} batches, {self.risk_entries} expired risk entries"
         )
 
 
@@ -234,13 +232,13 @@ class KioskHeard(TypedDict, total=False):
 
 def record_row(row: tuple) -> RecordRow:
     """A records row as both backends select it (record_id, kiosk_id, seq, captured_at,
-    clock_synced, seal_kid, sealed)."""
+    clock_synced, seal_fallback, sealed)."""
     return {
         "record_id": str(row[0]),
         "kiosk_id": str(row[1]),
         "seq": int(row[2]),
         "captured_at": float(row[3]),
         "clock_synced": int(row[4]),
-        "seal_kid": str(row[5]),
+        "seal_fallback": bool(row[5]),
         "sealed": bytes(row[6]),
     }

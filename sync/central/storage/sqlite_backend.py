@@ -9,7 +9,6 @@ import base64
 import json
 import secrets
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -229,8 +228,7 @@ class SqliteStorage(SqlQueries):
                     continue
                 seen.add(r["record_id"])
                 captured = time_bucket(float(r["captured_at"]))  # in clear: the 5-minute bucket only
-                # The server's own deletion time, never the kiosk's say.
-                delete_after = captured + self.retention.days(r["retention"]) * DAY
+                # no class, no key id, no deletion time: nothing that tells significance apart
                 fresh.append(
                     (
                         r["record_id"],
@@ -239,9 +237,6 @@ class SqliteStorage(SqlQueries):
                         r.get("epoch", 0),
                         captured,
                         int(r["clock_synced"]),
-                        r["retention"],
-                        delete_after,
-                        r["seal_kid"],
                         r["sealed"],
                         batch_id,
                         now,
@@ -249,7 +244,7 @@ class SqliteStorage(SqlQueries):
                         r.get("tag"),
                     )
                 )
-            new_rows = [{"seq": f[2], "epoch": f[3], "captured_at": f[4], "tag": f[13]} for f in fresh]
+            new_rows = [{"seq": f[2], "epoch": f[3], "captured_at": f[4], "tag": f[10]} for f in fresh]
             held = dict(
                 self.db.execute(
                     "SELECT epoch, high FROM sequence_summary WHERE kiosk_id = ?", [kiosk_id]
@@ -265,8 +260,7 @@ class SqliteStorage(SqlQueries):
             }
             self.db.conn.executemany(
                 "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
-                "retention, delete_after, seal_kid, sealed, batch_id, received_at, seal_fallback, tag) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "sealed, batch_id, received_at, seal_fallback, tag) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 fresh,
             )
             self._keep_sequences(
@@ -291,23 +285,24 @@ class SqliteStorage(SqlQueries):
         return [r[0] for r in self._q("SELECT record_id FROM records ORDER BY kiosk_id, seq")]
 
     def purge(self, *, now: float, chunk: int = 2000) -> PurgeResult:
-        """Delete what is due: records past their deletion time, batch receipts older than the
-        longest retention, expired risk entries. In chunks, each its own transaction, so an
+        """Delete what is due: records past the longest retention from capture (whatever their
+        class, which the server does not know), batch receipts older than the shortest
+        retention, expired risk entries. In chunks, each its own transaction, so an
         upload waits for one chunk at most; then the WAL is cut to zero bytes.
 
         A record an open case's trace or opening touched (held) is kept until the case
         closes, but never past the longest retention from capture."""
         keep, params = self._hold_clause(now)
-        classes: Counter = Counter()
+        records = 0
         while True:
             with self._lock, self.db.conn:
-                gone = self.db.execute(
+                n = self.db.execute(
                     "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE "
-                    f"delete_after <= ?{keep} LIMIT ?) RETURNING retention",
-                    [now, *params, chunk],
-                ).fetchall()
-            classes.update(r[0] for r in gone)
-            if len(gone) < chunk:
+                    f"captured_at <= ?{keep} LIMIT ?)",
+                    [now - self.retention.record_max_s, *params, chunk],
+                ).rowcount
+            records += n
+            if n < chunk:
                 break
         with self._lock, self.db.conn:
             batches = self.db.execute(  # receipts keep no time past the shortest retention
@@ -345,16 +340,16 @@ class SqliteStorage(SqlQueries):
                 "UPDATE kiosk_health SET last_upload_at = NULL WHERE last_upload_at <= ?",
                 [now - self.retention.normal_days * DAY],
             )
-        if classes or batches or risk:
+        if records or batches or risk:
             with self._lock:
                 truncate_wal(self.db)
-        return PurgeResult(classes["normal"], classes["significant"], batches, risk)
+        return PurgeResult(records, batches, risk)
 
     def records_between(
         self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None
     ) -> list[RecordRow]:
         sql = (
-            "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed "
+            "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_fallback, sealed "
             "FROM records WHERE 1=1"
         )
         params: list = []
@@ -372,8 +367,9 @@ class SqliteStorage(SqlQueries):
     def hold_records(self, case_id: str, rows: Sequence[RecordRow]) -> None:
         with self._lock, self.db.conn:
             self.db.conn.executemany(
-                "INSERT OR IGNORE INTO held (case_id, record_id, seal_kid, captured_at) VALUES (?, ?, ?, ?)",
-                [(case_id, r["record_id"], r["seal_kid"], r["captured_at"]) for r in rows],
+                "INSERT OR IGNORE INTO held (case_id, record_id, seal_fallback, captured_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(case_id, r["record_id"], int(bool(r["seal_fallback"])), r["captured_at"]) for r in rows],
             )
 
     def release_holds(self, case_id: str) -> int:
@@ -429,7 +425,7 @@ class SqliteStorage(SqlQueries):
         if not tags:
             return []
         rows = self._q(
-            "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_kid, sealed FROM records "
+            "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_fallback, sealed FROM records "
             f"WHERE tag IN ({','.join('?' * len(tags))}) AND captured_at >= ? AND captured_at < ? "
             "ORDER BY captured_at",
             [*tags, from_ts, to_ts],

@@ -545,9 +545,15 @@ class SqlQueries:
         )
         return keep, [now - HOLD_MAX_S]
 
-    def held_kids(self) -> set[str]:
-        """The sealing keys of held records: `keys retire` keeps these periods' keys."""
-        return {str(r[0]) for r in self._q("SELECT DISTINCT seal_kid FROM held")}
+    def held_days(self) -> dict[int, bool]:
+        """The days (since 1970) of held records, each with whether one of them was sealed with
+        an older key than its day's: `keys retire` keeps those days' keys (and, for such a
+        record, the keys before it). The server knows no record's key."""
+        days: dict[int, bool] = {}
+        for at, fallback in self._q("SELECT captured_at, seal_fallback FROM held"):
+            day = int(float(at) // DAY)
+            days[day] = days.get(day, False) or bool(fallback)
+        return days
 
     def held_rows(self, case_id: str | None = None) -> list[HeldRow]:
         """(case id, record id, capture time) of the records cases hold (one case's, or all)."""
