@@ -168,9 +168,10 @@ def test_each_role_runs_its_real_commands(roles, tmp_path, make_pass, trusted):
     assert "OB-9" in cli("reads", "--database", board).stdout
     assert kid in cli("status", "--database", board).stdout
     cli("case", "close", "--database", board, "--member-key", bob, "--id", "OB-9")
-    # The purge role: deletes what is past its deletion time, by the database's clock.
+    # The purge role: deletes what is past the longest retention, by the database's clock.
     with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("UPDATE records SET delete_after = %s WHERE seq <= 5", [time.time() - 60])
+        old = time.time() - 90 * 86400 - 600
+        conn.execute("UPDATE records SET captured_at = %s WHERE seq <= 5", [old - old % 300])
     purged = cli("purge", "--database", roles["purge"])
     assert purged.stdout.startswith("purged 5 records"), purged.stdout
 
