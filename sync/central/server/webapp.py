@@ -30,7 +30,7 @@ from sync.central.server import (
 )
 from sync.central.server.authority_keys import Authority
 from sync.central.server.context import ServerContext
-from sync.central.server.models import ApiError, ErrorBody, Record
+from sync.central.server.models import ApiError, ErrorBody
 from sync.central.storage.interface import Storage
 
 log = logging.getLogger("kiosk-central")
@@ -94,7 +94,7 @@ def create_app(
     for routes in (routes_upload, routes_bundle, routes_ops, routes_check, routes_enrol, routes_updates):
         app.include_router(routes.router)
 
-    # Keep the Record and ErrorBody schemas in the components so the $refs resolve.
+    # Keep the batch's and ErrorBody's schemas in the components so the $refs resolve.
     plain_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -102,7 +102,7 @@ def create_app(
             schema = plain_openapi()
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             ref = "#/components/schemas/{model}"
-            schemas["Record"] = Record.model_json_schema(ref_template=ref)
+            schemas.update(routes_upload.BATCH_COMPONENTS)  # the batch's records
             schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template=ref)
             app.openapi_schema = schema
         return app.openapi_schema

@@ -681,3 +681,35 @@ def test_a_days_tag_keys_leave_the_server_when_the_day_is_over(storage):
     )
     assert storage.drop_spent_tag_keys(now=now) == 1
     assert [k.sealed for k in storage.tag_keys_for(kid, now - 86400)] == [b"today"]
+
+
+def test_the_same_record_ids_from_two_kiosks_at_once_are_one_kiosks_and_refused_to_the_other(storage):
+    """Two kiosks send batches with the same record ids at the same moment (a barrier), ten
+    times: each id is stored once, for one of them; the other is refused (never told its copy
+    is a duplicate it holds), whichever order the database settles on."""
+    import threading
+
+    for trial in range(10):
+        kids = [
+            storage.register_kiosk(venue=f"v{trial}{k}", public_key=bytes([trial, k]) * 16, now=0)
+            for k in (0, 1)
+        ]
+        batch = [rec(100_000 * (trial + 1) + i, seq=i) for i in range(1, 201)]
+        barrier, results = threading.Barrier(2), {}
+
+        def send(kid, barrier=barrier, results=results, batch=batch):
+            barrier.wait()
+            try:
+                results[kid] = storage.ingest(kid, str(uuid.uuid4()), batch, now=T0)
+            except RecordIdConflict as e:
+                results[kid] = e
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in kids]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        stored = [k for k in kids if not isinstance(results[k], RecordIdConflict)]
+        assert len(stored) == 1, results
+        assert len(results[stored[0]].accepted) == 200
+        assert storage.record_ids([k for k in kids if k not in stored][0]) == []
