@@ -516,7 +516,20 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--only-backends",
         action="store_true",
-        help="only the server backend figures (skip everything before them)",
+        help="only the server backend figures, each beside its raw limit (ingest: INSERT and COPY; "
+        "polls: idle; trace: the index floor), at each of --backend-sizes",
+    )
+    ap.add_argument(
+        "--backend-sizes",
+        default="1000000,5000000",
+        help="table sizes (rows) the backend figures are taken at, comma-separated",
+    )
+    ap.add_argument("--backend-rounds", type=int, default=3, help="interleaved ingest rounds at each size")
+    ap.add_argument(
+        "--national-venues", type=int, default=155_000, help="venues of the national trace figure (0: skip)"
+    )
+    ap.add_argument(
+        "--national-rows", type=int, default=10_000_000, help="rows of the national trace figure's table"
     )
     args = ap.parse_args(argv)
 
@@ -590,7 +603,20 @@ def main(argv=None) -> int:
             front()
             return 0
         if args.only_backends:
-            server_backends()
+            from workbench.bench_backends import bench_backends, sqlite_side_by_side
+
+            print("central server backends against their raw limits", flush=True)
+            sqlite_side_by_side(t, work, keys, kiosks=args.backend_kiosks, rounds=args.backend_rounds)
+            bench_backends(
+                t,
+                work,
+                keys,
+                sizes=tuple(int(x) for x in args.backend_sizes.split(",")),
+                kiosks=args.backend_kiosks,
+                rounds=args.backend_rounds,
+                national_venues=args.national_venues,
+                national_rows=args.national_rows,
+            )
             return 0
         print("decoding", flush=True)
         bench_decode_rates(t)

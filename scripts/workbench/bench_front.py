@@ -74,7 +74,7 @@ def _rows(n: int, now: float, *, seq0: int = 1):
 
     blob = b"\x5a" * 208
     return [
-        (time_ordered_id(now - 60 - i * 0.001), seq0 + i, now - 60 - i * 0.001, blob, os.urandom(16).hex())
+        (time_ordered_id(now - 60 - i * 0.001), seq0 + i, now - 60 - i * 0.001, blob, os.urandom(16))
         for i in range(n)
     ]
 
@@ -119,7 +119,7 @@ def bench_raw(t, url: str, kid: str, pg, *, records: int) -> dict[str, float]:
                         "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, "
                         "sealed, batch_id, received_at, seal_fallback, tag) SELECT u.rid, %s, u.seq, 2, "
                         "u.cap, true, u.sealed, 'b', %s, false, u.tag FROM unnest(%s::uuid[], %s::bigint[], "
-                        "%s::float8[], %s::bytea[], %s::text[]) AS u(rid, seq, cap, sealed, tag) "
+                        "%s::float8[], %s::bytea[], %s::bytea[]) AS u(rid, seq, cap, sealed, tag) "
                         "ON CONFLICT DO NOTHING",
                         [
                             kid,

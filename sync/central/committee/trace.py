@@ -24,11 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from kiosk.core.sealkeys import venue_tags
 from kiosk.core.timing import DAY, time_bucket  # noqa: E402
 from sync.central.committee import members as committee
 from sync.central.committee.audit import State
 from sync.central.committee.reading import exact_time, open_record
+from sync.central.committee.tagsearch import pass_tags
 
 
 @dataclass
@@ -136,9 +136,9 @@ def trace(
     # steps, each logged before anything of it is opened: the pass's own check-ins (found by
     # their tags, per venue and day), opened for their exact times; then only the records at
     # those kiosks whose bucket can fall within the overlap of one of them.
-    days = [key for s, (e, key) in tag_keys.items() if s < end and e > start]
+    days = {(s, e): key for s, (e, key) in tag_keys.items() if s < end and e > start}
     venues = {k.kiosk_id: k.venue for k in storage.kiosks()}  # read once: a fleet is long
-    tags = venue_tags(days, list(venues), pass_id)  # per venue and day
+    tags = pass_tags(days, list(venues), pass_id)  # per venue and day, in bulk
     own = storage.records_by_tags(tags, time_bucket(start), end)
     detail = {
         "pass": committee.opened_hash(hash_key, pass_id.hex()) if hash_key else None,

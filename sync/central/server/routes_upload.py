@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from fastapi import APIRouter, Request
+import msgspec
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from kiosk.core import protocol
@@ -94,7 +94,7 @@ def parse_batch(ctx: ServerContext, request: Request, body: bytes) -> tuple[Batc
     return batch, rows
 
 
-def ingest(ctx: ServerContext, request: Request, kiosk_id: str, body: bytes) -> dict[str, Any]:
+def ingest(ctx: ServerContext, request: Request, kiosk_id: str, body: bytes) -> Response:
     """``kiosk_id``: authenticated from the headers before the body was read; the body has
     been checked against the digest they signed."""
     batch, rows = parse_batch(ctx, request, body)
@@ -125,14 +125,15 @@ def ingest(ctx: ServerContext, request: Request, kiosk_id: str, body: bytes) -> 
     )
     report_head(ctx, request, kiosk_id)
     report_seen(ctx, request, kiosk_id, upload=True)
-    return protocol.pad_answer(
+    answer = protocol.pad_answer(
         {
             "batch_id": batch.batch_id,
             "accepted": result.accepted,
             "duplicates": result.duplicates,
             "receipt": receipt,
         }
-    )
+    )  # encoded here, once (the documented model Accepted is not validated again)
+    return Response(msgspec.json.encode(answer), media_type="application/json")
 
 
 BATCH_SCHEMA, BATCH_COMPONENTS = batch_schema("#/components/schemas/{name}")
@@ -162,7 +163,7 @@ BATCH_SCHEMA, BATCH_COMPONENTS = batch_schema("#/components/schemas/{name}")
         ),
     },
 )
-async def upload(request: Request, ctx: Ctx) -> dict[str, Any]:
+async def upload(request: Request, ctx: Ctx) -> Response:
     # Who is sending, from the signed headers, before a byte of the body is read: a stranger's
     # body is never read, and a kiosk's must arrive within a deadline.
     declared = request.headers.get("content-length")

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from kiosk.core import protocol
 from kiosk.core.faults import Fault
 from sync.central.server import (
     routes_bundle,
@@ -79,10 +80,10 @@ def create_app(
     app.state.ctx = ctx
 
     # Answers go gzip to whoever accepts it (the kiosk's requests does): a whole risk list of
-    # a million entries is 47 MiB of JSON, 21 MiB on the wire.
-    from starlette.middleware.gzip import GZipMiddleware
-
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # a million entries is 47 MiB of JSON, 21 MiB on the wire. Not an upload's answer: its
+    # padding is random (it would not shrink), it is sent at every round of every kiosk, and
+    # compressing it cost the ingest a third of the server's CPU (issue 34).
+    app.add_middleware(CompressAnswers, skip=(protocol.UPLOAD_PATH,))
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -109,6 +110,22 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+class CompressAnswers:
+    """Starlette's GZipMiddleware for every answer but those of the ``skip`` paths."""
+
+    def __init__(self, app, *, skip: tuple[str, ...]) -> None:
+        from starlette.middleware.gzip import GZipMiddleware
+
+        self.app, self.skip = app, skip
+        self.gzip = GZipMiddleware(app, minimum_size=1024)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope.get("path") in self.skip:
+            await self.app(scope, receive, send)
+        else:
+            await self.gzip(scope, receive, send)
 
 
 def _fleet_refresh(ctx: ServerContext, stop: threading.Event, every_s: float) -> None:

@@ -9,7 +9,7 @@ the committee's private key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -121,7 +121,13 @@ class RecordStore(Protocol):
     def records_between(
         self, kiosk_id: str | None, from_ts: float | None, to_ts: float | None
     ) -> list[RecordRow]: ...
-    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[RecordRow]: ...
+    def records_by_tags(
+        self, tags: Mapping[tuple[float, float], Sequence[str]], from_ts: float, to_ts: float
+    ) -> list[RecordRow]:
+        """The records carrying one of each day's tags ((valid_from, valid_to) -> tags) within
+        that day and the window, in time order."""
+        ...
+
     def gaps(self, kiosk_id: str, epoch: int | None = None) -> list[Run]: ...
     def epochs(self, kiosk_id: str) -> list[EpochRow]: ...
     def sequence_summary(self) -> list[SequenceSummary]: ...

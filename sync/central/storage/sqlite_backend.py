@@ -9,7 +9,7 @@ import base64
 import json
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from kiosk.core.auditheads import head_document
@@ -421,16 +421,22 @@ class SqliteStorage(SqlQueries):
             )
             return self.db.conn.total_changes - before
 
-    def records_by_tags(self, tags: list[str], from_ts: float, to_ts: float) -> list[RecordRow]:
-        if not tags:
-            return []
-        rows = self._q(
-            "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_fallback, sealed FROM records "
-            f"WHERE tag IN ({','.join('?' * len(tags))}) AND captured_at >= ? AND captured_at < ? "
-            "ORDER BY captured_at",
-            [*tags, from_ts, to_ts],
-        )
-        return [record_row(r) for r in rows]
+    def records_by_tags(
+        self, tags: Mapping[tuple[float, float], Sequence[str]], from_ts: float, to_ts: float
+    ) -> list[RecordRow]:
+        """Each day's tags looked up within that day, through the tag index."""
+        found = []
+        for (start, end), day_tags in sorted(tags.items()):
+            a, b = max(start, from_ts), min(end, to_ts)
+            for i in range(0, len(day_tags) if a < b else 0, 500):
+                chunk = list(day_tags[i : i + 500])
+                found += self._q(
+                    "SELECT record_id, kiosk_id, seq, captured_at, clock_synced, seal_fallback, sealed "
+                    f"FROM records WHERE tag IN ({','.join('?' * len(chunk))}) AND captured_at >= ? "
+                    "AND captured_at < ?",
+                    [*chunk, a, b],
+                )
+        return sorted((record_row(r) for r in found), key=lambda r: (r["captured_at"], r["record_id"]))
 
     # -- the committee's audit log -------------------------------------------------------------
     def audit_append(self, build: EntryBuilder) -> AuditRow:

@@ -434,9 +434,29 @@ class SqlQueries:
         self._update_gaps(execute, kiosk_id, rows, held)
 
     @staticmethod
+    def _one_run(rows: list[dict]) -> tuple[int, int, int] | None:
+        """(epoch, first, last) when a batch's records are one epoch's consecutive numbers in
+        order, as a kiosk sends them: the bookkeeping then needs no loop over the records."""
+        if not rows:
+            return None
+        epochs = [r.get("epoch", 0) for r in rows]
+        epoch = epochs[0]
+        if epochs.count(epoch) != len(epochs):
+            return None
+        seqs = [r["seq"] for r in rows]
+        first = seqs[0]
+        if not isinstance(first, int) or seqs != list(range(first, first + len(seqs))):
+            return None
+        return int(epoch), first, seqs[-1]
+
+    @staticmethod
     def _summary_changes(rows: list[dict], reused: set[tuple[int, int]]) -> list[tuple]:
         """(epoch, received, new distinct, low, high) for the aggregate, from the records a
         batch adds; ``reused``: (epoch, seq) pairs of these that the server already holds."""
+        run = SqlQueries._one_run(rows)
+        if run is not None and not reused:
+            epoch, first, last = run
+            return [(epoch, len(rows), len(rows), first, last)]
         out: dict[int, list] = {}
         seen: set[tuple[int, int]] = set()
         for r in rows:
@@ -468,6 +488,15 @@ class SqlQueries:
         """Keep sequence_gaps for the numbers a batch adds (in the ingest transaction, with
         the kiosk's summary row locked): numbers past the highest open new runs between
         them; numbers at or below it close the runs they fall in."""
+        run = self._one_run(rows)
+        if run is not None and run[1] > held.get(run[0], 0):  # the next numbers, in order
+            epoch, first, _ = run
+            if first > held.get(epoch, 0) + 1:
+                execute(
+                    self._sql("INSERT INTO sequence_gaps (kiosk_id, epoch, low, high) VALUES (?, ?, ?, ?)"),
+                    [kiosk_id, epoch, held.get(epoch, 0) + 1, first - 1],
+                )
+            return
         by_epoch: dict[int, set[int]] = {}
         for r in rows:
             by_epoch.setdefault(int(r.get("epoch", 0)), set()).add(int(r["seq"]))
@@ -511,6 +540,9 @@ class SqlQueries:
     @staticmethod
     def _to_probe(rows: list[dict], held: dict[int, int]) -> list[tuple[int, int]]:
         """The (epoch, seq) pairs that could be a reuse: at or below what was received."""
+        run = SqlQueries._one_run(rows)
+        if run is not None and run[1] > held.get(run[0], 0):
+            return []
         return sorted(
             {
                 (int(r.get("epoch", 0)), int(r["seq"]))

@@ -204,7 +204,8 @@ def test_records_between_and_by_tag(storage):
         rec(3)["record_id"],
         rec(2)["record_id"],
     ]
-    tagged = storage.records_by_tags(["bb" * 16, "cc" * 16], T0, T0 + DAY)
+    tagged = storage.records_by_tags({(T0, T0 + DAY): ["bb" * 16, "cc" * 16]}, T0, T0 + DAY)
+    assert storage.records_by_tags({(T0 + DAY, T0 + 2 * DAY): ["bb" * 16, "cc" * 16]}, T0, T0 + 3 * DAY) == []
     assert [r["kiosk_id"] for r in tagged] == [b]
     assert storage.untagged_between(T0, T0 + DAY) == 1
 
@@ -607,8 +608,9 @@ def test_the_duplicate_probe_uses_the_record_id_index_whatever_the_statistics(pg
     with psycopg.connect(pg_url, autocommit=True) as conn:
         with conn.transaction():  # as ingest runs it
             conn.execute("SELECT " + PROBE_PLAN)
-            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + DUPLICATE_PROBE, [ids, now - 3700, now]))
-            found = conn.execute(DUPLICATE_PROBE, [ids, now - 3700, now]).fetchall()
+            probe = [",".join(ids), now - 3700, now]
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + DUPLICATE_PROBE, probe))
+            found = conn.execute(DUPLICATE_PROBE, probe).fetchall()
     s.close()
     assert len(found) == 500
     # Each day partition of the window (one, or two past midnight) is probed per id by an
