@@ -270,6 +270,12 @@ def _upload(server_url: str, fleet: Fleet, bodies) -> float:
     from kiosk.core import protocol
 
     def kiosk(i: int) -> None:
+        # The kiosks are elsewhere in the field: here their threads give the server's machine
+        # way (niced), so what is measured is the server, not 200 clients on its cores.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+        except OSError:
+            pass
         s = requests.Session()
         for _, body in bodies[i]:
             h = protocol.sign_request(

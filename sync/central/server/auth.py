@@ -30,7 +30,7 @@ def report_head(ctx: ServerContext, request: Request, kiosk_id: str) -> None:
     ctx.storage.report_head(kiosk_id, head.seq, head.hash, now=ctx.clock())
 
 
-def authenticate(ctx: ServerContext, request: Request, body: bytes | None = None) -> str:
+def authenticate(ctx: ServerContext, request: Request, body: bytes | None = None, *, known=None) -> str:
     """Who sent it, from the headers alone: the kiosk id, the time, and the signature over
     method, path, time and the body's digest. For a body not read yet (``body`` None), the
     digest is the one its X-Content-SHA256 header claims (required): the caller reads the body
@@ -42,7 +42,8 @@ def authenticate(ctx: ServerContext, request: Request, body: bytes | None = None
     digest = h.get(protocol.DIGEST_HEADER.lower())
     if body is None and not digest:
         raise ApiError(401, "bad_signature", f"{protocol.DIGEST_HEADER} is required (the body's SHA-256)")
-    kiosk = ctx.storage.kiosk(kiosk_id)
+    # ``known``: the kiosk's key and revocation as the caller just read them (a poll's one query)
+    kiosk = known if known is not None else ctx.storage.kiosk(kiosk_id)
     if kiosk is None:
         raise ApiError(401, "unknown_kiosk", "no kiosk registered with this id")
     if kiosk.revoked_at is not None:

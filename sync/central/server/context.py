@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import queue
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -15,6 +18,21 @@ from kiosk.core.keys import raw_public
 from sync.central.server.authority_keys import Authority
 from sync.central.server.metrics import Metrics
 from sync.central.storage.interface import Storage
+
+POLL_LANE_THREADS = 4
+INGEST_LANE_THREADS = 8  # at most ingest_slots of them are busy at once (the gate)
+INGEST_NICE = 10
+_WRITER_LOCK = threading.Lock()
+
+
+def _lower_priority() -> None:
+    """This thread's scheduling priority lowered (Linux: niceness is per thread)."""
+    import os
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INGEST_NICE)
+    except (OSError, AttributeError):  # not Linux, or not allowed: the same priority as the rest
+        pass
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,62 @@ class ServerContext:
         self._manifest.clear()
         self._manifest[latest[0]] = chosen
         return chosen
+
+    def manifest_of(self, newest: int | None) -> tuple[int, str] | None:
+        """The manifest to relay when ``newest`` is the newest version stored: from memory
+        once it was checked (a poll reads only the version)."""
+        if newest is None:
+            return None
+        if newest in self._manifest:
+            return self._manifest[newest]
+        return self.manifest()
+
+    # Batches are parsed and stored on threads of their own, niced: when the machine is busy,
+    # the event loop and the polls get the CPU first (uploads may wait; polls must not).
+    ingest_lane: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            INGEST_LANE_THREADS, thread_name_prefix="ingest", initializer=_lower_priority
+        )
+    )
+    # Polls run on threads of their own (the poll lane), never queued behind uploads.
+    poll_lane: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(POLL_LANE_THREADS, thread_name_prefix="poll")
+    )
+    _writes: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    _writer: list[threading.Thread] = field(default_factory=list)
+
+    def later(self, fn: Callable[..., object], *args: object, **kwargs: object) -> None:
+        """Run ``fn`` on the writer thread, after the answer: what a poll tells of the kiosk
+        (seen, its health, the audit head it saw) is written without the poll waiting on it."""
+        if not self._writer:
+            with _WRITER_LOCK:
+                if not self._writer:
+                    t = threading.Thread(target=self._write_loop, name="seen-writer", daemon=True)
+                    t.start()
+                    self._writer.append(t)
+        self._writes.put((fn, args, kwargs))
+
+    def _write_loop(self) -> None:
+        import logging
+
+        while True:
+            item = self._writes.get()
+            if item is None:
+                return
+            fn, args, kwargs = item
+            try:
+                fn(*args, **kwargs)
+            except Exception as e:  # a database gone for a moment: the next poll says it again
+                logging.getLogger("kiosk-central").warning("a poll's report not written: %s", e)
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Write what is waiting, then stop the writer (at shutdown)."""
+        if self._writer:
+            self._writes.put(None)
+            self._writer[0].join(timeout_s)
+            self._writer.clear()
+        self.poll_lane.shutdown(wait=False)
+        self.ingest_lane.shutdown(wait=False)
 
     _probe: dict[str, object] = field(default_factory=dict)
 

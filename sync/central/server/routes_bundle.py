@@ -3,7 +3,9 @@ whole or as a delta, the policy), with an ETag so an unchanged bundle costs one 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 
 from fastapi import APIRouter, Request, Response
 
@@ -13,6 +15,7 @@ from kiosk.core.timing import DAY
 from sync.central.server.auth import authenticate, report_head, report_seen
 from sync.central.server.context import Ctx, ServerContext
 from sync.central.server.models import AUTH_ERRORS, ApiError, error_responses
+from sync.central.storage.rows import PollState
 
 router = APIRouter()
 
@@ -22,16 +25,55 @@ def etag_of(ctx: ServerContext, kiosk_id: str, version: int, tag: str = "") -> s
     return f'"{version}-{digest}"'
 
 
+def poll_etag(ctx: ServerContext, kiosk_id: str, state: PollState) -> str | None:
+    """The ETag of this kiosk's bundle as it stands, from the poll's one read (None: no
+    manifest yet). The same for a 304 and a 200: what a bundle is made of changed, it changed."""
+    manifest = ctx.manifest_of(state.manifest_version)
+    if manifest is None:
+        return None
+    head = json.loads(state.audit_head)["hash"] if state.audit_head else ""
+    count, first, last = state.tag_docs
+    short = hashlib.sha256((first + last).encode()).hexdigest()[:8] if count else ""
+    return etag_of(ctx, kiosk_id, state.risk_version, f"{manifest[0]}/{count}/{short}/{head}/{state.held}")
+
+
+def answer_poll(ctx: ServerContext, request: Request) -> Response:
+    """A kiosk's poll, on the poll lane: one read for who it is and what its bundle's ETag is
+    now; a 304 when it holds that (the common answer), else the bundle. What it says of its
+    health and the log it saw is written after the answer, by the writer thread."""
+    h = request.headers
+    now = ctx.clock()
+    margin_days = protocol.key_margin_days(h.get(protocol.KEY_MARGIN_HEADER.lower()))
+    claimed = h.get("x-kiosk-id")
+    state = ctx.storage.poll_state(claimed, now, now + margin_days * DAY) if claimed else None
+    kiosk_id = authenticate(ctx, request, b"", known=state)
+    ctx.later(report_head, ctx, request, kiosk_id)
+    ctx.later(report_seen, ctx, request, kiosk_id, upload=False)
+    if state is None:  # (a kiosk registered between the read and the check: read it again)
+        state = ctx.storage.poll_state(kiosk_id, now, now + margin_days * DAY)
+    etag = poll_etag(ctx, kiosk_id, state) if state is not None else None
+    if etag is None:
+        raise ApiError(
+            503,
+            "no_manifest",
+            "no manifest published yet: the committee runs `kiosk-central manifest publish`",
+        )
+    if h.get("if-none-match") == etag:
+        ctx.metrics.bundles.labels(answer="304").inc()
+        return Response(status_code=304, headers={"ETag": etag})
+    return bundle_for(ctx, kiosk_id, etag, h.get(protocol.RISK_SINCE_HEADER.lower()), margin_days=margin_days)
+
+
 def bundle_for(
     ctx: ServerContext,
     kiosk_id: str,
-    if_none_match: str | None,
+    etag: str,
     since: str | None = None,
     *,
     margin_days: int = protocol.KEY_MARGIN_DAYS,
 ) -> Response:
-    """Relay what the root and the members signed, sign only the freshness. The common
-    answer, 304, reads a few small rows; the statements only when something changed."""
+    """The whole bundle (200): relay what the root and the members signed, sign only the
+    freshness. ``etag``: what poll_etag made of the same state."""
     now = ctx.clock()
     manifest = ctx.manifest()  # the newest the root signed (one written around it is skipped)
     if manifest is None:
@@ -46,12 +88,6 @@ def bundle_for(
     tag_docs = ctx.storage.tag_key_docs(kiosk_id, now, until=now + margin_days * DAY)
     head = ctx.storage.audit_head_doc()
     stored = ctx.storage.stored_summary(kiosk_id)  # what this server holds of the kiosk's numbers
-    held = f"{stored['epoch']}:{stored['high']}:{len(stored['gaps'])}" if stored else ""
-    tag = f"{manifest_version}/{len(tag_docs)}/{_short(tag_docs)}/{head['hash'] if head else ''}/{held}"
-    etag = etag_of(ctx, kiosk_id, ctx.storage.risk_version(), tag)
-    if if_none_match == etag:
-        ctx.metrics.bundles.labels(answer="304").inc()
-        return Response(status_code=304, headers={"ETag": etag})
     ctx.metrics.bundles.labels(answer="200").inc()
     wanted = int(since) if since and since.isascii() and since.isdigit() and len(since) < 19 else None
     delta = ctx.storage.statements(now=now, since=wanted) if wanted is not None else None
@@ -70,13 +106,13 @@ def bundle_for(
         succession=succession,
         stored=stored,
     )
-    return Response(
-        body, media_type="application/json", headers={"ETag": etag_of(ctx, kiosk_id, version, tag)}
-    )
+    # the ETag names the risk version the body carries (a statement added since the read: the
+    # next poll sees a different one and fetches again)
+    return Response(body, media_type="application/json", headers={"ETag": _with_version(etag, version)})
 
 
-def _short(docs: list[str]) -> str:
-    return hashlib.sha256("".join(docs[:1] + docs[-1:]).encode()).hexdigest()[:8] if docs else ""
+def _with_version(etag: str, version: int) -> str:
+    return f'"{version}-{etag.strip(chr(34)).split("-", 1)[1]}"'
 
 
 @router.get(
@@ -93,14 +129,7 @@ def _short(docs: list[str]) -> str:
         **error_responses(*AUTH_ERRORS, ("503", "no manifest published yet (no_manifest)")),
     },
 )
-def bundle(request: Request, ctx: Ctx) -> Response:
-    kiosk_id = authenticate(ctx, request, b"")
-    report_head(ctx, request, kiosk_id)
-    report_seen(ctx, request, kiosk_id, upload=False)
-    return bundle_for(
-        ctx,
-        kiosk_id,
-        request.headers.get("if-none-match"),
-        request.headers.get(protocol.RISK_SINCE_HEADER.lower()),
-        margin_days=protocol.key_margin_days(request.headers.get(protocol.KEY_MARGIN_HEADER.lower())),
-    )
+async def bundle(request: Request, ctx: Ctx) -> Response:
+    # On a lane of its own (threads that uploads never hold): a poll is a kiosk asking whether
+    # its risk list is current, and must not wait behind a burst of uploads.
+    return await asyncio.get_running_loop().run_in_executor(ctx.poll_lane, answer_poll, ctx, request)

@@ -176,4 +176,6 @@ async def upload(request: Request, ctx: Ctx) -> Response:
         raise ApiError(408, "slow_body", f"the body did not arrive within {BODY_DEADLINE_S:g} s") from None
     check_digest(request, body)
     async with ctx.ingest_gate:
-        return await run_in_threadpool(ingest, ctx, request, kiosk_id, body)
+        return await asyncio.get_running_loop().run_in_executor(
+            ctx.ingest_lane, ingest, ctx, request, kiosk_id, body
+        )

@@ -146,6 +146,20 @@ class EpochRow(NamedTuple):
     reused: int  # numbers used twice
 
 
+@dataclass(frozen=True)
+class PollState:
+    """What a kiosk's bundle poll needs to answer 304, read in one round trip: who the kiosk
+    is (its key, whether revoked) and every version its bundle's ETag is made of."""
+
+    public_key: bytes
+    revoked_at: float | None
+    risk_version: int
+    manifest_version: int | None  # the newest stored (the served one is the newest that verifies)
+    audit_head: str | None  # meta's audit_head (JSON), as bundles carry it
+    held: str  # epoch:high:gaps of what the server holds of the kiosk's latest epoch, or ""
+    tag_docs: tuple[int, str, str]  # how many of its tag-key docs apply, the first, the last
+
+
 class StoredSummary(TypedDict):
     """What the server holds of a kiosk's latest epoch, as its bundle states it."""
 

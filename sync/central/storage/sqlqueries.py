@@ -19,6 +19,7 @@ from sync.central.storage.rows import (
     KioskInfo,
     KioskSeen,
     KioskTagKey,
+    PollState,
     ReadRow,
     Run,
     SequenceSummary,
@@ -366,6 +367,42 @@ class SqlQueries:
                 [kiosk_id, epoch],
             )
         ]
+
+    def poll_state(self, kiosk_id: str, now: float, until: float) -> PollState | None:
+        """Everything a bundle poll's ETag is made of, for this kiosk and the tag keys between
+        ``now`` and ``until``, in one query (None: no such kiosk)."""
+        docs = (
+            "FROM tag_keys t WHERE t.kiosk_id = k.kiosk_id AND t.valid_to > ? AND t.valid_from < ? "
+            "AND t.doc IS NOT NULL"
+        )
+        gaps = "FROM sequence_gaps g WHERE g.kiosk_id = k.kiosk_id AND g.epoch = s.epoch"
+        rows = self._q(
+            self._sql(
+                "SELECT k.public_key, k.revoked_at, (SELECT value FROM meta WHERE key = 'risk_version'), "
+                "(SELECT max(version) FROM manifests), (SELECT value FROM meta WHERE key = 'audit_head'), "
+                f"s.epoch, s.high, (SELECT count(*) {gaps}), (SELECT min(low) {gaps}), "
+                f"(SELECT count(*) {docs}), (SELECT doc {docs} ORDER BY t.valid_from LIMIT 1), "
+                f"(SELECT doc {docs} ORDER BY t.valid_from DESC LIMIT 1) "
+                "FROM kiosks k LEFT JOIN (SELECT epoch, high FROM sequence_summary WHERE kiosk_id = ? "
+                "ORDER BY epoch DESC LIMIT 1) s ON 1 = 1 WHERE k.kiosk_id = ?"
+            ),
+            [now, until, now, until, now, until, kiosk_id, kiosk_id],
+        )
+        if not rows:
+            return None
+        key, revoked, risk, manifest, head, epoch, high, n_gaps, first_gap, n_docs, first, last = rows[0]
+        held = ""
+        if epoch is not None:  # as stored_summary states it: past 100 holes, only below the first
+            held = f"{epoch}:{first_gap - 1}:0" if n_gaps > 100 else f"{epoch}:{high}:{n_gaps}"
+        return PollState(
+            bytes(key),
+            revoked,
+            int(risk),
+            int(manifest) if manifest is not None else None,
+            head,
+            held,
+            (int(n_docs), first or "", last or ""),
+        )
 
     def stored_summary(self, kiosk_id: str) -> StoredSummary | None:
         """What the server holds of this kiosk's latest sequence epoch: the highest number and
