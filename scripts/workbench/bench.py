@@ -606,17 +606,20 @@ def main(argv=None) -> int:
             from workbench.bench_backends import bench_backends, sqlite_side_by_side
 
             print("central server backends against their raw limits", flush=True)
-            sqlite_side_by_side(t, work, keys, kiosks=args.backend_kiosks, rounds=args.backend_rounds)
-            bench_backends(
-                t,
-                work,
-                keys,
-                sizes=tuple(int(x) for x in args.backend_sizes.split(",")),
-                kiosks=args.backend_kiosks,
-                rounds=args.backend_rounds,
-                national_venues=args.national_venues,
-                national_rows=args.national_rows,
-            )
+            wanted = args.backends.split(",")
+            if "sqlite" in wanted:
+                sqlite_side_by_side(t, work, keys, kiosks=args.backend_kiosks, rounds=args.backend_rounds)
+            if "postgresql" in wanted:
+                bench_backends(
+                    t,
+                    work,
+                    keys,
+                    sizes=tuple(int(x) for x in args.backend_sizes.split(",")),
+                    kiosks=args.backend_kiosks,
+                    rounds=args.backend_rounds,
+                    national_venues=args.national_venues,
+                    national_rows=args.national_rows,
+                )
             return 0
         print("decoding", flush=True)
         bench_decode_rates(t)
