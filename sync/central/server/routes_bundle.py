@@ -25,16 +25,22 @@ def etag_of(ctx: ServerContext, kiosk_id: str, version: int, tag: str = "") -> s
     return f'"{version}-{digest}"'
 
 
-def poll_etag(ctx: ServerContext, kiosk_id: str, state: PollState) -> str | None:
-    """The ETag of this kiosk's bundle as it stands, from the poll's one read (None: no
-    manifest yet). The same for a 304 and a 200: what a bundle is made of changed, it changed."""
+def no_manifest() -> ApiError:
+    return ApiError(
+        503, "no_manifest", "no manifest published yet: the committee runs `kiosk-central manifest publish`"
+    )
+
+
+def bundle_tag(ctx: ServerContext, state: PollState) -> str:
+    """What a kiosk's bundle is made of, as its ETag names it (with the risk version), from
+    the poll's one read: the same for a 304 and a 200."""
     manifest = ctx.manifest_of(state.manifest_version)
     if manifest is None:
-        return None
+        raise no_manifest()
     head = json.loads(state.audit_head)["hash"] if state.audit_head else ""
     count, first, last = state.tag_docs
     short = hashlib.sha256((first + last).encode()).hexdigest()[:8] if count else ""
-    return etag_of(ctx, kiosk_id, state.risk_version, f"{manifest[0]}/{count}/{short}/{head}/{state.held}")
+    return f"{manifest[0]}/{count}/{short}/{head}/{state.held}"
 
 
 def answer_poll(ctx: ServerContext, request: Request) -> Response:
@@ -51,37 +57,30 @@ def answer_poll(ctx: ServerContext, request: Request) -> Response:
     ctx.later(report_seen, ctx, request, kiosk_id, upload=False)
     if state is None:  # (a kiosk registered between the read and the check: read it again)
         state = ctx.storage.poll_state(kiosk_id, now, now + margin_days * DAY)
-    etag = poll_etag(ctx, kiosk_id, state) if state is not None else None
-    if etag is None:
-        raise ApiError(
-            503,
-            "no_manifest",
-            "no manifest published yet: the committee runs `kiosk-central manifest publish`",
-        )
+    if state is None:
+        raise no_manifest()
+    tag = bundle_tag(ctx, state)
+    etag = etag_of(ctx, kiosk_id, state.risk_version, tag)
     if h.get("if-none-match") == etag:
         ctx.metrics.bundles.labels(answer="304").inc()
         return Response(status_code=304, headers={"ETag": etag})
-    return bundle_for(ctx, kiosk_id, etag, h.get(protocol.RISK_SINCE_HEADER.lower()), margin_days=margin_days)
+    return bundle_for(ctx, kiosk_id, tag, h.get(protocol.RISK_SINCE_HEADER.lower()), margin_days=margin_days)
 
 
 def bundle_for(
     ctx: ServerContext,
     kiosk_id: str,
-    etag: str,
+    tag: str,
     since: str | None = None,
     *,
     margin_days: int = protocol.KEY_MARGIN_DAYS,
 ) -> Response:
     """The whole bundle (200): relay what the root and the members signed, sign only the
-    freshness. ``etag``: what poll_etag made of the same state."""
+    freshness. ``tag``: what bundle_tag made of the same state."""
     now = ctx.clock()
     manifest = ctx.manifest()  # the newest the root signed (one written around it is skipped)
     if manifest is None:
-        raise ApiError(
-            503,
-            "no_manifest",
-            "no manifest published yet: the committee runs `kiosk-central manifest publish`",
-        )
+        raise no_manifest()
     manifest_version, manifest_doc = manifest
     succession = ctx.succession(manifest_version)
     # Only the tag keys of today and the kiosk's offline margin: a stolen kiosk holds no more.
@@ -108,11 +107,9 @@ def bundle_for(
     )
     # the ETag names the risk version the body carries (a statement added since the read: the
     # next poll sees a different one and fetches again)
-    return Response(body, media_type="application/json", headers={"ETag": _with_version(etag, version)})
-
-
-def _with_version(etag: str, version: int) -> str:
-    return f'"{version}-{etag.strip(chr(34)).split("-", 1)[1]}"'
+    return Response(
+        body, media_type="application/json", headers={"ETag": etag_of(ctx, kiosk_id, version, tag)}
+    )
 
 
 @router.get(
