@@ -81,6 +81,10 @@ PROBE_PLAN = (  # for this transaction only (set_config(..., true) is SET LOCAL)
 TAG_PLAN = "set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)"
 TAG_CONNECTIONS = 4  # days looked up at once
 # What a binary COPY of new records sends, column by column (_copy_rows).
+COPY_COLUMNS = (
+    "record_id, kiosk_id, seq, epoch, captured_at, clock_synced, sealed, batch_id, received_at, "
+    "seal_fallback, tag"
+)
 COPY_TYPES = ("uuid", "text", "int8", "int8", "float8", "bool", "bytea", "text", "float8", "bool", "bytea")
 RECORD_COLUMNS = ("record_id", "kiosk_id", "seq", "captured_at", "clock_synced", "seal_fallback", "sealed")
 _SELECT_RECORDS = (
@@ -308,7 +312,6 @@ class PgStorage(SqlQueries):
                     r if at % TIME_BUCKET_S == 0 else {**r, "captured_at": time_bucket(at)}
                 )
         rows = list(first.values())
-        keys = {rid: uuid.UUID(rid) for rid in first}  # each id parsed once: the probe, the COPY
         # A record is placed by its capture bucket: its id is looked up in the partitions of
         # those days only (each partition's index: no index spans partitions). (A time-ordered
         # id of an older kiosk was checked against its time by the server before.)
@@ -354,7 +357,7 @@ class PgStorage(SqlQueries):
             accepted = [r["record_id"] for r in rows]
             try:
                 with conn.transaction(), conn.cursor() as cur:
-                    self._copy_rows(cur, kiosk_id, batch_id, now, rows, keys)
+                    self._copy_rows(cur, kiosk_id, batch_id, now, rows)
                 inserted = rows
             except psycopg.errors.UniqueViolation:
                 inserted = self._insert_new(conn, kiosk_id, batch_id, now, rows)
@@ -383,52 +386,41 @@ class PgStorage(SqlQueries):
         )
 
     @staticmethod
-    def _copy_rows(cur, kiosk_id: str, batch_id: str, now: float, rows: list[dict], keys: dict) -> None:
-        with cur.copy(
-            "COPY records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, sealed, "
-            "batch_id, received_at, seal_fallback, tag) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(COPY_TYPES)
-            for r in rows:
-                tag = r.get("tag")
-                copy.write_row(
-                    (
-                        keys[r["record_id"]],
-                        kiosk_id,
-                        int(r["seq"]),
-                        int(r.get("epoch", 0)),
-                        float(r["captured_at"]),
-                        bool(r["clock_synced"]),
-                        r["sealed"],
-                        batch_id,
-                        now,
-                        bool(r.get("seal_fallback", False)),
-                        bytes.fromhex(tag) if tag else None,
-                    )
-                )
-
-    @staticmethod
-    def _insert_new(conn, kiosk_id: str, batch_id: str, now: float, rows: list[dict]) -> list[dict]:
-        """The duplicate rule, row by row in the database: what is new goes in, and is returned."""
-        got = conn.execute(
-            "INSERT INTO records (record_id, kiosk_id, seq, epoch, captured_at, clock_synced, sealed, "
-            "batch_id, received_at, seal_fallback, tag) SELECT u.r, %s, u.s, u.e, u.c, u.y, u.b, %s, %s, "
-            "u.f, u.t FROM unnest(%s::uuid[], %s::bigint[], %s::bigint[], %s::float8[], %s::bool[], "
-            "%s::bytea[], %s::bool[], %s::bytea[]) AS u(r, s, e, c, y, b, f, t) "
-            "ON CONFLICT DO NOTHING RETURNING record_id::text",
-            [
+    def _values(kiosk_id: str, batch_id: str, now: float, rows: list[dict]) -> list[tuple]:
+        """Each new record's row as the table's columns (COPY_COLUMNS), in the types stored."""
+        return [
+            (
+                uuid.UUID(r["record_id"]),
                 kiosk_id,
+                int(r["seq"]),
+                int(r.get("epoch", 0)),
+                float(r["captured_at"]),
+                bool(r["clock_synced"]),
+                r["sealed"],
                 batch_id,
                 now,
-                [r["record_id"] for r in rows],
-                [int(r["seq"]) for r in rows],
-                [int(r.get("epoch", 0)) for r in rows],
-                [float(r["captured_at"]) for r in rows],
-                [bool(r["clock_synced"]) for r in rows],
-                [r["sealed"] for r in rows],
-                [bool(r.get("seal_fallback", False)) for r in rows],
-                [bytes.fromhex(r["tag"]) if r.get("tag") else None for r in rows],
-            ],
+                bool(r.get("seal_fallback", False)),
+                bytes.fromhex(r["tag"]) if r.get("tag") else None,
+            )
+            for r in rows
+        ]
+
+    @classmethod
+    def _copy_rows(cls, cur, kiosk_id: str, batch_id: str, now: float, rows: list[dict]) -> None:
+        with cur.copy(f"COPY records ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(COPY_TYPES)
+            for values in cls._values(kiosk_id, batch_id, now, rows):
+                copy.write_row(values)
+
+    @classmethod
+    def _insert_new(cls, conn, kiosk_id: str, batch_id: str, now: float, rows: list[dict]) -> list[dict]:
+        """The duplicate rule, row by row in the database: what is new goes in, and is returned."""
+        columns = [list(c) for c in zip(*cls._values(kiosk_id, batch_id, now, rows), strict=True)]
+        got = conn.execute(
+            f"INSERT INTO records ({COPY_COLUMNS}) SELECT * FROM unnest(%s::uuid[], %s::text[], "
+            "%s::bigint[], %s::bigint[], %s::float8[], %s::bool[], %s::bytea[], %s::text[], "
+            "%s::float8[], %s::bool[], %s::bytea[]) ON CONFLICT DO NOTHING RETURNING record_id::text",
+            columns,
         ).fetchall()
         new = {g[0] for g in got}
         return [r for r in rows if r["record_id"] in new]
