@@ -54,6 +54,15 @@ SEEN_UPSERT = (
 )
 
 
+MAX_NAMED_GAPS = 100  # holes a bundle names; past them it confirms only below the first
+
+
+def confirmed(high: int, gaps: int, first_low: int) -> tuple[int, int]:
+    """(the highest number a bundle says the server holds, how many holes it names), from the
+    epoch's highest number, its holes and where the first starts."""
+    return (first_low - 1, 0) if gaps > MAX_NAMED_GAPS else (high, gaps)
+
+
 def seen_row(
     kiosk_id: str, *, now: float, skew_s: float, summary: str | None, upload: bool, summary_at: float | None
 ) -> list[Any]:
@@ -392,8 +401,9 @@ class SqlQueries:
             return None
         key, revoked, risk, manifest, head, epoch, high, n_gaps, first_gap, n_docs, first, last = rows[0]
         held = ""
-        if epoch is not None:  # as stored_summary states it: past 100 holes, only below the first
-            held = f"{epoch}:{first_gap - 1}:0" if n_gaps > 100 else f"{epoch}:{high}:{n_gaps}"
+        if epoch is not None:  # as stored_summary states it
+            confirmed_high, named = confirmed(high, n_gaps, first_gap)
+            held = f"{epoch}:{confirmed_high}:{named}"
         return PollState(
             bytes(key),
             revoked,
@@ -418,9 +428,8 @@ class SqlQueries:
             return None
         epoch, high = int(rows[0][0]), int(rows[0][1])
         runs = self.gaps(kiosk_id, epoch)
-        if len(runs) > 100:  # too many holes to name: confirm only below the first of them
-            high, runs = runs[0][0] - 1, []
-        return {"epoch": epoch, "high": high, "gaps": [[lo, hi] for lo, hi in runs]}
+        high, named = confirmed(high, len(runs), runs[0][0] if runs else 0)
+        return {"epoch": epoch, "high": high, "gaps": [[lo, hi] for lo, hi in runs[:named]]}
 
     def sequence_summary(self) -> list[SequenceSummary]:
         """Per kiosk and epoch, what was received: one indexed read of the aggregate that
