@@ -48,7 +48,7 @@ def open_records(
     the reading in the audit log (signed) and the reads table. With ``pass_id`` and the tag
     keys, only that pass's records are found (by search tag) and opened, nobody else's."""
     from sync.central.committee.members import authorise_read, opened_hash, readers
-    from sync.central.committee.tagsearch import pass_tags
+    from sync.central.committee.tagsearch import records_of_pass
 
     venues = {k.kiosk_id: k.venue for k in storage.kiosks()}  # read once: a fleet is long
     selected: list[dict] = []
@@ -62,9 +62,7 @@ def open_records(
         # by the 5-minute bucket kept in clear: a record of the window's first minutes may be
         # in the bucket before; its sealed time then says whether it is in the window
         if pass_id is not None and tag_keys:
-            days = {(s, e): k for s, (e, k) in tag_keys.items() if s < b and e > a}
-            tags = pass_tags(days, list(venues), pass_id)
-            rows = storage.records_by_tags(tags, time_bucket(a), b)
+            rows = records_of_pass(storage, tag_keys, list(venues), pass_id, a, b)
             return [r for r in rows if kiosk_id is None or r["kiosk_id"] == kiosk_id]
         return storage.records_between(kiosk_id, time_bucket(a), b)
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 from kiosk.core.sealkeys import TAG_CONTEXT, VENUE_TAG_INFO
+from kiosk.core.timing import time_bucket
 
 Period = tuple[float, float]
 INLINE_TAGS = 200_000  # fewer than this: computed here (starting processes costs more)
@@ -55,3 +56,12 @@ def pass_tags(
     with ProcessPoolExecutor(min(workers, len(periods)), mp_context=get_context("spawn")) as pool:
         tags = pool.map(_task, [(day_keys[p], kiosk_ids, pass_id) for p in periods])
         return dict(zip(periods, tags, strict=True))
+
+
+def records_of_pass(storage, tag_keys: Mapping[float, tuple[float, bytes]], kiosk_ids: Sequence[str],
+                    pass_id: bytes, start: float, end: float) -> list:  # fmt: skip
+    """The records carrying this pass's tag at any of these kiosks on the days of [start, end)
+    (``tag_keys``: valid_from -> (valid_to, key), as keyring.tag_keys gives them), looked up
+    from the 5-minute bucket that holds ``start``."""
+    days = {(s, e): key for s, (e, key) in tag_keys.items() if s < end and e > start}
+    return storage.records_by_tags(pass_tags(days, kiosk_ids, pass_id), time_bucket(start), end)

@@ -28,7 +28,7 @@ from kiosk.core.timing import DAY, time_bucket  # noqa: E402
 from sync.central.committee import members as committee
 from sync.central.committee.audit import State
 from sync.central.committee.reading import exact_time, open_record
-from sync.central.committee.tagsearch import pass_tags
+from sync.central.committee.tagsearch import records_of_pass
 
 
 @dataclass
@@ -136,10 +136,8 @@ def trace(
     # steps, each logged before anything of it is opened: the pass's own check-ins (found by
     # their tags, per venue and day), opened for their exact times; then only the records at
     # those kiosks whose bucket can fall within the overlap of one of them.
-    days = {(s, e): key for s, (e, key) in tag_keys.items() if s < end and e > start}
     venues = {k.kiosk_id: k.venue for k in storage.kiosks()}  # read once: a fleet is long
-    tags = pass_tags(days, list(venues), pass_id)  # per venue and day, in bulk
-    own = storage.records_by_tags(tags, time_bucket(start), end)
+    own = records_of_pass(storage, tag_keys, list(venues), pass_id, start, end)  # per venue and day
     detail = {
         "pass": committee.opened_hash(hash_key, pass_id.hex()) if hash_key else None,
         "overlap_s": overlap_s,
