@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from kiosk.core import protocol
 from kiosk.core.bundle import sign_receipt
 from kiosk.core.recordids import placed
-from kiosk.core.timing import TIME_BUCKET_S
+from kiosk.core.timing import time_bucket
 from sync.central.server.auth import authenticate, check_digest, report_head, report_seen
 from sync.central.server.batchwire import Batch, Malformed, batch_schema, decode_batch
 from sync.central.server.context import Ctx, ServerContext
@@ -83,7 +83,7 @@ def parse_batch(ctx: ServerContext, request: Request, body: bytes) -> tuple[Batc
             "record_id": r.record_id,
             "seq": r.seq,
             "epoch": r.epoch,
-            "captured_at": r.captured_at - r.captured_at % TIME_BUCKET_S,
+            "captured_at": time_bucket(r.captured_at),
             "clock_synced": r.clock_synced,
             "sealed": r.sealed,
             "seal_fallback": r.seal_fallback,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -55,9 +54,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # A thread storing a batch gives way within 1 ms (not Python's 5) when the event loop
-        # or a poll wants to run: polls stay fast while uploads keep the process busy.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         stop = threading.Event()
         if purge_every_s:
             threading.Thread(
@@ -177,7 +173,6 @@ WORKER_ENV = "KIOSK_CENTRAL_WORKER"  # JSON: what each worker process opens
 
 # uvicorn's own limits (nginx in front holds the slow clients: config/nginx/): connections
 # served at once (more get a 503 at once), idle keep-alive, the largest header block.
-SWITCH_INTERVAL_S = 0.001
 UVICORN_LIMITS: dict[str, Any] = {
     "limit_concurrency": 1000,
     "timeout_keep_alive": 5,
